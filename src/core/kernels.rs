@@ -1,0 +1,271 @@
+//! Fused element-wise kernels, each forward beside its backward.
+//!
+//! Every activation buffer is *features × batch*: row `r` (a feature) holds `batch`
+//! contiguous values, one per example. Per-feature work (biases, bias gradients) is then a
+//! contiguous row, and per-example sums (losses) are vector adds across rows.
+//!
+//! Parallel kernels split rows across the pool; per-example partial sums are kept per part
+//! and added in part order, so results are reproducible for a given thread count.
+
+use super::pool::{Pool, SyncMut};
+use super::simd::{self, simd_fn};
+
+/// Rows below this count run on the calling thread.
+const PARALLEL_MIN_ROWS: usize = 64;
+
+// ---------------------------------------------------------------------------------------
+// Linear layer epilogues
+// ---------------------------------------------------------------------------------------
+
+simd_fn! {
+    /// `h[r, b] = max(h[r, b] + bias[r], 0)` — shapes: h [rows, batch], bias [rows].
+    fn bias_relu_rows(h: &mut [f32], bias: &[f32], batch: usize) {
+        for (row, &b) in h.chunks_exact_mut(batch).zip(bias) {
+            for v in row {
+                *v = (*v + b).max(0.0);
+            }
+        }
+    }
+}
+
+/// Forward of `relu(W·x + b)` after the product: adds the bias and applies ReLU in place.
+/// Shapes: `h` [rows, batch] holding W·x, `bias` [rows].
+pub fn bias_relu(pool: &Pool, h: &mut [f32], bias: &[f32], batch: usize) {
+    let rows = bias.len();
+    let h = &mut h[..rows * batch];
+    let hp = SyncMut::new(h);
+    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
+        // SAFETY: row ranges of different parts are disjoint.
+        let block = unsafe { hp.slice(r.start * batch..r.end * batch) };
+        bias_relu_rows(block, &bias[r], batch);
+    });
+}
+
+simd_fn! {
+    /// Backward of [`bias_relu`]: `dh[r, b] = 0` where `h[r, b] = 0` (h is the ReLU output),
+    /// and `db[r] = Σ_b dh[r, b]`. Shapes: dh, h [rows, batch], db [rows].
+    fn relu_backward_rows(dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize) {
+        for ((drow, hrow), db) in dh.chunks_exact_mut(batch).zip(h.chunks_exact(batch)).zip(db) {
+            let mut sum = 0.0f32;
+            for (d, &hv) in drow.iter_mut().zip(hrow) {
+                *d = if hv > 0.0 { *d } else { 0.0 };
+                sum += *d;
+            }
+            *db = sum;
+        }
+    }
+}
+
+/// Backward of `relu(W·x + b)` up to the product: masks `dh` by the ReLU and writes the
+/// bias gradient. Shapes: `dh`, `h` [rows, batch], `db` [rows].
+pub fn relu_backward(pool: &Pool, dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize) {
+    let rows = db.len();
+    let dhp = SyncMut::new(&mut dh[..rows * batch]);
+    let dbp = SyncMut::new(db);
+    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
+        // SAFETY: row ranges of different parts are disjoint.
+        let (d, b) = unsafe { (dhp.slice(r.start * batch..r.end * batch), dbp.slice(r.clone())) };
+        relu_backward_rows(d, &h[r.start * batch..r.end * batch], b, batch);
+    });
+}
+
+/// `e[r, b] += bias[r]` — a linear layer with no activation. Shapes: e [rows, batch].
+pub fn bias_add(e: &mut [f32], bias: &[f32], batch: usize) {
+    for (row, &b) in e.chunks_exact_mut(batch).zip(bias) {
+        row.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// `out[r] = Σ_b m[r, b]`: the bias gradient of a linear layer with no activation.
+pub fn row_sums(m: &[f32], batch: usize, out: &mut [f32]) {
+    for (row, o) in m.chunks_exact(batch).zip(out) {
+        *o = row.iter().sum();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bernoulli decoder output: sigmoid + binary cross-entropy + gradient in one pass
+// ---------------------------------------------------------------------------------------
+
+simd_fn! {
+    fn bernoulli_rows(
+        logits: &mut [f32],
+        bias: &[f32],
+        x: &[f32],
+        db: &mut [f32],
+        col_loss: &mut [f32],
+        batch: usize,
+    ) {
+        let rows = logits.chunks_exact_mut(batch).zip(x.chunks_exact(batch));
+        for ((lrow, xrow), (&b, db)) in rows.zip(bias.iter().zip(db)) {
+            let mut sum = 0.0f32;
+            for ((l, &xv), acc) in lrow.iter_mut().zip(xrow).zip(col_loss.iter_mut()) {
+                let logit = *l + b;
+                let (softplus, sigmoid) = simd::softplus_sigmoid(logit);
+                *acc += softplus - xv * logit;
+                let grad = sigmoid - xv;
+                *l = grad;
+                sum += grad;
+            }
+            *db = sum;
+        }
+    }
+}
+
+/// The decoder's Bernoulli likelihood, forward and backward in one pass (Kingma & Welling
+/// 2014, appendix C.1): with logits `l = W·h + b` (bias added here),
+/// `BCE(σ(l), x) = softplus(l) − x·l` per pixel (the logit form, stable for any l), and
+/// `∂BCE/∂l = σ(l) − x`.
+///
+/// Shapes: `logits` [pixels, batch] holds W·h on entry and the gradient ∂BCE/∂l on exit;
+/// `bias`, `db` [pixels]; `x` [pixels, batch] targets in [0, 1]; `col_loss` [parts, batch]
+/// scratch (parts = pool threads). Returns the per-example BCE, summed over pixels, in
+/// `col_loss[..batch]`.
+pub fn bernoulli_bce(
+    pool: &Pool,
+    logits: &mut [f32],
+    bias: &[f32],
+    x: &[f32],
+    db: &mut [f32],
+    col_loss: &mut [f32],
+    batch: usize,
+) {
+    let rows = bias.len();
+    let parts = pool.threads();
+    assert!(col_loss.len() >= parts * batch, "col_loss needs [threads, batch]");
+    col_loss[..parts * batch].fill(0.0);
+    let lp = SyncMut::new(&mut logits[..rows * batch]);
+    let dbp = SyncMut::new(db);
+    let cp = SyncMut::new(col_loss);
+    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|part, r| {
+        // SAFETY: row ranges and per-part loss rows are disjoint between parts.
+        let (l, d, c) = unsafe {
+            (
+                lp.slice(r.start * batch..r.end * batch),
+                dbp.slice(r.clone()),
+                cp.slice(part * batch..(part + 1) * batch),
+            )
+        };
+        bernoulli_rows(l, &bias[r.clone()], &x[r.start * batch..r.end * batch], d, c, batch);
+    });
+    let (first, rest) = col_loss.split_at_mut(batch);
+    for p in 1..parts {
+        for (a, b) in first.iter_mut().zip(&rest[(p - 1) * batch..p * batch]) {
+            *a += b;
+        }
+    }
+}
+
+simd_fn! {
+    /// Forward only: `out = σ(l + b)` for showing images. Shapes: l [pixels, batch].
+    pub fn bias_sigmoid(l: &mut [f32], bias: &[f32], batch: usize) {
+        for (row, &b) in l.chunks_exact_mut(batch).zip(bias) {
+            for v in row {
+                *v = simd::softplus_sigmoid(*v + b).1;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reparameterisation + KL divergence
+// ---------------------------------------------------------------------------------------
+
+simd_fn! {
+    /// Forward of the reparameterisation trick and the Gaussian KL (Kingma & Welling 2014,
+    /// eq. 10 and appendix B):
+    /// `z = μ + ε·exp(½ logσ²)`,
+    /// `KL(q(z|x) ‖ N(0, I)) = −½ Σ_j (1 + logσ²_j − σ²_j − μ²_j)`.
+    ///
+    /// Shapes: `enc` [2·latent, batch] = μ rows then logσ² rows; `eps` [latent, batch];
+    /// `z` [latent, batch] (output); `kl` [batch] receives each example's KL (overwritten).
+    pub fn reparameterize(enc: &[f32], eps: &[f32], z: &mut [f32], kl: &mut [f32], batch: usize) {
+        let (mu, logvar) = enc.split_at(enc.len() / 2);
+        kl.fill(0.0);
+        let rows = mu.chunks_exact(batch).zip(logvar.chunks_exact(batch));
+        for ((mrow, lrow), (erow, zrow)) in rows.zip(eps.chunks_exact(batch).zip(z.chunks_exact_mut(batch))) {
+            for i in 0..batch {
+                let (m, lv) = (mrow[i], lrow[i]);
+                let std = simd::exp(0.5 * lv);
+                zrow[i] = m + erow[i] * std;
+                kl[i] += 0.5 * (m * m + std * std - 1.0 - lv);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// Backward of [`reparameterize`] with the KL weighted by `beta`:
+    /// `∂/∂μ = dz + β·μ`, `∂/∂logσ² = dz·ε·½σ + β·½(σ² − 1)`, and the encoder-head bias
+    /// gradient `db[r] = Σ_b denc[r, b]`.
+    ///
+    /// Shapes: `enc`, `denc` [2·latent, batch]; `eps`, `dz` [latent, batch]; `db` [2·latent].
+    pub fn reparameterize_backward(
+        enc: &[f32],
+        eps: &[f32],
+        dz: &[f32],
+        beta: f32,
+        denc: &mut [f32],
+        db: &mut [f32],
+        batch: usize,
+    ) {
+        let latent = eps.len() / batch;
+        let (mu, logvar) = enc.split_at(latent * batch);
+        let (dmu, dlogvar) = denc.split_at_mut(latent * batch);
+        let (db_mu, db_logvar) = db.split_at_mut(latent);
+        for j in 0..latent {
+            let r = j * batch..(j + 1) * batch;
+            let (mut smu, mut slv) = (0.0f32, 0.0f32);
+            let (mrow, lrow, erow, dzrow) = (&mu[r.clone()], &logvar[r.clone()], &eps[r.clone()], &dz[r.clone()]);
+            let (dmrow, dlrow) = (&mut dmu[r.clone()], &mut dlogvar[r]);
+            for i in 0..batch {
+                let std = simd::exp(0.5 * lrow[i]);
+                let gm = dzrow[i] + beta * mrow[i];
+                let gl = 0.5 * (dzrow[i] * erow[i] * std + beta * (std * std - 1.0));
+                dmrow[i] = gm;
+                dlrow[i] = gl;
+                smu += gm;
+                slv += gl;
+            }
+            db_mu[j] = smu;
+            db_logvar[j] = slv;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Input gather
+// ---------------------------------------------------------------------------------------
+
+/// Copies the images `indices` of a `[count, pixels]` u8 dataset into the columns of
+/// `x` [pixels, batch] as intensities `v / 255` (torchvision's `ToTensor`), transposing on
+/// the way. Works in blocks of 16 examples so every store is a contiguous run of a row.
+pub fn gather_images(images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32]) {
+    let batch = indices.len();
+    let lut: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
+    const BLOCK: usize = 16;
+    for (block_index, block) in indices.chunks(BLOCK).enumerate() {
+        let col0 = block_index * BLOCK;
+        let mut rows: [&[u8]; BLOCK] = [&[]; BLOCK];
+        for (slot, &i) in rows.iter_mut().zip(block) {
+            let start = i as usize * pixels;
+            *slot = &images[start..start + pixels];
+        }
+        for f in 0..pixels {
+            let out = &mut x[f * batch + col0..f * batch + col0 + block.len()];
+            for (o, src) in out.iter_mut().zip(&rows) {
+                *o = lut[src[f] as usize];
+            }
+        }
+    }
+}
+
+/// Writes one-hot label rows: `y[c, b] = 1` if `labels[b] == c`. Shapes: y [classes, batch].
+pub fn one_hot(labels: impl Iterator<Item = u8>, classes: usize, y: &mut [f32], batch: usize) {
+    y[..classes * batch].fill(0.0);
+    for (b, label) in labels.enumerate() {
+        let c = label as usize;
+        assert!(c < classes, "label {c} out of range for {classes} classes");
+        y[c * batch + b] = 1.0;
+    }
+}

@@ -1,0 +1,184 @@
+//! Matrix products on the `gemm` crate, split across the hot [`Pool`].
+//!
+//! Activations are stored *features × batch* (row-major, a row per feature), weights in
+//! PyTorch's `[out, in]` layout. Then every product of a layer is a plain `W·X`, `dY·Xᵀ` or
+//! `Wᵀ·dY` with no copies: transposes are just swapped strides (see the design note:
+//! transposed activations let `gemm` run at its peak without repacking the weights).
+//!
+//! Each product is split into one block of output rows (or columns) per thread, each block
+//! computed by a single-threaded `gemm` call, so the result does not depend on scheduling.
+
+use super::pool::{Pool, SyncMut, split_range};
+
+/// A read-only strided view of a matrix inside a slice.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows × cols` matrix at the start of `data`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Mat<'a> {
+        Mat::strided(data, rows, cols, cols, 1)
+    }
+
+    /// The first `cols` columns of a row-major matrix whose rows are `row_stride` apart.
+    pub fn columns(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Mat<'a> {
+        Mat::strided(data, rows, cols, row_stride, 1)
+    }
+
+    fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Mat<'a> {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * rs + (cols - 1) * cs;
+            assert!(last < data.len(), "matrix view {rows}x{cols} does not fit its buffer");
+        }
+        Mat { data, rows, cols, row_stride: rs, col_stride: cs }
+    }
+
+    /// The transpose, as a view (no copy).
+    pub fn t(self) -> Mat<'a> {
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// Products smaller than this many multiply-adds run on one thread: a hand-off costs more.
+const PARALLEL_MIN_MACS: usize = 64 * 1024;
+
+/// `dst = a·b` (or `dst += a·b` when `accumulate`), `dst` row-major `a.rows × b.cols`.
+///
+/// Shapes: `a` [m, k], `b` [k, n], `dst` [m, n].
+pub fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ: [{m}, {k}] x [{}, {n}]", b.rows);
+    assert!(dst.len() >= m * n, "destination too small for [{m}, {n}]");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The parts write disjoint blocks of the destination.
+    let dst = SyncMut::new(dst);
+    let parts = pool.threads();
+    let split_rows = m >= n;
+    let block = |part: usize| {
+        let (rows, cols) = if split_rows {
+            (split_range(m, parts, part, 8), 0..n)
+        } else {
+            (0..m, split_range(n, parts, part, 16))
+        };
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        // SAFETY: views were bounds-checked in `Mat::strided`/above; blocks are disjoint.
+        unsafe {
+            gemm::gemm(
+                rows.len(),
+                cols.len(),
+                k,
+                dst.ptr().add(rows.start * n + cols.start),
+                1,
+                n as isize,
+                accumulate,
+                a.data.as_ptr().add(rows.start * a.row_stride),
+                a.col_stride as isize,
+                a.row_stride as isize,
+                b.data.as_ptr().add(cols.start * b.col_stride),
+                b.col_stride as isize,
+                b.row_stride as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if parts == 1 || m * n * k < PARALLEL_MIN_MACS {
+        block_all(&block, parts);
+    } else {
+        pool.run(&block);
+    }
+}
+
+fn block_all(block: &dyn Fn(usize), parts: usize) {
+    for p in 0..parts {
+        block(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn ramp(len: usize, seed: f32) -> Vec<f32> {
+        (0..len).map(|i| ((i as f32 * 0.37 + seed).sin() * 2.0).round() / 2.0).collect()
+    }
+
+    #[test]
+    fn products_with_transposes_match_the_naive_loop_exactly() {
+        // Entries are multiples of 0.5 with small sums, so every order of summation is exact.
+        for threads in [1, 2, 3] {
+            let pool = Pool::new(threads);
+            for (m, k, n) in [(1, 1, 1), (3, 5, 7), (64, 33, 130), (130, 70, 9)] {
+                let a = ramp(m * k, 0.1);
+                let b = ramp(k * n, 0.7);
+                let want = naive(&a, &b, m, k, n);
+                let mut got = vec![0.0; m * n];
+                matmul(&pool, &mut got, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
+                assert_eq!(got, want);
+                // Aᵀ stored as [k, m] and viewed transposed gives the same product.
+                let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+                let mut got_t = vec![1.0; m * n];
+                matmul(&pool, &mut got_t, Mat::new(&at, k, m).t(), Mat::new(&b, k, n), true);
+                let want_acc: Vec<f32> = want.iter().map(|v| v + 1.0).collect();
+                assert_eq!(got_t, want_acc);
+            }
+        }
+    }
+
+    #[test]
+    fn column_view_uses_only_the_leading_columns() {
+        let pool = Pool::new(1);
+        // w: 2 x 3, use its first 2 columns.
+        let w = [1.0, 2.0, 100.0, 3.0, 4.0, 100.0];
+        let x = [1.0, 0.0, 0.0, 1.0];
+        let mut y = [0.0; 4];
+        matmul(&pool, &mut y, Mat::columns(&w, 2, 2, 3), Mat::new(&x, 2, 2), false);
+        assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "inner dimensions differ")]
+    fn mismatched_shapes_are_rejected() {
+        let pool = Pool::new(1);
+        let mut y = [0.0; 4];
+        matmul(&pool, &mut y, Mat::new(&[0.0; 6], 2, 3), Mat::new(&[0.0; 4], 2, 2), false);
+    }
+}

@@ -1,0 +1,14 @@
+//! The compute core: hot thread pool, `gemm` wrapper, fused kernels, Adam, random numbers.
+//! Nothing here allocates per call except where noted; callers own every buffer.
+
+pub mod adam;
+pub mod kernels;
+pub mod matmul;
+pub mod pool;
+pub mod rng;
+pub mod simd;
+
+pub use adam::{AdamConfig, AdamState, adam_step};
+pub use matmul::{Mat, matmul};
+pub use pool::Pool;
+pub use rng::{Purpose, Rng};

@@ -1,0 +1,2 @@
+//! `vae`: variational autoencoders on images, trained on a hand-written CPU compute core.
+pub mod core;
