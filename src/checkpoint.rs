@@ -1,0 +1,292 @@
+//! The run directory: its configuration, weights, optimizer state and metrics.
+//!
+//! ```text
+//! RUN_DIR/config.json              RunConfig: the model and how it was trained
+//! RUN_DIR/model.safetensors        weights, PyTorch names and [out, in] layouts
+//! RUN_DIR/train-state.safetensors  params + Adam moments + epoch/step: what --resume reads
+//! RUN_DIR/metrics.jsonl            one EpochMetrics record per completed epoch
+//! RUN_DIR/samples/epoch-NNN.png    a 10×10 sample grid per epoch
+//! ```
+//!
+//! Every file is written atomically (temporary file, fsync, rename). Per epoch the order is
+//! metrics, weights, then train state: the train state is the commit point, and resuming
+//! drops metric records past it, so killing the process at any moment leaves the last
+//! completed epoch loadable.
+
+use crate::core::AdamState;
+use crate::model::{Model, ModelConfig, Network};
+use crate::train::TrainConfig;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const STATE_FILE: &str = "train-state.safetensors";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// What went wrong with a run directory. Messages name the file and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{0} is not a run directory (no config.json); pass a directory made by `vae train`")]
+    NotARun(PathBuf),
+    #[error("{0} has no {MODEL_FILE}: the run has not completed an epoch yet; train it (`vae train --resume {dir}`) or pick another run", dir = .0.display())]
+    NoWeights(PathBuf),
+    #[error("{0} has no {STATE_FILE} to resume from; start a new run with `vae train`")]
+    NoState(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source} (is the disk full or the directory read-only?)")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path} is corrupt: {reason}; restore it from a backup or retrain the run")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl CheckpointError {
+    fn corrupt(path: &Path, reason: impl std::fmt::Display) -> CheckpointError {
+        CheckpointError::Corrupt { path: path.to_owned(), reason: reason.to_string() }
+    }
+}
+
+/// Everything that defines a run; written before the first step, read by every command
+/// that rebuilds the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    /// The `vae` version that created the run.
+    pub version: String,
+}
+
+/// One epoch's record in `metrics.jsonl`. Losses are in nats per example unless named
+/// otherwise; "loss" is the negative ELBO (BCE + KL) for variational models and the BCE
+/// for `ae`; `train_objective` is what was minimised (BCE + β·KL).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub step: u64,
+    pub train_objective: f64,
+    pub train_bce: f64,
+    pub train_kl: f64,
+    /// The tutorial's figure: the mean over steps of the summed batch objective.
+    pub train_batch_loss: f64,
+    pub test_loss: f64,
+    pub test_bce: f64,
+    pub test_kl: f64,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
+/// then rename over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    write_atomic(path, bytes).map_err(|source| CheckpointError::Write { path: path.to_owned(), source })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Read { path: path.to_owned(), source })
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn tensor_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>, CheckpointError> {
+    let t = st.tensor(name).map_err(|_| CheckpointError::corrupt(path, format!("tensor {name} is missing")))?;
+    if t.dtype() != Dtype::F32 || t.shape() != shape {
+        return Err(CheckpointError::corrupt(
+            path,
+            format!("tensor {name} is {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape()),
+        ));
+    }
+    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+}
+
+fn metadata(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+fn meta_number(meta: &HashMap<String, String>, key: &str, path: &Path) -> Result<u64, CheckpointError> {
+    meta.get(key)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| CheckpointError::corrupt(path, format!("metadata `{key}` is missing")))
+}
+
+/// A run directory on disk.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+/// What `--resume` restores.
+pub struct TrainState {
+    pub model: Model,
+    pub adam: AdamState,
+    /// Completed epochs.
+    pub epoch: usize,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> RunDir {
+        RunDir { path: path.into() }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn samples_dir(&self) -> PathBuf {
+        self.path.join("samples")
+    }
+
+    /// Creates the directory (and `samples/`).
+    pub fn create(&self) -> Result<(), CheckpointError> {
+        std::fs::create_dir_all(self.samples_dir())
+            .map_err(|source| CheckpointError::Write { path: self.samples_dir(), source })
+    }
+
+    pub fn save_config(&self, config: &RunConfig) -> Result<(), CheckpointError> {
+        let json = serde_json::to_string_pretty(config).expect("config serialises");
+        write(&self.file(CONFIG_FILE), format!("{json}\n").as_bytes())
+    }
+
+    pub fn load_config(&self) -> Result<RunConfig, CheckpointError> {
+        let path = self.file(CONFIG_FILE);
+        if !path.is_file() {
+            return Err(CheckpointError::NotARun(self.path.clone()));
+        }
+        let text = read(&path)?;
+        let config: RunConfig = serde_json::from_slice(&text).map_err(|e| CheckpointError::corrupt(&path, e))?;
+        config.model.validate().map_err(|e| CheckpointError::corrupt(&path, e))?;
+        Ok(config)
+    }
+
+    /// Saves the weights under PyTorch's names and shapes.
+    pub fn save_model(&self, model: &Model, epoch: usize) -> Result<(), CheckpointError> {
+        let bytes = model_bytes(model, epoch);
+        write(&self.file(MODEL_FILE), &bytes)
+    }
+
+    /// Loads the run's config and weights; the weights' names and shapes must match it.
+    pub fn load_model(&self) -> Result<(RunConfig, Model), CheckpointError> {
+        let config = self.load_config()?;
+        let path = self.file(MODEL_FILE);
+        if !path.is_file() {
+            return Err(CheckpointError::NoWeights(self.path.clone()));
+        }
+        let model = model_from_bytes(&read(&path)?, &config.model, &path)?;
+        Ok((config, model))
+    }
+
+    /// Saves parameters, Adam moments and progress: the commit point of an epoch.
+    pub fn save_state(&self, model: &Model, adam: &AdamState, epoch: usize) -> Result<(), CheckpointError> {
+        let n = model.params.len();
+        let (p, m, v) = (f32_bytes(&model.params), f32_bytes(&adam.m), f32_bytes(&adam.v));
+        fn view(b: &[u8], n: usize) -> TensorView<'_> {
+            TensorView::new(Dtype::F32, vec![n], b).expect("sizes match")
+        }
+        let tensors = [("params", view(&p, n)), ("exp_avg", view(&m, n)), ("exp_avg_sq", view(&v, n))];
+        let meta = HashMap::from([
+            ("epoch".to_string(), epoch.to_string()),
+            ("step".to_string(), adam.step.to_string()),
+            ("format".to_string(), "vae-train-state-1".to_string()),
+        ]);
+        let bytes = safetensors::serialize(tensors, Some(meta)).expect("valid tensors");
+        write(&self.file(STATE_FILE), &bytes)
+    }
+
+    pub fn load_state(&self, config: &ModelConfig) -> Result<TrainState, CheckpointError> {
+        let path = self.file(STATE_FILE);
+        if !path.is_file() {
+            return Err(CheckpointError::NoState(self.path.clone()));
+        }
+        let bytes = read(&path)?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::corrupt(&path, e))?;
+        let meta = metadata(&bytes, &path)?;
+        let network = Network::new(config.clone());
+        let n = [network.layout.len];
+        let params = tensor_f32(&st, "params", &n, &path)?;
+        let m = tensor_f32(&st, "exp_avg", &n, &path)?;
+        let v = tensor_f32(&st, "exp_avg_sq", &n, &path)?;
+        let epoch = meta_number(&meta, "epoch", &path)? as usize;
+        let step = meta_number(&meta, "step", &path)?;
+        Ok(TrainState { model: Model { network, params }, adam: AdamState { m, v, step }, epoch })
+    }
+
+    pub fn save_metrics(&self, records: &[EpochMetrics]) -> Result<(), CheckpointError> {
+        let mut text = String::new();
+        for r in records {
+            text.push_str(&serde_json::to_string(r).expect("metrics serialise"));
+            text.push('\n');
+        }
+        write(&self.file(METRICS_FILE), text.as_bytes())
+    }
+
+    /// The metric records, oldest first (none if the file does not exist yet).
+    pub fn load_metrics(&self) -> Result<Vec<EpochMetrics>, CheckpointError> {
+        let path = self.file(METRICS_FILE);
+        if !path.is_file() {
+            return Ok(Vec::new());
+        }
+        let text = read(&path)?;
+        let text = String::from_utf8_lossy(&text);
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| CheckpointError::corrupt(&path, format!("line {}: {e}", i + 1))))
+            .collect()
+    }
+}
+
+/// The weights as safetensors bytes: PyTorch's `state_dict` names and shapes, f32.
+pub fn model_bytes(model: &Model, epoch: usize) -> Vec<u8> {
+    let layout = &model.network.layout;
+    let data: Vec<(&str, Vec<usize>, Vec<u8>)> = layout
+        .tensors
+        .iter()
+        .map(|t| (t.name, t.shape.clone(), f32_bytes(&model.params[t.range.clone()])))
+        .collect();
+    let views = data
+        .iter()
+        .map(|(name, shape, bytes)| (*name, TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes match")));
+    let meta = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("model".to_string(), model.config().kind.name().to_string()),
+        ("epoch".to_string(), epoch.to_string()),
+    ]);
+    safetensors::serialize(views, Some(meta)).expect("valid tensors")
+}
+
+/// Parses safetensors weights for `config`; every tensor must be present with its shape.
+pub fn model_from_bytes(bytes: &[u8], config: &ModelConfig, path: &Path) -> Result<Model, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
+    let network = Network::new(config.clone());
+    let mut params = vec![0.0f32; network.layout.len];
+    for t in &network.layout.tensors {
+        params[t.range.clone()].copy_from_slice(&tensor_f32(&st, t.name, &t.shape, path)?);
+    }
+    if params.iter().any(|p| !p.is_finite()) {
+        return Err(CheckpointError::corrupt(path, "it holds NaN or infinite weights"));
+    }
+    Ok(Model { network, params })
+}

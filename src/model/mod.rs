@@ -1,0 +1,120 @@
+//! Models: configuration, parameter layout, the network passes, and [`Model`], a trained
+//! network with a friendly batch API for other programs.
+
+pub mod config;
+pub mod network;
+
+pub use config::{Layout, ModelConfig, ModelKind, TensorInfo};
+pub use network::{BatchLoss, Network, Workspace};
+
+use crate::core::{Pool, Purpose, Rng};
+
+/// A network with its parameters: what a checkpoint holds.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub network: Network,
+    /// All parameters, laid out as `network.layout` says.
+    pub params: Vec<f32>,
+}
+
+/// What the encoder says of a batch of images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoding {
+    /// Means of q(z|x), `[n, latent]` row-major (one row per image).
+    pub mu: Vec<f32>,
+    /// Log-variances of q(z|x), `[n, latent]` (all zero for `ae`, which has none).
+    pub logvar: Vec<f32>,
+}
+
+impl Model {
+    /// A freshly initialised model, as PyTorch's `nn.Linear` does it: every weight and bias
+    /// of a layer with `fan_in` inputs uniform in [−1/√fan_in, 1/√fan_in) (kaiming_uniform
+    /// with a = √5 reduces to exactly this bound).
+    pub fn init(config: ModelConfig, seed: u64) -> Model {
+        let network = Network::new(config);
+        let mut params = vec![0.0f32; network.layout.len];
+        let mut rng = Rng::stream(seed, Purpose::Init, 0);
+        for t in &network.layout.tensors {
+            // Weights are [out, in]; a bias [out] belongs to the layer whose weight precedes it.
+            let fan_in = layer_fan_in(&network.layout, t.name);
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            for p in &mut params[t.range.clone()] {
+                *p = ((rng.uniform() * 2.0 - 1.0) * bound) as f32;
+            }
+        }
+        Model { network, params }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.network.config
+    }
+
+    /// Encodes `n` images given as `[n, pixels]` intensities in [0, 1] (with their labels
+    /// for `cvae`).
+    pub fn encode(&self, pool: &Pool, images: &[f32], labels: Option<&[u8]>) -> Encoding {
+        let c = self.config();
+        let (p, l) = (c.pixels(), c.latent_dim);
+        let n = images.len() / p;
+        assert_eq!(images.len(), n * p, "images must be [n, {p}]");
+        let mut ws = Workspace::new(c, n.max(1), pool.threads());
+        transpose_into(images, n, p, &mut ws.x);
+        fill_labels(c, labels, n, &mut ws.x[p * n..]);
+        self.network.encode(pool, &self.params, &mut ws);
+        let mut mu = vec![0.0; n * l];
+        transpose_into(&ws.enc[..l * n], l, n, &mut mu);
+        let mut logvar = vec![0.0; n * l];
+        if c.kind.variational() {
+            transpose_into(&ws.enc[l * n..2 * l * n], l, n, &mut logvar);
+        }
+        Encoding { mu, logvar }
+    }
+
+    /// Decodes `n` latent vectors `[n, latent]` (with labels for `cvae`) into Bernoulli means
+    /// `[n, pixels]` in [0, 1].
+    pub fn decode(&self, pool: &Pool, z: &[f32], labels: Option<&[u8]>) -> Vec<f32> {
+        let c = self.config();
+        let (p, l) = (c.pixels(), c.latent_dim);
+        let n = z.len() / l;
+        assert_eq!(z.len(), n * l, "z must be [n, {l}]");
+        let mut ws = Workspace::new(c, n.max(1), pool.threads());
+        transpose_into(z, n, l, &mut ws.z);
+        fill_labels(c, labels, n, &mut ws.z[l * n..]);
+        self.network.decode(pool, &self.params, &mut ws);
+        let mut out = vec![0.0; n * p];
+        transpose_into(&ws.out[..p * n], p, n, &mut out);
+        out
+    }
+
+    /// Draws `n` images from the generative model: z ~ N(0, I), then the decoder's means.
+    pub fn sample(&self, pool: &Pool, n: usize, labels: Option<&[u8]>, rng: &mut Rng) -> Vec<f32> {
+        let mut z = vec![0.0; n * self.config().latent_dim];
+        rng.fill_normal(&mut z);
+        self.decode(pool, &z, labels)
+    }
+}
+
+/// `dst[c, r] = src[r, c]` for a row-major `[rows, cols]` source.
+pub fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    for r in 0..rows {
+        for c in 0..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
+fn fill_labels(config: &ModelConfig, labels: Option<&[u8]>, n: usize, rows: &mut [f32]) {
+    let classes = config.cond_dim();
+    if classes == 0 {
+        return;
+    }
+    let labels = labels.expect("a conditional model needs labels");
+    assert_eq!(labels.len(), n, "one label per example");
+    crate::core::kernels::one_hot(labels.iter().copied(), classes, rows, n);
+}
+
+fn layer_fan_in(layout: &Layout, name: &str) -> usize {
+    let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
+    let weight = format!("{layer}.weight");
+    let t = layout.tensors.iter().find(|t| t.name == weight).expect("every bias has a weight");
+    t.shape[1]
+}

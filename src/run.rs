@@ -1,0 +1,185 @@
+//! A training run end to end: set-up or resume, the epoch loop with its progress bar and
+//! report line, and the files each epoch leaves in the run directory.
+
+use crate::checkpoint::{CheckpointError, EpochMetrics, RunConfig, RunDir};
+use crate::core::AdamState;
+use crate::data::Dataset;
+use crate::images;
+use crate::model::{Model, ModelConfig};
+use crate::train::{Diverged, Trainer, sample_grid_inputs};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Images in the per-epoch sample grid (10 × 10, as the tutorial).
+pub const GRID_IMAGES: usize = 100;
+/// Images per grid row.
+pub const GRID_ROW: usize = 10;
+/// torchvision's `save_image` padding.
+pub const GRID_PADDING: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Diverged(#[from] Diverged),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A run ready to train: fresh or resumed.
+pub struct Run {
+    pub dir: RunDir,
+    pub config: RunConfig,
+    pub trainer: Trainer,
+    pub metrics: Vec<EpochMetrics>,
+}
+
+impl Run {
+    /// Starts a new run in `dir` (which must not already hold one): writes `config.json`
+    /// before the first step.
+    pub fn create(dir: PathBuf, config: RunConfig, data: Dataset) -> Result<Run, RunError> {
+        config.model.validate().map_err(RunError::Invalid)?;
+        config.train.validate().map_err(RunError::Invalid)?;
+        let dir = RunDir::new(dir);
+        if dir.file(crate::checkpoint::CONFIG_FILE).exists() {
+            return Err(RunError::Invalid(format!(
+                "{} already holds a run; continue it with `vae train --resume {0}` or choose another --out",
+                dir.path.display()
+            )));
+        }
+        dir.create()?;
+        dir.save_config(&config)?;
+        let model = Model::init(config.model.clone(), config.train.seed);
+        let adam = AdamState::new(model.params.len());
+        let trainer = Trainer::new(config.train.clone(), model, adam, 0, data);
+        check_batch(&trainer)?;
+        Ok(Run { dir, config, trainer, metrics: Vec::new() })
+    }
+
+    /// Reopens a run after its last completed epoch; `epochs`, if given, becomes the total.
+    pub fn resume(dir: PathBuf, epochs: Option<usize>, data: Dataset) -> Result<Run, RunError> {
+        let dir = RunDir::new(dir);
+        let mut config = dir.load_config()?;
+        let state = dir.load_state(&config.model)?;
+        check_data(&config.model, &data)?;
+        if let Some(e) = epochs {
+            config.train.epochs = e;
+            dir.save_config(&config)?;
+        }
+        let mut metrics = dir.load_metrics()?;
+        metrics.retain(|m| m.epoch <= state.epoch);
+        let trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
+        Ok(Run { dir, config, trainer, metrics })
+    }
+
+    /// Trains up to the configured number of epochs, saving after each.
+    pub fn train(&mut self, quiet: bool) -> Result<(), RunError> {
+        let total = self.config.train.epochs;
+        let steps = self.trainer.steps_per_epoch();
+        let (grid_z, grid_labels) = sample_grid_inputs(&self.trainer.model, self.config.train.seed, GRID_IMAGES);
+        let tty = std::io::stdout().is_terminal() && !quiet;
+        while self.trainer.epoch < total {
+            let epoch = self.trainer.epoch + 1;
+            let bar = progress_bar(tty, steps, epoch, total);
+            let start = Instant::now();
+            let t = self.trainer.train_epoch(&mut |step, _, running| {
+                if step % 4 == 0 || step == steps {
+                    bar.set_position(step as u64);
+                    bar.set_message(format!("{running:.2}"));
+                }
+            });
+            bar.finish_and_clear();
+            let t = t?;
+            let seconds = start.elapsed().as_secs_f64();
+            let test = self.trainer.test_loss();
+            let m = self.trainer.metrics(&t, test, seconds);
+            if !quiet {
+                println!("{}", format_epoch(&m, total));
+            }
+            self.save_epoch(&m, &grid_z, grid_labels.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn save_epoch(&mut self, m: &EpochMetrics, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
+        let trainer = &self.trainer;
+        let c = trainer.model.config();
+        let imgs = trainer.model.decode(&trainer.pool, z, labels);
+        let grid = images::grid(&imgs, c.image_rows, c.image_cols, GRID_ROW, GRID_PADDING);
+        let path = self.dir.samples_dir().join(format!("epoch-{:03}.png", m.epoch));
+        grid.save(&path).map_err(|source| CheckpointError::Write { path, source })?;
+        self.metrics.push(m.clone());
+        // Order matters: the train state is the commit point (see `checkpoint`).
+        self.dir.save_metrics(&self.metrics)?;
+        self.dir.save_model(&trainer.model, m.epoch)?;
+        self.dir.save_state(&trainer.model, &trainer.adam, m.epoch)?;
+        Ok(())
+    }
+
+    /// Writes `reconstructions.png`: 50 test images, each followed by its reconstruction
+    /// (z = μ), five pairs per row.
+    pub fn save_reconstructions(&self) -> Result<PathBuf, RunError> {
+        let t = &self.trainer;
+        let c = t.model.config();
+        let n = 50.min(t.data.test.len());
+        let p = c.pixels();
+        let originals: Vec<f32> = t.data.test.images[..n * p].iter().map(|&v| v as f32 / 255.0).collect();
+        let labels = &t.data.test.labels[..n];
+        let enc = t.model.encode(&t.pool, &originals, Some(labels));
+        let recon = t.model.decode(&t.pool, &enc.mu, Some(labels));
+        let mut pairs = Vec::with_capacity(2 * n * p);
+        for i in 0..n {
+            pairs.extend_from_slice(&originals[i * p..(i + 1) * p]);
+            pairs.extend_from_slice(&recon[i * p..(i + 1) * p]);
+        }
+        let grid = images::grid(&pairs, c.image_rows, c.image_cols, GRID_ROW, GRID_PADDING);
+        let path = self.dir.file("reconstructions.png");
+        grid.save(&path).map_err(|source| CheckpointError::Write { path: path.clone(), source })?;
+        Ok(path)
+    }
+}
+
+fn check_batch(t: &Trainer) -> Result<(), RunError> {
+    if t.steps_per_epoch() == 0 {
+        return Err(RunError::Invalid(format!(
+            "--batch-size {} is larger than the {} training examples; lower it",
+            t.config.batch_size,
+            t.data.train.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_data(model: &ModelConfig, data: &Dataset) -> Result<(), RunError> {
+    if (data.train.rows, data.train.cols) != (model.image_rows, model.image_cols) {
+        return Err(RunError::Invalid(format!(
+            "the data has {}x{} images but the run's model takes {}x{}",
+            data.train.rows, data.train.cols, model.image_rows, model.image_cols
+        )));
+    }
+    Ok(())
+}
+
+fn progress_bar(tty: bool, steps: usize, epoch: usize, total: usize) -> ProgressBar {
+    if !tty {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} loss {msg} ({per_sec}, eta {eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch:>3}/{total}"));
+    bar
+}
+
+/// The report line of an epoch.
+pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
+    format!(
+        "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  test {:>8.3} [bce {:.2} kl {:.2}]  {:>6.2} s  {:>7.0} img/s",
+        m.epoch, m.train_objective, m.train_batch_loss, m.test_loss, m.test_bce, m.test_kl, m.seconds, m.images_per_sec
+    )
+}

@@ -1,0 +1,239 @@
+//! Training: the loop over epochs and steps, the test pass, and what each epoch reports.
+//!
+//! The tutorial's setup (see `shared/reference/seed-model.md`): batches of 128 drawn from a
+//! fresh permutation each epoch, the last incomplete batch dropped (468 steps on MNIST),
+//! Adam on the summed batch loss.
+
+use crate::checkpoint::EpochMetrics;
+use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, kernels};
+use crate::data::{Dataset, Source, Split};
+use crate::model::{BatchLoss, Model, Workspace};
+use serde::{Deserialize, Serialize};
+
+/// How a run is trained; saved in `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Total epochs the run is meant to reach.
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub adam: AdamConfig,
+    /// Weight of the KL term (1 = the ELBO; Higgins et al. 2017 for β ≠ 1).
+    pub beta: f32,
+    pub seed: u64,
+    /// Threads used; results are reproducible for the same seed and thread count.
+    pub threads: usize,
+    pub dataset: Source,
+    /// Use only the first N training examples (for quick experiments and tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+}
+
+impl TrainConfig {
+    /// Checks values; the message names the flag to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("--batch-size must be at least 1".into());
+        }
+        if !(self.adam.lr.is_finite() && self.adam.lr > 0.0) {
+            return Err(format!("--lr must be a positive number, got {}", self.adam.lr));
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return Err(format!("--beta must be a non-negative number, got {}", self.beta));
+        }
+        if self.train_limit == Some(0) || self.test_limit == Some(0) {
+            return Err("--train-limit and --test-limit must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The loss went NaN or infinite: training stops without saving that state.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the loss became {value} at epoch {epoch}, step {step}: training diverged; the last saved \
+     checkpoint (epoch {last_saved}) is untouched. Try a lower --lr (now {lr})"
+)]
+pub struct Diverged {
+    pub value: f64,
+    pub epoch: usize,
+    pub step: usize,
+    pub last_saved: usize,
+    pub lr: f32,
+}
+
+/// Sums over one training epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EpochTrain {
+    pub loss: BatchLoss,
+    pub examples: usize,
+    pub steps: usize,
+}
+
+/// Per-example test figures: reconstruction BCE and KL, in nats.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TestLoss {
+    pub bce: f64,
+    pub kl: f64,
+}
+
+/// Test-pass batch size: large batches keep `gemm` efficient; memory stays ~10 MB.
+pub const EVAL_BATCH: usize = 500;
+
+/// A model being trained, with every buffer it needs.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub model: Model,
+    pub adam: AdamState,
+    /// Completed epochs.
+    pub epoch: usize,
+    pub data: Dataset,
+    pub pool: Pool,
+    grads: Vec<f32>,
+    ws: Workspace,
+    order: Vec<u32>,
+}
+
+impl Trainer {
+    pub fn new(config: TrainConfig, model: Model, adam: AdamState, epoch: usize, mut data: Dataset) -> Trainer {
+        if let Some(n) = config.train_limit {
+            data.train.truncate(n);
+        }
+        if let Some(n) = config.test_limit {
+            data.test.truncate(n);
+        }
+        let pool = Pool::new(config.threads);
+        let ws = Workspace::new(model.config(), config.batch_size, pool.threads());
+        let grads = vec![0.0; model.params.len()];
+        let order = (0..data.train.len() as u32).collect();
+        Trainer { config, model, adam, epoch, data, pool, grads, ws, order }
+    }
+
+    /// Optimisation steps per epoch (the last incomplete batch is dropped).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.data.train.len() / self.config.batch_size
+    }
+
+    /// Trains one epoch; `progress(step, steps, running objective per example)` is called
+    /// after every step.
+    pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize, f64)) -> Result<EpochTrain, Diverged> {
+        let epoch = self.epoch as u64 + 1;
+        let seed = self.config.seed;
+        let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
+        let mut noise = Rng::stream(seed, Purpose::TrainNoise, epoch);
+        for (i, o) in self.order.iter_mut().enumerate() {
+            *o = i as u32;
+        }
+        shuffle.shuffle(&mut self.order);
+        let (b, steps) = (self.config.batch_size, self.steps_per_epoch());
+        let mut total = EpochTrain::default();
+        let net = &self.model.network;
+        let c = net.config.clone();
+        let fc3_b = net.layout.fc3_b.clone();
+        for step in 0..steps {
+            let idx = &self.order[step * b..(step + 1) * b];
+            fill_inputs(&self.data.train, idx, &c, &mut self.ws);
+            if c.kind.variational() {
+                noise.fill_normal(&mut self.ws.eps);
+            }
+            let loss = net.forward(&self.pool, &self.model.params, &mut self.ws, Some(&mut self.grads[fc3_b.clone()]));
+            let objective = loss.bce + self.config.beta as f64 * loss.kl;
+            if !objective.is_finite() {
+                return Err(Diverged {
+                    value: objective,
+                    epoch: epoch as usize,
+                    step: step + 1,
+                    last_saved: self.epoch,
+                    lr: self.config.adam.lr,
+                });
+            }
+            net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
+            adam_step(&self.pool, &self.config.adam, &mut self.model.params, &self.grads, &mut self.adam);
+            total.loss.bce += loss.bce;
+            total.loss.kl += loss.kl;
+            total.examples += b;
+            total.steps += 1;
+            let running = (total.loss.bce + self.config.beta as f64 * total.loss.kl) / total.examples as f64;
+            progress(step + 1, steps, running);
+        }
+        self.epoch += 1;
+        Ok(total)
+    }
+
+    /// Test loss per example with z sampled once per image (the tutorial's test figure),
+    /// with noise drawn from the epoch's own stream.
+    pub fn test_loss(&self) -> TestLoss {
+        let rng = Rng::stream(self.config.seed, Purpose::TestNoise, self.epoch as u64);
+        evaluate(&self.model, &self.data.test, &self.pool, rng)
+    }
+
+    /// Builds an epoch's metrics record from its sums and the test pass.
+    pub fn metrics(&self, t: &EpochTrain, test: TestLoss, seconds: f64) -> EpochMetrics {
+        let n = t.examples.max(1) as f64;
+        let objective = (t.loss.bce + self.config.beta as f64 * t.loss.kl) / n;
+        EpochMetrics {
+            epoch: self.epoch,
+            step: self.adam.step,
+            train_objective: objective,
+            train_bce: t.loss.bce / n,
+            train_kl: t.loss.kl / n,
+            train_batch_loss: objective * self.config.batch_size as f64,
+            test_loss: test.bce + test.kl,
+            test_bce: test.bce,
+            test_kl: test.kl,
+            seconds,
+            images_per_sec: t.examples as f64 / seconds.max(1e-9),
+        }
+    }
+}
+
+/// Copies the batch `idx` of `split` into `ws.x`: pixel rows, then one-hot label rows.
+pub fn fill_inputs(split: &Split, idx: &[u32], config: &crate::model::ModelConfig, ws: &mut Workspace) {
+    let (p, b) = (config.pixels(), ws.batch);
+    debug_assert_eq!(idx.len(), b);
+    kernels::gather_images(&split.images, p, idx, &mut ws.x[..p * b]);
+    if config.cond_dim() > 0 {
+        let labels = idx.iter().map(|&i| split.labels[i as usize]);
+        kernels::one_hot(labels, config.cond_dim(), &mut ws.x[p * b..], b);
+    }
+}
+
+/// Mean per-example BCE and KL over `split` with one z ~ q(z|x) per image (z = μ for `ae`).
+pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> TestLoss {
+    let c = model.config();
+    let n = split.len();
+    if n == 0 {
+        return TestLoss::default();
+    }
+    let mut ws = Workspace::new(c, EVAL_BATCH.min(n), pool.threads());
+    let mut small: Option<Workspace> = None;
+    let mut sum = BatchLoss::default();
+    let all: Vec<u32> = (0..n as u32).collect();
+    for chunk in all.chunks(EVAL_BATCH) {
+        let ws = if chunk.len() == ws.batch {
+            &mut ws
+        } else {
+            small.insert(Workspace::new(c, chunk.len(), pool.threads()))
+        };
+        fill_inputs(split, chunk, c, ws);
+        if c.kind.variational() {
+            rng.fill_normal(&mut ws.eps);
+        }
+        let loss = model.network.forward(pool, &model.params, ws, None);
+        sum.bce += loss.bce;
+        sum.kl += loss.kl;
+    }
+    TestLoss { bce: sum.bce / n as f64, kl: sum.kl / n as f64 }
+}
+
+/// The fixed latent draws (and labels) of the per-epoch sample grid: `rows × 10` images;
+/// for `cvae` row r shows digit r.
+pub fn sample_grid_inputs(model: &Model, seed: u64, n: usize) -> (Vec<f32>, Option<Vec<u8>>) {
+    let c = model.config();
+    let mut z = vec![0.0; n * c.latent_dim];
+    Rng::stream(seed, Purpose::Samples, 0).fill_normal(&mut z);
+    let labels = c.kind.conditional().then(|| (0..n).map(|i| ((i / 10) % 10) as u8).collect());
+    (z, labels)
+}
