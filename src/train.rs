@@ -34,6 +34,9 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// Checks values; the message names the flag to change.
     pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("--epochs must be at least 1".into());
+        }
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
         }

@@ -29,6 +29,11 @@ static EMBEDDED: [&[u8]; 4] = [
     include_bytes!("../../data/mnist/t10k-labels-idx1-ubyte.gz"),
 ];
 
+/// The embedded MNIST files, gzipped, in [`FILE_NAMES`] order.
+pub fn embedded_files() -> [&'static [u8]; 4] {
+    EMBEDDED
+}
+
 /// Which data a run trains on; stored in the run's `config.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
