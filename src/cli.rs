@@ -58,6 +58,7 @@ impl DataArgs {
 }
 
 #[derive(Args, Debug, Default)]
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Model to train [default: vae]
     #[arg(long, value_enum)]

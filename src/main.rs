@@ -1,14 +1,30 @@
 //! The `vae` command: parse, run, and report any error as one red line.
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use std::io::IsTerminal;
 
+fn fail(message: &str, code: i32) -> ! {
+    let red = std::io::stderr().is_terminal();
+    let (on, off) = if red { ("\x1b[1;31m", "\x1b[0m") } else { ("", "") };
+    eprintln!("{on}Error:{off} {message}");
+    std::process::exit(code);
+}
+
 fn main() {
-    let cli = vae::cli::Cli::parse();
+    let cli = match vae::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                // clap's first line says what is wrong; the rest is usage, which --help gives.
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                fail(&format!("{first} (see --help)"), 2)
+            }
+        },
+    };
     if let Err(e) = vae::cli::run(cli) {
-        let red = std::io::stderr().is_terminal();
-        let (on, off) = if red { ("\x1b[1;31m", "\x1b[0m") } else { ("", "") };
-        eprintln!("{on}Error:{off} {e:#}");
-        std::process::exit(1);
+        fail(&format!("{e:#}"), 1);
     }
 }
