@@ -12,7 +12,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "vae", version, about = "Train, evaluate and explore variational autoencoders on images")]
+#[command(
+    name = "vae",
+    version,
+    about = "Train, evaluate and explore variational autoencoders on images"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -110,16 +114,16 @@ pub struct TrainArgs {
 pub struct SampleArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// Number of images [default: 100]
+    /// Number of images
     #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub n: u32,
     /// Digit to draw (cvae only); without it a cvae's row r shows digit r
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     pub label: Option<u8>,
-    /// Random seed of the latent draws [default: 0]
+    /// Random seed of the latent draws
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Images per grid row [default: 10]
+    /// Images per grid row
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
     /// Output PNG [default: RUN_DIR/samples/sample-seed<S>.png]
@@ -129,13 +133,13 @@ pub struct SampleArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Epochs to train [default: 3]
+    /// Epochs to train
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: u32,
-    /// Model to benchmark [default: vae]
+    /// Model to benchmark
     #[arg(long, value_enum, default_value_t = ModelKind::Vae)]
     pub model: ModelKind,
-    /// Threads; 0 = all cores [default: 0]
+    /// Threads; 0 = all cores
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Print one JSON object on one line
@@ -172,7 +176,9 @@ fn train(a: TrainArgs) -> Result<()> {
             ("--test-limit", a.test_limit.is_some()),
         ];
         if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
-            bail!("{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs may be given with --resume)");
+            bail!(
+                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs may be given with --resume)"
+            );
         }
         let config = RunDir::new(&dir).load_config()?;
         let data = load_data(&config.train.dataset)?;
@@ -196,7 +202,10 @@ fn train(a: TrainArgs) -> Result<()> {
         let train = TrainConfig {
             epochs: a.epochs.unwrap_or(50),
             batch_size: a.batch_size.unwrap_or(128),
-            adam: AdamConfig { lr: a.lr.unwrap_or(1e-3), ..AdamConfig::default() },
+            adam: AdamConfig {
+                lr: a.lr.unwrap_or(1e-3),
+                ..AdamConfig::default()
+            },
             beta: a.beta.unwrap_or(1.0),
             seed: a.seed.unwrap_or(1),
             threads,
@@ -205,12 +214,20 @@ fn train(a: TrainArgs) -> Result<()> {
             test_limit: a.test_limit,
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
-        let config = RunConfig { model, train, version: env!("CARGO_PKG_VERSION").to_string() };
+        let config = RunConfig {
+            model,
+            train,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
         Run::create(out, config, data)?
     };
     let t = &run.trainer;
     if !a.quiet {
-        let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
+        let verb = if t.epoch > 0 {
+            format!("resuming after epoch {}", t.epoch)
+        } else {
+            "training".into()
+        };
         println!(
             "{verb} {} ({} parameters) on {}: {} train / {} test images, {} steps/epoch, {} threads -> {}",
             t.model.config().kind,
@@ -264,25 +281,46 @@ fn sample(a: SampleArgs) -> Result<()> {
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
     let imgs = model.sample(&pool, n, labels.as_deref(), &mut rng);
     let c = model.config();
-    let grid = images::grid(&imgs, c.image_rows, c.image_cols, a.nrow as usize, GRID_PADDING);
+    let grid = images::grid(
+        &imgs,
+        c.image_rows,
+        c.image_cols,
+        a.nrow as usize,
+        GRID_PADDING,
+    );
     let out = a.output.unwrap_or_else(|| {
         let label = a.label.map(|d| format!("-label{d}")).unwrap_or_default();
-        dir.samples_dir().join(format!("sample-seed{}{label}.png", a.seed))
+        dir.samples_dir()
+            .join(format!("sample-seed{}{label}.png", a.seed))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    grid.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {} ({}x{}, {n} samples)", out.display(), grid.width, grid.height);
+    grid.save(&out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} ({}x{}, {n} samples)",
+        out.display(),
+        grid.width,
+        grid.height
+    );
     Ok(())
 }
 
 /// `runs/<model>-YYYYMMDD-HHMMSS` (UTC), with a suffix if that already exists.
 fn default_run_dir(kind: ModelKind) -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
-    let stamp = format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let stamp = format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
     let base = PathBuf::from("runs").join(format!("{kind}-{stamp}"));
     let mut path = base.clone();
     let mut i = 2;
@@ -311,7 +349,7 @@ pub fn group(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

@@ -41,10 +41,16 @@ impl TrainConfig {
             return Err("--batch-size must be at least 1".into());
         }
         if !(self.adam.lr.is_finite() && self.adam.lr > 0.0) {
-            return Err(format!("--lr must be a positive number, got {}", self.adam.lr));
+            return Err(format!(
+                "--lr must be a positive number, got {}",
+                self.adam.lr
+            ));
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
-            return Err(format!("--beta must be a non-negative number, got {}", self.beta));
+            return Err(format!(
+                "--beta must be a non-negative number, got {}",
+                self.beta
+            ));
         }
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             return Err("--train-limit and --test-limit must be at least 1".into());
@@ -100,7 +106,13 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(config: TrainConfig, model: Model, adam: AdamState, epoch: usize, mut data: Dataset) -> Trainer {
+    pub fn new(
+        config: TrainConfig,
+        model: Model,
+        adam: AdamState,
+        epoch: usize,
+        mut data: Dataset,
+    ) -> Trainer {
         if let Some(n) = config.train_limit {
             data.train.truncate(n);
         }
@@ -111,7 +123,17 @@ impl Trainer {
         let ws = Workspace::new(model.config(), config.batch_size, pool.threads());
         let grads = vec![0.0; model.params.len()];
         let order = (0..data.train.len() as u32).collect();
-        Trainer { config, model, adam, epoch, data, pool, grads, ws, order }
+        Trainer {
+            config,
+            model,
+            adam,
+            epoch,
+            data,
+            pool,
+            grads,
+            ws,
+            order,
+        }
     }
 
     /// Optimisation steps per epoch (the last incomplete batch is dropped).
@@ -121,7 +143,10 @@ impl Trainer {
 
     /// Trains one epoch; `progress(step, steps, running objective per example)` is called
     /// after every step.
-    pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize, f64)) -> Result<EpochTrain, Diverged> {
+    pub fn train_epoch(
+        &mut self,
+        progress: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<EpochTrain, Diverged> {
         let epoch = self.epoch as u64 + 1;
         let seed = self.config.seed;
         let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
@@ -141,7 +166,12 @@ impl Trainer {
             if c.kind.variational() {
                 noise.fill_normal(&mut self.ws.eps);
             }
-            let loss = net.forward(&self.pool, &self.model.params, &mut self.ws, Some(&mut self.grads[fc3_b.clone()]));
+            let loss = net.forward(
+                &self.pool,
+                &self.model.params,
+                &mut self.ws,
+                Some(&mut self.grads[fc3_b.clone()]),
+            );
             let objective = loss.bce + self.config.beta as f64 * loss.kl;
             if !objective.is_finite() {
                 return Err(Diverged {
@@ -152,13 +182,26 @@ impl Trainer {
                     lr: self.config.adam.lr,
                 });
             }
-            net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
-            adam_step(&self.pool, &self.config.adam, &mut self.model.params, &self.grads, &mut self.adam);
+            net.backward(
+                &self.pool,
+                &self.model.params,
+                &mut self.grads,
+                &mut self.ws,
+                self.config.beta,
+            );
+            adam_step(
+                &self.pool,
+                &self.config.adam,
+                &mut self.model.params,
+                &self.grads,
+                &mut self.adam,
+            );
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;
             total.examples += b;
             total.steps += 1;
-            let running = (total.loss.bce + self.config.beta as f64 * total.loss.kl) / total.examples as f64;
+            let running =
+                (total.loss.bce + self.config.beta as f64 * total.loss.kl) / total.examples as f64;
             progress(step + 1, steps, running);
         }
         self.epoch += 1;
@@ -193,7 +236,12 @@ impl Trainer {
 }
 
 /// Copies the batch `idx` of `split` into `ws.x`: pixel rows, then one-hot label rows.
-pub fn fill_inputs(split: &Split, idx: &[u32], config: &crate::model::ModelConfig, ws: &mut Workspace) {
+pub fn fill_inputs(
+    split: &Split,
+    idx: &[u32],
+    config: &crate::model::ModelConfig,
+    ws: &mut Workspace,
+) {
     let (p, b) = (config.pixels(), ws.batch);
     debug_assert_eq!(idx.len(), b);
     kernels::gather_images(&split.images, p, idx, &mut ws.x[..p * b]);
@@ -228,7 +276,10 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         sum.bce += loss.bce;
         sum.kl += loss.kl;
     }
-    TestLoss { bce: sum.bce / n as f64, kl: sum.kl / n as f64 }
+    TestLoss {
+        bce: sum.bce / n as f64,
+        kl: sum.kl / n as f64,
+    }
 }
 
 /// The fixed latent draws (and labels) of the per-epoch sample grid: `rows × 10` images;
@@ -237,6 +288,9 @@ pub fn sample_grid_inputs(model: &Model, seed: u64, n: usize) -> (Vec<f32>, Opti
     let c = model.config();
     let mut z = vec![0.0; n * c.latent_dim];
     Rng::stream(seed, Purpose::Samples, 0).fill_normal(&mut z);
-    let labels = c.kind.conditional().then(|| (0..n).map(|i| ((i / 10) % 10) as u8).collect());
+    let labels = c
+        .kind
+        .conditional()
+        .then(|| (0..n).map(|i| ((i / 10) % 10) as u8).collect());
     (z, labels)
 }

@@ -7,16 +7,22 @@ use vae::model::{Model, ModelConfig, ModelKind, Workspace};
 
 /// A small architecture with every dimension distinct so a transposed index shows up.
 fn small(kind: ModelKind) -> ModelConfig {
-    ModelConfig { kind, image_rows: 3, image_cols: 4, hidden_dim: 7, latent_dim: 3 }
+    ModelConfig {
+        kind,
+        image_rows: 3,
+        image_cols: 4,
+        hidden_dim: 7,
+        latent_dim: 3,
+    }
 }
 
 const BATCH: usize = 5;
 const BETA: f64 = 0.7;
 
 struct Case {
-    x: Vec<f64>,      // [BATCH, pixels]
-    labels: Vec<u8>,  // [BATCH]
-    eps: Vec<f64>,    // [BATCH, latent]
+    x: Vec<f64>,     // [BATCH, pixels]
+    labels: Vec<u8>, // [BATCH]
+    eps: Vec<f64>,   // [BATCH, latent]
 }
 
 fn case(config: &ModelConfig) -> Case {
@@ -33,12 +39,18 @@ fn case(config: &ModelConfig) -> Case {
     let labels = (0..BATCH).map(|b| (b * 3 % 10) as u8).collect();
     let mut e = vec![0.0f32; BATCH * config.latent_dim];
     rng.fill_normal(&mut e);
-    Case { x, labels, eps: e.iter().map(|&v| v as f64).collect() }
+    Case {
+        x,
+        labels,
+        eps: e.iter().map(|&v| v as f64).collect(),
+    }
 }
 
 fn linear(w: &[f64], b: &[f64], input: &[f64], out: usize) -> Vec<f64> {
     let inp = input.len();
-    (0..out).map(|o| b[o] + (0..inp).map(|i| w[o * inp + i] * input[i]).sum::<f64>()).collect()
+    (0..out)
+        .map(|o| b[o] + (0..inp).map(|i| w[o * inp + i] * input[i]).sum::<f64>())
+        .collect()
 }
 
 /// Σ_b BCE_b + β·KL_b in f64, straight from the tutorial's definition.
@@ -57,7 +69,10 @@ fn reference_loss(config: &ModelConfig, params: &[f64], c: &Case) -> f64 {
             onehot[c.labels[b] as usize] = 1.0;
         }
         input.extend_from_slice(&onehot);
-        let h1: Vec<f64> = linear(get("fc1.weight"), get("fc1.bias"), &input, h).into_iter().map(|v| v.max(0.0)).collect();
+        let h1: Vec<f64> = linear(get("fc1.weight"), get("fc1.bias"), &input, h)
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
         let mu = linear(get("fc_mu.weight"), get("fc_mu.bias"), &h1, l);
         let mut z = mu.clone();
         if config.kind.variational() {
@@ -68,7 +83,10 @@ fn reference_loss(config: &ModelConfig, params: &[f64], c: &Case) -> f64 {
             }
         }
         z.extend_from_slice(&onehot);
-        let h2: Vec<f64> = linear(get("fc2.weight"), get("fc2.bias"), &z, h).into_iter().map(|v| v.max(0.0)).collect();
+        let h2: Vec<f64> = linear(get("fc2.weight"), get("fc2.bias"), &z, h)
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
         let logits = linear(get("fc3.weight"), get("fc3.bias"), &h2, p);
         for (i, &lg) in logits.iter().enumerate() {
             let prob = 1.0 / (1.0 + (-lg).exp());
@@ -100,8 +118,12 @@ fn core_gradients(model: &Model, c: &Case, threads: usize) -> (f64, Vec<f32>) {
     }
     let mut grads = vec![f32::NAN; model.params.len()];
     let fc3_b = model.network.layout.fc3_b.clone();
-    let loss = model.network.forward(&pool, &model.params, &mut ws, Some(&mut grads[fc3_b]));
-    model.network.backward(&pool, &model.params, &mut grads, &mut ws, BETA as f32);
+    let loss = model
+        .network
+        .forward(&pool, &model.params, &mut ws, Some(&mut grads[fc3_b]));
+    model
+        .network
+        .backward(&pool, &model.params, &mut grads, &mut ws, BETA as f32);
     (loss.bce + BETA * loss.kl, grads)
 }
 
@@ -121,7 +143,10 @@ fn check(kind: ModelKind) {
     let want_loss = reference_loss(&config, &p64, &c);
     for threads in [1, 2] {
         let (loss, grads) = core_gradients(&model, &c, threads);
-        assert!(((loss - want_loss) / want_loss).abs() < 1e-5, "{kind}: loss {loss} vs f64 {want_loss}");
+        assert!(
+            ((loss - want_loss) / want_loss).abs() < 1e-5,
+            "{kind}: loss {loss} vs f64 {want_loss}"
+        );
         for t in &config.layout().tensors {
             let mut worst = 0.0f64;
             for i in t.range.clone() {
@@ -130,7 +155,8 @@ fn check(kind: ModelKind) {
                 plus[i] += h;
                 let mut minus = p64.clone();
                 minus[i] -= h;
-                let fd = (reference_loss(&config, &plus, &c) - reference_loss(&config, &minus, &c)) / (2.0 * h);
+                let fd = (reference_loss(&config, &plus, &c) - reference_loss(&config, &minus, &c))
+                    / (2.0 * h);
                 let err = (grads[i] as f64 - fd).abs() / (1e-2 + fd.abs());
                 worst = worst.max(err);
                 assert!(

@@ -64,7 +64,12 @@ pub fn relu_backward(pool: &Pool, dh: &mut [f32], h: &[f32], db: &mut [f32], bat
     let dbp = SyncMut::new(db);
     pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
         // SAFETY: row ranges of different parts are disjoint.
-        let (d, b) = unsafe { (dhp.slice(r.start * batch..r.end * batch), dbp.slice(r.clone())) };
+        let (d, b) = unsafe {
+            (
+                dhp.slice(r.start * batch..r.end * batch),
+                dbp.slice(r.clone()),
+            )
+        };
         relu_backward_rows(d, &h[r.start * batch..r.end * batch], b, batch);
     });
 }
@@ -132,7 +137,10 @@ pub fn bernoulli_bce(
 ) {
     let rows = bias.len();
     let parts = pool.threads();
-    assert!(col_loss.len() >= parts * batch, "col_loss needs [threads, batch]");
+    assert!(
+        col_loss.len() >= parts * batch,
+        "col_loss needs [threads, batch]"
+    );
     col_loss[..parts * batch].fill(0.0);
     let lp = SyncMut::new(&mut logits[..rows * batch]);
     let dbp = SyncMut::new(db);
@@ -146,7 +154,14 @@ pub fn bernoulli_bce(
                 cp.slice(part * batch..(part + 1) * batch),
             )
         };
-        bernoulli_rows(l, &bias[r.clone()], &x[r.start * batch..r.end * batch], d, c, batch);
+        bernoulli_rows(
+            l,
+            &bias[r.clone()],
+            &x[r.start * batch..r.end * batch],
+            d,
+            c,
+            batch,
+        );
     });
     let (first, rest) = col_loss.split_at_mut(batch);
     for p in 1..parts {

@@ -52,7 +52,11 @@ impl Pool {
     /// A pool that runs each job on `threads` threads (the caller included). `0` means one
     /// thread per available core.
     pub fn new(threads: usize) -> Pool {
-        let threads = if threads == 0 { available_threads() } else { threads };
+        let threads = if threads == 0 {
+            available_threads()
+        } else {
+            threads
+        };
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
@@ -177,7 +181,10 @@ impl<T> SyncMut<T> {
     /// outlive them.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice(&self, range: std::ops::Range<usize>) -> &mut [T] {
-        assert!(range.start <= range.end && range.end <= self.1, "slice out of bounds");
+        assert!(
+            range.start <= range.end && range.end <= self.1,
+            "slice out of bounds"
+        );
         unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.len()) }
     }
 }
@@ -267,7 +274,7 @@ mod tests {
                 for p in 0..parts {
                     let r = split_range(len, parts, p, 16);
                     assert_eq!(r.start, next);
-                    assert!(r.start % 16 == 0 || r.start == len);
+                    assert!(r.start.is_multiple_of(16) || r.start == len);
                     next = r.end;
                 }
                 assert_eq!(next, len);

@@ -114,9 +114,18 @@ impl Split {
             });
         }
         if let Some(index) = labs.iter().position(|&l| l as usize >= NUM_CLASSES) {
-            return Err(DataError::Label { path: labels.1.to_owned(), label: labs[index], index });
+            return Err(DataError::Label {
+                path: labels.1.to_owned(),
+                label: labs[index],
+                index,
+            });
         }
-        Ok(Split { images: pixels, labels: labs, rows: idims[1], cols: idims[2] })
+        Ok(Split {
+            images: pixels,
+            labels: labs,
+            rows: idims[1],
+            cols: idims[2],
+        })
     }
 }
 
@@ -133,7 +142,9 @@ impl Dataset {
         let (files, dir): ([Vec<u8>; 4], PathBuf) = match source {
             Source::Mnist => {
                 let dir = PathBuf::from("<embedded>/data/mnist");
-                return decode_pair(std::array::from_fn(|i| (EMBEDDED[i], dir.join(FILE_NAMES[i]))));
+                return decode_pair(std::array::from_fn(|i| {
+                    (EMBEDDED[i], dir.join(FILE_NAMES[i]))
+                }));
             }
             Source::FashionMnist => {
                 let dir = PathBuf::from(FASHION_MNIST_DIR);
@@ -147,8 +158,11 @@ impl Dataset {
             }
             Source::Dir(dir) => (read_files(dir)?, dir.clone()),
         };
-        let paths: [PathBuf; 4] = std::array::from_fn(|i| resolve(&dir, FILE_NAMES[i]).unwrap_or_default());
-        decode_pair(std::array::from_fn(|i| (files[i].as_slice(), paths[i].clone())))
+        let paths: [PathBuf; 4] =
+            std::array::from_fn(|i| resolve(&dir, FILE_NAMES[i]).unwrap_or_default());
+        decode_pair(std::array::from_fn(|i| {
+            (files[i].as_slice(), paths[i].clone())
+        }))
     }
 }
 
@@ -202,7 +216,10 @@ fn read_files(dir: &Path) -> Result<[Vec<u8>; 4], DataError> {
                 FILE_NAMES.join(", ")
             ))
         })?;
-        *slot = std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+        *slot = std::fs::read(&path).map_err(|source| DataError::Io {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(out)
 }

@@ -89,7 +89,13 @@ pub struct Layout {
 impl ModelConfig {
     /// The tutorial's architecture for `kind` on 28×28 images.
     pub fn tutorial(kind: ModelKind) -> ModelConfig {
-        ModelConfig { kind, image_rows: 28, image_cols: 28, hidden_dim: 400, latent_dim: 20 }
+        ModelConfig {
+            kind,
+            image_rows: 28,
+            image_cols: 28,
+            hidden_dim: 400,
+            latent_dim: 20,
+        }
     }
 
     /// Pixels per image: the decoder's output size.
@@ -99,7 +105,11 @@ impl ModelConfig {
 
     /// Size of the label vector appended to inputs (10 for `cvae`, else 0).
     pub fn cond_dim(&self) -> usize {
-        if self.kind.conditional() { NUM_CLASSES } else { 0 }
+        if self.kind.conditional() {
+            NUM_CLASSES
+        } else {
+            0
+        }
     }
 
     /// Encoder input: pixels then the one-hot label.
@@ -114,7 +124,11 @@ impl ModelConfig {
 
     /// Rows of the encoder head: μ and log σ² for variational models, μ alone for `ae`.
     pub fn encoder_out(&self) -> usize {
-        if self.kind.variational() { 2 * self.latent_dim } else { self.latent_dim }
+        if self.kind.variational() {
+            2 * self.latent_dim
+        } else {
+            self.latent_dim
+        }
     }
 
     /// Checks sizes; the message names the flag to change.
@@ -137,8 +151,13 @@ impl ModelConfig {
     /// Multiply-adds of one training step per example (forward and backward; the input
     /// gradient of `fc1` is not needed).
     pub fn train_macs_per_example(&self) -> usize {
-        let (h, e, d, p, i) =
-            (self.hidden_dim, self.encoder_out(), self.decoder_in(), self.pixels(), self.encoder_in());
+        let (h, e, d, p, i) = (
+            self.hidden_dim,
+            self.encoder_out(),
+            self.decoder_in(),
+            self.pixels(),
+            self.encoder_in(),
+        );
         let forward = i * h + h * e + d * h + h * p;
         forward + (h * p * 2) + (d * h + self.latent_dim * h) + (h * e * 2) + (i * h)
     }
@@ -151,22 +170,43 @@ impl ModelConfig {
             let n: usize = shape.iter().product();
             let r = at..at + n;
             at += n;
-            tensors.push(TensorInfo { name, shape, range: r.clone() });
+            tensors.push(TensorInfo {
+                name,
+                shape,
+                range: r.clone(),
+            });
             r
         };
         let fc1_w = push("fc1.weight", vec![h, self.encoder_in()]);
         let fc1_b = push("fc1.bias", vec![h]);
         let mu_w = push("fc_mu.weight", vec![l, h]);
-        let lv_w = self.kind.variational().then(|| push("fc_logvar.weight", vec![l, h]));
+        let lv_w = self
+            .kind
+            .variational()
+            .then(|| push("fc_logvar.weight", vec![l, h]));
         let mu_b = push("fc_mu.bias", vec![l]);
-        let lv_b = self.kind.variational().then(|| push("fc_logvar.bias", vec![l]));
+        let lv_b = self
+            .kind
+            .variational()
+            .then(|| push("fc_logvar.bias", vec![l]));
         let fc2_w = push("fc2.weight", vec![h, self.decoder_in()]);
         let fc2_b = push("fc2.bias", vec![h]);
         let fc3_w = push("fc3.weight", vec![p, h]);
         let fc3_b = push("fc3.bias", vec![p]);
         let enc_w = mu_w.start..lv_w.map_or(mu_w.end, |r| r.end);
         let enc_b = mu_b.start..lv_b.map_or(mu_b.end, |r| r.end);
-        Layout { fc1_w, fc1_b, enc_w, enc_b, fc2_w, fc2_b, fc3_w, fc3_b, tensors, len: at }
+        Layout {
+            fc1_w,
+            fc1_b,
+            enc_w,
+            enc_b,
+            fc2_w,
+            fc2_b,
+            fc3_w,
+            fc3_b,
+            tensors,
+            len: at,
+        }
     }
 }
 
@@ -183,8 +223,16 @@ mod tests {
         assert_eq!(
             names,
             [
-                "fc1.weight", "fc1.bias", "fc_mu.weight", "fc_logvar.weight", "fc_mu.bias",
-                "fc_logvar.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"
+                "fc1.weight",
+                "fc1.bias",
+                "fc_mu.weight",
+                "fc_logvar.weight",
+                "fc_mu.bias",
+                "fc_logvar.bias",
+                "fc2.weight",
+                "fc2.bias",
+                "fc3.weight",
+                "fc3.bias"
             ]
         );
         assert_eq!(layout.tensors[0].shape, vec![400, 784]);
@@ -195,7 +243,14 @@ mod tests {
     fn cvae_widens_fc1_and_fc2_by_ten_and_ae_drops_logvar() {
         let c = ModelConfig::tutorial(ModelKind::Cvae).layout();
         assert_eq!(c.tensors[0].shape, vec![400, 794]);
-        assert_eq!(c.tensors.iter().find(|t| t.name == "fc2.weight").unwrap().shape, vec![400, 30]);
+        assert_eq!(
+            c.tensors
+                .iter()
+                .find(|t| t.name == "fc2.weight")
+                .unwrap()
+                .shape,
+            vec![400, 30]
+        );
         let a = ModelConfig::tutorial(ModelKind::Ae).layout();
         assert!(a.tensors.iter().all(|t| !t.name.starts_with("fc_logvar")));
         assert_eq!(a.enc_w.len(), 20 * 400);

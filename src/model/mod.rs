@@ -115,6 +115,10 @@ fn fill_labels(config: &ModelConfig, labels: Option<&[u8]>, n: usize, rows: &mut
 fn layer_fan_in(layout: &Layout, name: &str) -> usize {
     let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
     let weight = format!("{layer}.weight");
-    let t = layout.tensors.iter().find(|t| t.name == weight).expect("every bias has a weight");
+    let t = layout
+        .tensors
+        .iter()
+        .find(|t| t.name == weight)
+        .expect("every bias has a weight");
     t.shape[1]
 }

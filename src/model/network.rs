@@ -104,9 +104,21 @@ impl Network {
     pub fn encode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
         let (h, e, i) = (c.hidden_dim, c.encoder_out(), c.encoder_in());
-        matmul(pool, &mut ws.h1, Mat::new(&params[lay.fc1_w.clone()], h, i), Mat::new(&ws.x, i, b), false);
+        matmul(
+            pool,
+            &mut ws.h1,
+            Mat::new(&params[lay.fc1_w.clone()], h, i),
+            Mat::new(&ws.x, i, b),
+            false,
+        );
         kernels::bias_relu(pool, &mut ws.h1, &params[lay.fc1_b.clone()], b);
-        matmul(pool, &mut ws.enc, Mat::new(&params[lay.enc_w.clone()], e, h), Mat::new(&ws.h1, h, b), false);
+        matmul(
+            pool,
+            &mut ws.enc,
+            Mat::new(&params[lay.enc_w.clone()], e, h),
+            Mat::new(&ws.h1, h, b),
+            false,
+        );
         kernels::bias_add(&mut ws.enc, &params[lay.enc_b.clone()], b);
     }
 
@@ -127,9 +139,21 @@ impl Network {
     pub fn decode_logits(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
         let (h, d, p) = (c.hidden_dim, c.decoder_in(), c.pixels());
-        matmul(pool, &mut ws.h2, Mat::new(&params[lay.fc2_w.clone()], h, d), Mat::new(&ws.z, d, b), false);
+        matmul(
+            pool,
+            &mut ws.h2,
+            Mat::new(&params[lay.fc2_w.clone()], h, d),
+            Mat::new(&ws.z, d, b),
+            false,
+        );
         kernels::bias_relu(pool, &mut ws.h2, &params[lay.fc2_b.clone()], b);
-        matmul(pool, &mut ws.out, Mat::new(&params[lay.fc3_w.clone()], p, h), Mat::new(&ws.h2, h, b), false);
+        matmul(
+            pool,
+            &mut ws.out,
+            Mat::new(&params[lay.fc3_w.clone()], p, h),
+            Mat::new(&ws.h2, h, b),
+            false,
+        );
     }
 
     /// Decoder to Bernoulli means: `ws.out` = σ(W3·h2 + b3) [P, B]. Reads `ws.z`.
@@ -141,7 +165,13 @@ impl Network {
     /// Full forward pass and loss. Needs `ws.x` and (variational models) `ws.eps` filled.
     /// Leaves per-example BCE in `ws.bce[..B]`, KL in `ws.kl`, and ∂BCE/∂logits in `ws.out`;
     /// writes the output-bias gradient into `db3` (or scratch when `None`).
-    pub fn forward(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, db3: Option<&mut [f32]>) -> BatchLoss {
+    pub fn forward(
+        &self,
+        pool: &Pool,
+        params: &[f32],
+        ws: &mut Workspace,
+        db3: Option<&mut [f32]>,
+    ) -> BatchLoss {
         self.encode(pool, params, ws);
         self.reparameterize(ws);
         self.decode_logits(pool, params, ws);
@@ -162,33 +192,84 @@ impl Network {
     /// (which already wrote the `fc3.bias` gradient). `grads` has the parameters' layout.
     ///
     /// [`forward`]: Network::forward
-    pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
+    pub fn backward(
+        &self,
+        pool: &Pool,
+        params: &[f32],
+        grads: &mut [f32],
+        ws: &mut Workspace,
+        beta: f32,
+    ) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
-        let (h, l, e, d, p, i) =
-            (c.hidden_dim, c.latent_dim, c.encoder_out(), c.decoder_in(), c.pixels(), c.encoder_in());
+        let (h, l, e, d, p, i) = (
+            c.hidden_dim,
+            c.latent_dim,
+            c.encoder_out(),
+            c.decoder_in(),
+            c.pixels(),
+            c.encoder_in(),
+        );
         // fc3: dW3 [P, H] = dout [P, B] · h2ᵀ [B, H];  dh2 [H, B] = W3ᵀ [H, P] · dout [P, B].
-        matmul(pool, &mut grads[lay.fc3_w.clone()], Mat::new(&ws.out, p, b), Mat::new(&ws.h2, h, b).t(), false);
+        matmul(
+            pool,
+            &mut grads[lay.fc3_w.clone()],
+            Mat::new(&ws.out, p, b),
+            Mat::new(&ws.h2, h, b).t(),
+            false,
+        );
         let w3 = Mat::new(&params[lay.fc3_w.clone()], p, h);
         matmul(pool, &mut ws.dh2, w3.t(), Mat::new(&ws.out, p, b), false);
         kernels::relu_backward(pool, &mut ws.dh2, &ws.h2, &mut grads[lay.fc2_b.clone()], b);
         // fc2: dW2 [H, L+C] = dh2 · zᵀ;  dz [L, B] = W2[:, :L]ᵀ · dh2 (labels need no gradient).
-        matmul(pool, &mut grads[lay.fc2_w.clone()], Mat::new(&ws.dh2, h, b), Mat::new(&ws.z, d, b).t(), false);
+        matmul(
+            pool,
+            &mut grads[lay.fc2_w.clone()],
+            Mat::new(&ws.dh2, h, b),
+            Mat::new(&ws.z, d, b).t(),
+            false,
+        );
         let w2_latent = Mat::columns(&params[lay.fc2_w.clone()], h, l, d);
-        matmul(pool, &mut ws.dz, w2_latent.t(), Mat::new(&ws.dh2, h, b), false);
+        matmul(
+            pool,
+            &mut ws.dz,
+            w2_latent.t(),
+            Mat::new(&ws.dh2, h, b),
+            false,
+        );
         // Encoder head: through the reparameterisation and the KL term.
         let db_enc = &mut grads[lay.enc_b.clone()];
         if c.kind.variational() {
-            kernels::reparameterize_backward(&ws.enc, &ws.eps, &ws.dz, beta, &mut ws.denc, db_enc, b);
+            kernels::reparameterize_backward(
+                &ws.enc,
+                &ws.eps,
+                &ws.dz,
+                beta,
+                &mut ws.denc,
+                db_enc,
+                b,
+            );
         } else {
             ws.denc.copy_from_slice(&ws.dz);
             kernels::row_sums(&ws.denc, b, db_enc);
         }
         // dWe [E, H] = denc · h1ᵀ;  dh1 [H, B] = Weᵀ · denc.
-        matmul(pool, &mut grads[lay.enc_w.clone()], Mat::new(&ws.denc, e, b), Mat::new(&ws.h1, h, b).t(), false);
+        matmul(
+            pool,
+            &mut grads[lay.enc_w.clone()],
+            Mat::new(&ws.denc, e, b),
+            Mat::new(&ws.h1, h, b).t(),
+            false,
+        );
         let we = Mat::new(&params[lay.enc_w.clone()], e, h);
         matmul(pool, &mut ws.dh1, we.t(), Mat::new(&ws.denc, e, b), false);
         kernels::relu_backward(pool, &mut ws.dh1, &ws.h1, &mut grads[lay.fc1_b.clone()], b);
         // fc1: dW1 [H, P+C] = dh1 · xᵀ (x needs no gradient).
-        matmul(pool, &mut grads[lay.fc1_w.clone()], Mat::new(&ws.dh1, h, b), Mat::new(&ws.x, i, b).t(), false);
+        matmul(
+            pool,
+            &mut grads[lay.fc1_w.clone()],
+            Mat::new(&ws.dh1, h, b),
+            Mat::new(&ws.x, i, b).t(),
+            false,
+        );
     }
 }
