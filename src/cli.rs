@@ -4,6 +4,7 @@ use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::{AdamConfig, Pool, Rng};
 use crate::data::{Dataset, Source};
 use crate::images;
+use crate::model::config::Activation;
 use crate::model::{ModelConfig, ModelKind};
 use crate::run::{GRID_PADDING, Run};
 use crate::train::TrainConfig;
@@ -73,6 +74,12 @@ pub struct TrainArgs {
     /// Width of the hidden layers [default: 400]
     #[arg(long)]
     pub hidden_dim: Option<usize>,
+    /// Hidden layers in the encoder and in the decoder [default: 1]
+    #[arg(long)]
+    pub hidden_layers: Option<usize>,
+    /// Non-linearity of the hidden layers [default: relu]
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
     /// Weight of the KL term; 1 is the ELBO [default: 1.0]
     #[arg(long)]
     pub beta: Option<f32>,
@@ -161,8 +168,10 @@ fn load_data(source: &Source) -> Result<Dataset> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 12] = [
+        let fixed: [(&str, bool); 14] = [
             ("--model", a.model.is_some()),
+            ("--hidden-layers", a.hidden_layers.is_some()),
+            ("--activation", a.activation.is_some()),
             ("--latent-dim", a.latent_dim.is_some()),
             ("--hidden-dim", a.hidden_dim.is_some()),
             ("--beta", a.beta.is_some()),
@@ -194,6 +203,8 @@ fn train(a: TrainArgs) -> Result<()> {
             image_cols: data.train.cols,
             hidden_dim: a.hidden_dim.unwrap_or(tutorial.hidden_dim),
             latent_dim: a.latent_dim.unwrap_or(tutorial.latent_dim),
+            hidden_layers: a.hidden_layers.unwrap_or(1),
+            activation: a.activation.unwrap_or_default(),
         };
         let threads = match a.threads.unwrap_or(0) {
             0 => crate::core::pool::available_threads(),

@@ -159,7 +159,7 @@ impl Trainer {
         let mut total = EpochTrain::default();
         let net = &self.model.network;
         let c = net.config.clone();
-        let fc3_b = net.layout.fc3_b.clone();
+        let fc3_b = net.layout.output.b.clone();
         for step in 0..steps {
             let idx = &self.order[step * b..(step + 1) * b];
             fill_inputs(&self.data.train, idx, &c, &mut self.ws);

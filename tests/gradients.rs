@@ -3,6 +3,7 @@
 //! weights, no code shared with the compute core).
 
 use vae::core::{Pool, Rng};
+use vae::model::config::Activation;
 use vae::model::{Model, ModelConfig, ModelKind, Workspace};
 
 /// A small architecture with every dimension distinct so a transposed index shows up.
@@ -13,6 +14,8 @@ fn small(kind: ModelKind) -> ModelConfig {
         image_cols: 4,
         hidden_dim: 7,
         latent_dim: 3,
+        hidden_layers: 1,
+        activation: Activation::Relu,
     }
 }
 
@@ -69,10 +72,21 @@ fn reference_loss(config: &ModelConfig, params: &[f64], c: &Case) -> f64 {
             onehot[c.labels[b] as usize] = 1.0;
         }
         input.extend_from_slice(&onehot);
-        let h1: Vec<f64> = linear(get("fc1.weight"), get("fc1.bias"), &input, h)
-            .into_iter()
-            .map(|v| v.max(0.0))
-            .collect();
+        let act = |v: Vec<f64>| -> Vec<f64> {
+            match config.activation {
+                Activation::Relu => v.into_iter().map(|v| v.max(0.0)).collect(),
+                Activation::Tanh => v.into_iter().map(f64::tanh).collect(),
+            }
+        };
+        let mut h1 = act(linear(get("fc1.weight"), get("fc1.bias"), &input, h));
+        for j in 2..=config.hidden_layers {
+            h1 = act(linear(
+                get(&format!("fc1_{j}.weight")),
+                get(&format!("fc1_{j}.bias")),
+                &h1,
+                h,
+            ));
+        }
         let mu = linear(get("fc_mu.weight"), get("fc_mu.bias"), &h1, l);
         let mut z = mu.clone();
         if config.kind.variational() {
@@ -83,10 +97,15 @@ fn reference_loss(config: &ModelConfig, params: &[f64], c: &Case) -> f64 {
             }
         }
         z.extend_from_slice(&onehot);
-        let h2: Vec<f64> = linear(get("fc2.weight"), get("fc2.bias"), &z, h)
-            .into_iter()
-            .map(|v| v.max(0.0))
-            .collect();
+        let mut h2 = act(linear(get("fc2.weight"), get("fc2.bias"), &z, h));
+        for j in 2..=config.hidden_layers {
+            h2 = act(linear(
+                get(&format!("fc2_{j}.weight")),
+                get(&format!("fc2_{j}.bias")),
+                &h2,
+                h,
+            ));
+        }
         let logits = linear(get("fc3.weight"), get("fc3.bias"), &h2, p);
         for (i, &lg) in logits.iter().enumerate() {
             let prob = 1.0 / (1.0 + (-lg).exp());
@@ -117,7 +136,7 @@ fn core_gradients(model: &Model, c: &Case, threads: usize) -> (f64, Vec<f32>) {
         }
     }
     let mut grads = vec![f32::NAN; model.params.len()];
-    let fc3_b = model.network.layout.fc3_b.clone();
+    let fc3_b = model.network.layout.output.b.clone();
     let loss = model
         .network
         .forward(&pool, &model.params, &mut ws, Some(&mut grads[fc3_b]));
@@ -128,7 +147,11 @@ fn core_gradients(model: &Model, c: &Case, threads: usize) -> (f64, Vec<f32>) {
 }
 
 fn check(kind: ModelKind) {
-    let config = small(kind);
+    check_config(small(kind));
+}
+
+fn check_config(config: ModelConfig) {
+    let kind = config.kind;
     let mut model = Model::init(config.clone(), 7);
     // Larger biases than nn.Linear's so most ReLUs are active and z is spread out.
     for t in &config.layout().tensors {
@@ -185,4 +208,23 @@ fn cvae_gradients_match_finite_differences() {
 #[test]
 fn ae_gradients_match_finite_differences() {
     check(ModelKind::Ae);
+}
+
+#[test]
+fn deep_tanh_gradients_match_finite_differences() {
+    for kind in [ModelKind::Vae, ModelKind::Cvae, ModelKind::Ae] {
+        check_config(ModelConfig {
+            hidden_layers: 3,
+            activation: Activation::Tanh,
+            ..small(kind)
+        });
+    }
+}
+
+#[test]
+fn deep_relu_gradients_match_finite_differences() {
+    check_config(ModelConfig {
+        hidden_layers: 2,
+        ..small(ModelKind::Vae)
+    });
 }

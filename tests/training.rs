@@ -17,10 +17,10 @@ fn constant_model_loss(b3: f32, mu: f32, logvar: f32) -> (f64, f64, f64) {
     let mut model = Model::init(config.clone(), 1);
     model.params.fill(0.0);
     let lay = &model.network.layout;
-    model.params[lay.fc3_b.clone()].fill(b3);
+    model.params[lay.output.b.clone()].fill(b3);
     let l = config.latent_dim;
-    model.params[lay.enc_b.start..lay.enc_b.start + l].fill(mu);
-    model.params[lay.enc_b.start + l..lay.enc_b.end].fill(logvar);
+    model.params[lay.head.b.start..lay.head.b.start + l].fill(mu);
+    model.params[lay.head.b.start + l..lay.head.b.end].fill(logvar);
     let pool = Pool::new(2);
     let mut ws = Workspace::new(&config, 128, 2);
     let idx: Vec<u32> = (0..128).collect();

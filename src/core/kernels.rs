@@ -11,68 +11,11 @@ use super::pool::{Pool, SyncMut};
 use super::simd::{self, simd_fn};
 
 /// Rows below this count run on the calling thread.
-const PARALLEL_MIN_ROWS: usize = 64;
+pub(crate) const PARALLEL_MIN_ROWS: usize = 64;
 
 // ---------------------------------------------------------------------------------------
-// Linear layer epilogues
+// Linear layers without activation (activations are in `activations.rs`)
 // ---------------------------------------------------------------------------------------
-
-simd_fn! {
-    /// `h[r, b] = max(h[r, b] + bias[r], 0)` — shapes: h [rows, batch], bias [rows].
-    fn bias_relu_rows(h: &mut [f32], bias: &[f32], batch: usize) {
-        for (row, &b) in h.chunks_exact_mut(batch).zip(bias) {
-            for v in row {
-                *v = (*v + b).max(0.0);
-            }
-        }
-    }
-}
-
-/// Forward of `relu(W·x + b)` after the product: adds the bias and applies ReLU in place.
-/// Shapes: `h` [rows, batch] holding W·x, `bias` [rows].
-pub fn bias_relu(pool: &Pool, h: &mut [f32], bias: &[f32], batch: usize) {
-    let rows = bias.len();
-    let h = &mut h[..rows * batch];
-    let hp = SyncMut::new(h);
-    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
-        // SAFETY: row ranges of different parts are disjoint.
-        let block = unsafe { hp.slice(r.start * batch..r.end * batch) };
-        bias_relu_rows(block, &bias[r], batch);
-    });
-}
-
-simd_fn! {
-    /// Backward of [`bias_relu`]: `dh[r, b] = 0` where `h[r, b] = 0` (h is the ReLU output),
-    /// and `db[r] = Σ_b dh[r, b]`. Shapes: dh, h [rows, batch], db [rows].
-    fn relu_backward_rows(dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize) {
-        for ((drow, hrow), db) in dh.chunks_exact_mut(batch).zip(h.chunks_exact(batch)).zip(db) {
-            let mut sum = 0.0f32;
-            for (d, &hv) in drow.iter_mut().zip(hrow) {
-                *d = if hv > 0.0 { *d } else { 0.0 };
-                sum += *d;
-            }
-            *db = sum;
-        }
-    }
-}
-
-/// Backward of `relu(W·x + b)` up to the product: masks `dh` by the ReLU and writes the
-/// bias gradient. Shapes: `dh`, `h` [rows, batch], `db` [rows].
-pub fn relu_backward(pool: &Pool, dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize) {
-    let rows = db.len();
-    let dhp = SyncMut::new(&mut dh[..rows * batch]);
-    let dbp = SyncMut::new(db);
-    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
-        // SAFETY: row ranges of different parts are disjoint.
-        let (d, b) = unsafe {
-            (
-                dhp.slice(r.start * batch..r.end * batch),
-                dbp.slice(r.clone()),
-            )
-        };
-        relu_backward_rows(d, &h[r.start * batch..r.end * batch], b, batch);
-    });
-}
 
 /// `e[r, b] += bias[r]` — a linear layer with no activation. Shapes: e [rows, batch].
 pub fn bias_add(e: &mut [f32], bias: &[f32], batch: usize) {
@@ -163,7 +106,54 @@ pub fn bernoulli_bce(
             batch,
         );
     });
-    let (first, rest) = col_loss.split_at_mut(batch);
+    sum_parts(col_loss, parts, batch);
+}
+
+simd_fn! {
+    fn bernoulli_ll_rows(logits: &[f32], bias: &[f32], x: &[f32], col: &mut [f32], batch: usize) {
+        let rows = logits.chunks_exact(batch).zip(x.chunks_exact(batch));
+        for ((lrow, xrow), &b) in rows.zip(bias) {
+            for ((&l, &xv), acc) in lrow.iter().zip(xrow).zip(col.iter_mut()) {
+                let logit = l + b;
+                *acc += xv * logit - simd::softplus_sigmoid(logit).0;
+            }
+        }
+    }
+}
+
+/// Forward only: the Bernoulli log-likelihood `log p(x|z) = Σ_pixels x·l − softplus(l)`
+/// (= −BCE) of each column, with logits `l = W·h + b` (bias added here).
+///
+/// Shapes: `logits`, `x` [pixels, batch]; `bias` [pixels]; `col_ll` [parts, batch] scratch
+/// whose first `batch` values receive the result.
+pub fn bernoulli_log_likelihood(
+    pool: &Pool,
+    logits: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    col_ll: &mut [f32],
+    batch: usize,
+) {
+    let rows = bias.len();
+    let parts = pool.threads();
+    assert!(
+        col_ll.len() >= parts * batch,
+        "col_ll needs [threads, batch]"
+    );
+    col_ll[..parts * batch].fill(0.0);
+    let cp = SyncMut::new(col_ll);
+    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|part, r| {
+        // SAFETY: each part writes its own row of partial sums.
+        let c = unsafe { cp.slice(part * batch..(part + 1) * batch) };
+        let span = r.start * batch..r.end * batch;
+        bernoulli_ll_rows(&logits[span.clone()], &bias[r], &x[span], c, batch);
+    });
+    sum_parts(col_ll, parts, batch);
+}
+
+/// Adds rows `1..parts` of a `[parts, batch]` buffer into row 0, in order.
+fn sum_parts(buf: &mut [f32], parts: usize, batch: usize) {
+    let (first, rest) = buf.split_at_mut(batch);
     for p in 1..parts {
         for (a, b) in first.iter_mut().zip(&rest[(p - 1) * batch..p * batch]) {
             *a += b;

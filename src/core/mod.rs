@@ -1,6 +1,7 @@
 //! The compute core: hot thread pool, `gemm` wrapper, fused kernels, Adam, random numbers.
 //! Nothing here allocates per call except where noted; callers own every buffer.
 
+pub mod activations;
 pub mod adam;
 pub mod kernels;
 pub mod matmul;

@@ -43,6 +43,21 @@ impl std::fmt::Display for ModelKind {
     }
 }
 
+/// The hidden layers' non-linearity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(0, x), the tutorial's.
+    #[default]
+    Relu,
+    /// tanh(x), as in Burda et al. (2015) and Kingma & Welling (2014).
+    Tanh,
+}
+
+fn one() -> usize {
+    1
+}
+
 /// The architecture: everything needed to rebuild a model from its weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -55,6 +70,11 @@ pub struct ModelConfig {
     pub hidden_dim: usize,
     /// Dimension of z (20 in the tutorial).
     pub latent_dim: usize,
+    /// Hidden layers in the encoder and, mirrored, in the decoder (1 in the tutorial).
+    #[serde(default = "one")]
+    pub hidden_layers: usize,
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 /// One named tensor inside the flat buffer.
@@ -67,21 +87,32 @@ pub struct TensorInfo {
     pub range: Range<usize>,
 }
 
+/// A linear layer's place in the flat buffer: weight `[out, in]` and bias `[out]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    pub w: Range<usize>,
+    pub b: Range<usize>,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
 /// Where each layer's weights live in the flat parameter (and gradient) buffer.
 ///
-/// The μ and log σ² heads are adjacent (`fc_mu.weight` then `fc_logvar.weight`, likewise
-/// the biases), so both are one `[2·latent, hidden]` product.
+/// Names follow the tutorial's PyTorch module: encoder hidden layers `fc1` (then `fc1_2`,
+/// `fc1_3`, … when `hidden_layers` > 1), heads `fc_mu` and `fc_logvar`, decoder hidden
+/// layers `fc2` (then `fc2_2`, …), output `fc3`. The μ and log σ² heads are adjacent
+/// (`fc_mu.weight` then `fc_logvar.weight`, likewise the biases), so both are one
+/// `[2·latent, hidden]` product.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
-    pub fc1_w: Range<usize>,
-    pub fc1_b: Range<usize>,
-    /// `fc_mu.weight` (and `fc_logvar.weight` after it for variational models).
-    pub enc_w: Range<usize>,
-    pub enc_b: Range<usize>,
-    pub fc2_w: Range<usize>,
-    pub fc2_b: Range<usize>,
-    pub fc3_w: Range<usize>,
-    pub fc3_b: Range<usize>,
+    /// Encoder hidden layers, input first.
+    pub encoder: Vec<Linear>,
+    /// `fc_mu` (and `fc_logvar` after it for variational models) as one layer.
+    pub head: Linear,
+    /// Decoder hidden layers, z first.
+    pub decoder: Vec<Linear>,
+    /// `fc3`: the logits of the Bernoulli means.
+    pub output: Linear,
     pub tensors: Vec<TensorInfo>,
     pub len: usize,
 }
@@ -95,6 +126,8 @@ impl ModelConfig {
             image_cols: 28,
             hidden_dim: 400,
             latent_dim: 20,
+            hidden_layers: 1,
+            activation: Activation::Relu,
         }
     }
 
@@ -142,6 +175,9 @@ impl ModelConfig {
         if self.pixels() == 0 {
             return Err("images must have at least one pixel".into());
         }
+        if self.hidden_layers == 0 || self.hidden_layers > 16 {
+            return Err("--hidden-layers must be between 1 and 16".into());
+        }
         if self.hidden_dim > 1 << 16 || self.latent_dim > 1 << 14 {
             return Err("--hidden-dim (max 65536) or --latent-dim (max 16384) is too large".into());
         }
@@ -158,12 +194,22 @@ impl ModelConfig {
             self.pixels(),
             self.encoder_in(),
         );
-        let forward = i * h + h * e + d * h + h * p;
-        forward + (h * p * 2) + (d * h + self.latent_dim * h) + (h * e * 2) + (i * h)
+        let deep = (self.hidden_layers - 1) * h * h;
+        let forward = i * h + h * e + d * h + h * p + 2 * deep;
+        let backward =
+            (h * p * 2) + (d * h + self.latent_dim * h) + (h * e * 2) + (i * h) + 4 * deep;
+        forward + backward
+    }
+
+    /// Multiply-adds of decoding one z into logits.
+    pub fn decode_macs(&self) -> usize {
+        let h = self.hidden_dim;
+        self.decoder_in() * h + (self.hidden_layers - 1) * h * h + h * self.pixels()
     }
 
     pub fn layout(&self) -> Layout {
         let (h, l, p) = (self.hidden_dim, self.latent_dim, self.pixels());
+        let names = LayerNames::for_layers(self.hidden_layers);
         let mut tensors = Vec::new();
         let mut at = 0usize;
         let mut push = |name: &'static str, shape: Vec<usize>| -> Range<usize> {
@@ -177,8 +223,26 @@ impl ModelConfig {
             });
             r
         };
-        let fc1_w = push("fc1.weight", vec![h, self.encoder_in()]);
-        let fc1_b = push("fc1.bias", vec![h]);
+        let mut linear = |w: &'static str, b: &'static str, inputs: usize, outputs: usize| {
+            let w = push(w, vec![outputs, inputs]);
+            let b = push(b, vec![outputs]);
+            Linear {
+                w,
+                b,
+                inputs,
+                outputs,
+            }
+        };
+        let encoder: Vec<Linear> = (0..self.hidden_layers)
+            .map(|j| {
+                linear(
+                    names.encoder[j].0,
+                    names.encoder[j].1,
+                    if j == 0 { self.encoder_in() } else { h },
+                    h,
+                )
+            })
+            .collect();
         let mu_w = push("fc_mu.weight", vec![l, h]);
         let lv_w = self
             .kind
@@ -189,23 +253,81 @@ impl ModelConfig {
             .kind
             .variational()
             .then(|| push("fc_logvar.bias", vec![l]));
-        let fc2_w = push("fc2.weight", vec![h, self.decoder_in()]);
-        let fc2_b = push("fc2.bias", vec![h]);
-        let fc3_w = push("fc3.weight", vec![p, h]);
-        let fc3_b = push("fc3.bias", vec![p]);
-        let enc_w = mu_w.start..lv_w.map_or(mu_w.end, |r| r.end);
-        let enc_b = mu_b.start..lv_b.map_or(mu_b.end, |r| r.end);
+        let head = Linear {
+            w: mu_w.start..lv_w.map_or(mu_w.end, |r| r.end),
+            b: mu_b.start..lv_b.map_or(mu_b.end, |r| r.end),
+            inputs: h,
+            outputs: self.encoder_out(),
+        };
+        let mut linear = |w: &'static str, b: &'static str, inputs: usize, outputs: usize| {
+            let w = push(w, vec![outputs, inputs]);
+            let b = push(b, vec![outputs]);
+            Linear {
+                w,
+                b,
+                inputs,
+                outputs,
+            }
+        };
+        let decoder: Vec<Linear> = (0..self.hidden_layers)
+            .map(|j| {
+                linear(
+                    names.decoder[j].0,
+                    names.decoder[j].1,
+                    if j == 0 { self.decoder_in() } else { h },
+                    h,
+                )
+            })
+            .collect();
+        let output = linear("fc3.weight", "fc3.bias", h, p);
         Layout {
-            fc1_w,
-            fc1_b,
-            enc_w,
-            enc_b,
-            fc2_w,
-            fc2_b,
-            fc3_w,
-            fc3_b,
+            encoder,
+            head,
+            decoder,
+            output,
             tensors,
             len: at,
+        }
+    }
+}
+
+/// Tensor names of the hidden layers: `fc1`, `fc1_2`, … and `fc2`, `fc2_2`, ….
+struct LayerNames {
+    encoder: Vec<(&'static str, &'static str)>,
+    decoder: Vec<(&'static str, &'static str)>,
+}
+
+impl LayerNames {
+    fn for_layers(n: usize) -> LayerNames {
+        // Names are 'static so layouts stay cheap to clone; at most 16 layers exist.
+        fn leak(s: String) -> &'static str {
+            static CACHE: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+            let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(hit) = cache.iter().find(|c| **c == s) {
+                return hit;
+            }
+            let leaked: &'static str = Box::leak(s.into_boxed_str());
+            cache.push(leaked);
+            leaked
+        }
+        let names = |base: &str| -> Vec<(&'static str, &'static str)> {
+            (0..n)
+                .map(|j| {
+                    let layer = if j == 0 {
+                        base.to_string()
+                    } else {
+                        format!("{base}_{}", j + 1)
+                    };
+                    (
+                        leak(format!("{layer}.weight")),
+                        leak(format!("{layer}.bias")),
+                    )
+                })
+                .collect()
+        };
+        LayerNames {
+            encoder: names("fc1"),
+            decoder: names("fc2"),
         }
     }
 }
@@ -236,7 +358,7 @@ mod tests {
             ]
         );
         assert_eq!(layout.tensors[0].shape, vec![400, 784]);
-        assert_eq!(layout.enc_w.len(), 40 * 400);
+        assert_eq!(layout.head.w.len(), 40 * 400);
     }
 
     #[test]
@@ -253,7 +375,34 @@ mod tests {
         );
         let a = ModelConfig::tutorial(ModelKind::Ae).layout();
         assert!(a.tensors.iter().all(|t| !t.name.starts_with("fc_logvar")));
-        assert_eq!(a.enc_w.len(), 20 * 400);
+        assert_eq!(a.head.w.len(), 20 * 400);
+    }
+
+    #[test]
+    fn deeper_models_name_their_extra_layers() {
+        let c = ModelConfig {
+            hidden_layers: 2,
+            hidden_dim: 200,
+            latent_dim: 50,
+            ..ModelConfig::tutorial(ModelKind::Vae)
+        };
+        let names: Vec<_> = c.layout().tensors.iter().map(|t| t.name).collect();
+        assert_eq!(
+            &names[..4],
+            ["fc1.weight", "fc1.bias", "fc1_2.weight", "fc1_2.bias"]
+        );
+        assert!(names.contains(&"fc2_2.weight"));
+        // Burda et al.'s one-layer model: 784-200-200-50 and mirrored.
+        let l = c.layout();
+        assert_eq!(
+            l.len,
+            (784 * 200 + 200)
+                + (200 * 200 + 200)
+                + 2 * (200 * 50 + 50)
+                + (50 * 200 + 200)
+                + (200 * 200 + 200)
+                + (200 * 784 + 784)
+        );
     }
 
     #[test]

@@ -2,18 +2,19 @@
 //!
 //! Notation (all activations *features × batch*, B = batch):
 //! P = pixels, C = classes (10 for `cvae`, else 0), H = hidden, L = latent,
-//! E = encoder head rows (2L, or L for `ae`).
+//! E = encoder head rows (2L, or L for `ae`), act = ReLU (the tutorial) or tanh.
 //!
 //! ```text
-//! x  [P+C, B]  → h1 = relu(W1·x + b1)  [H, B]
-//!              → enc = We·h1 + be       [E, B]  (μ rows, then log σ² rows)
+//! x  [P+C, B]  → h = act(W·x + b)  [H, B]   (encoder: `hidden_layers` such layers)
+//!              → enc = We·h + be         [E, B]  (μ rows, then log σ² rows)
 //!              → z = μ + ε·exp(½ log σ²) [L, B], then the label rows → [L+C, B]
-//!              → h2 = relu(W2·z + b2)   [H, B]
-//!              → logits = W3·h2 + b3    [P, B],  p(x|z) = Bernoulli(σ(logits))
+//!              → g = act(W·z + b)  [H, B]   (decoder: `hidden_layers` such layers)
+//!              → logits = W3·g + b3      [P, B],  p(x|z) = Bernoulli(σ(logits))
 //! loss = Σ_b BCE_b + β·KL_b   (Kingma & Welling 2014, eq. 10; the tutorial's sum)
 //! ```
 
-use super::config::{Layout, ModelConfig};
+use super::config::{Layout, Linear, ModelConfig};
+use crate::core::activations::{activation_backward, bias_activation};
 use crate::core::kernels;
 use crate::core::{Mat, Pool, matmul};
 
@@ -22,19 +23,21 @@ pub struct Workspace {
     pub batch: usize,
     /// Input [P+C, B]: pixel rows, then one-hot label rows.
     pub x: Vec<f32>,
-    pub h1: Vec<f32>,
+    /// Encoder hidden activations, one [H, B] buffer per layer.
+    pub enc_h: Vec<Vec<f32>>,
     pub enc: Vec<f32>,
     /// Standard-normal noise [L, B] for the reparameterisation.
     pub eps: Vec<f32>,
     /// Decoder input [L+C, B]: z rows, then the label rows (copied from `x`).
     pub z: Vec<f32>,
-    pub h2: Vec<f32>,
-    /// Logits on the forward pass, then ∂loss/∂logits [P, B].
+    /// Decoder hidden activations, one [H, B] buffer per layer.
+    pub dec_h: Vec<Vec<f32>>,
+    /// Logits on the forward pass, then ∂loss/∂logits [P, B] (or σ(logits) after `decode`).
     pub out: Vec<f32>,
-    dh2: Vec<f32>,
+    /// Gradient scratch [H, B], two so stacked layers can ping-pong.
+    dh: [Vec<f32>; 2],
     dz: Vec<f32>,
     denc: Vec<f32>,
-    dh1: Vec<f32>,
     /// Per-example reconstruction loss (BCE summed over pixels) [B], plus per-thread scratch.
     pub bce: Vec<f32>,
     /// Per-example KL(q(z|x) ‖ p(z)) [B].
@@ -48,19 +51,19 @@ impl Workspace {
         let (h, l, p) = (config.hidden_dim, config.latent_dim, config.pixels());
         let e = config.encoder_out();
         let v = |rows: usize| vec![0.0f32; rows * batch];
+        let layers = config.hidden_layers;
         Workspace {
             batch,
             x: v(config.encoder_in()),
-            h1: v(h),
+            enc_h: (0..layers).map(|_| v(h)).collect(),
             enc: v(e),
             eps: v(l),
             z: v(config.decoder_in()),
-            h2: v(h),
+            dec_h: (0..layers).map(|_| v(h)).collect(),
             out: v(p),
-            dh2: v(h),
+            dh: [v(h), v(h)],
             dz: v(l),
             denc: v(e),
-            dh1: v(h),
             bce: v(threads.max(1)),
             kl: v(1),
             db_out: vec![0.0; p],
@@ -94,32 +97,74 @@ pub struct BatchLoss {
     pub kl: f64,
 }
 
+/// `dst [out, B] = W [out, in] · src [in, B]`.
+fn product(
+    pool: &Pool,
+    params: &[f32],
+    layer: &Linear,
+    src: &[f32],
+    dst: &mut [f32],
+    batch: usize,
+) {
+    let w = Mat::new(&params[layer.w.clone()], layer.outputs, layer.inputs);
+    matmul(pool, dst, w, Mat::new(src, layer.inputs, batch), false);
+}
+
+/// `dW [out, in] = dy [out, B] · xᵀ [B, in]`.
+fn weight_grad(
+    pool: &Pool,
+    grads: &mut [f32],
+    layer: &Linear,
+    dy: &[f32],
+    x: &[f32],
+    batch: usize,
+) {
+    let (dy, x) = (
+        Mat::new(dy, layer.outputs, batch),
+        Mat::new(x, layer.inputs, batch),
+    );
+    matmul(pool, &mut grads[layer.w.clone()], dy, x.t(), false);
+}
+
+/// `dx [rows, B] = W[:, :rows]ᵀ · dy [out, B]` (the first `rows` inputs only).
+fn input_grad(
+    pool: &Pool,
+    params: &[f32],
+    layer: &Linear,
+    rows: usize,
+    dy: &[f32],
+    dx: &mut [f32],
+    batch: usize,
+) {
+    let w = Mat::columns(&params[layer.w.clone()], layer.outputs, rows, layer.inputs);
+    matmul(pool, dx, w.t(), Mat::new(dy, layer.outputs, batch), false);
+}
+
 impl Network {
     pub fn new(config: ModelConfig) -> Network {
         let layout = config.layout();
         Network { config, layout }
     }
 
-    /// Encoder: `x` → `h1`, `enc` (μ, log σ²). Reads `ws.x`.
+    /// Encoder: `x` → hidden layers → `enc` (μ, log σ²). Reads `ws.x`.
     pub fn encode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
-        let (c, lay, b) = (&self.config, &self.layout, ws.batch);
-        let (h, e, i) = (c.hidden_dim, c.encoder_out(), c.encoder_in());
-        matmul(
+        let (act, b) = (self.config.activation, ws.batch);
+        for (j, layer) in self.layout.encoder.iter().enumerate() {
+            let (before, rest) = ws.enc_h.split_at_mut(j);
+            let src = if j == 0 { &ws.x } else { &before[j - 1] };
+            product(pool, params, layer, src, &mut rest[0], b);
+            bias_activation(pool, act, &mut rest[0], &params[layer.b.clone()], b);
+        }
+        let head = &self.layout.head;
+        product(
             pool,
-            &mut ws.h1,
-            Mat::new(&params[lay.fc1_w.clone()], h, i),
-            Mat::new(&ws.x, i, b),
-            false,
-        );
-        kernels::bias_relu(pool, &mut ws.h1, &params[lay.fc1_b.clone()], b);
-        matmul(
-            pool,
+            params,
+            head,
+            ws.enc_h.last().expect("one layer at least"),
             &mut ws.enc,
-            Mat::new(&params[lay.enc_w.clone()], e, h),
-            Mat::new(&ws.h1, h, b),
-            false,
+            b,
         );
-        kernels::bias_add(&mut ws.enc, &params[lay.enc_b.clone()], b);
+        kernels::bias_add(&mut ws.enc, &params[head.b.clone()], b);
     }
 
     /// z from the encoding: μ + ε·σ using `ws.eps` (variational), or μ (`ae`); writes the
@@ -135,31 +180,23 @@ impl Network {
         ws.copy_labels(&self.config);
     }
 
-    /// Decoder up to the logits: `z` → `h2` → `out` = W3·h2 (bias not yet added).
+    /// Decoder up to the logits: `z` → hidden layers → `out` = W3·g (bias not yet added).
     pub fn decode_logits(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
-        let (c, lay, b) = (&self.config, &self.layout, ws.batch);
-        let (h, d, p) = (c.hidden_dim, c.decoder_in(), c.pixels());
-        matmul(
-            pool,
-            &mut ws.h2,
-            Mat::new(&params[lay.fc2_w.clone()], h, d),
-            Mat::new(&ws.z, d, b),
-            false,
-        );
-        kernels::bias_relu(pool, &mut ws.h2, &params[lay.fc2_b.clone()], b);
-        matmul(
-            pool,
-            &mut ws.out,
-            Mat::new(&params[lay.fc3_w.clone()], p, h),
-            Mat::new(&ws.h2, h, b),
-            false,
-        );
+        let (act, b) = (self.config.activation, ws.batch);
+        for (j, layer) in self.layout.decoder.iter().enumerate() {
+            let (before, rest) = ws.dec_h.split_at_mut(j);
+            let src = if j == 0 { &ws.z } else { &before[j - 1] };
+            product(pool, params, layer, src, &mut rest[0], b);
+            bias_activation(pool, act, &mut rest[0], &params[layer.b.clone()], b);
+        }
+        let last = ws.dec_h.last().expect("one layer at least");
+        product(pool, params, &self.layout.output, last, &mut ws.out, b);
     }
 
-    /// Decoder to Bernoulli means: `ws.out` = σ(W3·h2 + b3) [P, B]. Reads `ws.z`.
+    /// Decoder to Bernoulli means: `ws.out` = σ(W3·g + b3) [P, B]. Reads `ws.z`.
     pub fn decode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         self.decode_logits(pool, params, ws);
-        kernels::bias_sigmoid(&mut ws.out, &params[self.layout.fc3_b.clone()], ws.batch);
+        kernels::bias_sigmoid(&mut ws.out, &params[self.layout.output.b.clone()], ws.batch);
     }
 
     /// Full forward pass and loss. Needs `ws.x` and (variational models) `ws.eps` filled.
@@ -180,7 +217,7 @@ impl Network {
             Some(g) => g,
             None => &mut ws.db_out,
         };
-        let b3 = &params[self.layout.fc3_b.clone()];
+        let b3 = &params[self.layout.output.b.clone()];
         kernels::bernoulli_bce(pool, &mut ws.out, b3, &ws.x[..p * b], db3, &mut ws.bce, b);
         BatchLoss {
             bce: ws.bce[..b].iter().map(|&v| v as f64).sum(),
@@ -201,43 +238,36 @@ impl Network {
         beta: f32,
     ) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
-        let (h, l, e, d, p, i) = (
-            c.hidden_dim,
-            c.latent_dim,
-            c.encoder_out(),
-            c.decoder_in(),
-            c.pixels(),
-            c.encoder_in(),
-        );
-        // fc3: dW3 [P, H] = dout [P, B] · h2ᵀ [B, H];  dh2 [H, B] = W3ᵀ [H, P] · dout [P, B].
-        matmul(
-            pool,
-            &mut grads[lay.fc3_w.clone()],
-            Mat::new(&ws.out, p, b),
-            Mat::new(&ws.h2, h, b).t(),
-            false,
-        );
-        let w3 = Mat::new(&params[lay.fc3_w.clone()], p, h);
-        matmul(pool, &mut ws.dh2, w3.t(), Mat::new(&ws.out, p, b), false);
-        kernels::relu_backward(pool, &mut ws.dh2, &ws.h2, &mut grads[lay.fc2_b.clone()], b);
-        // fc2: dW2 [H, L+C] = dh2 · zᵀ;  dz [L, B] = W2[:, :L]ᵀ · dh2 (labels need no gradient).
-        matmul(
-            pool,
-            &mut grads[lay.fc2_w.clone()],
-            Mat::new(&ws.dh2, h, b),
-            Mat::new(&ws.z, d, b).t(),
-            false,
-        );
-        let w2_latent = Mat::columns(&params[lay.fc2_w.clone()], h, l, d);
-        matmul(
-            pool,
-            &mut ws.dz,
-            w2_latent.t(),
-            Mat::new(&ws.dh2, h, b),
-            false,
-        );
+        let (act, l, n) = (c.activation, c.latent_dim, c.hidden_layers);
+        let [d0, d1] = &mut ws.dh;
+        let (mut dcur, mut dnext) = (d0, d1);
+        // Output layer: dW3 = dout · gᵀ, dg = W3ᵀ · dout.
+        let last = &ws.dec_h[n - 1];
+        weight_grad(pool, grads, &lay.output, &ws.out, last, b);
+        input_grad(pool, params, &lay.output, c.hidden_dim, &ws.out, dcur, b);
+        // Decoder hidden layers, last to first; the first one's input is z (labels need no
+        // gradient, so only the latent rows of dz are computed).
+        for j in (0..n).rev() {
+            let layer = &lay.decoder[j];
+            activation_backward(
+                pool,
+                act,
+                dcur,
+                &ws.dec_h[j],
+                &mut grads[layer.b.clone()],
+                b,
+            );
+            let input = if j == 0 { &ws.z } else { &ws.dec_h[j - 1] };
+            weight_grad(pool, grads, layer, dcur, input, b);
+            if j > 0 {
+                input_grad(pool, params, layer, c.hidden_dim, dcur, dnext, b);
+                std::mem::swap(&mut dcur, &mut dnext);
+            } else {
+                input_grad(pool, params, layer, l, dcur, &mut ws.dz, b);
+            }
+        }
         // Encoder head: through the reparameterisation and the KL term.
-        let db_enc = &mut grads[lay.enc_b.clone()];
+        let db_head = &mut grads[lay.head.b.clone()];
         if c.kind.variational() {
             kernels::reparameterize_backward(
                 &ws.enc,
@@ -245,31 +275,32 @@ impl Network {
                 &ws.dz,
                 beta,
                 &mut ws.denc,
-                db_enc,
+                db_head,
                 b,
             );
         } else {
             ws.denc.copy_from_slice(&ws.dz);
-            kernels::row_sums(&ws.denc, b, db_enc);
+            kernels::row_sums(&ws.denc, b, db_head);
         }
-        // dWe [E, H] = denc · h1ᵀ;  dh1 [H, B] = Weᵀ · denc.
-        matmul(
-            pool,
-            &mut grads[lay.enc_w.clone()],
-            Mat::new(&ws.denc, e, b),
-            Mat::new(&ws.h1, h, b).t(),
-            false,
-        );
-        let we = Mat::new(&params[lay.enc_w.clone()], e, h);
-        matmul(pool, &mut ws.dh1, we.t(), Mat::new(&ws.denc, e, b), false);
-        kernels::relu_backward(pool, &mut ws.dh1, &ws.h1, &mut grads[lay.fc1_b.clone()], b);
-        // fc1: dW1 [H, P+C] = dh1 · xᵀ (x needs no gradient).
-        matmul(
-            pool,
-            &mut grads[lay.fc1_w.clone()],
-            Mat::new(&ws.dh1, h, b),
-            Mat::new(&ws.x, i, b).t(),
-            false,
-        );
+        weight_grad(pool, grads, &lay.head, &ws.denc, &ws.enc_h[n - 1], b);
+        input_grad(pool, params, &lay.head, c.hidden_dim, &ws.denc, dcur, b);
+        // Encoder hidden layers, last to first (x needs no gradient).
+        for j in (0..n).rev() {
+            let layer = &lay.encoder[j];
+            activation_backward(
+                pool,
+                act,
+                dcur,
+                &ws.enc_h[j],
+                &mut grads[layer.b.clone()],
+                b,
+            );
+            let input = if j == 0 { &ws.x } else { &ws.enc_h[j - 1] };
+            weight_grad(pool, grads, layer, dcur, input, b);
+            if j > 0 {
+                input_grad(pool, params, layer, c.hidden_dim, dcur, dnext, b);
+                std::mem::swap(&mut dcur, &mut dnext);
+            }
+        }
     }
 }

@@ -1,0 +1,158 @@
+//! Hidden-layer activations fused with the bias add, each beside its backward.
+//!
+//! Shapes: `h`, `dh` [rows, batch] (*features × batch*), `bias`, `db` [rows]. Backward
+//! passes use the activation's *output* h: ReLU′ = [h > 0], tanh′ = 1 − h².
+
+use super::kernels::PARALLEL_MIN_ROWS;
+use super::pool::{Pool, SyncMut};
+use super::simd::{self, simd_fn};
+use crate::model::config::Activation;
+
+/// tanh for f32, Cephes `tanhf`: an odd polynomial for |x| < 0.625, else
+/// 1 − 2/(e^{2|x|} + 1) with the sign of x. Both branches are computed and one selected, so
+/// the loop vectorises.
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' coefficients, kept as published
+pub fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let z = x * x;
+    let poly =
+        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+            - 3.333_328_2e-1)
+            * z
+            * x
+            + x;
+    let e = simd::exp(2.0 * a.min(44.0));
+    let big = 1.0 - 2.0 / (e + 1.0);
+    if a < 0.625 { poly } else { big.copysign(x) }
+}
+
+simd_fn! {
+    fn bias_relu_rows(h: &mut [f32], bias: &[f32], batch: usize) {
+        for (row, &b) in h.chunks_exact_mut(batch).zip(bias) {
+            for v in row {
+                *v = (*v + b).max(0.0);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    fn bias_tanh_rows(h: &mut [f32], bias: &[f32], batch: usize) {
+        for (row, &b) in h.chunks_exact_mut(batch).zip(bias) {
+            for v in row {
+                *v = tanh(*v + b);
+            }
+        }
+    }
+}
+
+/// Forward of `act(W·x + b)` after the product: `h[r, b] = act(h[r, b] + bias[r])` in place.
+pub fn bias_activation(pool: &Pool, act: Activation, h: &mut [f32], bias: &[f32], batch: usize) {
+    let rows = bias.len();
+    let hp = SyncMut::new(&mut h[..rows * batch]);
+    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
+        // SAFETY: row ranges of different parts are disjoint.
+        let block = unsafe { hp.slice(r.start * batch..r.end * batch) };
+        match act {
+            Activation::Relu => bias_relu_rows(block, &bias[r], batch),
+            Activation::Tanh => bias_tanh_rows(block, &bias[r], batch),
+        }
+    });
+}
+
+/// ReLU shorthand of [`bias_activation`].
+pub fn bias_relu(pool: &Pool, h: &mut [f32], bias: &[f32], batch: usize) {
+    bias_activation(pool, Activation::Relu, h, bias, batch);
+}
+
+simd_fn! {
+    fn relu_backward_rows(dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize) {
+        for ((drow, hrow), db) in dh.chunks_exact_mut(batch).zip(h.chunks_exact(batch)).zip(db) {
+            let mut sum = 0.0f32;
+            for (d, &hv) in drow.iter_mut().zip(hrow) {
+                *d = if hv > 0.0 { *d } else { 0.0 };
+                sum += *d;
+            }
+            *db = sum;
+        }
+    }
+}
+
+simd_fn! {
+    fn tanh_backward_rows(dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize) {
+        for ((drow, hrow), db) in dh.chunks_exact_mut(batch).zip(h.chunks_exact(batch)).zip(db) {
+            let mut sum = 0.0f32;
+            for (d, &hv) in drow.iter_mut().zip(hrow) {
+                *d *= 1.0 - hv * hv;
+                sum += *d;
+            }
+            *db = sum;
+        }
+    }
+}
+
+/// Backward of `act(W·x + b)` up to the product: `dh ← dh ⊙ act′` (from the output h) and
+/// the bias gradient `db[r] = Σ_b dh[r, b]`.
+pub fn activation_backward(
+    pool: &Pool,
+    act: Activation,
+    dh: &mut [f32],
+    h: &[f32],
+    db: &mut [f32],
+    batch: usize,
+) {
+    let rows = db.len();
+    let dhp = SyncMut::new(&mut dh[..rows * batch]);
+    let dbp = SyncMut::new(db);
+    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
+        // SAFETY: row ranges of different parts are disjoint.
+        let (d, b) = unsafe {
+            (
+                dhp.slice(r.start * batch..r.end * batch),
+                dbp.slice(r.clone()),
+            )
+        };
+        let hr = &h[r.start * batch..r.end * batch];
+        match act {
+            Activation::Relu => relu_backward_rows(d, hr, b, batch),
+            Activation::Tanh => tanh_backward_rows(d, hr, b, batch),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tanh_is_accurate_across_the_range() {
+        let mut x = -20.0f32;
+        while x < 20.0 {
+            let want = (x as f64).tanh();
+            let got = tanh(x) as f64;
+            assert!(
+                (got - want).abs() <= 2e-7 * want.abs().max(1e-30) + 1e-30,
+                "tanh({x}) = {got}, want {want}"
+            );
+            x += 0.00731;
+        }
+        assert_eq!(tanh(0.0), 0.0);
+        assert_eq!(tanh(1e-20), 1e-20);
+        assert_eq!(tanh(100.0), 1.0);
+        assert_eq!(tanh(-100.0), -1.0);
+    }
+
+    #[test]
+    fn backward_masks_and_sums_rows() {
+        let pool = Pool::new(2);
+        let h = [0.0, 2.0, 0.5, 0.0];
+        let mut dh = [1.0, 1.0, 3.0, 4.0];
+        let mut db = [0.0; 2];
+        activation_backward(&pool, Activation::Relu, &mut dh, &h, &mut db, 2);
+        assert_eq!((dh, db), ([0.0, 1.0, 3.0, 0.0], [1.0, 3.0]));
+        let mut dh = [1.0, 1.0, 3.0, 4.0];
+        activation_backward(&pool, Activation::Tanh, &mut dh, &h, &mut db, 2);
+        assert_eq!((dh, db), ([1.0, -3.0, 2.25, 4.0], [-2.0, 6.25]));
+    }
+}
