@@ -23,11 +23,7 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
     let t0 = Instant::now();
     let data = Dataset::load(&Source::Mnist)?;
     let config = ModelConfig::tutorial(kind);
-    let threads = if threads == 0 {
-        crate::core::pool::available_threads()
-    } else {
-        threads
-    };
+    let threads = if threads == 0 { crate::core::pool::available_threads() } else { threads };
     let train = TrainConfig {
         epochs,
         batch_size: 128,
@@ -38,6 +34,7 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
         dataset: Source::Mnist,
         train_limit: None,
         test_limit: None,
+        binarize: Default::default(),
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());
@@ -87,15 +84,9 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
             "model {kind}, {threads} threads, {epochs} epochs of {steps} steps (batch 128), SIMD {:?}",
             crate::core::simd::level()
         );
-        println!(
-            "seconds per epoch   {mean:.3} (best {best:.3}; each: {})",
-            list.join(", ")
-        );
+        println!("seconds per epoch   {mean:.3} (best {best:.3}; each: {})", list.join(", "));
         println!("steps per second    {:.1}", steps as f64 / mean);
-        println!(
-            "achieved GFLOP/s    {gflops:.1} ({:.1} GFLOP per epoch)",
-            flops_per_epoch / 1e9
-        );
+        println!("achieved GFLOP/s    {gflops:.1} ({:.1} GFLOP per epoch)", flops_per_epoch / 1e9);
         println!(
             "test pass           {test_secs:.3} s (10,000 images), test loss {:.3} nats/example",
             test.bce + test.kl

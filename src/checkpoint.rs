@@ -14,7 +14,7 @@
 //! completed epoch loadable.
 
 use crate::core::AdamState;
-use crate::model::{Model, ModelConfig, Network};
+use crate::model::{Model, ModelConfig, Network, TensorInfo};
 use crate::train::TrainConfig;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -38,25 +38,16 @@ pub enum CheckpointError {
     #[error("{0} has no {STATE_FILE} to resume from; start a new run with `vae train`")]
     NoState(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source} (is the disk full or the directory read-only?)")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{path} is corrupt: {reason}; restore it from a backup or retrain the run")]
     Corrupt { path: PathBuf, reason: String },
 }
 
 impl CheckpointError {
     fn corrupt(path: &Path, reason: impl std::fmt::Display) -> CheckpointError {
-        CheckpointError::Corrupt {
-            path: path.to_owned(),
-            reason: reason.to_string(),
-        }
+        CheckpointError::Corrupt { path: path.to_owned(), reason: reason.to_string() }
     }
 }
 
@@ -92,14 +83,8 @@ pub struct EpochMetrics {
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
 /// then rename over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -113,60 +98,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    write_atomic(path, bytes).map_err(|source| CheckpointError::Write {
-        path: path.to_owned(),
-        source,
-    })
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    write_atomic(path, bytes).map_err(|source| CheckpointError::Write { path: path.to_owned(), source })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    std::fs::read(path).map_err(|source| CheckpointError::Read {
-        path: path.to_owned(),
-        source,
-    })
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Read { path: path.to_owned(), source })
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn tensor_f32(
-    st: &SafeTensors,
-    name: &str,
-    shape: &[usize],
-    path: &Path,
-) -> Result<Vec<f32>, CheckpointError> {
-    let t = st
-        .tensor(name)
-        .map_err(|_| CheckpointError::corrupt(path, format!("tensor {name} is missing")))?;
+fn tensor_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>, CheckpointError> {
+    let t = st.tensor(name).map_err(|_| CheckpointError::corrupt(path, format!("tensor {name} is missing")))?;
     if t.dtype() != Dtype::F32 || t.shape() != shape {
         return Err(CheckpointError::corrupt(
             path,
-            format!(
-                "tensor {name} is {:?} {:?}, expected F32 {shape:?}",
-                t.dtype(),
-                t.shape()
-            ),
+            format!("tensor {name} is {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape()),
         ));
     }
-    Ok(t.data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect())
+    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
 }
 
 fn metadata(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
-    let (_, meta) =
-        SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 
-fn meta_number(
-    meta: &HashMap<String, String>,
-    key: &str,
-    path: &Path,
-) -> Result<u64, CheckpointError> {
+fn meta_number(meta: &HashMap<String, String>, key: &str, path: &Path) -> Result<u64, CheckpointError> {
     meta.get(key)
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| CheckpointError::corrupt(path, format!("metadata `{key}` is missing")))
@@ -201,10 +161,8 @@ impl RunDir {
 
     /// Creates the directory (and `samples/`).
     pub fn create(&self) -> Result<(), CheckpointError> {
-        std::fs::create_dir_all(self.samples_dir()).map_err(|source| CheckpointError::Write {
-            path: self.samples_dir(),
-            source,
-        })
+        std::fs::create_dir_all(self.samples_dir())
+            .map_err(|source| CheckpointError::Write { path: self.samples_dir(), source })
     }
 
     pub fn save_config(&self, config: &RunConfig) -> Result<(), CheckpointError> {
@@ -218,12 +176,8 @@ impl RunDir {
             return Err(CheckpointError::NotARun(self.path.clone()));
         }
         let text = read(&path)?;
-        let config: RunConfig =
-            serde_json::from_slice(&text).map_err(|e| CheckpointError::corrupt(&path, e))?;
-        config
-            .model
-            .validate()
-            .map_err(|e| CheckpointError::corrupt(&path, e))?;
+        let config: RunConfig = serde_json::from_slice(&text).map_err(|e| CheckpointError::corrupt(&path, e))?;
+        config.model.validate().map_err(|e| CheckpointError::corrupt(&path, e))?;
         Ok(config)
     }
 
@@ -245,26 +199,13 @@ impl RunDir {
     }
 
     /// Saves parameters, Adam moments and progress: the commit point of an epoch.
-    pub fn save_state(
-        &self,
-        model: &Model,
-        adam: &AdamState,
-        epoch: usize,
-    ) -> Result<(), CheckpointError> {
+    pub fn save_state(&self, model: &Model, adam: &AdamState, epoch: usize) -> Result<(), CheckpointError> {
         let n = model.params.len();
-        let (p, m, v) = (
-            f32_bytes(&model.params),
-            f32_bytes(&adam.m),
-            f32_bytes(&adam.v),
-        );
+        let (p, m, v) = (f32_bytes(&model.params), f32_bytes(&adam.m), f32_bytes(&adam.v));
         fn view(b: &[u8], n: usize) -> TensorView<'_> {
             TensorView::new(Dtype::F32, vec![n], b).expect("sizes match")
         }
-        let tensors = [
-            ("params", view(&p, n)),
-            ("exp_avg", view(&m, n)),
-            ("exp_avg_sq", view(&v, n)),
-        ];
+        let tensors = [("params", view(&p, n)), ("exp_avg", view(&m, n)), ("exp_avg_sq", view(&v, n))];
         let meta = HashMap::from([
             ("epoch".to_string(), epoch.to_string()),
             ("step".to_string(), adam.step.to_string()),
@@ -280,8 +221,7 @@ impl RunDir {
             return Err(CheckpointError::NoState(self.path.clone()));
         }
         let bytes = read(&path)?;
-        let st =
-            SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::corrupt(&path, e))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::corrupt(&path, e))?;
         let meta = metadata(&bytes, &path)?;
         let network = Network::new(config.clone());
         let n = [network.layout.len];
@@ -290,11 +230,7 @@ impl RunDir {
         let v = tensor_f32(&st, "exp_avg_sq", &n, &path)?;
         let epoch = meta_number(&meta, "epoch", &path)? as usize;
         let step = meta_number(&meta, "step", &path)?;
-        Ok(TrainState {
-            model: Model { network, params },
-            adam: AdamState { m, v, step },
-            epoch,
-        })
+        Ok(TrainState { model: Model { network, params }, adam: AdamState { m, v, step }, epoch })
     }
 
     pub fn save_metrics(&self, records: &[EpochMetrics]) -> Result<(), CheckpointError> {
@@ -318,58 +254,54 @@ impl RunDir {
             .filter(|l| !l.trim().is_empty())
             .enumerate()
             .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| CheckpointError::corrupt(&path, format!("line {}: {e}", i + 1)))
+                serde_json::from_str(l).map_err(|e| CheckpointError::corrupt(&path, format!("line {}: {e}", i + 1)))
             })
             .collect()
     }
 }
 
+/// Named tensors of a flat buffer as safetensors bytes (f32, the tensors' shapes).
+pub fn tensors_bytes(tensors: &[TensorInfo], params: &[f32], meta: HashMap<String, String>) -> Vec<u8> {
+    let data: Vec<(&str, Vec<usize>, Vec<u8>)> =
+        tensors.iter().map(|t| (t.name, t.shape.clone(), f32_bytes(&params[t.range.clone()]))).collect();
+    let views = data
+        .iter()
+        .map(|(name, shape, bytes)| (*name, TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes match")));
+    safetensors::serialize(views, Some(meta)).expect("valid tensors")
+}
+
+/// Parses safetensors bytes into a flat buffer of `len` floats; every tensor must be
+/// present with its shape, and every value finite.
+pub fn tensors_from_bytes(
+    bytes: &[u8],
+    tensors: &[TensorInfo],
+    len: usize,
+    path: &Path,
+) -> Result<Vec<f32>, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
+    let mut params = vec![0.0f32; len];
+    for t in tensors {
+        params[t.range.clone()].copy_from_slice(&tensor_f32(&st, t.name, &t.shape, path)?);
+    }
+    if params.iter().any(|p| !p.is_finite()) {
+        return Err(CheckpointError::corrupt(path, "it holds NaN or infinite weights"));
+    }
+    Ok(params)
+}
+
 /// The weights as safetensors bytes: PyTorch's `state_dict` names and shapes, f32.
 pub fn model_bytes(model: &Model, epoch: usize) -> Vec<u8> {
-    let layout = &model.network.layout;
-    let data: Vec<(&str, Vec<usize>, Vec<u8>)> = layout
-        .tensors
-        .iter()
-        .map(|t| {
-            (
-                t.name,
-                t.shape.clone(),
-                f32_bytes(&model.params[t.range.clone()]),
-            )
-        })
-        .collect();
-    let views = data.iter().map(|(name, shape, bytes)| {
-        (
-            *name,
-            TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes match"),
-        )
-    });
     let meta = HashMap::from([
         ("format".to_string(), "pt".to_string()),
         ("model".to_string(), model.config().kind.name().to_string()),
         ("epoch".to_string(), epoch.to_string()),
     ]);
-    safetensors::serialize(views, Some(meta)).expect("valid tensors")
+    tensors_bytes(&model.network.layout.tensors, &model.params, meta)
 }
 
 /// Parses safetensors weights for `config`; every tensor must be present with its shape.
-pub fn model_from_bytes(
-    bytes: &[u8],
-    config: &ModelConfig,
-    path: &Path,
-) -> Result<Model, CheckpointError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
+pub fn model_from_bytes(bytes: &[u8], config: &ModelConfig, path: &Path) -> Result<Model, CheckpointError> {
     let network = Network::new(config.clone());
-    let mut params = vec![0.0f32; network.layout.len];
-    for t in &network.layout.tensors {
-        params[t.range.clone()].copy_from_slice(&tensor_f32(&st, t.name, &t.shape, path)?);
-    }
-    if params.iter().any(|p| !p.is_finite()) {
-        return Err(CheckpointError::corrupt(
-            path,
-            "it holds NaN or infinite weights",
-        ));
-    }
+    let params = tensors_from_bytes(bytes, &network.layout.tensors, network.layout.len, path)?;
     Ok(Model { network, params })
 }

@@ -1,8 +1,10 @@
 //! Command-line interface: argument definitions and the commands behind them.
 
 use crate::checkpoint::{RunConfig, RunDir};
+use crate::classifier::{ClassifierOptions, train_classifier};
 use crate::core::{AdamConfig, Pool, Rng};
-use crate::data::{Dataset, Source};
+use crate::data::{Binarize, Dataset, Source};
+use crate::eval::report::{EvalOptions, SplitName, run_eval};
 use crate::images;
 use crate::model::config::Activation;
 use crate::model::{ModelConfig, ModelKind};
@@ -13,11 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "vae",
-    version,
-    about = "Train, evaluate and explore variational autoencoders on images"
-)]
+#[command(name = "vae", version, about = "Train, evaluate and explore variational autoencoders on images")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +29,74 @@ pub enum Command {
     Sample(SampleArgs),
     /// Time training and the test pass; print s/epoch, steps/s, GFLOP/s and peak memory.
     Bench(BenchArgs),
+    /// Measure a trained run: ELBO, importance-weighted NLL bound, active units, sample scores.
+    Eval(EvalArgs),
+    /// The built-in MNIST classifier used by `vae eval` to score samples.
+    #[command(subcommand)]
+    Classifier(ClassifierCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Split to evaluate on
+    #[arg(long, value_enum, default_value_t = SplitName::Test)]
+    pub split: SplitName,
+    /// Passes over the split for the ELBO's mean ± standard error
+    #[arg(long, default_value_t = 10)]
+    pub elbo_samples: usize,
+    /// Importance samples per image for the IWAE bound (the papers use 5000)
+    #[arg(long, default_value_t = 5000)]
+    pub k: usize,
+    /// Random seed of every draw
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate only the first N images of the split [default: all]
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Generated images for the classifier-based scores (0 skips them)
+    #[arg(long, default_value_t = 10_000)]
+    pub generated: usize,
+    /// Classifier run directory [default: RUN_DIR/../classifier-<dataset>, then runs/classifier-<dataset>]
+    #[arg(long, value_name = "DIR")]
+    pub classifier: Option<PathBuf>,
+    /// Threads; 0 = all cores
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print nothing but errors (eval.json is still written)
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClassifierCommand {
+    /// Train the classifier (an MLP, ≥ 98% test accuracy) and save it
+    Train(ClassifierTrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifierTrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Epochs
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    /// Random seed
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Threads; 0 = all cores
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Where to save it [default: runs/classifier-<dataset>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Train on the first N images only [default: all]
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +178,10 @@ pub struct TrainArgs {
     /// Evaluate on the first N test examples only [default: all]
     #[arg(long, value_name = "N")]
     pub test_limit: Option<usize>,
+    /// Binarized MNIST: each pixel ~ Bernoulli(intensity), resampled at every use
+    /// (dynamic) or drawn once (static) [default: none]
+    #[arg(long, value_enum)]
+    pub binarize: Option<Binarize>,
     /// Print nothing but errors
     #[arg(long, short)]
     pub quiet: bool,
@@ -159,6 +229,36 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train(a),
         Command::Sample(a) => sample(a),
         Command::Bench(a) => crate::bench::bench(a.model, a.epochs as usize, a.threads, a.json),
+        Command::Eval(a) => {
+            let opts = EvalOptions {
+                split: a.split,
+                elbo_samples: a.elbo_samples,
+                k: a.k,
+                seed: a.seed,
+                limit: a.limit,
+                threads: a.threads,
+                classifier: a.classifier,
+                generated: a.generated,
+                quiet: a.quiet,
+            };
+            run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())
+        }
+        Command::Classifier(ClassifierCommand::Train(a)) => {
+            let opts = ClassifierOptions {
+                dataset: a.data.source(),
+                epochs: a.epochs,
+                seed: a.seed,
+                threads: a.threads,
+                out: a.out,
+                train_limit: a.train_limit,
+                quiet: a.quiet,
+            };
+            let (dir, run) = train_classifier(&opts)?;
+            if !a.quiet {
+                println!("saved the classifier ({:.2}% test accuracy) in {}", 100.0 * run.test_accuracy, dir.display());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -168,7 +268,8 @@ fn load_data(source: &Source) -> Result<Dataset> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 14] = [
+        let fixed: [(&str, bool); 15] = [
+            ("--binarize", a.binarize.is_some()),
             ("--model", a.model.is_some()),
             ("--hidden-layers", a.hidden_layers.is_some()),
             ("--activation", a.activation.is_some()),
@@ -213,32 +314,22 @@ fn train(a: TrainArgs) -> Result<()> {
         let train = TrainConfig {
             epochs: a.epochs.unwrap_or(50),
             batch_size: a.batch_size.unwrap_or(128),
-            adam: AdamConfig {
-                lr: a.lr.unwrap_or(1e-3),
-                ..AdamConfig::default()
-            },
+            adam: AdamConfig { lr: a.lr.unwrap_or(1e-3), ..AdamConfig::default() },
             beta: a.beta.unwrap_or(1.0),
             seed: a.seed.unwrap_or(1),
             threads,
             dataset: source,
             train_limit: a.train_limit,
             test_limit: a.test_limit,
+            binarize: a.binarize.unwrap_or_default(),
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
-        let config = RunConfig {
-            model,
-            train,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        };
+        let config = RunConfig { model, train, version: env!("CARGO_PKG_VERSION").to_string() };
         Run::create(out, config, data)?
     };
     let t = &run.trainer;
     if !a.quiet {
-        let verb = if t.epoch > 0 {
-            format!("resuming after epoch {}", t.epoch)
-        } else {
-            "training".into()
-        };
+        let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
         println!(
             "{verb} {} ({} parameters) on {}: {} train / {} test images, {} steps/epoch, {} threads -> {}",
             t.model.config().kind,
@@ -292,46 +383,25 @@ fn sample(a: SampleArgs) -> Result<()> {
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
     let imgs = model.sample(&pool, n, labels.as_deref(), &mut rng);
     let c = model.config();
-    let grid = images::grid(
-        &imgs,
-        c.image_rows,
-        c.image_cols,
-        a.nrow as usize,
-        GRID_PADDING,
-    );
+    let grid = images::grid(&imgs, c.image_rows, c.image_cols, a.nrow as usize, GRID_PADDING);
     let out = a.output.unwrap_or_else(|| {
         let label = a.label.map(|d| format!("-label{d}")).unwrap_or_default();
-        dir.samples_dir()
-            .join(format!("sample-seed{}{label}.png", a.seed))
+        dir.samples_dir().join(format!("sample-seed{}{label}.png", a.seed))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    grid.save(&out)
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
-        "wrote {} ({}x{}, {n} samples)",
-        out.display(),
-        grid.width,
-        grid.height
-    );
+    grid.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {} ({}x{}, {n} samples)", out.display(), grid.width, grid.height);
     Ok(())
 }
 
 /// `runs/<model>-YYYYMMDD-HHMMSS` (UTC), with a suffix if that already exists.
 fn default_run_dir(kind: ModelKind) -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
-    let stamp = format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
+    let stamp = format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60);
     let base = PathBuf::from("runs").join(format!("{kind}-{stamp}"));
     let mut path = base.clone();
     let mut i = 2;

@@ -40,11 +40,7 @@ pub fn grid(images: &[f32], rows: usize, cols: usize, nrow: usize, padding: usiz
             }
         }
     }
-    GrayImage {
-        width,
-        height,
-        pixels: out,
-    }
+    GrayImage { width, height, pixels: out }
 }
 
 impl GrayImage {

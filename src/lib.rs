@@ -5,9 +5,11 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod classifier;
 pub mod cli;
 pub mod core;
 pub mod data;
+pub mod eval;
 pub mod images;
 pub mod model;
 pub mod run;

@@ -6,11 +6,7 @@ use std::io::IsTerminal;
 
 fn fail(message: &str, code: i32) -> ! {
     let red = std::io::stderr().is_terminal();
-    let (on, off) = if red {
-        ("\x1b[1;31m", "\x1b[0m")
-    } else {
-        ("", "")
-    };
+    let (on, off) = if red { ("\x1b[1;31m", "\x1b[0m") } else { ("", "") };
     eprintln!("{on}Error:{off} {message}");
     std::process::exit(code);
 }
@@ -25,11 +21,7 @@ fn main() {
             _ => {
                 // clap's first line says what is wrong; the rest is usage, which --help gives.
                 let text = e.to_string();
-                let first = text
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ");
+                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
                 fail(&format!("{first} (see --help)"), 2)
             }
         },

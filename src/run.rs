@@ -56,12 +56,7 @@ impl Run {
         let adam = AdamState::new(model.params.len());
         let trainer = Trainer::new(config.train.clone(), model, adam, 0, data);
         check_batch(&trainer)?;
-        Ok(Run {
-            dir,
-            config,
-            trainer,
-            metrics: Vec::new(),
-        })
+        Ok(Run { dir, config, trainer, metrics: Vec::new() })
     }
 
     /// Reopens a run after its last completed epoch; `epochs`, if given, becomes the total.
@@ -76,27 +71,15 @@ impl Run {
         }
         let mut metrics = dir.load_metrics()?;
         metrics.retain(|m| m.epoch <= state.epoch);
-        let trainer = Trainer::new(
-            config.train.clone(),
-            state.model,
-            state.adam,
-            state.epoch,
-            data,
-        );
-        Ok(Run {
-            dir,
-            config,
-            trainer,
-            metrics,
-        })
+        let trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
+        Ok(Run { dir, config, trainer, metrics })
     }
 
     /// Trains up to the configured number of epochs, saving after each.
     pub fn train(&mut self, quiet: bool) -> Result<(), RunError> {
         let total = self.config.train.epochs;
         let steps = self.trainer.steps_per_epoch();
-        let (grid_z, grid_labels) =
-            sample_grid_inputs(&self.trainer.model, self.config.train.seed, GRID_IMAGES);
+        let (grid_z, grid_labels) = sample_grid_inputs(&self.trainer.model, self.config.train.seed, GRID_IMAGES);
         let tty = std::io::stdout().is_terminal() && !quiet;
         while self.trainer.epoch < total {
             let epoch = self.trainer.epoch + 1;
@@ -121,28 +104,18 @@ impl Run {
         Ok(())
     }
 
-    fn save_epoch(
-        &mut self,
-        m: &EpochMetrics,
-        z: &[f32],
-        labels: Option<&[u8]>,
-    ) -> Result<(), RunError> {
+    fn save_epoch(&mut self, m: &EpochMetrics, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
         let trainer = &self.trainer;
         let c = trainer.model.config();
         let imgs = trainer.model.decode(&trainer.pool, z, labels);
         let grid = images::grid(&imgs, c.image_rows, c.image_cols, GRID_ROW, GRID_PADDING);
-        let path = self
-            .dir
-            .samples_dir()
-            .join(format!("epoch-{:03}.png", m.epoch));
-        grid.save(&path)
-            .map_err(|source| CheckpointError::Write { path, source })?;
+        let path = self.dir.samples_dir().join(format!("epoch-{:03}.png", m.epoch));
+        grid.save(&path).map_err(|source| CheckpointError::Write { path, source })?;
         self.metrics.push(m.clone());
         // Order matters: the train state is the commit point (see `checkpoint`).
         self.dir.save_metrics(&self.metrics)?;
         self.dir.save_model(&trainer.model, m.epoch)?;
-        self.dir
-            .save_state(&trainer.model, &trainer.adam, m.epoch)?;
+        self.dir.save_state(&trainer.model, &trainer.adam, m.epoch)?;
         Ok(())
     }
 
@@ -153,10 +126,7 @@ impl Run {
         let c = t.model.config();
         let n = 50.min(t.data.test.len());
         let p = c.pixels();
-        let originals: Vec<f32> = t.data.test.images[..n * p]
-            .iter()
-            .map(|&v| v as f32 / 255.0)
-            .collect();
+        let originals: Vec<f32> = t.data.test.images[..n * p].iter().map(|&v| v as f32 / 255.0).collect();
         let labels = &t.data.test.labels[..n];
         let enc = t.model.encode(&t.pool, &originals, Some(labels));
         let recon = t.model.decode(&t.pool, &enc.mu, Some(labels));
@@ -167,10 +137,7 @@ impl Run {
         }
         let grid = images::grid(&pairs, c.image_rows, c.image_cols, GRID_ROW, GRID_PADDING);
         let path = self.dir.file("reconstructions.png");
-        grid.save(&path).map_err(|source| CheckpointError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        grid.save(&path).map_err(|source| CheckpointError::Write { path: path.clone(), source })?;
         Ok(path)
     }
 }
@@ -215,13 +182,6 @@ fn progress_bar(tty: bool, steps: usize, epoch: usize, total: usize) -> Progress
 pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
     format!(
         "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  test {:>8.3} [bce {:.2} kl {:.2}]  {:>6.2} s  {:>7.0} img/s",
-        m.epoch,
-        m.train_objective,
-        m.train_batch_loss,
-        m.test_loss,
-        m.test_bce,
-        m.test_kl,
-        m.seconds,
-        m.images_per_sec
+        m.epoch, m.train_objective, m.train_batch_loss, m.test_loss, m.test_bce, m.test_kl, m.seconds, m.images_per_sec
     )
 }

@@ -6,7 +6,8 @@
 
 use crate::checkpoint::EpochMetrics;
 use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, kernels};
-use crate::data::{Dataset, Source, Split};
+use crate::data::binarize::{binarize_split, gather_binarized};
+use crate::data::{Binarize, Dataset, Source, Split};
 use crate::model::{BatchLoss, Model, Workspace};
 use serde::{Deserialize, Serialize};
 
@@ -29,9 +30,29 @@ pub struct TrainConfig {
     /// Use only the first N test examples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
+    /// Binarized MNIST: none (grey levels), dynamic or static.
+    #[serde(default, skip_serializing_if = "Binarize::is_none")]
+    pub binarize: Binarize,
 }
 
 impl TrainConfig {
+    /// Applies the run's data options: example limits, then binarization (a static draw of
+    /// the training set; for both modes, a fixed draw of the test set).
+    pub fn prepare(&self, data: &mut Dataset) {
+        if let Some(n) = self.train_limit {
+            data.train.truncate(n);
+        }
+        if let Some(n) = self.test_limit {
+            data.test.truncate(n);
+        }
+        if self.binarize == Binarize::Static {
+            binarize_split(&mut data.train, &mut Rng::stream(self.seed, Purpose::Binarize, 0));
+        }
+        if self.binarize != Binarize::None {
+            binarize_split(&mut data.test, &mut Rng::stream(self.seed, Purpose::Binarize, 1));
+        }
+    }
+
     /// Checks values; the message names the flag to change.
     pub fn validate(&self) -> Result<(), String> {
         if self.epochs == 0 {
@@ -41,16 +62,10 @@ impl TrainConfig {
             return Err("--batch-size must be at least 1".into());
         }
         if !(self.adam.lr.is_finite() && self.adam.lr > 0.0) {
-            return Err(format!(
-                "--lr must be a positive number, got {}",
-                self.adam.lr
-            ));
+            return Err(format!("--lr must be a positive number, got {}", self.adam.lr));
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
-            return Err(format!(
-                "--beta must be a non-negative number, got {}",
-                self.beta
-            ));
+            return Err(format!("--beta must be a non-negative number, got {}", self.beta));
         }
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             return Err("--train-limit and --test-limit must be at least 1".into());
@@ -106,34 +121,13 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(
-        config: TrainConfig,
-        model: Model,
-        adam: AdamState,
-        epoch: usize,
-        mut data: Dataset,
-    ) -> Trainer {
-        if let Some(n) = config.train_limit {
-            data.train.truncate(n);
-        }
-        if let Some(n) = config.test_limit {
-            data.test.truncate(n);
-        }
+    pub fn new(config: TrainConfig, model: Model, adam: AdamState, epoch: usize, mut data: Dataset) -> Trainer {
+        config.prepare(&mut data);
         let pool = Pool::new(config.threads);
         let ws = Workspace::new(model.config(), config.batch_size, pool.threads());
         let grads = vec![0.0; model.params.len()];
         let order = (0..data.train.len() as u32).collect();
-        Trainer {
-            config,
-            model,
-            adam,
-            epoch,
-            data,
-            pool,
-            grads,
-            ws,
-            order,
-        }
+        Trainer { config, model, adam, epoch, data, pool, grads, ws, order }
     }
 
     /// Optimisation steps per epoch (the last incomplete batch is dropped).
@@ -143,14 +137,13 @@ impl Trainer {
 
     /// Trains one epoch; `progress(step, steps, running objective per example)` is called
     /// after every step.
-    pub fn train_epoch(
-        &mut self,
-        progress: &mut dyn FnMut(usize, usize, f64),
-    ) -> Result<EpochTrain, Diverged> {
+    pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize, f64)) -> Result<EpochTrain, Diverged> {
         let epoch = self.epoch as u64 + 1;
         let seed = self.config.seed;
         let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
         let mut noise = Rng::stream(seed, Purpose::TrainNoise, epoch);
+        let mut coins = Rng::stream(seed, Purpose::DynamicBinarize, epoch);
+        let dynamic = self.config.binarize == Binarize::Dynamic;
         for (i, o) in self.order.iter_mut().enumerate() {
             *o = i as u32;
         }
@@ -163,15 +156,14 @@ impl Trainer {
         for step in 0..steps {
             let idx = &self.order[step * b..(step + 1) * b];
             fill_inputs(&self.data.train, idx, &c, &mut self.ws);
+            if dynamic {
+                let p = c.pixels();
+                gather_binarized(&self.data.train.images, p, idx, &mut self.ws.x[..p * b], &mut coins);
+            }
             if c.kind.variational() {
                 noise.fill_normal(&mut self.ws.eps);
             }
-            let loss = net.forward(
-                &self.pool,
-                &self.model.params,
-                &mut self.ws,
-                Some(&mut self.grads[fc3_b.clone()]),
-            );
+            let loss = net.forward(&self.pool, &self.model.params, &mut self.ws, Some(&mut self.grads[fc3_b.clone()]));
             let objective = loss.bce + self.config.beta as f64 * loss.kl;
             if !objective.is_finite() {
                 return Err(Diverged {
@@ -182,26 +174,13 @@ impl Trainer {
                     lr: self.config.adam.lr,
                 });
             }
-            net.backward(
-                &self.pool,
-                &self.model.params,
-                &mut self.grads,
-                &mut self.ws,
-                self.config.beta,
-            );
-            adam_step(
-                &self.pool,
-                &self.config.adam,
-                &mut self.model.params,
-                &self.grads,
-                &mut self.adam,
-            );
+            net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
+            adam_step(&self.pool, &self.config.adam, &mut self.model.params, &self.grads, &mut self.adam);
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;
             total.examples += b;
             total.steps += 1;
-            let running =
-                (total.loss.bce + self.config.beta as f64 * total.loss.kl) / total.examples as f64;
+            let running = (total.loss.bce + self.config.beta as f64 * total.loss.kl) / total.examples as f64;
             progress(step + 1, steps, running);
         }
         self.epoch += 1;
@@ -236,12 +215,7 @@ impl Trainer {
 }
 
 /// Copies the batch `idx` of `split` into `ws.x`: pixel rows, then one-hot label rows.
-pub fn fill_inputs(
-    split: &Split,
-    idx: &[u32],
-    config: &crate::model::ModelConfig,
-    ws: &mut Workspace,
-) {
+pub fn fill_inputs(split: &Split, idx: &[u32], config: &crate::model::ModelConfig, ws: &mut Workspace) {
     let (p, b) = (config.pixels(), ws.batch);
     debug_assert_eq!(idx.len(), b);
     kernels::gather_images(&split.images, p, idx, &mut ws.x[..p * b]);
@@ -276,10 +250,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         sum.bce += loss.bce;
         sum.kl += loss.kl;
     }
-    TestLoss {
-        bce: sum.bce / n as f64,
-        kl: sum.kl / n as f64,
-    }
+    TestLoss { bce: sum.bce / n as f64, kl: sum.kl / n as f64 }
 }
 
 /// The fixed latent draws (and labels) of the per-epoch sample grid: `rows × 10` images;
@@ -288,9 +259,6 @@ pub fn sample_grid_inputs(model: &Model, seed: u64, n: usize) -> (Vec<f32>, Opti
     let c = model.config();
     let mut z = vec![0.0; n * c.latent_dim];
     Rng::stream(seed, Purpose::Samples, 0).fill_normal(&mut z);
-    let labels = c
-        .kind
-        .conditional()
-        .then(|| (0..n).map(|i| ((i / 10) % 10) as u8).collect());
+    let labels = c.kind.conditional().then(|| (0..n).map(|i| ((i / 10) % 10) as u8).collect());
     (z, labels)
 }

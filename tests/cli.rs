@@ -10,23 +10,10 @@ fn vae() -> Command {
 }
 
 /// Quick training flags: 512 images, batches of 64, 200 test images.
-const SMALL: [&str; 6] = [
-    "--train-limit",
-    "512",
-    "--test-limit",
-    "200",
-    "--batch-size",
-    "64",
-];
+const SMALL: [&str; 6] = ["--train-limit", "512", "--test-limit", "200", "--batch-size", "64"];
 
 fn train(dir: &Path, extra: &[&str]) -> String {
-    let out = vae()
-        .args(["train", "--out"])
-        .arg(dir)
-        .args(SMALL)
-        .args(extra)
-        .assert()
-        .success();
+    let out = vae().args(["train", "--out"]).arg(dir).args(SMALL).args(extra).assert().success();
     String::from_utf8_lossy(&out.get_output().stdout).into_owned()
 }
 
@@ -37,15 +24,8 @@ fn fails(args: &[&str], needles: &[&str]) -> String {
     assert!(!out.status.success(), "{args:?} succeeded");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{args:?}: expected one error line, got {stderr}"
-    );
-    assert!(
-        lines[0].starts_with("Error:") || lines[0].starts_with("error:"),
-        "{stderr}"
-    );
+    assert_eq!(lines.len(), 1, "{args:?}: expected one error line, got {stderr}");
+    assert!(lines[0].starts_with("Error:") || lines[0].starts_with("error:"), "{stderr}");
     for n in needles {
         assert!(stderr.contains(n), "{args:?}: {stderr:?} lacks {n:?}");
     }
@@ -60,9 +40,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]
@@ -70,17 +48,9 @@ fn train_writes_a_complete_run_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let stdout = train(&run, &["--epochs", "2"]);
-    assert!(
-        stdout.contains("epoch   1/2") && stdout.contains("epoch   2/2"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("epoch   1/2") && stdout.contains("epoch   2/2"), "{stdout}");
     assert!(stdout.contains("img/s"), "{stdout}");
-    for f in [
-        "config.json",
-        "model.safetensors",
-        "train-state.safetensors",
-        "reconstructions.png",
-    ] {
+    for f in ["config.json", "model.safetensors", "train-state.safetensors", "reconstructions.png"] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     assert_eq!(png_size(&run.join("samples/epoch-001.png")), (302, 302));
@@ -118,10 +88,7 @@ fn train_writes_a_complete_run_directory() {
     assert_eq!(st.tensor("fc2.weight").unwrap().shape(), [400, 20]);
 
     // A new run cannot overwrite this one.
-    fails(
-        &["train", "--out", run.to_str().unwrap()],
-        &["already holds a run", "--resume"],
-    );
+    fails(&["train", "--out", run.to_str().unwrap()], &["already holds a run", "--resume"]);
 }
 
 #[test]
@@ -130,12 +97,7 @@ fn resuming_gives_exactly_the_uninterrupted_run() {
     let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
     train(&whole, &["--epochs", "3", "--model", "cvae"]);
     train(&split, &["--epochs", "1", "--model", "cvae"]);
-    let out = vae()
-        .args(["train", "--resume"])
-        .arg(&split)
-        .args(["--epochs", "3"])
-        .assert()
-        .success();
+    let out = vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "3"]).assert().success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("resuming after epoch 1"));
     let strip = |mut v: Vec<serde_json::Value>| {
         for r in &mut v {
@@ -150,26 +112,14 @@ fn resuming_gives_exactly_the_uninterrupted_run() {
         std::fs::read(whole.join("model.safetensors")).unwrap(),
         std::fs::read(split.join("model.safetensors")).unwrap(),
     );
-    let (a, b) = (
-        safetensors::SafeTensors::deserialize(&a).unwrap(),
-        safetensors::SafeTensors::deserialize(&b).unwrap(),
-    );
+    let (a, b) =
+        (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
     for name in a.names() {
-        assert!(
-            a.tensor(name).unwrap().data() == b.tensor(name).unwrap().data(),
-            "{name} differs after resume"
-        );
+        assert!(a.tensor(name).unwrap().data() == b.tensor(name).unwrap().data(), "{name} differs after resume");
     }
     // Resuming a finished run trains nothing; changing the recipe is refused.
-    vae()
-        .args(["train", "--resume"])
-        .arg(&split)
-        .assert()
-        .success();
-    fails(
-        &["train", "--resume", split.to_str().unwrap(), "--lr", "0.01"],
-        &["--lr cannot be changed"],
-    );
+    vae().args(["train", "--resume"]).arg(&split).assert().success();
+    fails(&["train", "--resume", split.to_str().unwrap(), "--lr", "0.01"], &["--lr cannot be changed"]);
 }
 
 #[test]
@@ -179,45 +129,18 @@ fn sample_draws_grids_and_checks_labels() {
     train(&v, &["--epochs", "1"]);
     train(&c, &["--epochs", "1", "--model", "cvae"]);
     let out = tmp.path().join("s.png");
-    vae()
-        .args(["sample"])
-        .arg(&v)
-        .args(["-o"])
-        .arg(&out)
-        .assert()
-        .success();
+    vae().args(["sample"]).arg(&v).args(["-o"]).arg(&out).assert().success();
     assert_eq!(png_size(&out), (302, 302));
-    vae()
-        .args(["sample"])
-        .arg(&c)
-        .args(["-n", "7", "--nrow", "3", "--label", "4", "-o"])
-        .arg(&out)
-        .assert()
-        .success();
+    vae().args(["sample"]).arg(&c).args(["-n", "7", "--nrow", "3", "--label", "4", "-o"]).arg(&out).assert().success();
     assert_eq!(png_size(&out), (3 * 30 + 2, 3 * 30 + 2));
     vae().args(["sample"]).arg(&c).assert().success();
     assert!(c.join("samples/sample-seed0.png").is_file());
-    fails(
-        &["sample", v.to_str().unwrap(), "--label", "3"],
-        &["--label needs a conditional model", "--model cvae"],
-    );
+    fails(&["sample", v.to_str().unwrap(), "--label", "3"], &["--label needs a conditional model", "--model cvae"]);
     fails(&["sample", c.to_str().unwrap(), "--label", "12"], &["12"]);
     // Same seed, same picture.
     let (a, b) = (tmp.path().join("a.png"), tmp.path().join("b.png"));
-    vae()
-        .args(["sample"])
-        .arg(&v)
-        .args(["--seed", "9", "-o"])
-        .arg(&a)
-        .assert()
-        .success();
-    vae()
-        .args(["sample"])
-        .arg(&v)
-        .args(["--seed", "9", "-o"])
-        .arg(&b)
-        .assert()
-        .success();
+    vae().args(["sample"]).arg(&v).args(["--seed", "9", "-o"]).arg(&a).assert().success();
+    vae().args(["sample"]).arg(&v).args(["--seed", "9", "-o"]).arg(&b).assert().success();
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
 
@@ -226,43 +149,22 @@ fn broken_run_directories_get_one_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    fails(
-        &["sample", empty.to_str().unwrap()],
-        &["not a run directory"],
-    );
-    fails(
-        &["train", "--resume", empty.to_str().unwrap()],
-        &["not a run directory"],
-    );
+    fails(&["sample", empty.to_str().unwrap()], &["not a run directory"]);
+    fails(&["train", "--resume", empty.to_str().unwrap()], &["not a run directory"]);
 
     let run = tmp.path().join("run");
     train(&run, &["--epochs", "1"]);
     let good = std::fs::read(run.join("model.safetensors")).unwrap();
     std::fs::write(run.join("model.safetensors"), &good[..good.len() / 2]).unwrap();
-    fails(
-        &["sample", run.to_str().unwrap()],
-        &["model.safetensors is corrupt"],
-    );
+    fails(&["sample", run.to_str().unwrap()], &["model.safetensors is corrupt"]);
     std::fs::write(run.join("model.safetensors"), b"garbage").unwrap();
-    fails(
-        &["sample", run.to_str().unwrap()],
-        &["model.safetensors is corrupt"],
-    );
+    fails(&["sample", run.to_str().unwrap()], &["model.safetensors is corrupt"]);
     std::fs::remove_file(run.join("model.safetensors")).unwrap();
-    fails(
-        &["sample", run.to_str().unwrap()],
-        &["has no model.safetensors"],
-    );
+    fails(&["sample", run.to_str().unwrap()], &["has no model.safetensors"]);
     std::fs::remove_file(run.join("train-state.safetensors")).unwrap();
-    fails(
-        &["train", "--resume", run.to_str().unwrap()],
-        &["train-state.safetensors"],
-    );
+    fails(&["train", "--resume", run.to_str().unwrap()], &["train-state.safetensors"]);
     std::fs::write(run.join("config.json"), b"{ not json").unwrap();
-    fails(
-        &["sample", run.to_str().unwrap()],
-        &["config.json is corrupt"],
-    );
+    fails(&["sample", run.to_str().unwrap()], &["config.json is corrupt"]);
 }
 
 #[test]
@@ -270,32 +172,14 @@ fn impossible_flags_get_one_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x");
     let o = out.to_str().unwrap();
-    fails(
-        &["train", "--out", o, "--batch-size", "0"],
-        &["--batch-size must be at least 1"],
-    );
-    fails(
-        &["train", "--out", o, "--latent-dim", "0"],
-        &["--latent-dim must be at least 1"],
-    );
-    fails(
-        &["train", "--out", o, "--hidden-dim", "0"],
-        &["--hidden-dim must be at least 1"],
-    );
-    fails(
-        &["train", "--out", o, "--epochs", "0"],
-        &["--epochs must be at least 1"],
-    );
+    fails(&["train", "--out", o, "--batch-size", "0"], &["--batch-size must be at least 1"]);
+    fails(&["train", "--out", o, "--latent-dim", "0"], &["--latent-dim must be at least 1"]);
+    fails(&["train", "--out", o, "--hidden-dim", "0"], &["--hidden-dim must be at least 1"]);
+    fails(&["train", "--out", o, "--epochs", "0"], &["--epochs must be at least 1"]);
     fails(&["train", "--out", o, "--lr", "-1"], &["--lr"]);
-    fails(
-        &["train", "--out", o, "--lr", "nan"],
-        &["--lr must be a positive number"],
-    );
+    fails(&["train", "--out", o, "--lr", "nan"], &["--lr must be a positive number"]);
     fails(&["train", "--out", o, "--beta", "-0.5"], &["--beta"]);
-    fails(
-        &["train", "--out", o, "--batch-size", "100000"],
-        &["--batch-size 100000 is larger"],
-    );
+    fails(&["train", "--out", o, "--batch-size", "100000"], &["--batch-size 100000 is larger"]);
     fails(&["train", "--out", o, "--model", "gan"], &["gan"]);
     fails(&["sample", o, "-n", "0"], &["0"]);
 }
@@ -315,9 +199,7 @@ fn write_idx_dir(dir: &Path, edit: &dyn Fn(usize, &mut Vec<u8>)) {
     std::fs::create_dir_all(dir).unwrap();
     for (i, (gz, name)) in embedded_files().iter().zip(FILE_NAMES).enumerate() {
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(*gz)
-            .read_to_end(&mut raw)
-            .unwrap();
+        flate2::read::GzDecoder::new(*gz).read_to_end(&mut raw).unwrap();
         edit(i, &mut raw);
         std::fs::write(dir.join(name), raw).unwrap();
     }
@@ -330,16 +212,7 @@ fn bad_data_files_get_one_clear_error() {
         let dir = tmp.path().join(name);
         write_idx_dir(&dir, edit);
         let out = tmp.path().join(format!("{name}-run"));
-        fails(
-            &[
-                "train",
-                "--data-dir",
-                dir.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            needles,
-        );
+        fails(&["train", "--data-dir", dir.to_str().unwrap(), "--out", out.to_str().unwrap()], needles);
         assert!(!out.join("model.safetensors").exists());
     };
     case(
@@ -391,33 +264,17 @@ fn bad_data_files_get_one_clear_error() {
     let missing = tmp.path().join("missing");
     write_idx_dir(&missing, &|_: usize, _: &mut Vec<u8>| {});
     std::fs::remove_file(missing.join("t10k-labels-idx1-ubyte")).unwrap();
-    fails(
-        &["train", "--data-dir", missing.to_str().unwrap()],
-        &["missing t10k-labels-idx1-ubyte"],
-    );
-    fails(
-        &["train", "--data-dir", "/no/such/dir"],
-        &["/no/such/dir does not exist"],
-    );
+    fails(&["train", "--data-dir", missing.to_str().unwrap()], &["missing t10k-labels-idx1-ubyte"]);
+    fails(&["train", "--data-dir", "/no/such/dir"], &["/no/such/dir does not exist"]);
     let gz = tmp.path().join("badgz");
     write_idx_dir(&gz, &|_: usize, _: &mut Vec<u8>| {});
-    std::fs::write(
-        gz.join("train-labels-idx1-ubyte.gz"),
-        [0x1f, 0x8b, 8, 0, 1, 2, 3],
-    )
-    .unwrap();
-    fails(
-        &["train", "--data-dir", gz.to_str().unwrap()],
-        &["train-labels-idx1-ubyte.gz is not a valid gzip file"],
-    );
+    std::fs::write(gz.join("train-labels-idx1-ubyte.gz"), [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
+    fails(&["train", "--data-dir", gz.to_str().unwrap()], &["train-labels-idx1-ubyte.gz is not a valid gzip file"]);
 }
 
 #[test]
 fn bench_prints_json_with_the_documented_keys() {
-    let out = vae()
-        .args(["bench", "--epochs", "1", "--json"])
-        .assert()
-        .success();
+    let out = vae().args(["bench", "--epochs", "1", "--json"]).assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -454,13 +311,7 @@ fn killing_training_at_any_moment_leaves_the_last_epoch_loadable() {
             continue; // killed before the first epoch ended
         }
         // Both the weights and the train state load, and the metrics agree with the state.
-        vae()
-            .args(["sample"])
-            .arg(&run)
-            .args(["-n", "4", "-o"])
-            .arg(tmp.path().join("s.png"))
-            .assert()
-            .success();
+        vae().args(["sample"]).arg(&run).args(["-n", "4", "-o"]).arg(tmp.path().join("s.png")).assert().success();
         let m = metrics(&run);
         let last = m.last().unwrap()["epoch"].as_u64().unwrap();
         let out = vae()

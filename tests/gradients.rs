@@ -42,18 +42,12 @@ fn case(config: &ModelConfig) -> Case {
     let labels = (0..BATCH).map(|b| (b * 3 % 10) as u8).collect();
     let mut e = vec![0.0f32; BATCH * config.latent_dim];
     rng.fill_normal(&mut e);
-    Case {
-        x,
-        labels,
-        eps: e.iter().map(|&v| v as f64).collect(),
-    }
+    Case { x, labels, eps: e.iter().map(|&v| v as f64).collect() }
 }
 
 fn linear(w: &[f64], b: &[f64], input: &[f64], out: usize) -> Vec<f64> {
     let inp = input.len();
-    (0..out)
-        .map(|o| b[o] + (0..inp).map(|i| w[o * inp + i] * input[i]).sum::<f64>())
-        .collect()
+    (0..out).map(|o| b[o] + (0..inp).map(|i| w[o * inp + i] * input[i]).sum::<f64>()).collect()
 }
 
 /// Σ_b BCE_b + β·KL_b in f64, straight from the tutorial's definition.
@@ -80,12 +74,7 @@ fn reference_loss(config: &ModelConfig, params: &[f64], c: &Case) -> f64 {
         };
         let mut h1 = act(linear(get("fc1.weight"), get("fc1.bias"), &input, h));
         for j in 2..=config.hidden_layers {
-            h1 = act(linear(
-                get(&format!("fc1_{j}.weight")),
-                get(&format!("fc1_{j}.bias")),
-                &h1,
-                h,
-            ));
+            h1 = act(linear(get(&format!("fc1_{j}.weight")), get(&format!("fc1_{j}.bias")), &h1, h));
         }
         let mu = linear(get("fc_mu.weight"), get("fc_mu.bias"), &h1, l);
         let mut z = mu.clone();
@@ -99,12 +88,7 @@ fn reference_loss(config: &ModelConfig, params: &[f64], c: &Case) -> f64 {
         z.extend_from_slice(&onehot);
         let mut h2 = act(linear(get("fc2.weight"), get("fc2.bias"), &z, h));
         for j in 2..=config.hidden_layers {
-            h2 = act(linear(
-                get(&format!("fc2_{j}.weight")),
-                get(&format!("fc2_{j}.bias")),
-                &h2,
-                h,
-            ));
+            h2 = act(linear(get(&format!("fc2_{j}.weight")), get(&format!("fc2_{j}.bias")), &h2, h));
         }
         let logits = linear(get("fc3.weight"), get("fc3.bias"), &h2, p);
         for (i, &lg) in logits.iter().enumerate() {
@@ -137,12 +121,8 @@ fn core_gradients(model: &Model, c: &Case, threads: usize) -> (f64, Vec<f32>) {
     }
     let mut grads = vec![f32::NAN; model.params.len()];
     let fc3_b = model.network.layout.output.b.clone();
-    let loss = model
-        .network
-        .forward(&pool, &model.params, &mut ws, Some(&mut grads[fc3_b]));
-    model
-        .network
-        .backward(&pool, &model.params, &mut grads, &mut ws, BETA as f32);
+    let loss = model.network.forward(&pool, &model.params, &mut ws, Some(&mut grads[fc3_b]));
+    model.network.backward(&pool, &model.params, &mut grads, &mut ws, BETA as f32);
     (loss.bce + BETA * loss.kl, grads)
 }
 
@@ -166,10 +146,7 @@ fn check_config(config: ModelConfig) {
     let want_loss = reference_loss(&config, &p64, &c);
     for threads in [1, 2] {
         let (loss, grads) = core_gradients(&model, &c, threads);
-        assert!(
-            ((loss - want_loss) / want_loss).abs() < 1e-5,
-            "{kind}: loss {loss} vs f64 {want_loss}"
-        );
+        assert!(((loss - want_loss) / want_loss).abs() < 1e-5, "{kind}: loss {loss} vs f64 {want_loss}");
         for t in &config.layout().tensors {
             let mut worst = 0.0f64;
             for i in t.range.clone() {
@@ -178,8 +155,7 @@ fn check_config(config: ModelConfig) {
                 plus[i] += h;
                 let mut minus = p64.clone();
                 minus[i] -= h;
-                let fd = (reference_loss(&config, &plus, &c) - reference_loss(&config, &minus, &c))
-                    / (2.0 * h);
+                let fd = (reference_loss(&config, &plus, &c) - reference_loss(&config, &minus, &c)) / (2.0 * h);
                 let err = (grads[i] as f64 - fd).abs() / (1e-2 + fd.abs());
                 worst = worst.max(err);
                 assert!(
@@ -213,18 +189,11 @@ fn ae_gradients_match_finite_differences() {
 #[test]
 fn deep_tanh_gradients_match_finite_differences() {
     for kind in [ModelKind::Vae, ModelKind::Cvae, ModelKind::Ae] {
-        check_config(ModelConfig {
-            hidden_layers: 3,
-            activation: Activation::Tanh,
-            ..small(kind)
-        });
+        check_config(ModelConfig { hidden_layers: 3, activation: Activation::Tanh, ..small(kind) });
     }
 }
 
 #[test]
 fn deep_relu_gradients_match_finite_differences() {
-    check_config(ModelConfig {
-        hidden_layers: 2,
-        ..small(ModelKind::Vae)
-    });
+    check_config(ModelConfig { hidden_layers: 2, ..small(ModelKind::Vae) });
 }

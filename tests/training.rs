@@ -25,15 +25,9 @@ fn constant_model_loss(b3: f32, mu: f32, logvar: f32) -> (f64, f64, f64) {
     let mut ws = Workspace::new(&config, 128, 2);
     let idx: Vec<u32> = (0..128).collect();
     fill_inputs(&data.train, &idx, &config, &mut ws);
-    ws.eps
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, e)| *e = (i % 7) as f32 - 3.0);
+    ws.eps.iter_mut().enumerate().for_each(|(i, e)| *e = (i % 7) as f32 - 3.0);
     let loss = model.network.forward(&pool, &model.params, &mut ws, None);
-    let sum_x: f64 = data.train.images[..128 * 784]
-        .iter()
-        .map(|&v| v as f64 / 255.0)
-        .sum();
+    let sum_x: f64 = data.train.images[..128 * 784].iter().map(|&v| v as f64 / 255.0).sum();
     (loss.bce / 128.0, loss.kl / 128.0, sum_x / 128.0)
 }
 
@@ -53,10 +47,7 @@ fn constant_model_losses_match_the_closed_form() {
     let softplus2 = (1.0 + 2f64.exp()).ln();
     let want_bce = 784.0 * softplus2 - 2.0 * mean_sum_x;
     // The core sums 784 f32 terms per example: allow a relative 1e-5 (0.015 nats here).
-    assert!(
-        (bce - want_bce).abs() < 1e-5 * want_bce,
-        "{bce} vs {want_bce}"
-    );
+    assert!((bce - want_bce).abs() < 1e-5 * want_bce, "{bce} vs {want_bce}");
     let want_kl = 20.0 * (2.0 - std::f64::consts::LN_2);
     assert!((kl - want_kl).abs() < 1e-4, "{kl} vs {want_kl}");
 }
@@ -73,6 +64,7 @@ fn small_trainer(kind: ModelKind, seed: u64, threads: usize) -> Trainer {
         dataset: Source::Mnist,
         train_limit: Some(1280),
         test_limit: Some(500),
+        binarize: Default::default(),
     };
     let model = Model::init(config, seed);
     let adam = AdamState::new(model.params.len());
@@ -82,8 +74,7 @@ fn small_trainer(kind: ModelKind, seed: u64, threads: usize) -> Trainer {
 fn step_losses(t: &mut Trainer) -> Vec<f64> {
     let mut all = Vec::new();
     for _ in 0..2 {
-        t.train_epoch(&mut |_, _, running| all.push(running))
-            .unwrap();
+        t.train_epoch(&mut |_, _, running| all.push(running)).unwrap();
     }
     all
 }
@@ -96,10 +87,7 @@ fn same_seed_and_threads_give_identical_losses_and_weights() {
         assert_eq!(a.model.params, b.model.params);
         assert_eq!(a.test_loss(), b.test_loss());
         let mut c = small_trainer(kind, 6, 2);
-        assert_ne!(
-            step_losses(&mut c),
-            step_losses(&mut small_trainer(kind, 5, 2))
-        );
+        assert_ne!(step_losses(&mut c), step_losses(&mut small_trainer(kind, 5, 2)));
     }
 }
 

@@ -16,12 +16,11 @@ use crate::model::config::Activation;
 pub fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let poly =
-        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
-            - 3.333_328_2e-1)
-            * z
-            * x
-            + x;
+    let poly = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+        - 3.333_328_2e-1)
+        * z
+        * x
+        + x;
     let e = simd::exp(2.0 * a.min(44.0));
     let big = 1.0 - 2.0 / (e + 1.0);
     if a < 0.625 { poly } else { big.copysign(x) }
@@ -94,25 +93,13 @@ simd_fn! {
 
 /// Backward of `act(W·x + b)` up to the product: `dh ← dh ⊙ act′` (from the output h) and
 /// the bias gradient `db[r] = Σ_b dh[r, b]`.
-pub fn activation_backward(
-    pool: &Pool,
-    act: Activation,
-    dh: &mut [f32],
-    h: &[f32],
-    db: &mut [f32],
-    batch: usize,
-) {
+pub fn activation_backward(pool: &Pool, act: Activation, dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize) {
     let rows = db.len();
     let dhp = SyncMut::new(&mut dh[..rows * batch]);
     let dbp = SyncMut::new(db);
     pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
         // SAFETY: row ranges of different parts are disjoint.
-        let (d, b) = unsafe {
-            (
-                dhp.slice(r.start * batch..r.end * batch),
-                dbp.slice(r.clone()),
-            )
-        };
+        let (d, b) = unsafe { (dhp.slice(r.start * batch..r.end * batch), dbp.slice(r.clone())) };
         let hr = &h[r.start * batch..r.end * batch];
         match act {
             Activation::Relu => relu_backward_rows(d, hr, b, batch),
@@ -131,10 +118,7 @@ mod tests {
         while x < 20.0 {
             let want = (x as f64).tanh();
             let got = tanh(x) as f64;
-            assert!(
-                (got - want).abs() <= 2e-7 * want.abs().max(1e-30) + 1e-30,
-                "tanh({x}) = {got}, want {want}"
-            );
+            assert!((got - want).abs() <= 2e-7 * want.abs().max(1e-30) + 1e-30, "tanh({x}) = {got}, want {want}");
             x += 0.00731;
         }
         assert_eq!(tanh(0.0), 0.0);

@@ -24,12 +24,7 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 }
 
@@ -43,11 +38,7 @@ pub struct AdamState {
 
 impl AdamState {
     pub fn new(len: usize) -> AdamState {
-        AdamState {
-            m: vec![0.0; len],
-            v: vec![0.0; len],
-            step: 0,
-        }
+        AdamState { m: vec![0.0; len], v: vec![0.0; len], step: 0 }
     }
 }
 
@@ -75,39 +66,20 @@ simd_fn! {
 }
 
 /// One Adam step on all parameters. Shapes: `params`, `grads`, `state.m`, `state.v` all [n].
-pub fn adam_step(
-    pool: &Pool,
-    config: &AdamConfig,
-    params: &mut [f32],
-    grads: &[f32],
-    state: &mut AdamState,
-) {
+pub fn adam_step(pool: &Pool, config: &AdamConfig, params: &mut [f32], grads: &[f32], state: &mut AdamState) {
     let n = params.len();
-    assert!(
-        grads.len() == n && state.m.len() == n && state.v.len() == n,
-        "Adam buffers differ in length"
-    );
+    assert!(grads.len() == n && state.m.len() == n && state.v.len() == n, "Adam buffers differ in length");
     state.step += 1;
     let t = state.step as i32;
     let bc1 = 1.0 - (config.beta1 as f64).powi(t);
     let bc2 = 1.0 - (config.beta2 as f64).powi(t);
     let step_size = (config.lr as f64 / bc1) as f32;
     let bc2_sqrt = bc2.sqrt() as f32;
-    let (pp, mp, vp) = (
-        SyncMut::new(params),
-        SyncMut::new(&mut state.m),
-        SyncMut::new(&mut state.v),
-    );
+    let (pp, mp, vp) = (SyncMut::new(params), SyncMut::new(&mut state.m), SyncMut::new(&mut state.v));
     let c = *config;
     pool.for_ranges(n, 16, 4096, &|_, r| {
         // SAFETY: ranges of different parts are disjoint.
-        let (p, m, v) = unsafe {
-            (
-                pp.slice(r.clone()),
-                mp.slice(r.clone()),
-                vp.slice(r.clone()),
-            )
-        };
+        let (p, m, v) = unsafe { (pp.slice(r.clone()), mp.slice(r.clone()), vp.slice(r.clone())) };
         adam_block(p, &grads[r], m, v, c, step_size, bc2_sqrt);
     });
 }
@@ -123,9 +95,7 @@ mod tests {
         let pool = Pool::new(2);
         let c = AdamConfig::default();
         let mut p = vec![1.0f32; 10_000];
-        let g: Vec<f32> = (0..10_000)
-            .map(|i| if i % 2 == 0 { 3.0 } else { -0.5 })
-            .collect();
+        let g: Vec<f32> = (0..10_000).map(|i| if i % 2 == 0 { 3.0 } else { -0.5 }).collect();
         let mut s = AdamState::new(p.len());
         adam_step(&pool, &c, &mut p, &g, &mut s);
         for (i, &pi) in p.iter().enumerate() {
@@ -138,18 +108,12 @@ mod tests {
     #[test]
     fn matches_a_scalar_f64_reference_over_several_steps() {
         let pool = Pool::new(2);
-        let c = AdamConfig {
-            lr: 0.01,
-            ..AdamConfig::default()
-        };
+        let c = AdamConfig { lr: 0.01, ..AdamConfig::default() };
         let n = 5000;
         let mut p: Vec<f32> = (0..n).map(|i| (i as f32 * 0.01).sin()).collect();
         let mut s = AdamState::new(n);
-        let (mut pr, mut mr, mut vr): (Vec<f64>, Vec<f64>, Vec<f64>) = (
-            p.iter().map(|&x| x as f64).collect(),
-            vec![0.0; n],
-            vec![0.0; n],
-        );
+        let (mut pr, mut mr, mut vr): (Vec<f64>, Vec<f64>, Vec<f64>) =
+            (p.iter().map(|&x| x as f64).collect(), vec![0.0; n], vec![0.0; n]);
         for t in 1..=5 {
             let g: Vec<f32> = (0..n).map(|i| ((i * t) as f32 * 0.37).cos()).collect();
             adam_step(&pool, &c, &mut p, &g, &mut s);
@@ -164,12 +128,7 @@ mod tests {
             }
         }
         for i in 0..n {
-            assert!(
-                (p[i] as f64 - pr[i]).abs() < 1e-5,
-                "p[{i}] {} vs {}",
-                p[i],
-                pr[i]
-            );
+            assert!((p[i] as f64 - pr[i]).abs() < 1e-5, "p[{i}] {} vs {}", p[i], pr[i]);
         }
     }
 }

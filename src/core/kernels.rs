@@ -80,10 +80,7 @@ pub fn bernoulli_bce(
 ) {
     let rows = bias.len();
     let parts = pool.threads();
-    assert!(
-        col_loss.len() >= parts * batch,
-        "col_loss needs [threads, batch]"
-    );
+    assert!(col_loss.len() >= parts * batch, "col_loss needs [threads, batch]");
     col_loss[..parts * batch].fill(0.0);
     let lp = SyncMut::new(&mut logits[..rows * batch]);
     let dbp = SyncMut::new(db);
@@ -91,20 +88,9 @@ pub fn bernoulli_bce(
     pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|part, r| {
         // SAFETY: row ranges and per-part loss rows are disjoint between parts.
         let (l, d, c) = unsafe {
-            (
-                lp.slice(r.start * batch..r.end * batch),
-                dbp.slice(r.clone()),
-                cp.slice(part * batch..(part + 1) * batch),
-            )
+            (lp.slice(r.start * batch..r.end * batch), dbp.slice(r.clone()), cp.slice(part * batch..(part + 1) * batch))
         };
-        bernoulli_rows(
-            l,
-            &bias[r.clone()],
-            &x[r.start * batch..r.end * batch],
-            d,
-            c,
-            batch,
-        );
+        bernoulli_rows(l, &bias[r.clone()], &x[r.start * batch..r.end * batch], d, c, batch);
     });
     sum_parts(col_loss, parts, batch);
 }
@@ -136,10 +122,7 @@ pub fn bernoulli_log_likelihood(
 ) {
     let rows = bias.len();
     let parts = pool.threads();
-    assert!(
-        col_ll.len() >= parts * batch,
-        "col_ll needs [threads, batch]"
-    );
+    assert!(col_ll.len() >= parts * batch, "col_ll needs [threads, batch]");
     col_ll[..parts * batch].fill(0.0);
     let cp = SyncMut::new(col_ll);
     pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|part, r| {
@@ -247,17 +230,40 @@ simd_fn! {
 /// the way. Works in blocks of 16 examples so every store is a contiguous run of a row.
 pub fn gather_images(images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32]) {
     let batch = indices.len();
-    let lut: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
+    assert!(x.len() >= pixels * batch, "x must be [pixels, batch]");
+    // SAFETY: bounds checked above; we hold the only reference to x.
+    unsafe { gather_columns(images, pixels, indices, x.as_mut_ptr(), batch, 0) }
+}
+
+/// [`gather_images`] with the columns split across the pool. Shapes as there.
+pub fn gather_images_parallel(pool: &Pool, images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32]) {
+    let batch = indices.len();
+    assert!(x.len() >= pixels * batch, "x must be [pixels, batch]");
+    let xp = SyncMut::new(x);
+    pool.for_ranges(batch, 16, 64, &|_, r| {
+        // SAFETY: bounds checked above; parts write disjoint columns.
+        unsafe { gather_columns(images, pixels, &indices[r.clone()], xp.ptr(), batch, r.start) }
+    });
+}
+
+/// Writes columns `col0..col0 + indices.len()` of the row-major `[pixels, stride]` buffer `x`.
+///
+/// # Safety
+/// `x` must point to `pixels * stride` floats, and no other thread may touch these columns.
+unsafe fn gather_columns(images: &[u8], pixels: usize, indices: &[u32], x: *mut f32, stride: usize, col0: usize) {
     const BLOCK: usize = 16;
+    let lut: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
+    assert!(col0 + indices.len() <= stride, "columns out of range");
     for (block_index, block) in indices.chunks(BLOCK).enumerate() {
-        let col0 = block_index * BLOCK;
+        let c0 = col0 + block_index * BLOCK;
         let mut rows: [&[u8]; BLOCK] = [&[]; BLOCK];
         for (slot, &i) in rows.iter_mut().zip(block) {
             let start = i as usize * pixels;
             *slot = &images[start..start + pixels];
         }
         for f in 0..pixels {
-            let out = &mut x[f * batch + col0..f * batch + col0 + block.len()];
+            // SAFETY: f < pixels and c0 + block.len() <= stride, per the contract.
+            let out = unsafe { std::slice::from_raw_parts_mut(x.add(f * stride + c0), block.len()) };
             for (o, src) in out.iter_mut().zip(&rows) {
                 *o = lut[src[f] as usize];
             }

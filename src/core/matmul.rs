@@ -34,18 +34,9 @@ impl<'a> Mat<'a> {
     fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Mat<'a> {
         if rows > 0 && cols > 0 {
             let last = (rows - 1) * rs + (cols - 1) * cs;
-            assert!(
-                last < data.len(),
-                "matrix view {rows}x{cols} does not fit its buffer"
-            );
+            assert!(last < data.len(), "matrix view {rows}x{cols} does not fit its buffer");
         }
-        Mat {
-            data,
-            rows,
-            cols,
-            row_stride: rs,
-            col_stride: cs,
-        }
+        Mat { data, rows, cols, row_stride: rs, col_stride: cs }
     }
 
     /// The transpose, as a view (no copy).
@@ -76,11 +67,7 @@ const PARALLEL_MIN_MACS: usize = 64 * 1024;
 /// Shapes: `a` [m, k], `b` [k, n], `dst` [m, n].
 pub fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(
-        b.rows, k,
-        "inner dimensions differ: [{m}, {k}] x [{}, {n}]",
-        b.rows
-    );
+    assert_eq!(b.rows, k, "inner dimensions differ: [{m}, {k}] x [{}, {n}]", b.rows);
     assert!(dst.len() >= m * n, "destination too small for [{m}, {n}]");
     if m == 0 || n == 0 {
         return;
@@ -90,11 +77,8 @@ pub fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     let parts = pool.threads();
     let split_rows = m >= n;
     let block = |part: usize| {
-        let (rows, cols) = if split_rows {
-            (split_range(m, parts, part, 8), 0..n)
-        } else {
-            (0..m, split_range(n, parts, part, 16))
-        };
+        let (rows, cols) =
+            if split_rows { (split_range(m, parts, part, 8), 0..n) } else { (0..m, split_range(n, parts, part, 16)) };
         if rows.is_empty() || cols.is_empty() {
             return;
         }
@@ -151,9 +135,7 @@ mod tests {
     }
 
     fn ramp(len: usize, seed: f32) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i as f32 * 0.37 + seed).sin() * 2.0).round() / 2.0)
-            .collect()
+        (0..len).map(|i| ((i as f32 * 0.37 + seed).sin() * 2.0).round() / 2.0).collect()
     }
 
     #[test]
@@ -166,24 +148,12 @@ mod tests {
                 let b = ramp(k * n, 0.7);
                 let want = naive(&a, &b, m, k, n);
                 let mut got = vec![0.0; m * n];
-                matmul(
-                    &pool,
-                    &mut got,
-                    Mat::new(&a, m, k),
-                    Mat::new(&b, k, n),
-                    false,
-                );
+                matmul(&pool, &mut got, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
                 assert_eq!(got, want);
                 // Aᵀ stored as [k, m] and viewed transposed gives the same product.
                 let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
                 let mut got_t = vec![1.0; m * n];
-                matmul(
-                    &pool,
-                    &mut got_t,
-                    Mat::new(&at, k, m).t(),
-                    Mat::new(&b, k, n),
-                    true,
-                );
+                matmul(&pool, &mut got_t, Mat::new(&at, k, m).t(), Mat::new(&b, k, n), true);
                 let want_acc: Vec<f32> = want.iter().map(|v| v + 1.0).collect();
                 assert_eq!(got_t, want_acc);
             }
@@ -197,13 +167,7 @@ mod tests {
         let w = [1.0, 2.0, 100.0, 3.0, 4.0, 100.0];
         let x = [1.0, 0.0, 0.0, 1.0];
         let mut y = [0.0; 4];
-        matmul(
-            &pool,
-            &mut y,
-            Mat::columns(&w, 2, 2, 3),
-            Mat::new(&x, 2, 2),
-            false,
-        );
+        matmul(&pool, &mut y, Mat::columns(&w, 2, 2, 3), Mat::new(&x, 2, 2), false);
         assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
     }
 
@@ -212,12 +176,6 @@ mod tests {
     fn mismatched_shapes_are_rejected() {
         let pool = Pool::new(1);
         let mut y = [0.0; 4];
-        matmul(
-            &pool,
-            &mut y,
-            Mat::new(&[0.0; 6], 2, 3),
-            Mat::new(&[0.0; 4], 2, 2),
-            false,
-        );
+        matmul(&pool, &mut y, Mat::new(&[0.0; 6], 2, 3), Mat::new(&[0.0; 4], 2, 2), false);
     }
 }

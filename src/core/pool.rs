@@ -52,11 +52,7 @@ impl Pool {
     /// A pool that runs each job on `threads` threads (the caller included). `0` means one
     /// thread per available core.
     pub fn new(threads: usize) -> Pool {
-        let threads = if threads == 0 {
-            available_threads()
-        } else {
-            threads
-        };
+        let threads = if threads == 0 { available_threads() } else { threads };
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
@@ -181,10 +177,7 @@ impl<T> SyncMut<T> {
     /// outlive them.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice(&self, range: std::ops::Range<usize>) -> &mut [T] {
-        assert!(
-            range.start <= range.end && range.end <= self.1,
-            "slice out of bounds"
-        );
+        assert!(range.start <= range.end && range.end <= self.1, "slice out of bounds");
         unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.len()) }
     }
 }
@@ -211,9 +204,7 @@ fn worker_loop(shared: &Shared, index: usize) {
             }
             let mut guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
             shared.sleepers.fetch_add(1, Ordering::SeqCst);
-            while shared.generation.load(Ordering::SeqCst) == seen
-                && !shared.shutdown.load(Ordering::SeqCst)
-            {
+            while shared.generation.load(Ordering::SeqCst) == seen && !shared.shutdown.load(Ordering::SeqCst) {
                 guard = shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
             shared.sleepers.fetch_sub(1, Ordering::SeqCst);

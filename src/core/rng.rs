@@ -30,17 +30,15 @@ pub enum Purpose {
     Samples = 5,
     Binarize = 6,
     User = 7,
+    DynamicBinarize = 8,
+    Eval = 9,
+    Iwae = 10,
 }
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         let mut sm = seed;
-        let s = [
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-        ];
+        let s = [splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm)];
         Rng { s }
     }
 

@@ -63,8 +63,7 @@ pub fn level() -> Level {
         {
             return Level::V4;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             return Level::V3;
         }
     }
@@ -170,10 +169,7 @@ mod tests {
         let mut x = 1e-30f32;
         while x < 1e30 {
             let (got, want) = (ln(x), (x as f64).ln() as f32);
-            assert!(
-                ulps(got, want) <= 2 || (got - want).abs() < 1e-7,
-                "ln({x}) = {got}, want {want}"
-            );
+            assert!(ulps(got, want) <= 2 || (got - want).abs() < 1e-7, "ln({x}) = {got}, want {want}");
             x *= 1.0137;
         }
         assert_eq!(ln(1.0), 0.0);
@@ -189,14 +185,8 @@ mod tests {
             let want_sp = l64.max(0.0) + (-l64.abs()).exp().ln_1p();
             let want_sg = 1.0 / (1.0 + (-(l as f64)).exp());
             let (sp, sg) = softplus_sigmoid(l);
-            assert!(
-                ((sp as f64 - want_sp) / want_sp).abs() < 3e-7,
-                "softplus({l}) = {sp}, want {want_sp}"
-            );
-            assert!(
-                ((sg as f64 - want_sg) / want_sg).abs() < 3e-7,
-                "sigmoid({l})"
-            );
+            assert!(((sp as f64 - want_sp) / want_sp).abs() < 3e-7, "softplus({l}) = {sp}, want {want_sp}");
+            assert!(((sg as f64 - want_sg) / want_sg).abs() < 3e-7, "sigmoid({l})");
         }
     }
 

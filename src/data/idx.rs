@@ -12,62 +12,25 @@ pub enum DataError {
     #[error(
         "cannot read {path}: {source} (check the path, or pass --data-dir DIR holding the four MNIST-format files)"
     )]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid gzip file: {source} (re-download or decompress it)")]
-    Gzip {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} is too short for an IDX header ({len} bytes); the file is truncated or not IDX"
-    )]
+    Gzip { path: PathBuf, source: std::io::Error },
+    #[error("{path} is too short for an IDX header ({len} bytes); the file is truncated or not IDX")]
     TooShort { path: PathBuf, len: usize },
     #[error(
         "{path} has magic {magic:#010x}, expected {expected:#010x} (unsigned-byte IDX of rank {rank}); is this the right file?"
     )]
-    Magic {
-        path: PathBuf,
-        magic: u32,
-        expected: u32,
-        rank: u8,
-    },
+    Magic { path: PathBuf, magic: u32, expected: u32, rank: u8 },
     #[error("{path} has a zero dimension ({dims:?}); the file is empty or corrupt")]
     ZeroDim { path: PathBuf, dims: Vec<u32> },
-    #[error(
-        "{path} is {actual} bytes but its header {dims:?} needs {expected}; the file is truncated or padded"
-    )]
-    Length {
-        path: PathBuf,
-        dims: Vec<u32>,
-        expected: usize,
-        actual: usize,
-    },
-    #[error(
-        "{images} holds {n_images} images but {labels} holds {n_labels} labels; they must be a matching pair"
-    )]
-    CountMismatch {
-        images: PathBuf,
-        n_images: usize,
-        labels: PathBuf,
-        n_labels: usize,
-    },
+    #[error("{path} is {actual} bytes but its header {dims:?} needs {expected}; the file is truncated or padded")]
+    Length { path: PathBuf, dims: Vec<u32>, expected: usize, actual: usize },
+    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels; they must be a matching pair")]
+    CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
     #[error("{path} holds label {label} at index {index}; labels must be 0-9")]
-    Label {
-        path: PathBuf,
-        label: u8,
-        index: usize,
-    },
+    Label { path: PathBuf, label: u8, index: usize },
     #[error("{path} holds {rows}x{cols} images but the run was trained on {want_rows}x{want_cols}")]
-    Shape {
-        path: PathBuf,
-        rows: usize,
-        cols: usize,
-        want_rows: usize,
-        want_cols: usize,
-    },
+    Shape { path: PathBuf, rows: usize, cols: usize, want_rows: usize, want_cols: usize },
     #[error("{0}")]
     Missing(String),
 }
@@ -78,10 +41,7 @@ pub fn maybe_gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
         let mut out = Vec::with_capacity(bytes.len() * 5);
         flate2::read::GzDecoder::new(bytes)
             .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(|source| DataError::Gzip { path: path.to_owned(), source })?;
         Ok(out)
     } else {
         Ok(bytes.to_vec())
@@ -92,28 +52,17 @@ pub fn maybe_gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
 pub fn parse(bytes: &[u8], rank: u8, path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let header = 4 + 4 * rank as usize;
     if bytes.len() < header {
-        return Err(DataError::TooShort {
-            path: path.to_owned(),
-            len: bytes.len(),
-        });
+        return Err(DataError::TooShort { path: path.to_owned(), len: bytes.len() });
     }
     let word = |i: usize| u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
     let expected = 0x0000_0800 | rank as u32;
     let magic = word(0);
     if magic != expected {
-        return Err(DataError::Magic {
-            path: path.to_owned(),
-            magic,
-            expected,
-            rank,
-        });
+        return Err(DataError::Magic { path: path.to_owned(), magic, expected, rank });
     }
     let dims32: Vec<u32> = (1..=rank as usize).map(word).collect();
     if dims32.contains(&0) {
-        return Err(DataError::ZeroDim {
-            path: path.to_owned(),
-            dims: dims32,
-        });
+        return Err(DataError::ZeroDim { path: path.to_owned(), dims: dims32 });
     }
     let dims: Vec<usize> = dims32.iter().map(|&d| d as usize).collect();
     let len = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
@@ -162,10 +111,7 @@ mod tests {
         ];
         for (bytes, want) in cases {
             let msg = parse(&bytes, 3, p).unwrap_err().to_string();
-            assert!(
-                msg.contains(want) && msg.contains("train-images-idx3-ubyte"),
-                "{msg}"
-            );
+            assert!(msg.contains(want) && msg.contains("train-images-idx3-ubyte"), "{msg}");
         }
     }
 
@@ -179,9 +125,7 @@ mod tests {
         assert_eq!(maybe_gunzip(&gz, Path::new("a.gz")).unwrap(), raw);
         assert_eq!(maybe_gunzip(&raw, Path::new("a")).unwrap(), raw);
         let broken = &gz[..gz.len() - 6];
-        let msg = maybe_gunzip(broken, Path::new("a.gz"))
-            .unwrap_err()
-            .to_string();
+        let msg = maybe_gunzip(broken, Path::new("a.gz")).unwrap_err().to_string();
         assert!(msg.contains("a.gz is not a valid gzip file"), "{msg}");
     }
 }

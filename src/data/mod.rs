@@ -1,7 +1,10 @@
 //! Image datasets: MNIST embedded in the binary, Debian's Fashion-MNIST, or any folder
 //! holding the four standard IDX files.
 
+pub mod binarize;
 pub mod idx;
+
+pub use binarize::Binarize;
 
 pub use idx::DataError;
 
@@ -12,12 +15,8 @@ use std::path::{Path, PathBuf};
 pub const NUM_CLASSES: usize = 10;
 
 /// The standard file names, in the order train images, train labels, test images, test labels.
-pub const FILE_NAMES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
+pub const FILE_NAMES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 /// Where Debian's `dataset-fashion-mnist` package puts its files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -114,18 +113,9 @@ impl Split {
             });
         }
         if let Some(index) = labs.iter().position(|&l| l as usize >= NUM_CLASSES) {
-            return Err(DataError::Label {
-                path: labels.1.to_owned(),
-                label: labs[index],
-                index,
-            });
+            return Err(DataError::Label { path: labels.1.to_owned(), label: labs[index], index });
         }
-        Ok(Split {
-            images: pixels,
-            labels: labs,
-            rows: idims[1],
-            cols: idims[2],
-        })
+        Ok(Split { images: pixels, labels: labs, rows: idims[1], cols: idims[2] })
     }
 }
 
@@ -142,9 +132,7 @@ impl Dataset {
         let (files, dir): ([Vec<u8>; 4], PathBuf) = match source {
             Source::Mnist => {
                 let dir = PathBuf::from("<embedded>/data/mnist");
-                return decode_pair(std::array::from_fn(|i| {
-                    (EMBEDDED[i], dir.join(FILE_NAMES[i]))
-                }));
+                return decode_pair(std::array::from_fn(|i| (EMBEDDED[i], dir.join(FILE_NAMES[i]))));
             }
             Source::FashionMnist => {
                 let dir = PathBuf::from(FASHION_MNIST_DIR);
@@ -158,11 +146,8 @@ impl Dataset {
             }
             Source::Dir(dir) => (read_files(dir)?, dir.clone()),
         };
-        let paths: [PathBuf; 4] =
-            std::array::from_fn(|i| resolve(&dir, FILE_NAMES[i]).unwrap_or_default());
-        decode_pair(std::array::from_fn(|i| {
-            (files[i].as_slice(), paths[i].clone())
-        }))
+        let paths: [PathBuf; 4] = std::array::from_fn(|i| resolve(&dir, FILE_NAMES[i]).unwrap_or_default());
+        decode_pair(std::array::from_fn(|i| (files[i].as_slice(), paths[i].clone())))
     }
 }
 
@@ -216,10 +201,7 @@ fn read_files(dir: &Path) -> Result<[Vec<u8>; 4], DataError> {
                 FILE_NAMES.join(", ")
             ))
         })?;
-        *slot = std::fs::read(&path).map_err(|source| DataError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        *slot = std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
     }
     Ok(out)
 }

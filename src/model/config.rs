@@ -138,11 +138,7 @@ impl ModelConfig {
 
     /// Size of the label vector appended to inputs (10 for `cvae`, else 0).
     pub fn cond_dim(&self) -> usize {
-        if self.kind.conditional() {
-            NUM_CLASSES
-        } else {
-            0
-        }
+        if self.kind.conditional() { NUM_CLASSES } else { 0 }
     }
 
     /// Encoder input: pixels then the one-hot label.
@@ -157,11 +153,7 @@ impl ModelConfig {
 
     /// Rows of the encoder head: μ and log σ² for variational models, μ alone for `ae`.
     pub fn encoder_out(&self) -> usize {
-        if self.kind.variational() {
-            2 * self.latent_dim
-        } else {
-            self.latent_dim
-        }
+        if self.kind.variational() { 2 * self.latent_dim } else { self.latent_dim }
     }
 
     /// Checks sizes; the message names the flag to change.
@@ -187,17 +179,11 @@ impl ModelConfig {
     /// Multiply-adds of one training step per example (forward and backward; the input
     /// gradient of `fc1` is not needed).
     pub fn train_macs_per_example(&self) -> usize {
-        let (h, e, d, p, i) = (
-            self.hidden_dim,
-            self.encoder_out(),
-            self.decoder_in(),
-            self.pixels(),
-            self.encoder_in(),
-        );
+        let (h, e, d, p, i) =
+            (self.hidden_dim, self.encoder_out(), self.decoder_in(), self.pixels(), self.encoder_in());
         let deep = (self.hidden_layers - 1) * h * h;
         let forward = i * h + h * e + d * h + h * p + 2 * deep;
-        let backward =
-            (h * p * 2) + (d * h + self.latent_dim * h) + (h * e * 2) + (i * h) + 4 * deep;
+        let backward = (h * p * 2) + (d * h + self.latent_dim * h) + (h * e * 2) + (i * h) + 4 * deep;
         forward + backward
     }
 
@@ -216,43 +202,21 @@ impl ModelConfig {
             let n: usize = shape.iter().product();
             let r = at..at + n;
             at += n;
-            tensors.push(TensorInfo {
-                name,
-                shape,
-                range: r.clone(),
-            });
+            tensors.push(TensorInfo { name, shape, range: r.clone() });
             r
         };
         let mut linear = |w: &'static str, b: &'static str, inputs: usize, outputs: usize| {
             let w = push(w, vec![outputs, inputs]);
             let b = push(b, vec![outputs]);
-            Linear {
-                w,
-                b,
-                inputs,
-                outputs,
-            }
+            Linear { w, b, inputs, outputs }
         };
         let encoder: Vec<Linear> = (0..self.hidden_layers)
-            .map(|j| {
-                linear(
-                    names.encoder[j].0,
-                    names.encoder[j].1,
-                    if j == 0 { self.encoder_in() } else { h },
-                    h,
-                )
-            })
+            .map(|j| linear(names.encoder[j].0, names.encoder[j].1, if j == 0 { self.encoder_in() } else { h }, h))
             .collect();
         let mu_w = push("fc_mu.weight", vec![l, h]);
-        let lv_w = self
-            .kind
-            .variational()
-            .then(|| push("fc_logvar.weight", vec![l, h]));
+        let lv_w = self.kind.variational().then(|| push("fc_logvar.weight", vec![l, h]));
         let mu_b = push("fc_mu.bias", vec![l]);
-        let lv_b = self
-            .kind
-            .variational()
-            .then(|| push("fc_logvar.bias", vec![l]));
+        let lv_b = self.kind.variational().then(|| push("fc_logvar.bias", vec![l]));
         let head = Linear {
             w: mu_w.start..lv_w.map_or(mu_w.end, |r| r.end),
             b: mu_b.start..lv_b.map_or(mu_b.end, |r| r.end),
@@ -262,32 +226,13 @@ impl ModelConfig {
         let mut linear = |w: &'static str, b: &'static str, inputs: usize, outputs: usize| {
             let w = push(w, vec![outputs, inputs]);
             let b = push(b, vec![outputs]);
-            Linear {
-                w,
-                b,
-                inputs,
-                outputs,
-            }
+            Linear { w, b, inputs, outputs }
         };
         let decoder: Vec<Linear> = (0..self.hidden_layers)
-            .map(|j| {
-                linear(
-                    names.decoder[j].0,
-                    names.decoder[j].1,
-                    if j == 0 { self.decoder_in() } else { h },
-                    h,
-                )
-            })
+            .map(|j| linear(names.decoder[j].0, names.decoder[j].1, if j == 0 { self.decoder_in() } else { h }, h))
             .collect();
         let output = linear("fc3.weight", "fc3.bias", h, p);
-        Layout {
-            encoder,
-            head,
-            decoder,
-            output,
-            tensors,
-            len: at,
-        }
+        Layout { encoder, head, decoder, output, tensors, len: at }
     }
 }
 
@@ -313,22 +258,12 @@ impl LayerNames {
         let names = |base: &str| -> Vec<(&'static str, &'static str)> {
             (0..n)
                 .map(|j| {
-                    let layer = if j == 0 {
-                        base.to_string()
-                    } else {
-                        format!("{base}_{}", j + 1)
-                    };
-                    (
-                        leak(format!("{layer}.weight")),
-                        leak(format!("{layer}.bias")),
-                    )
+                    let layer = if j == 0 { base.to_string() } else { format!("{base}_{}", j + 1) };
+                    (leak(format!("{layer}.weight")), leak(format!("{layer}.bias")))
                 })
                 .collect()
         };
-        LayerNames {
-            encoder: names("fc1"),
-            decoder: names("fc2"),
-        }
+        LayerNames { encoder: names("fc1"), decoder: names("fc2") }
     }
 }
 
@@ -365,14 +300,7 @@ mod tests {
     fn cvae_widens_fc1_and_fc2_by_ten_and_ae_drops_logvar() {
         let c = ModelConfig::tutorial(ModelKind::Cvae).layout();
         assert_eq!(c.tensors[0].shape, vec![400, 794]);
-        assert_eq!(
-            c.tensors
-                .iter()
-                .find(|t| t.name == "fc2.weight")
-                .unwrap()
-                .shape,
-            vec![400, 30]
-        );
+        assert_eq!(c.tensors.iter().find(|t| t.name == "fc2.weight").unwrap().shape, vec![400, 30]);
         let a = ModelConfig::tutorial(ModelKind::Ae).layout();
         assert!(a.tensors.iter().all(|t| !t.name.starts_with("fc_logvar")));
         assert_eq!(a.head.w.len(), 20 * 400);
@@ -380,17 +308,10 @@ mod tests {
 
     #[test]
     fn deeper_models_name_their_extra_layers() {
-        let c = ModelConfig {
-            hidden_layers: 2,
-            hidden_dim: 200,
-            latent_dim: 50,
-            ..ModelConfig::tutorial(ModelKind::Vae)
-        };
+        let c =
+            ModelConfig { hidden_layers: 2, hidden_dim: 200, latent_dim: 50, ..ModelConfig::tutorial(ModelKind::Vae) };
         let names: Vec<_> = c.layout().tensors.iter().map(|t| t.name).collect();
-        assert_eq!(
-            &names[..4],
-            ["fc1.weight", "fc1.bias", "fc1_2.weight", "fc1_2.bias"]
-        );
+        assert_eq!(&names[..4], ["fc1.weight", "fc1.bias", "fc1_2.weight", "fc1_2.bias"]);
         assert!(names.contains(&"fc2_2.weight"));
         // Burda et al.'s one-layer model: 784-200-200-50 and mirrored.
         let l = c.layout();

@@ -1,6 +1,7 @@
 //! Models: configuration, parameter layout, the network passes, and [`Model`], a trained
 //! network with a friendly batch API for other programs.
 
+pub mod classifier;
 pub mod config;
 pub mod network;
 
@@ -115,10 +116,6 @@ fn fill_labels(config: &ModelConfig, labels: Option<&[u8]>, n: usize, rows: &mut
 fn layer_fan_in(layout: &Layout, name: &str) -> usize {
     let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
     let weight = format!("{layer}.weight");
-    let t = layout
-        .tensors
-        .iter()
-        .find(|t| t.name == weight)
-        .expect("every bias has a weight");
+    let t = layout.tensors.iter().find(|t| t.name == weight).expect("every bias has a weight");
     t.shape[1]
 }

@@ -98,44 +98,19 @@ pub struct BatchLoss {
 }
 
 /// `dst [out, B] = W [out, in] · src [in, B]`.
-fn product(
-    pool: &Pool,
-    params: &[f32],
-    layer: &Linear,
-    src: &[f32],
-    dst: &mut [f32],
-    batch: usize,
-) {
+fn product(pool: &Pool, params: &[f32], layer: &Linear, src: &[f32], dst: &mut [f32], batch: usize) {
     let w = Mat::new(&params[layer.w.clone()], layer.outputs, layer.inputs);
     matmul(pool, dst, w, Mat::new(src, layer.inputs, batch), false);
 }
 
 /// `dW [out, in] = dy [out, B] · xᵀ [B, in]`.
-fn weight_grad(
-    pool: &Pool,
-    grads: &mut [f32],
-    layer: &Linear,
-    dy: &[f32],
-    x: &[f32],
-    batch: usize,
-) {
-    let (dy, x) = (
-        Mat::new(dy, layer.outputs, batch),
-        Mat::new(x, layer.inputs, batch),
-    );
+fn weight_grad(pool: &Pool, grads: &mut [f32], layer: &Linear, dy: &[f32], x: &[f32], batch: usize) {
+    let (dy, x) = (Mat::new(dy, layer.outputs, batch), Mat::new(x, layer.inputs, batch));
     matmul(pool, &mut grads[layer.w.clone()], dy, x.t(), false);
 }
 
 /// `dx [rows, B] = W[:, :rows]ᵀ · dy [out, B]` (the first `rows` inputs only).
-fn input_grad(
-    pool: &Pool,
-    params: &[f32],
-    layer: &Linear,
-    rows: usize,
-    dy: &[f32],
-    dx: &mut [f32],
-    batch: usize,
-) {
+fn input_grad(pool: &Pool, params: &[f32], layer: &Linear, rows: usize, dy: &[f32], dx: &mut [f32], batch: usize) {
     let w = Mat::columns(&params[layer.w.clone()], layer.outputs, rows, layer.inputs);
     matmul(pool, dx, w.t(), Mat::new(dy, layer.outputs, batch), false);
 }
@@ -156,14 +131,7 @@ impl Network {
             bias_activation(pool, act, &mut rest[0], &params[layer.b.clone()], b);
         }
         let head = &self.layout.head;
-        product(
-            pool,
-            params,
-            head,
-            ws.enc_h.last().expect("one layer at least"),
-            &mut ws.enc,
-            b,
-        );
+        product(pool, params, head, ws.enc_h.last().expect("one layer at least"), &mut ws.enc, b);
         kernels::bias_add(&mut ws.enc, &params[head.b.clone()], b);
     }
 
@@ -202,13 +170,7 @@ impl Network {
     /// Full forward pass and loss. Needs `ws.x` and (variational models) `ws.eps` filled.
     /// Leaves per-example BCE in `ws.bce[..B]`, KL in `ws.kl`, and ∂BCE/∂logits in `ws.out`;
     /// writes the output-bias gradient into `db3` (or scratch when `None`).
-    pub fn forward(
-        &self,
-        pool: &Pool,
-        params: &[f32],
-        ws: &mut Workspace,
-        db3: Option<&mut [f32]>,
-    ) -> BatchLoss {
+    pub fn forward(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, db3: Option<&mut [f32]>) -> BatchLoss {
         self.encode(pool, params, ws);
         self.reparameterize(ws);
         self.decode_logits(pool, params, ws);
@@ -219,24 +181,14 @@ impl Network {
         };
         let b3 = &params[self.layout.output.b.clone()];
         kernels::bernoulli_bce(pool, &mut ws.out, b3, &ws.x[..p * b], db3, &mut ws.bce, b);
-        BatchLoss {
-            bce: ws.bce[..b].iter().map(|&v| v as f64).sum(),
-            kl: ws.kl[..b].iter().map(|&v| v as f64).sum(),
-        }
+        BatchLoss { bce: ws.bce[..b].iter().map(|&v| v as f64).sum(), kl: ws.kl[..b].iter().map(|&v| v as f64).sum() }
     }
 
     /// Gradients of Σ_b BCE_b + β·KL_b with respect to every parameter, after [`forward`]
     /// (which already wrote the `fc3.bias` gradient). `grads` has the parameters' layout.
     ///
     /// [`forward`]: Network::forward
-    pub fn backward(
-        &self,
-        pool: &Pool,
-        params: &[f32],
-        grads: &mut [f32],
-        ws: &mut Workspace,
-        beta: f32,
-    ) {
+    pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
         let (act, l, n) = (c.activation, c.latent_dim, c.hidden_layers);
         let [d0, d1] = &mut ws.dh;
@@ -249,14 +201,7 @@ impl Network {
         // gradient, so only the latent rows of dz are computed).
         for j in (0..n).rev() {
             let layer = &lay.decoder[j];
-            activation_backward(
-                pool,
-                act,
-                dcur,
-                &ws.dec_h[j],
-                &mut grads[layer.b.clone()],
-                b,
-            );
+            activation_backward(pool, act, dcur, &ws.dec_h[j], &mut grads[layer.b.clone()], b);
             let input = if j == 0 { &ws.z } else { &ws.dec_h[j - 1] };
             weight_grad(pool, grads, layer, dcur, input, b);
             if j > 0 {
@@ -269,15 +214,7 @@ impl Network {
         // Encoder head: through the reparameterisation and the KL term.
         let db_head = &mut grads[lay.head.b.clone()];
         if c.kind.variational() {
-            kernels::reparameterize_backward(
-                &ws.enc,
-                &ws.eps,
-                &ws.dz,
-                beta,
-                &mut ws.denc,
-                db_head,
-                b,
-            );
+            kernels::reparameterize_backward(&ws.enc, &ws.eps, &ws.dz, beta, &mut ws.denc, db_head, b);
         } else {
             ws.denc.copy_from_slice(&ws.dz);
             kernels::row_sums(&ws.denc, b, db_head);
@@ -287,14 +224,7 @@ impl Network {
         // Encoder hidden layers, last to first (x needs no gradient).
         for j in (0..n).rev() {
             let layer = &lay.encoder[j];
-            activation_backward(
-                pool,
-                act,
-                dcur,
-                &ws.enc_h[j],
-                &mut grads[layer.b.clone()],
-                b,
-            );
+            activation_backward(pool, act, dcur, &ws.enc_h[j], &mut grads[layer.b.clone()], b);
             let input = if j == 0 { &ws.x } else { &ws.enc_h[j - 1] };
             weight_grad(pool, grads, layer, dcur, input, b);
             if j > 0 {

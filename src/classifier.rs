@@ -1,0 +1,145 @@
+//! `vae classifier train`: trains the built-in classifier and saves it like a VAE run
+//! (`config.json` + `model.safetensors`), by default in `runs/classifier-<dataset>/`.
+
+use crate::checkpoint::{CheckpointError, read, tensors_bytes, tensors_from_bytes, write};
+use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step};
+use crate::data::{Dataset, Source};
+use crate::model::classifier::{Classifier, ClassifierConfig, ClassifierWorkspace, softmax_cross_entropy};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What `config.json` of a classifier run holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierRun {
+    pub classifier: ClassifierConfig,
+    pub dataset: Source,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Test-set accuracy after the last epoch, in [0, 1].
+    pub test_accuracy: f64,
+    pub version: String,
+}
+
+/// Options of `vae classifier train`.
+#[derive(Clone, Debug)]
+pub struct ClassifierOptions {
+    pub dataset: Source,
+    pub epochs: usize,
+    pub seed: u64,
+    pub threads: usize,
+    pub out: Option<PathBuf>,
+    /// Train on the first N images only.
+    pub train_limit: Option<usize>,
+    pub quiet: bool,
+}
+
+/// `runs/classifier-mnist`, `runs/classifier-fashion-mnist`, or `runs/classifier-<folder>`.
+pub fn default_dir(dataset: &Source) -> PathBuf {
+    let name = match dataset {
+        Source::Mnist => "mnist".to_string(),
+        Source::FashionMnist => "fashion-mnist".to_string(),
+        Source::Dir(d) => d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned()),
+    };
+    PathBuf::from("runs").join(format!("classifier-{name}"))
+}
+
+/// Examples per step and the random shift of the augmentation (pixels).
+const BATCH: usize = 128;
+const SHIFT: i32 = 2;
+
+/// Trains the classifier with Adam (cosine learning-rate decay) on cross-entropy, shifting
+/// images by up to ±2 pixels.
+pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, ClassifierRun)> {
+    if opts.epochs == 0 {
+        anyhow::bail!("--epochs must be at least 1");
+    }
+    let mut data = Dataset::load(&opts.dataset)?;
+    if let Some(n) = opts.train_limit {
+        data.train.truncate(n);
+    }
+    if data.train.len() < BATCH {
+        anyhow::bail!("the classifier needs at least {BATCH} training images (--train-limit)");
+    }
+    let dir = opts.out.clone().unwrap_or_else(|| default_dir(&opts.dataset));
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let config =
+        ClassifierConfig { image_rows: data.train.rows, image_cols: data.train.cols, ..ClassifierConfig::mnist() };
+    let mut clf = Classifier::init(config.clone(), opts.seed);
+    let pool = Pool::new(opts.threads);
+    let adam_config = AdamConfig::default();
+    let mut adam = AdamState::new(clf.params.len());
+    let mut grads = vec![0.0f32; clf.params.len()];
+    let mut ws = ClassifierWorkspace::new(&config, BATCH);
+    let mut order: Vec<u32> = (0..data.train.len() as u32).collect();
+    let steps = data.train.len() / BATCH;
+    let mut accuracy = 0.0;
+    for epoch in 1..=opts.epochs {
+        let start = Instant::now();
+        let mut rng = Rng::stream(opts.seed, Purpose::Shuffle, 1_000_000 + epoch as u64);
+        order.iter_mut().enumerate().for_each(|(i, o)| *o = i as u32);
+        rng.shuffle(&mut order);
+        let mut loss = 0.0;
+        for step in 0..steps {
+            let idx = &order[step * BATCH..(step + 1) * BATCH];
+            clf.fill_batch(&data.train, idx, SHIFT, &mut rng, &mut ws);
+            clf.forward(&pool, &mut ws);
+            let labels: Vec<u8> = idx.iter().map(|&i| data.train.labels[i as usize]).collect();
+            loss += softmax_cross_entropy(&mut ws.logits, &labels, BATCH);
+            clf.backward(&pool, &mut grads, &mut ws);
+            // Cosine decay of the learning rate to 0 (Loshchilov & Hutter 2017, without restarts).
+            let progress = ((epoch - 1) * steps + step) as f64 / (opts.epochs * steps) as f64;
+            let lr = adam_config.lr * (0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32;
+            adam_step(&pool, &AdamConfig { lr, ..adam_config }, &mut clf.params, &grads, &mut adam);
+        }
+        accuracy = clf.accuracy(&pool, &data.test);
+        if !opts.quiet {
+            println!(
+                "epoch {epoch:>3}/{}  train cross-entropy {:.4}  test accuracy {:.2}%  {:.2} s",
+                opts.epochs,
+                loss / (steps * BATCH) as f64,
+                100.0 * accuracy,
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let run = ClassifierRun {
+        classifier: config,
+        dataset: opts.dataset.clone(),
+        epochs: opts.epochs,
+        seed: opts.seed,
+        test_accuracy: accuracy,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    save_classifier(&dir, &run, &clf)?;
+    Ok((dir, run))
+}
+
+pub fn save_classifier(dir: &Path, run: &ClassifierRun, clf: &Classifier) -> Result<(), CheckpointError> {
+    let (_, tensors, _) = clf.config.layout();
+    let meta = HashMap::from([("format".to_string(), "pt".to_string()), ("model".to_string(), "classifier".into())]);
+    write(&dir.join(crate::checkpoint::MODEL_FILE), &tensors_bytes(&tensors, &clf.params, meta))?;
+    let json = serde_json::to_string_pretty(run).expect("config serialises");
+    write(&dir.join(crate::checkpoint::CONFIG_FILE), format!("{json}\n").as_bytes())
+}
+
+/// Loads a classifier run; its weights must have the configured names and shapes.
+pub fn load_classifier(dir: &Path) -> Result<(ClassifierRun, Classifier), CheckpointError> {
+    let config_path = dir.join(crate::checkpoint::CONFIG_FILE);
+    if !config_path.is_file() {
+        return Err(CheckpointError::NotARun(dir.to_owned()));
+    }
+    let run: ClassifierRun = serde_json::from_slice(&read(&config_path)?).map_err(|e| CheckpointError::Corrupt {
+        path: config_path.clone(),
+        reason: format!("{e} (is this a classifier made by `vae classifier train`?)"),
+    })?;
+    let path = dir.join(crate::checkpoint::MODEL_FILE);
+    if !path.is_file() {
+        return Err(CheckpointError::NoWeights(dir.to_owned()));
+    }
+    let (layers, tensors, len) = run.classifier.layout();
+    let params = tensors_from_bytes(&read(&path)?, &tensors, len, &path)?;
+    let clf = Classifier { config: run.classifier.clone(), layers, params };
+    Ok((run, clf))
+}

@@ -1,0 +1,193 @@
+//! `vae eval`: every metric of a run, printed as a table and saved as `eval.json`.
+
+use super::iwae::{encode_split, iwae};
+use super::{ElboReport, IwaeReport, active_units, elbo, latent_activity};
+use crate::checkpoint::{RunConfig, RunDir, write_atomic};
+use crate::core::Pool;
+use crate::data::{Dataset, Split};
+use crate::model::Model;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Which split to evaluate on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitName {
+    #[default]
+    Test,
+    Train,
+}
+
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub split: SplitName,
+    pub elbo_samples: usize,
+    pub k: usize,
+    pub seed: u64,
+    /// Evaluate the first N images only.
+    pub limit: Option<usize>,
+    pub threads: usize,
+    /// Classifier run directory for the sample scores (`None`: the default location).
+    pub classifier: Option<PathBuf>,
+    /// Generated images for the classifier-based scores.
+    pub generated: usize,
+    pub quiet: bool,
+}
+
+/// Everything `eval.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub run: String,
+    pub model: String,
+    pub epoch: usize,
+    pub split: SplitName,
+    pub images: usize,
+    pub binarized: bool,
+    pub sign_convention: String,
+    pub elbo: ElboReport,
+    pub iwae: IwaeReport,
+    /// Cov_x(E_q[z_u]) per latent dimension.
+    pub activity: Vec<f64>,
+    pub active_units: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<super::scores::SampleScores>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier_note: Option<String>,
+}
+
+pub const SIGN_CONVENTION: &str = "elbo, iwae.bound and reconstruction are log-likelihoods (and bounds) in nats per \
+     example: negative, higher is better, each <= log p(x); kl is positive; iwae.nll = -iwae.bound, lower is better";
+
+/// The split a run is evaluated on: its dataset with the run's binarization, no limits.
+pub fn eval_split(config: &RunConfig, which: SplitName, limit: Option<usize>) -> anyhow::Result<Split> {
+    let mut data = Dataset::load(&config.train.dataset)?;
+    let mut train = config.train.clone();
+    train.train_limit = None;
+    train.test_limit = None;
+    train.prepare(&mut data);
+    let mut split = match which {
+        SplitName::Test => data.test,
+        SplitName::Train => data.train,
+    };
+    if let Some(n) = limit {
+        split.truncate(n);
+    }
+    Ok(split)
+}
+
+fn bar(quiet: bool, len: usize, what: &str) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} images ({per_sec}, eta {eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    b.set_style(style);
+    b.set_prefix(what.to_string());
+    b
+}
+
+/// Runs every metric on `dir`'s model, prints the table, writes `eval.json`.
+pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> {
+    if opts.k == 0 {
+        anyhow::bail!("--k must be at least 1 (5000 is the papers' setting)");
+    }
+    if opts.elbo_samples == 0 {
+        anyhow::bail!("--elbo-samples must be at least 1");
+    }
+    let (config, model) = dir.load_model()?;
+    let epoch = dir.load_metrics()?.last().map_or(0, |m| m.epoch);
+    let split = eval_split(&config, opts.split, opts.limit)?;
+    let pool = Pool::new(opts.threads);
+    let elbo = elbo(&model, &split, &pool, opts.elbo_samples, opts.seed);
+    let (mu, _) = encode_split(&model, &split, &pool);
+    let activity = latent_activity(&mu, model.config().latent_dim);
+    let start = Instant::now();
+    let progress = bar(opts.quiet, split.len(), &format!("IWAE-{}", opts.k));
+    let bounds = iwae(&model, &split, opts.k, opts.seed, &pool, &mut |done| progress.set_position(done as u64));
+    progress.finish_and_clear();
+    let bound = super::Estimate::of(&bounds);
+    let iwae = IwaeReport { k: opts.k, bound, nll: -bound.mean, seconds: start.elapsed().as_secs_f64() };
+    let (samples, classifier_note) = super::scores::sample_scores(dir, &config, &model, &pool, opts)?;
+    let report = EvalReport {
+        run: dir.path.display().to_string(),
+        model: config.model.kind.to_string(),
+        epoch,
+        split: opts.split,
+        images: split.len(),
+        binarized: !config.train.binarize.is_none(),
+        sign_convention: SIGN_CONVENTION.to_string(),
+        elbo,
+        iwae,
+        active_units: active_units(&activity),
+        activity,
+        samples,
+        classifier_note,
+    };
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    let path = dir.file("eval.json");
+    write_atomic(&path, format!("{json}\n").as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    if !opts.quiet {
+        print!("{}", table(&report, &model));
+        println!("wrote {}", path.display());
+    }
+    Ok(report)
+}
+
+/// The human-readable table.
+pub fn table(r: &EvalReport, model: &Model) -> String {
+    let mut t = String::new();
+    let line = |t: &mut String, name: &str, value: String, note: &str| {
+        t.push_str(&format!("{name:<34} {value:>22}   {note}\n"));
+    };
+    t.push_str(&format!(
+        "{} after epoch {} on the {} set ({} images{}); nats per example\n",
+        r.model,
+        r.epoch,
+        if r.split == SplitName::Test { "test" } else { "training" },
+        r.images,
+        if r.binarized { ", binarized" } else { "" }
+    ));
+    let e = &r.elbo;
+    let cond = if model.config().kind.conditional() { "log p(x|y)" } else { "log p(x)" };
+    line(
+        &mut t,
+        "ELBO",
+        format!("{:.3} ± {:.3}", e.elbo.mean, e.elbo.se),
+        &format!("≤ {cond}, higher is better; ± s.e. over {} draws", e.draws),
+    );
+    line(
+        &mut t,
+        "  reconstruction E_q[log p(x|z)]",
+        format!("{:.3} ± {:.3}", e.reconstruction.mean, e.reconstruction.se),
+        "",
+    );
+    line(&mut t, "  KL(q(z|x) ‖ p(z))", format!("{:.3}", e.kl), "analytic");
+    let i = &r.iwae;
+    line(
+        &mut t,
+        &format!("IWAE-{}", i.k),
+        format!("{:.3} ± {:.3}", i.bound.mean, i.bound.se),
+        &format!("≤ {cond}; ± s.e. across images; {:.1} s", i.seconds),
+    );
+    line(
+        &mut t,
+        &format!("NLL bound (−IWAE-{})", i.k),
+        format!("{:.3}", i.nll),
+        "the papers' test NLL, lower is better",
+    );
+    let l = model.config().latent_dim;
+    line(&mut t, "active units", format!("{} / {l}", r.active_units.len()), "Cov_x(E_q[z_u]) > 0.01 (Burda et al.)");
+    if let Some(s) = &r.samples {
+        t.push_str(&super::scores::table(s));
+    }
+    if let Some(note) = &r.classifier_note {
+        t.push_str(&format!("sample scores: {note}\n"));
+    }
+    t
+}

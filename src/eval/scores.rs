@@ -1,0 +1,177 @@
+//! Classifier-based scores of generated images: label accuracy for `cvae`, the Fréchet
+//! distance of classifier features to the test set (an MNIST analogue of FID), and the
+//! entropy of the predicted-label histogram (diversity; ln 10 ≈ 2.303 nats is uniform).
+
+use super::frechet::{Gaussian, frechet_distance};
+use super::report::EvalOptions;
+use crate::checkpoint::{CheckpointError, RunConfig, RunDir};
+use crate::classifier::{default_dir, load_classifier};
+use crate::core::{Pool, Purpose, Rng};
+use crate::data::{Dataset, NUM_CLASSES};
+use crate::model::Model;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleScores {
+    pub classifier: String,
+    pub classifier_test_accuracy: f64,
+    /// Generated images scored (the decoder's Bernoulli means of z ~ N(0, I)).
+    pub generated: usize,
+    /// Fréchet distance between classifier features of the generated and the test images.
+    pub frechet_distance: f64,
+    /// The same between the test set and the training set's first images: the floor a
+    /// perfect generator would reach with this many images.
+    pub frechet_distance_train_vs_test: f64,
+    /// Entropy (nats) of the predicted-label histogram of the generated images.
+    pub label_entropy: f64,
+    /// Fraction of generated images per predicted label.
+    pub label_histogram: Vec<f64>,
+    /// For `cvae`: fraction of generated images classified as the label they were drawn
+    /// for, per label and overall.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_accuracy: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_accuracy_overall: Option<f64>,
+}
+
+/// Entropy in nats of the histogram of `labels`.
+pub fn label_entropy(labels: &[u8]) -> (f64, Vec<f64>) {
+    let mut counts = [0usize; NUM_CLASSES];
+    labels.iter().for_each(|&l| counts[l as usize] += 1);
+    let n = labels.len().max(1) as f64;
+    let hist: Vec<f64> = counts.iter().map(|&c| c as f64 / n).collect();
+    (hist.iter().filter(|&&p| p > 0.0).map(|p| -p * p.ln()).sum(), hist)
+}
+
+fn classifier_dir(dir: &RunDir, config: &RunConfig, opts: &EvalOptions) -> PathBuf {
+    if let Some(c) = &opts.classifier {
+        return c.clone();
+    }
+    let default = default_dir(&config.train.dataset);
+    // Next to the run (runs/vae-…/../classifier-mnist) first, then relative to the cwd.
+    let beside = dir.path.parent().map(|p| p.join(default.file_name().expect("named"))).unwrap_or_default();
+    if beside.join(crate::checkpoint::CONFIG_FILE).is_file() { beside } else { default }
+}
+
+/// The scores, or `None` and a note saying how to train the classifier.
+pub fn sample_scores(
+    dir: &RunDir,
+    config: &RunConfig,
+    model: &Model,
+    pool: &Pool,
+    opts: &EvalOptions,
+) -> anyhow::Result<(Option<SampleScores>, Option<String>)> {
+    if opts.generated == 0 {
+        return Ok((None, Some("skipped (--generated 0)".into())));
+    }
+    let cdir = classifier_dir(dir, config, opts);
+    let (run, clf) = match load_classifier(&cdir) {
+        Ok(c) => c,
+        Err(CheckpointError::NotARun(_)) if opts.classifier.is_none() => {
+            let how = match &config.train.dataset {
+                crate::data::Source::FashionMnist => " --dataset fashion-mnist",
+                _ => "",
+            };
+            return Ok((
+                None,
+                Some(format!(
+                    "not computed: no classifier in {}; train one with `vae classifier train{how}` (about a minute)",
+                    cdir.display()
+                )),
+            ));
+        }
+        Err(e) => return Err(anyhow::anyhow!("classifier: {e}")),
+    };
+    let c = model.config();
+    if run.classifier.pixels() != c.pixels() {
+        anyhow::bail!(
+            "the classifier in {} takes {}x{} images but the model makes {}x{}; pass --classifier DIR for this dataset",
+            cdir.display(),
+            run.classifier.image_rows,
+            run.classifier.image_cols,
+            c.image_rows,
+            c.image_cols
+        );
+    }
+    let n = opts.generated;
+    let mut rng = Rng::stream(opts.seed, Purpose::Eval, 1_000_000);
+    let labels: Option<Vec<u8>> = c.kind.conditional().then(|| (0..n).map(|i| (i % NUM_CLASSES) as u8).collect());
+    let generated = model.sample(pool, n, labels.as_deref(), &mut rng);
+    let (pred, gen_features) = clf.predict(pool, &generated);
+    // Reference: grey-level test images (the classifier's domain), and the floor.
+    let data = Dataset::load(&config.train.dataset)?;
+    let grey = |images: &[u8]| -> Vec<f32> { images.iter().map(|&v| v as f32 / 255.0).collect() };
+    let m = n.min(data.test.len());
+    let (_, test_features) = clf.predict(pool, &grey(&data.test.images[..m * c.pixels()]));
+    let m2 = m.min(data.train.len());
+    let (_, train_features) = clf.predict(pool, &grey(&data.train.images[..m2 * c.pixels()]));
+    let f = run.classifier.features();
+    let test_g = Gaussian::fit(&test_features, f);
+    let fd = frechet_distance(&Gaussian::fit(&gen_features, f), &test_g);
+    let floor = frechet_distance(&Gaussian::fit(&train_features, f), &test_g);
+    let (entropy, hist) = label_entropy(&pred);
+    let (acc, overall) = match &labels {
+        Some(want) => {
+            let mut right = [0usize; NUM_CLASSES];
+            let mut total = [0usize; NUM_CLASSES];
+            for (p, w) in pred.iter().zip(want) {
+                total[*w as usize] += 1;
+                right[*w as usize] += usize::from(p == w);
+            }
+            let per: Vec<f64> = (0..NUM_CLASSES).map(|d| right[d] as f64 / total[d].max(1) as f64).collect();
+            let overall = right.iter().sum::<usize>() as f64 / n as f64;
+            (Some(per), Some(overall))
+        }
+        None => (None, None),
+    };
+    Ok((
+        Some(SampleScores {
+            classifier: cdir.display().to_string(),
+            classifier_test_accuracy: run.test_accuracy,
+            generated: n,
+            frechet_distance: fd,
+            frechet_distance_train_vs_test: floor,
+            label_entropy: entropy,
+            label_histogram: hist,
+            label_accuracy: acc,
+            label_accuracy_overall: overall,
+        }),
+        None,
+    ))
+}
+
+/// Table rows for the scores.
+pub fn table(s: &SampleScores) -> String {
+    let mut t = String::new();
+    let mut line = |name: &str, value: String, note: &str| t.push_str(&format!("{name:<34} {value:>22}   {note}\n"));
+    line(
+        "Fréchet distance (classifier)",
+        format!("{:.3}", s.frechet_distance),
+        &format!(
+            "{} samples vs test; lower is better (train vs test: {:.3})",
+            s.generated, s.frechet_distance_train_vs_test
+        ),
+    );
+    line("predicted-label entropy", format!("{:.3}", s.label_entropy), "nats; ln 10 = 2.303 is uniform");
+    if let (Some(per), Some(all)) = (&s.label_accuracy, s.label_accuracy_overall) {
+        line("label accuracy of samples", format!("{:.2}%", 100.0 * all), "generated digit classified as its label");
+        let digits: Vec<String> = per.iter().enumerate().map(|(d, a)| format!("{d}:{:.1}", 100.0 * a)).collect();
+        line("  per label (%)", String::new(), &digits.join(" "));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_of_histograms() {
+        let uniform: Vec<u8> = (0..1000).map(|i| (i % 10) as u8).collect();
+        assert!((label_entropy(&uniform).0 - 10f64.ln()).abs() < 1e-12);
+        assert_eq!(label_entropy(&[3; 50]).0, 0.0);
+        // Half 0s, half 1s: ln 2.
+        assert!((label_entropy(&[0, 1, 0, 1]).0 - std::f64::consts::LN_2).abs() < 1e-12);
+    }
+}
