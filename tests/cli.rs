@@ -1,47 +1,11 @@
 //! The `vae` binary as a user runs it: what it writes, and one clear error line for bad input.
 
-use assert_cmd::Command;
+mod common;
+
+use common::*;
 use std::io::Read;
 use std::path::Path;
 use vae::data::{FILE_NAMES, embedded_files};
-
-fn vae() -> Command {
-    Command::cargo_bin("vae").unwrap()
-}
-
-/// Quick training flags: 512 images, batches of 64, 200 test images.
-const SMALL: [&str; 6] = ["--train-limit", "512", "--test-limit", "200", "--batch-size", "64"];
-
-fn train(dir: &Path, extra: &[&str]) -> String {
-    let out = vae().args(["train", "--out"]).arg(dir).args(SMALL).args(extra).assert().success();
-    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
-}
-
-/// Runs `args`, expects failure with exactly one `Error:` line containing every `needle`.
-fn fails(args: &[&str], needles: &[&str]) -> String {
-    let out = vae().args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one error line, got {stderr}");
-    assert!(lines[0].starts_with("Error:") || lines[0].starts_with("error:"), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "{args:?}: {stderr:?} lacks {n:?}");
-    }
-    stderr
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let info = dec.read_info().unwrap();
-    (info.info().width, info.info().height)
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[test]
 fn train_writes_a_complete_run_directory() {

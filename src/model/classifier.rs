@@ -211,9 +211,9 @@ impl Classifier {
             return;
         }
         let span = (2 * shift + 1) as u64;
-        for col in 0..b {
+        for (col, &image) in idx.iter().enumerate() {
             let (dy, dx) = (rng.below(span) as i32 - shift, rng.below(span) as i32 - shift);
-            let src = split.image(idx[col] as usize);
+            let src = split.image(image as usize);
             for r in 0..rows {
                 for c in 0..cols {
                     let (sr, sc) = (r - dy, c - dx);
