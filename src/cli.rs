@@ -14,6 +14,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub mod explore;
+
 #[derive(Parser, Debug)]
 #[command(name = "vae", version, about = "Train, evaluate and explore variational autoencoders on images")]
 pub struct Cli {
@@ -31,6 +33,18 @@ pub enum Command {
     Bench(BenchArgs),
     /// Measure a trained run: ELBO, importance-weighted NLL bound, active units, sample scores.
     Eval(EvalArgs),
+    /// Test images (or your PNGs) beside their reconstructions.
+    Reconstruct(explore::ReconstructArgs),
+    /// Walk the latent space between two images (linear and spherical), or across labels.
+    Interpolate(explore::InterpolateArgs),
+    /// Sweep latent dimensions one at a time, one row per dimension.
+    Traverse(explore::TraverseArgs),
+    /// Decode a grid over the latent plane (the prior's quantiles, or the top principal plane).
+    Manifold(explore::ManifoldArgs),
+    /// Plot the test set's latent means coloured by label.
+    Scatter(explore::ScatterArgs),
+    /// Plot the learning curves of metrics.jsonl.
+    Plot(explore::PlotArgs),
     /// The built-in MNIST classifier used by `vae eval` to score samples.
     #[command(subcommand)]
     Classifier(ClassifierCommand),
@@ -228,6 +242,12 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train(a),
         Command::Sample(a) => sample(a),
+        Command::Reconstruct(a) => explore::reconstruct(a),
+        Command::Interpolate(a) => explore::interpolate(a),
+        Command::Traverse(a) => explore::traverse(a),
+        Command::Manifold(a) => explore::manifold(a),
+        Command::Scatter(a) => explore::scatter(a),
+        Command::Plot(a) => explore::plot(a),
         Command::Bench(a) => crate::bench::bench(a.model, a.epochs as usize, a.threads, a.json),
         Command::Eval(a) => {
             let opts = EvalOptions {
@@ -353,12 +373,14 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     run.train(a.quiet)?;
     let recon = run.save_reconstructions()?;
+    let curves = explore::write_curves(&run.dir, None)?;
     if !a.quiet {
         println!(
-            "done: weights in {}, samples in {}, reconstructions in {}",
+            "done: weights in {}, samples in {}, reconstructions in {}, learning curves in {}",
             run.dir.file(crate::checkpoint::MODEL_FILE).display(),
             run.dir.samples_dir().display(),
-            recon.display()
+            recon.display(),
+            curves.display()
         );
     }
     Ok(())

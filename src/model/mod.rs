@@ -74,12 +74,28 @@ impl Model {
     /// `[n, pixels]` in [0, 1].
     pub fn decode(&self, pool: &Pool, z: &[f32], labels: Option<&[u8]>) -> Vec<f32> {
         let c = self.config();
-        let (p, l) = (c.pixels(), c.latent_dim);
+        let classes = c.cond_dim();
+        let cond: Option<Vec<f32>> = (classes > 0).then(|| {
+            let labels = labels.expect("a conditional model needs labels");
+            labels.iter().flat_map(|&y| (0..classes).map(move |k| f32::from(k == y as usize))).collect()
+        });
+        self.decode_conditioned(pool, z, cond.as_deref())
+    }
+
+    /// Decodes `[n, latent]` codes with condition vectors `[n, classes]` for `cvae` (one-hot
+    /// labels, or any mixture of them: the decoder takes real-valued inputs).
+    pub fn decode_conditioned(&self, pool: &Pool, z: &[f32], cond: Option<&[f32]>) -> Vec<f32> {
+        let c = self.config();
+        let (p, l, classes) = (c.pixels(), c.latent_dim, c.cond_dim());
         let n = z.len() / l;
         assert_eq!(z.len(), n * l, "z must be [n, {l}]");
         let mut ws = Workspace::new(c, n.max(1), pool.threads());
         transpose_into(z, n, l, &mut ws.z);
-        fill_labels(c, labels, n, &mut ws.z[l * n..]);
+        if classes > 0 {
+            let cond = cond.expect("a conditional model needs a condition");
+            assert_eq!(cond.len(), n * classes, "cond must be [n, {classes}]");
+            transpose_into(cond, n, classes, &mut ws.z[l * n..]);
+        }
         self.network.decode(pool, &self.params, &mut ws);
         let mut out = vec![0.0; n * p];
         transpose_into(&ws.out[..p * n], p, n, &mut out);

@@ -1,0 +1,417 @@
+//! The picture commands: reconstruct, interpolate, traverse, manifold, scatter, plot.
+
+use crate::checkpoint::{RunConfig, RunDir};
+use crate::core::{Pool, Purpose, Rng};
+use crate::data::{NUM_CLASSES, Split};
+use crate::eval::report::{SplitName, eval_split};
+use crate::explore::{lerp_path, plane_grid, principal_plane, prior_plane, project, slerp_path, traversal};
+use crate::images::{self, GrayImage, load_digit};
+use crate::model::Model;
+use crate::plot::{Curve, curves_png, save_png, scatter_png};
+use crate::run::GRID_PADDING;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct ReconstructArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Number of test images (the first N)
+    #[arg(short, long, default_value_t = 32)]
+    pub n: usize,
+    /// Reconstruct the PNG files of this folder instead (any size; converted to MNIST style)
+    #[arg(long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Label of the --input images (cvae only)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub label: Option<u8>,
+    /// Output PNG [default: RUN_DIR/reconstruct.png]
+    #[arg(short, long, value_name = "FILE.png")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InterpolateArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Start: a test-set index or a PNG file (with --labels: optional, else a random z)
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End: a test-set index or a PNG file
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Images per path, endpoints included
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub steps: u32,
+    /// Add a spherical (slerp) path below the linear one
+    #[arg(long)]
+    pub slerp: bool,
+    /// cvae: keep z and sweep the label 0-9 (style kept, digit changed)
+    #[arg(long)]
+    pub labels: bool,
+    /// Label of PNG inputs (cvae only)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub label: Option<u8>,
+    /// Seed of the random z of --labels without --from
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output PNG [default: RUN_DIR/interpolate.png]
+    #[arg(short, long, value_name = "FILE.png")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TraverseArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Dimensions to sweep: a range `0..10` or a list `0,3,7` [default: 0..min(10, latent)]
+    #[arg(long)]
+    pub dims: Option<String>,
+    /// Sweep each dimension over [-RANGE, RANGE]
+    #[arg(long, default_value_t = 3.0)]
+    pub range: f32,
+    /// Images per row
+    #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub steps: u32,
+    /// Hold the other dimensions at this test image's encoding [default: z = 0]
+    #[arg(long, value_name = "INDEX")]
+    pub image: Option<String>,
+    /// Label for cvae [default: the image's, or 0]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub label: Option<u8>,
+    /// Output PNG [default: RUN_DIR/traverse.png]
+    #[arg(short, long, value_name = "FILE.png")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ManifoldArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Grid size N (N x N images)
+    #[arg(short, long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub n: u32,
+    /// Label for cvae [default: 0]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub label: Option<u8>,
+    /// Output PNG [default: RUN_DIR/manifold.png]
+    #[arg(short, long, value_name = "FILE.png")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScatterArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Plot the first N test images [default: all]
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Output PNG [default: RUN_DIR/scatter.png]
+    #[arg(short, long, value_name = "FILE.png")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Output PNG [default: RUN_DIR/curves.png]
+    #[arg(short, long, value_name = "FILE.png")]
+    pub output: Option<PathBuf>,
+}
+
+/// A run's model with what the commands need around it.
+struct Loaded {
+    dir: RunDir,
+    config: RunConfig,
+    model: Model,
+    pool: Pool,
+}
+
+impl Loaded {
+    fn open(path: &Path) -> Result<Loaded> {
+        let dir = RunDir::new(path);
+        let (config, model) = dir.load_model()?;
+        Ok(Loaded { dir, config, model, pool: Pool::new(0) })
+    }
+
+    fn conditional(&self) -> bool {
+        self.model.config().kind.conditional()
+    }
+
+    fn test(&self) -> Result<Split> {
+        eval_split(&self.config, SplitName::Test, None)
+    }
+
+    fn out(&self, given: Option<PathBuf>, name: &str) -> PathBuf {
+        given.unwrap_or_else(|| self.dir.file(name))
+    }
+
+    /// Encodes images `[n, pixels]` to their means μ `[n, latent]`.
+    fn encode(&self, images: &[f32], labels: &[u8]) -> Vec<f32> {
+        self.model.encode(&self.pool, images, self.conditional().then_some(labels)).mu
+    }
+
+    fn labels_for(&self, n: usize, label: u8) -> Option<Vec<u8>> {
+        self.conditional().then(|| vec![label; n])
+    }
+}
+
+fn grey(split: &Split, i: usize) -> Vec<f32> {
+    split.image(i).iter().map(|&v| v as f32 / 255.0).collect()
+}
+
+fn one_hot(label: u8) -> Vec<f32> {
+    (0..NUM_CLASSES).map(|k| f32::from(k == label as usize)).collect()
+}
+
+fn save(grid: &GrayImage, path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    grid.save(path).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {} ({}x{})", path.display(), grid.width, grid.height);
+    Ok(())
+}
+
+fn check_label(l: &Loaded, label: Option<u8>) -> Result<()> {
+    if label.is_some() && !l.conditional() {
+        bail!("--label needs a conditional model, but {} holds a {} model", l.dir.path.display(), l.model.config().kind);
+    }
+    Ok(())
+}
+
+/// An image named on the command line: a test-set index or a PNG file, with its label.
+fn resolve_image(l: &Loaded, test: &Split, spec: &str, flag: &str, label: Option<u8>) -> Result<(Vec<f32>, u8)> {
+    let c = l.model.config();
+    if let Ok(i) = spec.parse::<usize>() {
+        if i >= test.len() {
+            bail!("{flag} {i} is not a test-set index (0..={}); give an index or a PNG file", test.len() - 1);
+        }
+        return Ok((grey(test, i), label.unwrap_or(test.labels[i])));
+    }
+    let img = load_digit(Path::new(spec), c.image_rows, c.image_cols)?;
+    if l.conditional() && label.is_none() {
+        bail!("{flag} {spec} is a picture: a cvae also needs its digit, pass --label D");
+    }
+    Ok((img, label.unwrap_or(0)))
+}
+
+pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
+    let l = Loaded::open(&a.run_dir)?;
+    check_label(&l, a.label)?;
+    let c = l.model.config().clone();
+    let (images, labels): (Vec<f32>, Vec<u8>) = if let Some(dir) = &a.input {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read --input {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("--input {} holds no .png files", dir.display());
+        }
+        if l.conditional() && a.label.is_none() {
+            bail!("a cvae needs the digit of --input pictures: pass --label D");
+        }
+        let mut imgs = Vec::new();
+        for f in files.iter().take(a.n.max(1)) {
+            imgs.extend(load_digit(f, c.image_rows, c.image_cols)?);
+        }
+        let n = imgs.len() / c.pixels();
+        (imgs, vec![a.label.unwrap_or(0); n])
+    } else {
+        let test = l.test()?;
+        if a.n == 0 || a.n > test.len() {
+            bail!("-n must be between 1 and {} (the test set's size)", test.len());
+        }
+        ((0..a.n).flat_map(|i| grey(&test, i)).collect(), test.labels[..a.n].to_vec())
+    };
+    let mu = l.encode(&images, &labels);
+    let recon = l.model.decode(&l.pool, &mu, l.conditional().then_some(&labels[..]));
+    let p = c.pixels();
+    let pairs: Vec<f32> =
+        (0..labels.len()).flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied()).collect();
+    let grid = images::grid(&pairs, c.image_rows, c.image_cols, 16, GRID_PADDING);
+    save(&grid, &l.out(a.output, "reconstruct.png"))
+}
+
+pub fn interpolate(a: InterpolateArgs) -> Result<()> {
+    let l = Loaded::open(&a.run_dir)?;
+    check_label(&l, a.label)?;
+    let c = l.model.config().clone();
+    let test = l.test()?;
+    let steps = a.steps as usize;
+    if a.labels {
+        if !l.conditional() {
+            bail!("--labels needs a conditional model, but {} holds a {} model", l.dir.path.display(), c.kind);
+        }
+        let z = match &a.from {
+            Some(spec) => {
+                let (img, label) = resolve_image(&l, &test, spec, "--from", a.label)?;
+                l.encode(&img, &[label])
+            }
+            None => {
+                let mut z = vec![0.0; c.latent_dim];
+                Rng::stream(a.seed, Purpose::User, 1).fill_normal(&mut z);
+                z
+            }
+        };
+        let zs: Vec<f32> = (0..NUM_CLASSES).flat_map(|_| z.iter().copied()).collect();
+        let labels: Vec<u8> = (0..NUM_CLASSES as u8).collect();
+        let imgs = l.model.decode(&l.pool, &zs, Some(&labels));
+        return save(&images::grid(&imgs, c.image_rows, c.image_cols, NUM_CLASSES, GRID_PADDING), &l.out(a.output, "interpolate.png"));
+    }
+    let (Some(from), Some(to)) = (&a.from, &a.to) else {
+        bail!("interpolate needs --from A and --to B (test-set indices or PNG files), or --labels for a cvae");
+    };
+    let (img_a, la) = resolve_image(&l, &test, from, "--from", a.label)?;
+    let (img_b, lb) = resolve_image(&l, &test, to, "--to", a.label)?;
+    let (za, zb) = (l.encode(&img_a, &[la]), l.encode(&img_b, &[lb]));
+    let mut paths = vec![lerp_path(&za, &zb, steps)];
+    if a.slerp {
+        paths.push(slerp_path(&za, &zb, steps));
+    }
+    // For a cvae the label moves with z: a one-hot blend from A's digit to B's.
+    let cond: Vec<f32> = lerp_path(&one_hot(la), &one_hot(lb), steps);
+    let mut imgs = Vec::new();
+    for path in &paths {
+        imgs.extend(l.model.decode_conditioned(&l.pool, path, l.conditional().then_some(&cond[..])));
+    }
+    save(&images::grid(&imgs, c.image_rows, c.image_cols, steps, GRID_PADDING), &l.out(a.output, "interpolate.png"))
+}
+
+/// Parses `0..10` or `0,3,7`.
+pub fn parse_dims(spec: &str, latent: usize) -> Result<Vec<usize>> {
+    let bad = || anyhow::anyhow!("--dims {spec:?}: give a range like 0..10 or a list like 0,3,7 (latent dimensions 0..{latent})");
+    let dims: Vec<usize> = if let Some((a, b)) = spec.split_once("..") {
+        let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        (a..b).collect()
+    } else {
+        spec.split(',').map(|d| d.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?
+    };
+    if dims.is_empty() {
+        return Err(bad());
+    }
+    if let Some(&d) = dims.iter().find(|&&d| d >= latent) {
+        bail!("--dims: dimension {d} does not exist; the latent space has dimensions 0..{latent}");
+    }
+    Ok(dims)
+}
+
+pub fn traverse(a: TraverseArgs) -> Result<()> {
+    let l = Loaded::open(&a.run_dir)?;
+    check_label(&l, a.label)?;
+    let c = l.model.config().clone();
+    if !(a.range.is_finite() && a.range > 0.0) {
+        bail!("--range must be a positive number, got {}", a.range);
+    }
+    let dims = match &a.dims {
+        Some(s) => parse_dims(s, c.latent_dim)?,
+        None => (0..c.latent_dim.min(10)).collect(),
+    };
+    let (base, label) = match &a.image {
+        Some(spec) => {
+            let test = l.test()?;
+            let (img, label) = resolve_image(&l, &test, spec, "--image", a.label)?;
+            (l.encode(&img, &[label]), label)
+        }
+        None => (vec![0.0; c.latent_dim], a.label.unwrap_or(0)),
+    };
+    let steps = a.steps as usize;
+    let zs = traversal(&base, &dims, a.range, steps);
+    let n = zs.len() / c.latent_dim;
+    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n, label).as_deref());
+    save(&images::grid(&imgs, c.image_rows, c.image_cols, steps, GRID_PADDING), &l.out(a.output, "traverse.png"))
+}
+
+pub fn manifold(a: ManifoldArgs) -> Result<()> {
+    let l = Loaded::open(&a.run_dir)?;
+    check_label(&l, a.label)?;
+    let c = l.model.config().clone();
+    let plane = match c.latent_dim {
+        1 => bail!("manifold needs a latent space of at least 2 dimensions; {} has 1", l.dir.path.display()),
+        2 => prior_plane(),
+        _ => {
+            let test = l.test()?;
+            let images: Vec<f32> = test.images.iter().map(|&v| v as f32 / 255.0).collect();
+            principal_plane(&l.encode(&images, &test.labels), c.latent_dim)
+        }
+    };
+    let n = a.n as usize;
+    let zs = plane_grid(&plane, n);
+    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n * n, a.label.unwrap_or(0)).as_deref());
+    save(&images::grid(&imgs, c.image_rows, c.image_cols, n, GRID_PADDING), &l.out(a.output, "manifold.png"))
+}
+
+pub fn scatter(a: ScatterArgs) -> Result<()> {
+    let l = Loaded::open(&a.run_dir)?;
+    let c = l.model.config().clone();
+    let mut test = l.test()?;
+    if let Some(n) = a.limit {
+        if n == 0 {
+            bail!("--limit must be at least 1");
+        }
+        test.truncate(n);
+    }
+    let images: Vec<f32> = test.images.iter().map(|&v| v as f32 / 255.0).collect();
+    let mu = l.encode(&images, &test.labels);
+    let (points, xl, yl) = if c.latent_dim == 1 {
+        (mu.iter().map(|&v| [v, 0.0]).collect(), "z₁".to_string(), String::new())
+    } else if c.latent_dim == 2 {
+        (mu.chunks_exact(2).map(|p| [p[0], p[1]]).collect(), "z₁".to_string(), "z₂".to_string())
+    } else {
+        let plane = principal_plane(&mu, c.latent_dim);
+        let pc = |k: usize| format!("principal direction {} of E[z|x] (s.d. {:.2})", k + 1, plane.scales[k]);
+        (project(&mu, &plane), pc(0), pc(1))
+    };
+    let title = format!("{} test images in the latent space of {} ({}-d), coloured by label", test.len(), c.kind, c.latent_dim);
+    let png = scatter_png(&points, &test.labels, &title, &xl, &yl)?;
+    let path = l.out(a.output, "scatter.png");
+    save_png(&path, &png)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Writes the learning curves of a run directory; returns the path.
+pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
+    let metrics = dir.load_metrics()?;
+    if metrics.is_empty() {
+        bail!("{} has no completed epochs in metrics.jsonl yet", dir.path.display());
+    }
+    let config = dir.load_config()?;
+    let curve = |name: &str, f: &dyn Fn(&crate::checkpoint::EpochMetrics) -> f64| Curve {
+        name: name.to_string(),
+        points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+    };
+    let mut panels = vec![
+        (
+            "Loss per example".to_string(),
+            "nats".to_string(),
+            vec![curve("train (BCE + β·KL)", &|m| m.train_objective), curve("test (−ELBO)", &|m| m.test_loss)],
+        ),
+        (
+            "Reconstruction (BCE)".to_string(),
+            "nats".to_string(),
+            vec![curve("train", &|m| m.train_bce), curve("test", &|m| m.test_bce)],
+        ),
+    ];
+    if config.model.kind.variational() {
+        panels.push((
+            "KL(q(z|x) ‖ p(z))".to_string(),
+            "nats".to_string(),
+            vec![curve("train", &|m| m.train_kl), curve("test", &|m| m.test_kl)],
+        ));
+    }
+    let png = curves_png(&panels, "epoch")?;
+    let path = output.unwrap_or_else(|| dir.file("curves.png"));
+    save_png(&path, &png)?;
+    Ok(path)
+}
+
+pub fn plot(a: PlotArgs) -> Result<()> {
+    let path = write_curves(&RunDir::new(&a.run_dir), a.output)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
