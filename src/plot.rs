@@ -93,9 +93,12 @@ fn padded_range(values: impl Iterator<Item = f64>, frac: f64) -> (f64, f64) {
         return (-1.0, 1.0);
     }
     let span = hi - lo;
-    if span <= 1e-12 * lo.abs().max(hi.abs()).max(1e-300) || !span.is_finite() {
+    if !span.is_finite() {
+        return (lo, hi);
+    }
+    if span <= 1e-12 * lo.abs().max(hi.abs()) {
         let mid = lo / 2.0 + hi / 2.0;
-        let pad = (mid.abs() * 0.05).max(1e-6).min(f64::MAX / 4.0);
+        let pad = if mid == 0.0 { 1.0 } else { mid.abs() * 0.05 };
         return (mid - pad, mid + pad);
     }
     (lo - frac * span, hi + frac * span)
@@ -447,6 +450,8 @@ mod tests {
             vec![curve("flat", vec![(1.0, 2.0), (2.0, 2.0), (3.0, 2.0)])],
             vec![curve("nan", vec![(1.0, nan), (nan, 1.0), (2.0, f64::INFINITY), (3.0, 1.0)])],
             vec![curve("all nan", vec![(nan, nan)]), curve("big", vec![(0.0, 1e300), (1e-300, -1e300)])],
+            vec![curve("huge", vec![(f64::MIN, f64::MAX), (f64::MAX, f64::MIN)])],
+            vec![curve("tiny", vec![(0.0, 1e-300), (1.0, 1e-300)])],
             (0..12).map(|i| curve(&format!("c{i}"), vec![(0.0, i as f64), (0.5, 1.0)])).collect(),
         ];
         for curves in cases {
@@ -494,5 +499,16 @@ mod tests {
         panels[1].0 = "Reconstruction".into();
         save_png(&dir.join("plot-curves.png"), &curves_png(&panels[..2], "epoch").unwrap()).unwrap();
         save_png(&dir.join("plot-curves3.png"), &curves_png(&panels, "epoch").unwrap()).unwrap();
+        let empty = scatter_png(&[], &[], "Empty", "x", "y").unwrap();
+        save_png(&dir.join("plot-scatter-empty.png"), &empty).unwrap();
+        let odd = vec![
+            ("One point".to_string(), "y".to_string(), vec![curve("a", vec![(3.0, 5.0)])]),
+            (
+                "Flat with NaN".to_string(),
+                "y".to_string(),
+                vec![curve("b", vec![(0.5, 0.0), (1.0, f64::NAN), (2.5, 0.0)])],
+            ),
+        ];
+        save_png(&dir.join("plot-curves-odd.png"), &curves_png(&odd, "x").unwrap()).unwrap();
     }
 }

@@ -62,6 +62,7 @@ pub struct InterpolateArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct TraverseArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,

@@ -1,0 +1,105 @@
+//! The picture commands as a user runs them: sizes of what they write, and clear errors.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn out_png(args: &[&str], run: &Path, out: &Path) -> (u32, u32) {
+    vae().args([args[0]]).arg(run).args(&args[1..]).arg("-o").arg(out).assert().success();
+    png_size(out)
+}
+
+/// A 40x30 RGB picture of a dark diagonal stroke on white.
+fn write_stroke_png(path: &Path) {
+    let (w, h) = (40u32, 30u32);
+    let mut data = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let ink = (x as i32 - (y as i32 + 5)).abs() < 3;
+            data.extend_from_slice(if ink { &[10, 10, 10] } else { &[250, 250, 250] });
+        }
+    }
+    let f = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().unwrap().write_image_data(&data).unwrap();
+}
+
+#[test]
+fn every_picture_has_its_documented_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, cvae) = (tmp.path().join("vae"), tmp.path().join("cvae"));
+    train(&run, &["--epochs", "1"]);
+    train(&cvae, &["--epochs", "1", "--model", "cvae"]);
+    let o = tmp.path().join("o.png");
+    // 32 pairs, 16 images a row: 16·30+2 by 4·30+2.
+    assert_eq!(out_png(&["reconstruct"], &run, &o), (482, 122));
+    // 5 pairs fill 10 of the 16 slots: make_grid narrows a single row to its images.
+    assert_eq!(out_png(&["reconstruct", "-n", "5"], &run, &o), (302, 32));
+    assert_eq!(out_png(&["interpolate", "--from", "0", "--to", "7"], &run, &o), (302, 32));
+    assert_eq!(out_png(&["interpolate", "--from", "0", "--to", "7", "--slerp", "--steps", "5"], &run, &o), (152, 62));
+    assert_eq!(out_png(&["interpolate", "--from", "3", "--to", "4"], &cvae, &o), (302, 32));
+    assert_eq!(out_png(&["interpolate", "--labels"], &cvae, &o), (302, 32));
+    assert_eq!(out_png(&["interpolate", "--labels", "--from", "3"], &cvae, &o), (302, 32));
+    // 10 dimensions by 11 steps by default; 3 dims by 5 steps on request.
+    assert_eq!(out_png(&["traverse"], &run, &o), (332, 302));
+    assert_eq!(out_png(&["traverse", "--dims", "0,5,19", "--steps", "5", "--image", "2"], &run, &o), (152, 92));
+    assert_eq!(out_png(&["manifold"], &run, &o), (602, 602));
+    assert_eq!(out_png(&["manifold", "-n", "5", "--label", "3"], &cvae, &o), (152, 152));
+    assert_eq!(out_png(&["scatter", "--limit", "500"], &run, &o), (900, 800));
+    let (w, h) = out_png(&["plot"], &run, &o);
+    assert!(w >= 800 && h >= 400, "{w}x{h}");
+    // Defaults land in the run directory; `vae train` already wrote the curves.
+    assert!(run.join("curves.png").is_file());
+    vae().args(["manifold"]).arg(&run).assert().success();
+    assert!(run.join("manifold.png").is_file());
+}
+
+#[test]
+fn png_inputs_are_converted_like_mnist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train(&run, &["--epochs", "1"]);
+    let pics = tmp.path().join("pics");
+    std::fs::create_dir(&pics).unwrap();
+    write_stroke_png(&pics.join("a.png"));
+    write_stroke_png(&pics.join("b.png"));
+    std::fs::write(pics.join("notes.txt"), "ignored").unwrap();
+    let o = tmp.path().join("o.png");
+    // Two pictures → two pairs in one row of 16 slots.
+    assert_eq!(out_png(&["reconstruct", "--input", pics.to_str().unwrap()], &run, &o), (122, 32));
+    let a = pics.join("a.png");
+    assert_eq!(out_png(&["interpolate", "--from", a.to_str().unwrap(), "--to", "5"], &run, &o), (302, 32));
+}
+
+#[test]
+fn bad_requests_get_one_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, cvae, tiny) = (tmp.path().join("vae"), tmp.path().join("cvae"), tmp.path().join("tiny"));
+    train(&run, &["--epochs", "1"]);
+    train(&cvae, &["--epochs", "1", "--model", "cvae"]);
+    train(&tiny, &["--epochs", "1", "--latent-dim", "1"]);
+    let (r, c, t) = (run.to_str().unwrap(), cvae.to_str().unwrap(), tiny.to_str().unwrap());
+    fails(&["interpolate", r, "--from", "0", "--to", "10000"], &["--to 10000 is not a test-set index", "0..=9999"]);
+    fails(&["interpolate", r, "--from", "0"], &["--from A and --to B"]);
+    fails(&["interpolate", r, "--labels"], &["--labels needs a conditional model"]);
+    fails(&["traverse", r, "--dims", "18..25"], &["dimension 20 does not exist"]);
+    fails(&["traverse", r, "--dims", "a-b"], &["--dims"]);
+    fails(&["traverse", r, "--range", "-1"], &["--range must be a positive number"]);
+    fails(&["manifold", t], &["at least 2 dimensions"]);
+    fails(&["manifold", r, "--label", "3"], &["--label needs a conditional model"]);
+    let junk = tmp.path().join("junk.png");
+    std::fs::write(&junk, b"not an image").unwrap();
+    fails(&["interpolate", r, "--from", junk.to_str().unwrap(), "--to", "1"], &["junk.png is not a readable PNG"]);
+    fails(&["interpolate", r, "--from", "/no/such.png", "--to", "1"], &["cannot read /no/such.png"]);
+    let pic = tmp.path().join("pic.png");
+    write_stroke_png(&pic);
+    fails(&["interpolate", c, "--from", pic.to_str().unwrap(), "--to", "1"], &["pass --label D"]);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails(&["reconstruct", r, "--input", empty.to_str().unwrap()], &["holds no .png files"]);
+    fails(&["reconstruct", r, "-n", "0"], &["-n must be between 1 and 10000"]);
+    fails(&["scatter", empty.to_str().unwrap()], &["not a run directory"]);
+}
