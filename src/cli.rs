@@ -45,6 +45,8 @@ pub enum Command {
     Scatter(explore::ScatterArgs),
     /// Plot the learning curves of metrics.jsonl.
     Plot(explore::PlotArgs),
+    /// Explore a trained model in the browser: sliders, label picker, drawing pad.
+    Serve(ServeArgs),
     /// The built-in MNIST classifier used by `vae eval` to score samples.
     #[command(subcommand)]
     Classifier(ClassifierCommand),
@@ -81,6 +83,21 @@ pub struct EvalArgs {
     /// Print nothing but errors (eval.json is still written)
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Run directory made by `vae train`
+    pub run_dir: PathBuf,
+    /// Port to listen on (0 picks a free one)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on; 0.0.0.0 makes the page reachable from other machines
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Worker threads; 0 = all cores
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -248,6 +265,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Manifold(a) => explore::manifold(a),
         Command::Scatter(a) => explore::scatter(a),
         Command::Plot(a) => explore::plot(a),
+        Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads),
         Command::Bench(a) => crate::bench::bench(a.model, a.epochs as usize, a.threads, a.json),
         Command::Eval(a) => {
             let opts = EvalOptions {

@@ -119,31 +119,42 @@ pub struct Plane {
     pub scales: [f32; 2],
 }
 
-/// The first two principal directions of the points `[n, d]` (power iteration with
+/// Principal directions of a point cloud: origin (the mean), orthonormal axes, and the
+/// standard deviation of the points along each.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Basis {
+    pub origin: Vec<f32>,
+    pub axes: Vec<Vec<f32>>,
+    pub scales: Vec<f32>,
+}
+
+/// The first `k` principal directions of the points `[n, d]` (power iteration with
 /// deflation on the covariance, in f64).
-pub fn principal_plane(points: &[f32], d: usize) -> Plane {
+pub fn principal_axes(points: &[f32], d: usize, k: usize) -> Basis {
     let n = points.len() / d;
-    let mean: Vec<f64> = (0..d).map(|j| points.iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n.max(1) as f64).collect();
+    let mean: Vec<f64> =
+        (0..d).map(|j| points.iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n.max(1) as f64).collect();
     let mut cov = vec![0.0f64; d * d];
+    let mut c = vec![0.0f64; d];
     for p in points.chunks_exact(d) {
+        c.iter_mut().zip(p).zip(&mean).for_each(|((c, &v), m)| *c = v as f64 - m);
         for i in 0..d {
-            let ci = p[i] as f64 - mean[i];
             for j in 0..d {
-                cov[i * d + j] += ci * (p[j] as f64 - mean[j]);
+                cov[i * d + j] += c[i] * c[j];
             }
         }
     }
     cov.iter_mut().for_each(|c| *c /= (n.max(2) - 1) as f64);
-    let mut axes: Vec<Vec<f32>> = Vec::new();
-    let mut scales = [0.0f32; 2];
-    for (k, scale) in scales.iter_mut().enumerate() {
-        let mut v: Vec<f64> = (0..d).map(|j| if j == k { 1.0 } else { 0.1 / (j + 1) as f64 }).collect();
+    let mut axes: Vec<Vec<f64>> = Vec::new();
+    let mut scales = Vec::new();
+    for a in 0..k.min(d) {
+        let mut v: Vec<f64> = (0..d).map(|j| if j == a { 1.0 } else { 0.1 / (j + 1) as f64 }).collect();
         let mut lambda = 0.0;
         for _ in 0..500 {
             let mut w: Vec<f64> = (0..d).map(|i| (0..d).map(|j| cov[i * d + j] * v[j]).sum()).collect();
             for prev in &axes {
-                let dot: f64 = w.iter().zip(prev).map(|(a, b)| a * *b as f64).sum();
-                w.iter_mut().zip(prev).for_each(|(a, b)| *a -= dot * *b as f64);
+                let dot: f64 = w.iter().zip(prev).map(|(a, b)| a * b).sum();
+                w.iter_mut().zip(prev).for_each(|(a, b)| *a -= dot * b);
             }
             let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm == 0.0 {
@@ -152,11 +163,28 @@ pub fn principal_plane(points: &[f32], d: usize) -> Plane {
             lambda = norm;
             v = w.iter().map(|x| x / norm).collect();
         }
-        *scale = lambda.sqrt() as f32;
-        axes.push(v.iter().map(|&x| x as f32).collect());
+        // Re-orthogonalise against earlier axes (deflation leaves rounding).
+        for prev in &axes {
+            let dot: f64 = v.iter().zip(prev).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(prev).for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        v.iter_mut().for_each(|x| *x /= norm);
+        scales.push(lambda.sqrt() as f32);
+        axes.push(v);
     }
-    let [a0, a1]: [Vec<f32>; 2] = axes.try_into().expect("two axes");
-    Plane { origin: mean.iter().map(|&m| m as f32).collect(), axes: [a0, a1], scales }
+    Basis {
+        origin: mean.iter().map(|&m| m as f32).collect(),
+        axes: axes.iter().map(|a| a.iter().map(|&x| x as f32).collect()).collect(),
+        scales,
+    }
+}
+
+/// The plane of the first two principal directions of the points `[n, d]`.
+pub fn principal_plane(points: &[f32], d: usize) -> Plane {
+    let b = principal_axes(points, d, 2);
+    let [a0, a1]: [Vec<f32>; 2] = b.axes.try_into().expect("two axes");
+    Plane { origin: b.origin, axes: [a0, a1], scales: [b.scales[0], b.scales[1]] }
 }
 
 /// An `n × n` grid of codes over `plane`: row r, column c at

@@ -15,4 +15,5 @@ pub mod images;
 pub mod model;
 pub mod plot;
 pub mod run;
+pub mod serve;
 pub mod train;

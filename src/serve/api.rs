@@ -1,0 +1,272 @@
+//! The HTTP handlers. Every error is a 4xx with `{"error": "..."}` saying what to change.
+
+use super::{AppState, MAX_IMAGES};
+use crate::core::{Pool, Purpose, Rng};
+use crate::data::NUM_CLASSES;
+use crate::explore::{lerp_path, slerp_path};
+use crate::images::{GrayImage, decode_png, grid, mnistify};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type St = State<Arc<AppState>>;
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// A client error: status and a message for the user.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn png(image: &GrayImage) -> Response {
+    ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], image.to_png()).into_response()
+}
+
+fn params(p: Params) -> Result<HashMap<String, String>, ApiError> {
+    p.map(|Query(q)| q).map_err(|e| bad(format!("malformed query string: {e}")))
+}
+
+/// An optional integer parameter within `range`.
+fn int(q: &HashMap<String, String>, name: &str, default: Option<u64>, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => {
+            let n: u64 = v.trim().parse().map_err(|_| bad(format!("{name}={v:?} is not a whole number")))?;
+            if !range.contains(&n) {
+                return Err(bad(format!("{name}={n} is out of range {}..={}", range.start(), range.end())));
+            }
+            Ok(Some(n))
+        }
+    }
+}
+
+fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match q.get(name).map(|s| s.as_str()) {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("") | Some("1") | Some("true") => Ok(true),
+        Some(v) => Err(bad(format!("{name}={v:?} must be true or false"))),
+    }
+}
+
+/// The label of a request: required to be absent for unconditional models.
+fn check_label(s: &AppState, label: Option<u64>) -> Result<Option<u8>, ApiError> {
+    match (label, s.model.config().kind.conditional()) {
+        (Some(_), false) => Err(bad(format!("label is only for conditional models; this is a {} model", s.model.config().kind))),
+        (Some(l), true) => Ok(Some(l as u8)),
+        (None, _) => Ok(None),
+    }
+}
+
+fn one_hot(label: u8) -> Vec<f32> {
+    (0..NUM_CLASSES).map(|k| f32::from(k == label as usize)).collect()
+}
+
+pub async fn page() -> Response {
+    ([(header::CACHE_CONTROL, "no-cache")], Html(include_str!("page.html"))).into_response()
+}
+
+pub async fn model_info(State(s): St) -> Response {
+    let c = s.model.config();
+    axum::Json(json!({
+        "run": s.run,
+        "kind": c.kind,
+        "conditional": c.kind.conditional(),
+        "latent_dim": c.latent_dim,
+        "hidden_dim": c.hidden_dim,
+        "hidden_layers": c.hidden_layers,
+        "image": { "rows": c.image_rows, "cols": c.image_cols },
+        "epoch": s.metrics.last().map_or(0, |m| m.epoch),
+        "metrics": s.metrics,
+        "config": s.config,
+        "sliders": { "principal": s.principal, "origin": s.sliders.origin, "axes": s.sliders.axes, "scales": s.sliders.scales },
+        "test_images": s.test.len(),
+        "limits": { "max_images": MAX_IMAGES, "max_body_bytes": super::MAX_BODY },
+    }))
+    .into_response()
+}
+
+/// `GET /api/sample?n=64&seed=0&label=3&nrow=8`: a PNG grid of samples (as `vae sample`).
+pub async fn sample(State(s): St, q: Params) -> ApiResult {
+    let q = params(q)?;
+    let n = int(&q, "n", Some(64), 1..=MAX_IMAGES as u64)?.unwrap_or(64) as usize;
+    let seed = int(&q, "seed", Some(0), 0..=u64::MAX)?.unwrap_or(0);
+    let label = check_label(&s, int(&q, "label", None, 0..=9)?)?;
+    let default_row = (n as f64).sqrt().ceil() as u64;
+    let nrow = int(&q, "nrow", Some(default_row), 1..=MAX_IMAGES as u64)?.unwrap_or(default_row) as usize;
+    let c = s.model.config().clone();
+    let image = tokio::task::spawn_blocking(move || {
+        let labels: Option<Vec<u8>> = c.kind.conditional().then(|| match label {
+            Some(d) => vec![d; n],
+            None => (0..n).map(|i| ((i / nrow) % NUM_CLASSES) as u8).collect(),
+        });
+        let mut rng = Rng::stream(seed, Purpose::User, 0);
+        let imgs = s.model.sample(&Pool::new(1), n, labels.as_deref(), &mut rng);
+        grid(&imgs, c.image_rows, c.image_cols, nrow, 2)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut r = png(&image);
+    r.headers_mut().insert("x-seed", HeaderValue::from(seed));
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecodeRequest {
+    z: Vec<f32>,
+    #[serde(default)]
+    label: Option<u64>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError(e.status(), format!("{} (bodies are limited to 1 MB)", e.body_text())))?;
+    serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+}
+
+/// `POST /api/decode` `{"z": [...], "label": 3, "format": "png" | "values"}`: the decoder's
+/// Bernoulli means as a PNG, or as `{"pixels": [...]}` in [0, 1].
+pub async fn decode(State(s): St, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let req: DecodeRequest = json_body(body)?;
+    let c = s.model.config();
+    if req.z.len() != c.latent_dim {
+        return Err(bad(format!("z has {} values; this model's latent space has {}", req.z.len(), c.latent_dim)));
+    }
+    if req.z.iter().any(|v| !v.is_finite() || v.abs() > 1e4) {
+        return Err(bad("z must hold finite numbers of magnitude below 10000"));
+    }
+    if let Some(l) = req.label.filter(|&l| l > 9) {
+        return Err(bad(format!("label={l} is out of range 0..=9")));
+    }
+    let label = check_label(&s, req.label)?;
+    if c.kind.conditional() && label.is_none() {
+        return Err(bad("this conditional model needs a label 0-9"));
+    }
+    let cond = label.map(one_hot);
+    let img = s.model.decode_conditioned(&Pool::new(1), &req.z, cond.as_deref());
+    match req.format.as_deref() {
+        None | Some("png") => Ok(png(&grid(&img, c.image_rows, c.image_cols, 1, 0))),
+        Some("values") => Ok(axum::Json(json!({ "pixels": img })).into_response()),
+        Some(f) => Err(bad(format!("format {f:?} must be \"png\" or \"values\""))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncodeRequest {
+    pixels: Vec<f32>,
+    #[serde(default)]
+    label: Option<u64>,
+}
+
+/// `POST /api/encode`: a JSON body `{"pixels": [...784 grey values in 0..1], "label": 3}`,
+/// or a PNG body (`Content-Type: image/png`, label as `?label=3`) of any size, which is
+/// converted like MNIST. Returns μ, log σ², the slider coordinates, the input as the model
+/// saw it, and the reconstruction decoded from μ.
+pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let c = s.model.config().clone();
+    let is_png = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/png"));
+    let (pixels, label) = if is_png {
+        let q = params(q)?;
+        let body = body.map_err(|e| ApiError(e.status(), format!("{} (bodies are limited to 1 MB)", e.body_text())))?;
+        let (w, h, grey) = decode_png(&body, "the uploaded image").map_err(|e| bad(e.to_string()))?;
+        (mnistify(&grey, w, h, c.image_rows, c.image_cols), int(&q, "label", None, 0..=9)?)
+    } else {
+        let req: EncodeRequest = json_body(body)?;
+        if req.pixels.len() != c.pixels() {
+            return Err(bad(format!("pixels has {} values; this model takes {} ({}x{})", req.pixels.len(), c.pixels(), c.image_rows, c.image_cols)));
+        }
+        if req.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
+            return Err(bad("pixels must be grey values in [0, 1]"));
+        }
+        if req.label.is_some_and(|l| l > 9) {
+            return Err(bad("label is out of range 0..=9"));
+        }
+        (req.pixels, req.label)
+    };
+    let label = check_label(&s, label)?;
+    if c.kind.conditional() && label.is_none() {
+        return Err(bad("this conditional model needs a label 0-9"));
+    }
+    let pool = Pool::new(1);
+    let labels = label.map(|l| vec![l]);
+    let enc = s.model.encode(&pool, &pixels, labels.as_deref());
+    let recon = s.model.decode(&pool, &enc.mu, labels.as_deref());
+    let b = &s.sliders;
+    let coords: Vec<f32> = b
+        .axes
+        .iter()
+        .zip(&b.scales)
+        .map(|(axis, sc)| enc.mu.iter().zip(&b.origin).zip(axis).map(|((m, o), a)| (m - o) * a).sum::<f32>() / sc.max(1e-6))
+        .collect();
+    Ok(axum::Json(json!({ "mu": enc.mu, "logvar": enc.logvar, "coords": coords, "input": pixels, "reconstruction": recon }))
+        .into_response())
+}
+
+/// `GET /api/interpolate?from=3&to=17&steps=10&slerp=true`: a strip from test image `from`
+/// to `to` through the encodings' means (a second, spherical row with `slerp`).
+pub async fn interpolate(State(s): St, q: Params) -> ApiResult {
+    let q = params(q)?;
+    let last = s.test.len().saturating_sub(1) as u64;
+    let (Some(from), Some(to)) = (int(&q, "from", None, 0..=last)?, int(&q, "to", None, 0..=last)?) else {
+        return Err(bad(format!("from and to (test-set indices 0..={last}) are required")));
+    };
+    let steps = int(&q, "steps", Some(10), 2..=50)?.unwrap_or(10) as usize;
+    let slerp = flag(&q, "slerp")?;
+    let c = s.model.config().clone();
+    let pool = Pool::new(1);
+    let (a, b) = (from as usize, to as usize);
+    let grey = |i: usize| -> Vec<f32> { s.test.image(i).iter().map(|&v| v as f32 / 255.0).collect() };
+    let (la, lb) = (s.test.labels[a], s.test.labels[b]);
+    let cond = c.kind.conditional();
+    let za = s.model.encode(&pool, &grey(a), cond.then_some(&[la][..])).mu;
+    let zb = s.model.encode(&pool, &grey(b), cond.then_some(&[lb][..])).mu;
+    let mut paths = vec![lerp_path(&za, &zb, steps)];
+    if slerp {
+        paths.push(slerp_path(&za, &zb, steps));
+    }
+    let labels = lerp_path(&one_hot(la), &one_hot(lb), steps);
+    let mut imgs = Vec::new();
+    for p in &paths {
+        imgs.extend(s.model.decode_conditioned(&pool, p, cond.then_some(&labels[..])));
+    }
+    Ok(png(&grid(&imgs, c.image_rows, c.image_cols, steps, 2)))
+}
+
+/// `GET /api/test-image?index=7`: one test image as a PNG (its label in `x-label`).
+pub async fn test_image(State(s): St, q: Params) -> ApiResult {
+    let q = params(q)?;
+    let last = s.test.len().saturating_sub(1) as u64;
+    let Some(i) = int(&q, "index", None, 0..=last)? else {
+        return Err(bad(format!("index (0..={last}) is required")));
+    };
+    let c = s.model.config();
+    let img: Vec<f32> = s.test.image(i as usize).iter().map(|&v| v as f32 / 255.0).collect();
+    let mut r = png(&grid(&img, c.image_rows, c.image_cols, 1, 0));
+    r.headers_mut().insert("x-label", HeaderValue::from(s.test.labels[i as usize] as u16));
+    Ok(r)
+}
+
+pub async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {}; the API is described in README.md", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}; see README.md for each endpoint's method", uri.path()))
+}

@@ -1,0 +1,107 @@
+//! `vae serve`: a local web page to explore a trained model, and the JSON/PNG API behind it.
+//!
+//! The page (`page.html`, compiled into the binary) and every response come from this
+//! process: no files at run time, no CDN. Loopback by default.
+
+mod api;
+
+use crate::checkpoint::{EpochMetrics, RunConfig, RunDir};
+use crate::core::Pool;
+use crate::data::Split;
+use crate::eval::report::{SplitName, eval_split};
+use crate::explore::{Basis, principal_axes};
+use crate::model::Model;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1 << 20;
+/// Most images one request may ask for.
+pub const MAX_IMAGES: usize = 400;
+/// Sliders shown: every latent dimension up to this many, else this many principal directions.
+pub const MAX_SLIDERS: usize = 32;
+
+/// What every request reads: the model and what the page needs around it.
+pub struct AppState {
+    pub run: String,
+    pub config: RunConfig,
+    pub model: Model,
+    pub metrics: Vec<EpochMetrics>,
+    pub test: Split,
+    /// The sliders' axes: the latent dimensions themselves, or the top principal
+    /// directions of the test encodings when the latent space has more than 32.
+    pub sliders: Basis,
+    /// Whether `sliders` are principal directions (else the identity).
+    pub principal: bool,
+}
+
+impl AppState {
+    /// Loads a run directory: config, weights, metrics, the test split, the slider basis.
+    pub fn load(dir: &Path) -> anyhow::Result<AppState> {
+        let run = RunDir::new(dir);
+        let (config, model) = run.load_model()?;
+        let metrics = run.load_metrics()?;
+        let test = eval_split(&config, SplitName::Test, None)?;
+        let l = model.config().latent_dim;
+        let (sliders, principal) = if l <= MAX_SLIDERS {
+            let axes = (0..l).map(|i| (0..l).map(|j| f32::from(i == j)).collect()).collect();
+            (Basis { origin: vec![0.0; l], axes, scales: vec![1.0; l] }, false)
+        } else {
+            let pool = Pool::new(0);
+            let images: Vec<f32> = test.images.iter().map(|&v| v as f32 / 255.0).collect();
+            let labels = model.config().kind.conditional().then_some(&test.labels[..]);
+            let mu = model.encode(&pool, &images, labels).mu;
+            (principal_axes(&mu, l, MAX_SLIDERS), true)
+        };
+        Ok(AppState { run: dir.display().to_string(), config, model, metrics, test, sliders, principal })
+    }
+}
+
+/// The router: the page and the API, with the body limit and JSON fallbacks.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(api::page))
+        .route("/api/model", get(api::model_info))
+        .route("/api/sample", get(api::sample))
+        .route("/api/decode", post(api::decode))
+        .route("/api/encode", post(api::encode))
+        .route("/api/interpolate", get(api::interpolate))
+        .route("/api/test-image", get(api::test_image))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Binds `host:port` (port 0 picks a free one) and serves until Ctrl-C; `ready` receives
+/// the bound address once listening.
+pub async fn serve(state: Arc<AppState>, host: &str, port: u16, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind((host, port)).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {host}:{port}: {e}; pass another --port (0 picks a free one)")
+    })?;
+    ready(listener.local_addr()?);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// `vae serve`: load, bind, print the address, serve on a runtime of `threads` workers.
+pub fn run(dir: &Path, host: &str, port: u16, threads: usize) -> anyhow::Result<()> {
+    let state = Arc::new(AppState::load(dir)?);
+    let threads = if threads == 0 { crate::core::pool::available_threads() } else { threads };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    let kind = state.model.config().kind;
+    runtime.block_on(serve(state, host, port, |addr| {
+        println!("serving {kind} from {} at http://{addr}/ (Ctrl-C to stop)", dir.display());
+        if !addr.ip().is_loopback() {
+            println!("note: listening on {} — reachable from other machines", addr.ip());
+        }
+    }))
+}
