@@ -125,10 +125,9 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<(usize, usize, Vec<f32>), 
     if width > 4096 || height > 4096 {
         return Err(ImageError::TooLarge { name: name.to_string(), width, height });
     }
-    let size = reader.output_buffer_size().ok_or_else(|| ImageError::Decode {
-        name: name.to_string(),
-        reason: "image too large".into(),
-    })?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| ImageError::Decode { name: name.to_string(), reason: "image too large".into() })?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(err)?;
     let (color, _) = reader.output_color_type();
@@ -257,7 +256,12 @@ mod digit_tests {
     #[test]
     fn a_dark_stroke_on_white_becomes_a_centred_white_digit() {
         // A 100x60 white picture with a black vertical bar off to the left.
-        let bytes = png_rgba(100, 60, |x, y| if (10..20).contains(&x) && (5..55).contains(&y) { [0, 0, 0, 255] } else { [255; 4] });
+        let bytes =
+            png_rgba(
+                100,
+                60,
+                |x, y| if (10..20).contains(&x) && (5..55).contains(&y) { [0, 0, 0, 255] } else { [255; 4] },
+            );
         let (w, h, grey) = decode_png(&bytes, "bar.png").unwrap();
         assert_eq!((w, h), (100, 60));
         let img = mnistify(&grey, w, h, 28, 28);

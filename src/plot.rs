@@ -32,7 +32,7 @@ pub const CURVES_ROW_HEIGHT: u32 = 400;
 pub const MARKER_MAX_POINTS: usize = 60;
 
 /// matplotlib's "tab10" palette; label `k` (0–9) is drawn in `TAB10[k]`.
-pub const TAB10: [RGBColor; 10] = [
+const TAB10: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -46,7 +46,7 @@ pub const TAB10: [RGBColor; 10] = [
 ];
 /// Colour of scatter points whose label is 10 or more (legend entry "other"). It is darker than
 /// tab10's grey (label 7) so the two stay distinguishable.
-pub const OTHER_COLOR: RGBColor = RGBColor(40, 40, 40);
+const OTHER_COLOR: RGBColor = RGBColor(40, 40, 40);
 
 /// Errors while drawing, encoding or saving a chart.
 #[derive(Debug, thiserror::Error)]
@@ -85,20 +85,22 @@ fn ensure_font() -> Result<(), PlotError> {
 }
 
 /// The range spanned by the finite values, widened by `frac` of its span on each side; [-1, 1]
-/// when there is no finite value, and a range around the value when all values are equal.
+/// when there is no finite value, and a range around the value when all values are (nearly)
+/// equal. Values are clamped to ±1e300 and the range is at least 2e-9 wide: plotters' tick
+/// placement loops (practically) forever on infinite or extremely narrow ranges.
 fn padded_range(values: impl Iterator<Item = f64>, frac: f64) -> (f64, f64) {
+    const LIMIT: f64 = 1e300;
+    const MIN_HALF_WIDTH: f64 = 1e-9;
     let (lo, hi) =
         values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if lo > hi {
         return (-1.0, 1.0);
     }
+    let (lo, hi) = (lo.clamp(-LIMIT, LIMIT), hi.clamp(-LIMIT, LIMIT));
     let span = hi - lo;
-    if !span.is_finite() {
-        return (lo, hi);
-    }
-    if span <= 1e-12 * lo.abs().max(hi.abs()) {
+    if span < 2.0 * MIN_HALF_WIDTH || span <= 1e-12 * lo.abs().max(hi.abs()) {
         let mid = lo / 2.0 + hi / 2.0;
-        let pad = if mid == 0.0 { 1.0 } else { mid.abs() * 0.05 };
+        let pad = if mid == 0.0 { 1.0 } else { (mid.abs() * 0.05).max(MIN_HALF_WIDTH) };
         return (mid - pad, mid + pad);
     }
     (lo - frac * span, hi + frac * span)
@@ -113,8 +115,7 @@ fn tick(v: &f64) -> String {
         format!("{v:.1e}")
     } else {
         let s = format!("{v:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" { "0".to_string() } else { s.to_string() }
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -149,11 +150,12 @@ fn msg<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// A [`SCATTER_SIZE`] (900×800) PNG scatter plot of 2-D `points`, point `i` drawn as a small,
-/// semi-transparent filled circle in the [`TAB10`] colour of `labels[i]`, in input order (so
-/// shuffled input mixes the classes fairly). Labels of 10 or more are drawn in [`OTHER_COLOR`]
-/// and get an extra legend entry "other". The legend ("0".."9") sits in a strip right of the
-/// axes, so it never covers points. Points with a non-finite coordinate are skipped; with no
-/// finite point the axes span [-1, 1].
+/// semi-transparent filled circle in the colour of `labels[i]` in matplotlib's "tab10" palette,
+/// in input order (so shuffled input mixes the classes fairly). Labels of 10 or more are not an
+/// error: they are drawn in a dark grey and get an extra legend entry "other". The legend
+/// ("0".."9") sits in a strip right of the axes, so it never covers points. Dots are more
+/// transparent above 2,000 points and smaller above 20,000. Points with a non-finite coordinate
+/// are skipped; with no finite point the axes span [-1, 1]. Use [`save_png`] to write the result.
 ///
 /// # Errors
 /// [`PlotError::LabelCount`] if `labels.len() != points.len()`; drawing or encoding errors.
@@ -224,8 +226,10 @@ pub fn scatter_png(
 /// by row. The image is [`CURVES_WIDTH`] (1000) pixels wide and [`CURVES_ROW_HEIGHT`] (400)
 /// pixels high per row of panels (e.g. 2 panels: 1000×800; 3 or 4 panels: 1000×800; 5: 1000×1200;
 /// no panel: one empty 1000×400 row). Each panel has its own y range (padded 5%), an x axis
-/// labelled `x_label`, and a legend in its upper right corner; the `i`-th curve of a panel is
-/// drawn in `TAB10[i % 10]`, with point markers if it has at most [`MARKER_MAX_POINTS`] points.
+/// labelled `x_label`, and a legend in the corner where it hides the least of the curves (upper
+/// right unless another corner is emptier); the `i`-th curve of a panel is drawn in colour
+/// `i % 10` of matplotlib's "tab10" palette, with point markers if it has at most
+/// [`MARKER_MAX_POINTS`] points. Use [`save_png`] to write the result to a file.
 /// Points with a non-finite coordinate are skipped; a panel with no finite point spans [-1, 1].
 ///
 /// # Errors
@@ -286,7 +290,7 @@ fn draw_panel(
     let (y0, y1) = padded_range(all().map(|p| p.1), 0.05);
     // Integer x values (epochs) get integer ticks, at most one per value.
     let int_x = all().all(|p| p.0.fract() == 0.0);
-    let x_ticks = if int_x { ((x1 - x0).floor() as usize + 1).clamp(2, 10) } else { 10 };
+    let x_ticks = if int_x && x1 - x0 >= 1.0 { ((x1 - x0).floor() as usize + 1).clamp(2, 10) } else { 10 };
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 20))
         .margin(10)
@@ -364,21 +368,24 @@ mod tests {
         buf.chunks(3).enumerate().filter(|(i, px)| *i as u32 % w >= x_from && pred(px)).count()
     }
 
-    /// 2000 points in 10 clusters, label `i % 10`.
-    fn clusters() -> (Vec<[f32; 2]>, Vec<u8>) {
-        (0..2000)
-            .map(|i| {
-                let l = (i % 10) as u8;
-                let a = l as f32 * 0.628 + (i as f32 * 0.37).sin() * 0.2;
-                let r = 3.0 + (i as f32 * 1.3).cos();
-                ([r * a.cos(), r * a.sin()], l)
-            })
-            .unzip()
+    /// `n` points from 10 overlapping Gaussian blobs around a circle, label `i * 7 % 10`.
+    fn blobs(n: usize) -> (Vec<[f32; 2]>, Vec<u8>) {
+        let mut state = 12345u64;
+        let mut uniform = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let point = |l: u8, r: f64, t: f64| {
+            let a = l as f64 * 0.628;
+            [(2.0 * a.cos() + 0.6 * r * t.cos()) as f32, (2.0 * a.sin() + 0.6 * r * t.sin()) as f32]
+        };
+        let draw = |i: usize| ((i * 7 % 10) as u8, (-2.0 * uniform().ln()).sqrt(), std::f64::consts::TAU * uniform());
+        (0..n).map(draw).map(|(l, r, t)| (point(l, r, t), l)).unzip()
     }
 
     #[test]
     fn scatter_has_size_points_and_text() {
-        let (points, labels) = clusters();
+        let (points, labels) = blobs(2000);
         let img = decode(&scatter_png(&points, &labels, "Latent means", "z[0]", "z[1]").unwrap());
         assert_eq!((img.0, img.1), SCATTER_SIZE);
         // Points: pixels of a single dot blended over white (alpha 0.8, tolerance for overlaps).
@@ -402,6 +409,7 @@ mod tests {
             (vec![[f32::NAN, 0.0], [f32::INFINITY, 1.0], [0.0, 1.0], [1.0, 0.0]], vec![0, 1, 12, 200]),
             (vec![[f32::NAN, f32::NAN]], vec![0]),
             (vec![[-1e30, 0.0], [1e30, 1e-30]], vec![4, 5]),
+            (vec![[f32::MAX, f32::MIN_POSITIVE], [f32::MIN, 0.0], [1e-38, -1e-38]], vec![1, 2, 3]),
         ];
         for (points, labels) in cases {
             let img = decode(&scatter_png(&points, &labels, "t", "x", "y").unwrap());
@@ -451,7 +459,7 @@ mod tests {
             vec![curve("nan", vec![(1.0, nan), (nan, 1.0), (2.0, f64::INFINITY), (3.0, 1.0)])],
             vec![curve("all nan", vec![(nan, nan)]), curve("big", vec![(0.0, 1e300), (1e-300, -1e300)])],
             vec![curve("huge", vec![(f64::MIN, f64::MAX), (f64::MAX, f64::MIN)])],
-            vec![curve("tiny", vec![(0.0, 1e-300), (1.0, 1e-300)])],
+            vec![curve("tiny", vec![(0.0, 1e-300), (1.0, 1e-300)]), curve("t2", vec![(0.0, 0.0), (1e-300, 1e-30)])],
             (0..12).map(|i| curve(&format!("c{i}"), vec![(0.0, i as f64), (0.5, 1.0)])).collect(),
         ];
         for curves in cases {
@@ -478,20 +486,7 @@ mod tests {
     fn render_samples_when_asked() {
         let Some(dir) = std::env::var_os("VAE_PLOT_SAMPLES") else { return };
         let dir = PathBuf::from(dir);
-        // 10,000 points from 10 overlapping Gaussian blobs (deterministic Box-Muller).
-        let mut state = 12345u64;
-        let mut uniform = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
-        let (points, labels): (Vec<[f32; 2]>, Vec<u8>) = (0..10_000)
-            .map(|i| {
-                let l = (i * 7 % 10) as u8;
-                let (r, t) = ((-2.0 * uniform().ln()).sqrt(), std::f64::consts::TAU * uniform());
-                let a = l as f64 * 0.628;
-                ([(2.0 * a.cos() + 0.6 * r * t.cos()) as f32, (2.0 * a.sin() + 0.6 * r * t.sin()) as f32], l)
-            })
-            .unzip();
+        let (points, labels) = blobs(10_000);
         let scatter = scatter_png(&points, &labels, "Latent means (test set)", "z[0]", "z[1]");
         save_png(&dir.join("plot-scatter.png"), &scatter.unwrap()).unwrap();
         let mut panels = learning_curves(30);
@@ -499,16 +494,5 @@ mod tests {
         panels[1].0 = "Reconstruction".into();
         save_png(&dir.join("plot-curves.png"), &curves_png(&panels[..2], "epoch").unwrap()).unwrap();
         save_png(&dir.join("plot-curves3.png"), &curves_png(&panels, "epoch").unwrap()).unwrap();
-        let empty = scatter_png(&[], &[], "Empty", "x", "y").unwrap();
-        save_png(&dir.join("plot-scatter-empty.png"), &empty).unwrap();
-        let odd = vec![
-            ("One point".to_string(), "y".to_string(), vec![curve("a", vec![(3.0, 5.0)])]),
-            (
-                "Flat with NaN".to_string(),
-                "y".to_string(),
-                vec![curve("b", vec![(0.5, 0.0), (1.0, f64::NAN), (2.5, 0.0)])],
-            ),
-        ];
-        save_png(&dir.join("plot-curves-odd.png"), &curves_png(&odd, "x").unwrap()).unwrap();
     }
 }

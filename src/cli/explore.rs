@@ -178,7 +178,11 @@ fn save(grid: &GrayImage, path: &Path) -> Result<()> {
 
 fn check_label(l: &Loaded, label: Option<u8>) -> Result<()> {
     if label.is_some() && !l.conditional() {
-        bail!("--label needs a conditional model, but {} holds a {} model", l.dir.path.display(), l.model.config().kind);
+        bail!(
+            "--label needs a conditional model, but {} holds a {} model",
+            l.dir.path.display(),
+            l.model.config().kind
+        );
     }
     Ok(())
 }
@@ -232,8 +236,9 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     let mu = l.encode(&images, &labels);
     let recon = l.model.decode(&l.pool, &mu, l.conditional().then_some(&labels[..]));
     let p = c.pixels();
-    let pairs: Vec<f32> =
-        (0..labels.len()).flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied()).collect();
+    let pairs: Vec<f32> = (0..labels.len())
+        .flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied())
+        .collect();
     let grid = images::grid(&pairs, c.image_rows, c.image_cols, 16, GRID_PADDING);
     save(&grid, &l.out(a.output, "reconstruct.png"))
 }
@@ -262,7 +267,10 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
         let zs: Vec<f32> = (0..NUM_CLASSES).flat_map(|_| z.iter().copied()).collect();
         let labels: Vec<u8> = (0..NUM_CLASSES as u8).collect();
         let imgs = l.model.decode(&l.pool, &zs, Some(&labels));
-        return save(&images::grid(&imgs, c.image_rows, c.image_cols, NUM_CLASSES, GRID_PADDING), &l.out(a.output, "interpolate.png"));
+        return save(
+            &images::grid(&imgs, c.image_rows, c.image_cols, NUM_CLASSES, GRID_PADDING),
+            &l.out(a.output, "interpolate.png"),
+        );
     }
     let (Some(from), Some(to)) = (&a.from, &a.to) else {
         bail!("interpolate needs --from A and --to B (test-set indices or PNG files), or --labels for a cvae");
@@ -285,7 +293,9 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
 
 /// Parses `0..10` or `0,3,7`.
 pub fn parse_dims(spec: &str, latent: usize) -> Result<Vec<usize>> {
-    let bad = || anyhow::anyhow!("--dims {spec:?}: give a range like 0..10 or a list like 0,3,7 (latent dimensions 0..{latent})");
+    let bad = || {
+        anyhow::anyhow!("--dims {spec:?}: give a range like 0..10 or a list like 0,3,7 (latent dimensions 0..{latent})")
+    };
     let dims: Vec<usize> = if let Some((a, b)) = spec.split_once("..") {
         let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
         (a..b).collect()
@@ -367,7 +377,8 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
         let pc = |k: usize| format!("principal direction {} of E[z|x] (s.d. {:.2})", k + 1, plane.scales[k]);
         (project(&mu, &plane), pc(0), pc(1))
     };
-    let title = format!("{} test images in the latent space of {} ({}-d), coloured by label", test.len(), c.kind, c.latent_dim);
+    let title =
+        format!("{} test images in the latent space of {} ({}-d), coloured by label", test.len(), c.kind, c.latent_dim);
     let png = scatter_png(&points, &test.labels, &title, &xl, &yl)?;
     let path = l.out(a.output, "scatter.png");
     save_png(&path, &png)?;

@@ -3,8 +3,14 @@
 //! A training step is a chain of ~20 short parallel regions (each 10 µs – 1 ms). Waking a
 //! parked rayon worker costs > 100 µs on the machines we measured (see
 //! `shared/design/compute-core.md`), so our workers spin on a generation counter for a while
-//! after each job and only park after [`SPIN_LIMIT`] idle spins. The calling thread always
-//! takes part `0` itself, so `threads = 1` runs everything inline with no synchronisation.
+//! after each job and only park when idle for longer. The calling thread always takes part
+//! `0` itself, so `threads = 1` runs everything inline with no synchronisation.
+//!
+//! Spinning is only a win while every thread has a core. When the machine is
+//! oversubscribed (other processes, parallel tests) a spinning thread can burn the time
+//! slice the thread it waits for needs, and a pure spin-wait pool slows down ~50×. So both
+//! sides spin only briefly ([`SPIN`]), then yield the core ([`YIELD`]), then park: the
+//! caller is unparked by the last worker to finish, workers by the next job.
 //!
 //! The split of work into parts is fixed by the caller, so results are bit-for-bit
 //! reproducible for a given thread count.
@@ -12,11 +18,40 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
-/// Idle spins (each a `spin_loop` hint, ~10–40 ns) before a worker parks: a few ms of
-/// spinning keeps the worker hot across the gaps inside a training step.
-const SPIN_LIMIT: u32 = 100_000;
+/// How long a waiting thread busy-spins before yielding its core: longer than the gaps
+/// inside a training step, shorter than an OS time slice.
+const SPIN: Duration = Duration::from_micros(120);
+/// How long it then yields (`sched_yield`) before parking.
+const YIELD: Duration = Duration::from_millis(2);
+
+/// Waits until `ready()` with the spin → yield → `park` back-off. `before_park` must register the thread so that whoever makes `ready()` true
+/// unparks it, and `ready()` is re-checked after registering.
+fn wait_until(ready: impl Fn() -> bool, before_park: impl Fn()) {
+    let start = Instant::now();
+    let mut i = 0u32;
+    while !ready() {
+        i = i.wrapping_add(1);
+        if !i.is_multiple_of(64) {
+            std::hint::spin_loop();
+            continue;
+        }
+        let waited = start.elapsed();
+        if waited < SPIN {
+            std::hint::spin_loop();
+        } else if waited < SPIN + YIELD {
+            std::thread::yield_now();
+        } else {
+            before_park();
+            if ready() {
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+    }
+}
 
 type Job = *const (dyn Fn(usize) + Sync);
 
@@ -29,6 +64,9 @@ struct Shared {
     sleepers: AtomicUsize,
     /// Set when a job panicked on a worker.
     panicked: AtomicBool,
+    /// The caller, when it parked waiting for `done`.
+    waiter: Mutex<Option<Thread>>,
+    waiter_parked: AtomicBool,
     shutdown: AtomicBool,
     /// The job of the current generation. Written only by the owner while every worker is
     /// idle, read by workers after they observe the new generation (Acquire).
@@ -58,6 +96,8 @@ impl Pool {
             done: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
+            waiter: Mutex::new(None),
+            waiter_parked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             job: UnsafeCell::new(None),
             lock: Mutex::new(()),
@@ -103,9 +143,14 @@ impl Pool {
         }
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0)));
         let n = self.workers.len();
-        while shared.done.load(Ordering::Acquire) < n {
-            std::hint::spin_loop();
-        }
+        wait_until(
+            || shared.done.load(Ordering::SeqCst) >= n,
+            || {
+                *shared.waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+                shared.waiter_parked.store(true, Ordering::SeqCst);
+            },
+        );
+        shared.waiter_parked.store(false, Ordering::SeqCst);
         if let Err(payload) = mine {
             std::panic::resume_unwind(payload);
         }
@@ -190,16 +235,25 @@ pub fn available_threads() -> usize {
 fn worker_loop(shared: &Shared, index: usize) {
     let mut seen = 0usize;
     loop {
-        // Spin while hot, then park.
-        let mut spins = 0u32;
+        // Spin while hot, then yield, then park (see the module notes).
+        let (start, mut i) = (Instant::now(), 0u32);
         let generation = loop {
             let g = shared.generation.load(Ordering::Acquire);
             if g != seen || shared.shutdown.load(Ordering::Relaxed) {
                 break g;
             }
-            spins += 1;
-            if spins < SPIN_LIMIT {
+            i = i.wrapping_add(1);
+            if !i.is_multiple_of(64) {
                 std::hint::spin_loop();
+                continue;
+            }
+            let waited = start.elapsed();
+            if waited < SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            if waited < SPIN + YIELD {
+                std::thread::yield_now();
                 continue;
             }
             let mut guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -208,7 +262,6 @@ fn worker_loop(shared: &Shared, index: usize) {
                 guard = shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
             shared.sleepers.fetch_sub(1, Ordering::SeqCst);
-            spins = 0;
         };
         if shared.shutdown.load(Ordering::Acquire) {
             return;
@@ -221,7 +274,12 @@ fn worker_loop(shared: &Shared, index: usize) {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index))).is_err() {
             shared.panicked.store(true, Ordering::Relaxed);
         }
-        shared.done.fetch_add(1, Ordering::Release);
+        shared.done.fetch_add(1, Ordering::SeqCst);
+        if shared.waiter_parked.load(Ordering::SeqCst)
+            && let Some(t) = shared.waiter.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        {
+            t.unpark();
+        }
     }
 }
 

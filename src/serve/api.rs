@@ -42,7 +42,12 @@ fn params(p: Params) -> Result<HashMap<String, String>, ApiError> {
 }
 
 /// An optional integer parameter within `range`.
-fn int(q: &HashMap<String, String>, name: &str, default: Option<u64>, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>, ApiError> {
+fn int(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: Option<u64>,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, ApiError> {
     match q.get(name) {
         None => Ok(default),
         Some(v) => {
@@ -66,7 +71,9 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
 /// The label of a request: required to be absent for unconditional models.
 fn check_label(s: &AppState, label: Option<u64>) -> Result<Option<u8>, ApiError> {
     match (label, s.model.config().kind.conditional()) {
-        (Some(_), false) => Err(bad(format!("label is only for conditional models; this is a {} model", s.model.config().kind))),
+        (Some(_), false) => {
+            Err(bad(format!("label is only for conditional models; this is a {} model", s.model.config().kind)))
+        }
         (Some(l), true) => Ok(Some(l as u8)),
         (None, _) => Ok(None),
     }
@@ -190,7 +197,13 @@ pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<By
     } else {
         let req: EncodeRequest = json_body(body)?;
         if req.pixels.len() != c.pixels() {
-            return Err(bad(format!("pixels has {} values; this model takes {} ({}x{})", req.pixels.len(), c.pixels(), c.image_rows, c.image_cols)));
+            return Err(bad(format!(
+                "pixels has {} values; this model takes {} ({}x{})",
+                req.pixels.len(),
+                c.pixels(),
+                c.image_rows,
+                c.image_cols
+            )));
         }
         if req.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(bad("pixels must be grey values in [0, 1]"));
@@ -213,10 +226,14 @@ pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<By
         .axes
         .iter()
         .zip(&b.scales)
-        .map(|(axis, sc)| enc.mu.iter().zip(&b.origin).zip(axis).map(|((m, o), a)| (m - o) * a).sum::<f32>() / sc.max(1e-6))
+        .map(|(axis, sc)| {
+            enc.mu.iter().zip(&b.origin).zip(axis).map(|((m, o), a)| (m - o) * a).sum::<f32>() / sc.max(1e-6)
+        })
         .collect();
-    Ok(axum::Json(json!({ "mu": enc.mu, "logvar": enc.logvar, "coords": coords, "input": pixels, "reconstruction": recon }))
-        .into_response())
+    Ok(axum::Json(
+        json!({ "mu": enc.mu, "logvar": enc.logvar, "coords": coords, "input": pixels, "reconstruction": recon }),
+    )
+    .into_response())
 }
 
 /// `GET /api/interpolate?from=3&to=17&steps=10&slerp=true`: a strip from test image `from`
@@ -264,9 +281,15 @@ pub async fn test_image(State(s): St, q: Params) -> ApiResult {
 }
 
 pub async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {}; the API is described in README.md", uri.path()))
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}; the API is described in README.md", uri.path()),
+    )
 }
 
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}; see README.md for each endpoint's method", uri.path()))
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}; see README.md for each endpoint's method", uri.path()),
+    )
 }
