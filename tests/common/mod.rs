@@ -41,3 +41,108 @@ pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
+
+/// A minimal HTTP/1.1 client over a raw socket, so tests can also send malformed requests.
+pub mod http {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    pub struct Response {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Response {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        }
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        }
+    }
+
+    /// A keep-alive connection.
+    pub struct Conn {
+        reader: BufReader<TcpStream>,
+    }
+
+    impl Conn {
+        pub fn open(addr: SocketAddr) -> Conn {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.set_nodelay(true).unwrap();
+            Conn { reader: BufReader::new(s) }
+        }
+
+        pub fn send_raw(&mut self, bytes: &[u8]) {
+            self.reader.get_mut().write_all(bytes).unwrap();
+        }
+
+        pub fn request(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Response {
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let mut req = head.into_bytes();
+            req.extend_from_slice(body);
+            self.send_raw(&req);
+            self.read_response()
+        }
+
+        pub fn read_response(&mut self) -> Response {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            let status: u16 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("bad status line {line:?}"));
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                self.reader.read_line(&mut h).unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                let (k, v) = h.split_once(':').unwrap();
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            let mut body = vec![0u8; len];
+            self.reader.read_exact(&mut body).unwrap();
+            Response { status, headers, body }
+        }
+    }
+
+    /// One request on a fresh connection.
+    pub fn request(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &[u8]) -> Response {
+        Conn::open(addr).request(method, path, content_type, body)
+    }
+
+    pub fn get(addr: SocketAddr, path: &str) -> Response {
+        request(addr, "GET", path, "text/plain", b"")
+    }
+
+    pub fn post_json(addr: SocketAddr, path: &str, json: &serde_json::Value) -> Response {
+        request(addr, "POST", path, "application/json", json.to_string().as_bytes())
+    }
+}
+
+/// Starts `vae serve` in-process on a free loopback port; the server lives until the test
+/// process exits.
+pub fn start_server(run: &Path) -> std::net::SocketAddr {
+    let state = std::sync::Arc::new(vae::serve::AppState::load(run).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(vae::serve::serve(state, "127.0.0.1", 0, move |a| tx.send(a).unwrap())).unwrap();
+    });
+    rx.recv().unwrap()
+}

@@ -1,0 +1,177 @@
+//! `vae serve` over real HTTP on loopback: every endpoint, malformed requests, and a
+//! bounded load test with concurrent clients.
+
+mod common;
+
+use common::http::{Conn, get, post_json, request};
+use common::*;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// One VAE and one CVAE server shared by the tests of this file.
+fn servers() -> (SocketAddr, SocketAddr) {
+    static S: OnceLock<(SocketAddr, SocketAddr, tempfile::TempDir)> = OnceLock::new();
+    let s = S.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let (v, c) = (tmp.path().join("vae"), tmp.path().join("cvae"));
+        train(&v, &["--epochs", "1"]);
+        train(&c, &["--epochs", "1", "--model", "cvae"]);
+        (start_server(&v), start_server(&c), tmp)
+    });
+    (s.0, s.1)
+}
+
+fn png_dims(body: &[u8]) -> (u32, u32) {
+    let info = png::Decoder::new(std::io::Cursor::new(body)).read_info().unwrap();
+    (info.info().width, info.info().height)
+}
+
+fn error_of(r: &common::http::Response) -> String {
+    r.json()["error"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn page_and_model_info() {
+    let (v, c) = servers();
+    let page = get(v, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(
+        html.contains("id=\"sliders\"") && !html.contains("http://") && !html.contains("https://"),
+        "no external resources"
+    );
+    let m = get(v, "/api/model").json();
+    assert_eq!(
+        (m["kind"].as_str(), m["latent_dim"].as_u64(), m["conditional"].as_bool()),
+        (Some("vae"), Some(20), Some(false))
+    );
+    assert_eq!(m["sliders"]["axes"].as_array().unwrap().len(), 20);
+    assert_eq!(m["metrics"].as_array().unwrap().len(), 1);
+    assert_eq!(get(c, "/api/model").json()["conditional"], true);
+}
+
+#[test]
+fn sample_decode_encode_interpolate() {
+    let (v, c) = servers();
+    let r = get(v, "/api/sample?n=16&seed=5");
+    assert_eq!((r.status, r.header("content-type")), (200, Some("image/png")));
+    assert_eq!(png_dims(&r.body), (4 * 30 + 2, 4 * 30 + 2));
+    assert_eq!(r.header("x-seed"), Some("5"));
+    assert_eq!(get(v, "/api/sample?n=16&seed=5").body, r.body, "same seed, same picture");
+    assert_eq!(png_dims(&get(c, "/api/sample?n=10&label=3&nrow=10").body), (302, 32));
+
+    let z = vec![0.0f32; 20];
+    let png = post_json(v, "/api/decode", &json!({ "z": z }));
+    assert_eq!((png.status, png_dims(&png.body)), (200, (28, 28)));
+    let vals = post_json(v, "/api/decode", &json!({ "z": z, "format": "values" })).json();
+    let pixels = vals["pixels"].as_array().unwrap();
+    assert_eq!(pixels.len(), 784);
+    assert!(pixels.iter().all(|p| (0.0..=1.0).contains(&p.as_f64().unwrap())));
+    let (a, b) = (
+        post_json(c, "/api/decode", &json!({ "z": z, "label": 1, "format": "values" })).json(),
+        post_json(c, "/api/decode", &json!({ "z": z, "label": 8, "format": "values" })).json(),
+    );
+    assert_ne!(a, b, "the label changes the cvae's digit");
+
+    // Encode 784 grey values: μ, log σ², coordinates, reconstruction.
+    let digit: Vec<f32> =
+        (0..784).map(|i| if (i % 28) > 10 && (i % 28) < 16 && i / 28 > 4 && i / 28 < 24 { 1.0 } else { 0.0 }).collect();
+    let e = post_json(v, "/api/encode", &json!({ "pixels": digit })).json();
+    assert_eq!(e["mu"].as_array().unwrap().len(), 20);
+    assert_eq!(e["coords"], e["mu"], "identity sliders: coordinates are μ");
+    assert_eq!(e["reconstruction"].as_array().unwrap().len(), 784);
+    // …or a PNG body of any size (here 28x28 grey, as the page's canvas would send larger).
+    let grid = vae::images::grid(&digit, 28, 28, 1, 0);
+    let r = request(c, "POST", "/api/encode?label=1", "image/png", &grid.to_png());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["input"].as_array().unwrap().len(), 784);
+
+    let strip = get(v, "/api/interpolate?from=0&to=5&steps=6&slerp=true");
+    assert_eq!((strip.status, png_dims(&strip.body)), (200, (6 * 30 + 2, 2 * 30 + 2)));
+    let t = get(c, "/api/test-image?index=0");
+    assert_eq!((t.status, t.header("x-label")), (200, Some("7")));
+}
+
+#[test]
+fn bad_requests_get_a_4xx_with_a_message_and_the_server_carries_on() {
+    let (v, c) = servers();
+    let cases: Vec<(common::http::Response, u16, &str)> = vec![
+        (get(v, "/api/sample?n=401"), 400, "n=401 is out of range 1..=400"),
+        (get(v, "/api/sample?n=abc"), 400, "not a whole number"),
+        (get(v, "/api/sample?label=3"), 400, "label is only for conditional models"),
+        (get(c, "/api/sample?label=12"), 400, "label=12 is out of range"),
+        (post_json(v, "/api/decode", &json!({ "z": [1, 2] })), 400, "z has 2 values; this model's latent space has 20"),
+        (post_json(v, "/api/decode", &json!({ "z": vec![1e9; 20] })), 400, "finite numbers"),
+        (post_json(c, "/api/decode", &json!({ "z": vec![0; 20] })), 400, "needs a label"),
+        (post_json(v, "/api/decode", &json!({ "z": vec![0; 20], "format": "gif" })), 400, "format"),
+        (post_json(v, "/api/decode", &json!({ "zz": [] })), 400, "invalid JSON body"),
+        (request(v, "POST", "/api/decode", "application/json", b"{not json"), 400, "invalid JSON body"),
+        (post_json(v, "/api/encode", &json!({ "pixels": vec![0.5; 10] })), 400, "pixels has 10 values"),
+        (post_json(v, "/api/encode", &json!({ "pixels": vec![2.0; 784] })), 400, "[0, 1]"),
+        (request(v, "POST", "/api/encode", "image/png", b"\x89PNG garbage"), 400, "not a readable PNG"),
+        (request(v, "POST", "/api/decode", "application/json", &vec![b' '; 2 << 20]), 413, "1 MB"),
+        (request(v, "PUT", "/api/decode", "text/plain", b""), 405, "PUT is not allowed"),
+        (get(v, "/api/decode"), 405, "GET is not allowed"),
+        (get(v, "/api/nothing"), 404, "no such endpoint"),
+        (get(v, "/api/interpolate?from=0"), 400, "from and to"),
+        (get(v, "/api/interpolate?from=0&to=10000"), 400, "out of range"),
+        (get(v, "/api/test-image?index=%zz"), 400, ""),
+    ];
+    for (r, status, needle) in cases {
+        assert_eq!(r.status, status, "{needle}: {}", String::from_utf8_lossy(&r.body));
+        let msg = error_of(&r);
+        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+    }
+    // Garbage that is not HTTP at all, and a connection dropped mid-request.
+    let mut conn = Conn::open(v);
+    conn.send_raw(b"\x00\x01\x02 not http\r\n\r\n");
+    drop(conn);
+    let mut half = Conn::open(v);
+    half.send_raw(b"POST /api/decode HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"z\":");
+    drop(half);
+    assert_eq!(get(v, "/api/model").status, 200, "still serving");
+}
+
+#[test]
+fn many_concurrent_clients_get_no_errors() {
+    let (v, _) = servers();
+    // 32 clients × 150 decodes on keep-alive connections, bounded by a deadline.
+    let (clients, per_client) = (32, 150);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(v);
+                let mut latencies = Vec::with_capacity(per_client);
+                for k in 0..per_client {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    let z: Vec<f32> = (0..20).map(|j| ((i * 31 + k * 7 + j) % 13) as f32 / 4.0 - 1.5).collect();
+                    let body = json!({ "z": z }).to_string();
+                    let t = Instant::now();
+                    let r = conn.request("POST", "/api/decode", "application/json", body.as_bytes());
+                    latencies.push(t.elapsed());
+                    assert_eq!(r.status, 200);
+                    assert_eq!(png_dims(&r.body), (28, 28));
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("a client failed")).collect();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(all.len(), clients * per_client, "every request answered before the deadline");
+    all.sort();
+    let p99 = all[all.len() * 99 / 100];
+    eprintln!(
+        "load: {} requests in {secs:.2} s = {:.0}/s, p50 {:?}, p99 {p99:?} (debug or release build, shared cores)",
+        all.len(),
+        all.len() as f64 / secs,
+        all[all.len() / 2]
+    );
+}
