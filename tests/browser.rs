@@ -26,7 +26,12 @@ struct Driver {
 impl Driver {
     fn start(profile: &std::path::Path) -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(DRIVER).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new(DRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let start = Instant::now();
         while std::net::TcpStream::connect(addr).is_err() {
@@ -34,8 +39,16 @@ impl Driver {
             std::thread::sleep(Duration::from_millis(50));
         }
         let args = [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
         ];
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
@@ -153,7 +166,8 @@ fn the_page_works_in_headless_chromium() {
     d.call("POST", &d.s("/url"), Some(json!({ "url": format!("http://{server}/") })));
     d.wait_for("the page to be ready", "return document.body.dataset.ready === '1'");
     let ready_ms = t0.elapsed().as_millis();
-    let fcp = d.js("const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null");
+    let fcp =
+        d.js("const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null");
 
     let digit = "return document.getElementById('decoded').toDataURL()";
     let before = d.js(digit);
@@ -162,14 +176,20 @@ fn the_page_works_in_headless_chromium() {
     d.call("POST", &d.s(&format!("/element/{slider}/click")), Some(json!({})));
     d.call("POST", &d.s(&format!("/element/{slider}/value")), Some(json!({ "text": "\u{E014}".repeat(40) })));
     d.wait_for("the slider to move", "return parseFloat(document.getElementById('slider-0').value) !== 0");
-    let moved = d.wait_for("the digit to be redrawn", &format!("const u = document.getElementById('decoded').toDataURL(); return u !== {before} ? u : null"));
+    let moved = d.wait_for(
+        "the digit to be redrawn",
+        &format!("const u = document.getElementById('decoded').toDataURL(); return u !== {before} ? u : null"),
+    );
     assert_ne!(moved, before);
 
     // The label picker: another digit, the button marked, new samples.
     let samples = d.js("return document.getElementById('samples').src");
     d.click("#label-7");
     d.wait_for("label 7 to be selected", "return document.getElementById('label-7').classList.contains('on')");
-    d.wait_for("the digit to change with the label", &format!("return document.getElementById('decoded').toDataURL() !== {moved}"));
+    d.wait_for(
+        "the digit to change with the label",
+        &format!("return document.getElementById('decoded').toDataURL() !== {moved}"),
+    );
     d.wait_for("new samples", &format!("return document.getElementById('samples').src !== {samples}"));
 
     // Draw a stroke on the pad: the model's reading appears and the sliders move.
@@ -202,7 +222,8 @@ fn the_page_works_in_headless_chromium() {
     let log = request(d.addr, "POST", &d.s("/se/log"), "application/json", br#"{"type":"browser"}"#);
     if log.status == 200 {
         let entries = log.json()["value"].clone();
-        let severe: Vec<&Value> = entries.as_array().map(|a| a.iter().filter(|e| e["level"] == "SEVERE").collect()).unwrap_or_default();
+        let severe: Vec<&Value> =
+            entries.as_array().map(|a| a.iter().filter(|e| e["level"] == "SEVERE").collect()).unwrap_or_default();
         assert!(severe.is_empty(), "console errors: {severe:?}");
     }
     eprintln!("page ready in {ready_ms} ms (first contentful paint {fcp} ms); slider redraws at {fps} frames/s");

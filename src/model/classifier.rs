@@ -7,7 +7,7 @@
 //!          → logits = W3·h2 + b3 [10, B],  loss = Σ_b −log softmax(logits)_{y_b}
 //! ```
 
-use super::config::{Activation, Linear};
+use super::config::{Activation, LayoutBuilder, Linear};
 use crate::core::activations::{activation_backward, bias_activation};
 use crate::core::kernels::{gather_images, row_sums};
 use crate::core::{Mat, Pool, Purpose, Rng, matmul};
@@ -41,17 +41,9 @@ impl ClassifierConfig {
     pub fn layout(&self) -> (Vec<Linear>, Vec<crate::model::TensorInfo>, usize) {
         let dims = [self.pixels(), self.hidden[0], self.hidden[1], NUM_CLASSES];
         let names = [("fc1.weight", "fc1.bias"), ("fc2.weight", "fc2.bias"), ("fc3.weight", "fc3.bias")];
-        let (mut layers, mut tensors, mut at) = (Vec::new(), Vec::new(), 0usize);
-        for (j, (wn, bn)) in names.into_iter().enumerate() {
-            let (i, o) = (dims[j], dims[j + 1]);
-            let w = at..at + o * i;
-            let b = w.end..w.end + o;
-            at = b.end;
-            tensors.push(crate::model::TensorInfo { name: wn, shape: vec![o, i], range: w.clone() });
-            tensors.push(crate::model::TensorInfo { name: bn, shape: vec![o], range: b.clone() });
-            layers.push(Linear { w, b, inputs: i, outputs: o });
-        }
-        (layers, tensors, at)
+        let mut b = LayoutBuilder::default();
+        let layers = names.into_iter().enumerate().map(|(j, n)| b.linear(n, dims[j], dims[j + 1])).collect();
+        (layers, b.tensors, b.len)
     }
 }
 

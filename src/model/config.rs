@@ -196,43 +196,50 @@ impl ModelConfig {
     pub fn layout(&self) -> Layout {
         let (h, l, p) = (self.hidden_dim, self.latent_dim, self.pixels());
         let names = LayerNames::for_layers(self.hidden_layers);
-        let mut tensors = Vec::new();
-        let mut at = 0usize;
-        let mut push = |name: &'static str, shape: Vec<usize>| -> Range<usize> {
-            let n: usize = shape.iter().product();
-            let r = at..at + n;
-            at += n;
-            tensors.push(TensorInfo { name, shape, range: r.clone() });
-            r
-        };
-        let mut linear = |w: &'static str, b: &'static str, inputs: usize, outputs: usize| {
-            let w = push(w, vec![outputs, inputs]);
-            let b = push(b, vec![outputs]);
-            Linear { w, b, inputs, outputs }
-        };
+        let mut b = LayoutBuilder::default();
         let encoder: Vec<Linear> = (0..self.hidden_layers)
-            .map(|j| linear(names.encoder[j].0, names.encoder[j].1, if j == 0 { self.encoder_in() } else { h }, h))
+            .map(|j| b.linear(names.encoder[j], if j == 0 { self.encoder_in() } else { h }, h))
             .collect();
-        let mu_w = push("fc_mu.weight", vec![l, h]);
-        let lv_w = self.kind.variational().then(|| push("fc_logvar.weight", vec![l, h]));
-        let mu_b = push("fc_mu.bias", vec![l]);
-        let lv_b = self.kind.variational().then(|| push("fc_logvar.bias", vec![l]));
+        let mu_w = b.push("fc_mu.weight", vec![l, h]);
+        let lv_w = self.kind.variational().then(|| b.push("fc_logvar.weight", vec![l, h]));
+        let mu_b = b.push("fc_mu.bias", vec![l]);
+        let lv_b = self.kind.variational().then(|| b.push("fc_logvar.bias", vec![l]));
         let head = Linear {
             w: mu_w.start..lv_w.map_or(mu_w.end, |r| r.end),
             b: mu_b.start..lv_b.map_or(mu_b.end, |r| r.end),
             inputs: h,
             outputs: self.encoder_out(),
         };
-        let mut linear = |w: &'static str, b: &'static str, inputs: usize, outputs: usize| {
-            let w = push(w, vec![outputs, inputs]);
-            let b = push(b, vec![outputs]);
-            Linear { w, b, inputs, outputs }
-        };
         let decoder: Vec<Linear> = (0..self.hidden_layers)
-            .map(|j| linear(names.decoder[j].0, names.decoder[j].1, if j == 0 { self.decoder_in() } else { h }, h))
+            .map(|j| b.linear(names.decoder[j], if j == 0 { self.decoder_in() } else { h }, h))
             .collect();
-        let output = linear("fc3.weight", "fc3.bias", h, p);
-        Layout { encoder, head, decoder, output, tensors, len: at }
+        let output = b.linear(("fc3.weight", "fc3.bias"), h, p);
+        Layout { encoder, head, decoder, output, tensors: b.tensors, len: b.len }
+    }
+}
+
+/// Lays named tensors out one after another in a flat buffer.
+#[derive(Default)]
+pub struct LayoutBuilder {
+    pub tensors: Vec<TensorInfo>,
+    pub len: usize,
+}
+
+impl LayoutBuilder {
+    /// Appends a tensor of `shape`; returns its range.
+    pub fn push(&mut self, name: &'static str, shape: Vec<usize>) -> Range<usize> {
+        let n: usize = shape.iter().product();
+        let r = self.len..self.len + n;
+        self.len += n;
+        self.tensors.push(TensorInfo { name, shape, range: r.clone() });
+        r
+    }
+
+    /// Appends a linear layer: weight `[outputs, inputs]`, then bias `[outputs]`.
+    pub fn linear(&mut self, (w, b): (&'static str, &'static str), inputs: usize, outputs: usize) -> Linear {
+        let w = self.push(w, vec![outputs, inputs]);
+        let b = self.push(b, vec![outputs]);
+        Linear { w, b, inputs, outputs }
     }
 }
 
