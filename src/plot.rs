@@ -86,10 +86,10 @@ fn ensure_font() -> Result<(), PlotError> {
 
 /// The range spanned by the finite values, widened by `frac` of its span on each side; [-1, 1]
 /// when there is no finite value, and a range around the value when all values are (nearly)
-/// equal. Values are clamped to ±1e300 and the range is at least 2e-9 wide: plotters' tick
+/// equal. Values are clamped to ±1e15 and the range is at least 2e-9 wide: plotters' tick
 /// placement loops (practically) forever on infinite or extremely narrow ranges.
 fn padded_range(values: impl Iterator<Item = f64>, frac: f64) -> (f64, f64) {
-    const LIMIT: f64 = 1e300;
+    const LIMIT: f64 = 1e15;
     const MIN_HALF_WIDTH: f64 = 1e-9;
     let (lo, hi) =
         values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -290,7 +290,7 @@ fn draw_panel(
     let (y0, y1) = padded_range(all().map(|p| p.1), 0.05);
     // Integer x values (epochs) get integer ticks, at most one per value.
     let int_x = all().all(|p| p.0.fract() == 0.0);
-    let x_ticks = if int_x && x1 - x0 >= 1.0 { ((x1 - x0).floor() as usize + 1).clamp(2, 10) } else { 10 };
+    let x_ticks = if int_x && x1 - x0 >= 1.0 { ((x1 - x0).floor().min(100.0) as usize + 1).clamp(2, 10) } else { 10 };
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 20))
         .margin(10)
