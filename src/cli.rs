@@ -1,10 +1,8 @@
 //! Command-line interface: argument definitions and the commands behind them.
 
 use crate::checkpoint::{RunConfig, RunDir};
-use crate::classifier::{ClassifierOptions, train_classifier};
 use crate::core::{AdamConfig, Pool, Rng};
 use crate::data::{Binarize, Dataset, Source};
-use crate::eval::report::{EvalOptions, SplitName, run_eval};
 use crate::images;
 use crate::model::config::Activation;
 use crate::model::{ModelConfig, ModelKind};
@@ -15,6 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub mod explore;
+pub mod measure;
+
+pub use measure::{ClassifierCommand, ClassifierTrainArgs, EvalArgs, ServeArgs};
 
 #[derive(Parser, Debug)]
 #[command(name = "vae", version, about = "Train, evaluate and explore variational autoencoders on images")]
@@ -50,84 +51,6 @@ pub enum Command {
     /// The built-in MNIST classifier used by `vae eval` to score samples.
     #[command(subcommand)]
     Classifier(ClassifierCommand),
-}
-
-#[derive(Args, Debug)]
-pub struct EvalArgs {
-    /// Run directory made by `vae train`
-    pub run_dir: PathBuf,
-    /// Split to evaluate on
-    #[arg(long, value_enum, default_value_t = SplitName::Test)]
-    pub split: SplitName,
-    /// Passes over the split for the ELBO's mean ± standard error
-    #[arg(long, default_value_t = 10)]
-    pub elbo_samples: usize,
-    /// Importance samples per image for the IWAE bound (the papers use 5000)
-    #[arg(long, default_value_t = 5000)]
-    pub k: usize,
-    /// Random seed of every draw
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Evaluate only the first N images of the split [default: all]
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
-    /// Generated images for the classifier-based scores (0 skips them)
-    #[arg(long, default_value_t = 10_000)]
-    pub generated: usize,
-    /// Classifier run directory [default: RUN_DIR/../classifier-<dataset>, then runs/classifier-<dataset>]
-    #[arg(long, value_name = "DIR")]
-    pub classifier: Option<PathBuf>,
-    /// Threads; 0 = all cores
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Print nothing but errors (eval.json is still written)
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// Run directory made by `vae train`
-    pub run_dir: PathBuf,
-    /// Port to listen on (0 picks a free one)
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
-    /// Address to listen on; 0.0.0.0 makes the page reachable from other machines
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// Worker threads; 0 = all cores
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ClassifierCommand {
-    /// Train the classifier (an MLP, ≥ 98% test accuracy) and save it
-    Train(ClassifierTrainArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct ClassifierTrainArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Epochs
-    #[arg(long, default_value_t = 15)]
-    pub epochs: usize,
-    /// Random seed
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Threads; 0 = all cores
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Where to save it [default: runs/classifier-<dataset>]
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Train on the first N images only [default: all]
-    #[arg(long, value_name = "N")]
-    pub train_limit: Option<usize>,
-    /// Print nothing but errors
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,36 +190,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => explore::plot(a),
         Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads),
         Command::Bench(a) => crate::bench::bench(a.model, a.epochs as usize, a.threads, a.json),
-        Command::Eval(a) => {
-            let opts = EvalOptions {
-                split: a.split,
-                elbo_samples: a.elbo_samples,
-                k: a.k,
-                seed: a.seed,
-                limit: a.limit,
-                threads: a.threads,
-                classifier: a.classifier,
-                generated: a.generated,
-                quiet: a.quiet,
-            };
-            run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())
-        }
-        Command::Classifier(ClassifierCommand::Train(a)) => {
-            let opts = ClassifierOptions {
-                dataset: a.data.source(),
-                epochs: a.epochs,
-                seed: a.seed,
-                threads: a.threads,
-                out: a.out,
-                train_limit: a.train_limit,
-                quiet: a.quiet,
-            };
-            let (dir, run) = train_classifier(&opts)?;
-            if !a.quiet {
-                println!("saved the classifier ({:.2}% test accuracy) in {}", 100.0 * run.test_accuracy, dir.display());
-            }
-            Ok(())
-        }
+        Command::Eval(a) => measure::eval(a),
+        Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
     }
 }
 
