@@ -8,16 +8,17 @@
 //!
 //! Spinning is only a win while every thread has a core. When the machine is
 //! oversubscribed (other processes, parallel tests) a spinning thread can burn the time
-//! slice the thread it waits for needs, and a pure spin-wait pool slows down ~50×. So both
-//! sides spin only briefly ([`SPIN`]), then yield the core ([`YIELD`]), then park: the
-//! caller is unparked by the last worker to finish, workers by the next job.
+//! slice the thread it waits for needs, and a pure spin-wait pool slows down ~50×. So every
+//! wait — a worker's for the next job, the caller's for the workers — spins only briefly
+//! ([`SPIN`]), then yields the core ([`YIELD`]), then parks until unparked: workers by the
+//! next job, the caller by the last worker to finish.
 //!
 //! The split of work into parts is fixed by the caller, so results are bit-for-bit
 //! reproducible for a given thread count.
 
 use std::cell::UnsafeCell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -27,28 +28,49 @@ const SPIN: Duration = Duration::from_micros(120);
 /// How long it then yields (`sched_yield`) before parking.
 const YIELD: Duration = Duration::from_millis(2);
 
-/// Waits until `ready()` with the spin → yield → `park` back-off. `before_park` must register the thread so that whoever makes `ready()` true
-/// unparks it, and `ready()` is re-checked after registering.
-fn wait_until(ready: impl Fn() -> bool, before_park: impl Fn()) {
-    let start = Instant::now();
-    let mut i = 0u32;
-    while !ready() {
-        i = i.wrapping_add(1);
-        if !i.is_multiple_of(64) {
-            std::hint::spin_loop();
-            continue;
+/// A thread that may park, and the flag that tells others to unpark it.
+struct Parker {
+    thread: Thread,
+    parked: AtomicBool,
+}
+
+impl Parker {
+    fn current() -> Parker {
+        Parker { thread: std::thread::current(), parked: AtomicBool::new(false) }
+    }
+
+    /// Unparks the thread if it parked (or is about to): call after making its condition true.
+    fn wake(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            self.thread.unpark();
         }
-        let waited = start.elapsed();
-        if waited < SPIN {
-            std::hint::spin_loop();
-        } else if waited < SPIN + YIELD {
-            std::thread::yield_now();
-        } else {
-            before_park();
-            if ready() {
-                return;
+    }
+
+    /// Waits on the calling thread (which must be `self.thread`) until `ready()`, with the
+    /// spin → yield → park back-off. The flag is raised before the last check of `ready()`,
+    /// and whoever makes `ready()` true calls [`Parker::wake`] after, so no wake-up is lost
+    /// (both sides use SeqCst).
+    fn wait_until(&self, ready: impl Fn() -> bool) {
+        let start = Instant::now();
+        let mut i = 0u32;
+        while !ready() {
+            i = i.wrapping_add(1);
+            if !i.is_multiple_of(64) {
+                std::hint::spin_loop();
+                continue;
             }
-            std::thread::park_timeout(Duration::from_millis(50));
+            let waited = start.elapsed();
+            if waited < SPIN {
+                std::hint::spin_loop();
+            } else if waited < SPIN + YIELD {
+                std::thread::yield_now();
+            } else {
+                self.parked.store(true, Ordering::SeqCst);
+                if !ready() {
+                    std::thread::park_timeout(Duration::from_millis(50));
+                }
+                self.parked.store(false, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -60,19 +82,14 @@ struct Shared {
     generation: AtomicUsize,
     /// Workers that finished the current job.
     done: AtomicUsize,
-    /// Workers currently parked (or about to park) on `wake`.
-    sleepers: AtomicUsize,
     /// Set when a job panicked on a worker.
     panicked: AtomicBool,
-    /// The caller, when it parked waiting for `done`.
-    waiter: Mutex<Option<Thread>>,
-    waiter_parked: AtomicBool,
     shutdown: AtomicBool,
     /// The job of the current generation. Written only by the owner while every worker is
-    /// idle, read by workers after they observe the new generation (Acquire).
+    /// idle, read by workers after they observe the new generation.
     job: UnsafeCell<Option<Job>>,
-    lock: Mutex<()>,
-    wake: Condvar,
+    /// The thread running the current job's part 0, waiting for `done`.
+    caller: std::sync::Mutex<Option<Arc<Parker>>>,
 }
 
 // SAFETY: `job` is only written while no worker reads it (between generations), and the
@@ -83,7 +100,7 @@ unsafe impl Send for Shared {}
 /// A fixed set of `threads - 1` worker threads plus the caller.
 pub struct Pool {
     shared: Arc<Shared>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<(JoinHandle<()>, Arc<Parker>)>,
 }
 
 impl Pool {
@@ -94,22 +111,24 @@ impl Pool {
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
-            waiter: Mutex::new(None),
-            waiter_parked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             job: UnsafeCell::new(None),
-            lock: Mutex::new(()),
-            wake: Condvar::new(),
+            caller: std::sync::Mutex::new(None),
         });
         let workers = (1..threads)
             .map(|index| {
                 let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
+                let (tx, rx) = std::sync::mpsc::channel();
+                let handle = std::thread::Builder::new()
                     .name(format!("vae-worker-{index}"))
-                    .spawn(move || worker_loop(&shared, index))
-                    .expect("failed to spawn a worker thread")
+                    .spawn(move || {
+                        let me = Arc::new(Parker::current());
+                        tx.send(Arc::clone(&me)).expect("pool is waiting");
+                        worker_loop(&shared, &me, index)
+                    })
+                    .expect("failed to spawn a worker thread");
+                (handle, rx.recv().expect("worker started"))
             })
             .collect();
         Pool { shared, workers }
@@ -128,6 +147,16 @@ impl Pool {
             return;
         }
         let shared = &*self.shared;
+        thread_local! {
+            static ME: Arc<Parker> = Arc::new(Parker::current());
+        }
+        let me = ME.with(Arc::clone);
+        {
+            let mut caller = shared.caller.lock().unwrap_or_else(|e| e.into_inner());
+            if !caller.as_ref().is_some_and(|c| Arc::ptr_eq(c, &me)) {
+                *caller = Some(Arc::clone(&me));
+            }
+        }
         // SAFETY: all workers finished the previous job (we waited for `done`), so nobody
         // reads `job` now. The pointer is erased to 'static but only dereferenced before
         // this function returns, while `f` is alive.
@@ -135,22 +164,12 @@ impl Pool {
             let erased: Job = std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f);
             *shared.job.get() = Some(erased);
         }
-        shared.done.store(0, Ordering::Relaxed);
+        shared.done.store(0, Ordering::SeqCst);
         shared.generation.fetch_add(1, Ordering::SeqCst);
-        if shared.sleepers.load(Ordering::SeqCst) > 0 {
-            let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            shared.wake.notify_all();
-        }
+        self.workers.iter().for_each(|(_, p)| p.wake());
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0)));
         let n = self.workers.len();
-        wait_until(
-            || shared.done.load(Ordering::SeqCst) >= n,
-            || {
-                *shared.waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
-                shared.waiter_parked.store(true, Ordering::SeqCst);
-            },
-        );
-        shared.waiter_parked.store(false, Ordering::SeqCst);
+        me.wait_until(|| shared.done.load(Ordering::SeqCst) >= n);
         if let Err(payload) = mine {
             std::panic::resume_unwind(payload);
         }
@@ -232,53 +251,24 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn worker_loop(shared: &Shared, index: usize) {
+fn worker_loop(shared: &Shared, me: &Parker, index: usize) {
     let mut seen = 0usize;
     loop {
-        // Spin while hot, then yield, then park (see the module notes).
-        let (start, mut i) = (Instant::now(), 0u32);
-        let generation = loop {
-            let g = shared.generation.load(Ordering::Acquire);
-            if g != seen || shared.shutdown.load(Ordering::Relaxed) {
-                break g;
-            }
-            i = i.wrapping_add(1);
-            if !i.is_multiple_of(64) {
-                std::hint::spin_loop();
-                continue;
-            }
-            let waited = start.elapsed();
-            if waited < SPIN {
-                std::hint::spin_loop();
-                continue;
-            }
-            if waited < SPIN + YIELD {
-                std::thread::yield_now();
-                continue;
-            }
-            let mut guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            shared.sleepers.fetch_add(1, Ordering::SeqCst);
-            while shared.generation.load(Ordering::SeqCst) == seen && !shared.shutdown.load(Ordering::SeqCst) {
-                guard = shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
-            }
-            shared.sleepers.fetch_sub(1, Ordering::SeqCst);
-        };
-        if shared.shutdown.load(Ordering::Acquire) {
+        me.wait_until(|| shared.generation.load(Ordering::SeqCst) != seen || shared.shutdown.load(Ordering::SeqCst));
+        if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        seen = generation;
-        // SAFETY: the owner wrote `job` before bumping `generation` (Release/SeqCst) and keeps
-        // the closure alive until every worker has bumped `done`.
+        seen = shared.generation.load(Ordering::SeqCst);
+        // SAFETY: the owner wrote `job` before bumping `generation` and keeps the closure
+        // alive until every worker has bumped `done`.
         let job = unsafe { (*shared.job.get()).expect("job set before generation bump") };
         let f = unsafe { &*job };
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index))).is_err() {
             shared.panicked.store(true, Ordering::Relaxed);
         }
         shared.done.fetch_add(1, Ordering::SeqCst);
-        if shared.waiter_parked.load(Ordering::SeqCst)
-            && let Some(t) = shared.waiter.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
-        {
-            t.unpark();
+        if let Some(caller) = shared.caller.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            caller.wake();
         }
     }
 }
@@ -286,12 +276,9 @@ fn worker_loop(shared: &Shared, index: usize) {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        {
-            let _guard = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.wake.notify_all();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
+        for (handle, parker) in self.workers.drain(..) {
+            parker.thread.unpark();
+            let _ = handle.join();
         }
     }
 }
