@@ -155,19 +155,18 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
     ));
     let e = &r.elbo;
     let cond = if model.config().kind.conditional() { "log p(x|y)" } else { "log p(x)" };
-    line(
-        &mut t,
-        "ELBO",
-        format!("{:.3} ± {:.3}", e.elbo.mean, e.elbo.se),
-        &format!("≤ {cond}, higher is better; ± s.e. over {} draws", e.draws),
-    );
-    line(
-        &mut t,
-        "  reconstruction E_q[log p(x|z)]",
-        format!("{:.3} ± {:.3}", e.reconstruction.mean, e.reconstruction.se),
-        "",
-    );
-    line(&mut t, "  KL(q(z|x) ‖ p(z))", format!("{:.3}", e.kl), "analytic");
+    if model.config().kind.variational() {
+        let note = format!("≤ {cond}, higher is better; ± s.e. over {} draws", e.draws);
+        line(&mut t, "ELBO", format!("{:.3} ± {:.3}", e.elbo.mean, e.elbo.se), &note);
+        let recon = format!("{:.3} ± {:.3}", e.reconstruction.mean, e.reconstruction.se);
+        line(&mut t, "  reconstruction E_q[log p(x|z)]", recon, "");
+        line(&mut t, "  KL(q(z|x) ‖ p(z))", format!("{:.3}", e.kl), "analytic");
+    } else {
+        // An autoencoder has no q(z|x): its "ELBO" is just the reconstruction at z = μ.
+        let recon = format!("{:.3}", e.reconstruction.mean);
+        line(&mut t, "reconstruction log p(x|z = μ(x))", recon, "ae: no q(z|x), so no ELBO");
+        t.push_str("  (ae: IWAE below uses q = N(μ(x), I) as its proposal, a valid but loose bound)\n");
+    }
     let i = &r.iwae;
     line(
         &mut t,
