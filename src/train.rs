@@ -155,11 +155,7 @@ impl Trainer {
         let fc3_b = net.layout.output.b.clone();
         for step in 0..steps {
             let idx = &self.order[step * b..(step + 1) * b];
-            fill_inputs(&self.data.train, idx, &c, &mut self.ws);
-            if dynamic {
-                let p = c.pixels();
-                gather_binarized(&self.data.train.images, p, idx, &mut self.ws.x[..p * b], &mut coins);
-            }
+            fill_inputs(&self.data.train, idx, &c, &mut self.ws, dynamic.then_some(&mut coins));
             if c.kind.variational() {
                 noise.fill_normal(&mut self.ws.eps);
             }
@@ -215,10 +211,20 @@ impl Trainer {
 }
 
 /// Copies the batch `idx` of `split` into `ws.x`: pixel rows, then one-hot label rows.
-pub fn fill_inputs(split: &Split, idx: &[u32], config: &crate::model::ModelConfig, ws: &mut Workspace) {
+/// With `coins`, every pixel is a fresh Bernoulli(intensity) draw (dynamic binarization).
+pub fn fill_inputs(
+    split: &Split,
+    idx: &[u32],
+    config: &crate::model::ModelConfig,
+    ws: &mut Workspace,
+    coins: Option<&mut Rng>,
+) {
     let (p, b) = (config.pixels(), ws.batch);
     debug_assert_eq!(idx.len(), b);
-    kernels::gather_images(&split.images, p, idx, &mut ws.x[..p * b]);
+    match coins {
+        Some(rng) => gather_binarized(&split.images, p, idx, &mut ws.x[..p * b], rng),
+        None => kernels::gather_images(&split.images, p, idx, &mut ws.x[..p * b]),
+    }
     if config.cond_dim() > 0 {
         let labels = idx.iter().map(|&i| split.labels[i as usize]);
         kernels::one_hot(labels, config.cond_dim(), &mut ws.x[p * b..], b);
@@ -242,7 +248,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         } else {
             small.insert(Workspace::new(c, chunk.len(), pool.threads()))
         };
-        fill_inputs(split, chunk, c, ws);
+        fill_inputs(split, chunk, c, ws, None);
         if c.kind.variational() {
             rng.fill_normal(&mut ws.eps);
         }
