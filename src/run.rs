@@ -168,13 +168,12 @@ fn progress_bar(tty: bool, steps: usize, epoch: usize, total: usize) -> Progress
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
-    let style = ProgressStyle::with_template(
-        "epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} loss {msg} ({per_sec}, eta {eta})",
-    )
-    .expect("valid template")
-    .progress_chars("=> ");
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:24.cyan/blue}] {pos}/{len} loss {msg} eta {eta}")
+        .expect("valid template")
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(format!("{epoch:>3}/{total}"));
+    bar.set_message("…");
     bar
 }
 
