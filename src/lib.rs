@@ -1,7 +1,20 @@
 //! `vae`: variational autoencoders on images, trained on a hand-written CPU compute core.
 //!
 //! The binary `vae` is a thin layer over this library: a program can load a run directory
-//! with [`checkpoint::RunDir`], then encode, decode and sample with [`model::Model`].
+//! with [`checkpoint::RunDir`], then encode, decode and sample with [`model::Model`]:
+//!
+//! ```no_run
+//! use vae::checkpoint::RunDir;
+//! use vae::core::{Pool, Rng};
+//!
+//! let (_config, model) = RunDir::new("runs/vae-20261125-135301").load_model()?;
+//! let pool = Pool::new(0); // all cores
+//! let images = model.sample(&pool, 16, None, &mut Rng::new(7)); // [16, 784] in [0, 1]
+//! let encoding = model.encode(&pool, &images, None); // mu, logvar: [16, 20]
+//! let grid = vae::images::grid(&images, 28, 28, 4, 2);
+//! grid.save(std::path::Path::new("samples.png"))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod bench;
 pub mod checkpoint;
