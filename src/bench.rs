@@ -80,10 +80,9 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
         );
     } else {
         let list: Vec<String> = epoch_secs.iter().map(|s| format!("{s:.3}")).collect();
-        println!(
-            "model {kind}, {threads} threads, {epochs} epochs of {steps} steps (batch 128), SIMD {:?}",
-            crate::core::simd::level()
-        );
+        let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
+        let (t, e) = (plural(threads, "thread"), plural(epochs, "epoch"));
+        println!("model {kind}, {t}, {e} of {steps} steps (batch 128), SIMD {:?}", crate::core::simd::level());
         println!("seconds per epoch   {mean:.3} (best {best:.3}; each: {})", list.join(", "));
         println!("steps per second    {:.1}", steps as f64 / mean);
         println!("achieved GFLOP/s    {gflops:.1} ({:.1} GFLOP per epoch)", flops_per_epoch / 1e9);
