@@ -190,27 +190,14 @@ impl Network {
     /// [`forward`]: Network::forward
     pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
-        let (act, l, n) = (c.activation, c.latent_dim, c.hidden_layers);
-        let [d0, d1] = &mut ws.dh;
-        let (mut dcur, mut dnext) = (d0, d1);
+        let (h, n) = (c.hidden_dim, c.hidden_layers);
         // Output layer: dW3 = dout · gᵀ, dg = W3ᵀ · dout.
-        let last = &ws.dec_h[n - 1];
-        weight_grad(pool, grads, &lay.output, &ws.out, last, b);
-        input_grad(pool, params, &lay.output, c.hidden_dim, &ws.out, dcur, b);
-        // Decoder hidden layers, last to first; the first one's input is z (labels need no
-        // gradient, so only the latent rows of dz are computed).
-        for j in (0..n).rev() {
-            let layer = &lay.decoder[j];
-            activation_backward(pool, act, dcur, &ws.dec_h[j], &mut grads[layer.b.clone()], b);
-            let input = if j == 0 { &ws.z } else { &ws.dec_h[j - 1] };
-            weight_grad(pool, grads, layer, dcur, input, b);
-            if j > 0 {
-                input_grad(pool, params, layer, c.hidden_dim, dcur, dnext, b);
-                std::mem::swap(&mut dcur, &mut dnext);
-            } else {
-                input_grad(pool, params, layer, l, dcur, &mut ws.dz, b);
-            }
-        }
+        weight_grad(pool, grads, &lay.output, &ws.out, &ws.dec_h[n - 1], b);
+        input_grad(pool, params, &lay.output, h, &ws.out, &mut ws.dh[0], b);
+        // Decoder hidden layers; the first one's input is z (labels need no gradient, so
+        // only the latent rows of dz are computed).
+        let dz = Some((&mut ws.dz[..], c.latent_dim));
+        stack_backward(pool, c, params, grads, &lay.decoder, &ws.dec_h, &ws.z, &mut ws.dh, dz, b);
         // Encoder head: through the reparameterisation and the KL term.
         let db_head = &mut grads[lay.head.b.clone()];
         if c.kind.variational() {
@@ -220,17 +207,41 @@ impl Network {
             kernels::row_sums(&ws.denc, b, db_head);
         }
         weight_grad(pool, grads, &lay.head, &ws.denc, &ws.enc_h[n - 1], b);
-        input_grad(pool, params, &lay.head, c.hidden_dim, &ws.denc, dcur, b);
-        // Encoder hidden layers, last to first (x needs no gradient).
-        for j in (0..n).rev() {
-            let layer = &lay.encoder[j];
-            activation_backward(pool, act, dcur, &ws.enc_h[j], &mut grads[layer.b.clone()], b);
-            let input = if j == 0 { &ws.x } else { &ws.enc_h[j - 1] };
-            weight_grad(pool, grads, layer, dcur, input, b);
-            if j > 0 {
-                input_grad(pool, params, layer, c.hidden_dim, dcur, dnext, b);
-                std::mem::swap(&mut dcur, &mut dnext);
-            }
+        input_grad(pool, params, &lay.head, h, &ws.denc, &mut ws.dh[0], b);
+        // Encoder hidden layers (x needs no gradient).
+        stack_backward(pool, c, params, grads, &lay.encoder, &ws.enc_h, &ws.x, &mut ws.dh, None, b);
+    }
+}
+
+/// Backward through a stack of `act(W·x + b)` layers, last to first. On entry `dh[0]`
+/// holds ∂loss/∂(last layer's output); `outputs[j]` is layer j's output and `input` the
+/// stack's input. Writes every weight and bias gradient, and, when `dx = Some((buf, rows))`,
+/// the gradient of the input's first `rows` rows into `buf`. `dh[1]` is scratch.
+#[allow(clippy::too_many_arguments)]
+fn stack_backward(
+    pool: &Pool,
+    c: &ModelConfig,
+    params: &[f32],
+    grads: &mut [f32],
+    layers: &[Linear],
+    outputs: &[Vec<f32>],
+    input: &[f32],
+    dh: &mut [Vec<f32>; 2],
+    dx: Option<(&mut [f32], usize)>,
+    b: usize,
+) {
+    let [d0, d1] = dh;
+    let (mut cur, mut next) = (d0, d1);
+    for j in (0..layers.len()).rev() {
+        let layer = &layers[j];
+        activation_backward(pool, c.activation, cur, &outputs[j], &mut grads[layer.b.clone()], b);
+        weight_grad(pool, grads, layer, cur, if j == 0 { input } else { &outputs[j - 1] }, b);
+        if j > 0 {
+            input_grad(pool, params, layer, c.hidden_dim, cur, next, b);
+            std::mem::swap(&mut cur, &mut next);
         }
+    }
+    if let Some((buf, rows)) = dx {
+        input_grad(pool, params, &layers[0], rows, cur, buf, b);
     }
 }
