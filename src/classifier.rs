@@ -74,6 +74,7 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
     let mut ws = ClassifierWorkspace::new(&config, BATCH);
     let mut order: Vec<u32> = (0..data.train.len() as u32).collect();
     let steps = data.train.len() / BATCH;
+    let mut labels = Vec::with_capacity(BATCH);
     let mut accuracy = 0.0;
     for epoch in 1..=opts.epochs {
         let start = Instant::now();
@@ -85,7 +86,8 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
             let idx = &order[step * BATCH..(step + 1) * BATCH];
             clf.fill_batch(&data.train, idx, SHIFT, &mut rng, &mut ws);
             clf.forward(&pool, &mut ws);
-            let labels: Vec<u8> = idx.iter().map(|&i| data.train.labels[i as usize]).collect();
+            labels.clear();
+            labels.extend(idx.iter().map(|&i| data.train.labels[i as usize]));
             loss += softmax_cross_entropy(&mut ws.logits, &labels, BATCH);
             clf.backward(&pool, &mut grads, &mut ws);
             // Cosine decay of the learning rate to 0 (Loshchilov & Hutter 2017, without restarts).
