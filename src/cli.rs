@@ -116,7 +116,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Threads to use; 0 = all cores [default: 0]
-    #[arg(long)]
+    #[arg(long, value_parser = threads_arg)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
@@ -171,7 +171,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = ModelKind::Vae)]
     pub model: ModelKind,
     /// Threads; 0 = all cores
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
     /// Print one JSON object on one line
     #[arg(long)]
@@ -361,6 +361,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// 652824 → "652,824".
+/// Parses `--threads`: 0 (all cores) up to the cores this machine lets us use. More threads
+/// than cores only slow our hot fork-join pool down, so that is refused rather than obeyed.
+pub fn threads_arg(s: &str) -> std::result::Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("expected a whole number of threads, got {s:?}"))?;
+    let cores = crate::core::pool::available_threads();
+    if n > cores {
+        return Err(format!("{n} is more than the {cores} cores here; use 0 (all cores) or at most {cores}"));
+    }
+    Ok(n)
+}
+
 pub fn group(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();

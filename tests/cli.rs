@@ -140,6 +140,8 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--latent-dim", "0"], &["--latent-dim must be at least 1"]);
     fails(&["train", "--out", o, "--hidden-dim", "0"], &["--hidden-dim must be at least 1"]);
     fails(&["train", "--out", o, "--epochs", "0"], &["--epochs must be at least 1"]);
+    fails(&["train", "--out", o, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
+    fails(&["train", "--out", o, "--threads", "-1"], &["--threads", "whole number"]);
     fails(&["train", "--out", o, "--lr", "-1"], &["--lr"]);
     fails(&["train", "--out", o, "--lr", "nan"], &["--lr must be a positive number"]);
     fails(&["train", "--out", o, "--beta", "-0.5"], &["--beta"]);

@@ -49,6 +49,8 @@ fn eval_rejects_bad_input() {
     let r = run.to_str().unwrap();
     fails(&["eval", r, "--k", "0"], &["--k must be at least 1"]);
     fails(&["eval", r, "--elbo-samples", "0"], &["--elbo-samples must be at least 1"]);
+    fails(&["eval", r, "--limit", "0"], &["--limit must be at least 1"]);
+    fails(&["eval", r, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
     // A classifier whose weights do not have the configured shapes.
     let clf = tmp.path().join("clf");
     vae()

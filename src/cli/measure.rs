@@ -34,7 +34,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub classifier: Option<PathBuf>,
     /// Threads; 0 = all cores
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
     /// Print nothing but errors (eval.json is still written)
     #[arg(long, short)]
@@ -52,7 +52,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Worker threads; 0 = all cores
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
 }
 
@@ -73,7 +73,7 @@ pub struct ClassifierTrainArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Threads; 0 = all cores
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
     /// Where to save it [default: runs/classifier-<dataset>]
     #[arg(long, value_name = "DIR")]

@@ -99,6 +99,9 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     if opts.elbo_samples == 0 {
         anyhow::bail!("--elbo-samples must be at least 1");
     }
+    if opts.limit == Some(0) {
+        anyhow::bail!("--limit must be at least 1 (leave it out to evaluate the whole split)");
+    }
     let (config, model) = dir.load_model()?;
     let epoch = dir.load_metrics()?.last().map_or(0, |m| m.epoch);
     let split = eval_split(&config, opts.split, opts.limit)?;
