@@ -141,10 +141,20 @@ pub fn sample_scores(
     ))
 }
 
+/// Below this test accuracy the table warns that the judge is too weak for the scores to mean
+/// much (a fully trained classifier reaches 99%).
+pub const RELIABLE_CLASSIFIER: f64 = 0.98;
+
 /// Table rows for the scores.
 pub fn table(s: &SampleScores) -> String {
     let mut t = String::new();
     let mut line = |name: &str, value: String, note: &str| t.push_str(&format!("{name:<34} {value:>22}   {note}\n"));
+    let judge = if s.classifier_test_accuracy < RELIABLE_CLASSIFIER {
+        format!("{}: below 98%, so these scores are rough; retrain it with `vae classifier train`", s.classifier)
+    } else {
+        s.classifier.clone()
+    };
+    line("classifier test accuracy", format!("{:.2}%", 100.0 * s.classifier_test_accuracy), &judge);
     line(
         "Fréchet distance (classifier)",
         format!("{:.3}", s.frechet_distance),
