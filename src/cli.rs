@@ -1,4 +1,8 @@
 //! Command-line interface: argument definitions and the commands behind them.
+//!
+//! Doc comments on arguments are clap's `--help` text, not rustdoc: placeholders such as
+//! `<dataset>` are meant literally.
+#![allow(rustdoc::invalid_html_tags)]
 
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::{AdamConfig, Pool, Rng};

@@ -1,4 +1,8 @@
 //! The measuring and serving commands: `eval`, `classifier train`, `serve`.
+//!
+//! Doc comments on arguments are clap's `--help` text, not rustdoc: placeholders such as
+//! `<dataset>` are meant literally.
+#![allow(rustdoc::invalid_html_tags)]
 
 use super::DataArgs;
 use crate::checkpoint::RunDir;

@@ -1,7 +1,7 @@
 //! Hidden-layer activations fused with the bias add, each beside its backward.
 //!
-//! Shapes: `h`, `dh` [rows, batch] (*features × batch*), `bias`, `db` [rows]. Backward
-//! passes use the activation's *output* h: ReLU′ = [h > 0], tanh′ = 1 − h².
+//! Shapes: `h`, `dh` \[rows, batch\] (*features × batch*), `bias`, `db` \[rows\]. Backward
+//! passes use the activation's *output* h: ReLU′ = \[h > 0\], tanh′ = 1 − h².
 
 use super::kernels::PARALLEL_MIN_ROWS;
 use super::pool::{Pool, SyncMut};

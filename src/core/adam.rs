@@ -65,7 +65,7 @@ simd_fn! {
     }
 }
 
-/// One Adam step on all parameters. Shapes: `params`, `grads`, `state.m`, `state.v` all [n].
+/// One Adam step on all parameters. Shapes: `params`, `grads`, `state.m`, `state.v` all \[n\].
 pub fn adam_step(pool: &Pool, config: &AdamConfig, params: &mut [f32], grads: &[f32], state: &mut AdamState) {
     let n = params.len();
     assert!(grads.len() == n && state.m.len() == n && state.v.len() == n, "Adam buffers differ in length");

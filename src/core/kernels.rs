@@ -17,7 +17,7 @@ pub(crate) const PARALLEL_MIN_ROWS: usize = 64;
 // Linear layers without activation (activations are in `activations.rs`)
 // ---------------------------------------------------------------------------------------
 
-/// `e[r, b] += bias[r]` — a linear layer with no activation. Shapes: e [rows, batch].
+/// `e[r, b] += bias[r]` — a linear layer with no activation. Shapes: e \[rows, batch\].
 pub fn bias_add(e: &mut [f32], bias: &[f32], batch: usize) {
     for (row, &b) in e.chunks_exact_mut(batch).zip(bias) {
         row.iter_mut().for_each(|v| *v += b);
@@ -65,8 +65,8 @@ simd_fn! {
 /// `BCE(σ(l), x) = softplus(l) − x·l` per pixel (the logit form, stable for any l), and
 /// `∂BCE/∂l = σ(l) − x`.
 ///
-/// Shapes: `logits` [pixels, batch] holds W·h on entry and the gradient ∂BCE/∂l on exit;
-/// `bias`, `db` [pixels]; `x` [pixels, batch] targets in [0, 1]; `col_loss` [parts, batch]
+/// Shapes: `logits` \[pixels, batch\] holds W·h on entry and the gradient ∂BCE/∂l on exit;
+/// `bias`, `db` \[pixels\]; `x` \[pixels, batch\] targets in \[0, 1\]; `col_loss` \[parts, batch\]
 /// scratch (parts = pool threads). Returns the per-example BCE, summed over pixels, in
 /// `col_loss[..batch]`.
 pub fn bernoulli_bce(
@@ -110,7 +110,7 @@ simd_fn! {
 /// Forward only: the Bernoulli log-likelihood `log p(x|z) = Σ_pixels x·l − softplus(l)`
 /// (= −BCE) of each column, with logits `l = W·h + b` (bias added here).
 ///
-/// Shapes: `logits`, `x` [pixels, batch]; `bias` [pixels]; `col_ll` [parts, batch] scratch
+/// Shapes: `logits`, `x` \[pixels, batch\]; `bias` \[pixels\]; `col_ll` \[parts, batch\] scratch
 /// whose first `batch` values receive the result.
 pub fn bernoulli_log_likelihood(
     pool: &Pool,
@@ -145,7 +145,7 @@ fn sum_parts(buf: &mut [f32], parts: usize, batch: usize) {
 }
 
 simd_fn! {
-    /// Forward only: `out = σ(l + b)` for showing images. Shapes: l [pixels, batch].
+    /// Forward only: `out = σ(l + b)` for showing images. Shapes: l \[pixels, batch\].
     pub fn bias_sigmoid(l: &mut [f32], bias: &[f32], batch: usize) {
         for (row, &b) in l.chunks_exact_mut(batch).zip(bias) {
             for v in row {
@@ -165,8 +165,8 @@ simd_fn! {
     /// `z = μ + ε·exp(½ logσ²)`,
     /// `KL(q(z|x) ‖ N(0, I)) = −½ Σ_j (1 + logσ²_j − σ²_j − μ²_j)`.
     ///
-    /// Shapes: `enc` [2·latent, batch] = μ rows then logσ² rows; `eps` [latent, batch];
-    /// `z` [latent, batch] (output); `kl` [batch] receives each example's KL (overwritten).
+    /// Shapes: `enc` \[2·latent, batch\] = μ rows then logσ² rows; `eps` \[latent, batch\];
+    /// `z` \[latent, batch\] (output); `kl` \[batch\] receives each example's KL (overwritten).
     pub fn reparameterize(enc: &[f32], eps: &[f32], z: &mut [f32], kl: &mut [f32], batch: usize) {
         let (mu, logvar) = enc.split_at(enc.len() / 2);
         kl.fill(0.0);
@@ -187,7 +187,7 @@ simd_fn! {
     /// `∂/∂μ = dz + β·μ`, `∂/∂logσ² = dz·ε·½σ + β·½(σ² − 1)`, and the encoder-head bias
     /// gradient `db[r] = Σ_b denc[r, b]`.
     ///
-    /// Shapes: `enc`, `denc` [2·latent, batch]; `eps`, `dz` [latent, batch]; `db` [2·latent].
+    /// Shapes: `enc`, `denc` \[2·latent, batch\]; `eps`, `dz` \[latent, batch\]; `db` \[2·latent\].
     pub fn reparameterize_backward(
         enc: &[f32],
         eps: &[f32],
@@ -226,7 +226,7 @@ simd_fn! {
 // ---------------------------------------------------------------------------------------
 
 /// Copies the images `indices` of a `[count, pixels]` u8 dataset into the columns of
-/// `x` [pixels, batch] as intensities `v / 255` (torchvision's `ToTensor`), transposing on
+/// `x` \[pixels, batch\] as intensities `v / 255` (torchvision's `ToTensor`), transposing on
 /// the way. Works in blocks of 16 examples so every store is a contiguous run of a row.
 pub fn gather_images(images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32]) {
     let batch = indices.len();
@@ -271,7 +271,7 @@ unsafe fn gather_columns(images: &[u8], pixels: usize, indices: &[u32], x: *mut 
     }
 }
 
-/// Writes one-hot label rows: `y[c, b] = 1` if `labels[b] == c`. Shapes: y [classes, batch].
+/// Writes one-hot label rows: `y[c, b] = 1` if `labels[b] == c`. Shapes: y \[classes, batch\].
 pub fn one_hot(labels: impl Iterator<Item = u8>, classes: usize, y: &mut [f32], batch: usize) {
     y[..classes * batch].fill(0.0);
     for (b, label) in labels.enumerate() {

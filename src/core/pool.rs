@@ -10,7 +10,7 @@
 //! oversubscribed (other processes, parallel tests) a spinning thread can burn the time
 //! slice the thread it waits for needs, and a pure spin-wait pool slows down ~50×. So every
 //! wait — a worker's for the next job, the caller's for the workers — spins only briefly
-//! ([`SPIN`]), then yields the core ([`YIELD`]), then parks until unparked: workers by the
+//! (`SPIN`), then yields the core (`YIELD`), then parks until unparked: workers by the
 //! next job, the caller by the last worker to finish.
 //!
 //! The split of work into parts is fixed by the caller, so results are bit-for-bit

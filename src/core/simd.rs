@@ -1,6 +1,6 @@
 //! Runtime CPU-feature dispatch and vectorisable math for the element-wise kernels.
 //!
-//! [`simd_fn!`] compiles one plain-Rust loop body three times — AVX-512, AVX2+FMA and the
+//! `simd_fn!` compiles one plain-Rust loop body three times — AVX-512, AVX2+FMA and the
 //! build's baseline — and picks the best at run time, so a generic `cargo build` runs as fast
 //! as `-C target-cpu=native`. The body must only call `#[inline(always)]` helpers (like
 //! [`exp`] and [`ln`] below) so the compiler can vectorise it under each feature set.

@@ -36,13 +36,13 @@ impl Estimate {
     }
 }
 
-/// The ELBO per example, E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) (Kingma & Welling 2014, eq. 3),
+/// The ELBO per example, E_q\[log p(x|z)\] − KL(q(z|x) ‖ p(z)) (Kingma & Welling 2014, eq. 3),
 /// with z sampled once per image in each of `draws` passes over the split.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ElboReport {
     /// ELBO in nats per example (≤ log p(x)); mean ± standard error over the passes.
     pub elbo: Estimate,
-    /// E_q[log p(x|z)] = −BCE, nats per example.
+    /// E_q\[log p(x|z)\] = −BCE, nats per example.
     pub reconstruction: Estimate,
     /// KL(q(z|x) ‖ N(0, I)), analytic, nats per example.
     pub kl: f64,
@@ -74,7 +74,7 @@ pub struct IwaeReport {
     pub seconds: f64,
 }
 
-/// Active units (Burda et al. 2015, §5.2): dimensions u with Cov_x(E_{q(z|x)}[z_u]) > 0.01.
+/// Active units (Burda et al. 2015, §5.2): dimensions u with Cov_x(E_{q(z|x)}\[z_u\]) > 0.01.
 /// Returns each dimension's variance of μ_u across the images.
 pub fn latent_activity(mu: &[f32], latent: usize) -> Vec<f64> {
     let n = (mu.len() / latent.max(1)) as f64;

@@ -49,7 +49,7 @@ pub struct EvalReport {
     pub sign_convention: String,
     pub elbo: ElboReport,
     pub iwae: IwaeReport,
-    /// Cov_x(E_q[z_u]) per latent dimension.
+    /// Cov_x(E_q\[z_u\]) per latent dimension.
     pub activity: Vec<f64>,
     pub active_units: Vec<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]

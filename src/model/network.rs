@@ -21,28 +21,28 @@ use crate::core::{Mat, Pool, matmul};
 /// Every buffer one batch needs, allocated once.
 pub struct Workspace {
     pub batch: usize,
-    /// Input [P+C, B]: pixel rows, then one-hot label rows.
+    /// Input \[P+C, B\]: pixel rows, then one-hot label rows.
     pub x: Vec<f32>,
-    /// Encoder hidden activations, one [H, B] buffer per layer.
+    /// Encoder hidden activations, one \[H, B\] buffer per layer.
     pub enc_h: Vec<Vec<f32>>,
     pub enc: Vec<f32>,
-    /// Standard-normal noise [L, B] for the reparameterisation.
+    /// Standard-normal noise \[L, B\] for the reparameterisation.
     pub eps: Vec<f32>,
-    /// Decoder input [L+C, B]: z rows, then the label rows (copied from `x`).
+    /// Decoder input \[L+C, B\]: z rows, then the label rows (copied from `x`).
     pub z: Vec<f32>,
-    /// Decoder hidden activations, one [H, B] buffer per layer.
+    /// Decoder hidden activations, one \[H, B\] buffer per layer.
     pub dec_h: Vec<Vec<f32>>,
-    /// Logits on the forward pass, then ∂loss/∂logits [P, B] (or σ(logits) after `decode`).
+    /// Logits on the forward pass, then ∂loss/∂logits \[P, B\] (or σ(logits) after `decode`).
     pub out: Vec<f32>,
-    /// Gradient scratch [H, B], two so stacked layers can ping-pong.
+    /// Gradient scratch \[H, B\], two so stacked layers can ping-pong.
     dh: [Vec<f32>; 2],
     dz: Vec<f32>,
     denc: Vec<f32>,
-    /// Per-example reconstruction loss (BCE summed over pixels) [B], plus per-thread scratch.
+    /// Per-example reconstruction loss (BCE summed over pixels) \[B\], plus per-thread scratch.
     pub bce: Vec<f32>,
-    /// Per-example KL(q(z|x) ‖ p(z)) [B].
+    /// Per-example KL(q(z|x) ‖ p(z)) \[B\].
     pub kl: Vec<f32>,
-    /// Bias gradient of the output layer when no gradient buffer is given [P].
+    /// Bias gradient of the output layer when no gradient buffer is given \[P\].
     db_out: Vec<f32>,
 }
 
@@ -161,7 +161,7 @@ impl Network {
         product(pool, params, &self.layout.output, last, &mut ws.out, b);
     }
 
-    /// Decoder to Bernoulli means: `ws.out` = σ(W3·g + b3) [P, B]. Reads `ws.z`.
+    /// Decoder to Bernoulli means: `ws.out` = σ(W3·g + b3) \[P, B\]. Reads `ws.z`.
     pub fn decode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         self.decode_logits(pool, params, ws);
         kernels::bias_sigmoid(&mut ws.out, &params[self.layout.output.b.clone()], ws.batch);
