@@ -211,8 +211,7 @@ impl RunDir {
             ("step".to_string(), adam.step.to_string()),
             ("format".to_string(), "vae-train-state-1".to_string()),
         ]);
-        let bytes = safetensors::serialize(tensors, Some(meta)).expect("valid tensors");
-        write(&self.file(STATE_FILE), &bytes)
+        write(&self.file(STATE_FILE), &serialize(tensors, meta))
     }
 
     pub fn load_state(&self, config: &ModelConfig) -> Result<TrainState, CheckpointError> {
@@ -267,7 +266,26 @@ pub fn tensors_bytes(tensors: &[TensorInfo], params: &[f32], meta: HashMap<Strin
     let views = data
         .iter()
         .map(|(name, shape, bytes)| (*name, TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes match")));
-    safetensors::serialize(views, Some(meta)).expect("valid tensors")
+    serialize(views, meta)
+}
+
+/// `safetensors::serialize` with a reproducible header. The crate writes `__metadata__` from a
+/// `HashMap`, so its key order (and the file's bytes) changed from process to process; the
+/// header is re-serialised with every object's keys sorted. Same tokens, same length, same
+/// data offsets: only the order of keys changes, so same-seed runs give byte-identical files.
+fn serialize<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, TensorView<'a>)>,
+    meta: HashMap<String, String>,
+) -> Vec<u8> {
+    let mut bytes = safetensors::serialize(tensors, Some(meta)).expect("valid tensors");
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors writes JSON");
+    // serde_json's map is a BTreeMap (no `preserve_order`): serialising sorts every object.
+    let sorted = serde_json::to_vec(&header).expect("JSON serialises");
+    assert!(sorted.len() <= n, "a re-serialised header never grows");
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + n].fill(b' '); // safetensors pads its header with spaces
+    bytes
 }
 
 /// Parses safetensors bytes into a flat buffer of `len` floats; every tensor must be

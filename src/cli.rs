@@ -265,6 +265,15 @@ fn train(a: TrainArgs) -> Result<()> {
         Run::create(out, config, data)?
     };
     let t = &run.trainer;
+    if t.epoch >= t.config.epochs {
+        println!(
+            "{} already completed {} of {} epochs; pass --epochs N (the new total) to train further",
+            run.dir.path.display(),
+            t.epoch,
+            t.config.epochs
+        );
+        return Ok(());
+    }
     if !a.quiet {
         let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
         println!(
@@ -279,15 +288,15 @@ fn train(a: TrainArgs) -> Result<()> {
             run.dir.path.display()
         );
     }
-    if t.epoch >= t.config.epochs {
-        println!(
-            "{} already completed {} of {} epochs; pass --epochs N (the new total) to train further",
-            run.dir.path.display(),
-            t.epoch,
-            t.config.epochs
-        );
-        return Ok(());
-    }
+    // First Ctrl-C: stop before the next step, keeping every completed epoch (the error names
+    // the resume command). A second one exits at once, which is safe too: files are replaced
+    // atomically.
+    let interrupt = run.trainer.interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if interrupt.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     run.train(a.quiet)?;
     let recon = run.save_reconstructions()?;
     let curves = explore::write_curves(&run.dir, None)?;
@@ -365,6 +374,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// 652824 → "652,824".
+/// The one line `vae` prints for a failure: the error and its causes, each cause added only
+/// if the text so far does not already say it (our error types quote their source's message).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
+}
+
 /// Parses `--threads`: 0 (all cores) up to the cores this machine lets us use. More threads
 /// than cores only slow our hot fork-join pool down, so that is refused rather than obeyed.
 pub fn threads_arg(s: &str) -> std::result::Result<usize, String> {
@@ -399,5 +421,17 @@ mod tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(group(652_824), "652,824");
         assert_eq!(group(12), "12");
+    }
+
+    #[test]
+    fn error_line_says_each_cause_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        // A thiserror type that quotes its source: the source is not repeated.
+        let quoted = crate::checkpoint::CheckpointError::Write { path: "x/a.png".into(), source: io() };
+        let line = error_line(&anyhow::Error::from(quoted));
+        assert_eq!(line.matches("No such file or directory").count(), 1, "{line}");
+        // A context over a cause it does not quote: the cause is appended.
+        let wrapped = anyhow::Error::from(io()).context("cannot write out.png");
+        assert_eq!(error_line(&wrapped), "cannot write out.png: No such file or directory");
     }
 }

@@ -27,6 +27,11 @@ fn main() {
         },
     };
     if let Err(e) = vae::cli::run(cli) {
-        fail(&format!("{e:#}"), 1);
+        // Ctrl-C is the user's choice, not a failure: say what was kept, exit as SIGINT does.
+        if let Some(interrupted @ vae::run::RunError::Interrupted { .. }) = e.downcast_ref() {
+            eprintln!("{interrupted}");
+            std::process::exit(130);
+        }
+        fail(&vae::cli::error_line(&e), 1);
     }
 }

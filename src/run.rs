@@ -6,7 +6,7 @@ use crate::core::AdamState;
 use crate::data::Dataset;
 use crate::images;
 use crate::model::{Model, ModelConfig};
-use crate::train::{Diverged, Trainer, sample_grid_inputs};
+use crate::train::{Diverged, EpochError, Trainer, sample_grid_inputs};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,6 +27,22 @@ pub enum RunError {
     Diverged(#[from] Diverged),
     #[error("{0}")]
     Invalid(String),
+    /// Ctrl-C: the run directory holds every completed epoch and nothing of the interrupted one.
+    #[error("{}", interrupted_message(*epoch, *last_saved, dir))]
+    Interrupted { epoch: usize, last_saved: usize, dir: PathBuf },
+}
+
+fn interrupted_message(epoch: usize, last_saved: usize, dir: &std::path::Path) -> String {
+    let dir = dir.display();
+    if last_saved == 0 {
+        format!(
+            "interrupted during epoch {epoch}, before any epoch was saved; `vae train --resume {dir}` starts it again"
+        )
+    } else {
+        format!(
+            "interrupted during epoch {epoch}; {dir} keeps epochs 1–{last_saved}: continue with `vae train --resume {dir}`"
+        )
+    }
 }
 
 /// A run ready to train: fresh or resumed.
@@ -63,12 +79,32 @@ impl Run {
     pub fn resume(dir: PathBuf, epochs: Option<usize>, data: Dataset) -> Result<Run, RunError> {
         let dir = RunDir::new(dir);
         let mut config = dir.load_config()?;
-        let state = dir.load_state(&config.model)?;
+        let state = match dir.load_state(&config.model) {
+            // Interrupted before its first epoch was saved: start again from the seed, exactly
+            // as the uninterrupted run would have. Never when anything trained was written.
+            Err(CheckpointError::NoState(_))
+                if !dir.file(crate::checkpoint::MODEL_FILE).exists() && dir.load_metrics()?.is_empty() =>
+            {
+                let model = Model::init(config.model.clone(), config.train.seed);
+                let adam = AdamState::new(model.params.len());
+                crate::checkpoint::TrainState { model, adam, epoch: 0 }
+            }
+            other => other?,
+        };
         check_data(&config.model, &data)?;
         if let Some(e) = epochs {
+            if e < state.epoch {
+                return Err(RunError::Invalid(format!(
+                    "--epochs {e} is fewer than the {} epochs {} has already completed; give the new total, \
+                     larger than that, to train further",
+                    state.epoch,
+                    dir.path.display()
+                )));
+            }
             config.train.epochs = e;
             dir.save_config(&config)?;
         }
+        dir.create()?; // samples/ may have been removed, or never made
         let mut metrics = dir.load_metrics()?;
         metrics.retain(|m| m.epoch <= state.epoch);
         let trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
@@ -83,6 +119,10 @@ impl Run {
         let tty = std::io::stdout().is_terminal() && !quiet;
         while self.trainer.epoch < total {
             let epoch = self.trainer.epoch + 1;
+            let interrupted = RunError::Interrupted { epoch, last_saved: epoch - 1, dir: self.dir.path.clone() };
+            if self.trainer.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(interrupted);
+            }
             let bar = progress_bar(tty, steps, epoch, total);
             let start = Instant::now();
             let t = self.trainer.train_epoch(&mut |step, _, running| {
@@ -92,7 +132,11 @@ impl Run {
                 }
             });
             bar.finish_and_clear();
-            let t = t?;
+            let t = match t {
+                Ok(t) => t,
+                Err(EpochError::Diverged(d)) => return Err(d.into()),
+                Err(EpochError::Interrupted { .. }) => return Err(interrupted),
+            };
             let seconds = start.elapsed().as_secs_f64();
             let test = self.trainer.test_loss();
             let m = self.trainer.metrics(&t, test, seconds);

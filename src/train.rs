@@ -10,6 +10,8 @@ use crate::data::binarize::{binarize_split, gather_binarized};
 use crate::data::{Binarize, Dataset, Source, Split};
 use crate::model::{BatchLoss, Model, Workspace};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How a run is trained; saved in `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +90,17 @@ pub struct Diverged {
     pub lr: f32,
 }
 
+/// Why an epoch ended before its last step.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochError {
+    #[error(transparent)]
+    Diverged(#[from] Diverged),
+    /// [`Trainer::interrupt`] was raised (by Ctrl-C in `vae train`). The epoch's partial updates
+    /// live only in memory; the run directory still holds the last completed epoch.
+    #[error("interrupted during epoch {epoch}, before step {step}")]
+    Interrupted { epoch: usize, step: usize },
+}
+
 /// Sums over one training epoch.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EpochTrain {
@@ -115,6 +128,9 @@ pub struct Trainer {
     pub epoch: usize,
     pub data: Dataset,
     pub pool: Pool,
+    /// Raise it (from any thread, e.g. a Ctrl-C handler) to stop [`Trainer::train_epoch`]
+    /// before its next step.
+    pub interrupt: Arc<AtomicBool>,
     grads: Vec<f32>,
     ws: Workspace,
     order: Vec<u32>,
@@ -127,7 +143,8 @@ impl Trainer {
         let ws = Workspace::new(model.config(), config.batch_size, pool.threads());
         let grads = vec![0.0; model.params.len()];
         let order = (0..data.train.len() as u32).collect();
-        Trainer { config, model, adam, epoch, data, pool, grads, ws, order }
+        let interrupt = Arc::new(AtomicBool::new(false));
+        Trainer { config, model, adam, epoch, data, pool, interrupt, grads, ws, order }
     }
 
     /// Optimisation steps per epoch (the last incomplete batch is dropped).
@@ -136,8 +153,9 @@ impl Trainer {
     }
 
     /// Trains one epoch; `progress(step, steps, running objective per example)` is called
-    /// after every step.
-    pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize, f64)) -> Result<EpochTrain, Diverged> {
+    /// after every step. Stops early if the loss stops being finite or [`Trainer::interrupt`]
+    /// is raised; `self.epoch` then stays where it was.
+    pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize, f64)) -> Result<EpochTrain, EpochError> {
         let epoch = self.epoch as u64 + 1;
         let seed = self.config.seed;
         let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
@@ -154,6 +172,9 @@ impl Trainer {
         let c = net.config.clone();
         let fc3_b = net.layout.output.b.clone();
         for step in 0..steps {
+            if self.interrupt.load(Ordering::Relaxed) {
+                return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
+            }
             let idx = &self.order[step * b..(step + 1) * b];
             fill_inputs(&self.data.train, idx, &c, &mut self.ws, dynamic.then_some(&mut coins));
             if c.kind.variational() {
@@ -162,13 +183,13 @@ impl Trainer {
             let loss = net.forward(&self.pool, &self.model.params, &mut self.ws, Some(&mut self.grads[fc3_b.clone()]));
             let objective = loss.bce + self.config.beta as f64 * loss.kl;
             if !objective.is_finite() {
-                return Err(Diverged {
+                return Err(EpochError::Diverged(Diverged {
                     value: objective,
                     epoch: epoch as usize,
                     step: step + 1,
                     last_saved: self.epoch,
                     lr: self.config.adam.lr,
-                });
+                }));
             }
             net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
             adam_step(&self.pool, &self.config.adam, &mut self.model.params, &self.grads, &mut self.adam);

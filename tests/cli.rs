@@ -291,3 +291,55 @@ fn killing_training_at_any_moment_leaves_the_last_epoch_loadable() {
         assert!(text.contains("resuming after epoch"), "{text}");
     }
 }
+
+#[test]
+fn ctrl_c_keeps_every_completed_epoch_and_names_the_resume_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let bin = assert_cmd::cargo::cargo_bin("vae");
+    let child = std::process::Command::new(&bin)
+        .args(["train", "--out"])
+        .arg(&run)
+        .args(SMALL)
+        .args(["--epochs", "100000", "--quiet"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !run.join("metrics.jsonl").exists() {
+        assert!(std::time::Instant::now() < deadline, "no epoch finished within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("Error:"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("interrupted during epoch") && stderr.contains("vae train --resume"), "{stderr}");
+    // The epochs it names are the ones on disk, and the run carries on from them.
+    let saved = metrics(&run).len();
+    assert!(stderr.contains(&format!("keeps epochs 1–{saved}")), "{stderr}");
+    let next = (saved + 1).to_string();
+    vae().args(["train", "--resume"]).arg(&run).args(["--epochs", &next]).assert().success();
+    assert_eq!(metrics(&run).len(), saved + 1);
+    fails(&["train", "--resume", run.to_str().unwrap(), "--epochs", "1"], &["--epochs 1 is fewer than the"]);
+}
+
+#[test]
+fn a_run_interrupted_before_its_first_epoch_resumes_from_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, cut) = (tmp.path().join("whole"), tmp.path().join("cut"));
+    train(&whole, &["--epochs", "1"]);
+    // What Ctrl-C during epoch 1 leaves: the config and nothing trained.
+    std::fs::create_dir(&cut).unwrap();
+    std::fs::copy(whole.join("config.json"), cut.join("config.json")).unwrap();
+    vae().args(["train", "--resume"]).arg(&cut).assert().success();
+    assert_eq!(
+        std::fs::read(whole.join("model.safetensors")).unwrap(),
+        std::fs::read(cut.join("model.safetensors")).unwrap(),
+        "restarting from the seed gives the uninterrupted run's weights, byte for byte (two processes: \
+         the safetensors header must not depend on hash order)"
+    );
+}
