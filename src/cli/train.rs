@@ -1,0 +1,226 @@
+//! `vae train`: its arguments, a new run or a resumed one, Ctrl-C, and the files it ends with.
+//!
+//! Doc comments on arguments are clap's `--help` text, not rustdoc: placeholders such as
+//! `<model>` are meant literally.
+#![allow(rustdoc::invalid_html_tags)]
+
+use super::{DataArgs, explore, group, load_data, threads_arg};
+use crate::checkpoint::{RunConfig, RunDir};
+use crate::core::AdamConfig;
+use crate::data::Binarize;
+use crate::model::config::Activation;
+use crate::model::{ModelConfig, ModelKind};
+use crate::run::Run;
+use crate::train::TrainConfig;
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Default)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    /// Model to train [default: vae]
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// Dimension of the latent space z [default: 20]
+    #[arg(long)]
+    pub latent_dim: Option<usize>,
+    /// Width of the hidden layers [default: 400]
+    #[arg(long)]
+    pub hidden_dim: Option<usize>,
+    /// Hidden layers in the encoder and in the decoder [default: 1]
+    #[arg(long)]
+    pub hidden_layers: Option<usize>,
+    /// Non-linearity of the hidden layers [default: relu]
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// Weight of the KL term; 1 is the ELBO [default: 1.0]
+    #[arg(long)]
+    pub beta: Option<f32>,
+    /// Adam learning rate [default: 0.001]
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Examples per optimisation step [default: 128]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Total epochs; with --resume, the total to reach [default: 50]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Random seed for initialisation, shuffling and noise [default: 1]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Threads to use; 0 = all cores [default: 0]
+    #[arg(long, value_parser = threads_arg)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Run directory to create [default: runs/<model>-<UTC time>]
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR after its last completed epoch
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Train on the first N training examples only [default: all]
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test examples only [default: all]
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+    /// Binarized MNIST: each pixel ~ Bernoulli(intensity), resampled at every use
+    /// (dynamic) or drawn once (static) [default: none]
+    #[arg(long, value_enum)]
+    pub binarize: Option<Binarize>,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let mut run = if let Some(dir) = a.resume.clone() {
+        let fixed: [(&str, bool); 15] = [
+            ("--binarize", a.binarize.is_some()),
+            ("--model", a.model.is_some()),
+            ("--hidden-layers", a.hidden_layers.is_some()),
+            ("--activation", a.activation.is_some()),
+            ("--latent-dim", a.latent_dim.is_some()),
+            ("--hidden-dim", a.hidden_dim.is_some()),
+            ("--beta", a.beta.is_some()),
+            ("--lr", a.lr.is_some()),
+            ("--batch-size", a.batch_size.is_some()),
+            ("--seed", a.seed.is_some()),
+            ("--threads", a.threads.is_some()),
+            ("--dataset", a.data.dataset.is_some()),
+            ("--data-dir", a.data.data_dir.is_some()),
+            ("--train-limit", a.train_limit.is_some()),
+            ("--test-limit", a.test_limit.is_some()),
+        ];
+        if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs may be given with --resume)"
+            );
+        }
+        let config = RunDir::new(&dir).load_config()?;
+        let data = load_data(&config.train.dataset)?;
+        Run::resume(dir, a.epochs, data)?
+    } else {
+        let source = a.data.source();
+        let data = load_data(&source)?;
+        let kind = a.model.unwrap_or(ModelKind::Vae);
+        let tutorial = ModelConfig::tutorial(kind);
+        let model = ModelConfig {
+            kind,
+            image_rows: data.train.rows,
+            image_cols: data.train.cols,
+            hidden_dim: a.hidden_dim.unwrap_or(tutorial.hidden_dim),
+            latent_dim: a.latent_dim.unwrap_or(tutorial.latent_dim),
+            hidden_layers: a.hidden_layers.unwrap_or(1),
+            activation: a.activation.unwrap_or_default(),
+        };
+        let threads = match a.threads.unwrap_or(0) {
+            0 => crate::core::pool::available_threads(),
+            t => t,
+        };
+        let train = TrainConfig {
+            epochs: a.epochs.unwrap_or(50),
+            batch_size: a.batch_size.unwrap_or(128),
+            adam: AdamConfig { lr: a.lr.unwrap_or(1e-3), ..AdamConfig::default() },
+            beta: a.beta.unwrap_or(1.0),
+            seed: a.seed.unwrap_or(1),
+            threads,
+            dataset: source,
+            train_limit: a.train_limit,
+            test_limit: a.test_limit,
+            binarize: a.binarize.unwrap_or_default(),
+        };
+        let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
+        let config = RunConfig { model, train, version: env!("CARGO_PKG_VERSION").to_string() };
+        Run::create(out, config, data)?
+    };
+    let t = &run.trainer;
+    if t.epoch >= t.config.epochs {
+        println!(
+            "{} already completed {} of {} epochs; pass --epochs N (the new total) to train further",
+            run.dir.path.display(),
+            t.epoch,
+            t.config.epochs
+        );
+        return Ok(());
+    }
+    if !a.quiet {
+        let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
+        println!(
+            "{verb} {} ({} parameters) on {}: {} train / {} test images, {} steps/epoch, {} threads -> {}",
+            t.model.config().kind,
+            group(t.model.params.len()),
+            t.config.dataset,
+            t.data.train.len(),
+            t.data.test.len(),
+            t.steps_per_epoch(),
+            t.pool.threads(),
+            run.dir.path.display()
+        );
+    }
+    // First Ctrl-C: stop before the next step, keeping every completed epoch (the error names
+    // the resume command). A second one exits at once, which is safe too: files are replaced
+    // atomically.
+    let interrupt = run.trainer.interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if interrupt.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    run.train(a.quiet)?;
+    let recon = run.save_reconstructions()?;
+    let curves = explore::write_curves(&run.dir, None)?;
+    if !a.quiet {
+        println!(
+            "done: weights in {}, samples in {}, reconstructions in {}, learning curves in {}",
+            run.dir.file(crate::checkpoint::MODEL_FILE).display(),
+            run.dir.samples_dir().display(),
+            recon.display(),
+            curves.display()
+        );
+    }
+    Ok(())
+}
+
+/// `runs/<model>-YYYYMMDD-HHMMSS` (UTC), with a suffix if that already exists.
+fn default_run_dir(kind: ModelKind) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    let stamp = format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let base = PathBuf::from("runs").join(format!("{kind}-{stamp}"));
+    let mut path = base.clone();
+    let mut i = 2;
+    while path.exists() {
+        path = PathBuf::from(format!("{}-{i}", base.display()));
+        i += 1;
+    }
+    path
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}
