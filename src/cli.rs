@@ -87,6 +87,7 @@ impl DataArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
@@ -99,10 +100,13 @@ pub struct SampleArgs {
     /// Random seed of the latent draws
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Draw z ~ N(0, T² I): below 1, more typical and less varied images
+    #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = temperature_arg)]
+    pub temperature: f32,
     /// Images per grid row
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
-    /// Output PNG [default: RUN_DIR/samples/sample-seed<S>.png]
+    /// Output PNG [default: RUN_DIR/samples/sample-seed<S>[-label<D>][-t<T>].png]
     #[arg(short, long, value_name = "FILE.png")]
     pub output: Option<PathBuf>,
 }
@@ -161,12 +165,13 @@ fn sample(a: SampleArgs) -> Result<()> {
     });
     let pool = Pool::new(0);
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
-    let imgs = model.sample(&pool, n, labels.as_deref(), &mut rng);
+    let imgs = model.sample_at(&pool, n, labels.as_deref(), a.temperature, &mut rng);
     let c = model.config();
     let grid = images::grid(&imgs, c.image_rows, c.image_cols, a.nrow as usize, GRID_PADDING);
     let out = a.output.unwrap_or_else(|| {
         let label = a.label.map(|d| format!("-label{d}")).unwrap_or_default();
-        dir.samples_dir().join(format!("sample-seed{}{label}.png", a.seed))
+        let t = if a.temperature == 1.0 { String::new() } else { format!("-t{}", a.temperature) };
+        dir.samples_dir().join(format!("sample-seed{}{label}{t}.png", a.seed))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -187,6 +192,14 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// Parses `--temperature`: a finite number ≥ 0 (the standard deviation of z is T).
+pub fn temperature_arg(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!("expected a number ≥ 0 (1 = the prior N(0, I), 0.8 = z ~ N(0, 0.64 I)), got {s:?}")),
+    }
 }
 
 /// Parses `--threads`: 0 (all cores) up to the cores this machine lets us use. More threads

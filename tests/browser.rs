@@ -192,6 +192,17 @@ fn the_page_works_in_headless_chromium() {
     );
     d.wait_for("new samples", &format!("return document.getElementById('samples').src !== {samples}"));
 
+    // The temperature slider: colder samples, its value shown.
+    let samples = d.js("return document.getElementById('samples').src");
+    let t = d.element("#temperature");
+    d.call("POST", &d.s(&format!("/element/{t}/click")), Some(json!({})));
+    d.call("POST", &d.s(&format!("/element/{t}/value")), Some(json!({ "text": "\u{E012}".repeat(30) })));
+    d.wait_for(
+        "the temperature to read 0.00",
+        "return document.getElementById('temperature-value').textContent === '0.00'",
+    );
+    d.wait_for("colder samples", &format!("return document.getElementById('samples').src !== {samples}"));
+
     // Draw a stroke on the pad: the model's reading appears and the sliders move.
     let rect = d.js("document.getElementById('pad').scrollIntoView(); const r = document.getElementById('pad').getBoundingClientRect(); return [Math.round(r.left + r.width / 2), Math.round(r.top + r.height / 2)]");
     let (cx, cy) = (rect[0].as_i64().unwrap(), rect[1].as_i64().unwrap());

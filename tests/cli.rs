@@ -98,6 +98,10 @@ fn sample_draws_grids_and_checks_labels() {
     vae().args(["sample"]).arg(&c).args(["-n", "7", "--nrow", "3", "--label", "4", "-o"]).arg(&out).assert().success();
     assert_eq!(png_size(&out), (3 * 30 + 2, 3 * 30 + 2));
     vae().args(["sample"]).arg(&c).assert().success();
+    vae().args(["sample"]).arg(&c).args(["--label", "2", "--temperature", "0.5"]).assert().success();
+    assert_eq!(png_size(&c.join("samples").join("sample-seed0-label2-t0.5.png")), (302, 302));
+    fails(&["sample", c.to_str().unwrap(), "--temperature", "-1"], &["--temperature", "a number ≥ 0"]);
+    fails(&["sample", c.to_str().unwrap(), "--temperature", "inf"], &["--temperature", "a number ≥ 0"]);
     assert!(c.join("samples/sample-seed0.png").is_file());
     fails(&["sample", v.to_str().unwrap(), "--label", "3"], &["--label needs a conditional model", "--model cvae"]);
     fails(&["sample", c.to_str().unwrap(), "--label", "12"], &["12"]);

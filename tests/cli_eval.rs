@@ -94,10 +94,21 @@ fn classifier_scores_cvae_samples_per_label() {
     assert!(stdout.contains("below 98%, so these scores are rough"), "{stdout}");
     let s = &eval_json(&run)["samples"];
     assert_eq!(s["generated"], 500);
+    assert_eq!(s["temperature"], 1.0);
     assert_eq!(s["label_accuracy"].as_array().unwrap().len(), 10);
     let entropy = s["label_entropy"].as_f64().unwrap();
     assert!(entropy > 0.0 && entropy <= 10f64.ln() + 1e-9);
     assert!(s["frechet_distance"].as_f64().unwrap() > s["frechet_distance_train_vs_test"].as_f64().unwrap());
+    // Colder samples: the temperature is recorded and named in the table.
+    let out = vae()
+        .args(["eval"])
+        .arg(&run)
+        .args(["--k", "2", "--limit", "20", "--generated", "500", "--temperature", "0.5"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("500 samples at temperature 0.5 vs test"), "{stdout}");
+    assert_eq!(eval_json(&run)["samples"]["temperature"], 0.5);
 }
 
 #[test]

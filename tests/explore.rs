@@ -34,3 +34,28 @@ fn decoding_the_encoding_mean_reconstructs_better_than_a_random_z() {
     // After 100 steps: ~40 squared-error units per image from μ against ~58 from a random code.
     assert!(from_mu < 0.8 * from_random, "μ: {from_mu}, random z: {from_random}");
 }
+
+#[test]
+fn temperature_scales_the_prior_draw() {
+    // An untrained cvae is enough: the identities hold for any weights.
+    let model = Model::init(ModelConfig::tutorial(ModelKind::Cvae), 9);
+    let pool = Pool::new(2);
+    let labels = [3u8, 3, 7];
+    let latent = model.config().latent_dim;
+    // T = 1 is exactly `sample`, draw for draw.
+    let one = model.sample_at(&pool, 3, Some(&labels), 1.0, &mut Rng::new(5));
+    assert_eq!(one, model.sample(&pool, 3, Some(&labels), &mut Rng::new(5)));
+    // T = 0.5 decodes the same draw scaled by one half.
+    let mut z = vec![0.0f32; 3 * latent];
+    Rng::new(5).fill_normal(&mut z);
+    z.iter_mut().for_each(|v| *v *= 0.5);
+    let half = model.sample_at(&pool, 3, Some(&labels), 0.5, &mut Rng::new(5));
+    assert_eq!(half, model.decode(&pool, &z, Some(&labels)));
+    assert_ne!(half, one);
+    // T = 0 decodes z = 0: one image per label, whatever the draw.
+    let zero = model.sample_at(&pool, 3, Some(&labels), 0.0, &mut Rng::new(5));
+    let p = model.config().pixels();
+    assert_eq!(zero[..p], zero[p..2 * p]);
+    assert_ne!(zero[..p], zero[2 * p..]);
+    assert_eq!(zero, model.decode(&pool, &vec![0.0; 3 * latent], Some(&labels)));
+}

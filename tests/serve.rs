@@ -62,6 +62,15 @@ fn sample_decode_encode_interpolate() {
     assert_eq!(r.header("x-seed"), Some("5"));
     assert_eq!(get(v, "/api/sample?n=16&seed=5").body, r.body, "same seed, same picture");
     assert_eq!(png_dims(&get(c, "/api/sample?n=10&label=3&nrow=10").body), (302, 32));
+    // Temperature: 1 is the default draw; 0 decodes z = 0, so all 4 tiles of one label agree.
+    assert_eq!(get(v, "/api/sample?n=16&seed=5&temperature=1").body, r.body);
+    assert_ne!(get(v, "/api/sample?n=16&seed=5&temperature=0.5").body, r.body);
+    let cold = get(c, "/api/sample?n=4&label=3&nrow=4&seed=9&temperature=0").body;
+    let (w, h, grey) = vae::images::decode_png(&cold, "cold").unwrap();
+    assert_eq!((w, h), (4 * 30 + 2, 32));
+    let tile = |k: usize| -> Vec<f32> { (2..30).flat_map(|y| grey[y * w + 2 + k * 30..][..28].to_vec()).collect() };
+    assert_eq!(tile(0), tile(3));
+    assert!(tile(0).iter().any(|&v| v > 0.5), "a digit, not a blank tile");
 
     let z = vec![0.0f32; 20];
     let png = post_json(v, "/api/decode", &json!({ "z": z }));
@@ -101,6 +110,9 @@ fn bad_requests_get_a_4xx_with_a_message_and_the_server_carries_on() {
     let cases: Vec<(common::http::Response, u16, &str)> = vec![
         (get(v, "/api/sample?n=401"), 400, "n=401 is out of range 1..=400"),
         (get(v, "/api/sample?n=abc"), 400, "not a whole number"),
+        (get(v, "/api/sample?temperature=-1"), 400, "temperature=-1 is out of range 0..=3"),
+        (get(v, "/api/sample?temperature=NaN"), 400, "temperature=NaN is out of range"),
+        (get(v, "/api/sample?temperature=warm"), 400, "is not a number"),
         (get(v, "/api/sample?label=3"), 400, "label is only for conditional models"),
         (get(c, "/api/sample?label=12"), 400, "label=12 is out of range"),
         (post_json(v, "/api/decode", &json!({ "z": [1, 2] })), 400, "z has 2 values; this model's latent space has 20"),

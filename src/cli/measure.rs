@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct EvalArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
@@ -34,6 +35,9 @@ pub struct EvalArgs {
     /// Generated images for the classifier-based scores (0 skips them)
     #[arg(long, default_value_t = 10_000)]
     pub generated: usize,
+    /// Temperature of the generated images: z ~ N(0, T² I) (1 = the model's prior)
+    #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = crate::cli::temperature_arg)]
+    pub temperature: f32,
     /// Classifier run directory [default: RUN_DIR/../classifier-<dataset>, then runs/classifier-<dataset>]
     #[arg(long, value_name = "DIR")]
     pub classifier: Option<PathBuf>,
@@ -100,6 +104,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         threads: a.threads,
         classifier: a.classifier,
         generated: a.generated,
+        temperature: a.temperature,
         quiet: a.quiet,
     };
     run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())

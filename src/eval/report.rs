@@ -34,6 +34,8 @@ pub struct EvalOptions {
     pub classifier: Option<PathBuf>,
     /// Generated images for the classifier-based scores.
     pub generated: usize,
+    /// Standard deviation of the generated images' z (1 = the prior N(0, I)).
+    pub temperature: f32,
     pub quiet: bool,
 }
 

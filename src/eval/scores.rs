@@ -16,8 +16,10 @@ use std::path::PathBuf;
 pub struct SampleScores {
     pub classifier: String,
     pub classifier_test_accuracy: f64,
-    /// Generated images scored (the decoder's Bernoulli means of z ~ N(0, I)).
+    /// Generated images scored (the decoder's Bernoulli means of z ~ N(0, T² I)).
     pub generated: usize,
+    /// T, the standard deviation of the generated images' z; 1 samples the model's prior.
+    pub temperature: f32,
     /// Fréchet distance between classifier features of the generated and the test images.
     pub frechet_distance: f64,
     /// The same between the test set and the training set's first images: the floor a
@@ -97,7 +99,7 @@ pub fn sample_scores(
     let n = opts.generated;
     let mut rng = Rng::stream(opts.seed, Purpose::Eval, 1_000_000);
     let labels: Option<Vec<u8>> = c.kind.conditional().then(|| (0..n).map(|i| (i % NUM_CLASSES) as u8).collect());
-    let generated = model.sample(pool, n, labels.as_deref(), &mut rng);
+    let generated = model.sample_at(pool, n, labels.as_deref(), opts.temperature, &mut rng);
     let (pred, gen_features) = clf.predict(pool, &generated);
     // Reference: grey-level test images (the classifier's domain), and the floor.
     let data = Dataset::load(&config.train.dataset)?;
@@ -130,6 +132,7 @@ pub fn sample_scores(
             classifier: cdir.display().to_string(),
             classifier_test_accuracy: run.test_accuracy,
             generated: n,
+            temperature: opts.temperature,
             frechet_distance: fd,
             frechet_distance_train_vs_test: floor,
             label_entropy: entropy,
@@ -145,6 +148,11 @@ pub fn sample_scores(
 /// much (a fully trained classifier reaches 99%).
 pub const RELIABLE_CLASSIFIER: f64 = 0.98;
 
+/// " at temperature T" unless T is 1 (the prior, which the table need not mention).
+fn at_temperature(t: f32) -> String {
+    if t == 1.0 { String::new() } else { format!(" at temperature {t}") }
+}
+
 /// Table rows for the scores.
 pub fn table(s: &SampleScores) -> String {
     let mut t = String::new();
@@ -159,13 +167,16 @@ pub fn table(s: &SampleScores) -> String {
         "Fréchet distance (classifier)",
         format!("{:.3}", s.frechet_distance),
         &format!(
-            "{} samples vs test; lower is better (train vs test: {:.3})",
-            s.generated, s.frechet_distance_train_vs_test
+            "{} samples{} vs test; lower is better (train vs test: {:.3})",
+            s.generated,
+            at_temperature(s.temperature),
+            s.frechet_distance_train_vs_test
         ),
     );
     line("predicted-label entropy", format!("{:.3}", s.label_entropy), "nats; ln 10 = 2.303 is uniform");
     if let (Some(per), Some(all)) = (&s.label_accuracy, s.label_accuracy_overall) {
-        line("label accuracy of samples", format!("{:.2}%", 100.0 * all), "generated digit classified as its label");
+        let note = format!("generated digit{} classified as its label", at_temperature(s.temperature));
+        line("label accuracy of samples", format!("{:.2}%", 100.0 * all), &note);
         let digits: Vec<String> = per.iter().enumerate().map(|(d, a)| format!("{d}:{:.1}", 100.0 * a)).collect();
         line("  per label (%)", String::new(), &digits.join(" "));
     }

@@ -103,9 +103,19 @@ impl Model {
     }
 
     /// Draws `n` images from the generative model: z ~ N(0, I), then the decoder's means.
+    /// Shape of the result: [n, pixels].
     pub fn sample(&self, pool: &Pool, n: usize, labels: Option<&[u8]>, rng: &mut Rng) -> Vec<f32> {
+        self.sample_at(pool, n, labels, 1.0, rng)
+    }
+
+    /// [`Model::sample`] at a temperature: z ~ N(0, T² I), so T < 1 trades diversity for
+    /// typical-looking images (T = 1 is the model's own prior; T = 0 decodes z = 0).
+    pub fn sample_at(&self, pool: &Pool, n: usize, labels: Option<&[u8]>, temperature: f32, rng: &mut Rng) -> Vec<f32> {
         let mut z = vec![0.0; n * self.config().latent_dim];
         rng.fill_normal(&mut z);
+        if temperature != 1.0 {
+            z.iter_mut().for_each(|v| *v *= temperature);
+        }
         self.decode(pool, &z, labels)
     }
 }

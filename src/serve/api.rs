@@ -41,6 +41,10 @@ fn params(p: Params) -> Result<HashMap<String, String>, ApiError> {
     p.map(|Query(q)| q).map_err(|e| bad(format!("malformed query string: {e}")))
 }
 
+/// Highest `temperature` `/api/sample` accepts: beyond 3 the decoder sees codes far outside
+/// anything it was trained on.
+pub const MAX_TEMPERATURE: f32 = 3.0;
+
 /// An optional integer parameter within `range`.
 fn int(
     q: &HashMap<String, String>,
@@ -57,6 +61,23 @@ fn int(
             }
             Ok(Some(n))
         }
+    }
+}
+
+/// A finite number in `range`, or `default` when the parameter is absent.
+fn number(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: f32,
+    range: std::ops::RangeInclusive<f32>,
+) -> Result<f32, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<f32>() {
+            Ok(x) if range.contains(&x) => Ok(x),
+            Ok(_) => Err(bad(format!("{name}={v} is out of range {}..={}", range.start(), range.end()))),
+            Err(_) => Err(bad(format!("{name}={v:?} is not a number"))),
+        },
     }
 }
 
@@ -107,7 +128,8 @@ pub async fn model_info(State(s): St) -> Response {
     .into_response()
 }
 
-/// `GET /api/sample?n=64&seed=0&label=3&nrow=8`: a PNG grid of samples (as `vae sample`).
+/// `GET /api/sample?n=64&seed=0&label=3&nrow=8&temperature=1`: a PNG grid of samples (as
+/// `vae sample`); z ~ N(0, T² I) with T = `temperature` in 0..=3.
 pub async fn sample(State(s): St, q: Params) -> ApiResult {
     let q = params(q)?;
     let n = int(&q, "n", Some(64), 1..=MAX_IMAGES as u64)?.unwrap_or(64) as usize;
@@ -115,6 +137,7 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
     let label = check_label(&s, int(&q, "label", None, 0..=9)?)?;
     let default_row = (n as f64).sqrt().ceil() as u64;
     let nrow = int(&q, "nrow", Some(default_row), 1..=MAX_IMAGES as u64)?.unwrap_or(default_row) as usize;
+    let temperature = number(&q, "temperature", 1.0, 0.0..=MAX_TEMPERATURE)?;
     let c = s.model.config().clone();
     let image = tokio::task::spawn_blocking(move || {
         let labels: Option<Vec<u8>> = c.kind.conditional().then(|| match label {
@@ -122,7 +145,7 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
             None => (0..n).map(|i| ((i / nrow) % NUM_CLASSES) as u8).collect(),
         });
         let mut rng = Rng::stream(seed, Purpose::User, 0);
-        let imgs = s.model.sample(&Pool::new(1), n, labels.as_deref(), &mut rng);
+        let imgs = s.model.sample_at(&Pool::new(1), n, labels.as_deref(), temperature, &mut rng);
         grid(&imgs, c.image_rows, c.image_cols, nrow, 2)
     })
     .await
