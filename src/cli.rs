@@ -106,7 +106,7 @@ pub struct SampleArgs {
     /// Images per grid row
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
-    /// Output PNG [default: RUN_DIR/samples/sample-seed<S>[-label<D>][-t<T>].png]
+    /// Output PNG [default: RUN_DIR/samples/sample-seed<S>.png, plus -label<D> and -t<T> when given]
     #[arg(short, long, value_name = "FILE.png")]
     pub output: Option<PathBuf>,
 }
