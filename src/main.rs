@@ -19,10 +19,11 @@ fn main() {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
             _ => {
-                // clap's first line says what is wrong; the rest is usage, which --help gives.
+                // clap's first paragraph says what is wrong (a missing argument's name is on
+                // its second line); the rest is usage, which --help gives.
                 let text = e.to_string();
-                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
-                fail(&format!("{first} (see --help)"), 2)
+                let what: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+                fail(&format!("{} (see --help)", what.join(" ").trim_start_matches("error: ")), 2)
             }
         },
     };

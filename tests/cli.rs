@@ -150,7 +150,8 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--lr", "nan"], &["--lr must be a positive number"]);
     fails(&["train", "--out", o, "--beta", "-0.5"], &["--beta"]);
     fails(&["train", "--out", o, "--batch-size", "100000"], &["--batch-size 100000 is larger"]);
-    fails(&["train", "--out", o, "--model", "gan"], &["gan"]);
+    fails(&["train", "--out", o, "--model", "gan"], &["gan", "possible values: vae, cvae, ae"]);
+    fails(&["sample"], &["required arguments were not provided: <RUN_DIR>"]);
     fails(&["sample", o, "-n", "0"], &["0"]);
 }
 

@@ -51,6 +51,11 @@ fn every_picture_has_its_documented_size() {
     assert_eq!(out_png(&["scatter", "--limit", "500"], &run, &o), (900, 800));
     let (w, h) = out_png(&["plot"], &run, &o);
     assert!(w >= 800 && h >= 400, "{w}x{h}");
+    // Several runs: one curve per run in each of 4 panels (2 × 2).
+    vae().args(["plot"]).arg(&run).arg(&cvae).arg("-o").arg(&o).assert().success();
+    assert_eq!(png_size(&o), (1000, 800));
+    let missing = tmp.path().join("missing");
+    fails(&["plot", run.to_str().unwrap(), missing.to_str().unwrap()], &["missing is not a run directory"]);
     // Defaults land in the run directory; `vae train` already wrote the curves.
     assert!(run.join("curves.png").is_file());
     vae().args(["manifold"]).arg(&run).assert().success();
