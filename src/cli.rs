@@ -55,6 +55,17 @@ pub enum Command {
     /// The built-in MNIST classifier used by `vae eval` to score samples.
     #[command(subcommand)]
     Classifier(ClassifierCommand),
+    /// Print a shell completion script for bash, zsh, fish, elvish or PowerShell.
+    ///
+    /// For example: `vae completions bash > ~/.local/share/bash-completion/completions/vae`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// Shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +152,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => crate::bench::bench(a.model, a.epochs as usize, a.threads, a.json),
         Command::Eval(a) => measure::eval(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
+        Command::Completions(a) => {
+            clap_complete::generate(
+                a.shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "vae",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 

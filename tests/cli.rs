@@ -348,3 +348,15 @@ fn a_run_interrupted_before_its_first_epoch_resumes_from_the_start() {
          the safetensors header must not depend on hash order)"
     );
 }
+
+#[test]
+fn completion_scripts_know_every_command_and_flag() {
+    let out = vae().args(["completions", "bash"]).assert().success();
+    let bash = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for word in ["_vae()", "train", "interpolate", "--temperature", "--resume", "--binarize"] {
+        assert!(bash.contains(word), "bash completions lack {word}");
+    }
+    let out = vae().args(["completions", "fish"]).assert().success();
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("complete -c vae"));
+    fails(&["completions", "tcsh"], &["tcsh", "possible values"]);
+}
