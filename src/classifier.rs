@@ -33,6 +33,8 @@ pub struct ClassifierOptions {
     /// Train on the first N images only.
     pub train_limit: Option<usize>,
     pub quiet: bool,
+    /// Replace a classifier already saved in the output directory.
+    pub force: bool,
 }
 
 /// `runs/classifier-mnist`, `runs/classifier-fashion-mnist`, or `runs/classifier-<folder>`.
@@ -63,6 +65,13 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
         anyhow::bail!("the classifier needs at least {BATCH} training images (--train-limit)");
     }
     let dir = opts.out.clone().unwrap_or_else(|| default_dir(&opts.dataset));
+    if dir.join(crate::checkpoint::CONFIG_FILE).exists() && !opts.force {
+        let held = match load_classifier(&dir) {
+            Ok((run, _)) => format!("a classifier ({:.2}% test accuracy)", 100.0 * run.test_accuracy),
+            Err(_) => "files of an earlier run".to_string(),
+        };
+        anyhow::bail!("{} already holds {held}; pass --force to replace it, or --out DIR to keep both", dir.display());
+    }
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let config =
         ClassifierConfig { image_rows: data.train.rows, image_cols: data.train.cols, ..ClassifierConfig::mnist() };

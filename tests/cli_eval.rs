@@ -82,6 +82,13 @@ fn classifier_scores_cvae_samples_per_label() {
         serde_json::from_str(&std::fs::read_to_string(clf.join("config.json")).unwrap()).unwrap();
     // 2 epochs on 3,000 images reach ~81%; chance is 10%.
     assert!(config["test_accuracy"].as_f64().unwrap() > 0.7, "{config}");
+    // A saved classifier is not replaced by accident.
+    let again =
+        ["classifier", "train", "--epochs", "1", "--train-limit", "256", "--quiet", "--out", clf.to_str().unwrap()];
+    fails(&again, &["already holds a classifier (", "% test accuracy); pass --force"]);
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(clf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(kept, config, "the refused run left the classifier as it was");
 
     // Found beside the run without --classifier.
     let run = tmp.path().join("cvae");
@@ -109,6 +116,11 @@ fn classifier_scores_cvae_samples_per_label() {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("500 samples at temperature 0.5 vs test"), "{stdout}");
     assert_eq!(eval_json(&run)["samples"]["temperature"], 0.5);
+    // --force replaces the classifier.
+    vae().args(again).arg("--force").assert().success();
+    let replaced: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(clf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(replaced["epochs"], 1);
 }
 
 #[test]

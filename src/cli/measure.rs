@@ -89,6 +89,9 @@ pub struct ClassifierTrainArgs {
     /// Train on the first N images only [default: all]
     #[arg(long, value_name = "N")]
     pub train_limit: Option<usize>,
+    /// Replace a classifier already saved in the output directory
+    #[arg(long)]
+    pub force: bool,
     /// Print nothing but errors
     #[arg(long, short)]
     pub quiet: bool,
@@ -119,6 +122,7 @@ pub fn classifier_train(a: ClassifierTrainArgs) -> Result<()> {
         out: a.out,
         train_limit: a.train_limit,
         quiet: a.quiet,
+        force: a.force,
     };
     let (dir, run) = train_classifier(&opts)?;
     if !a.quiet {
