@@ -78,7 +78,7 @@ pub fn sample_scores(
             return Ok((
                 None,
                 Some(format!(
-                    "not computed: no classifier in {}; train one with `vae classifier train{how}` (about a minute)",
+                    "not computed: no classifier in {}; train one with `vae classifier train{how}` (about 20 seconds)",
                     cdir.display()
                 )),
             ));
