@@ -14,6 +14,7 @@ fn train_writes_a_complete_run_directory() {
     let stdout = train(&run, &["--epochs", "2"]);
     assert!(stdout.contains("epoch   1/2") && stdout.contains("epoch   2/2"), "{stdout}");
     assert!(stdout.contains("img/s"), "{stdout}");
+    assert!(stdout.contains(&format!("next: `vae eval {}`", run.display())), "{stdout}");
     for f in ["config.json", "model.safetensors", "train-state.safetensors", "reconstructions.png"] {
         assert!(run.join(f).is_file(), "{f} missing");
     }

@@ -180,6 +180,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             recon.display(),
             curves.display()
         );
+        let d = run.dir.path.display();
+        println!("next: `vae eval {d}` measures it, `vae serve {d}` opens it in the browser");
     }
     Ok(())
 }
