@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod adam;
+pub mod importance;
 pub mod kernels;
 pub mod matmul;
 pub mod pool;

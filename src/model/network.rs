@@ -12,71 +12,116 @@
 //!              → logits = W3·g + b3      [P, B],  p(x|z) = Bernoulli(σ(logits))
 //! loss = Σ_b BCE_b + β·KL_b   (Kingma & Welling 2014, eq. 10; the tutorial's sum)
 //! ```
+//!
+//! The importance-weighted objective ([`Network::forward_iwae`]) draws k samples of z per
+//! example: the decoder then runs on k·B columns, sample-major (column s·B + b), and the
+//! loss is Σ_b −log (1/k) Σ_s w_s (Burda et al. 2015; kernels in `core::importance`).
 
 use super::config::{Layout, Linear, ModelConfig};
 use crate::core::activations::{activation_backward, bias_activation};
-use crate::core::kernels;
+use crate::core::{importance, kernels};
 use crate::core::{Mat, Pool, matmul};
 
 /// Every buffer one batch needs, allocated once.
 pub struct Workspace {
     pub batch: usize,
+    /// Draws of z per example, k: 1, or more for the importance-weighted objective. The
+    /// decoder's buffers have k·B columns.
+    pub samples: usize,
     /// Input \[P+C, B\]: pixel rows, then one-hot label rows.
     pub x: Vec<f32>,
     /// Encoder hidden activations, one \[H, B\] buffer per layer.
     pub enc_h: Vec<Vec<f32>>,
     pub enc: Vec<f32>,
-    /// Standard-normal noise \[L, B\] for the reparameterisation.
+    /// Standard-normal noise \[L, k·B\] for the reparameterisation.
     pub eps: Vec<f32>,
-    /// Decoder input \[L+C, B\]: z rows, then the label rows (copied from `x`).
+    /// Decoder input \[L+C, k·B\]: z rows, then the label rows (copied from `x`).
     pub z: Vec<f32>,
-    /// Decoder hidden activations, one \[H, B\] buffer per layer.
+    /// Decoder hidden activations, one \[H, k·B\] buffer per layer.
     pub dec_h: Vec<Vec<f32>>,
-    /// Logits on the forward pass, then ∂loss/∂logits \[P, B\] (or σ(logits) after `decode`).
+    /// Logits on the forward pass, then ∂loss/∂logits \[P, k·B\] (or σ(logits) after `decode`).
     pub out: Vec<f32>,
-    /// Gradient scratch \[H, B\], two so stacked layers can ping-pong.
+    /// Gradient scratch \[H, k·B\], two so stacked layers can ping-pong.
     dh: [Vec<f32>; 2],
     dz: Vec<f32>,
     denc: Vec<f32>,
-    /// Per-example reconstruction loss (BCE summed over pixels) \[B\], plus per-thread scratch.
+    /// Per-column reconstruction loss (BCE summed over pixels) \[k·B\], plus per-thread scratch.
     pub bce: Vec<f32>,
-    /// Per-example KL(q(z|x) ‖ p(z)) \[B\].
+    /// Per-example KL(q(z|x) ‖ p(z)) \[B\]; after [`Network::forward_iwae`], each example's loss.
     pub kl: Vec<f32>,
+    /// The targets \[P, k·B\]: `x`'s pixel rows once per sample (empty when k = 1).
+    x_rep: Vec<f32>,
+    /// Normalised importance weights w̃ \[k·B\] (importance-weighted objective only).
+    pub weights: Vec<f32>,
     /// Bias gradient of the output layer when no gradient buffer is given \[P\].
     db_out: Vec<f32>,
 }
 
 impl Workspace {
     pub fn new(config: &ModelConfig, batch: usize, threads: usize) -> Workspace {
+        Workspace::with_samples(config, batch, 1, threads)
+    }
+
+    /// Buffers for `samples` draws of z per example (the decoder runs on samples·batch columns).
+    pub fn with_samples(config: &ModelConfig, batch: usize, samples: usize, threads: usize) -> Workspace {
+        assert!(samples >= 1, "at least one sample");
         let (h, l, p) = (config.hidden_dim, config.latent_dim, config.pixels());
         let e = config.encoder_out();
+        let cols = batch * samples;
         let v = |rows: usize| vec![0.0f32; rows * batch];
+        let d = |rows: usize| vec![0.0f32; rows * cols];
         let layers = config.hidden_layers;
         Workspace {
             batch,
+            samples,
             x: v(config.encoder_in()),
             enc_h: (0..layers).map(|_| v(h)).collect(),
             enc: v(e),
-            eps: v(l),
-            z: v(config.decoder_in()),
-            dec_h: (0..layers).map(|_| v(h)).collect(),
-            out: v(p),
-            dh: [v(h), v(h)],
-            dz: v(l),
+            eps: d(l),
+            z: d(config.decoder_in()),
+            dec_h: (0..layers).map(|_| d(h)).collect(),
+            out: d(p),
+            dh: [d(h), d(h)],
+            dz: d(l),
             denc: v(e),
-            bce: v(threads.max(1)),
+            bce: d(threads.max(1)),
             kl: v(1),
+            x_rep: if samples > 1 { d(p) } else { Vec::new() },
+            weights: if samples > 1 { d(1) } else { vec![1.0; batch] },
             db_out: vec![0.0; p],
         }
     }
 
-    /// Copies the label rows of `x` (written by the data pipeline) into `z`.
+    /// Decoder columns: samples × batch.
+    pub fn columns(&self) -> usize {
+        self.batch * self.samples
+    }
+
+    /// Copies the label rows of `x` (written by the data pipeline) into `z`, once per sample.
     fn copy_labels(&mut self, config: &ModelConfig) {
+        let (b, cols) = (self.batch, self.columns());
+        let (p, l) = (config.pixels(), config.latent_dim);
+        for c in 0..config.cond_dim() {
+            let src = &self.x[(p + c) * b..(p + c + 1) * b];
+            for block in self.z[(l + c) * cols..(l + c + 1) * cols].chunks_exact_mut(b) {
+                block.copy_from_slice(src);
+            }
+        }
+    }
+
+    /// Fills `x_rep` with the reconstruction target of every decoder column when k > 1:
+    /// `x`'s pixel rows, once per sample.
+    fn fill_targets(&mut self, pixels: usize) {
         let b = self.batch;
-        let c = config.cond_dim();
-        if c > 0 {
-            let (p, l) = (config.pixels(), config.latent_dim);
-            self.z[l * b..(l + c) * b].copy_from_slice(&self.x[p * b..(p + c) * b]);
+        if self.samples == 1 {
+            return;
+        }
+        let cols = self.columns();
+        for r in 0..pixels {
+            let src = &self.x[r * b..(r + 1) * b];
+            for block in self.x_rep[r * cols..(r + 1) * cols].chunks_exact_mut(b) {
+                block.copy_from_slice(src);
+            }
         }
     }
 }
@@ -148,9 +193,10 @@ impl Network {
         ws.copy_labels(&self.config);
     }
 
-    /// Decoder up to the logits: `z` → hidden layers → `out` = W3·g (bias not yet added).
+    /// Decoder up to the logits: `z` → hidden layers → `out` = W3·g (bias not yet added),
+    /// on all k·B columns.
     pub fn decode_logits(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
-        let (act, b) = (self.config.activation, ws.batch);
+        let (act, b) = (self.config.activation, ws.columns());
         for (j, layer) in self.layout.decoder.iter().enumerate() {
             let (before, rest) = ws.dec_h.split_at_mut(j);
             let src = if j == 0 { &ws.z } else { &before[j - 1] };
@@ -164,13 +210,15 @@ impl Network {
     /// Decoder to Bernoulli means: `ws.out` = σ(W3·g + b3) \[P, B\]. Reads `ws.z`.
     pub fn decode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         self.decode_logits(pool, params, ws);
-        kernels::bias_sigmoid(&mut ws.out, &params[self.layout.output.b.clone()], ws.batch);
+        let cols = ws.columns();
+        kernels::bias_sigmoid(&mut ws.out, &params[self.layout.output.b.clone()], cols);
     }
 
     /// Full forward pass and loss. Needs `ws.x` and (variational models) `ws.eps` filled.
     /// Leaves per-example BCE in `ws.bce[..B]`, KL in `ws.kl`, and ∂BCE/∂logits in `ws.out`;
     /// writes the output-bias gradient into `db3` (or scratch when `None`).
     pub fn forward(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, db3: Option<&mut [f32]>) -> BatchLoss {
+        assert_eq!(ws.samples, 1, "the ELBO takes one draw of z per example; see forward_iwae");
         self.encode(pool, params, ws);
         self.reparameterize(ws);
         self.decode_logits(pool, params, ws);
@@ -189,23 +237,92 @@ impl Network {
     ///
     /// [`forward`]: Network::forward
     pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
-        let (c, lay, b) = (&self.config, &self.layout, ws.batch);
+        self.backward_decoder(pool, params, grads, ws);
+        // Encoder head: through the reparameterisation and the KL term.
+        let db_head = &mut grads[self.layout.head.b.clone()];
+        if self.config.kind.variational() {
+            kernels::reparameterize_backward(&ws.enc, &ws.eps, &ws.dz, beta, &mut ws.denc, db_head, ws.batch);
+        } else {
+            ws.denc.copy_from_slice(&ws.dz);
+            kernels::row_sums(&ws.denc, ws.batch, db_head);
+        }
+        self.backward_encoder(pool, params, grads, ws);
+    }
+
+    /// The importance-weighted objective with k = `ws.samples` draws of z per example
+    /// (Burda, Grosse & Salakhutdinov 2015, eq. 8): Σ_b −log (1/k) Σ_s w_s. Needs `ws.x`
+    /// and `ws.eps` \[L, k·B\] filled. Leaves the w̃-weighted ∂loss/∂logits in `ws.out`,
+    /// w̃ in `ws.weights`, each example's loss in `ws.kl`, and writes the `fc3.bias`
+    /// gradient into `db3` (or scratch when `None`). The returned `bce` is Σ_b of the mean
+    /// reconstruction loss over the samples and `kl` the rest, so `bce + kl` is the loss;
+    /// for k = 1 `kl` is the single-draw estimate log q(z|x) − log p(z).
+    pub fn forward_iwae(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, db3: Option<&mut [f32]>) -> BatchLoss {
+        assert!(self.config.kind.variational(), "the importance-weighted objective needs a variational model");
+        let (l, p, b, cols) = (self.config.latent_dim, self.config.pixels(), ws.batch, ws.columns());
+        self.encode(pool, params, ws);
+        importance::reparameterize_samples(&ws.enc, &ws.eps, &mut ws.z[..l * cols], b);
+        ws.copy_labels(&self.config);
+        self.decode_logits(pool, params, ws);
+        ws.fill_targets(p);
+        let x = if ws.samples == 1 { &ws.x[..p * b] } else { &ws.x_rep[..] };
+        let b3 = &params[self.layout.output.b.clone()];
+        kernels::bernoulli_bce(pool, &mut ws.out, b3, x, &mut ws.db_out, &mut ws.bce, cols);
+        let (loss, bce) = importance::importance_weights(
+            &ws.enc,
+            &ws.eps,
+            &ws.z[..l * cols],
+            &ws.bce[..cols],
+            &mut ws.weights,
+            &mut ws.kl[..b],
+            b,
+        );
+        let db3 = match db3 {
+            Some(g) => g,
+            None => &mut ws.db_out,
+        };
+        importance::weight_columns(&mut ws.out, &ws.weights, db3);
+        BatchLoss { bce, kl: loss - bce }
+    }
+
+    /// Gradients of the importance-weighted loss after [`forward_iwae`] (which already wrote
+    /// the `fc3.bias` gradient).
+    ///
+    /// [`forward_iwae`]: Network::forward_iwae
+    pub fn backward_iwae(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
+        self.backward_decoder(pool, params, grads, ws);
+        let l = self.config.latent_dim * ws.columns();
+        let db_head = &mut grads[self.layout.head.b.clone()];
+        importance::importance_backward(
+            &ws.enc,
+            &ws.eps,
+            &ws.z[..l],
+            &ws.dz,
+            &ws.weights,
+            &mut ws.denc,
+            db_head,
+            ws.batch,
+        );
+        self.backward_encoder(pool, params, grads, ws);
+    }
+
+    /// Output layer and decoder stack, from ∂loss/∂logits in `ws.out` to ∂loss/∂z in `ws.dz`.
+    fn backward_decoder(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
+        let (c, lay, cols) = (&self.config, &self.layout, ws.columns());
         let (h, n) = (c.hidden_dim, c.hidden_layers);
         // Output layer: dW3 = dout · gᵀ, dg = W3ᵀ · dout.
-        weight_grad(pool, grads, &lay.output, &ws.out, &ws.dec_h[n - 1], b);
-        input_grad(pool, params, &lay.output, h, &ws.out, &mut ws.dh[0], b);
+        weight_grad(pool, grads, &lay.output, &ws.out, &ws.dec_h[n - 1], cols);
+        input_grad(pool, params, &lay.output, h, &ws.out, &mut ws.dh[0], cols);
         // Decoder hidden layers; the first one's input is z (labels need no gradient, so
         // only the latent rows of dz are computed).
         let dz = Some((&mut ws.dz[..], c.latent_dim));
-        stack_backward(pool, c, params, grads, &lay.decoder, &ws.dec_h, &ws.z, &mut ws.dh, dz, b);
-        // Encoder head: through the reparameterisation and the KL term.
-        let db_head = &mut grads[lay.head.b.clone()];
-        if c.kind.variational() {
-            kernels::reparameterize_backward(&ws.enc, &ws.eps, &ws.dz, beta, &mut ws.denc, db_head, b);
-        } else {
-            ws.denc.copy_from_slice(&ws.dz);
-            kernels::row_sums(&ws.denc, b, db_head);
-        }
+        stack_backward(pool, c, params, grads, &lay.decoder, &ws.dec_h, &ws.z, &mut ws.dh, dz, cols);
+    }
+
+    /// Encoder head and encoder stack, from ∂loss/∂enc in `ws.denc` (and the head's bias
+    /// gradient, already written).
+    fn backward_encoder(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
+        let (c, lay, b) = (&self.config, &self.layout, ws.batch);
+        let (h, n) = (c.hidden_dim, c.hidden_layers);
         weight_grad(pool, grads, &lay.head, &ws.denc, &ws.enc_h[n - 1], b);
         input_grad(pool, params, &lay.head, h, &ws.denc, &mut ws.dh[0], b);
         // Encoder hidden layers (x needs no gradient).

@@ -1,0 +1,138 @@
+//! Kernels of the importance-weighted objective (Burda, Grosse & Salakhutdinov 2015, eq. 8
+//! and §3), each forward beside its backward:
+//!
+//! ```text
+//! loss(x) = −log (1/k) Σ_s w_s,   w_s = p(x|z_s) p(z_s) / q(z_s|x),   z_s = μ + σ·ε_s
+//! log p(z_s) − log q(z_s|x) = Σ_j −½ z_sj² + ½ ε_sj² + ½ log σ²_j   (the 2π factors cancel)
+//! ∂loss/∂θ = −Σ_s w̃_s ∂log w_s/∂θ,   w̃_s = w_s / Σ_t w_t   (their eq. 13)
+//! ```
+//!
+//! Layout: the k samples of the batch's B examples are k blocks of B columns, sample-major:
+//! column `s·B + b` is sample s of example b. `enc` \[2·latent, B\] holds μ rows then log σ²
+//! rows; `eps`, `z`, `dz` are \[latent, k·B\].
+
+use super::simd::{self, simd_fn};
+
+simd_fn! {
+    /// `z[j, s·B + b] = μ[j, b] + ε[j, s·B + b]·exp(½ log σ²[j, b])` for every sample s.
+    /// Shapes: `enc` \[2·latent, B\]; `eps`, `z` \[latent, k·B\].
+    pub fn reparameterize_samples(enc: &[f32], eps: &[f32], z: &mut [f32], batch: usize) {
+        let cols = eps.len() / (enc.len() / (2 * batch));
+        let (mu, logvar) = enc.split_at(enc.len() / 2);
+        let rows = mu.chunks_exact(batch).zip(logvar.chunks_exact(batch));
+        for ((mrow, lrow), (erow, zrow)) in rows.zip(eps.chunks_exact(cols).zip(z.chunks_exact_mut(cols))) {
+            for (eblock, zblock) in erow.chunks_exact(batch).zip(zrow.chunks_exact_mut(batch)) {
+                for i in 0..batch {
+                    zblock[i] = mrow[i] + eblock[i] * simd::exp(0.5 * lrow[i]);
+                }
+            }
+        }
+    }
+}
+
+/// The loss of every example and the normalised weights of its samples, from the decoder's
+/// per-column reconstruction losses `bce` \[k·B\] (= −log p(x|z) per column).
+///
+/// Writes `weights` \[k·B\] = w̃ and `losses` \[B\] = ln k − log Σ_s w_s; returns the sums
+/// over the batch of the loss and of the mean reconstruction loss `(1/k) Σ_s bce`.
+pub fn importance_weights(
+    enc: &[f32],
+    eps: &[f32],
+    z: &[f32],
+    bce: &[f32],
+    weights: &mut [f32],
+    losses: &mut [f32],
+    batch: usize,
+) -> (f64, f64) {
+    let cols = bce.len();
+    let k = cols / batch;
+    let latent = enc.len() / (2 * batch);
+    let logvar = &enc[latent * batch..];
+    // log w per column, accumulated in `weights`: −bce, then the prior/posterior terms.
+    for (w, &b) in weights.iter_mut().zip(bce) {
+        *w = -b;
+    }
+    for j in 0..latent {
+        let (erow, zrow) = (&eps[j * cols..(j + 1) * cols], &z[j * cols..(j + 1) * cols]);
+        let lrow = &logvar[j * batch..(j + 1) * batch];
+        for s in 0..k {
+            for b in 0..batch {
+                let c = s * batch + b;
+                weights[c] += 0.5 * (erow[c] * erow[c] - zrow[c] * zrow[c] + lrow[b]);
+            }
+        }
+    }
+    let (mut loss_sum, mut bce_sum) = (0.0f64, 0.0f64);
+    let ln_k = (k as f64).ln();
+    for b in 0..batch {
+        let max = (0..k).map(|s| weights[s * batch + b]).fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = (0..k).map(|s| (weights[s * batch + b] as f64 - max).exp()).sum();
+        let lse = max + sum.ln();
+        for s in 0..k {
+            let c = s * batch + b;
+            weights[c] = (weights[c] as f64 - lse).exp() as f32;
+            bce_sum += bce[c] as f64 / k as f64;
+        }
+        losses[b] = (ln_k - lse) as f32;
+        loss_sum += ln_k - lse;
+    }
+    (loss_sum, bce_sum)
+}
+
+/// Weights the decoder's output gradient by sample: `dl[r, c] *= w̃[c]`, and writes the
+/// output-bias gradient `db[r] = Σ_c dl[r, c]`. Shapes: `dl` \[rows, k·B\], `weights` \[k·B\].
+pub fn weight_columns(dl: &mut [f32], weights: &[f32], db: &mut [f32]) {
+    for (row, d) in dl.chunks_exact_mut(weights.len()).zip(db) {
+        let mut sum = 0.0f32;
+        for (v, &w) in row.iter_mut().zip(weights) {
+            *v *= w;
+            sum += *v;
+        }
+        *d = sum;
+    }
+}
+
+simd_fn! {
+    /// Backward of the importance-weighted loss to the encoder head, given `dz` (the
+    /// decoder's gradient, already weighted by w̃): with g = dz + w̃·z (the prior's share),
+    /// `∂/∂μ = Σ_s g`, `∂/∂log σ² = Σ_s g·ε·½σ − ½ Σ_s w̃` (the posterior's share, ε fixed),
+    /// and the head's bias gradient `db[r] = Σ_b denc[r, b]`.
+    ///
+    /// Shapes: `enc`, `denc` \[2·latent, B\]; `eps`, `z`, `dz` \[latent, k·B\]; `weights`
+    /// \[k·B\]; `db` \[2·latent\].
+    pub fn importance_backward(
+        enc: &[f32],
+        eps: &[f32],
+        z: &[f32],
+        dz: &[f32],
+        weights: &[f32],
+        denc: &mut [f32],
+        db: &mut [f32],
+        batch: usize,
+    ) {
+        let cols = weights.len();
+        let latent = enc.len() / (2 * batch);
+        let (_, logvar) = enc.split_at(latent * batch);
+        let (dmu, dlogvar) = denc.split_at_mut(latent * batch);
+        let (db_mu, db_logvar) = db.split_at_mut(latent);
+        for j in 0..latent {
+            let r = j * cols..(j + 1) * cols;
+            let (erow, zrow, dzrow) = (&eps[r.clone()], &z[r.clone()], &dz[r]);
+            let lrow = &logvar[j * batch..(j + 1) * batch];
+            let (dmrow, dlrow) = (&mut dmu[j * batch..(j + 1) * batch], &mut dlogvar[j * batch..(j + 1) * batch]);
+            dmrow.fill(0.0);
+            dlrow.fill(0.0);
+            for s in 0..cols / batch {
+                let c0 = s * batch;
+                for i in 0..batch {
+                    let c = c0 + i;
+                    let g = dzrow[c] + weights[c] * zrow[c];
+                    dmrow[i] += g;
+                    dlrow[i] += 0.5 * (g * erow[c] * simd::exp(0.5 * lrow[i]) - weights[c]);
+                }
+            }
+            db_mu[j] = dmrow.iter().sum();
+            db_logvar[j] = dlrow.iter().sum();
+        }
+    }
+}
