@@ -55,10 +55,10 @@ pub fn importance_weights(
     for j in 0..latent {
         let (erow, zrow) = (&eps[j * cols..(j + 1) * cols], &z[j * cols..(j + 1) * cols]);
         let lrow = &logvar[j * batch..(j + 1) * batch];
-        for s in 0..k {
-            for b in 0..batch {
-                let c = s * batch + b;
-                weights[c] += 0.5 * (erow[c] * erow[c] - zrow[c] * zrow[c] + lrow[b]);
+        let blocks = weights.chunks_exact_mut(batch).zip(erow.chunks_exact(batch).zip(zrow.chunks_exact(batch)));
+        for (wblock, (eblock, zblock)) in blocks {
+            for (((w, &e), &z), &lv) in wblock.iter_mut().zip(eblock).zip(zblock).zip(lrow) {
+                *w += 0.5 * (e * e - z * z + lv);
             }
         }
     }

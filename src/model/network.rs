@@ -19,8 +19,8 @@
 
 use super::config::{Layout, Linear, ModelConfig};
 use crate::core::activations::{activation_backward, bias_activation};
-use crate::core::{importance, kernels};
 use crate::core::{Mat, Pool, matmul};
+use crate::core::{importance, kernels};
 
 /// Every buffer one batch needs, allocated once.
 pub struct Workspace {
