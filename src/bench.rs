@@ -35,6 +35,7 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
         train_limit: None,
         test_limit: None,
         binarize: Default::default(),
+        objective: Default::default(),
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());

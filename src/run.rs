@@ -59,6 +59,12 @@ impl Run {
     pub fn create(dir: PathBuf, config: RunConfig, data: Dataset) -> Result<Run, RunError> {
         config.model.validate().map_err(RunError::Invalid)?;
         config.train.validate().map_err(RunError::Invalid)?;
+        if !config.train.objective.is_elbo() && !config.model.kind.variational() {
+            return Err(RunError::Invalid(format!(
+                "--objective iwae needs a variational model: the {} has no q(z|x) to draw from; use --model vae or cvae",
+                config.model.kind
+            )));
+        }
         let dir = RunDir::new(dir);
         if dir.file(crate::checkpoint::CONFIG_FILE).exists() {
             return Err(RunError::Invalid(format!(

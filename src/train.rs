@@ -35,6 +35,39 @@ pub struct TrainConfig {
     /// Binarized MNIST: none (grey levels), dynamic or static.
     #[serde(default, skip_serializing_if = "Binarize::is_none")]
     pub binarize: Binarize,
+    /// What training minimises: the ELBO (the tutorial's) or the importance-weighted bound.
+    #[serde(default, skip_serializing_if = "Objective::is_elbo")]
+    pub objective: Objective,
+}
+
+/// The training objective.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// −ELBO = BCE + β·KL with the KL in closed form, one draw of z per example (Kingma &
+    /// Welling 2014; the tutorial's loss).
+    #[default]
+    Elbo,
+    /// −log (1/k) Σ_s w_s with k draws per example (Burda, Grosse & Salakhutdinov 2015): a
+    /// tighter bound on log p(x) that rewards using more of the latent space.
+    Iwae { k: usize },
+}
+
+/// Most importance samples per example `--objective iwae` accepts (Burda et al. use 5 and 50).
+pub const MAX_IWAE_SAMPLES: usize = 100;
+
+impl Objective {
+    pub fn is_elbo(&self) -> bool {
+        *self == Objective::Elbo
+    }
+
+    /// Draws of z per example.
+    pub fn samples(&self) -> usize {
+        match self {
+            Objective::Elbo => 1,
+            Objective::Iwae { k } => *k,
+        }
+    }
 }
 
 impl TrainConfig {
@@ -71,6 +104,16 @@ impl TrainConfig {
         }
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             return Err("--train-limit and --test-limit must be at least 1".into());
+        }
+        if let Objective::Iwae { k } = self.objective {
+            if !(1..=MAX_IWAE_SAMPLES).contains(&k) {
+                return Err(format!("--k must be between 1 and {MAX_IWAE_SAMPLES}, got {k}"));
+            }
+            if self.beta != 1.0 {
+                return Err("--beta applies to the ELBO only: the importance-weighted bound has no separate KL term \
+                            to weight; drop --beta or use --objective elbo"
+                    .into());
+            }
         }
         Ok(())
     }
@@ -140,7 +183,7 @@ impl Trainer {
     pub fn new(config: TrainConfig, model: Model, adam: AdamState, epoch: usize, mut data: Dataset) -> Trainer {
         config.prepare(&mut data);
         let pool = Pool::new(config.threads);
-        let ws = Workspace::new(model.config(), config.batch_size, pool.threads());
+        let ws = Workspace::with_samples(model.config(), config.batch_size, config.objective.samples(), pool.threads());
         let grads = vec![0.0; model.params.len()];
         let order = (0..data.train.len() as u32).collect();
         let interrupt = Arc::new(AtomicBool::new(false));
@@ -180,7 +223,13 @@ impl Trainer {
             if c.kind.variational() {
                 noise.fill_normal(&mut self.ws.eps);
             }
-            let loss = net.forward(&self.pool, &self.model.params, &mut self.ws, Some(&mut self.grads[fc3_b.clone()]));
+            let iwae = !self.config.objective.is_elbo();
+            let db3 = Some(&mut self.grads[fc3_b.clone()]);
+            let loss = if iwae {
+                net.forward_iwae(&self.pool, &self.model.params, &mut self.ws, db3)
+            } else {
+                net.forward(&self.pool, &self.model.params, &mut self.ws, db3)
+            };
             let objective = loss.bce + self.config.beta as f64 * loss.kl;
             if !objective.is_finite() {
                 return Err(EpochError::Diverged(Diverged {
@@ -191,7 +240,11 @@ impl Trainer {
                     lr: self.config.adam.lr,
                 }));
             }
-            net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
+            if iwae {
+                net.backward_iwae(&self.pool, &self.model.params, &mut self.grads, &mut self.ws);
+            } else {
+                net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
+            }
             adam_step(&self.pool, &self.config.adam, &mut self.model.params, &self.grads, &mut self.adam);
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;

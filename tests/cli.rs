@@ -146,6 +146,11 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--hidden-dim", "0"], &["--hidden-dim must be at least 1"]);
     fails(&["train", "--out", o, "--epochs", "0"], &["--epochs must be at least 1"]);
     fails(&["train", "--out", o, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
+    fails(&["train", "--out", o, "--k", "3"], &["--k sets the samples of --objective iwae"]);
+    fails(&["train", "--out", o, "--objective", "iwae", "--k", "0"], &["--k must be between 1 and 100, got 0"]);
+    fails(&["train", "--out", o, "--objective", "iwae", "--k", "101"], &["--k must be between 1 and 100"]);
+    fails(&["train", "--out", o, "--objective", "iwae", "--beta", "2"], &["--beta applies to the ELBO only"]);
+    fails(&["train", "--out", o, "--objective", "iwae", "--model", "ae"], &["needs a variational model", "ae"]);
     fails(&["train", "--out", o, "--threads", "-1"], &["--threads", "whole number"]);
     fails(&["train", "--out", o, "--lr", "-1"], &["--lr"]);
     fails(&["train", "--out", o, "--lr", "nan"], &["--lr must be a positive number"]);
@@ -360,4 +365,24 @@ fn completion_scripts_know_every_command_and_flag() {
     let out = vae().args(["completions", "fish"]).assert().success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("complete -c vae"));
     fails(&["completions", "tcsh"], &["tcsh", "possible values"]);
+}
+
+#[test]
+fn an_importance_weighted_run_saves_its_objective_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    train(&whole, &["--epochs", "2", "--objective", "iwae", "--k", "3"]);
+    train(&split, &["--epochs", "1", "--objective", "iwae", "--k", "3"]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(split.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["objective"], serde_json::json!({ "iwae": { "k": 3 } }));
+    vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "2"]).assert().success();
+    assert_eq!(
+        std::fs::read(whole.join("model.safetensors")).unwrap(),
+        std::fs::read(split.join("model.safetensors")).unwrap()
+    );
+    // The tutorial's config.json does not mention the objective at all.
+    let plain = tmp.path().join("plain");
+    train(&plain, &["--epochs", "1"]);
+    assert!(!std::fs::read_to_string(plain.join("config.json")).unwrap().contains("objective"));
 }

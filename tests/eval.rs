@@ -23,6 +23,7 @@ fn trained(kind: ModelKind) -> (Model, Split) {
         train_limit: Some(2560),
         test_limit: Some(200),
         binarize: Default::default(),
+        objective: Default::default(),
     };
     let model = Model::init(config, 3);
     let adam = AdamState::new(model.params.len());

@@ -19,6 +19,7 @@ fn decoding_the_encoding_mean_reconstructs_better_than_a_random_z() {
         train_limit: Some(6400),
         test_limit: Some(100),
         binarize: Default::default(),
+        objective: Default::default(),
     };
     let model = Model::init(ModelConfig::tutorial(ModelKind::Vae), 4);
     let adam = AdamState::new(model.params.len());

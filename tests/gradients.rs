@@ -297,6 +297,27 @@ fn iwae_gradients_match_finite_differences() {
     check_iwae(ModelConfig { hidden_layers: 2, activation: Activation::Tanh, ..small(ModelKind::Vae) }, 4);
 }
 
+/// Jensen's inequality on any draw: −log (1/k) Σ_s w_s ≤ (1/k) Σ_s −log w_s, the mean of the
+/// one-sample losses on the same k draws; equality only if all w_s agree.
+#[test]
+fn the_k_sample_loss_is_below_the_mean_of_its_one_sample_losses() {
+    let (config, k) = (small(ModelKind::Cvae), 6);
+    let model = test_model(&config);
+    let c = case(&config);
+    let mut e = vec![0.0f32; BATCH * k * config.latent_dim];
+    Rng::new(5).fill_normal(&mut e);
+    let eps: Vec<f64> = e.iter().map(|&v| v as f64).collect();
+    let (joint, _) = core_iwae_gradients(&model, &c, &eps, k, 1);
+    let l = config.latent_dim;
+    let mut mean = 0.0;
+    for s in 0..k {
+        // Sample s of every example, as a one-sample draw.
+        let one: Vec<f64> = (0..BATCH).flat_map(|b| eps[(b * k + s) * l..(b * k + s + 1) * l].to_vec()).collect();
+        mean += core_iwae_gradients(&model, &c, &one, 1, 1).0 / k as f64;
+    }
+    assert!(joint < mean - 1e-3, "k = {k}: {joint} is not below the mean one-sample loss {mean}");
+}
+
 /// With one draw the importance-weighted loss is the single-sample ELBO estimator with the
 /// KL estimated by log q(z|x) − log p(z) at that draw; its expectation is the analytic KL
 /// the ELBO path uses, so over many draws the two agree.

@@ -3,7 +3,7 @@
 use vae::core::{AdamConfig, AdamState, Pool};
 use vae::data::{Dataset, Source};
 use vae::model::{Model, ModelConfig, ModelKind, Workspace};
-use vae::train::{TrainConfig, Trainer, fill_inputs};
+use vae::train::{Objective, TrainConfig, Trainer, fill_inputs};
 
 fn mnist() -> Dataset {
     Dataset::load(&Source::Mnist).unwrap()
@@ -53,6 +53,10 @@ fn constant_model_losses_match_the_closed_form() {
 }
 
 fn small_trainer(kind: ModelKind, seed: u64, threads: usize) -> Trainer {
+    small_trainer_with(kind, seed, threads, Objective::Elbo)
+}
+
+fn small_trainer_with(kind: ModelKind, seed: u64, threads: usize, objective: Objective) -> Trainer {
     let config = ModelConfig::tutorial(kind);
     let train = TrainConfig {
         epochs: 2,
@@ -65,6 +69,7 @@ fn small_trainer(kind: ModelKind, seed: u64, threads: usize) -> Trainer {
         train_limit: Some(1280),
         test_limit: Some(500),
         binarize: Default::default(),
+        objective,
     };
     let model = Model::init(config, seed);
     let adam = AdamState::new(model.params.len());
@@ -106,5 +111,22 @@ fn a_few_hundred_steps_learn_mnist() {
         } else {
             assert!(after.kl > 1.0, "{kind}: KL {}", after.kl);
         }
+    }
+}
+
+#[test]
+fn importance_weighted_training_learns_and_is_reproducible() {
+    for kind in [ModelKind::Vae, ModelKind::Cvae] {
+        let iwae = Objective::Iwae { k: 5 };
+        let mut t = small_trainer_with(kind, 1, 2, iwae);
+        let before = t.test_loss();
+        let losses = step_losses(&mut t);
+        let after = t.test_loss();
+        let (b, a) = (before.bce + before.kl, after.bce + after.kl);
+        assert!(b > 500.0 && a < 250.0, "{kind} iwae: test loss {b} -> {a}");
+        assert!(losses.last().unwrap() < &(0.5 * losses[0]), "{kind} iwae: running loss {losses:?}");
+        let mut again = small_trainer_with(kind, 1, 2, iwae);
+        assert_eq!(step_losses(&mut again), losses);
+        assert_eq!(again.model.params, t.model.params);
     }
 }

@@ -11,7 +11,7 @@ use crate::data::Binarize;
 use crate::model::config::Activation;
 use crate::model::{ModelConfig, ModelKind};
 use crate::run::Run;
-use crate::train::TrainConfig;
+use crate::train::{Objective, TrainConfig};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -37,6 +37,12 @@ pub struct TrainArgs {
     /// Weight of the KL term; 1 is the ELBO [default: 1.0]
     #[arg(long)]
     pub beta: Option<f32>,
+    /// What training minimises [default: elbo]
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveName>,
+    /// Importance samples per example for --objective iwae [default: 5]
+    #[arg(long)]
+    pub k: Option<usize>,
     /// Adam learning rate [default: 0.001]
     #[arg(long)]
     pub lr: Option<f32>,
@@ -75,9 +81,29 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// `--objective`'s values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectiveName {
+    /// The ELBO, BCE + β·KL with the KL in closed form (the tutorial's)
+    Elbo,
+    /// The importance-weighted bound with --k samples (Burda, Grosse & Salakhutdinov 2015)
+    Iwae,
+}
+
+/// The objective the flags ask for; `--k` only makes sense with `iwae`.
+fn objective(a: &TrainArgs) -> Result<Objective> {
+    match (a.objective.unwrap_or(ObjectiveName::Elbo), a.k) {
+        (ObjectiveName::Elbo, Some(_)) => bail!("--k sets the samples of --objective iwae; add --objective iwae"),
+        (ObjectiveName::Elbo, None) => Ok(Objective::Elbo),
+        (ObjectiveName::Iwae, k) => Ok(Objective::Iwae { k: k.unwrap_or(5) }),
+    }
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 15] = [
+        let fixed: [(&str, bool); 17] = [
+            ("--objective", a.objective.is_some()),
+            ("--k", a.k.is_some()),
             ("--binarize", a.binarize.is_some()),
             ("--model", a.model.is_some()),
             ("--hidden-layers", a.hidden_layers.is_some()),
@@ -131,6 +157,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             train_limit: a.train_limit,
             test_limit: a.test_limit,
             binarize: a.binarize.unwrap_or_default(),
+            objective: objective(&a)?,
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig { model, train, version: env!("CARGO_PKG_VERSION").to_string() };
