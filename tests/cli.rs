@@ -381,6 +381,10 @@ fn an_importance_weighted_run_saves_its_objective_and_resumes_exactly() {
         std::fs::read(whole.join("model.safetensors")).unwrap(),
         std::fs::read(split.join("model.safetensors")).unwrap()
     );
+    let out =
+        vae().args(["eval"]).arg(&split).args(["--k", "2", "--limit", "20", "--generated", "0"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("vae (trained on the iwae k=3 bound) after epoch 2"), "{stdout}");
     // The tutorial's config.json does not mention the objective at all.
     let plain = tmp.path().join("plain");
     train(&plain, &["--epochs", "1"]);

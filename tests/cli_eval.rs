@@ -30,6 +30,7 @@ fn eval_reports_likelihoods_and_says_how_to_get_sample_scores() {
     assert!(stdout.contains("IWAE-20") && stdout.contains("vae classifier train"), "{stdout}");
     let r = eval_json(&run);
     assert_eq!(r["images"], 50);
+    assert_eq!(r["objective"], "elbo");
     let (elbo, iwae) = (r["elbo"]["elbo"]["mean"].as_f64().unwrap(), r["iwae"]["bound"]["mean"].as_f64().unwrap());
     assert!(elbo < 0.0 && elbo < iwae, "ELBO {elbo} must be below IWAE-20 {iwae}");
     assert_eq!(r["iwae"]["nll"].as_f64().unwrap(), -iwae);

@@ -6,6 +6,7 @@ use crate::checkpoint::{RunConfig, RunDir, write_atomic};
 use crate::core::Pool;
 use crate::data::{Dataset, Split};
 use crate::model::Model;
+use crate::train::Objective;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
@@ -44,6 +45,8 @@ pub struct EvalOptions {
 pub struct EvalReport {
     pub run: String,
     pub model: String,
+    /// What the run was trained on: "elbo", or "iwae k=K".
+    pub objective: String,
     pub epoch: usize,
     pub split: SplitName,
     pub images: usize,
@@ -121,6 +124,10 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     let report = EvalReport {
         run: dir.path.display().to_string(),
         model: config.model.kind.to_string(),
+        objective: match config.train.objective {
+            Objective::Elbo => "elbo".to_string(),
+            Objective::Iwae { k } => format!("iwae k={k}"),
+        },
         epoch,
         split: opts.split,
         images: split.len(),
@@ -151,8 +158,9 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
         t.push_str(&format!("{name:<34} {value:>22}   {note}\n"));
     };
     t.push_str(&format!(
-        "{} after epoch {} on the {} set ({} images{}); nats per example\n",
+        "{}{} after epoch {} on the {} set ({} images{}); nats per example\n",
         r.model,
+        if r.objective == "elbo" { String::new() } else { format!(" (trained on the {} bound)", r.objective) },
         r.epoch,
         if r.split == SplitName::Test { "test" } else { "training" },
         r.images,
