@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub mod curves;
 pub mod explore;
 pub mod measure;
 pub mod train;
@@ -49,7 +50,7 @@ pub enum Command {
     /// Plot the test set's latent means coloured by label.
     Scatter(explore::ScatterArgs),
     /// Plot the learning curves of metrics.jsonl.
-    Plot(explore::PlotArgs),
+    Plot(curves::PlotArgs),
     /// Explore a trained model in the browser: sliders, label picker, drawing pad.
     Serve(ServeArgs),
     /// The built-in MNIST classifier used by `vae eval` to score samples.
@@ -147,7 +148,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Traverse(a) => explore::traverse(a),
         Command::Manifold(a) => explore::manifold(a),
         Command::Scatter(a) => explore::scatter(a),
-        Command::Plot(a) => explore::plot(a),
+        Command::Plot(a) => curves::plot(a),
         Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads),
         Command::Bench(a) => crate::bench::bench(a.model, a.epochs as usize, a.threads, a.json),
         Command::Eval(a) => measure::eval(a),

@@ -7,7 +7,7 @@ use crate::eval::report::{SplitName, eval_split};
 use crate::explore::{lerp_path, plane_grid, principal_plane, prior_plane, project, slerp_path, traversal};
 use crate::images::{self, GrayImage, load_digit};
 use crate::model::Model;
-use crate::plot::{Curve, curves_png, save_png, scatter_png};
+use crate::plot::{save_png, scatter_png};
 use crate::run::GRID_PADDING;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -109,16 +109,6 @@ pub struct ScatterArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Output PNG [default: RUN_DIR/scatter.png]
-    #[arg(short, long, value_name = "FILE.png")]
-    pub output: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct PlotArgs {
-    /// Run directory made by `vae train`; give several to compare their test curves
-    #[arg(required = true, num_args = 1..)]
-    pub run_dirs: Vec<PathBuf>,
-    /// Output PNG [default: RUN_DIR/curves.png for one run, compare.png for several]
     #[arg(short, long, value_name = "FILE.png")]
     pub output: Option<PathBuf>,
 }
@@ -383,99 +373,6 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
     let png = scatter_png(&points, &test.labels, &title, &xl, &yl)?;
     let path = l.out(a.output, "scatter.png");
     save_png(&path, &png)?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
-/// Writes the learning curves of a run directory; returns the path.
-pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
-    let config = dir.load_config()?;
-    let metrics = dir.load_metrics()?;
-    if metrics.is_empty() {
-        bail!("{} has no completed epochs in metrics.jsonl yet", dir.path.display());
-    }
-    let curve = |name: &str, f: &dyn Fn(&crate::checkpoint::EpochMetrics) -> f64| Curve {
-        name: name.to_string(),
-        points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect(),
-    };
-    let mut panels = vec![
-        (
-            "Loss per example".to_string(),
-            "nats".to_string(),
-            vec![curve("train (BCE + β·KL)", &|m| m.train_objective), curve("test (−ELBO)", &|m| m.test_loss)],
-        ),
-        (
-            "Reconstruction (BCE)".to_string(),
-            "nats".to_string(),
-            vec![curve("train", &|m| m.train_bce), curve("test", &|m| m.test_bce)],
-        ),
-    ];
-    if config.model.kind.variational() {
-        panels.push((
-            "KL(q(z|x) ‖ p(z))".to_string(),
-            "nats".to_string(),
-            vec![curve("train", &|m| m.train_kl), curve("test", &|m| m.test_kl)],
-        ));
-    }
-    let png = curves_png(&panels, "epoch")?;
-    let path = output.unwrap_or_else(|| dir.file("curves.png"));
-    save_png(&path, &png)?;
-    Ok(path)
-}
-
-/// Writes one panel per test figure (and the training objective), one curve per run, named
-/// by its directory; returns the path.
-pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<PathBuf> {
-    let mut runs = Vec::with_capacity(dirs.len());
-    for dir in dirs {
-        let config = dir.load_config()?;
-        let metrics = dir.load_metrics()?;
-        if metrics.is_empty() {
-            bail!("{} has no completed epochs in metrics.jsonl yet", dir.path.display());
-        }
-        runs.push((run_name(dir, dirs), config.model.kind.variational(), metrics));
-    }
-    type Figure = fn(&crate::checkpoint::EpochMetrics) -> f64;
-    let panel = |title: &str, f: Figure, only_variational: bool| {
-        // Every run keeps its place (so its colour) in every panel; an ae has no KL to draw.
-        let curves = runs
-            .iter()
-            .map(|(name, variational, metrics)| match *variational || !only_variational {
-                true => Curve { name: name.clone(), points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect() },
-                false => Curve { name: format!("{name} (no KL)"), points: Vec::new() },
-            })
-            .collect();
-        (title.to_string(), "nats".to_string(), curves)
-    };
-    let mut panels = vec![
-        panel("Test loss per example (−ELBO; an ae's is its BCE)", |m| m.test_loss, false),
-        panel("Test reconstruction (BCE)", |m| m.test_bce, false),
-    ];
-    if runs.iter().any(|r| r.1) {
-        panels.push(panel("Test KL(q(z|x) ‖ p(z))", |m| m.test_kl, true));
-    }
-    panels.push(panel("Train objective (BCE + β·KL)", |m| m.train_objective, false));
-    let png = curves_png(&panels, "epoch")?;
-    let path = output.unwrap_or_else(|| PathBuf::from("compare.png"));
-    save_png(&path, &png)?;
-    Ok(path)
-}
-
-/// A run's legend entry: its directory's name, or the whole path where two names clash.
-fn run_name(dir: &RunDir, all: &[RunDir]) -> String {
-    let name = |d: &RunDir| d.path.file_name().map(|n| n.to_string_lossy().into_owned());
-    match name(dir) {
-        Some(n) if all.iter().filter(|d| name(d).as_deref() == Some(n.as_str())).count() == 1 => n,
-        _ => dir.path.display().to_string(),
-    }
-}
-
-pub fn plot(a: PlotArgs) -> Result<()> {
-    let dirs: Vec<RunDir> = a.run_dirs.iter().map(RunDir::new).collect();
-    let path = match dirs.as_slice() {
-        [one] => write_curves(one, a.output)?,
-        many => write_comparison(many, a.output)?,
-    };
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! `<model>` are meant literally.
 #![allow(rustdoc::invalid_html_tags)]
 
-use super::{DataArgs, explore, group, load_data, threads_arg};
+use super::{DataArgs, curves, group, load_data, threads_arg};
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::AdamConfig;
 use crate::data::Binarize;
@@ -198,7 +198,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     });
     run.train(a.quiet)?;
     let recon = run.save_reconstructions()?;
-    let curves = explore::write_curves(&run.dir, None)?;
+    let curves = curves::write_curves(&run.dir, None)?;
     if !a.quiet {
         println!(
             "done: weights in {}, samples in {}, reconstructions in {}, learning curves in {}",
