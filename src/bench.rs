@@ -4,7 +4,7 @@
 use crate::core::{AdamConfig, AdamState};
 use crate::data::{Dataset, Source};
 use crate::model::{Model, ModelConfig, ModelKind};
-use crate::train::{TrainConfig, Trainer};
+use crate::train::{Objective, TrainConfig, Trainer};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Result<()> {
+pub fn bench(kind: ModelKind, objective: Objective, epochs: usize, threads: usize, json: bool) -> Result<()> {
     let t0 = Instant::now();
     let data = Dataset::load(&Source::Mnist)?;
     let config = ModelConfig::tutorial(kind);
@@ -35,7 +35,7 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
         train_limit: None,
         test_limit: None,
         binarize: Default::default(),
-        objective: Default::default(),
+        objective,
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());
@@ -55,7 +55,7 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
     let steps = trainer.steps_per_epoch();
     let mean = epoch_secs.iter().sum::<f64>() / epochs as f64;
     let best = epoch_secs.iter().cloned().fold(f64::INFINITY, f64::min);
-    let flops_per_epoch = 2.0 * (config.train_macs_per_example() * steps * 128) as f64;
+    let flops_per_epoch = 2.0 * (config.train_macs_per_example_with(objective.samples()) * steps * 128) as f64;
     let gflops = flops_per_epoch / mean / 1e9;
     let rss = peak_rss_mb();
     let train_loss = last.map_or(0.0, |e| (e.loss.bce + e.loss.kl) / e.examples as f64);
@@ -64,6 +64,7 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
             "{}",
             serde_json::json!({
                 "model": kind.name(),
+                "objective": objective,
                 "threads": threads,
                 "epochs": epochs,
                 "secs_per_epoch": mean,
@@ -83,7 +84,11 @@ pub fn bench(kind: ModelKind, epochs: usize, threads: usize, json: bool) -> Resu
         let list: Vec<String> = epoch_secs.iter().map(|s| format!("{s:.3}")).collect();
         let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
         let (t, e) = (plural(threads, "thread"), plural(epochs, "epoch"));
-        println!("model {kind}, {t}, {e} of {steps} steps (batch 128), SIMD {:?}", crate::core::simd::level());
+        let trained = match objective {
+            Objective::Elbo => String::new(),
+            Objective::Iwae { k } => format!(" on IWAE-{k}"),
+        };
+        println!("model {kind}{trained}, {t}, {e} of {steps} steps (batch 128), SIMD {:?}", crate::core::simd::level());
         println!("seconds per epoch   {mean:.3} (best {best:.3}; each: {})", list.join(", "));
         println!("steps per second    {:.1}", steps as f64 / mean);
         println!("achieved GFLOP/s    {gflops:.1} ({:.1} GFLOP per epoch)", flops_per_epoch / 1e9);

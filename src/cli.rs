@@ -131,6 +131,12 @@ pub struct BenchArgs {
     /// Model to benchmark
     #[arg(long, value_enum, default_value_t = ModelKind::Vae)]
     pub model: ModelKind,
+    /// Objective to train on
+    #[arg(long, value_enum, default_value_t = train::ObjectiveName::Elbo)]
+    pub objective: train::ObjectiveName,
+    /// Importance samples per example for --objective iwae
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=crate::train::MAX_IWAE_SAMPLES as i64))]
+    pub k: u32,
     /// Threads; 0 = all cores
     #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
@@ -150,7 +156,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Scatter(a) => explore::scatter(a),
         Command::Plot(a) => curves::plot(a),
         Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads),
-        Command::Bench(a) => crate::bench::bench(a.model, a.epochs as usize, a.threads, a.json),
+        Command::Bench(a) => {
+            let objective = match a.objective {
+                train::ObjectiveName::Elbo => crate::train::Objective::Elbo,
+                train::ObjectiveName::Iwae => crate::train::Objective::Iwae { k: a.k as usize },
+            };
+            if !objective.is_elbo() && !a.model.variational() {
+                bail!("--objective iwae needs a variational model; use --model vae or cvae");
+            }
+            crate::bench::bench(a.model, objective, a.epochs as usize, a.threads, a.json)
+        }
         Command::Eval(a) => measure::eval(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
         Command::Completions(a) => {

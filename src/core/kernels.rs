@@ -13,6 +13,9 @@ use super::simd::{self, simd_fn};
 /// Rows below this count run on the calling thread.
 pub(crate) const PARALLEL_MIN_ROWS: usize = 64;
 
+/// Independent accumulators of a row sum: one AVX-512 register of f32 (two AVX2 ones).
+pub(crate) const LANES: usize = 16;
+
 // ---------------------------------------------------------------------------------------
 // Linear layers without activation (activations are in `activations.rs`)
 // ---------------------------------------------------------------------------------------
@@ -35,7 +38,21 @@ pub fn row_sums(m: &[f32], batch: usize, out: &mut [f32]) {
 // Bernoulli decoder output: sigmoid + binary cross-entropy + gradient in one pass
 // ---------------------------------------------------------------------------------------
 
+/// One pixel of [`bernoulli_bce`]: turns the logit (bias `b` not yet added) into its
+/// gradient σ(l) − x, adds the pixel's BCE to `loss`, and returns the gradient.
+#[inline(always)]
+fn bernoulli_pixel(l: &mut f32, x: f32, loss: &mut f32, b: f32) -> f32 {
+    let logit = *l + b;
+    let (softplus, sigmoid) = simd::softplus_sigmoid(logit);
+    *loss += softplus - x * logit;
+    *l = sigmoid - x;
+    *l
+}
+
 simd_fn! {
+    /// Rows of [`bernoulli_bce`]. The bias gradient (a sum along the row) is accumulated in
+    /// `LANES` independent lanes: a single running sum would serialise the loop, and the
+    /// compiler may not reorder float additions to vectorise it.
     fn bernoulli_rows(
         logits: &mut [f32],
         bias: &[f32],
@@ -46,16 +63,22 @@ simd_fn! {
     ) {
         let rows = logits.chunks_exact_mut(batch).zip(x.chunks_exact(batch));
         for ((lrow, xrow), (&b, db)) in rows.zip(bias.iter().zip(db)) {
-            let mut sum = 0.0f32;
-            for ((l, &xv), acc) in lrow.iter_mut().zip(xrow).zip(col_loss.iter_mut()) {
-                let logit = *l + b;
-                let (softplus, sigmoid) = simd::softplus_sigmoid(logit);
-                *acc += softplus - xv * logit;
-                let grad = sigmoid - xv;
-                *l = grad;
-                sum += grad;
+            let mut lanes = [0.0f32; LANES];
+            let mut lb = lrow.chunks_exact_mut(LANES);
+            let mut xb = xrow.chunks_exact(LANES);
+            let mut cb = col_loss[..batch].chunks_exact_mut(LANES);
+            for ((l, x), c) in (&mut lb).zip(&mut xb).zip(&mut cb) {
+                let (l, x, c): (&mut [f32; LANES], &[f32; LANES], &mut [f32; LANES]) =
+                    (l.try_into().expect("LANES"), x.try_into().expect("LANES"), c.try_into().expect("LANES"));
+                for j in 0..LANES {
+                    lanes[j] += bernoulli_pixel(&mut l[j], x[j], &mut c[j], b);
+                }
             }
-            *db = sum;
+            let mut tail = 0.0f32;
+            for ((l, &x), c) in lb.into_remainder().iter_mut().zip(xb.remainder()).zip(cb.into_remainder()) {
+                tail += bernoulli_pixel(l, x, c, b);
+            }
+            *db = lanes.iter().sum::<f32>() + tail;
         }
     }
 }
