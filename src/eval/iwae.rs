@@ -14,7 +14,7 @@
 //! bounded whatever k is. IWAE_1 is exactly the single-sample ELBO estimator
 //! log p(x|z) + log p(z) − log q(z|x) on the same draw.
 
-use crate::core::kernels::{bernoulli_log_likelihood, gather_images_parallel, one_hot};
+use crate::core::kernels::{bernoulli_log_likelihood, one_hot};
 use crate::core::pool::SyncMut;
 use crate::core::{Pool, Purpose, Rng};
 use crate::data::Split;
@@ -97,6 +97,30 @@ pub fn encode_split(model: &Model, split: &Split, pool: &Pool) -> (Vec<f32>, Vec
     (mu, logvar)
 }
 
+/// The targets of a chunk, `x` \[pixels, cols\] with column c = image `images_of[c]`, where
+/// the columns come in runs of one image (k samples each): every row of a run is one value,
+/// so it is filled rather than gathered column by column.
+fn broadcast_images(pool: &Pool, images: &[u8], pixels: usize, image_of: &[u32], x: &mut [f32]) {
+    let cols = image_of.len();
+    let mut runs = Vec::new(); // (first column, end, image)
+    for (c, &i) in image_of.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, end, image)) if *image == i => *end = c + 1,
+            _ => runs.push((c, c + 1, i)),
+        }
+    }
+    let xp = SyncMut::new(x);
+    pool.for_ranges(pixels, 1, 64, &|_, rows| {
+        // SAFETY: parts write disjoint row ranges.
+        let x = unsafe { xp.slice(rows.start * cols..rows.end * cols) };
+        for (f, row) in rows.zip(x.chunks_exact_mut(cols)) {
+            for &(c0, c1, image) in &runs {
+                row[c0..c1].fill(images[image as usize * pixels + f] as f32 / 255.0);
+            }
+        }
+    });
+}
+
 /// IWAE_k(x) for every image of `split`, in nats (log p̂(x), ≤ log p(x) in expectation).
 /// `progress(images_done)` is called after each chunk.
 pub fn iwae(
@@ -149,7 +173,7 @@ pub fn iwae(
             let labels = image_of[..cols].iter().map(|&i| split.labels[i as usize]);
             one_hot(labels, c.cond_dim(), &mut ws.z[l * cols..], cols);
         }
-        gather_images_parallel(pool, &split.images, p, &image_of[..cols], &mut ws.x[..p * cols]);
+        broadcast_images(pool, &split.images, p, &image_of[..cols], &mut ws.x[..p * cols]);
         model.network.decode_logits(pool, &model.params, &mut ws);
         let b3 = &model.params[model.network.layout.output.b.clone()];
         bernoulli_log_likelihood(pool, &ws.out, b3, &ws.x[..p * cols], &mut ws.bce, cols);
@@ -180,6 +204,18 @@ mod tests {
         assert!((log_sum_exp(&[-1e4 + 2.0, -1e4 - 1.0, -1e4]) - want).abs() < 1e-9);
         assert_eq!(log_sum_exp(&[-12345.5]), -12345.5);
         assert_eq!(log_sum_exp(&[]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn broadcast_targets_equal_the_gathered_ones() {
+        let (pixels, n) = (70, 9);
+        let images: Vec<u8> = (0..pixels * n).map(|i| (i * 37 % 256) as u8).collect();
+        // Runs of one image as the chunks have them, ending and starting mid-chunk.
+        let image_of: Vec<u32> = [1u32, 1, 1, 4, 4, 7, 7, 7, 7, 8].repeat(20);
+        let (mut a, mut b) = (vec![0.0; pixels * 200], vec![1.0; pixels * 200]);
+        crate::core::kernels::gather_images(&images, pixels, &image_of, &mut a);
+        broadcast_images(&Pool::new(2), &images, pixels, &image_of, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]
