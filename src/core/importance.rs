@@ -4,7 +4,7 @@
 //! ```text
 //! loss(x) = −log (1/k) Σ_s w_s,   w_s = p(x|z_s) p(z_s) / q(z_s|x),   z_s = μ + σ·ε_s
 //! log p(z_s) − log q(z_s|x) = Σ_j −½ z_sj² + ½ ε_sj² + ½ log σ²_j   (the 2π factors cancel)
-//! ∂loss/∂θ = −Σ_s w̃_s ∂log w_s/∂θ,   w̃_s = w_s / Σ_t w_t   (their eq. 13)
+//! ∂loss/∂θ = −Σ_s w̃_s ∂log w_s/∂θ,   w̃_s = w_s / Σ_t w_t   (their §3, the gradient estimator)
 //! ```
 //!
 //! Layout: the k samples of the batch's B examples are k blocks of B columns, sample-major:
