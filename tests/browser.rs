@@ -157,6 +157,12 @@ fn the_page_works_in_headless_chromium() {
         None => {
             let run = tmp.path().join("cvae");
             train(&run, &["--epochs", "1", "--model", "cvae"]);
+            vae()
+                .args(["eval"])
+                .arg(&run)
+                .args(["--k", "2", "--limit", "20", "--generated", "0", "-q"])
+                .assert()
+                .success();
             run
         }
     };
@@ -166,6 +172,10 @@ fn the_page_works_in_headless_chromium() {
     d.call("POST", &d.s("/url"), Some(json!({ "url": format!("http://{server}/") })));
     d.wait_for("the page to be ready", "return document.body.dataset.ready === '1'");
     let ready_ms = t0.elapsed().as_millis();
+    let subtitle = d.js("return document.getElementById('subtitle').textContent");
+    if run.join("eval.json").exists() {
+        assert!(subtitle.as_str().unwrap().contains("NLL"), "the measured NLL is shown: {subtitle}");
+    }
     let fcp =
         d.js("const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null");
 
@@ -202,6 +212,14 @@ fn the_page_works_in_headless_chromium() {
         "return document.getElementById('temperature-value').textContent === '0.00'",
     );
     d.wait_for("colder samples", &format!("return document.getElementById('samples').src !== {samples}"));
+    // Back to the prior (temperature 1), as a user would leave it.
+    let cold = d.js("return document.getElementById('samples').src");
+    d.call("POST", &d.s(&format!("/element/{t}/value")), Some(json!({ "text": "\u{E014}".repeat(20) })));
+    d.wait_for(
+        "the temperature to read 1.00",
+        "return document.getElementById('temperature-value').textContent === '1.00'",
+    );
+    d.wait_for("samples at temperature 1", &format!("return document.getElementById('samples').src !== {cold}"));
 
     // Draw a stroke on the pad: the model's reading appears and the sliders move.
     let rect = d.js("document.getElementById('pad').scrollIntoView(); const r = document.getElementById('pad').getBoundingClientRect(); return [Math.round(r.left + r.width / 2), Math.round(r.top + r.height / 2)]");

@@ -18,6 +18,8 @@ fn servers() -> (SocketAddr, SocketAddr) {
         let (v, c) = (tmp.path().join("vae"), tmp.path().join("cvae"));
         train(&v, &["--epochs", "1"]);
         train(&c, &["--epochs", "1", "--model", "cvae"]);
+        // The cvae has been measured; the page shows its eval.json.
+        vae().args(["eval"]).arg(&c).args(["--k", "2", "--limit", "20", "--generated", "0", "-q"]).assert().success();
         (start_server(&v), start_server(&c), tmp)
     });
     (s.0, s.1)
@@ -50,7 +52,11 @@ fn page_and_model_info() {
     );
     assert_eq!(m["sliders"]["axes"].as_array().unwrap().len(), 20);
     assert_eq!(m["metrics"].as_array().unwrap().len(), 1);
-    assert_eq!(get(c, "/api/model").json()["conditional"], true);
+    assert!(m["eval"].is_null(), "no eval.json, no eval");
+    let cm = get(c, "/api/model").json();
+    assert_eq!(cm["conditional"], true);
+    assert_eq!(cm["eval"]["iwae"]["k"], 2);
+    assert!(cm["eval"]["iwae"]["nll"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

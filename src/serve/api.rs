@@ -121,6 +121,7 @@ pub async fn model_info(State(s): St) -> Response {
         "epoch": s.metrics.last().map_or(0, |m| m.epoch),
         "metrics": s.metrics,
         "config": s.config,
+        "eval": s.eval,
         "sliders": { "principal": s.principal, "origin": s.sliders.origin, "axes": s.sliders.axes, "scales": s.sliders.scales },
         "test_images": s.test.len(),
         "limits": { "max_images": MAX_IMAGES, "max_body_bytes": super::MAX_BODY },

@@ -37,6 +37,8 @@ pub struct AppState {
     pub sliders: Basis,
     /// Whether `sliders` are principal directions (else the identity).
     pub principal: bool,
+    /// The run's `eval.json`, if `vae eval` has written one (the page shows its NLL).
+    pub eval: Option<serde_json::Value>,
 }
 
 impl AppState {
@@ -57,7 +59,9 @@ impl AppState {
             let mu = model.encode(&pool, &images, labels).mu;
             (principal_axes(&mu, l, MAX_SLIDERS), true)
         };
-        Ok(AppState { run: dir.display().to_string(), config, model, metrics, test, sliders, principal })
+        // Derived data: a missing or unreadable eval.json only means there is nothing to show.
+        let eval = std::fs::read(dir.join("eval.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        Ok(AppState { run: dir.display().to_string(), config, model, metrics, test, sliders, principal, eval })
     }
 }
 
