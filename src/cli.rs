@@ -135,7 +135,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = train::ObjectiveName::Elbo)]
     pub objective: train::ObjectiveName,
     /// Importance samples per example for --objective iwae
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=crate::train::MAX_IWAE_SAMPLES as i64))]
+    #[arg(long, default_value_t = train::DEFAULT_K as u32, value_parser = clap::value_parser!(u32).range(1..=crate::train::MAX_IWAE_SAMPLES as i64))]
     pub k: u32,
     /// Threads; 0 = all cores
     #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
@@ -157,13 +157,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => curves::plot(a),
         Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads),
         Command::Bench(a) => {
-            let objective = match a.objective {
-                train::ObjectiveName::Elbo => crate::train::Objective::Elbo,
-                train::ObjectiveName::Iwae => crate::train::Objective::Iwae { k: a.k as usize },
-            };
-            if !objective.is_elbo() && !a.model.variational() {
-                bail!("--objective iwae needs a variational model; use --model vae or cvae");
-            }
+            let objective = a.objective.with_k(a.k as usize);
+            objective.check_model(a.model).map_err(anyhow::Error::msg)?;
             crate::bench::bench(a.model, objective, a.epochs as usize, a.threads, a.json)
         }
         Command::Eval(a) => measure::eval(a),

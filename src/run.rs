@@ -59,12 +59,7 @@ impl Run {
     pub fn create(dir: PathBuf, config: RunConfig, data: Dataset) -> Result<Run, RunError> {
         config.model.validate().map_err(RunError::Invalid)?;
         config.train.validate().map_err(RunError::Invalid)?;
-        if !config.train.objective.is_elbo() && !config.model.kind.variational() {
-            return Err(RunError::Invalid(format!(
-                "--objective iwae needs a variational model: the {} has no q(z|x) to draw from; use --model vae or cvae",
-                config.model.kind
-            )));
-        }
+        config.train.objective.check_model(config.model.kind).map_err(RunError::Invalid)?;
         let dir = RunDir::new(dir);
         if dir.file(crate::checkpoint::CONFIG_FILE).exists() {
             return Err(RunError::Invalid(format!(
@@ -125,9 +120,9 @@ impl Run {
         let tty = std::io::stdout().is_terminal() && !quiet;
         while self.trainer.epoch < total {
             let epoch = self.trainer.epoch + 1;
-            let interrupted = RunError::Interrupted { epoch, last_saved: epoch - 1, dir: self.dir.path.clone() };
+            let interrupted = || RunError::Interrupted { epoch, last_saved: epoch - 1, dir: self.dir.path.clone() };
             if self.trainer.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(interrupted);
+                return Err(interrupted());
             }
             let bar = progress_bar(tty, steps, epoch, total);
             let start = Instant::now();
@@ -141,7 +136,7 @@ impl Run {
             let t = match t {
                 Ok(t) => t,
                 Err(EpochError::Diverged(d)) => return Err(d.into()),
-                Err(EpochError::Interrupted { .. }) => return Err(interrupted),
+                Err(EpochError::Interrupted { .. }) => return Err(interrupted()),
             };
             let seconds = start.elapsed().as_secs_f64();
             let test = self.trainer.test_loss();

@@ -61,6 +61,17 @@ impl Objective {
         *self == Objective::Elbo
     }
 
+    /// Whether a model of this kind can be trained on the objective (the importance-weighted
+    /// bound needs q(z|x) to draw from); the message names the flags.
+    pub fn check_model(&self, kind: crate::model::ModelKind) -> Result<(), String> {
+        if !self.is_elbo() && !kind.variational() {
+            return Err(format!(
+                "--objective iwae needs a variational model: the {kind} has no q(z|x) to draw from; use --model vae or cvae"
+            ));
+        }
+        Ok(())
+    }
+
     /// Draws of z per example.
     pub fn samples(&self) -> usize {
         match self {

@@ -90,13 +90,26 @@ pub enum ObjectiveName {
     Iwae,
 }
 
+/// Importance samples per example when `--objective iwae` is given without `--k`.
+pub const DEFAULT_K: usize = 5;
+
+impl ObjectiveName {
+    /// The objective, with `k` draws per example for `iwae`.
+    pub fn with_k(self, k: usize) -> Objective {
+        match self {
+            ObjectiveName::Elbo => Objective::Elbo,
+            ObjectiveName::Iwae => Objective::Iwae { k },
+        }
+    }
+}
+
 /// The objective the flags ask for; `--k` only makes sense with `iwae`.
 fn objective(a: &TrainArgs) -> Result<Objective> {
-    match (a.objective.unwrap_or(ObjectiveName::Elbo), a.k) {
-        (ObjectiveName::Elbo, Some(_)) => bail!("--k sets the samples of --objective iwae; add --objective iwae"),
-        (ObjectiveName::Elbo, None) => Ok(Objective::Elbo),
-        (ObjectiveName::Iwae, k) => Ok(Objective::Iwae { k: k.unwrap_or(5) }),
+    let name = a.objective.unwrap_or(ObjectiveName::Elbo);
+    if name == ObjectiveName::Elbo && a.k.is_some() {
+        bail!("--k sets the samples of --objective iwae; add --objective iwae");
     }
+    Ok(name.with_k(a.k.unwrap_or(DEFAULT_K)))
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {

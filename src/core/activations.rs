@@ -3,8 +3,7 @@
 //! Shapes: `h`, `dh` \[rows, batch\] (*features × batch*), `bias`, `db` \[rows\]. Backward
 //! passes use the activation's *output* h: ReLU′ = \[h > 0\], tanh′ = 1 − h².
 
-use super::kernels::LANES;
-use super::kernels::PARALLEL_MIN_ROWS;
+use super::kernels::{PARALLEL_MIN_ROWS, map_row_sum};
 use super::pool::{Pool, SyncMut};
 use super::simd::{self, simd_fn};
 use crate::model::config::Activation;
@@ -66,29 +65,11 @@ pub fn bias_relu(pool: &Pool, h: &mut [f32], bias: &[f32], batch: usize) {
     bias_activation(pool, Activation::Relu, h, bias, batch);
 }
 
-/// `dh ← dh ⊙ act′(h)` along each row, with the row sums (the bias gradient) in `db`. The
-/// sums use `LANES` independent accumulators so the loop vectorises (one running float sum
-/// would serialise it).
+/// `dh ← dh ⊙ act′(h)` along each row, with the row sums (the bias gradient) in `db`.
 #[inline(always)]
 fn backward_rows(dh: &mut [f32], h: &[f32], db: &mut [f32], batch: usize, grad: impl Fn(f32, f32) -> f32) {
     for ((drow, hrow), db) in dh.chunks_exact_mut(batch).zip(h.chunks_exact(batch)).zip(db) {
-        let mut lanes = [0.0f32; LANES];
-        let mut dblocks = drow.chunks_exact_mut(LANES);
-        let mut hblocks = hrow.chunks_exact(LANES);
-        for (d, hv) in (&mut dblocks).zip(&mut hblocks) {
-            let (d, hv): (&mut [f32; LANES], &[f32; LANES]) =
-                (d.try_into().expect("LANES"), hv.try_into().expect("LANES"));
-            for j in 0..LANES {
-                d[j] = grad(d[j], hv[j]);
-                lanes[j] += d[j];
-            }
-        }
-        let mut tail = 0.0f32;
-        for (d, &hv) in dblocks.into_remainder().iter_mut().zip(hblocks.remainder()) {
-            *d = grad(*d, hv);
-            tail += *d;
-        }
-        *db = lanes.iter().sum::<f32>() + tail;
+        *db = map_row_sum(drow, hrow, &grad);
     }
 }
 

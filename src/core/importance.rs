@@ -11,7 +11,7 @@
 //! column `s·B + b` is sample s of example b. `enc` \[2·latent, B\] holds μ rows then log σ²
 //! rows; `eps`, `z`, `dz` are \[latent, k·B\].
 
-use super::kernels::LANES;
+use super::kernels::map_row_sum;
 use super::simd::{self, simd_fn};
 
 simd_fn! {
@@ -86,22 +86,7 @@ simd_fn! {
     /// loop vectorises). Shapes: `dl` \[rows, k·B\], `weights` \[k·B\].
     pub fn weight_columns(dl: &mut [f32], weights: &[f32], db: &mut [f32]) {
         for (row, d) in dl.chunks_exact_mut(weights.len()).zip(db) {
-            let mut lanes = [0.0f32; LANES];
-            let mut vb = row.chunks_exact_mut(LANES);
-            let mut wb = weights.chunks_exact(LANES);
-            for (v, w) in (&mut vb).zip(&mut wb) {
-                let (v, w): (&mut [f32; LANES], &[f32; LANES]) = (v.try_into().expect("LANES"), w.try_into().expect("LANES"));
-                for j in 0..LANES {
-                    v[j] *= w[j];
-                    lanes[j] += v[j];
-                }
-            }
-            let mut tail = 0.0f32;
-            for (v, &w) in vb.into_remainder().iter_mut().zip(wb.remainder()) {
-                *v *= w;
-                tail += *v;
-            }
-            *d = lanes.iter().sum::<f32>() + tail;
+            *d = map_row_sum(row, weights, |v, w| v * w);
         }
     }
 }

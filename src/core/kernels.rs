@@ -16,6 +16,29 @@ pub(crate) const PARALLEL_MIN_ROWS: usize = 64;
 /// Independent accumulators of a row sum: one AVX-512 register of f32 (two AVX2 ones).
 pub(crate) const LANES: usize = 16;
 
+/// `row[i] = f(row[i], other[i])` along a row, returning the new row's sum. The sum goes
+/// into `LANES` independent accumulators so the loop vectorises inside a `simd_fn!` (one
+/// running float sum would serialise it: the compiler may not reorder float additions).
+#[inline(always)]
+pub(crate) fn map_row_sum(row: &mut [f32], other: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut rb = row.chunks_exact_mut(LANES);
+    let mut ob = other.chunks_exact(LANES);
+    for (r, o) in (&mut rb).zip(&mut ob) {
+        let (r, o): (&mut [f32; LANES], &[f32; LANES]) = (r.try_into().expect("LANES"), o.try_into().expect("LANES"));
+        for j in 0..LANES {
+            r[j] = f(r[j], o[j]);
+            lanes[j] += r[j];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (r, &o) in rb.into_remainder().iter_mut().zip(ob.remainder()) {
+        *r = f(*r, o);
+        tail += *r;
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 // ---------------------------------------------------------------------------------------
 // Linear layers without activation (activations are in `activations.rs`)
 // ---------------------------------------------------------------------------------------

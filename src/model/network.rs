@@ -87,7 +87,7 @@ impl Workspace {
             bce: d(threads.max(1)),
             kl: v(1),
             x_rep: if samples > 1 { d(p) } else { Vec::new() },
-            weights: if samples > 1 { d(1) } else { vec![1.0; batch] },
+            weights: d(1),
             db_out: vec![0.0; p],
         }
     }
