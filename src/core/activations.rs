@@ -6,7 +6,18 @@
 use super::kernels::{PARALLEL_MIN_ROWS, map_row_sum};
 use super::pool::{Pool, SyncMut};
 use super::simd::{self, simd_fn};
-use crate::model::config::Activation;
+use serde::{Deserialize, Serialize};
+
+/// The hidden layers' non-linearity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(0, x), the tutorial's.
+    #[default]
+    Relu,
+    /// tanh(x), as in Burda et al. (2015) and Kingma & Welling (2014).
+    Tanh,
+}
 
 /// tanh for f32, Cephes `tanhf`: an odd polynomial for |x| < 0.625, else
 /// 1 − 2/(e^{2|x|} + 1) with the sign of x. Both branches are computed and one selected, so

@@ -3,14 +3,17 @@
 
 pub mod activations;
 pub mod adam;
+pub mod im2col;
 pub mod importance;
 pub mod kernels;
 pub mod matmul;
 pub mod pool;
 pub mod rng;
+pub mod shape;
 pub mod simd;
 
 pub use adam::{AdamConfig, AdamState, adam_step};
 pub use matmul::{Mat, matmul};
 pub use pool::Pool;
 pub use rng::{Purpose, Rng};
+pub use shape::Shape;

@@ -43,16 +43,7 @@ impl std::fmt::Display for ModelKind {
     }
 }
 
-/// The hidden layers' non-linearity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// max(0, x), the tutorial's.
-    #[default]
-    Relu,
-    /// tanh(x), as in Burda et al. (2015) and Kingma & Welling (2014).
-    Tanh,
-}
+pub use crate::core::activations::Activation;
 
 fn one() -> usize {
     1
