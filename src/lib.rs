@@ -26,6 +26,7 @@ pub mod eval;
 pub mod explore;
 pub mod images;
 pub mod model;
+pub mod nn;
 pub mod plot;
 pub mod run;
 pub mod serve;

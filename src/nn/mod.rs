@@ -1,0 +1,222 @@
+//! Layers over the flat parameter buffer: linear, convolution, transposed convolution, each
+//! with its forward and backward products, PyTorch's parameter names, shapes and fan-in.
+//!
+//! Every activation buffer is *features × batch* (`core::kernels`); for a feature map the
+//! features are `(channel, row, column)` in PyTorch's flatten order, so a flatten or a reshape
+//! between a convolution and a linear layer is free: the same buffer, read with other names.
+//! A layer computes its product only; its bias is added by the fused pass that follows
+//! (bias + activation, or bias + likelihood), with `columns = spatial · batch` because a
+//! feature map's bias is per channel.
+
+pub mod conv;
+pub mod linear;
+
+use crate::core::Pool;
+use crate::core::im2col::ConvGeometry;
+use std::ops::Range;
+
+/// Kernel, stride and padding of every convolution of `--arch conv` (each halves the side).
+pub const KERNEL: usize = 4;
+pub const STRIDE: usize = 2;
+pub const PADDING: usize = 1;
+
+/// What a layer computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    /// `nn.Linear(inputs → outputs)`.
+    Linear { inputs: usize, outputs: usize },
+    /// `nn.Conv2d(geometry.channels → out_channels)`; `geometry` is its input side.
+    Conv2d { geometry: ConvGeometry, out_channels: usize },
+    /// `nn.ConvTranspose2d(in_channels → geometry.channels)`: the adjoint of a Conv2d whose
+    /// input side, `geometry`, is this layer's output.
+    ConvTranspose2d { geometry: ConvGeometry, in_channels: usize },
+}
+
+/// One layer: what it computes and where its weight and bias live in the flat buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// PyTorch's module name: `fc1`, `encoder.0`, ….
+    pub name: String,
+    pub kind: LayerKind,
+    pub w: Range<usize>,
+    pub b: Range<usize>,
+}
+
+impl Layer {
+    /// PyTorch's weight shape: `[out, in]`, `[C_out, C_in, k, k]` or `[C_in, C_out, k, k]`.
+    pub fn weight_shape(&self) -> Vec<usize> {
+        match &self.kind {
+            LayerKind::Linear { inputs, outputs } => vec![*outputs, *inputs],
+            LayerKind::Conv2d { geometry: g, out_channels } => vec![*out_channels, g.channels, g.kernel, g.kernel],
+            LayerKind::ConvTranspose2d { geometry: g, in_channels } => {
+                vec![*in_channels, g.channels, g.kernel, g.kernel]
+            }
+        }
+    }
+
+    /// Bias length: output features (linear) or output channels (convolutions).
+    pub fn bias_len(&self) -> usize {
+        match &self.kind {
+            LayerKind::Linear { outputs, .. } => *outputs,
+            LayerKind::Conv2d { out_channels, .. } => *out_channels,
+            LayerKind::ConvTranspose2d { geometry, .. } => geometry.channels,
+        }
+    }
+
+    /// PyTorch's fan-in (`init._calculate_fan_in_and_fan_out`): the weight's dimension 1
+    /// times the kernel area — `in`, `C_in·k·k`, and for a transposed convolution `C_out·k·k`.
+    pub fn fan_in(&self) -> usize {
+        self.weight_shape()[1..].iter().product()
+    }
+
+    /// Input features per example (rows of the input buffer it reads).
+    pub fn inputs(&self) -> usize {
+        match &self.kind {
+            LayerKind::Linear { inputs, .. } => *inputs,
+            LayerKind::Conv2d { geometry, .. } => geometry.in_size(),
+            LayerKind::ConvTranspose2d { geometry, in_channels } => in_channels * geometry.out_plane(),
+        }
+    }
+
+    /// Output features per example (rows of the output buffer).
+    pub fn outputs(&self) -> usize {
+        self.bias_len() * self.spatial()
+    }
+
+    /// Output positions per example sharing one bias value: 1 for a linear layer, the
+    /// feature map's area for a convolution. Fused bias passes see `spatial · batch` columns.
+    pub fn spatial(&self) -> usize {
+        match &self.kind {
+            LayerKind::Linear { .. } => 1,
+            LayerKind::Conv2d { geometry, .. } => geometry.out_plane(),
+            LayerKind::ConvTranspose2d { geometry, .. } => geometry.height * geometry.width,
+        }
+    }
+
+    /// Floats of im2col scratch the layer needs for `batch` examples (0 for linear).
+    pub fn col_len(&self, batch: usize) -> usize {
+        match &self.kind {
+            LayerKind::Linear { .. } => 0,
+            LayerKind::Conv2d { geometry: g, .. } | LayerKind::ConvTranspose2d { geometry: g, .. } => {
+                g.col_rows() * g.out_plane() * batch
+            }
+        }
+    }
+
+    /// Multiply-adds of the forward product per example (the weight gradient costs the same,
+    /// and so does the full input gradient).
+    pub fn macs(&self) -> usize {
+        self.w.len() * self.spatial_of_product()
+    }
+
+    /// How many times each weight is used per example.
+    fn spatial_of_product(&self) -> usize {
+        match &self.kind {
+            LayerKind::Linear { .. } => 1,
+            LayerKind::Conv2d { geometry: g, .. } | LayerKind::ConvTranspose2d { geometry: g, .. } => g.out_plane(),
+        }
+    }
+
+    /// Forward product without the bias: `y [outputs, B] = W ⊛ x [inputs, B]`. `col` is
+    /// scratch of at least [`Layer::col_len`] floats.
+    pub fn forward(&self, pool: &Pool, params: &[f32], x: &[f32], y: &mut [f32], col: &mut [f32], batch: usize) {
+        let w = &params[self.w.clone()];
+        match &self.kind {
+            LayerKind::Linear { inputs, outputs } => linear::forward(pool, w, (*outputs, *inputs), x, y, batch),
+            LayerKind::Conv2d { geometry, out_channels } => {
+                conv::conv2d_forward(pool, geometry, w, *out_channels, x, y, col, batch)
+            }
+            LayerKind::ConvTranspose2d { geometry, in_channels } => {
+                conv::conv_transpose2d_forward(pool, geometry, w, *in_channels, x, y, col, batch)
+            }
+        }
+    }
+
+    /// Backward product: the weight gradient into `grads[self.w]` from the layer's input
+    /// `x` and output gradient `dy` (the bias gradient is the fused pass's), and, when
+    /// `dx = Some((buf, rows))`, the gradient of the input's first `rows` features (all of
+    /// them for a convolution).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        pool: &Pool,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &[f32],
+        dy: &[f32],
+        dx: Option<(&mut [f32], usize)>,
+        col: &mut [f32],
+        batch: usize,
+    ) {
+        let (w, dw) = (&params[self.w.clone()], &mut grads[self.w.clone()]);
+        match &self.kind {
+            LayerKind::Linear { inputs, outputs } => {
+                linear::weight_grad(pool, dw, (*outputs, *inputs), dy, x, batch);
+                if let Some((dx, rows)) = dx {
+                    linear::input_grad(pool, w, (*outputs, *inputs), rows, dy, dx, batch);
+                }
+            }
+            LayerKind::Conv2d { geometry, out_channels } => {
+                let dx = dx.map(|(buf, _)| buf);
+                conv::conv2d_backward(pool, geometry, w, dw, *out_channels, x, dy, dx, col, batch);
+            }
+            LayerKind::ConvTranspose2d { geometry, in_channels } => {
+                let dx = dx.map(|(buf, _)| buf);
+                conv::conv_transpose2d_backward(pool, geometry, w, dw, *in_channels, x, dy, dx, col, batch);
+            }
+        }
+    }
+}
+
+/// One named tensor inside the flat buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    /// PyTorch's `state_dict` name, e.g. `fc1.weight`.
+    pub name: String,
+    /// PyTorch's shape.
+    pub shape: Vec<usize>,
+    pub range: Range<usize>,
+    /// Initialisation: uniform in ±1/√fan_in (PyTorch's default for weights and biases of
+    /// linear and convolution layers), or zeros when `None`.
+    pub fan_in: Option<usize>,
+}
+
+/// Lays named tensors out one after another in a flat buffer.
+#[derive(Default)]
+pub struct LayoutBuilder {
+    pub tensors: Vec<TensorInfo>,
+    pub len: usize,
+}
+
+impl LayoutBuilder {
+    /// Appends a tensor of `shape`; returns its range.
+    pub fn push(&mut self, name: impl Into<String>, shape: Vec<usize>, fan_in: Option<usize>) -> Range<usize> {
+        let n: usize = shape.iter().product();
+        let r = self.len..self.len + n;
+        self.len += n;
+        self.tensors.push(TensorInfo { name: name.into(), shape, range: r.clone(), fan_in });
+        r
+    }
+
+    /// Appends a layer's weight, then its bias, as `{name}.weight` and `{name}.bias`.
+    pub fn layer(&mut self, name: &str, kind: LayerKind) -> Layer {
+        let mut layer = Layer { name: name.to_string(), kind, w: 0..0, b: 0..0 };
+        let fan_in = Some(layer.fan_in());
+        layer.w = self.push(format!("{name}.weight"), layer.weight_shape(), fan_in);
+        layer.b = self.push(format!("{name}.bias"), vec![layer.bias_len()], fan_in);
+        layer
+    }
+
+    /// Appends `nn.Linear(inputs → outputs)`.
+    pub fn linear(&mut self, name: &str, inputs: usize, outputs: usize) -> Layer {
+        self.layer(name, LayerKind::Linear { inputs, outputs })
+    }
+}
+
+/// The geometry of a `KERNEL`/`STRIDE`/`PADDING` convolution reading `channels × side × side`.
+pub fn halving(channels: usize, height: usize, width: usize) -> ConvGeometry {
+    ConvGeometry { channels, height, width, kernel: KERNEL, stride: STRIDE, padding: PADDING }
+}
+
+#[cfg(test)]
+mod tests;
