@@ -27,6 +27,7 @@ use crate::core::{Mat, Pool, matmul};
 
 /// Conv2d forward: `y [C_out, Ho·Wo·B] = W · im2col_g(x)`. `col` is scratch of
 /// `[C_in·k·k, Ho·Wo·B]`.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
     pool: &Pool,
     g: &ConvGeometry,
@@ -66,6 +67,7 @@ pub fn conv2d_backward(
 }
 
 /// ConvTranspose2d forward: `y [C_out, H, W, B] = col2im_g(Wᵀ · x)` with `x` `[C_in, Ho·Wo·B]`.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d_forward(
     pool: &Pool,
     g: &ConvGeometry,
