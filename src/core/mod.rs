@@ -6,6 +6,7 @@ pub mod adam;
 pub mod im2col;
 pub mod importance;
 pub mod kernels;
+pub mod likelihood;
 pub mod matmul;
 pub mod pool;
 pub mod rng;

@@ -14,7 +14,8 @@
 //! bounded whatever k is. IWAE_1 is exactly the single-sample ELBO estimator
 //! log p(x|z) + log p(z) − log q(z|x) on the same draw.
 
-use crate::core::kernels::{bernoulli_log_likelihood, one_hot};
+use crate::core::kernels::one_hot;
+use crate::core::likelihood::bernoulli_log_likelihood;
 use crate::core::pool::SyncMut;
 use crate::core::{Pool, Purpose, Rng};
 use crate::data::Split;

@@ -211,7 +211,7 @@ impl Network {
     pub fn decode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         self.decode_logits(pool, params, ws);
         let cols = ws.columns();
-        kernels::bias_sigmoid(&mut ws.out, &params[self.layout.output.b.clone()], cols);
+        crate::core::likelihood::bias_sigmoid(&mut ws.out, &params[self.layout.output.b.clone()], cols);
     }
 
     /// Full forward pass and loss. Needs `ws.x` and (variational models) `ws.eps` filled.
@@ -228,7 +228,7 @@ impl Network {
             None => &mut ws.db_out,
         };
         let b3 = &params[self.layout.output.b.clone()];
-        kernels::bernoulli_bce(pool, &mut ws.out, b3, &ws.x[..p * b], db3, &mut ws.bce, b);
+        crate::core::likelihood::bernoulli_bce(pool, &mut ws.out, b3, &ws.x[..p * b], db3, &mut ws.bce, b);
         BatchLoss { bce: ws.bce[..b].iter().map(|&v| v as f64).sum(), kl: ws.kl[..b].iter().map(|&v| v as f64).sum() }
     }
 
@@ -266,7 +266,7 @@ impl Network {
         ws.fill_targets(p);
         let x = if ws.samples == 1 { &ws.x[..p * b] } else { &ws.x_rep[..] };
         let b3 = &params[self.layout.output.b.clone()];
-        kernels::bernoulli_bce(pool, &mut ws.out, b3, x, &mut ws.db_out, &mut ws.bce, cols);
+        crate::core::likelihood::bernoulli_bce(pool, &mut ws.out, b3, x, &mut ws.db_out, &mut ws.bce, cols);
         let (loss, bce) = importance::importance_weights(
             &ws.enc,
             &ws.eps,
