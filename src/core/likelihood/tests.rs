@@ -1,4 +1,5 @@
 //! Each likelihood's log-density and gradients against an f64 evaluation written from the
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 //! density's definition, and the continuous Bernoulli's constant and mean against numerical
 //! integration.
 
