@@ -1,7 +1,7 @@
 //! Each likelihood's log-density and gradients against an f64 evaluation written from the
-#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 //! density's definition, and the continuous Bernoulli's constant and mean against numerical
 //! integration.
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
 use super::*;
 use crate::core::Rng;
