@@ -262,7 +262,7 @@ impl RunDir {
 /// Named tensors of a flat buffer as safetensors bytes (f32, the tensors' shapes).
 pub fn tensors_bytes(tensors: &[TensorInfo], params: &[f32], meta: HashMap<String, String>) -> Vec<u8> {
     let data: Vec<(&str, Vec<usize>, Vec<u8>)> =
-        tensors.iter().map(|t| (t.name, t.shape.clone(), f32_bytes(&params[t.range.clone()]))).collect();
+        tensors.iter().map(|t| (t.name.as_str(), t.shape.clone(), f32_bytes(&params[t.range.clone()]))).collect();
     let views = data
         .iter()
         .map(|(name, shape, bytes)| (*name, TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes match")));
@@ -299,7 +299,7 @@ pub fn tensors_from_bytes(
     let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
     let mut params = vec![0.0f32; len];
     for t in tensors {
-        params[t.range.clone()].copy_from_slice(&tensor_f32(&st, t.name, &t.shape, path)?);
+        params[t.range.clone()].copy_from_slice(&tensor_f32(&st, &t.name, &t.shape, path)?);
     }
     if params.iter().any(|p| !p.is_finite()) {
         return Err(CheckpointError::corrupt(path, "it holds NaN or infinite weights"));

@@ -224,7 +224,6 @@ impl Trainer {
         let mut total = EpochTrain::default();
         let net = &self.model.network;
         let c = net.config.clone();
-        let fc3_b = net.layout.output.b.clone();
         for step in 0..steps {
             if self.interrupt.load(Ordering::Relaxed) {
                 return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
@@ -235,11 +234,10 @@ impl Trainer {
                 noise.fill_normal(&mut self.ws.eps);
             }
             let iwae = !self.config.objective.is_elbo();
-            let db3 = Some(&mut self.grads[fc3_b.clone()]);
             let loss = if iwae {
-                net.forward_iwae(&self.pool, &self.model.params, &mut self.ws, db3)
+                net.forward_iwae(&self.pool, &self.model.params, &mut self.ws)
             } else {
-                net.forward(&self.pool, &self.model.params, &mut self.ws, db3)
+                net.forward(&self.pool, &self.model.params, &mut self.ws)
             };
             let objective = loss.bce + self.config.beta as f64 * loss.kl;
             if !objective.is_finite() {
@@ -295,7 +293,7 @@ impl Trainer {
     }
 }
 
-/// Copies the batch `idx` of `split` into `ws.x`: pixel rows, then one-hot label rows.
+/// Copies the batch `idx` of `split` into `ws.x` (pixel rows) and a cvae's labels into `ws.y`.
 /// With `coins`, every pixel is a fresh Bernoulli(intensity) draw (dynamic binarization).
 pub fn fill_inputs(
     split: &Split,
@@ -312,7 +310,7 @@ pub fn fill_inputs(
     }
     if config.cond_dim() > 0 {
         let labels = idx.iter().map(|&i| split.labels[i as usize]);
-        kernels::one_hot(labels, config.cond_dim(), &mut ws.x[p * b..], b);
+        kernels::one_hot(labels, config.cond_dim(), &mut ws.y, b);
     }
 }
 
@@ -337,7 +335,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         if c.kind.variational() {
             rng.fill_normal(&mut ws.eps);
         }
-        let loss = model.network.forward(pool, &model.params, ws, None);
+        let loss = model.network.forward(pool, &model.params, ws);
         sum.bce += loss.bce;
         sum.kl += loss.kl;
     }

@@ -154,6 +154,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             latent_dim: a.latent_dim.unwrap_or(tutorial.latent_dim),
             hidden_layers: a.hidden_layers.unwrap_or(1),
             activation: a.activation.unwrap_or_default(),
+            ..tutorial
         };
         let threads = match a.threads.unwrap_or(0) {
             0 => crate::core::pool::available_threads(),

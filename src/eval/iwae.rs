@@ -15,7 +15,6 @@
 //! log p(x|z) + log p(z) − log q(z|x) on the same draw.
 
 use crate::core::kernels::one_hot;
-use crate::core::likelihood::bernoulli_log_likelihood;
 use crate::core::pool::SyncMut;
 use crate::core::{Pool, Purpose, Rng};
 use crate::data::Split;
@@ -83,7 +82,7 @@ pub fn encode_split(model: &Model, split: &Split, pool: &Pool) -> (Vec<f32>, Vec
         }
         crate::core::kernels::gather_images(&split.images, p, chunk, &mut ws.x[..p * b]);
         if c.cond_dim() > 0 {
-            one_hot(chunk.iter().map(|&i| split.labels[i as usize]), c.cond_dim(), &mut ws.x[p * b..], b);
+            one_hot(chunk.iter().map(|&i| split.labels[i as usize]), c.cond_dim(), &mut ws.y, b);
         }
         model.network.encode(pool, &model.params, &mut ws);
         for (col, &i) in chunk.iter().enumerate() {
@@ -176,8 +175,9 @@ pub fn iwae(
         }
         broadcast_images(pool, &split.images, p, &image_of[..cols], &mut ws.x[..p * cols]);
         model.network.decode_logits(pool, &model.params, &mut ws);
-        let b3 = &model.params[model.network.layout.output.b.clone()];
-        bernoulli_log_likelihood(pool, &ws.out, b3, &ws.x[..p * cols], &mut ws.bce, cols);
+        let x = std::mem::take(&mut ws.x);
+        model.network.log_likelihood(pool, &model.params, &mut ws, &x[..p * cols]);
+        ws.x = x;
         for col in 0..cols {
             let image = image_of[col] as usize;
             acc[image].add(ws.bce[col] as f64 + log_ratio[col] as f64);

@@ -7,11 +7,12 @@
 //!          → logits = W3·h2 + b3 [10, B],  loss = Σ_b −log softmax(logits)_{y_b}
 //! ```
 
-use super::config::{Activation, LayoutBuilder, Linear};
+use crate::core::activations::Activation;
 use crate::core::activations::{activation_backward, bias_activation};
 use crate::core::kernels::{gather_images, row_sums};
 use crate::core::{Mat, Pool, Purpose, Rng, matmul};
 use crate::data::{NUM_CLASSES, Split};
+use crate::nn::{Layer, LayoutBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Architecture of the classifier.
@@ -38,9 +39,9 @@ impl ClassifierConfig {
     }
 
     /// `fc1`, `fc2`, `fc3` with PyTorch's names and shapes, and the tensor list.
-    pub fn layout(&self) -> (Vec<Linear>, Vec<crate::model::TensorInfo>, usize) {
+    pub fn layout(&self) -> (Vec<Layer>, Vec<crate::model::TensorInfo>, usize) {
         let dims = [self.pixels(), self.hidden[0], self.hidden[1], NUM_CLASSES];
-        let names = [("fc1.weight", "fc1.bias"), ("fc2.weight", "fc2.bias"), ("fc3.weight", "fc3.bias")];
+        let names = ["fc1", "fc2", "fc3"];
         let mut b = LayoutBuilder::default();
         let layers = names.into_iter().enumerate().map(|(j, n)| b.linear(n, dims[j], dims[j + 1])).collect();
         (layers, b.tensors, b.len)
@@ -51,7 +52,7 @@ impl ClassifierConfig {
 #[derive(Clone, Debug)]
 pub struct Classifier {
     pub config: ClassifierConfig,
-    pub layers: Vec<Linear>,
+    pub layers: Vec<Layer>,
     pub params: Vec<f32>,
 }
 
@@ -102,7 +103,7 @@ impl Classifier {
         let mut params = vec![0.0f32; len];
         let mut rng = Rng::stream(seed, Purpose::Init, 1);
         for layer in &layers {
-            let bound = 1.0 / (layer.inputs as f64).sqrt();
+            let bound = 1.0 / (layer.inputs() as f64).sqrt();
             for i in layer.w.clone().chain(layer.b.clone()) {
                 params[i] = ((rng.uniform() * 2.0 - 1.0) * bound) as f32;
             }
@@ -116,15 +117,15 @@ impl Classifier {
         let [l1, l2, l3] = [&self.layers[0], &self.layers[1], &self.layers[2]];
         let p = &self.params;
         let [h1, h2] = &mut ws.h;
-        matmul(pool, h1, Mat::new(&p[l1.w.clone()], l1.outputs, l1.inputs), Mat::new(&ws.x, l1.inputs, b), false);
+        matmul(pool, h1, Mat::new(&p[l1.w.clone()], l1.outputs(), l1.inputs()), Mat::new(&ws.x, l1.inputs(), b), false);
         bias_activation(pool, Activation::Relu, h1, &p[l1.b.clone()], b);
-        matmul(pool, h2, Mat::new(&p[l2.w.clone()], l2.outputs, l2.inputs), Mat::new(h1, l2.inputs, b), false);
+        matmul(pool, h2, Mat::new(&p[l2.w.clone()], l2.outputs(), l2.inputs()), Mat::new(h1, l2.inputs(), b), false);
         bias_activation(pool, Activation::Relu, h2, &p[l2.b.clone()], b);
         matmul(
             pool,
             &mut ws.logits,
-            Mat::new(&p[l3.w.clone()], l3.outputs, l3.inputs),
-            Mat::new(h2, l3.inputs, b),
+            Mat::new(&p[l3.w.clone()], l3.outputs(), l3.inputs()),
+            Mat::new(h2, l3.inputs(), b),
             false,
         );
         crate::core::kernels::bias_add(&mut ws.logits, &p[l3.b.clone()], b);
@@ -142,23 +143,35 @@ impl Classifier {
         matmul(
             pool,
             &mut grads[l3.w.clone()],
-            Mat::new(&ws.logits, l3.outputs, b),
-            Mat::new(h2, l3.inputs, b).t(),
+            Mat::new(&ws.logits, l3.outputs(), b),
+            Mat::new(h2, l3.inputs(), b).t(),
             false,
         );
         row_sums(&ws.logits, b, &mut grads[l3.b.clone()]);
         matmul(
             pool,
             d2,
-            Mat::new(&p[l3.w.clone()], l3.outputs, l3.inputs).t(),
-            Mat::new(&ws.logits, l3.outputs, b),
+            Mat::new(&p[l3.w.clone()], l3.outputs(), l3.inputs()).t(),
+            Mat::new(&ws.logits, l3.outputs(), b),
             false,
         );
         activation_backward(pool, Activation::Relu, d2, h2, &mut grads[l2.b.clone()], b);
-        matmul(pool, &mut grads[l2.w.clone()], Mat::new(d2, l2.outputs, b), Mat::new(h1, l2.inputs, b).t(), false);
-        matmul(pool, d1, Mat::new(&p[l2.w.clone()], l2.outputs, l2.inputs).t(), Mat::new(d2, l2.outputs, b), false);
+        matmul(pool, &mut grads[l2.w.clone()], Mat::new(d2, l2.outputs(), b), Mat::new(h1, l2.inputs(), b).t(), false);
+        matmul(
+            pool,
+            d1,
+            Mat::new(&p[l2.w.clone()], l2.outputs(), l2.inputs()).t(),
+            Mat::new(d2, l2.outputs(), b),
+            false,
+        );
         activation_backward(pool, Activation::Relu, d1, h1, &mut grads[l1.b.clone()], b);
-        matmul(pool, &mut grads[l1.w.clone()], Mat::new(d1, l1.outputs, b), Mat::new(&ws.x, l1.inputs, b).t(), false);
+        matmul(
+            pool,
+            &mut grads[l1.w.clone()],
+            Mat::new(d1, l1.outputs(), b),
+            Mat::new(&ws.x, l1.inputs(), b).t(),
+            false,
+        );
     }
 
     /// Predicted labels and features `[n, features]` of `n` images `[n, pixels]` in [0, 1].

@@ -1,8 +1,13 @@
-//! Model configuration and the layout of the flat parameter buffer.
+//! Model configuration and the layout of the flat parameter buffer: which layers, in what
+//! order, under which PyTorch names.
 
-use crate::data::NUM_CLASSES;
+use super::likelihood::Likelihood;
+use crate::core::Shape;
+use crate::nn::{Layer, LayerKind, LayoutBuilder, TensorInfo, halving};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
+
+pub use crate::core::activations::Activation;
 
 /// Which model: the tutorial's VAE, its conditional VAE, or the plain autoencoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -43,11 +48,29 @@ impl std::fmt::Display for ModelKind {
     }
 }
 
-pub use crate::core::activations::Activation;
+/// The encoder's and decoder's kind of layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Fully connected layers on the flattened image (the tutorial's).
+    #[default]
+    Mlp,
+    /// Stride-2 4×4 convolutions, mirrored by transposed convolutions
+    /// (`shared/reference/conv-model.md`).
+    Conv,
+}
 
 fn one() -> usize {
     1
 }
+
+/// Classes of the runs made before the class count was recorded: MNIST's ten.
+fn ten() -> usize {
+    10
+}
+
+/// Most classes a labelled dataset may have (labels are stored as bytes).
+pub const MAX_CLASSES: usize = 256;
 
 /// The architecture: everything needed to rebuild a model from its weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,53 +80,55 @@ pub struct ModelConfig {
     pub image_rows: usize,
     /// Image width in pixels (28 for MNIST).
     pub image_cols: usize,
-    /// Width of the encoder's and decoder's hidden layer (400 in the tutorial).
+    /// 1 (grey) or 3 (RGB).
+    #[serde(default = "one")]
+    pub channels: usize,
+    /// Classes of the data: a cvae's one-hot label has this length.
+    #[serde(default = "ten")]
+    pub classes: usize,
+    /// The classes' names (a labelled image folder's sub-folders); empty for MNIST-style
+    /// data, whose classes are named by the dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
+    #[serde(default)]
+    pub arch: Arch,
+    /// MLP: width of the encoder's and decoder's hidden layers (400 in the tutorial).
     pub hidden_dim: usize,
     /// Dimension of z (20 in the tutorial).
     pub latent_dim: usize,
-    /// Hidden layers in the encoder and, mirrored, in the decoder (1 in the tutorial).
+    /// MLP: hidden layers in the encoder and, mirrored, in the decoder (1 in the tutorial).
     #[serde(default = "one")]
     pub hidden_layers: usize,
     #[serde(default)]
     pub activation: Activation,
-}
-
-/// One named tensor inside the flat buffer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorInfo {
-    /// PyTorch's `state_dict` name, e.g. `fc1.weight`.
-    pub name: &'static str,
-    /// PyTorch's shape: `[out, in]` for weights, `[out]` for biases.
-    pub shape: Vec<usize>,
-    pub range: Range<usize>,
-}
-
-/// A linear layer's place in the flat buffer: weight `[out, in]` and bias `[out]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Linear {
-    pub w: Range<usize>,
-    pub b: Range<usize>,
-    pub inputs: usize,
-    pub outputs: usize,
+    /// Conv: channels of each stride-2 convolution of the encoder, mirrored by the decoder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub widths: Vec<usize>,
+    #[serde(default)]
+    pub likelihood: Likelihood,
 }
 
 /// Where each layer's weights live in the flat parameter (and gradient) buffer.
 ///
-/// Names follow the tutorial's PyTorch module: encoder hidden layers `fc1` (then `fc1_2`,
+/// MLP names follow the tutorial's PyTorch module: encoder hidden layers `fc1` (then `fc1_2`,
 /// `fc1_3`, … when `hidden_layers` > 1), heads `fc_mu` and `fc_logvar`, decoder hidden
-/// layers `fc2` (then `fc2_2`, …), output `fc3`. The μ and log σ² heads are adjacent
-/// (`fc_mu.weight` then `fc_logvar.weight`, likewise the biases), so both are one
-/// `[2·latent, hidden]` product.
+/// layers `fc2` (then `fc2_2`, …), output `fc3`. Conv names follow the reference module
+/// (`shared/reference/torch_conv_reference.py`): `encoder.{i}`, `fc_mu`, `fc_logvar`,
+/// `decoder_input`, `decoder.{j}`. The μ and log σ² heads are adjacent (`fc_mu.weight` then
+/// `fc_logvar.weight`, likewise the biases), so both are one `[2·latent, in]` product.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
-    /// Encoder hidden layers, input first.
-    pub encoder: Vec<Linear>,
-    /// `fc_mu` (and `fc_logvar` after it for variational models) as one layer.
-    pub head: Linear,
-    /// Decoder hidden layers, z first.
-    pub decoder: Vec<Linear>,
-    /// `fc3`: the logits of the Bernoulli means.
-    pub output: Linear,
+    /// Encoder layers, input first, each followed by the activation.
+    pub encoder: Vec<Layer>,
+    /// `fc_mu` (and `fc_logvar` after it for variational models) as one linear layer.
+    pub head: Layer,
+    /// Decoder layers before the output, z first, each followed by the activation.
+    pub decoder: Vec<Layer>,
+    /// The decoder's last layer: the likelihood's parameters (`fc3`, or the last
+    /// `decoder.{j}`).
+    pub output: Layer,
+    /// A Gaussian likelihood's learned log-variance per channel (`likelihood.logvar`).
+    pub logvar: Option<Range<usize>>,
     pub tensors: Vec<TensorInfo>,
     pub len: usize,
 }
@@ -115,26 +140,55 @@ impl ModelConfig {
             kind,
             image_rows: 28,
             image_cols: 28,
+            channels: 1,
+            classes: 10,
+            class_names: Vec::new(),
+            arch: Arch::Mlp,
             hidden_dim: 400,
             latent_dim: 20,
             hidden_layers: 1,
             activation: Activation::Relu,
+            widths: Vec::new(),
+            likelihood: Likelihood::Bernoulli,
         }
     }
 
-    /// Pixels per image: the decoder's output size.
+    /// The reference convolutional model (`conv-model.md`) for `kind` on images of `shape`,
+    /// with [`default_widths`] for its side.
+    pub fn conv(kind: ModelKind, shape: Shape, latent_dim: usize) -> ModelConfig {
+        ModelConfig {
+            arch: Arch::Conv,
+            image_rows: shape.height,
+            image_cols: shape.width,
+            channels: shape.channels,
+            hidden_dim: 0,
+            hidden_layers: 0,
+            latent_dim,
+            widths: default_widths(shape.height.min(shape.width)),
+            ..ModelConfig::tutorial(kind)
+        }
+    }
+
+    pub fn shape(&self) -> Shape {
+        Shape::new(self.channels, self.image_rows, self.image_cols)
+    }
+
+    /// Values per image (`channels · rows · cols`): the decoder's output size.
     pub fn pixels(&self) -> usize {
-        self.image_rows * self.image_cols
+        self.shape().size()
     }
 
-    /// Size of the label vector appended to inputs (10 for `cvae`, else 0).
+    /// Size of the label vector a cvae appends to its inputs (`classes`; 0 for the others).
     pub fn cond_dim(&self) -> usize {
-        if self.kind.conditional() { NUM_CLASSES } else { 0 }
+        if self.kind.conditional() { self.classes } else { 0 }
     }
 
-    /// Encoder input: pixels then the one-hot label.
+    /// Rows of the encoder's input buffer: the pixels, then an MLP cvae's one-hot label.
     pub fn encoder_in(&self) -> usize {
-        self.pixels() + self.cond_dim()
+        match self.arch {
+            Arch::Mlp => self.pixels() + self.cond_dim(),
+            Arch::Conv => self.pixels(),
+        }
     }
 
     /// Decoder input: z then the one-hot label.
@@ -149,26 +203,43 @@ impl ModelConfig {
 
     /// Checks sizes; the message names the flag to change.
     pub fn validate(&self) -> Result<(), String> {
-        if self.hidden_dim == 0 {
-            return Err("--hidden-dim must be at least 1".into());
-        }
         if self.latent_dim == 0 {
             return Err("--latent-dim must be at least 1".into());
         }
         if self.pixels() == 0 {
             return Err("images must have at least one pixel".into());
         }
-        if self.hidden_layers == 0 || self.hidden_layers > 16 {
-            return Err("--hidden-layers must be between 1 and 16".into());
+        if self.latent_dim > 1 << 14 {
+            return Err("--latent-dim is too large (max 16384)".into());
         }
-        if self.hidden_dim > 1 << 16 || self.latent_dim > 1 << 14 {
-            return Err("--hidden-dim (max 65536) or --latent-dim (max 16384) is too large".into());
+        if self.kind.conditional() && self.classes < 2 {
+            return Err("--model cvae needs labelled data with at least 2 classes (an image folder's class \
+                        sub-folders); this data has none, so use --model vae"
+                .into());
+        }
+        if self.classes > MAX_CLASSES {
+            return Err(format!("the data has {} classes; at most {MAX_CLASSES} are supported", self.classes));
+        }
+        self.likelihood.validate()?;
+        match self.arch {
+            Arch::Mlp => {
+                if self.hidden_dim == 0 {
+                    return Err("--hidden-dim must be at least 1".into());
+                }
+                if self.hidden_layers == 0 || self.hidden_layers > 16 {
+                    return Err("--hidden-layers must be between 1 and 16".into());
+                }
+                if self.hidden_dim > 1 << 16 {
+                    return Err("--hidden-dim is too large (max 65536)".into());
+                }
+            }
+            Arch::Conv => check_widths(&self.widths, self.shape())?,
         }
         Ok(())
     }
 
     /// Multiply-adds of one training step per example (forward and backward; the input
-    /// gradient of `fc1` is not needed).
+    /// gradient of the first encoder layer is not needed).
     pub fn train_macs_per_example(&self) -> usize {
         self.train_macs_per_example_with(1)
     }
@@ -176,170 +247,154 @@ impl ModelConfig {
     /// The same with `samples` draws of z per example (the importance-weighted objective):
     /// the encoder runs once, the decoder once per draw.
     pub fn train_macs_per_example_with(&self, samples: usize) -> usize {
-        let (h, e, d, p, i) =
-            (self.hidden_dim, self.encoder_out(), self.decoder_in(), self.pixels(), self.encoder_in());
-        let deep = (self.hidden_layers - 1) * h * h;
-        // Forward, weight gradients, input gradients (fc1's is not needed; fc2's only for z).
-        let encoder = (i * h + h * e + deep) + (i * h + h * e + deep) + (h * e + deep);
-        let decoder = (d * h + h * p + deep) + (d * h + h * p + deep) + (self.latent_dim * h + h * p + deep);
+        let layout = self.layout();
+        // Forward, weight gradient, and input gradient where one is needed.
+        let mut encoder = 0;
+        for (j, layer) in layout.encoder.iter().chain([&layout.head]).enumerate() {
+            encoder += 2 * layer.macs() + if j > 0 { layer.macs() } else { 0 };
+        }
+        let mut decoder = 0;
+        for (j, layer) in layout.decoder.iter().chain([&layout.output]).enumerate() {
+            // The first layer's input gradient is needed for z only, not the label rows.
+            let input = if j == 0 { layer.macs() / layer.inputs() * self.latent_dim } else { layer.macs() };
+            decoder += 2 * layer.macs() + input;
+        }
         encoder + samples * decoder
     }
 
-    /// Multiply-adds of decoding one z into logits.
+    /// Multiply-adds of decoding one z into the output.
     pub fn decode_macs(&self) -> usize {
-        let h = self.hidden_dim;
-        self.decoder_in() * h + (self.hidden_layers - 1) * h * h + h * self.pixels()
+        let layout = self.layout();
+        layout.decoder.iter().chain([&layout.output]).map(Layer::macs).sum()
     }
 
     pub fn layout(&self) -> Layout {
-        let (h, l, p) = (self.hidden_dim, self.latent_dim, self.pixels());
-        let names = LayerNames::for_layers(self.hidden_layers);
         let mut b = LayoutBuilder::default();
-        let encoder: Vec<Linear> = (0..self.hidden_layers)
-            .map(|j| b.linear(names.encoder[j], if j == 0 { self.encoder_in() } else { h }, h))
-            .collect();
-        let mu_w = b.push("fc_mu.weight", vec![l, h]);
-        let lv_w = self.kind.variational().then(|| b.push("fc_logvar.weight", vec![l, h]));
-        let mu_b = b.push("fc_mu.bias", vec![l]);
-        let lv_b = self.kind.variational().then(|| b.push("fc_logvar.bias", vec![l]));
-        let head = Linear {
+        let (encoder, head_in) = match self.arch {
+            Arch::Mlp => {
+                let h = self.hidden_dim;
+                let encoder: Vec<Layer> = (0..self.hidden_layers)
+                    .map(|j| b.linear(&numbered("fc1", j), if j == 0 { self.encoder_in() } else { h }, h))
+                    .collect();
+                (encoder, h)
+            }
+            Arch::Conv => {
+                let mut encoder = Vec::new();
+                let (mut c, mut h, mut w) = (self.channels, self.image_rows, self.image_cols);
+                for (i, &width) in self.widths.iter().enumerate() {
+                    let kind = LayerKind::Conv2d { geometry: halving(c, h, w), out_channels: width };
+                    encoder.push(b.layer(&format!("encoder.{i}"), kind));
+                    (c, h, w) = (width, h / 2, w / 2);
+                }
+                // The flattened features, then a cvae's one-hot label (the reference's torch.cat).
+                (encoder, c * h * w + self.cond_dim())
+            }
+        };
+        let head = self.head(&mut b, head_in);
+        let (decoder, output) = match self.arch {
+            Arch::Mlp => {
+                let h = self.hidden_dim;
+                let decoder = (0..self.hidden_layers)
+                    .map(|j| b.linear(&numbered("fc2", j), if j == 0 { self.decoder_in() } else { h }, h))
+                    .collect();
+                (decoder, b.linear("fc3", h, self.pixels()))
+            }
+            Arch::Conv => {
+                let n = self.widths.len();
+                let side = |i: usize| (self.image_rows >> i, self.image_cols >> i);
+                let (h, w) = side(n);
+                let mut decoder = vec![b.linear("decoder_input", self.decoder_in(), self.widths[n - 1] * h * w)];
+                // decoder.{j}: ConvTranspose2d(w_{n−j} → w_{n−j−1}), back up to the image's channels.
+                let mut layers: Vec<Layer> = (0..n)
+                    .map(|j| {
+                        let i = n - 1 - j; // its output is the encoder's layer-i input side
+                        let out_channels = if i == 0 { self.channels } else { self.widths[i - 1] };
+                        let (h, w) = side(i);
+                        let kind = LayerKind::ConvTranspose2d {
+                            geometry: halving(out_channels, h, w),
+                            in_channels: self.widths[i],
+                        };
+                        b.layer(&format!("decoder.{j}"), kind)
+                    })
+                    .collect();
+                let output = layers.pop().expect("at least one width");
+                decoder.extend(layers);
+                (decoder, output)
+            }
+        };
+        let logvar = self.likelihood.learns_variance().then(|| b.push("likelihood.logvar", vec![self.channels], None));
+        Layout { encoder, head, decoder, output, logvar, tensors: b.tensors, len: b.len }
+    }
+
+    /// `fc_mu` and, for variational models, `fc_logvar`, laid out as one `[E, inputs]` layer.
+    fn head(&self, b: &mut LayoutBuilder, inputs: usize) -> Layer {
+        let l = self.latent_dim;
+        let fan_in = Some(inputs);
+        let mu_w = b.push("fc_mu.weight", vec![l, inputs], fan_in);
+        let lv_w = self.kind.variational().then(|| b.push("fc_logvar.weight", vec![l, inputs], fan_in));
+        let mu_b = b.push("fc_mu.bias", vec![l], fan_in);
+        let lv_b = self.kind.variational().then(|| b.push("fc_logvar.bias", vec![l], fan_in));
+        Layer {
+            name: "fc_mu".into(),
+            kind: LayerKind::Linear { inputs, outputs: self.encoder_out() },
             w: mu_w.start..lv_w.map_or(mu_w.end, |r| r.end),
             b: mu_b.start..lv_b.map_or(mu_b.end, |r| r.end),
-            inputs: h,
-            outputs: self.encoder_out(),
-        };
-        let decoder: Vec<Linear> = (0..self.hidden_layers)
-            .map(|j| b.linear(names.decoder[j], if j == 0 { self.decoder_in() } else { h }, h))
-            .collect();
-        let output = b.linear(("fc3.weight", "fc3.bias"), h, p);
-        Layout { encoder, head, decoder, output, tensors: b.tensors, len: b.len }
-    }
-}
-
-/// Lays named tensors out one after another in a flat buffer.
-#[derive(Default)]
-pub struct LayoutBuilder {
-    pub tensors: Vec<TensorInfo>,
-    pub len: usize,
-}
-
-impl LayoutBuilder {
-    /// Appends a tensor of `shape`; returns its range.
-    pub fn push(&mut self, name: &'static str, shape: Vec<usize>) -> Range<usize> {
-        let n: usize = shape.iter().product();
-        let r = self.len..self.len + n;
-        self.len += n;
-        self.tensors.push(TensorInfo { name, shape, range: r.clone() });
-        r
-    }
-
-    /// Appends a linear layer: weight `[outputs, inputs]`, then bias `[outputs]`.
-    pub fn linear(&mut self, (w, b): (&'static str, &'static str), inputs: usize, outputs: usize) -> Linear {
-        let w = self.push(w, vec![outputs, inputs]);
-        let b = self.push(b, vec![outputs]);
-        Linear { w, b, inputs, outputs }
-    }
-}
-
-/// Tensor names of the hidden layers: `fc1`, `fc1_2`, … and `fc2`, `fc2_2`, ….
-struct LayerNames {
-    encoder: Vec<(&'static str, &'static str)>,
-    decoder: Vec<(&'static str, &'static str)>,
-}
-
-impl LayerNames {
-    fn for_layers(n: usize) -> LayerNames {
-        // Names are 'static so layouts stay cheap to clone; at most 16 layers exist.
-        fn leak(s: String) -> &'static str {
-            static CACHE: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-            let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = cache.iter().find(|c| **c == s) {
-                return hit;
-            }
-            let leaked: &'static str = Box::leak(s.into_boxed_str());
-            cache.push(leaked);
-            leaked
         }
-        let names = |base: &str| -> Vec<(&'static str, &'static str)> {
-            (0..n)
-                .map(|j| {
-                    let layer = if j == 0 { base.to_string() } else { format!("{base}_{}", j + 1) };
-                    (leak(format!("{layer}.weight")), leak(format!("{layer}.bias")))
-                })
-                .collect()
-        };
-        LayerNames { encoder: names("fc1"), decoder: names("fc2") }
     }
+}
+
+/// `base`, `base_2`, `base_3`, … for hidden layer j = 0, 1, 2, ….
+fn numbered(base: &str, j: usize) -> String {
+    if j == 0 { base.to_string() } else { format!("{base}_{}", j + 1) }
+}
+
+/// The default `--widths` for a side: one stride-2 layer per halving while the side stays a
+/// whole number of pixels and at least 4 (up to 5 layers), 32 channels doubling to 256 at
+/// most: 28 → 32,64 (the reference); 32 → 32,64,128; 64 → 32,64,128,256;
+/// 128 → 32,64,128,256,256. Empty when the side cannot be halved once.
+pub fn default_widths(side: usize) -> Vec<usize> {
+    let mut widths = Vec::new();
+    let mut s = side;
+    while widths.len() < 5 && s.is_multiple_of(2) && s / 2 >= 4 {
+        widths.push((32 << widths.len()).min(256));
+        s /= 2;
+    }
+    widths
+}
+
+/// Checks `--widths` against the image: every layer halves both sides, so each must be
+/// divisible by 2^layers.
+pub fn check_widths(widths: &[usize], shape: Shape) -> Result<(), String> {
+    if widths.is_empty() {
+        return Err(format!(
+            "--arch conv needs at least one width, and a {} side cannot be halved; pass --image-size with an even \
+             size (28, 32, 64, …)",
+            shape.height.min(shape.width)
+        ));
+    }
+    if widths.contains(&0) || widths.iter().any(|&w| w > 4096) {
+        return Err(format!("--widths {widths:?}: every width must be between 1 and 4096"));
+    }
+    let n = widths.len();
+    let factor = 1usize.checked_shl(n as u32).filter(|_| n < 16).unwrap_or(usize::MAX);
+    let (h, w) = (shape.height, shape.width);
+    if !(h.is_multiple_of(factor) && w.is_multiple_of(factor)) || h / factor == 0 || w / factor == 0 {
+        let suggestion = default_widths(h.min(w));
+        let fewer = if suggestion.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = suggestion.iter().map(usize::to_string).collect();
+            format!(", or fewer widths (--widths {})", list.join(","))
+        };
+        return Err(format!(
+            "--widths {} has {n} stride-2 layers, so the image sides must be divisible by 2^{n} = {factor}, but the \
+             images are {w}x{h}; pass --image-size {}{fewer}",
+            widths.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+            (h.min(w) / factor).max(1) * factor,
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tutorial_vae_has_pytorchs_parameter_count_and_names() {
-        // 784·400+400 + 2·(400·20+20) + 20·400+400 + 400·784+784 = 652,824.
-        let layout = ModelConfig::tutorial(ModelKind::Vae).layout();
-        assert_eq!(layout.len, 652_824);
-        let names: Vec<_> = layout.tensors.iter().map(|t| t.name).collect();
-        assert_eq!(
-            names,
-            [
-                "fc1.weight",
-                "fc1.bias",
-                "fc_mu.weight",
-                "fc_logvar.weight",
-                "fc_mu.bias",
-                "fc_logvar.bias",
-                "fc2.weight",
-                "fc2.bias",
-                "fc3.weight",
-                "fc3.bias"
-            ]
-        );
-        assert_eq!(layout.tensors[0].shape, vec![400, 784]);
-        assert_eq!(layout.head.w.len(), 40 * 400);
-    }
-
-    #[test]
-    fn cvae_widens_fc1_and_fc2_by_ten_and_ae_drops_logvar() {
-        let c = ModelConfig::tutorial(ModelKind::Cvae).layout();
-        assert_eq!(c.tensors[0].shape, vec![400, 794]);
-        assert_eq!(c.tensors.iter().find(|t| t.name == "fc2.weight").unwrap().shape, vec![400, 30]);
-        let a = ModelConfig::tutorial(ModelKind::Ae).layout();
-        assert!(a.tensors.iter().all(|t| !t.name.starts_with("fc_logvar")));
-        assert_eq!(a.head.w.len(), 20 * 400);
-    }
-
-    #[test]
-    fn deeper_models_name_their_extra_layers() {
-        let c =
-            ModelConfig { hidden_layers: 2, hidden_dim: 200, latent_dim: 50, ..ModelConfig::tutorial(ModelKind::Vae) };
-        let names: Vec<_> = c.layout().tensors.iter().map(|t| t.name).collect();
-        assert_eq!(&names[..4], ["fc1.weight", "fc1.bias", "fc1_2.weight", "fc1_2.bias"]);
-        assert!(names.contains(&"fc2_2.weight"));
-        // Burda et al.'s one-layer model: 784-200-200-50 and mirrored.
-        let l = c.layout();
-        assert_eq!(
-            l.len,
-            (784 * 200 + 200)
-                + (200 * 200 + 200)
-                + 2 * (200 * 50 + 50)
-                + (50 * 200 + 200)
-                + (200 * 200 + 200)
-                + (200 * 784 + 784)
-        );
-    }
-
-    #[test]
-    fn work_per_epoch_matches_the_design_note() {
-        // The design note: ~1.64 M multiply-adds per example per step, ~196 GFLOP per epoch.
-        // Encoder: fc1 forward + weight gradient 2·784·400, head forward + weight + input
-        // gradients 3·400·40 = 675,200. Decoder: fc2 forward + weight gradient 2·20·400,
-        // fc3 all three 3·400·784, fc2's input gradient (z only) 20·400 = 964,800.
-        let c = ModelConfig::tutorial(ModelKind::Vae);
-        assert_eq!(c.train_macs_per_example(), 675_200 + 964_800);
-        // Importance-weighted with k = 5: the decoder's share five times.
-        assert_eq!(c.train_macs_per_example_with(5), 675_200 + 5 * 964_800);
-    }
-}
+mod tests;

@@ -3,9 +3,12 @@
 
 pub mod classifier;
 pub mod config;
+pub mod likelihood;
 pub mod network;
 
-pub use config::{Layout, ModelConfig, ModelKind, TensorInfo};
+pub use crate::nn::TensorInfo;
+pub use config::{Arch, Layout, ModelConfig, ModelKind};
+pub use likelihood::Likelihood;
 pub use network::{BatchLoss, Network, Workspace};
 
 use crate::core::{Pool, Purpose, Rng};
@@ -28,20 +31,24 @@ pub struct Encoding {
 }
 
 impl Model {
-    /// A freshly initialised model, as PyTorch's `nn.Linear` does it: every weight and bias
-    /// of a layer with `fan_in` inputs uniform in [−1/√fan_in, 1/√fan_in) (kaiming_uniform
-    /// with a = √5 reduces to exactly this bound).
+    /// A freshly initialised model, as PyTorch's `nn.Linear`, `nn.Conv2d` and
+    /// `nn.ConvTranspose2d` do it: every weight and bias of a layer uniform in
+    /// [−1/√fan_in, 1/√fan_in) (kaiming_uniform with a = √5 reduces to exactly this bound;
+    /// fan-in as [`crate::nn::Layer::fan_in`]). A learned Gaussian log-variance starts at
+    /// [`likelihood::LEARNED_LOGVAR_INIT`].
     pub fn init(config: ModelConfig, seed: u64) -> Model {
         let network = Network::new(config);
         let mut params = vec![0.0f32; network.layout.len];
         let mut rng = Rng::stream(seed, Purpose::Init, 0);
         for t in &network.layout.tensors {
-            // Weights are [out, in]; a bias [out] belongs to the layer whose weight precedes it.
-            let fan_in = layer_fan_in(&network.layout, t.name);
+            let Some(fan_in) = t.fan_in else { continue };
             let bound = 1.0 / (fan_in as f64).sqrt();
             for p in &mut params[t.range.clone()] {
                 *p = ((rng.uniform() * 2.0 - 1.0) * bound) as f32;
             }
+        }
+        if let Some(r) = &network.layout.logvar {
+            params[r.clone()].fill(likelihood::LEARNED_LOGVAR_INIT);
         }
         Model { network, params }
     }
@@ -50,8 +57,8 @@ impl Model {
         &self.network.config
     }
 
-    /// Encodes `n` images given as `[n, pixels]` intensities in [0, 1] (with their labels
-    /// for `cvae`).
+    /// Encodes `n` images given as `[n, pixels]` intensities in [0, 1], each channel-major
+    /// (with their labels for `cvae`).
     pub fn encode(&self, pool: &Pool, images: &[f32], labels: Option<&[u8]>) -> Encoding {
         let c = self.config();
         let (p, l) = (c.pixels(), c.latent_dim);
@@ -59,7 +66,7 @@ impl Model {
         assert_eq!(images.len(), n * p, "images must be [n, {p}]");
         let mut ws = Workspace::new(c, n.max(1), pool.threads());
         transpose_into(images, n, p, &mut ws.x);
-        fill_labels(c, labels, n, &mut ws.x[p * n..]);
+        fill_labels(c, labels, n, &mut ws.y);
         self.network.encode(pool, &self.params, &mut ws);
         let mut mu = vec![0.0; n * l];
         transpose_into(&ws.enc[..l * n], l, n, &mut mu);
@@ -70,14 +77,14 @@ impl Model {
         Encoding { mu, logvar }
     }
 
-    /// Decodes `n` latent vectors `[n, latent]` (with labels for `cvae`) into Bernoulli means
-    /// `[n, pixels]` in [0, 1].
+    /// Decodes `n` latent vectors `[n, latent]` (with labels for `cvae`) into the
+    /// likelihood's means `[n, pixels]` in [0, 1], each image channel-major.
     pub fn decode(&self, pool: &Pool, z: &[f32], labels: Option<&[u8]>) -> Vec<f32> {
         let c = self.config();
         let classes = c.cond_dim();
         let cond: Option<Vec<f32>> = (classes > 0).then(|| {
             let labels = labels.expect("a conditional model needs labels");
-            labels.iter().flat_map(|&y| (0..classes).map(move |k| f32::from(k == y as usize))).collect()
+            labels.iter().flat_map(|&y| one_hot(y, classes)).collect()
         });
         self.decode_conditioned(pool, z, cond.as_deref())
     }
@@ -139,9 +146,7 @@ fn fill_labels(config: &ModelConfig, labels: Option<&[u8]>, n: usize, rows: &mut
     crate::core::kernels::one_hot(labels.iter().copied(), classes, rows, n);
 }
 
-fn layer_fan_in(layout: &Layout, name: &str) -> usize {
-    let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
-    let weight = format!("{layer}.weight");
-    let t = layout.tensors.iter().find(|t| t.name == weight).expect("every bias has a weight");
-    t.shape[1]
+/// The one-hot vector of `label` among `classes`.
+pub fn one_hot(label: u8, classes: usize) -> Vec<f32> {
+    (0..classes).map(|k| f32::from(k == label as usize)).collect()
 }

@@ -1,26 +1,28 @@
 //! The networks' forward and backward passes over a batch, on preallocated buffers.
 //!
-//! Notation (all activations *features × batch*, B = batch):
-//! P = pixels, C = classes (10 for `cvae`, else 0), H = hidden, L = latent,
-//! E = encoder head rows (2L, or L for `ae`), act = ReLU (the tutorial) or tanh.
+//! Notation (all activations *features × batch*, B = batch): P = values per image
+//! (channels · rows · cols, channel-major), K = classes (a cvae's one-hot label, else 0),
+//! L = latent, E = encoder head rows (2L, or L for `ae`), act = ReLU or tanh.
 //!
 //! ```text
-//! x  [P+C, B]  → h = act(W·x + b)  [H, B]   (encoder: `hidden_layers` such layers)
-//!              → enc = We·h + be         [E, B]  (μ rows, then log σ² rows)
-//!              → z = μ + ε·exp(½ log σ²) [L, B], then the label rows → [L+C, B]
-//!              → g = act(W·z + b)  [H, B]   (decoder: `hidden_layers` such layers)
-//!              → logits = W3·g + b3      [P, B],  p(x|z) = Bernoulli(σ(logits))
-//! loss = Σ_b BCE_b + β·KL_b   (Kingma & Welling 2014, eq. 10; the tutorial's sum)
+//! MLP   x [P+K, B] → act(W·x + b) … [H, B]                       (encoder layers)
+//! conv  x [P, B]   → act(conv(x) + b) … [F, B] + label rows → [F+K, B]
+//!       → enc = We·h + be  [E, B]                                 (μ rows, then log σ² rows)
+//!       → z = μ + ε·exp(½ log σ²) [L, B], then the label rows → [L+K, B]
+//!       → act(W·z + b) … (MLP: fc2…;  conv: decoder_input, reshape, transposed convs)
+//!       → out = W_o ⊛ g + b_o  [P, B],   p(x|z) = the likelihood with parameters `out`
+//! loss = Σ_b −log p(x_b|z_b) + β·KL_b   (Kingma & Welling 2014, eq. 10; the tutorial's sum)
 //! ```
 //!
 //! The importance-weighted objective ([`Network::forward_iwae`]) draws k samples of z per
 //! example: the decoder then runs on k·B columns, sample-major (column s·B + b), and the
 //! loss is Σ_b −log (1/k) Σ_s w_s (Burda et al. 2015; kernels in `core::importance`).
 
-use super::config::{Layout, Linear, ModelConfig};
+use super::config::{Arch, Layout, ModelConfig};
 use crate::core::activations::{activation_backward, bias_activation};
-use crate::core::{Mat, Pool, matmul};
-use crate::core::{importance, kernels};
+use crate::core::likelihood::gaussian_weighted_logvar_grad;
+use crate::core::{Pool, importance, kernels};
+use crate::nn::Layer;
 
 /// Every buffer one batch needs, allocated once.
 pub struct Workspace {
@@ -28,24 +30,28 @@ pub struct Workspace {
     /// Draws of z per example, k: 1, or more for the importance-weighted objective. The
     /// decoder's buffers have k·B columns.
     pub samples: usize,
-    /// Input \[P+C, B\]: pixel rows, then one-hot label rows.
+    /// Input \[P(+K), B\]: pixel rows, then (MLP cvae) the label rows, copied from `y`.
     pub x: Vec<f32>,
-    /// Encoder hidden activations, one \[H, B\] buffer per layer.
+    /// One-hot labels \[K, B\] of a cvae, written by the data pipeline.
+    pub y: Vec<f32>,
+    /// Encoder activations, one buffer per layer; a conv cvae's last one has the K label
+    /// rows appended (the head's input).
     pub enc_h: Vec<Vec<f32>>,
     pub enc: Vec<f32>,
     /// Standard-normal noise \[L, k·B\] for the reparameterisation.
     pub eps: Vec<f32>,
-    /// Decoder input \[L+C, k·B\]: z rows, then the label rows (copied from `x`).
+    /// Decoder input \[L+K, k·B\]: z rows, then the label rows.
     pub z: Vec<f32>,
-    /// Decoder hidden activations, one \[H, k·B\] buffer per layer.
+    /// Decoder activations before the output layer, one \[rows, k·B\] buffer per layer.
     pub dec_h: Vec<Vec<f32>>,
-    /// Logits on the forward pass, then ∂loss/∂logits \[P, k·B\] (or σ(logits) after `decode`).
+    /// The output layer's product on the forward pass, then ∂loss/∂out \[P, k·B\] (or the
+    /// likelihood's mean after `decode`).
     pub out: Vec<f32>,
-    /// Gradient scratch \[H, k·B\], two so stacked layers can ping-pong.
+    /// Gradient scratch, two so stacked layers can ping-pong.
     dh: [Vec<f32>; 2],
     dz: Vec<f32>,
     denc: Vec<f32>,
-    /// Per-column reconstruction loss (BCE summed over pixels) \[k·B\], plus per-thread scratch.
+    /// Per-column reconstruction loss −log p(x|z) \[k·B\], plus per-thread scratch.
     pub bce: Vec<f32>,
     /// Per-example KL(q(z|x) ‖ p(z)) \[B\]; after [`Network::forward_iwae`], each example's loss.
     pub kl: Vec<f32>,
@@ -53,8 +59,14 @@ pub struct Workspace {
     x_rep: Vec<f32>,
     /// Normalised importance weights w̃ \[k·B\] (importance-weighted objective only).
     pub weights: Vec<f32>,
-    /// Bias gradient of the output layer when no gradient buffer is given \[P\].
-    db_out: Vec<f32>,
+    /// The output bias per row \[P\] (a convolution's is per channel), its gradient, and a
+    /// Gaussian likelihood's log-variance per row and its gradient.
+    bias_rows: Vec<f32>,
+    db_rows: Vec<f32>,
+    logvar_rows: Vec<f32>,
+    dlogvar_rows: Vec<f32>,
+    /// im2col scratch of the largest convolution.
+    col: Vec<f32>,
 }
 
 impl Workspace {
@@ -65,30 +77,48 @@ impl Workspace {
     /// Buffers for `samples` draws of z per example (the decoder runs on samples·batch columns).
     pub fn with_samples(config: &ModelConfig, batch: usize, samples: usize, threads: usize) -> Workspace {
         assert!(samples >= 1, "at least one sample");
-        let (h, l, p) = (config.hidden_dim, config.latent_dim, config.pixels());
-        let e = config.encoder_out();
+        let layout = config.layout();
+        let (l, p, k) = (config.latent_dim, config.pixels(), config.cond_dim());
         let cols = batch * samples;
         let v = |rows: usize| vec![0.0f32; rows * batch];
         let d = |rows: usize| vec![0.0f32; rows * cols];
-        let layers = config.hidden_layers;
+        let last = layout.encoder.len() - 1;
+        let conv = config.arch == Arch::Conv;
+        let enc_h = (layout.encoder.iter().enumerate())
+            .map(|(j, layer)| v(layer.outputs() + if conv && j == last { k } else { 0 }))
+            .collect();
+        let dec_h: Vec<Vec<f32>> = layout.decoder.iter().map(|layer| d(layer.outputs())).collect();
+        let grad_len = (layout.encoder.iter().map(|l| l.outputs() * batch))
+            .chain(layout.decoder.iter().map(|l| l.outputs() * cols))
+            .max()
+            .unwrap_or(0);
+        let col_len = (layout.encoder.iter().map(|l| l.col_len(batch)))
+            .chain(layout.decoder.iter().chain([&layout.output]).map(|l| l.col_len(cols)))
+            .max()
+            .unwrap_or(0);
         Workspace {
             batch,
             samples,
             x: v(config.encoder_in()),
-            enc_h: (0..layers).map(|_| v(h)).collect(),
-            enc: v(e),
+            y: v(k),
+            enc_h,
+            enc: v(config.encoder_out()),
             eps: d(l),
             z: d(config.decoder_in()),
-            dec_h: (0..layers).map(|_| d(h)).collect(),
+            dec_h,
             out: d(p),
-            dh: [d(h), d(h)],
+            dh: [vec![0.0; grad_len], vec![0.0; grad_len]],
             dz: d(l),
-            denc: v(e),
+            denc: v(config.encoder_out()),
             bce: d(threads.max(1)),
             kl: v(1),
             x_rep: if samples > 1 { d(p) } else { Vec::new() },
             weights: d(1),
-            db_out: vec![0.0; p],
+            bias_rows: vec![0.0; p],
+            db_rows: vec![0.0; p],
+            logvar_rows: vec![0.0; p],
+            dlogvar_rows: vec![0.0; p],
+            col: vec![0.0; col_len],
         }
     }
 
@@ -97,12 +127,11 @@ impl Workspace {
         self.batch * self.samples
     }
 
-    /// Copies the label rows of `x` (written by the data pipeline) into `z`, once per sample.
+    /// Copies the label rows `y` into `z`, once per sample.
     fn copy_labels(&mut self, config: &ModelConfig) {
-        let (b, cols) = (self.batch, self.columns());
-        let (p, l) = (config.pixels(), config.latent_dim);
+        let (b, cols, l) = (self.batch, self.columns(), config.latent_dim);
         for c in 0..config.cond_dim() {
-            let src = &self.x[(p + c) * b..(p + c + 1) * b];
+            let src = &self.y[c * b..(c + 1) * b];
             for block in self.z[(l + c) * cols..(l + c + 1) * cols].chunks_exact_mut(b) {
                 block.copy_from_slice(src);
             }
@@ -136,28 +165,10 @@ pub struct Network {
 /// Loss sums of one batch, in nats.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BatchLoss {
-    /// Σ_b BCE_b (the negative log-likelihood term).
+    /// Σ_b −log p(x_b|z_b), the reconstruction term (the BCE for the Bernoulli).
     pub bce: f64,
     /// Σ_b KL_b (0 for `ae`).
     pub kl: f64,
-}
-
-/// `dst [out, B] = W [out, in] · src [in, B]`.
-fn product(pool: &Pool, params: &[f32], layer: &Linear, src: &[f32], dst: &mut [f32], batch: usize) {
-    let w = Mat::new(&params[layer.w.clone()], layer.outputs, layer.inputs);
-    matmul(pool, dst, w, Mat::new(src, layer.inputs, batch), false);
-}
-
-/// `dW [out, in] = dy [out, B] · xᵀ [B, in]`.
-fn weight_grad(pool: &Pool, grads: &mut [f32], layer: &Linear, dy: &[f32], x: &[f32], batch: usize) {
-    let (dy, x) = (Mat::new(dy, layer.outputs, batch), Mat::new(x, layer.inputs, batch));
-    matmul(pool, &mut grads[layer.w.clone()], dy, x.t(), false);
-}
-
-/// `dx [rows, B] = W[:, :rows]ᵀ · dy [out, B]` (the first `rows` inputs only).
-fn input_grad(pool: &Pool, params: &[f32], layer: &Linear, rows: usize, dy: &[f32], dx: &mut [f32], batch: usize) {
-    let w = Mat::columns(&params[layer.w.clone()], layer.outputs, rows, layer.inputs);
-    matmul(pool, dx, w.t(), Mat::new(dy, layer.outputs, batch), false);
 }
 
 impl Network {
@@ -166,17 +177,26 @@ impl Network {
         Network { config, layout }
     }
 
-    /// Encoder: `x` → hidden layers → `enc` (μ, log σ²). Reads `ws.x`.
+    /// Encoder: `x` → layers → `enc` (μ, log σ²). Reads `ws.x` (and `ws.y` for a cvae).
     pub fn encode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
-        let (act, b) = (self.config.activation, ws.batch);
+        let (c, b) = (&self.config, ws.batch);
+        let (p, k) = (c.pixels(), c.cond_dim());
+        if k > 0 && c.arch == Arch::Mlp {
+            ws.x[p * b..(p + k) * b].copy_from_slice(&ws.y[..k * b]);
+        }
         for (j, layer) in self.layout.encoder.iter().enumerate() {
             let (before, rest) = ws.enc_h.split_at_mut(j);
             let src = if j == 0 { &ws.x } else { &before[j - 1] };
-            product(pool, params, layer, src, &mut rest[0], b);
-            bias_activation(pool, act, &mut rest[0], &params[layer.b.clone()], b);
+            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, b);
+            hidden_bias_activation(pool, c, layer, params, &mut rest[0], b);
+        }
+        let last = ws.enc_h.last_mut().expect("one layer at least");
+        if k > 0 && c.arch == Arch::Conv {
+            let f = self.layout.encoder.last().expect("one layer at least").outputs();
+            last[f * b..(f + k) * b].copy_from_slice(&ws.y[..k * b]);
         }
         let head = &self.layout.head;
-        product(pool, params, head, ws.enc_h.last().expect("one layer at least"), &mut ws.enc, b);
+        head.forward(pool, params, last, &mut ws.enc, &mut ws.col, b);
         kernels::bias_add(&mut ws.enc, &params[head.b.clone()], b);
     }
 
@@ -193,49 +213,78 @@ impl Network {
         ws.copy_labels(&self.config);
     }
 
-    /// Decoder up to the logits: `z` → hidden layers → `out` = W3·g (bias not yet added),
-    /// on all k·B columns.
+    /// Decoder up to the output layer's product: `z` → layers → `out` = W_o ⊛ g (bias not
+    /// yet added), on all k·B columns. Reads `ws.z`.
     pub fn decode_logits(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
-        let (act, b) = (self.config.activation, ws.columns());
+        let cols = ws.columns();
         for (j, layer) in self.layout.decoder.iter().enumerate() {
             let (before, rest) = ws.dec_h.split_at_mut(j);
             let src = if j == 0 { &ws.z } else { &before[j - 1] };
-            product(pool, params, layer, src, &mut rest[0], b);
-            bias_activation(pool, act, &mut rest[0], &params[layer.b.clone()], b);
+            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, cols);
+            hidden_bias_activation(pool, &self.config, layer, params, &mut rest[0], cols);
         }
         let last = ws.dec_h.last().expect("one layer at least");
-        product(pool, params, &self.layout.output, last, &mut ws.out, b);
+        self.layout.output.forward(pool, params, last, &mut ws.out, &mut ws.col, cols);
     }
 
-    /// Decoder to Bernoulli means: `ws.out` = σ(W3·g + b3) \[P, B\]. Reads `ws.z`.
+    /// Decoder to the likelihood's mean: `ws.out` \[P, k·B\] in [0, 1]. Reads `ws.z`.
     pub fn decode(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         self.decode_logits(pool, params, ws);
         let cols = ws.columns();
-        crate::core::likelihood::bias_sigmoid(&mut ws.out, &params[self.layout.output.b.clone()], cols);
+        let bias = self.output_bias(params, &mut ws.bias_rows);
+        self.config.likelihood.mean(&mut ws.out, bias, cols);
     }
 
-    /// Full forward pass and loss. Needs `ws.x` and (variational models) `ws.eps` filled.
-    /// Leaves per-example BCE in `ws.bce[..B]`, KL in `ws.kl`, and ∂BCE/∂logits in `ws.out`;
-    /// writes the output-bias gradient into `db3` (or scratch when `None`).
-    pub fn forward(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, db3: Option<&mut [f32]>) -> BatchLoss {
+    /// The output bias per row: the layer's own for a linear output, a convolution's
+    /// per-channel bias spread over its channel's rows in `rows`.
+    fn output_bias<'a>(&self, params: &'a [f32], rows: &'a mut [f32]) -> &'a [f32] {
+        let out = &self.layout.output;
+        let bias = &params[out.b.clone()];
+        if out.spatial() == 1 {
+            return bias;
+        }
+        for (block, &v) in rows.chunks_exact_mut(out.spatial()).zip(bias) {
+            block.fill(v);
+        }
+        rows
+    }
+
+    /// The likelihood's per-row log-variance (Gaussian; untouched otherwise).
+    fn fill_logvar(&self, params: &[f32], rows: &mut [f32]) {
+        let learned = self.layout.logvar.as_ref().map_or(&[][..], |r| &params[r.clone()]);
+        self.config.likelihood.fill_logvar(learned, self.config.shape().plane(), rows);
+    }
+
+    /// The reconstruction term on the decoder's `cols` columns against targets `x`
+    /// \[P, cols\]: each column's −log p(x|z) in `ws.bce[..cols]`, ∂/∂out in `ws.out`, and the
+    /// output bias's (and log-variance's) row gradients in the workspace.
+    fn reconstruction(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, targets: Targets) {
+        let (p, cols) = (self.config.pixels(), ws.columns());
+        self.fill_logvar(params, &mut ws.logvar_rows);
+        let bias = self.output_bias(params, &mut ws.bias_rows);
+        let x = match targets {
+            Targets::Batch => &ws.x[..p * ws.batch],
+            Targets::Repeated => &ws.x_rep[..],
+        };
+        let lik = self.config.likelihood;
+        lik.loss(pool, &mut ws.out, bias, &ws.logvar_rows, x, &mut ws.db_rows, &mut ws.dlogvar_rows, &mut ws.bce, cols);
+    }
+
+    /// Full forward pass and loss. Needs `ws.x` (and `ws.y` for a cvae) and, for variational
+    /// models, `ws.eps` filled. Leaves per-example reconstruction losses in `ws.bce[..B]`, KL
+    /// in `ws.kl`, and ∂loss/∂out in `ws.out` for [`Network::backward`].
+    pub fn forward(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) -> BatchLoss {
         assert_eq!(ws.samples, 1, "the ELBO takes one draw of z per example; see forward_iwae");
         self.encode(pool, params, ws);
         self.reparameterize(ws);
         self.decode_logits(pool, params, ws);
-        let (p, b) = (self.config.pixels(), ws.batch);
-        let db3 = match db3 {
-            Some(g) => g,
-            None => &mut ws.db_out,
-        };
-        let b3 = &params[self.layout.output.b.clone()];
-        crate::core::likelihood::bernoulli_bce(pool, &mut ws.out, b3, &ws.x[..p * b], db3, &mut ws.bce, b);
+        self.reconstruction(pool, params, ws, Targets::Batch);
+        let b = ws.batch;
         BatchLoss { bce: ws.bce[..b].iter().map(|&v| v as f64).sum(), kl: ws.kl[..b].iter().map(|&v| v as f64).sum() }
     }
 
-    /// Gradients of Σ_b BCE_b + β·KL_b with respect to every parameter, after [`forward`]
-    /// (which already wrote the `fc3.bias` gradient). `grads` has the parameters' layout.
-    ///
-    /// [`forward`]: Network::forward
+    /// Gradients of Σ_b −log p(x_b|z_b) + β·KL_b with respect to every parameter, after
+    /// [`Network::forward`]. `grads` has the parameters' layout; every entry is overwritten.
     pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
         self.backward_decoder(pool, params, grads, ws);
         // Encoder head: through the reparameterisation and the KL term.
@@ -251,12 +300,11 @@ impl Network {
 
     /// The importance-weighted objective with k = `ws.samples` draws of z per example
     /// (Burda, Grosse & Salakhutdinov 2015, eq. 8): Σ_b −log (1/k) Σ_s w_s. Needs `ws.x`
-    /// and `ws.eps` \[L, k·B\] filled. Leaves the w̃-weighted ∂loss/∂logits in `ws.out`,
-    /// w̃ in `ws.weights`, each example's loss in `ws.kl`, and writes the `fc3.bias`
-    /// gradient into `db3` (or scratch when `None`). The returned `bce` is Σ_b of the mean
-    /// reconstruction loss over the samples and `kl` the rest, so `bce + kl` is the loss;
-    /// for k = 1 `kl` is the single-draw estimate log q(z|x) − log p(z).
-    pub fn forward_iwae(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, db3: Option<&mut [f32]>) -> BatchLoss {
+    /// (`ws.y`) and `ws.eps` \[L, k·B\] filled. Leaves the w̃-weighted ∂loss/∂out in `ws.out`,
+    /// w̃ in `ws.weights`, and each example's loss in `ws.kl`. The returned `bce` is Σ_b of
+    /// the mean reconstruction loss over the samples and `kl` the rest, so `bce + kl` is the
+    /// loss; for k = 1 `kl` is the single-draw estimate log q(z|x) − log p(z).
+    pub fn forward_iwae(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) -> BatchLoss {
         assert!(self.config.kind.variational(), "the importance-weighted objective needs a variational model");
         let (l, p, b, cols) = (self.config.latent_dim, self.config.pixels(), ws.batch, ws.columns());
         self.encode(pool, params, ws);
@@ -264,9 +312,8 @@ impl Network {
         ws.copy_labels(&self.config);
         self.decode_logits(pool, params, ws);
         ws.fill_targets(p);
-        let x = if ws.samples == 1 { &ws.x[..p * b] } else { &ws.x_rep[..] };
-        let b3 = &params[self.layout.output.b.clone()];
-        crate::core::likelihood::bernoulli_bce(pool, &mut ws.out, b3, x, &mut ws.db_out, &mut ws.bce, cols);
+        let targets = if ws.samples == 1 { Targets::Batch } else { Targets::Repeated };
+        self.reconstruction(pool, params, ws, targets);
         let (loss, bce) = importance::importance_weights(
             &ws.enc,
             &ws.eps,
@@ -276,18 +323,15 @@ impl Network {
             &mut ws.kl[..b],
             b,
         );
-        let db3 = match db3 {
-            Some(g) => g,
-            None => &mut ws.db_out,
-        };
-        importance::weight_columns(&mut ws.out, &ws.weights, db3);
+        if self.layout.logvar.is_some() {
+            // From the unweighted mean gradient, before weight_columns scales it.
+            gaussian_weighted_logvar_grad(&ws.out, &ws.weights[..cols], &ws.logvar_rows, &mut ws.dlogvar_rows);
+        }
+        importance::weight_columns(&mut ws.out, &ws.weights, &mut ws.db_rows);
         BatchLoss { bce, kl: loss - bce }
     }
 
-    /// Gradients of the importance-weighted loss after [`forward_iwae`] (which already wrote
-    /// the `fc3.bias` gradient).
-    ///
-    /// [`forward_iwae`]: Network::forward_iwae
+    /// Gradients of the importance-weighted loss after [`Network::forward_iwae`].
     pub fn backward_iwae(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
         self.backward_decoder(pool, params, grads, ws);
         let l = self.config.latent_dim * ws.columns();
@@ -305,32 +349,74 @@ impl Network {
         self.backward_encoder(pool, params, grads, ws);
     }
 
-    /// Output layer and decoder stack, from ∂loss/∂logits in `ws.out` to ∂loss/∂z in `ws.dz`.
+    /// Forward only: each decoder column's log p(x|z) against targets `x` \[P, cols\], from
+    /// the output layer's product in `ws.out` (after [`Network::decode_logits`]); the result
+    /// is in `ws.bce[..cols]`.
+    pub fn log_likelihood(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, x: &[f32]) {
+        let cols = ws.columns();
+        self.fill_logvar(params, &mut ws.logvar_rows);
+        let bias = self.output_bias(params, &mut ws.bias_rows);
+        self.config.likelihood.log_likelihood(pool, &ws.out, bias, &ws.logvar_rows, x, &mut ws.bce, cols);
+    }
+
+    /// Output layer and decoder stack, from ∂loss/∂out in `ws.out` to ∂loss/∂z in `ws.dz`.
     fn backward_decoder(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
         let (c, lay, cols) = (&self.config, &self.layout, ws.columns());
-        let (h, n) = (c.hidden_dim, c.hidden_layers);
-        // Output layer: dW3 = dout · gᵀ, dg = W3ᵀ · dout.
-        weight_grad(pool, grads, &lay.output, &ws.out, &ws.dec_h[n - 1], cols);
-        input_grad(pool, params, &lay.output, h, &ws.out, &mut ws.dh[0], cols);
-        // Decoder hidden layers; the first one's input is z (labels need no gradient, so
-        // only the latent rows of dz are computed).
+        // The likelihood's row gradients: the output bias (summed per channel for a
+        // convolution) and a learned log-variance (summed per channel).
+        let out = &lay.output;
+        sum_blocks(&ws.db_rows, out.spatial(), &mut grads[out.b.clone()]);
+        if let Some(r) = &lay.logvar {
+            sum_blocks(&ws.dlogvar_rows, c.shape().plane(), &mut grads[r.clone()]);
+        }
+        let last = ws.dec_h.last().expect("one layer at least");
+        let rows = last.len() / cols;
+        out.backward(pool, params, grads, last, &ws.out, Some((&mut ws.dh[0], rows)), &mut ws.col, cols);
+        // Decoder layers; the first one's input is z (labels need no gradient, so only the
+        // latent rows of dz are computed).
         let dz = Some((&mut ws.dz[..], c.latent_dim));
-        stack_backward(pool, c, params, grads, &lay.decoder, &ws.dec_h, &ws.z, &mut ws.dh, dz, cols);
+        stack_backward(pool, c, params, grads, &lay.decoder, &ws.dec_h, &ws.z, &mut ws.dh, dz, &mut ws.col, cols);
     }
 
     /// Encoder head and encoder stack, from ∂loss/∂enc in `ws.denc` (and the head's bias
     /// gradient, already written).
     fn backward_encoder(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
-        let (h, n) = (c.hidden_dim, c.hidden_layers);
-        weight_grad(pool, grads, &lay.head, &ws.denc, &ws.enc_h[n - 1], b);
-        input_grad(pool, params, &lay.head, h, &ws.denc, &mut ws.dh[0], b);
-        // Encoder hidden layers (x needs no gradient).
-        stack_backward(pool, c, params, grads, &lay.encoder, &ws.enc_h, &ws.x, &mut ws.dh, None, b);
+        let last = ws.enc_h.last().expect("one layer at least");
+        // The head's input gradient for the features only (a conv cvae's label rows need none).
+        let rows = lay.encoder.last().expect("one layer at least").outputs();
+        lay.head.backward(pool, params, grads, last, &ws.denc, Some((&mut ws.dh[0], rows)), &mut ws.col, b);
+        // Encoder layers (x needs no gradient).
+        stack_backward(pool, c, params, grads, &lay.encoder, &ws.enc_h, &ws.x, &mut ws.dh, None, &mut ws.col, b);
     }
 }
 
-/// Backward through a stack of `act(W·x + b)` layers, last to first. On entry `dh[0]`
+/// Which targets the reconstruction term compares with: the batch's (k = 1) or the
+/// repeated ones of k > 1 samples.
+enum Targets {
+    Batch,
+    Repeated,
+}
+
+/// A hidden layer's bias and activation after its product: per row for a linear layer, per
+/// channel (rows of `spatial · cols` values) for a convolution.
+fn hidden_bias_activation(pool: &Pool, c: &ModelConfig, layer: &Layer, params: &[f32], y: &mut [f32], cols: usize) {
+    bias_activation(pool, c.activation, y, &params[layer.b.clone()], layer.spatial() * cols);
+}
+
+/// `out[i] = Σ src[i·block .. (i+1)·block]`: per-row sums gathered per channel (a plain
+/// copy when `block` is 1).
+fn sum_blocks(src: &[f32], block: usize, out: &mut [f32]) {
+    if block == 1 {
+        out.copy_from_slice(&src[..out.len()]);
+        return;
+    }
+    for (o, chunk) in out.iter_mut().zip(src.chunks_exact(block)) {
+        *o = chunk.iter().sum();
+    }
+}
+
+/// Backward through a stack of `act(layer(x) + b)` layers, last to first. On entry `dh[0]`
 /// holds ∂loss/∂(last layer's output); `outputs[j]` is layer j's output and `input` the
 /// stack's input. Writes every weight and bias gradient, and, when `dx = Some((buf, rows))`,
 /// the gradient of the input's first `rows` rows into `buf`. `dh[1]` is scratch.
@@ -340,25 +426,27 @@ fn stack_backward(
     c: &ModelConfig,
     params: &[f32],
     grads: &mut [f32],
-    layers: &[Linear],
+    layers: &[Layer],
     outputs: &[Vec<f32>],
     input: &[f32],
     dh: &mut [Vec<f32>; 2],
-    dx: Option<(&mut [f32], usize)>,
+    mut dx: Option<(&mut [f32], usize)>,
+    col: &mut [f32],
     b: usize,
 ) {
     let [d0, d1] = dh;
     let (mut cur, mut next) = (d0, d1);
     for j in (0..layers.len()).rev() {
         let layer = &layers[j];
-        activation_backward(pool, c.activation, cur, &outputs[j], &mut grads[layer.b.clone()], b);
-        weight_grad(pool, grads, layer, cur, if j == 0 { input } else { &outputs[j - 1] }, b);
+        let cols = layer.spatial() * b;
+        let db = &mut grads[layer.b.clone()];
+        activation_backward(pool, c.activation, &mut cur[..layer.outputs() * b], &outputs[j], db, cols);
         if j > 0 {
-            input_grad(pool, params, layer, c.hidden_dim, cur, next, b);
+            let below = Some((&mut next[..], layers[j - 1].outputs()));
+            layer.backward(pool, params, grads, &outputs[j - 1], cur, below, col, b);
             std::mem::swap(&mut cur, &mut next);
+        } else {
+            layer.backward(pool, params, grads, input, cur, dx.take(), col, b);
         }
-    }
-    if let Some((buf, rows)) = dx {
-        input_grad(pool, params, &layers[0], rows, cur, buf, b);
     }
 }

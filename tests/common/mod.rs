@@ -1,6 +1,8 @@
 //! Helpers shared by the command-line tests.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use assert_cmd::Command;
 use std::path::Path;
 

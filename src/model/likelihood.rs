@@ -1,0 +1,140 @@
+//! The decoder's likelihood p(x|z): which density the output parameterises, its loss and
+//! gradient, its log-density for evaluation, and the mean that pictures show.
+
+use crate::core::Pool;
+use crate::core::likelihood as k;
+use serde::{Deserialize, Serialize};
+
+/// The density of a pixel given the decoder's output o.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Likelihood {
+    /// Bernoulli(σ(o)): the tutorial's binary cross-entropy. A proper likelihood for binary
+    /// images; on grey levels it is the usual, improper, choice.
+    #[default]
+    Bernoulli,
+    /// Normal(o, σ²): σ fixed (`sigma`), or a learned log-variance per channel (`None`).
+    Gaussian { sigma: Option<f32> },
+    /// Continuous Bernoulli(σ(o)) (Loaiza-Ganem & Cunningham 2019): a proper density on
+    /// [0, 1], the Bernoulli with its normalising constant.
+    ContinuousBernoulli,
+}
+
+/// Initial log-variance of a learned Gaussian likelihood: σ = e^(−2) ≈ 0.135, the scale of
+/// a blurry reconstruction's error on [0, 1] data. At σ = 1 the reconstruction term is so
+/// weak against the KL that the encoder's units collapse in the first epochs, before Adam
+/// (which moves it ~1e-3 per step) has brought the variance down.
+pub const LEARNED_LOGVAR_INIT: f32 = -4.0;
+
+impl Likelihood {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Likelihood::Bernoulli => "bernoulli",
+            Likelihood::Gaussian { .. } => "gaussian",
+            Likelihood::ContinuousBernoulli => "continuous-bernoulli",
+        }
+    }
+
+    /// A readable description: `gaussian (σ = 0.1)`, `gaussian (learned σ per channel)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Likelihood::Gaussian { sigma: Some(s) } => format!("gaussian (σ = {s})"),
+            Likelihood::Gaussian { sigma: None } => "gaussian (learned σ per channel)".into(),
+            other => other.name().into(),
+        }
+    }
+
+    /// Whether the model has a learned log-variance per channel (`likelihood.logvar`).
+    pub fn learns_variance(&self) -> bool {
+        matches!(self, Likelihood::Gaussian { sigma: None })
+    }
+
+    /// Whether it is a density on [0, 1] or ℝ (so bits per dimension of 8-bit data mean
+    /// something), rather than a probability of binary values.
+    pub fn is_continuous(&self) -> bool {
+        !matches!(self, Likelihood::Bernoulli)
+    }
+
+    /// Checks the settings; the message names the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Likelihood::Gaussian { sigma: Some(s) } = self
+            && !(s.is_finite() && *s > 0.0)
+        {
+            return Err(format!("--sigma must be a positive number, got {s}"));
+        }
+        Ok(())
+    }
+
+    /// The per-row log-variance of a Gaussian: the learned per-channel values spread over
+    /// each channel's `plane` rows, or 2 ln σ everywhere. Empty for the others.
+    pub fn fill_logvar(&self, learned: &[f32], plane: usize, rows: &mut [f32]) {
+        match self {
+            Likelihood::Gaussian { sigma: Some(s) } => rows.fill(2.0 * s.ln()),
+            Likelihood::Gaussian { sigma: None } => {
+                for (block, &lv) in rows.chunks_exact_mut(plane).zip(learned) {
+                    block.fill(lv);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Forward and backward of Σ −log p(x|z) per column. `out` holds the output layer's
+    /// product `[P, cols]` on entry (bias `bias` \[P\] added here) and ∂loss/∂out on exit;
+    /// writes the row sums (the bias gradient) into `db` \[P\], a Gaussian's log-variance
+    /// row gradients into `dlogvar` \[P\], and each column's loss into `col_loss[..cols]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss(
+        &self,
+        pool: &Pool,
+        out: &mut [f32],
+        bias: &[f32],
+        logvar: &[f32],
+        x: &[f32],
+        db: &mut [f32],
+        dlogvar: &mut [f32],
+        col_loss: &mut [f32],
+        cols: usize,
+    ) {
+        match self {
+            Likelihood::Bernoulli => k::bernoulli_bce(pool, out, bias, x, db, col_loss, cols),
+            Likelihood::Gaussian { .. } => k::gaussian_nll(pool, out, bias, logvar, x, db, dlogvar, col_loss, cols),
+            Likelihood::ContinuousBernoulli => k::continuous_bernoulli_nll(pool, out, bias, x, db, col_loss, cols),
+        }
+    }
+
+    /// Forward only: each column's log p(x|z) into `col_ll[..cols]`. Shapes as [`Likelihood::loss`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn log_likelihood(
+        &self,
+        pool: &Pool,
+        out: &[f32],
+        bias: &[f32],
+        logvar: &[f32],
+        x: &[f32],
+        col_ll: &mut [f32],
+        cols: usize,
+    ) {
+        match self {
+            Likelihood::Bernoulli => k::bernoulli_log_likelihood(pool, out, bias, x, col_ll, cols),
+            Likelihood::Gaussian { .. } => k::gaussian_log_likelihood(pool, out, bias, logvar, x, col_ll, cols),
+            Likelihood::ContinuousBernoulli => k::continuous_bernoulli_log_likelihood(pool, out, bias, x, col_ll, cols),
+        }
+    }
+
+    /// The image a decoder output stands for, in place: the mean of p(x|z) (σ(o) for the
+    /// Bernoulli, the continuous Bernoulli's own mean, the Gaussian's mean clamped to [0, 1]).
+    pub fn mean(&self, out: &mut [f32], bias: &[f32], cols: usize) {
+        match self {
+            Likelihood::Bernoulli => k::bias_sigmoid(out, bias, cols),
+            Likelihood::Gaussian { .. } => k::bias_clamp(out, bias, cols),
+            Likelihood::ContinuousBernoulli => k::bias_cb_mean(out, bias, cols),
+        }
+    }
+}
+
+impl std::fmt::Display for Likelihood {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}

@@ -1,0 +1,256 @@
+//! An independent f64 evaluation of every model's loss, written from PyTorch's definitions
+//! with plain loops over single examples (channel-major images), sharing no code with the
+//! compute core: `nn.Linear`, `nn.Conv2d` and `nn.ConvTranspose2d` (kernel 4, stride 2,
+//! padding 1), the reparameterisation, and each likelihood's density.
+
+use vae::model::config::Activation;
+use vae::model::{Arch, Likelihood, ModelConfig, TensorInfo};
+
+/// A model's forward passes over `params` in f64.
+pub struct Reference<'a> {
+    pub config: &'a ModelConfig,
+    pub params: &'a [f64],
+    tensors: Vec<TensorInfo>,
+}
+
+const K: usize = 4; // kernel
+const S: usize = 2; // stride
+const P: i64 = 1; // padding
+
+impl<'a> Reference<'a> {
+    pub fn new(config: &'a ModelConfig, params: &'a [f64]) -> Reference<'a> {
+        Reference { config, params, tensors: config.layout().tensors }
+    }
+
+    fn get(&self, name: &str) -> (&[f64], &[usize]) {
+        let t = self.tensors.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no tensor {name}"));
+        (&self.params[t.range.clone()], &t.shape)
+    }
+
+    fn act(&self, v: Vec<f64>) -> Vec<f64> {
+        match self.config.activation {
+            Activation::Relu => v.into_iter().map(|v| v.max(0.0)).collect(),
+            Activation::Tanh => v.into_iter().map(f64::tanh).collect(),
+        }
+    }
+
+    fn onehot(&self, label: u8) -> Vec<f64> {
+        let mut onehot = vec![0.0; self.config.cond_dim()];
+        if self.config.kind.conditional() {
+            onehot[label as usize] = 1.0;
+        }
+        onehot
+    }
+
+    /// `nn.Linear`: weight [out, in].
+    fn linear(&self, name: &str, input: &[f64]) -> Vec<f64> {
+        let (w, shape) = self.get(&format!("{name}.weight"));
+        let (b, _) = self.get(&format!("{name}.bias"));
+        let (out, inp) = (shape[0], shape[1]);
+        assert_eq!(input.len(), inp, "{name}");
+        (0..out).map(|o| b[o] + (0..inp).map(|i| w[o * inp + i] * input[i]).sum::<f64>()).collect()
+    }
+
+    /// `nn.Conv2d(k=4, s=2, p=1)` on one image `[C_in, h, w]`: weight [C_out, C_in, 4, 4].
+    fn conv2d(&self, name: &str, x: &[f64], h: usize, w: usize) -> Vec<f64> {
+        let (wt, shape) = self.get(&format!("{name}.weight"));
+        let (b, _) = self.get(&format!("{name}.bias"));
+        let (cout, cin) = (shape[0], shape[1]);
+        let (ho, wo) = (h / 2, w / 2);
+        let mut y = vec![0.0; cout * ho * wo];
+        for co in 0..cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = b[co];
+                    for ci in 0..cin {
+                        for ky in 0..K {
+                            for kx in 0..K {
+                                let (iy, ix) = ((oy * S + ky) as i64 - P, (ox * S + kx) as i64 - P);
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    acc += wt[((co * cin + ci) * K + ky) * K + kx]
+                                        * x[(ci * h + iy as usize) * w + ix as usize];
+                                }
+                            }
+                        }
+                    }
+                    y[(co * ho + oy) * wo + ox] = acc;
+                }
+            }
+        }
+        y
+    }
+
+    /// `nn.ConvTranspose2d(k=4, s=2, p=1)` on one map `[C_in, h, w]`: weight [C_in, C_out, 4, 4];
+    /// input pixel (iy, ix) adds `x · w` to output pixel (iy·2 − 1 + ky, ix·2 − 1 + kx).
+    fn conv_transpose2d(&self, name: &str, x: &[f64], h: usize, w: usize) -> Vec<f64> {
+        let (wt, shape) = self.get(&format!("{name}.weight"));
+        let (b, _) = self.get(&format!("{name}.bias"));
+        let (cin, cout) = (shape[0], shape[1]);
+        let (ho, wo) = (2 * h, 2 * w);
+        let mut y: Vec<f64> = (0..cout * ho * wo).map(|i| b[i / (ho * wo)]).collect();
+        for ci in 0..cin {
+            for iy in 0..h {
+                for ix in 0..w {
+                    for co in 0..cout {
+                        for ky in 0..K {
+                            for kx in 0..K {
+                                let (ty, tx) = ((iy * S + ky) as i64 - P, (ix * S + kx) as i64 - P);
+                                if ty >= 0 && tx >= 0 && (ty as usize) < ho && (tx as usize) < wo {
+                                    y[(co * ho + ty as usize) * wo + tx as usize] +=
+                                        x[(ci * h + iy) * w + ix] * wt[((ci * cout + co) * K + ky) * K + kx];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn hidden_names(&self, base: &str) -> Vec<String> {
+        (0..self.config.hidden_layers)
+            .map(|j| if j == 0 { base.to_string() } else { format!("{base}_{}", j + 1) })
+            .collect()
+    }
+
+    /// (μ, log σ²) of one example (log σ² empty for `ae`).
+    pub fn encode(&self, x: &[f64], label: u8) -> (Vec<f64>, Vec<f64>) {
+        let c = self.config;
+        let features = match c.arch {
+            Arch::Mlp => {
+                let mut h: Vec<f64> = x.iter().copied().chain(self.onehot(label)).collect();
+                for name in self.hidden_names("fc1") {
+                    h = self.act(self.linear(&name, &h));
+                }
+                h
+            }
+            Arch::Conv => {
+                let (mut h, mut rows, mut cols) = (x.to_vec(), c.image_rows, c.image_cols);
+                for i in 0..c.widths.len() {
+                    h = self.act(self.conv2d(&format!("encoder.{i}"), &h, rows, cols));
+                    (rows, cols) = (rows / 2, cols / 2);
+                }
+                h.extend(self.onehot(label)); // flatten, then torch.cat((h, y), 1)
+                h
+            }
+        };
+        let mu = self.linear("fc_mu", &features);
+        if !c.kind.variational() {
+            return (mu, Vec::new());
+        }
+        (mu, self.linear("fc_logvar", &features))
+    }
+
+    /// The decoder's output (the likelihood's parameters) for one z.
+    pub fn decode(&self, z: &[f64], label: u8) -> Vec<f64> {
+        let c = self.config;
+        let input: Vec<f64> = z.iter().copied().chain(self.onehot(label)).collect();
+        match c.arch {
+            Arch::Mlp => {
+                let mut h = input;
+                for name in self.hidden_names("fc2") {
+                    h = self.act(self.linear(&name, &h));
+                }
+                self.linear("fc3", &h)
+            }
+            Arch::Conv => {
+                let n = c.widths.len();
+                let mut h = self.act(self.linear("decoder_input", &input)); // then .view(-1, C, s, s)
+                let (mut rows, mut cols) = (c.image_rows >> n, c.image_cols >> n);
+                for j in 0..n {
+                    h = self.conv_transpose2d(&format!("decoder.{j}"), &h, rows, cols);
+                    if j < n - 1 {
+                        h = self.act(h);
+                    }
+                    (rows, cols) = (rows * 2, cols * 2);
+                }
+                h
+            }
+        }
+    }
+
+    /// log p(x | z) of the model's likelihood, from each density's definition.
+    pub fn log_likelihood(&self, z: &[f64], label: u8, x: &[f64]) -> f64 {
+        let out = self.decode(z, label);
+        let plane = self.config.image_rows * self.config.image_cols;
+        let sigmoid = |l: f64| 1.0 / (1.0 + (-l).exp());
+        out.iter()
+            .zip(x)
+            .enumerate()
+            .map(|(i, (&o, &xi))| match self.config.likelihood {
+                Likelihood::Bernoulli => {
+                    let p = sigmoid(o);
+                    xi * p.ln() + (1.0 - xi) * (1.0 - p).ln()
+                }
+                Likelihood::ContinuousBernoulli => {
+                    // C(λ) = 2 artanh(1 − 2λ) / (1 − 2λ), λ = σ(o).
+                    let lam = sigmoid(o);
+                    let c = 2.0 * (1.0 - 2.0 * lam).atanh() / (1.0 - 2.0 * lam);
+                    c.ln() + xi * lam.ln() + (1.0 - xi) * (1.0 - lam).ln()
+                }
+                Likelihood::Gaussian { sigma } => {
+                    let lv = match sigma {
+                        Some(s) => 2.0 * (s as f64).ln(),
+                        None => self.get("likelihood.logvar").0[i / plane],
+                    };
+                    -0.5 * ((2.0 * std::f64::consts::PI).ln() + lv + (xi - o) * (xi - o) / lv.exp())
+                }
+            })
+            .sum()
+    }
+}
+
+/// An example batch: images `[B, pixels]` channel-major, labels, and noise `[B, k, latent]`.
+pub struct Case {
+    pub x: Vec<f64>,
+    pub labels: Vec<u8>,
+    pub eps: Vec<f64>,
+}
+
+/// Σ_b −log p(x_b|z_b) + β·KL_b in f64 with one draw per example: the tutorial's loss.
+pub fn elbo_loss(config: &ModelConfig, params: &[f64], c: &Case, beta: f64) -> f64 {
+    let r = Reference::new(config, params);
+    let (p, l) = (config.pixels(), config.latent_dim);
+    let mut total = 0.0;
+    for (b, &label) in c.labels.iter().enumerate() {
+        let x = &c.x[b * p..(b + 1) * p];
+        let (mu, lv) = r.encode(x, label);
+        let mut z = mu.clone();
+        if config.kind.variational() {
+            for j in 0..l {
+                z[j] = mu[j] + c.eps[b * l + j] * (lv[j] / 2.0).exp();
+                total += beta * -0.5 * (1.0 + lv[j] - lv[j].exp() - mu[j] * mu[j]);
+            }
+        }
+        total -= r.log_likelihood(&z, label, x);
+    }
+    total
+}
+
+/// Σ_b −log (1/k) Σ_s p(x|z_s) p(z_s) / q(z_s|x) in f64 (Burda et al. 2015, eq. 8), from the
+/// densities themselves: z_s = μ + σ·ε_s with `eps` \[B, k, latent\].
+pub fn iwae_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize) -> f64 {
+    let r = Reference::new(config, params);
+    let (p, l) = (config.pixels(), config.latent_dim);
+    let log_normal = |v: f64, mean: f64, logvar: f64| {
+        -0.5 * ((2.0 * std::f64::consts::PI).ln() + logvar + (v - mean) * (v - mean) / logvar.exp())
+    };
+    let mut total = 0.0;
+    for (b, &label) in c.labels.iter().enumerate() {
+        let x = &c.x[b * p..(b + 1) * p];
+        let (mu, lv) = r.encode(x, label);
+        let log_w: Vec<f64> = (0..k)
+            .map(|s| {
+                let z: Vec<f64> = (0..l).map(|j| mu[j] + eps[(b * k + s) * l + j] * (lv[j] / 2.0).exp()).collect();
+                let prior: f64 = z.iter().map(|&v| log_normal(v, 0.0, 0.0)).sum();
+                let posterior: f64 = (0..l).map(|j| log_normal(z[j], mu[j], lv[j])).sum();
+                r.log_likelihood(&z, label, x) + prior - posterior
+            })
+            .collect();
+        let max = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + log_w.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        total += (k as f64).ln() - lse;
+    }
+    total
+}
