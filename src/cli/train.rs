@@ -7,9 +7,10 @@
 use super::{DataArgs, curves, group, load_data, threads_arg};
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::AdamConfig;
+use crate::core::Shape;
 use crate::data::Binarize;
 use crate::model::config::Activation;
-use crate::model::{ModelConfig, ModelKind};
+use crate::model::{Arch, Likelihood, ModelConfig, ModelKind};
 use crate::run::Run;
 use crate::train::{Objective, TrainConfig};
 use anyhow::{Result, bail};
@@ -22,15 +23,29 @@ pub struct TrainArgs {
     /// Model to train [default: vae]
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
+    /// Layers of the encoder and decoder: fully connected (the tutorial's) or stride-2
+    /// convolutions [default: mlp]
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// Dimension of the latent space z [default: 20]
     #[arg(long)]
     pub latent_dim: Option<usize>,
-    /// Width of the hidden layers [default: 400]
+    /// mlp: width of the hidden layers [default: 400]
     #[arg(long)]
     pub hidden_dim: Option<usize>,
-    /// Hidden layers in the encoder and in the decoder [default: 1]
+    /// mlp: hidden layers in the encoder and in the decoder [default: 1]
     #[arg(long)]
     pub hidden_layers: Option<usize>,
+    /// conv: channels of each stride-2 4x4 convolution, mirrored by the decoder [default:
+    /// 32,64 for 28x28; 32,64,128 for 32; 32,64,128,256 for 64; 32,64,128,256,256 for 128]
+    #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
+    pub widths: Option<Vec<usize>>,
+    /// The decoder's likelihood p(x|z) [default: bernoulli]
+    #[arg(long, value_enum)]
+    pub likelihood: Option<LikelihoodName>,
+    /// Fixed standard deviation of --likelihood gaussian [default: learned, one per channel]
+    #[arg(long, value_name = "SIGMA")]
+    pub sigma: Option<f32>,
     /// Non-linearity of the hidden layers [default: relu]
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
@@ -81,6 +96,77 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// `--likelihood`'s values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LikelihoodName {
+    /// Bernoulli(σ(o)), the tutorial's binary cross-entropy
+    Bernoulli,
+    /// Normal(o, σ²) with σ learned per channel, or fixed by --sigma
+    Gaussian,
+    /// The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): a proper density on [0, 1]
+    ContinuousBernoulli,
+}
+
+/// The likelihood the flags ask for; `--sigma` only makes sense with a Gaussian.
+fn likelihood(a: &TrainArgs) -> Result<Likelihood> {
+    Ok(match (a.likelihood.unwrap_or(LikelihoodName::Bernoulli), a.sigma) {
+        (LikelihoodName::Gaussian, sigma) => Likelihood::Gaussian { sigma },
+        (_, Some(_)) => {
+            bail!("--sigma sets the standard deviation of --likelihood gaussian; add --likelihood gaussian")
+        }
+        (LikelihoodName::Bernoulli, None) => Likelihood::Bernoulli,
+        (LikelihoodName::ContinuousBernoulli, None) => Likelihood::ContinuousBernoulli,
+    })
+}
+
+/// The model the flags ask for on images of `shape` with `classes` classes.
+fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConfig> {
+    let kind = a.model.unwrap_or(ModelKind::Vae);
+    let latent = a.latent_dim.unwrap_or(20);
+    let mut config = match a.arch.unwrap_or_default() {
+        Arch::Mlp => {
+            if a.widths.is_some() {
+                bail!("--widths sets the channels of --arch conv; add --arch conv, or use --hidden-dim for an mlp");
+            }
+            ModelConfig {
+                kind,
+                image_rows: shape.height,
+                image_cols: shape.width,
+                channels: shape.channels,
+                hidden_dim: a.hidden_dim.unwrap_or(400),
+                latent_dim: latent,
+                hidden_layers: a.hidden_layers.unwrap_or(1),
+                ..ModelConfig::tutorial(kind)
+            }
+        }
+        Arch::Conv => {
+            if let Some(flag) =
+                [("--hidden-dim", a.hidden_dim.is_some()), ("--hidden-layers", a.hidden_layers.is_some())]
+                    .iter()
+                    .find_map(|(f, given)| given.then_some(f))
+            {
+                bail!("{flag} sizes an mlp; a conv model's layers are set by --widths (e.g. --widths 32,64)");
+            }
+            let mut c = ModelConfig::conv(kind, shape, latent);
+            if let Some(w) = &a.widths {
+                c.widths = w.clone();
+            }
+            c
+        }
+    };
+    config.classes = classes;
+    config.activation = a.activation.unwrap_or_default();
+    config.likelihood = likelihood(a)?;
+    if !config.likelihood.is_continuous() || a.binarize.is_none_or(|b| b.is_none()) {
+        return Ok(config);
+    }
+    bail!(
+        "--likelihood {} is a density for grey levels, but --binarize makes every pixel 0 or 1, where a density can \
+         grow without bound; use the default --likelihood bernoulli for binarized data",
+        config.likelihood.name()
+    )
+}
+
 /// `--objective`'s values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ObjectiveName {
@@ -114,7 +200,11 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 17] = [
+        let fixed: [(&str, bool); 21] = [
+            ("--arch", a.arch.is_some()),
+            ("--widths", a.widths.is_some()),
+            ("--likelihood", a.likelihood.is_some()),
+            ("--sigma", a.sigma.is_some()),
             ("--objective", a.objective.is_some()),
             ("--k", a.k.is_some()),
             ("--binarize", a.binarize.is_some()),
@@ -145,17 +235,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let source = a.data.source();
         let data = load_data(&source)?;
         let kind = a.model.unwrap_or(ModelKind::Vae);
-        let tutorial = ModelConfig::tutorial(kind);
-        let model = ModelConfig {
-            kind,
-            image_rows: data.train.rows,
-            image_cols: data.train.cols,
-            hidden_dim: a.hidden_dim.unwrap_or(tutorial.hidden_dim),
-            latent_dim: a.latent_dim.unwrap_or(tutorial.latent_dim),
-            hidden_layers: a.hidden_layers.unwrap_or(1),
-            activation: a.activation.unwrap_or_default(),
-            ..tutorial
-        };
+        let model = model_config(&a, Shape::new(1, data.train.rows, data.train.cols), 10)?;
         let threads = match a.threads.unwrap_or(0) {
             0 => crate::core::pool::available_threads(),
             t => t,

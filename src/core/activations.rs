@@ -3,7 +3,7 @@
 //! Shapes: `h`, `dh` \[rows, batch\] (*features × batch*), `bias`, `db` \[rows\]. Backward
 //! passes use the activation's *output* h: ReLU′ = \[h > 0\], tanh′ = 1 − h².
 
-use super::kernels::{PARALLEL_MIN_ROWS, map_row_sum};
+use super::kernels::{map_row_sum, min_parallel_rows};
 use super::pool::{Pool, SyncMut};
 use super::simd::{self, simd_fn};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ simd_fn! {
 pub fn bias_activation(pool: &Pool, act: Activation, h: &mut [f32], bias: &[f32], batch: usize) {
     let rows = bias.len();
     let hp = SyncMut::new(&mut h[..rows * batch]);
-    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
+    pool.for_ranges(rows, 1, min_parallel_rows(batch), &|_, r| {
         // SAFETY: row ranges of different parts are disjoint.
         let block = unsafe { hp.slice(r.start * batch..r.end * batch) };
         match act {
@@ -102,7 +102,7 @@ pub fn activation_backward(pool: &Pool, act: Activation, dh: &mut [f32], h: &[f3
     let rows = db.len();
     let dhp = SyncMut::new(&mut dh[..rows * batch]);
     let dbp = SyncMut::new(db);
-    pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, r| {
+    pool.for_ranges(rows, 1, min_parallel_rows(batch), &|_, r| {
         // SAFETY: row ranges of different parts are disjoint.
         let (d, b) = unsafe { (dhp.slice(r.start * batch..r.end * batch), dbp.slice(r.clone())) };
         let hr = &h[r.start * batch..r.end * batch];

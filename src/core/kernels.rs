@@ -10,8 +10,14 @@
 use super::pool::{Pool, SyncMut};
 use super::simd::{self, simd_fn};
 
-/// Rows below this count run on the calling thread.
+/// Rows below this count run on the calling thread (for rows of up to 128 values).
 pub(crate) const PARALLEL_MIN_ROWS: usize = 64;
+
+/// The fewest rows of `len` values worth splitting across threads: [`PARALLEL_MIN_ROWS`]
+/// for a batch of 128, as few as 2 for a feature map's long per-channel rows.
+pub(crate) fn min_parallel_rows(len: usize) -> usize {
+    (PARALLEL_MIN_ROWS * 128 / len.max(1)).clamp(2, PARALLEL_MIN_ROWS)
+}
 
 /// Independent accumulators of a row sum: one AVX-512 register of f32 (two AVX2 ones).
 pub(crate) const LANES: usize = 16;

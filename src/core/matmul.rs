@@ -50,6 +50,18 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Rows `r` of the view (no copy).
+    pub fn rows_range(self, r: std::ops::Range<usize>) -> Mat<'a> {
+        assert!(r.end <= self.rows, "rows {r:?} of a {}-row view", self.rows);
+        let data = if r.is_empty() { &self.data[..0] } else { &self.data[r.start * self.row_stride..] };
+        Mat::strided(data, r.len(), self.cols, self.row_stride, self.col_stride)
+    }
+
+    /// Columns `r` of the view (no copy).
+    pub fn cols_range(self, r: std::ops::Range<usize>) -> Mat<'a> {
+        self.t().rows_range(r).t()
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -111,6 +123,46 @@ pub fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         block_all(&block, parts);
     } else {
         pool.run(&block);
+    }
+}
+
+/// `dst = a·b` (or `dst += a·b`) on the calling thread, into the row-major block at `dst`
+/// whose rows are `dst_row_stride` apart. For kernels that split a product across the pool
+/// themselves.
+///
+/// # Safety
+/// `dst` must be valid for writes of `a.rows` rows of `b.cols` values at that stride, and no
+/// other thread may access them during the call.
+pub unsafe fn matmul_serial(dst: *mut f32, dst_row_stride: usize, a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ: [{m}, {k}] x [{}, {n}]", b.rows);
+    assert!(n <= dst_row_stride || m <= 1, "destination rows overlap");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the views were bounds-checked in `Mat::strided`; `dst` per the contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod adam;
+pub mod conv;
 pub mod im2col;
 pub mod importance;
 pub mod kernels;

@@ -65,7 +65,7 @@ pub struct Workspace {
     db_rows: Vec<f32>,
     logvar_rows: Vec<f32>,
     dlogvar_rows: Vec<f32>,
-    /// im2col scratch of the largest convolution.
+    /// The convolutions' per-thread column blocks.
     col: Vec<f32>,
 }
 
@@ -92,8 +92,8 @@ impl Workspace {
             .chain(layout.decoder.iter().map(|l| l.outputs() * cols))
             .max()
             .unwrap_or(0);
-        let col_len = (layout.encoder.iter().map(|l| l.col_len(batch)))
-            .chain(layout.decoder.iter().chain([&layout.output]).map(|l| l.col_len(cols)))
+        let col_len = (layout.encoder.iter().chain(&layout.decoder).chain([&layout.output]))
+            .map(|l| l.scratch_len(threads.max(1)))
             .max()
             .unwrap_or(0);
         Workspace {

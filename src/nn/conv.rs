@@ -1,12 +1,14 @@
-//! Convolution and transposed convolution as im2col + one product, each forward beside its
-//! backward, in the *features × batch* layout `[C, H, W, B]` (see `core::im2col`).
+//! Convolution and transposed convolution, each forward beside its backward, in the
+//! *features × batch* layout `[C, H, W, B]` (see `core::im2col`), on the blocked products of
+//! `core::conv` (the column matrix never exists whole).
 //!
-//! `Conv2d(C_in → C_out)` with weight `[C_out, C_in, k, k]` = `[C_out, C_in·k·k]` row-major:
+//! `Conv2d(C_in → C_out)` with weight `[C_out, C_in, k, k]` = `[C_out, C_in·k·k]` row-major,
+//! `g` its input side, `col = im2col_g(x)` `[C_in·k·k, Ho·Wo·B]`:
 //!
 //! ```text
-//! forward          col = im2col(x)  [C_in·k·k, Ho·Wo·B];  y [C_out, Ho·Wo·B] = W · col
+//! forward          y [C_out, Ho·Wo·B] = W · col
 //! weight gradient  dW [C_out, C_in·k·k] = dy · colᵀ
-//! input gradient   dx = col2im(Wᵀ · dy)
+//! input gradient   dx = col2im_g(Wᵀ · dy)
 //! ```
 //!
 //! `ConvTranspose2d(C_in → C_out)` is the adjoint of a `Conv2d(C_out → C_in)` with the same
@@ -18,15 +20,13 @@
 //! weight gradient  dW [C_in, C_out·k·k] = x · im2col_g(dy)ᵀ
 //! input gradient   dx [C_in, Ho·Wo·B] = W · im2col_g(dy)
 //! ```
-//!
-//! Backward passes recompute the column matrix rather than keep one per layer: it is a
-//! memory copy, cheap beside the products, and the model's memory stays one scratch buffer.
 
-use crate::core::im2col::{ConvGeometry, col2im, im2col};
-use crate::core::{Mat, Pool, matmul};
+use crate::core::Mat;
+use crate::core::Pool;
+use crate::core::conv::{col2im_product, columns_product, columns_product_t};
+use crate::core::im2col::ConvGeometry;
 
-/// Conv2d forward: `y [C_out, Ho·Wo·B] = W · im2col_g(x)`. `col` is scratch of
-/// `[C_in·k·k, Ho·Wo·B]`.
+/// Conv2d forward: `y [C_out, Ho·Wo·B] = W · im2col_g(x)`. `scratch`: `core::conv::scratch_len`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
     pool: &Pool,
@@ -35,12 +35,10 @@ pub fn conv2d_forward(
     out_channels: usize,
     x: &[f32],
     y: &mut [f32],
-    col: &mut [f32],
+    scratch: &mut [f32],
     batch: usize,
 ) {
-    let n = g.out_plane() * batch;
-    im2col(pool, g, x, col, batch);
-    matmul(pool, y, Mat::new(w, out_channels, g.col_rows()), Mat::new(col, g.col_rows(), n), false);
+    columns_product(pool, g, Mat::new(w, out_channels, g.col_rows()), x, y, scratch, batch);
 }
 
 /// Conv2d backward: `dW = dy · im2col(x)ᵀ`, and `dx = col2im(Wᵀ · dy)` when `dx` is given.
@@ -54,15 +52,12 @@ pub fn conv2d_backward(
     x: &[f32],
     dy: &[f32],
     dx: Option<&mut [f32]>,
-    col: &mut [f32],
+    scratch: &mut [f32],
     batch: usize,
 ) {
-    let (k, n) = (g.col_rows(), g.out_plane() * batch);
-    im2col(pool, g, x, col, batch);
-    matmul(pool, dw, Mat::new(dy, out_channels, n), Mat::new(col, k, n).t(), false);
+    columns_product_t(pool, g, dy, out_channels, x, dw, scratch, batch);
     if let Some(dx) = dx {
-        matmul(pool, col, Mat::new(w, out_channels, k).t(), Mat::new(dy, out_channels, n), false);
-        col2im(pool, g, col, dx, batch);
+        col2im_product(pool, g, Mat::new(w, out_channels, g.col_rows()), dy, dx, scratch, batch);
     }
 }
 
@@ -75,12 +70,10 @@ pub fn conv_transpose2d_forward(
     in_channels: usize,
     x: &[f32],
     y: &mut [f32],
-    col: &mut [f32],
+    scratch: &mut [f32],
     batch: usize,
 ) {
-    let (k, n) = (g.col_rows(), g.out_plane() * batch);
-    matmul(pool, col, Mat::new(w, in_channels, k).t(), Mat::new(x, in_channels, n), false);
-    col2im(pool, g, col, y, batch);
+    col2im_product(pool, g, Mat::new(w, in_channels, g.col_rows()), x, y, scratch, batch);
 }
 
 /// ConvTranspose2d backward: `dW = x · im2col_g(dy)ᵀ`, and `dx = W · im2col_g(dy)` when
@@ -95,13 +88,11 @@ pub fn conv_transpose2d_backward(
     x: &[f32],
     dy: &[f32],
     dx: Option<&mut [f32]>,
-    col: &mut [f32],
+    scratch: &mut [f32],
     batch: usize,
 ) {
-    let (k, n) = (g.col_rows(), g.out_plane() * batch);
-    im2col(pool, g, dy, col, batch);
-    matmul(pool, dw, Mat::new(x, in_channels, n), Mat::new(col, k, n).t(), false);
+    columns_product_t(pool, g, x, in_channels, dy, dw, scratch, batch);
     if let Some(dx) = dx {
-        matmul(pool, dx, Mat::new(w, in_channels, k), Mat::new(col, k, n), false);
+        columns_product(pool, g, Mat::new(w, in_channels, g.col_rows()), dy, dx, scratch, batch);
     }
 }

@@ -93,13 +93,11 @@ impl Layer {
         }
     }
 
-    /// Floats of im2col scratch the layer needs for `batch` examples (0 for linear).
-    pub fn col_len(&self, batch: usize) -> usize {
+    /// Floats of scratch the layer's products need on a pool of `threads` (0 for linear).
+    pub fn scratch_len(&self, threads: usize) -> usize {
         match &self.kind {
             LayerKind::Linear { .. } => 0,
-            LayerKind::Conv2d { geometry: g, .. } | LayerKind::ConvTranspose2d { geometry: g, .. } => {
-                g.col_rows() * g.out_plane() * batch
-            }
+            _ => crate::core::conv::scratch_len(threads),
         }
     }
 
@@ -118,7 +116,7 @@ impl Layer {
     }
 
     /// Forward product without the bias: `y [outputs, B] = W ⊛ x [inputs, B]`. `col` is
-    /// scratch of at least [`Layer::col_len`] floats.
+    /// scratch of at least [`Layer::scratch_len`] floats.
     pub fn forward(&self, pool: &Pool, params: &[f32], x: &[f32], y: &mut [f32], col: &mut [f32], batch: usize) {
         let w = &params[self.w.clone()];
         match &self.kind {

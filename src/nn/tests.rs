@@ -130,7 +130,7 @@ fn forward_matches_the_naive_loop() {
             let mut params = vec![0.0f32; layer.b.end];
             params[layer.w.clone()].copy_from_slice(&w);
             let mut y = vec![f32::NAN; layer.outputs() * batch];
-            let mut col = vec![0.0; layer.col_len(batch)];
+            let mut col = vec![0.0; layer.scratch_len(pool.threads())];
             layer.forward(&pool, &params, &x, &mut y, &mut col, batch);
             let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
             let want = naive(&layer, &f64s(&w), &f64s(&x), batch);
@@ -157,7 +157,7 @@ fn gradients_match_finite_differences_of_the_naive_loop() {
         let rf: Vec<f32> = r.iter().map(|&v| v as f32).collect();
         let mut grads = vec![f32::NAN; layer.b.end];
         let mut dx = vec![f32::NAN; x.len()];
-        let mut col = vec![0.0; layer.col_len(batch)];
+        let mut col = vec![0.0; layer.scratch_len(pool.threads())];
         let rows = layer.inputs();
         layer.backward(&pool, &params, &mut grads, &xf, &rf, Some((&mut dx, rows)), &mut col, batch);
         let h = 1e-5;
