@@ -145,6 +145,7 @@ pub fn columns_product(
 }
 
 /// `d [M, K] = e [M, N] · im2col_g(x)ᵀ`, overwriting `d`; the K rows split across the pool.
+#[allow(clippy::too_many_arguments)]
 pub fn columns_product_t(
     pool: &Pool,
     g: &ConvGeometry,
