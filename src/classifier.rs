@@ -42,7 +42,9 @@ pub fn default_dir(dataset: &Source) -> PathBuf {
     let name = match dataset {
         Source::Mnist => "mnist".to_string(),
         Source::FashionMnist => "fashion-mnist".to_string(),
-        Source::Dir(d) => d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned()),
+        Source::Dir(d) | Source::Folder(crate::data::FolderSource { dir: d, .. }) => {
+            d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned())
+        }
     };
     PathBuf::from("runs").join(format!("classifier-{name}"))
 }
@@ -73,8 +75,13 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
         anyhow::bail!("{} already holds {held}; pass --force to replace it, or --out DIR to keep both", dir.display());
     }
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let config =
-        ClassifierConfig { image_rows: data.train.rows, image_cols: data.train.cols, ..ClassifierConfig::mnist() };
+    if data.classes.len() < 2 {
+        anyhow::bail!(
+            "{} is unlabelled: a classifier needs class sub-folders (DIR/<class>/image.png), at least two",
+            opts.dataset
+        );
+    }
+    let config = ClassifierConfig::for_data(data.train.shape, data.classes.len());
     let mut clf = Classifier::init(config.clone(), opts.seed);
     let pool = Pool::new(opts.threads);
     let adam_config = AdamConfig::default();

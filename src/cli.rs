@@ -82,19 +82,59 @@ pub struct DataArgs {
     /// Dataset to train on [default: mnist]
     #[arg(long, value_enum, conflicts_with = "data_dir")]
     pub dataset: Option<DatasetName>,
-    /// Train on a folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
-    /// t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each raw or .gz)
+    /// Train on a folder of images (PNG, JPEG, BMP, GIF, WebP; searched recursively; one
+    /// sub-folder per class for labels; train/ and test/ sub-folders as the split), or one
+    /// holding the four MNIST-format files (train-images-idx3-ubyte, …; raw or .gz)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Image folders: resize the shorter side to S and crop the centre S x S [default: the
+    /// images' own size, when they all agree]
+    #[arg(long, value_name = "S", requires = "data_dir")]
+    pub image_size: Option<usize>,
+    /// Image folders: read the images in grey or colour [default: rgb if any image is in
+    /// colour]
+    #[arg(long, value_enum, requires = "data_dir")]
+    pub color: Option<crate::data::Color>,
+    /// Image folders: what transparent pixels are composited onto [default: white]
+    #[arg(long, value_enum, requires = "data_dir")]
+    pub background: Option<crate::data::Background>,
+    /// Image folders without train/ and test/: the fraction held out for testing, drawn with
+    /// --seed [default: 0.1]
+    #[arg(long, value_name = "F", requires = "data_dir")]
+    pub test_fraction: Option<f64>,
 }
 
 impl DataArgs {
-    pub fn source(&self) -> Source {
-        match (&self.data_dir, self.dataset) {
-            (Some(d), _) => Source::Dir(d.clone()),
+    /// The data the flags name; an image folder's split is drawn with `seed`.
+    pub fn source(&self, seed: u64) -> Result<Source> {
+        let source = match (&self.data_dir, self.dataset) {
+            (Some(d), _) => Source::for_dir(d, || crate::data::FolderSource {
+                dir: d.clone(),
+                image_size: self.image_size,
+                color: self.color,
+                background: self.background.unwrap_or_default(),
+                test_fraction: self.test_fraction.unwrap_or(0.1),
+                split_seed: seed,
+            }),
             (None, Some(DatasetName::FashionMnist)) => Source::FashionMnist,
             _ => Source::Mnist,
+        };
+        if let Source::Dir(d) = &source
+            && let Some((flag, _)) = self.folder_flags().into_iter().find(|(_, given)| *given)
+        {
+            bail!("{flag} applies to image folders, but {} holds MNIST-format files; drop {flag}", d.display());
         }
+        Ok(source)
+    }
+
+    /// The image-folder flags and whether each was given.
+    pub fn folder_flags(&self) -> [(&'static str, bool); 4] {
+        [
+            ("--image-size", self.image_size.is_some()),
+            ("--color", self.color.is_some()),
+            ("--background", self.background.is_some()),
+            ("--test-fraction", self.test_fraction.is_some()),
+        ]
     }
 }
 
@@ -175,8 +215,21 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-pub(crate) fn load_data(source: &Source) -> Result<Dataset> {
-    Ok(Dataset::load(source)?)
+/// Loads a dataset for a command that trains on it: an image folder with progress bars and
+/// a line saying what was decoded or skipped (unless `quiet`), its colour resolved in the
+/// returned source.
+pub(crate) fn load_data(source: &Source, quiet: bool) -> Result<(Dataset, Source)> {
+    match source {
+        Source::Folder(f) => {
+            let (data, report) = crate::data::folder::load(f, !quiet)?;
+            if !quiet {
+                println!("{}: {}", f.dir.display(), report.summary());
+            }
+            let resolved = Source::Folder(crate::data::FolderSource { color: Some(report.color), ..f.clone() });
+            Ok((data, resolved))
+        }
+        other => Ok((Dataset::load(other)?, other.clone())),
+    }
 }
 
 fn sample(a: SampleArgs) -> Result<()> {

@@ -25,6 +25,7 @@ pub mod data;
 pub mod eval;
 pub mod explore;
 pub mod images;
+pub mod io;
 pub mod model;
 pub mod nn;
 pub mod plot;

@@ -199,10 +199,11 @@ fn check_batch(t: &Trainer) -> Result<(), RunError> {
 }
 
 fn check_data(model: &ModelConfig, data: &Dataset) -> Result<(), RunError> {
-    if (data.train.rows, data.train.cols) != (model.image_rows, model.image_cols) {
+    if data.train.shape != model.shape() {
         return Err(RunError::Invalid(format!(
-            "the data has {}x{} images but the run's model takes {}x{}",
-            data.train.rows, data.train.cols, model.image_rows, model.image_cols
+            "the data has {} images but the run's model takes {}",
+            data.train.shape,
+            model.shape()
         )));
     }
     Ok(())

@@ -27,9 +27,10 @@ fn embedded_files_have_the_published_md5_sums() {
 fn embedded_mnist_has_the_published_label_counts() {
     let d = Dataset::load(&Source::Mnist).unwrap();
     assert_eq!((d.train.len(), d.test.len()), (60_000, 10_000));
-    assert_eq!((d.train.rows, d.train.cols), (28, 28));
-    assert_eq!(d.train.label_counts(), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
-    assert_eq!(d.test.label_counts(), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+    assert_eq!(d.train.shape, vae::core::Shape::mnist());
+    assert_eq!(d.train.label_counts(10), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(d.test.label_counts(10), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+    assert_eq!(d.classes, (0..10).map(|d| d.to_string()).collect::<Vec<_>>());
     // The first training image is a 5, the first test image a 7.
     assert_eq!((d.train.labels[0], d.test.labels[0]), (5, 7));
 }
@@ -53,7 +54,8 @@ fn fashion_mnist_loads_or_says_how_to_install_it() {
     match Dataset::load(&Source::FashionMnist) {
         Ok(d) => {
             assert_eq!((d.train.len(), d.test.len()), (60_000, 10_000));
-            assert_eq!(d.train.label_counts(), [6000; 10]);
+            assert_eq!(d.train.label_counts(10), [6000; 10]);
+            assert_eq!((d.classes[0].as_str(), d.classes[9].as_str()), ("T-shirt/top", "Ankle boot"));
         }
         Err(e) => assert!(e.to_string().contains("apt-get install dataset-fashion-mnist"), "{e}"),
     }

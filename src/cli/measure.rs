@@ -115,7 +115,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 
 pub fn classifier_train(a: ClassifierTrainArgs) -> Result<()> {
     let opts = ClassifierOptions {
-        dataset: a.data.source(),
+        dataset: a.data.source(a.seed)?,
         epochs: a.epochs,
         seed: a.seed,
         threads: a.threads,

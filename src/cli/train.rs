@@ -9,6 +9,7 @@ use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::AdamConfig;
 use crate::core::Shape;
 use crate::data::Binarize;
+use crate::data::Source;
 use crate::model::config::Activation;
 use crate::model::{Arch, Likelihood, ModelConfig, ModelKind};
 use crate::run::Run;
@@ -200,7 +201,7 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 21] = [
+        let fixed: [(&str, bool); 25] = [
             ("--arch", a.arch.is_some()),
             ("--widths", a.widths.is_some()),
             ("--likelihood", a.likelihood.is_some()),
@@ -220,6 +221,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--threads", a.threads.is_some()),
             ("--dataset", a.data.dataset.is_some()),
             ("--data-dir", a.data.data_dir.is_some()),
+            ("--image-size", a.data.image_size.is_some()),
+            ("--color", a.data.color.is_some()),
+            ("--background", a.data.background.is_some()),
+            ("--test-fraction", a.data.test_fraction.is_some()),
             ("--train-limit", a.train_limit.is_some()),
             ("--test-limit", a.test_limit.is_some()),
         ];
@@ -229,13 +234,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
             );
         }
         let config = RunDir::new(&dir).load_config()?;
-        let data = load_data(&config.train.dataset)?;
+        let (data, _) = load_data(&config.train.dataset, a.quiet)?;
         Run::resume(dir, a.epochs, data)?
     } else {
-        let source = a.data.source();
-        let data = load_data(&source)?;
+        let seed = a.seed.unwrap_or(1);
+        let (data, source) = load_data(&a.data.source(seed)?, a.quiet)?;
         let kind = a.model.unwrap_or(ModelKind::Vae);
-        let model = model_config(&a, Shape::new(1, data.train.rows, data.train.cols), 10)?;
+        let mut model = model_config(&a, data.train.shape, data.classes.len())?;
+        if matches!(source, Source::Folder(_)) {
+            model.class_names = data.classes.clone();
+        }
         let threads = match a.threads.unwrap_or(0) {
             0 => crate::core::pool::available_threads(),
             t => t,
@@ -245,7 +253,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             batch_size: a.batch_size.unwrap_or(128),
             adam: AdamConfig { lr: a.lr.unwrap_or(1e-3), ..AdamConfig::default() },
             beta: a.beta.unwrap_or(1.0),
-            seed: a.seed.unwrap_or(1),
+            seed,
             threads,
             dataset: source,
             train_limit: a.train_limit,

@@ -33,6 +33,7 @@ pub enum Purpose {
     DynamicBinarize = 8,
     Eval = 9,
     Iwae = 10,
+    Split = 11,
 }
 
 impl Rng {

@@ -66,7 +66,11 @@ mod tests {
     fn black_stays_black_white_stays_white_grey_is_a_coin() {
         assert_eq!(threshold(0), 0);
         assert_eq!(threshold(255), 1 << 32);
-        let mut s = Split { images: [0, 255, 128, 64].repeat(20_000), labels: vec![0; 20_000], rows: 2, cols: 2 };
+        let mut s = Split {
+            images: [0, 255, 128, 64].repeat(20_000),
+            labels: vec![0; 20_000],
+            shape: crate::core::Shape::new(1, 2, 2),
+        };
         binarize_split(&mut s, &mut Rng::new(1));
         let ones = |k: usize| s.images.iter().skip(k).step_by(4).filter(|&&v| v == 255).count() as f64 / 20_000.0;
         assert_eq!((ones(0), ones(1)), (0.0, 1.0));

@@ -29,10 +29,12 @@ pub enum DataError {
     CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
     #[error("{path} holds label {label} at index {index}; labels must be 0-9")]
     Label { path: PathBuf, label: u8, index: usize },
-    #[error("{path} holds {rows}x{cols} images but the run was trained on {want_rows}x{want_cols}")]
-    Shape { path: PathBuf, rows: usize, cols: usize, want_rows: usize, want_cols: usize },
+    #[error("{path} holds {shape} images but the training images are {want}; the two must match")]
+    Shape { path: PathBuf, shape: crate::core::Shape, want: crate::core::Shape },
     #[error("{0}")]
     Missing(String),
+    #[error(transparent)]
+    Folder(#[from] crate::data::folder::FolderError),
 }
 
 /// Decompresses `bytes` if they start with the gzip magic `1f 8b`; returns them as is otherwise.

@@ -1,18 +1,26 @@
-//! Image datasets: MNIST embedded in the binary, Debian's Fashion-MNIST, or any folder
-//! holding the four standard IDX files.
+//! Image datasets: MNIST embedded in the binary, Debian's Fashion-MNIST, any folder holding
+//! the four standard IDX files, or any folder of images (`folder`).
 
 pub mod binarize;
+pub mod cache;
+pub mod folder;
 pub mod idx;
+pub mod transform;
 
 pub use binarize::Binarize;
-
+pub use folder::{Background, Color, FolderSource};
 pub use idx::DataError;
 
+use crate::core::Shape;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Number of classes of MNIST-style datasets (digits 0–9, or ten kinds of clothes).
 pub const NUM_CLASSES: usize = 10;
+
+/// Fashion-MNIST's class names (Xiao, Rasul & Vollgraf 2017, table 1).
+pub const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// The standard file names, in the order train images, train labels, test images, test labels.
 pub const FILE_NAMES: [&str; 4] =
@@ -34,7 +42,7 @@ pub fn embedded_files() -> [&'static [u8]; 4] {
 }
 
 /// Which data a run trains on; stored in the run's `config.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     /// MNIST, compiled into the binary.
@@ -43,6 +51,28 @@ pub enum Source {
     FashionMnist,
     /// A folder holding the four standard file names (gzip or raw).
     Dir(PathBuf),
+    /// A folder of images, with how they were turned into tensors.
+    Folder(FolderSource),
+}
+
+impl Source {
+    /// The source `--data-dir DIR` names: the IDX files if DIR holds them, else its images.
+    pub fn for_dir(dir: &Path, folder: impl FnOnce() -> FolderSource) -> Source {
+        if FILE_NAMES.iter().any(|name| resolve(dir, name).is_some()) {
+            Source::Dir(dir.to_owned())
+        } else {
+            Source::Folder(folder())
+        }
+    }
+
+    /// Class names of an IDX dataset (`None` for a folder, whose names come with its data).
+    pub fn idx_class_names(&self) -> Option<Vec<String>> {
+        match self {
+            Source::FashionMnist => Some(FASHION_CLASSES.iter().map(|s| s.to_string()).collect()),
+            Source::Mnist | Source::Dir(_) => Some((0..NUM_CLASSES).map(|d| d.to_string()).collect()),
+            Source::Folder(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Source {
@@ -51,17 +81,18 @@ impl std::fmt::Display for Source {
             Source::Mnist => write!(f, "MNIST (embedded)"),
             Source::FashionMnist => write!(f, "Fashion-MNIST ({FASHION_MNIST_DIR})"),
             Source::Dir(d) => write!(f, "{}", d.display()),
+            Source::Folder(s) => write!(f, "{}", s.dir.display()),
         }
     }
 }
 
-/// One split: `count` grey images of `rows × cols` bytes, row-major, and their labels.
+/// One split: `count` images of `shape`, each `channels × height × width` bytes
+/// (channel-major, rows top to bottom), and their labels (all 0 for unlabelled data).
 #[derive(Clone, Debug)]
 pub struct Split {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
-    pub rows: usize,
-    pub cols: usize,
+    pub shape: Shape,
 }
 
 impl Split {
@@ -73,9 +104,9 @@ impl Split {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// Values per image (`channels · height · width`).
     pub fn pixels(&self) -> usize {
-        self.rows * self.cols
+        self.shape.size()
     }
 
     /// Image `i` as bytes.
@@ -91,13 +122,23 @@ impl Split {
         self.images.truncate(n * self.pixels());
     }
 
-    /// Examples per label 0–9.
-    pub fn label_counts(&self) -> [usize; NUM_CLASSES] {
-        let mut c = [0; NUM_CLASSES];
+    /// Examples per label `0..classes`.
+    pub fn label_counts(&self, classes: usize) -> Vec<usize> {
+        let mut c = vec![0; classes];
         for &l in &self.labels {
             c[l as usize] += 1;
         }
         c
+    }
+
+    /// Image `i` as intensities in [0, 1] (`v / 255`, torchvision's `ToTensor`).
+    pub fn image_f32(&self, i: usize) -> Vec<f32> {
+        self.image(i).iter().map(|&v| v as f32 / 255.0).collect()
+    }
+
+    /// The first `n` images as intensities `[n, pixels]` in [0, 1].
+    pub fn images_f32(&self, n: usize) -> Vec<f32> {
+        self.images[..n.min(self.len()) * self.pixels()].iter().map(|&v| v as f32 / 255.0).collect()
     }
 
     /// Parses an (image file, label file) pair and checks they match.
@@ -115,24 +156,32 @@ impl Split {
         if let Some(index) = labs.iter().position(|&l| l as usize >= NUM_CLASSES) {
             return Err(DataError::Label { path: labels.1.to_owned(), label: labs[index], index });
         }
-        Ok(Split { images: pixels, labels: labs, rows: idims[1], cols: idims[2] })
+        Ok(Split { images: pixels, labels: labs, shape: Shape::new(1, idims[1], idims[2]) })
     }
 }
 
-/// The training and test splits of a dataset.
+/// The training and test splits of a dataset, and its classes' names (empty for
+/// unlabelled data).
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub train: Split,
     pub test: Split,
+    pub classes: Vec<String>,
 }
 
 impl Dataset {
-    /// Loads a dataset; the two splits are decoded on two threads.
+    /// Loads a dataset; IDX splits are decoded on two threads, image folders on all cores
+    /// (without a progress bar; see [`folder::load`] for one, and for what was skipped).
     pub fn load(source: &Source) -> Result<Dataset, DataError> {
+        if let Source::Folder(f) = source {
+            return Ok(folder::load(f, false)?.0);
+        }
         let (files, dir): ([Vec<u8>; 4], PathBuf) = match source {
+            Source::Folder(_) => unreachable!("handled above"),
             Source::Mnist => {
                 let dir = PathBuf::from("<embedded>/data/mnist");
-                return decode_pair(std::array::from_fn(|i| (EMBEDDED[i], dir.join(FILE_NAMES[i]))));
+                let files = std::array::from_fn(|i| (EMBEDDED[i], dir.join(FILE_NAMES[i])));
+                return decode_pair(files, source.idx_class_names().unwrap_or_default());
             }
             Source::FashionMnist => {
                 let dir = PathBuf::from(FASHION_MNIST_DIR);
@@ -147,11 +196,12 @@ impl Dataset {
             Source::Dir(dir) => (read_files(dir)?, dir.clone()),
         };
         let paths: [PathBuf; 4] = std::array::from_fn(|i| resolve(&dir, FILE_NAMES[i]).unwrap_or_default());
-        decode_pair(std::array::from_fn(|i| (files[i].as_slice(), paths[i].clone())))
+        let classes = source.idx_class_names().unwrap_or_default();
+        decode_pair(std::array::from_fn(|i| (files[i].as_slice(), paths[i].clone())), classes)
     }
 }
 
-fn decode_pair(files: [(&[u8], PathBuf); 4]) -> Result<Dataset, DataError> {
+fn decode_pair(files: [(&[u8], PathBuf); 4], classes: Vec<String>) -> Result<Dataset, DataError> {
     let [tri, trl, tei, tel] = &files;
     let (train, test) = std::thread::scope(|s| {
         let test = s.spawn(|| Split::from_idx((tei.0, &tei.1), (tel.0, &tel.1)));
@@ -159,16 +209,10 @@ fn decode_pair(files: [(&[u8], PathBuf); 4]) -> Result<Dataset, DataError> {
         (train, test.join().expect("test-set decoder panicked"))
     });
     let (train, test) = (train?, test?);
-    if (train.rows, train.cols) != (test.rows, test.cols) {
-        return Err(DataError::Shape {
-            path: tei.1.clone(),
-            rows: test.rows,
-            cols: test.cols,
-            want_rows: train.rows,
-            want_cols: train.cols,
-        });
+    if train.shape != test.shape {
+        return Err(DataError::Shape { path: tei.1.clone(), shape: test.shape, want: train.shape });
     }
-    Ok(Dataset { train, test })
+    Ok(Dataset { train, test, classes })
 }
 
 /// `dir/name.gz` if present, else `dir/name`.

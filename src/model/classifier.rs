@@ -15,22 +15,50 @@ use crate::data::{NUM_CLASSES, Split};
 use crate::nn::{Layer, LayoutBuilder};
 use serde::{Deserialize, Serialize};
 
+fn one() -> usize {
+    1
+}
+
+fn ten() -> usize {
+    NUM_CLASSES
+}
+
 /// Architecture of the classifier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
     pub image_rows: usize,
     pub image_cols: usize,
+    #[serde(default = "one")]
+    pub channels: usize,
+    /// Outputs: the dataset's classes (10 for classifiers saved before this was recorded).
+    #[serde(default = "ten")]
+    pub classes: usize,
     /// Widths of the two hidden layers; the second is the feature dimension.
     pub hidden: [usize; 2],
 }
 
 impl ClassifierConfig {
     pub fn mnist() -> ClassifierConfig {
-        ClassifierConfig { image_rows: 28, image_cols: 28, hidden: [1024, 256] }
+        ClassifierConfig { image_rows: 28, image_cols: 28, channels: 1, classes: NUM_CLASSES, hidden: [1024, 256] }
+    }
+
+    /// The classifier for images of `shape` in `classes` classes.
+    pub fn for_data(shape: crate::core::Shape, classes: usize) -> ClassifierConfig {
+        ClassifierConfig {
+            image_rows: shape.height,
+            image_cols: shape.width,
+            channels: shape.channels,
+            classes,
+            ..Self::mnist()
+        }
+    }
+
+    pub fn shape(&self) -> crate::core::Shape {
+        crate::core::Shape::new(self.channels, self.image_rows, self.image_cols)
     }
 
     pub fn pixels(&self) -> usize {
-        self.image_rows * self.image_cols
+        self.shape().size()
     }
 
     /// Dimension of the penultimate-layer features.
@@ -40,7 +68,7 @@ impl ClassifierConfig {
 
     /// `fc1`, `fc2`, `fc3` with PyTorch's names and shapes, and the tensor list.
     pub fn layout(&self) -> (Vec<Layer>, Vec<crate::model::TensorInfo>, usize) {
-        let dims = [self.pixels(), self.hidden[0], self.hidden[1], NUM_CLASSES];
+        let dims = [self.pixels(), self.hidden[0], self.hidden[1], self.classes];
         let names = ["fc1", "fc2", "fc3"];
         let mut b = LayoutBuilder::default();
         let layers = names.into_iter().enumerate().map(|(j, n)| b.linear(n, dims[j], dims[j + 1])).collect();
@@ -72,23 +100,24 @@ impl ClassifierWorkspace {
             batch,
             x: v(c.pixels()),
             h: [v(c.hidden[0]), v(c.hidden[1])],
-            logits: v(NUM_CLASSES),
+            logits: v(c.classes),
             dh: [v(c.hidden[0]), v(c.hidden[1])],
         }
     }
 }
 
-/// Softmax cross-entropy over the class rows of `logits` [10, B], forward and backward:
+/// Softmax cross-entropy over the class rows of `logits` [classes, B], forward and backward:
 /// returns Σ_b −log softmax(l_b)_{y_b} and overwrites `logits` with ∂/∂l = softmax − onehot.
 pub fn softmax_cross_entropy(logits: &mut [f32], labels: &[u8], batch: usize) -> f64 {
+    let classes = logits.len() / batch;
     let mut loss = 0.0f64;
     for (b, &y) in labels.iter().enumerate() {
         let col = |r: usize| r * batch + b;
-        let max = (0..NUM_CLASSES).map(|r| logits[col(r)]).fold(f32::NEG_INFINITY, f32::max);
-        let sum: f64 = (0..NUM_CLASSES).map(|r| ((logits[col(r)] - max) as f64).exp()).sum();
+        let max = (0..classes).map(|r| logits[col(r)]).fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = (0..classes).map(|r| ((logits[col(r)] - max) as f64).exp()).sum();
         let log_z = max as f64 + sum.ln();
         loss += log_z - logits[col(y as usize)] as f64;
-        for r in 0..NUM_CLASSES {
+        for r in 0..classes {
             let p = (logits[col(r)] as f64 - log_z).exp() as f32;
             logits[col(r)] = p - f32::from(r == y as usize);
         }
@@ -189,7 +218,8 @@ impl Classifier {
             crate::model::transpose_into(&images[start * p..(start + b) * p], b, p, &mut ws.x);
             self.forward(pool, &mut ws);
             for col in 0..b {
-                let best = (0..NUM_CLASSES).max_by(|&r, &s| ws.logits[r * b + col].total_cmp(&ws.logits[s * b + col]));
+                let best =
+                    (0..self.config.classes).max_by(|&r, &s| ws.logits[r * b + col].total_cmp(&ws.logits[s * b + col]));
                 labels.push(best.unwrap_or(0) as u8);
                 for j in 0..f {
                     features[(start + col) * f + j] = ws.h[1][j * b + col];
@@ -199,9 +229,9 @@ impl Classifier {
         (labels, features)
     }
 
-    /// Accuracy on a split (grey levels v/255).
+    /// Accuracy on a split (intensities v/255).
     pub fn accuracy(&self, pool: &Pool, split: &Split) -> f64 {
-        let images: Vec<f32> = split.images.iter().map(|&v| v as f32 / 255.0).collect();
+        let images = split.images_f32(split.len());
         let (pred, _) = self.predict(pool, &images);
         let right = pred.iter().zip(&split.labels).filter(|(a, b)| a == b).count();
         right as f64 / split.len().max(1) as f64
@@ -211,6 +241,7 @@ impl Classifier {
     /// (random translation: the cheapest augmentation that lifts an MLP past 98%).
     pub fn fill_batch(&self, split: &Split, idx: &[u32], shift: i32, rng: &mut Rng, ws: &mut ClassifierWorkspace) {
         let (rows, cols, b) = (self.config.image_rows as i32, self.config.image_cols as i32, ws.batch);
+        let plane = (rows * cols) as usize;
         gather_images(&split.images, self.config.pixels(), idx, &mut ws.x);
         if shift == 0 {
             return;
@@ -218,13 +249,14 @@ impl Classifier {
         let span = (2 * shift + 1) as u64;
         for (col, &image) in idx.iter().enumerate() {
             let (dy, dx) = (rng.below(span) as i32 - shift, rng.below(span) as i32 - shift);
-            let src = split.image(image as usize);
-            for r in 0..rows {
-                for c in 0..cols {
-                    let (sr, sc) = (r - dy, c - dx);
-                    let inside = (0..rows).contains(&sr) && (0..cols).contains(&sc);
-                    let v = if inside { src[(sr * cols + sc) as usize] as f32 / 255.0 } else { 0.0 };
-                    ws.x[(r * cols + c) as usize * b + col] = v;
+            for (ch, src) in split.image(image as usize).chunks_exact(plane).enumerate() {
+                for r in 0..rows {
+                    for c in 0..cols {
+                        let (sr, sc) = (r - dy, c - dx);
+                        let inside = (0..rows).contains(&sr) && (0..cols).contains(&sc);
+                        let v = if inside { src[(sr * cols + sc) as usize] as f32 / 255.0 } else { 0.0 };
+                        ws.x[(ch * plane + (r * cols + c) as usize) * b + col] = v;
+                    }
                 }
             }
         }
@@ -248,7 +280,7 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        let config = ClassifierConfig { image_rows: 2, image_cols: 3, hidden: [5, 4] };
+        let config = ClassifierConfig { image_rows: 2, image_cols: 3, hidden: [5, 4], ..ClassifierConfig::mnist() };
         let mut clf = Classifier::init(config.clone(), 3);
         clf.params.iter_mut().enumerate().for_each(|(i, p)| *p += if i % 4 == 0 { 0.0 } else { 0.05 });
         let pool = Pool::new(1);
