@@ -1,12 +1,38 @@
-//! `vae bench`: times training epochs and the test pass on embedded MNIST with the default
-//! settings, and reports throughput and peak memory.
+//! `vae bench`: times training epochs and the test pass, on embedded MNIST or on random
+//! images of any shape (as `shared/reference/torch_conv_reference.py` does with `SHAPE`), and
+//! reports throughput, achieved GFLOP/s and peak memory.
 
-use crate::core::{AdamConfig, AdamState};
-use crate::data::{Dataset, Source};
-use crate::model::{Model, ModelConfig, ModelKind};
+use crate::core::{AdamConfig, AdamState, Purpose, Rng, Shape};
+use crate::data::{Dataset, Source, Split};
+use crate::model::{Model, ModelConfig};
 use crate::train::{Objective, TrainConfig, Trainer};
 use anyhow::Result;
 use std::time::Instant;
+
+/// What `vae bench` measures.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub model: ModelConfig,
+    pub objective: Objective,
+    pub epochs: usize,
+    pub threads: usize,
+    pub batch: usize,
+    /// Random binary images of the model's shape, this many steps per epoch (`None`: MNIST).
+    pub random_steps: Option<usize>,
+    pub json: bool,
+}
+
+/// `steps · batch` random binary images of `shape` (each value 0 or 255 with probability ½,
+/// PyTorch's `torch.rand(...).round()`), and the first 2,000 of them as the test set.
+pub fn random_dataset(shape: Shape, steps: usize, batch: usize, classes: usize) -> Dataset {
+    let n = steps * batch;
+    let mut rng = Rng::stream(1, Purpose::User, 99);
+    let images: Vec<u8> = (0..n * shape.size()).map(|_| if rng.next_u64() >> 63 == 1 { 255 } else { 0 }).collect();
+    let labels: Vec<u8> = (0..n).map(|_| rng.below(classes.max(1) as u64) as u8).collect();
+    let m = n.min(2000);
+    let test = Split { images: images[..m * shape.size()].to_vec(), labels: labels[..m].to_vec(), shape };
+    Dataset { train: Split { images, labels, shape }, test, classes: (0..classes).map(|c| c.to_string()).collect() }
+}
 
 /// Peak resident set size of this process in MB (`VmHWM` of /proc/self/status; 0 where
 /// that file does not exist).
@@ -19,14 +45,19 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-pub fn bench(kind: ModelKind, objective: Objective, epochs: usize, threads: usize, json: bool) -> Result<()> {
+pub fn bench(o: &BenchOptions) -> Result<()> {
     let t0 = Instant::now();
-    let data = Dataset::load(&Source::Mnist)?;
-    let config = ModelConfig::tutorial(kind);
-    let threads = if threads == 0 { crate::core::pool::available_threads() } else { threads };
+    let (objective, epochs, json, batch) = (o.objective, o.epochs, o.json, o.batch);
+    let config = o.model.clone();
+    let kind = config.kind;
+    let data = match o.random_steps {
+        Some(steps) => random_dataset(config.shape(), steps, batch, config.classes),
+        None => Dataset::load(&Source::Mnist)?,
+    };
+    let threads = if o.threads == 0 { crate::core::pool::available_threads() } else { o.threads };
     let train = TrainConfig {
         epochs,
-        batch_size: 128,
+        batch_size: batch,
         adam: AdamConfig::default(),
         beta: 1.0,
         seed: 1,
@@ -55,7 +86,13 @@ pub fn bench(kind: ModelKind, objective: Objective, epochs: usize, threads: usiz
     let steps = trainer.steps_per_epoch();
     let mean = epoch_secs.iter().sum::<f64>() / epochs as f64;
     let best = epoch_secs.iter().cloned().fold(f64::INFINITY, f64::min);
-    let flops_per_epoch = 2.0 * (config.train_macs_per_example_with(objective.samples()) * steps * 128) as f64;
+    let flops_per_epoch = 2.0 * (config.train_macs_per_example_with(objective.samples()) * steps * batch) as f64;
+    let images_per_sec = (steps * batch) as f64 / mean;
+    let test_images = trainer.data.test.len();
+    let data_name = match o.random_steps {
+        Some(_) => format!("random {} images", config.shape()),
+        None => "MNIST".to_string(),
+    };
     let gflops = flops_per_epoch / mean / 1e9;
     let rss = peak_rss_mb();
     let train_loss = last.map_or(0.0, |e| (e.loss.bce + e.loss.kl) / e.examples as f64);
@@ -64,6 +101,14 @@ pub fn bench(kind: ModelKind, objective: Objective, epochs: usize, threads: usiz
             "{}",
             serde_json::json!({
                 "model": kind.name(),
+                "arch": config.arch,
+                "shape": config.shape().to_string(),
+                "data": data_name,
+                "latent_dim": config.latent_dim,
+                "likelihood": config.likelihood.describe(),
+                "parameters": trainer.model.params.len(),
+                "batch": batch,
+                "images_per_sec": images_per_sec,
                 "objective": objective,
                 "threads": threads,
                 "epochs": epochs,
@@ -88,12 +133,22 @@ pub fn bench(kind: ModelKind, objective: Objective, epochs: usize, threads: usiz
             Objective::Elbo => String::new(),
             Objective::Iwae { k } => format!(" on IWAE-{k}"),
         };
-        println!("model {kind}{trained}, {t}, {e} of {steps} steps (batch 128), SIMD {:?}", crate::core::simd::level());
+        let arch = match config.arch {
+            crate::model::Arch::Mlp => "mlp".to_string(),
+            crate::model::Arch::Conv => format!("conv {:?}", config.widths),
+        };
+        println!(
+            "model {kind} ({arch}, latent {}, {} parameters){trained} on {data_name}, {t}, {e} of {steps} steps (batch {batch}), SIMD {:?}",
+            config.latent_dim,
+            crate::cli::group(trainer.model.params.len()),
+            crate::core::simd::level()
+        );
         println!("seconds per epoch   {mean:.3} (best {best:.3}; each: {})", list.join(", "));
         println!("steps per second    {:.1}", steps as f64 / mean);
+        println!("images per second   {images_per_sec:.0}");
         println!("achieved GFLOP/s    {gflops:.1} ({:.1} GFLOP per epoch)", flops_per_epoch / 1e9);
         println!(
-            "test pass           {test_secs:.3} s (10,000 images), test loss {:.3} nats/example",
+            "test pass           {test_secs:.3} s ({test_images} images), test loss {:.3} nats/example",
             test.bce + test.kl
         );
         println!("set-up (data+init)  {setup:.3} s");

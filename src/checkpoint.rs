@@ -60,6 +60,25 @@ pub struct RunConfig {
     pub version: String,
 }
 
+impl RunConfig {
+    /// Whether pictures given to this run are digits to prepare as MNIST was (28×28 grey
+    /// models of MNIST-format data), rather than photos to resize.
+    pub fn digit_pictures(&self) -> bool {
+        use crate::data::Source;
+        self.model.shape() == crate::core::Shape::mnist()
+            && matches!(self.train.dataset, Source::Mnist | Source::Dir(_))
+    }
+
+    /// The classes' names: the image folder's, or the IDX dataset's (digits, clothes).
+    pub fn class_names(&self) -> Vec<String> {
+        if !self.model.class_names.is_empty() {
+            return self.model.class_names.clone();
+        }
+        let names = self.train.dataset.idx_class_names().unwrap_or_default();
+        if names.len() == self.model.classes { names } else { (0..self.model.classes).map(|c| c.to_string()).collect() }
+    }
+}
+
 /// One epoch's record in `metrics.jsonl`. Losses are in nats per example unless named
 /// otherwise; "loss" is the negative ELBO (BCE + KL) for variational models and the BCE
 /// for `ae`; `train_objective` is what was minimised (BCE + β·KL).

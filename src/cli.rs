@@ -146,9 +146,9 @@ pub struct SampleArgs {
     /// Number of images
     #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub n: u32,
-    /// Digit to draw (cvae only); without it a cvae's row r shows digit r
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub label: Option<u8>,
+    /// Class to draw, by number or name (cvae only); without it a cvae's row r shows class r
+    #[arg(long)]
+    pub label: Option<String>,
     /// Random seed of the latent draws
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -171,6 +171,25 @@ pub struct BenchArgs {
     /// Model to benchmark
     #[arg(long, value_enum, default_value_t = ModelKind::Vae)]
     pub model: ModelKind,
+    /// Layers: the tutorial's mlp, or the reference's convolutions
+    #[arg(long, value_enum, default_value_t = crate::model::Arch::Mlp)]
+    pub arch: crate::model::Arch,
+    /// conv: channels per stride-2 layer [default: by image side, as `vae train`]
+    #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
+    pub widths: Option<Vec<usize>>,
+    /// Dimension of z
+    #[arg(long, default_value_t = 20)]
+    pub latent_dim: usize,
+    /// Train on random binary images of C channels and side S instead of MNIST (as the
+    /// PyTorch reference's SHAPE=C,S), e.g. 3,64
+    #[arg(long, value_name = "C,S", value_parser = shape_arg)]
+    pub shape: Option<crate::core::Shape>,
+    /// Steps per epoch on --shape's random images
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: u32,
+    /// Examples per step
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch_size: u32,
     /// Objective to train on
     #[arg(long, value_enum, default_value_t = train::ObjectiveName::Elbo)]
     pub objective: train::ObjectiveName,
@@ -196,11 +215,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Scatter(a) => explore::scatter(a),
         Command::Plot(a) => curves::plot(a),
         Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads),
-        Command::Bench(a) => {
-            let objective = a.objective.with_k(a.k as usize);
-            objective.check_model(a.model).map_err(anyhow::Error::msg)?;
-            crate::bench::bench(a.model, objective, a.epochs as usize, a.threads, a.json)
-        }
+        Command::Bench(a) => bench(a),
         Command::Eval(a) => measure::eval(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
         Command::Completions(a) => {
@@ -232,6 +247,55 @@ pub(crate) fn load_data(source: &Source, quiet: bool) -> Result<(Dataset, Source
     }
 }
 
+/// Parses `--shape C,S`: 1 or 3 channels, a side from 4 to 1024.
+fn shape_arg(s: &str) -> std::result::Result<crate::core::Shape, String> {
+    let parsed = s.split_once(',').and_then(|(c, side)| Some((c.trim().parse().ok()?, side.trim().parse().ok()?)));
+    match parsed {
+        Some((c @ (1 | 3), side @ 4..=1024)) => Ok(crate::core::Shape::new(c, side, side)),
+        _ => Err(format!("expected CHANNELS,SIDE with 1 or 3 channels and a side of 4 to 1024 (e.g. 3,64), got {s:?}")),
+    }
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let objective = a.objective.with_k(a.k as usize);
+    objective.check_model(a.model).map_err(anyhow::Error::msg)?;
+    let shape = a.shape.unwrap_or(crate::core::Shape::mnist());
+    let mut model = match a.arch {
+        crate::model::Arch::Mlp => {
+            if a.widths.is_some() {
+                bail!("--widths sets the channels of --arch conv; add --arch conv");
+            }
+            let t = crate::model::ModelConfig::tutorial(a.model);
+            crate::model::ModelConfig {
+                image_rows: shape.height,
+                image_cols: shape.width,
+                channels: shape.channels,
+                latent_dim: a.latent_dim,
+                ..t
+            }
+        }
+        crate::model::Arch::Conv => {
+            let mut c = crate::model::ModelConfig::conv(a.model, shape, a.latent_dim);
+            if let Some(w) = a.widths {
+                c.widths = w;
+            }
+            c
+        }
+    };
+    model.classes = 10;
+    model.validate().map_err(anyhow::Error::msg)?;
+    let opts = crate::bench::BenchOptions {
+        model,
+        objective,
+        epochs: a.epochs as usize,
+        threads: a.threads,
+        batch: a.batch_size as usize,
+        random_steps: a.shape.map(|_| a.steps as usize),
+        json: a.json,
+    };
+    crate::bench::bench(&opts)
+}
+
 fn sample(a: SampleArgs) -> Result<()> {
     let dir = RunDir::new(&a.run_dir);
     let (config, model) = dir.load_model()?;
@@ -242,18 +306,20 @@ fn sample(a: SampleArgs) -> Result<()> {
             a.run_dir.display()
         );
     }
+    let label = a.label.as_deref().map(|spec| resolve_label(&config, spec, &a.run_dir)).transpose()?;
     let n = a.n as usize;
-    let labels: Option<Vec<u8>> = kind.conditional().then(|| match a.label {
+    let classes = config.model.classes.max(1);
+    let labels: Option<Vec<u8>> = kind.conditional().then(|| match label {
         Some(d) => vec![d; n],
-        None => (0..n).map(|i| ((i / a.nrow as usize) % 10) as u8).collect(),
+        None => (0..n).map(|i| ((i / a.nrow as usize) % classes) as u8).collect(),
     });
     let pool = Pool::new(0);
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
     let imgs = model.sample_at(&pool, n, labels.as_deref(), a.temperature, &mut rng);
     let c = model.config();
-    let grid = images::grid(&imgs, c.image_rows, c.image_cols, a.nrow as usize, GRID_PADDING);
+    let grid = images::grid(&imgs, c.shape(), a.nrow as usize, GRID_PADDING);
     let out = a.output.unwrap_or_else(|| {
-        let label = a.label.map(|d| format!("-label{d}")).unwrap_or_default();
+        let label = label.map(|d| format!("-label{d}")).unwrap_or_default();
         let t = if a.temperature == 1.0 { String::new() } else { format!("-t{}", a.temperature) };
         dir.samples_dir().join(format!("sample-seed{}{label}{t}.png", a.seed))
     });
@@ -263,6 +329,29 @@ fn sample(a: SampleArgs) -> Result<()> {
     grid.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
     println!("wrote {} ({}x{}, {n} samples)", out.display(), grid.width, grid.height);
     Ok(())
+}
+
+/// A `--label` value: a class number (`3`) or name (`cat`, any case), checked against the
+/// run's classes; the error lists them.
+pub fn resolve_label(config: &crate::checkpoint::RunConfig, spec: &str, run: &std::path::Path) -> Result<u8> {
+    let names = config.class_names();
+    let spec = spec.trim();
+    if let Ok(i) = spec.parse::<usize>()
+        && i < names.len()
+    {
+        return Ok(i as u8);
+    }
+    if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(spec)) {
+        return Ok(i as u8);
+    }
+    let listed: Vec<String> = names
+        .iter()
+        .enumerate()
+        .take(12)
+        .map(|(i, n)| if n == &i.to_string() { n.clone() } else { format!("{i} {n}") })
+        .collect();
+    let more = if names.len() > 12 { format!(", … ({} in all)", names.len()) } else { String::new() };
+    bail!("--label {spec:?} is not a class of {}; its classes are {}{more}", run.display(), listed.join(", "))
 }
 
 /// The one line `vae` prints for a failure: the error and its causes, each cause added only

@@ -15,7 +15,7 @@
 //! assert_eq!(&path[..20], &a[..]);
 //! let images = model.decode(&pool, &path, None);   // [5, 784] Bernoulli means
 //! assert_eq!(images.len(), 5 * 784);
-//! let grid = vae::images::grid(&images, 28, 28, 5, 2);
+//! let grid = vae::images::grid(&images, model.config().shape(), 5, 2);
 //! assert_eq!((grid.width, grid.height), (152, 32));
 //! # let s = slerp_path(&a, &b, 3); assert_eq!(&s[40..], &b[..]);
 //! ```

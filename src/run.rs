@@ -153,7 +153,7 @@ impl Run {
         let trainer = &self.trainer;
         let c = trainer.model.config();
         let imgs = trainer.model.decode(&trainer.pool, z, labels);
-        let grid = images::grid(&imgs, c.image_rows, c.image_cols, GRID_ROW, GRID_PADDING);
+        let grid = images::grid(&imgs, c.shape(), GRID_ROW, GRID_PADDING);
         let path = self.dir.samples_dir().join(format!("epoch-{:03}.png", m.epoch));
         grid.save(&path).map_err(|source| CheckpointError::Write { path, source })?;
         self.metrics.push(m.clone());
@@ -171,7 +171,7 @@ impl Run {
         let c = t.model.config();
         let n = 50.min(t.data.test.len());
         let p = c.pixels();
-        let originals: Vec<f32> = t.data.test.images[..n * p].iter().map(|&v| v as f32 / 255.0).collect();
+        let originals = t.data.test.images_f32(n);
         let labels = &t.data.test.labels[..n];
         let enc = t.model.encode(&t.pool, &originals, Some(labels));
         let recon = t.model.decode(&t.pool, &enc.mu, Some(labels));
@@ -180,7 +180,7 @@ impl Run {
             pairs.extend_from_slice(&originals[i * p..(i + 1) * p]);
             pairs.extend_from_slice(&recon[i * p..(i + 1) * p]);
         }
-        let grid = images::grid(&pairs, c.image_rows, c.image_cols, GRID_ROW, GRID_PADDING);
+        let grid = images::grid(&pairs, c.shape(), GRID_ROW, GRID_PADDING);
         let path = self.dir.file("reconstructions.png");
         grid.save(&path).map_err(|source| CheckpointError::Write { path: path.clone(), source })?;
         Ok(path)

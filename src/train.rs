@@ -343,11 +343,11 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
 }
 
 /// The fixed latent draws (and labels) of the per-epoch sample grid: `rows × 10` images;
-/// for `cvae` row r shows digit r.
+/// for `cvae` row r shows class r (modulo the class count).
 pub fn sample_grid_inputs(model: &Model, seed: u64, n: usize) -> (Vec<f32>, Option<Vec<u8>>) {
     let c = model.config();
     let mut z = vec![0.0; n * c.latent_dim];
     Rng::stream(seed, Purpose::Samples, 0).fill_normal(&mut z);
-    let labels = c.kind.conditional().then(|| (0..n).map(|i| ((i / 10) % 10) as u8).collect());
+    let labels = c.kind.conditional().then(|| (0..n).map(|i| ((i / 10) % c.classes) as u8).collect());
     (z, labels)
 }

@@ -101,10 +101,12 @@ fn bad_requests_get_one_clear_error() {
     fails(&["interpolate", r, "--from", "/no/such.png", "--to", "1"], &["cannot read /no/such.png"]);
     let pic = tmp.path().join("pic.png");
     write_stroke_png(&pic);
-    fails(&["interpolate", c, "--from", pic.to_str().unwrap(), "--to", "1"], &["pass --label D"]);
+    fails(&["interpolate", c, "--from", pic.to_str().unwrap(), "--to", "1"], &["pass --label C"]);
+    fails(&["sample", c, "--label", "ten"], &["--label \"ten\" is not a class", "its classes are 0, 1, 2"]);
+    fails(&["manifold", c, "--label", "10"], &["--label \"10\" is not a class"]);
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    fails(&["reconstruct", r, "--input", empty.to_str().unwrap()], &["holds no .png files"]);
+    fails(&["reconstruct", r, "--input", empty.to_str().unwrap()], &["holds no pictures (PNG, JPEG"]);
     fails(&["reconstruct", r, "-n", "0"], &["-n must be between 1 and 10000"]);
     fails(&["scatter", empty.to_str().unwrap()], &["not a run directory"]);
 }

@@ -72,11 +72,13 @@ fn sample_decode_encode_interpolate() {
     assert_eq!(get(v, "/api/sample?n=16&seed=5&temperature=1").body, r.body);
     assert_ne!(get(v, "/api/sample?n=16&seed=5&temperature=0.5").body, r.body);
     let cold = get(c, "/api/sample?n=4&label=3&nrow=4&seed=9&temperature=0").body;
-    let (w, h, grey) = vae::images::decode_png(&cold, "cold").unwrap();
+    let grey = image::load_from_memory(&cold).unwrap().to_luma8();
+    let (w, h) = (grey.width() as usize, grey.height() as usize);
     assert_eq!((w, h), (4 * 30 + 2, 32));
-    let tile = |k: usize| -> Vec<f32> { (2..30).flat_map(|y| grey[y * w + 2 + k * 30..][..28].to_vec()).collect() };
+    let tile =
+        |k: usize| -> Vec<u8> { (2..30).flat_map(|y| grey.as_raw()[y * w + 2 + k * 30..][..28].to_vec()).collect() };
     assert_eq!(tile(0), tile(3));
-    assert!(tile(0).iter().any(|&v| v > 0.5), "a digit, not a blank tile");
+    assert!(tile(0).iter().any(|&v| v > 128), "a digit, not a blank tile");
 
     let z = vec![0.0f32; 20];
     let png = post_json(v, "/api/decode", &json!({ "z": z }));
@@ -99,7 +101,7 @@ fn sample_decode_encode_interpolate() {
     assert_eq!(e["coords"], e["mu"], "identity sliders: coordinates are μ");
     assert_eq!(e["reconstruction"].as_array().unwrap().len(), 784);
     // …or a PNG body of any size (here 28x28 grey, as the page's canvas would send larger).
-    let grid = vae::images::grid(&digit, 28, 28, 1, 0);
+    let grid = vae::images::grid(&digit, vae::core::Shape::mnist(), 1, 0);
     let r = request(c, "POST", "/api/encode?label=1", "image/png", &grid.to_png());
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["input"].as_array().unwrap().len(), 784);

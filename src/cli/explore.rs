@@ -1,12 +1,13 @@
 //! The picture commands: reconstruct, interpolate, traverse, manifold, scatter, plot.
 
+use super::resolve_label;
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::{Pool, Purpose, Rng};
-use crate::data::{NUM_CLASSES, Split};
+use crate::data::Split;
 use crate::eval::report::{SplitName, eval_split};
 use crate::explore::{lerp_path, plane_grid, principal_plane, prior_plane, project, slerp_path, traversal};
-use crate::images::{self, GrayImage, load_digit};
-use crate::model::Model;
+use crate::images::{self, Image, load_picture};
+use crate::model::{Model, one_hot};
 use crate::plot::{save_png, scatter_png};
 use crate::run::GRID_PADDING;
 use anyhow::{Context, Result, bail};
@@ -20,12 +21,13 @@ pub struct ReconstructArgs {
     /// Number of test images (the first N)
     #[arg(short, long, default_value_t = 32)]
     pub n: usize,
-    /// Reconstruct the PNG files of this folder instead (any size; converted to MNIST style)
-    #[arg(long, value_name = "DIR")]
+    /// Reconstruct these pictures instead: a PNG/JPEG/BMP/GIF/WebP file, or a folder of them
+    /// (any size; converted to the run's image shape)
+    #[arg(long, value_name = "FILE|DIR")]
     pub input: Option<PathBuf>,
-    /// Label of the --input images (cvae only)
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub label: Option<u8>,
+    /// Class of the --input pictures, by number or name (cvae only)
+    #[arg(long)]
+    pub label: Option<String>,
     /// Output PNG [default: RUN_DIR/reconstruct.png]
     #[arg(short, long, value_name = "FILE.png")]
     pub output: Option<PathBuf>,
@@ -35,10 +37,10 @@ pub struct ReconstructArgs {
 pub struct InterpolateArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// Start: a test-set index or a PNG file (with --labels: optional, else a random z)
+    /// Start: a test-set index or a picture file (with --labels: optional, else a random z)
     #[arg(long)]
     pub from: Option<String>,
-    /// End: a test-set index or a PNG file
+    /// End: a test-set index or a picture file
     #[arg(long)]
     pub to: Option<String>,
     /// Images per path, endpoints included
@@ -47,12 +49,12 @@ pub struct InterpolateArgs {
     /// Add a spherical (slerp) path below the linear one
     #[arg(long)]
     pub slerp: bool,
-    /// cvae: keep z and sweep the label 0-9 (style kept, digit changed)
+    /// cvae: keep z and sweep the labels (style kept, class changed)
     #[arg(long)]
     pub labels: bool,
-    /// Label of PNG inputs (cvae only)
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub label: Option<u8>,
+    /// Class of picture inputs, by number or name (cvae only)
+    #[arg(long)]
+    pub label: Option<String>,
     /// Seed of the random z of --labels without --from
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -78,9 +80,9 @@ pub struct TraverseArgs {
     /// Hold the other dimensions at this test image's encoding [default: z = 0]
     #[arg(long, value_name = "INDEX")]
     pub image: Option<String>,
-    /// Label for cvae [default: the image's, or 0]
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub label: Option<u8>,
+    /// Class for cvae, by number or name [default: the image's, or 0]
+    #[arg(long)]
+    pub label: Option<String>,
     /// Output PNG [default: RUN_DIR/traverse.png]
     #[arg(short, long, value_name = "FILE.png")]
     pub output: Option<PathBuf>,
@@ -93,9 +95,9 @@ pub struct ManifoldArgs {
     /// Grid size N (N x N images)
     #[arg(short, long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub n: u32,
-    /// Label for cvae [default: 0]
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub label: Option<u8>,
+    /// Class for cvae, by number or name [default: 0]
+    #[arg(long)]
+    pub label: Option<String>,
     /// Output PNG [default: RUN_DIR/manifold.png]
     #[arg(short, long, value_name = "FILE.png")]
     pub output: Option<PathBuf>,
@@ -148,17 +150,30 @@ impl Loaded {
     fn labels_for(&self, n: usize, label: u8) -> Option<Vec<u8>> {
         self.conditional().then(|| vec![label; n])
     }
+
+    /// `--label`, checked against the run: a class number or name, for a cvae only.
+    fn label(&self, spec: Option<&str>) -> Result<Option<u8>> {
+        let Some(spec) = spec else { return Ok(None) };
+        if !self.conditional() {
+            bail!(
+                "--label needs a conditional model, but {} holds a {} model",
+                self.dir.path.display(),
+                self.model.config().kind
+            );
+        }
+        resolve_label(&self.config, spec, &self.dir.path).map(Some)
+    }
+
+    fn one_hot(&self, label: u8) -> Vec<f32> {
+        one_hot(label, self.model.config().classes)
+    }
+
+    fn grid(&self, images: &[f32], nrow: usize) -> Image {
+        images::grid(images, self.model.config().shape(), nrow, GRID_PADDING)
+    }
 }
 
-fn grey(split: &Split, i: usize) -> Vec<f32> {
-    split.image(i).iter().map(|&v| v as f32 / 255.0).collect()
-}
-
-fn one_hot(label: u8) -> Vec<f32> {
-    (0..NUM_CLASSES).map(|k| f32::from(k == label as usize)).collect()
-}
-
-fn save(grid: &GrayImage, path: &Path) -> Result<()> {
+fn save(grid: &Image, path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
@@ -167,62 +182,62 @@ fn save(grid: &GrayImage, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn check_label(l: &Loaded, label: Option<u8>) -> Result<()> {
-    if label.is_some() && !l.conditional() {
-        bail!(
-            "--label needs a conditional model, but {} holds a {} model",
-            l.dir.path.display(),
-            l.model.config().kind
-        );
-    }
-    Ok(())
-}
-
-/// An image named on the command line: a test-set index or a PNG file, with its label.
+/// An image named on the command line: a test-set index or a picture file, with its label.
 fn resolve_image(l: &Loaded, test: &Split, spec: &str, flag: &str, label: Option<u8>) -> Result<(Vec<f32>, u8)> {
-    let c = l.model.config();
     if let Ok(i) = spec.parse::<usize>() {
         if i >= test.len() {
-            bail!("{flag} {i} is not a test-set index (0..={}); give an index or a PNG file", test.len() - 1);
+            bail!("{flag} {i} is not a test-set index (0..={}); give an index or a picture file", test.len() - 1);
         }
-        return Ok((grey(test, i), label.unwrap_or(test.labels[i])));
+        return Ok((test.image_f32(i), label.unwrap_or(test.labels[i])));
     }
-    let img = load_digit(Path::new(spec), c.image_rows, c.image_cols)?;
+    let img = load_picture(Path::new(spec), l.model.config().shape(), l.config.digit_pictures())?;
     if l.conditional() && label.is_none() {
-        bail!("{flag} {spec} is a picture: a cvae also needs its digit, pass --label D");
+        bail!("{flag} {spec} is a picture: a cvae also needs its class, pass --label C");
     }
     Ok((img, label.unwrap_or(0)))
 }
 
+/// The picture files `--input` names: the file itself, or a folder's pictures, sorted.
+fn input_pictures(input: &Path) -> Result<Vec<PathBuf>> {
+    if input.is_file() {
+        return Ok(vec![input.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+        .with_context(|| format!("cannot read --input {}", input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            crate::data::folder::EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(ext))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("--input {} holds no pictures (PNG, JPEG, BMP, GIF or WebP files)", input.display());
+    }
+    Ok(files)
+}
+
 pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
-    check_label(&l, a.label)?;
+    let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
-    let (images, labels): (Vec<f32>, Vec<u8>) = if let Some(dir) = &a.input {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read --input {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("--input {} holds no .png files", dir.display());
-        }
-        if l.conditional() && a.label.is_none() {
-            bail!("a cvae needs the digit of --input pictures: pass --label D");
+    let (images, labels): (Vec<f32>, Vec<u8>) = if let Some(input) = &a.input {
+        let files = input_pictures(input)?;
+        if l.conditional() && label.is_none() {
+            bail!("a cvae needs the class of --input pictures: pass --label C");
         }
         let mut imgs = Vec::new();
         for f in files.iter().take(a.n.max(1)) {
-            imgs.extend(load_digit(f, c.image_rows, c.image_cols)?);
+            imgs.extend(load_picture(f, c.shape(), l.config.digit_pictures())?);
         }
         let n = imgs.len() / c.pixels();
-        (imgs, vec![a.label.unwrap_or(0); n])
+        (imgs, vec![label.unwrap_or(0); n])
     } else {
         let test = l.test()?;
         if a.n == 0 || a.n > test.len() {
             bail!("-n must be between 1 and {} (the test set's size)", test.len());
         }
-        ((0..a.n).flat_map(|i| grey(&test, i)).collect(), test.labels[..a.n].to_vec())
+        (test.images_f32(a.n), test.labels[..a.n].to_vec())
     };
     let mu = l.encode(&images, &labels);
     let recon = l.model.decode(&l.pool, &mu, l.conditional().then_some(&labels[..]));
@@ -230,13 +245,12 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     let pairs: Vec<f32> = (0..labels.len())
         .flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied())
         .collect();
-    let grid = images::grid(&pairs, c.image_rows, c.image_cols, 16, GRID_PADDING);
-    save(&grid, &l.out(a.output, "reconstruct.png"))
+    save(&l.grid(&pairs, 16), &l.out(a.output, "reconstruct.png"))
 }
 
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
-    check_label(&l, a.label)?;
+    let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
     let test = l.test()?;
     let steps = a.steps as usize;
@@ -246,7 +260,7 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
         }
         let z = match &a.from {
             Some(spec) => {
-                let (img, label) = resolve_image(&l, &test, spec, "--from", a.label)?;
+                let (img, label) = resolve_image(&l, &test, spec, "--from", label)?;
                 l.encode(&img, &[label])
             }
             None => {
@@ -255,31 +269,28 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
                 z
             }
         };
-        let zs: Vec<f32> = (0..NUM_CLASSES).flat_map(|_| z.iter().copied()).collect();
-        let labels: Vec<u8> = (0..NUM_CLASSES as u8).collect();
+        let zs: Vec<f32> = (0..c.classes).flat_map(|_| z.iter().copied()).collect();
+        let labels: Vec<u8> = (0..c.classes).map(|k| k as u8).collect();
         let imgs = l.model.decode(&l.pool, &zs, Some(&labels));
-        return save(
-            &images::grid(&imgs, c.image_rows, c.image_cols, NUM_CLASSES, GRID_PADDING),
-            &l.out(a.output, "interpolate.png"),
-        );
+        return save(&l.grid(&imgs, c.classes.min(20)), &l.out(a.output, "interpolate.png"));
     }
     let (Some(from), Some(to)) = (&a.from, &a.to) else {
         bail!("interpolate needs --from A and --to B (test-set indices or PNG files), or --labels for a cvae");
     };
-    let (img_a, la) = resolve_image(&l, &test, from, "--from", a.label)?;
-    let (img_b, lb) = resolve_image(&l, &test, to, "--to", a.label)?;
+    let (img_a, la) = resolve_image(&l, &test, from, "--from", label)?;
+    let (img_b, lb) = resolve_image(&l, &test, to, "--to", label)?;
     let (za, zb) = (l.encode(&img_a, &[la]), l.encode(&img_b, &[lb]));
     let mut paths = vec![lerp_path(&za, &zb, steps)];
     if a.slerp {
         paths.push(slerp_path(&za, &zb, steps));
     }
     // For a cvae the label moves with z: a one-hot blend from A's digit to B's.
-    let cond: Vec<f32> = lerp_path(&one_hot(la), &one_hot(lb), steps);
+    let cond: Vec<f32> = lerp_path(&l.one_hot(la), &l.one_hot(lb), steps);
     let mut imgs = Vec::new();
     for path in &paths {
         imgs.extend(l.model.decode_conditioned(&l.pool, path, l.conditional().then_some(&cond[..])));
     }
-    save(&images::grid(&imgs, c.image_rows, c.image_cols, steps, GRID_PADDING), &l.out(a.output, "interpolate.png"))
+    save(&l.grid(&imgs, steps), &l.out(a.output, "interpolate.png"))
 }
 
 /// Parses `0..10` or `0,3,7`.
@@ -304,7 +315,7 @@ pub fn parse_dims(spec: &str, latent: usize) -> Result<Vec<usize>> {
 
 pub fn traverse(a: TraverseArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
-    check_label(&l, a.label)?;
+    let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
     if !(a.range.is_finite() && a.range > 0.0) {
         bail!("--range must be a positive number, got {}", a.range);
@@ -316,35 +327,34 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
     let (base, label) = match &a.image {
         Some(spec) => {
             let test = l.test()?;
-            let (img, label) = resolve_image(&l, &test, spec, "--image", a.label)?;
+            let (img, label) = resolve_image(&l, &test, spec, "--image", label)?;
             (l.encode(&img, &[label]), label)
         }
-        None => (vec![0.0; c.latent_dim], a.label.unwrap_or(0)),
+        None => (vec![0.0; c.latent_dim], label.unwrap_or(0)),
     };
     let steps = a.steps as usize;
     let zs = traversal(&base, &dims, a.range, steps);
     let n = zs.len() / c.latent_dim;
     let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n, label).as_deref());
-    save(&images::grid(&imgs, c.image_rows, c.image_cols, steps, GRID_PADDING), &l.out(a.output, "traverse.png"))
+    save(&l.grid(&imgs, steps), &l.out(a.output, "traverse.png"))
 }
 
 pub fn manifold(a: ManifoldArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
-    check_label(&l, a.label)?;
+    let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
     let plane = match c.latent_dim {
         1 => bail!("manifold needs a latent space of at least 2 dimensions; {} has 1", l.dir.path.display()),
         2 => prior_plane(),
         _ => {
             let test = l.test()?;
-            let images: Vec<f32> = test.images.iter().map(|&v| v as f32 / 255.0).collect();
-            principal_plane(&l.encode(&images, &test.labels), c.latent_dim)
+            principal_plane(&l.encode(&test.images_f32(test.len()), &test.labels), c.latent_dim)
         }
     };
     let n = a.n as usize;
     let zs = plane_grid(&plane, n);
-    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n * n, a.label.unwrap_or(0)).as_deref());
-    save(&images::grid(&imgs, c.image_rows, c.image_cols, n, GRID_PADDING), &l.out(a.output, "manifold.png"))
+    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n * n, label.unwrap_or(0)).as_deref());
+    save(&l.grid(&imgs, n), &l.out(a.output, "manifold.png"))
 }
 
 pub fn scatter(a: ScatterArgs) -> Result<()> {
@@ -357,8 +367,7 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
         }
         test.truncate(n);
     }
-    let images: Vec<f32> = test.images.iter().map(|&v| v as f32 / 255.0).collect();
-    let mu = l.encode(&images, &test.labels);
+    let mu = l.encode(&test.images_f32(test.len()), &test.labels);
     let (points, xl, yl) = if c.latent_dim == 1 {
         (mu.iter().map(|&v| [v, 0.0]).collect(), "z₁".to_string(), String::new())
     } else if c.latent_dim == 2 {
@@ -369,8 +378,9 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
         (project(&mu, &plane), pc(0), pc(1))
     };
     let title =
-        format!("{} test images in the latent space of {} ({}-d), coloured by label", test.len(), c.kind, c.latent_dim);
-    let png = scatter_png(&points, &test.labels, &title, &xl, &yl)?;
+        format!("{} test images in the latent space of {} ({}-d), coloured by class", test.len(), c.kind, c.latent_dim);
+    let names = if c.classes > 1 { l.config.class_names() } else { Vec::new() };
+    let png = scatter_png(&points, &test.labels, &names, &title, &xl, &yl)?;
     let path = l.out(a.output, "scatter.png");
     save_png(&path, &png)?;
     println!("wrote {}", path.display());

@@ -391,7 +391,7 @@ fn decode_all(
             Ok(img) => {
                 // SAFETY: each j writes its own slot.
                 let slot = unsafe { slots.slice(j * p..(j + 1) * p) };
-                transform::to_tensor(&img, channels, source.image_size, source.background, slot);
+                transform::to_tensor(&img, channels, source.image_size.map(|s| (s, s)), source.background, slot);
                 ok[j].store(true, Ordering::Relaxed);
             }
             Err(e) => failures.lock().unwrap_or_else(|e| e.into_inner()).push((j, e)),

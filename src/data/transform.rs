@@ -26,6 +26,17 @@ pub fn resized(width: usize, height: usize, size: usize) -> (usize, usize) {
     if width <= height { (size, size * height / width) } else { (size * width / height, size) }
 }
 
+/// The smallest resize of a `width × height` image that covers `rows × cols`, keeping the
+/// aspect ratio: [`resized`] to the side that binds.
+pub fn covering(width: usize, height: usize, rows: usize, cols: usize) -> (usize, usize) {
+    if rows == cols {
+        return resized(width, height, rows);
+    }
+    let (w, h) = (width as f64, height as f64);
+    let scale = (cols as f64 / w).max(rows as f64 / h);
+    (((w * scale).round() as usize).max(cols), ((h * scale).round() as usize).max(rows))
+}
+
 /// Python's `round` (half to even), which torchvision's `CenterCrop` uses for its offsets.
 fn round_half_even(v: f64) -> usize {
     let r = v.round();
@@ -42,10 +53,16 @@ pub fn has_colour(img: &DynamicImage) -> bool {
 }
 
 /// Writes `img` into `out` (`channels × rows × cols` bytes, channel-major): composited onto
-/// `background`, grey (1 channel) or RGB (3), and, when `size` is given, resized and
-/// centre-cropped to `size × size` (then `rows = cols = size`); otherwise it must already be
-/// `rows × cols`.
-pub fn to_tensor(img: &DynamicImage, channels: usize, size: Option<usize>, background: Background, out: &mut [u8]) {
+/// `background`, grey (1 channel) or RGB (3), and, when `target` = (rows, cols) is given,
+/// resized so it covers the target and centre-cropped to it (for a square target, exactly
+/// torchvision's `Resize(S)` + `CenterCrop(S)`); otherwise it must already be its size.
+pub fn to_tensor(
+    img: &DynamicImage,
+    channels: usize,
+    target: Option<(usize, usize)>,
+    background: Background,
+    out: &mut [u8],
+) {
     let bg = match background {
         Background::White => 255u32,
         Background::Black => 0,
@@ -58,18 +75,18 @@ pub fn to_tensor(img: &DynamicImage, channels: usize, size: Option<usize>, backg
         let mix = |v: u8| ((v as u32 * a + bg * (255 - a) + 127) / 255) as u8;
         Rgb([mix(p[0]), mix(p[1]), mix(p[2])])
     });
-    let (rgb, w, h) = match size {
-        Some(s) if (w as usize, h as usize) != (s, s) => {
-            let (rw, rh) = resized(w as usize, h as usize, s);
+    let (rgb, w, h) = match target {
+        Some((th, tw)) if (w as usize, h as usize) != (tw, th) => {
+            let (rw, rh) = covering(w as usize, h as usize, th, tw);
             let scaled = if (rw, rh) == (w as usize, h as usize) {
                 rgb
             } else {
                 imageops::resize(&rgb, rw as u32, rh as u32, imageops::FilterType::Triangle)
             };
-            let top = round_half_even((rh - s) as f64 / 2.0);
-            let left = round_half_even((rw - s) as f64 / 2.0);
-            let cropped = imageops::crop_imm(&scaled, left as u32, top as u32, s as u32, s as u32).to_image();
-            (cropped, s as u32, s as u32)
+            let top = round_half_even((rh - th) as f64 / 2.0);
+            let left = round_half_even((rw - tw) as f64 / 2.0);
+            let cropped = imageops::crop_imm(&scaled, left as u32, top as u32, tw as u32, th as u32).to_image();
+            (cropped, tw as u32, th as u32)
         }
         _ => (rgb, w, h),
     };
@@ -125,7 +142,7 @@ mod tests {
             if x < 20 { Rgba([0, 0, 0, 255]) } else { Rgba([255, 255, 255, 255]) }
         }));
         let mut out = vec![0u8; 20 * 20];
-        to_tensor(&img, 1, Some(20), Background::White, &mut out);
+        to_tensor(&img, 1, Some((20, 20)), Background::White, &mut out);
         assert_eq!((out[0], out[9], out[10], out[19]), (0, 0, 255, 255));
         // Downscaling antialiases: a one-pixel checkerboard shrunk 4x averages to mid-grey,
         // where sampling would have kept pure black and white.
@@ -133,7 +150,7 @@ mod tests {
             if (x + y) % 2 == 0 { Rgba([0, 0, 0, 255]) } else { Rgba([255, 255, 255, 255]) }
         }));
         let mut out = vec![0u8; 400];
-        to_tensor(&img, 1, Some(20), Background::White, &mut out);
+        to_tensor(&img, 1, Some((20, 20)), Background::White, &mut out);
         assert!(out.iter().all(|&v| (110..=145).contains(&v)), "{out:?}");
     }
 }

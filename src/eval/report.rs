@@ -51,6 +51,15 @@ pub struct EvalReport {
     pub split: SplitName,
     pub images: usize,
     pub binarized: bool,
+    /// The decoder's likelihood, e.g. "bernoulli", "gaussian (learned σ per channel)".
+    #[serde(default)]
+    pub likelihood: String,
+    /// The image shape, e.g. "64x64 RGB".
+    #[serde(default)]
+    pub shape: String,
+    /// The NLL bound in bits per dimension (see [`BitsPerDim`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits_per_dim: Option<BitsPerDim>,
     pub sign_convention: String,
     pub elbo: ElboReport,
     pub iwae: IwaeReport,
@@ -61,6 +70,39 @@ pub struct EvalReport {
     pub samples: Option<super::scores::SampleScores>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier_note: Option<String>,
+}
+
+/// The NLL bound per dimension in bits, and how it was computed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BitsPerDim {
+    pub value: f64,
+    pub how: String,
+}
+
+impl BitsPerDim {
+    /// For a density on [0, 1]^D (Gaussian, continuous Bernoulli) the usual conversion to
+    /// 8-bit data (Theis, van den Oord & Bethge 2016, §3.1): the density at x = v/255 times
+    /// the bin width 1/256 per dimension is the probability of the byte v, so
+    /// bits/dim = (NLL + D·ln 256) / (D·ln 2). For the Bernoulli, a probability of binary
+    /// values, NLL / (D·ln 2): bits per binary dimension, which only means a code length for
+    /// binarized data.
+    pub fn of(nll: f64, dims: usize, continuous: bool) -> BitsPerDim {
+        let d = dims as f64;
+        let ln2 = std::f64::consts::LN_2;
+        if continuous {
+            BitsPerDim {
+                value: (nll + d * 256f64.ln()) / (d * ln2),
+                how: format!(
+                    "(NLL + D·ln 256) / (D·ln 2), D = {dims}: the density at v/255 times the 8-bit bin width 1/256"
+                ),
+            }
+        } else {
+            BitsPerDim {
+                value: nll / (d * ln2),
+                how: format!("NLL / (D·ln 2), D = {dims}: bits per binary value of the Bernoulli likelihood"),
+            }
+        }
+    }
 }
 
 pub const SIGN_CONVENTION: &str = "elbo, iwae.bound and reconstruction are log-likelihoods (and bounds) in nats per \
@@ -132,6 +174,9 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
         split: opts.split,
         images: split.len(),
         binarized: !config.train.binarize.is_none(),
+        likelihood: config.model.likelihood.describe(),
+        shape: config.model.shape().to_string(),
+        bits_per_dim: Some(BitsPerDim::of(iwae.nll, config.model.pixels(), config.model.likelihood.is_continuous())),
         sign_convention: SIGN_CONVENTION.to_string(),
         elbo,
         iwae,
@@ -158,13 +203,18 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
         t.push_str(&format!("{name:<34} {value:>22}   {note}\n"));
     };
     t.push_str(&format!(
-        "{}{} after epoch {} on the {} set ({} images{}); nats per example\n",
+        "{}{} after epoch {} on the {} set ({} images{}{}); nats per example\n",
         r.model,
         if r.objective == "elbo" { String::new() } else { format!(" (trained on the {} bound)", r.objective) },
         r.epoch,
         if r.split == SplitName::Test { "test" } else { "training" },
         r.images,
-        if r.binarized { ", binarized" } else { "" }
+        if r.binarized { ", binarized" } else { "" },
+        if r.likelihood.is_empty() || r.likelihood == "bernoulli" && r.shape == "28x28 grey" {
+            String::new()
+        } else {
+            format!(", {}, {} likelihood", r.shape, r.likelihood)
+        }
     ));
     let e = &r.elbo;
     let cond = if model.config().kind.conditional() { "log p(x|y)" } else { "log p(x)" };
@@ -193,6 +243,11 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
         format!("{:.3}", i.nll),
         "the papers' test NLL, lower is better",
     );
+    // Bits per dimension: for colour images or densities, where papers report it.
+    let shown = |_: &&BitsPerDim| model.config().channels > 1 || model.config().likelihood.is_continuous();
+    if let Some(b) = r.bits_per_dim.as_ref().filter(shown) {
+        line(&mut t, "bits per dimension", format!("{:.4}", b.value), &b.how);
+    }
     let l = model.config().latent_dim;
     line(&mut t, "active units", format!("{} / {l}", r.active_units.len()), "Cov_x(E_q[z_u]) > 0.01 (Burda et al.)");
     if let Some(s) = &r.samples {

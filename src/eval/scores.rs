@@ -7,7 +7,7 @@ use super::report::EvalOptions;
 use crate::checkpoint::{CheckpointError, RunConfig, RunDir};
 use crate::classifier::{default_dir, load_classifier};
 use crate::core::{Pool, Purpose, Rng};
-use crate::data::{Dataset, NUM_CLASSES};
+use crate::data::{Dataset, Source};
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -37,9 +37,9 @@ pub struct SampleScores {
     pub label_accuracy_overall: Option<f64>,
 }
 
-/// Entropy in nats of the histogram of `labels`.
-pub fn label_entropy(labels: &[u8]) -> (f64, Vec<f64>) {
-    let mut counts = [0usize; NUM_CLASSES];
+/// Entropy in nats of the histogram of `labels` over `classes` classes.
+pub fn label_entropy(labels: &[u8], classes: usize) -> (f64, Vec<f64>) {
+    let mut counts = vec![0usize; classes];
     labels.iter().for_each(|&l| counts[l as usize] += 1);
     let n = labels.len().max(1) as f64;
     let hist: Vec<f64> = counts.iter().map(|&c| c as f64 / n).collect();
@@ -71,14 +71,29 @@ pub fn sample_scores(
     let (run, clf) = match load_classifier(&cdir) {
         Ok(c) => c,
         Err(CheckpointError::NotARun(_)) if opts.classifier.is_none() => {
+            if config.model.classes < 2 {
+                return Ok((
+                    None,
+                    Some("not computed: the data is unlabelled, so there is no classifier to judge samples".into()),
+                ));
+            }
             let how = match &config.train.dataset {
-                crate::data::Source::FashionMnist => " --dataset fashion-mnist",
-                _ => "",
+                Source::FashionMnist => " --dataset fashion-mnist".to_string(),
+                Source::Dir(d) => format!(" --data-dir {}", d.display()),
+                Source::Folder(f) => {
+                    let size = f.image_size.map(|s| format!(" --image-size {s}")).unwrap_or_default();
+                    let color = f
+                        .color
+                        .map(|c| format!(" --color {}", if c == crate::data::Color::Rgb { "rgb" } else { "grey" }));
+                    format!(" --data-dir {}{size}{}", f.dir.display(), color.unwrap_or_default())
+                }
+                Source::Mnist => String::new(),
             };
             return Ok((
                 None,
                 Some(format!(
-                    "not computed: no classifier in {}; train one with `vae classifier train{how}` (about 20 seconds)",
+                    "not computed: no classifier in {}; train one with `vae classifier train{how} --out {}`",
+                    cdir.display(),
                     cdir.display()
                 )),
             ));
@@ -86,42 +101,43 @@ pub fn sample_scores(
         Err(e) => return Err(anyhow::anyhow!("classifier: {e}")),
     };
     let c = model.config();
-    if run.classifier.pixels() != c.pixels() {
+    if run.classifier.shape() != c.shape() || run.classifier.classes != c.classes {
         anyhow::bail!(
-            "the classifier in {} takes {}x{} images but the model makes {}x{}; pass --classifier DIR for this dataset",
+            "the classifier in {} takes {} images in {} classes but the model makes {} images of {} classes; pass \
+             --classifier DIR with a classifier trained on this run's data",
             cdir.display(),
-            run.classifier.image_rows,
-            run.classifier.image_cols,
-            c.image_rows,
-            c.image_cols
+            run.classifier.shape(),
+            run.classifier.classes,
+            c.shape(),
+            c.classes
         );
     }
+    let classes = c.classes;
     let n = opts.generated;
     let mut rng = Rng::stream(opts.seed, Purpose::Eval, 1_000_000);
-    let labels: Option<Vec<u8>> = c.kind.conditional().then(|| (0..n).map(|i| (i % NUM_CLASSES) as u8).collect());
+    let labels: Option<Vec<u8>> = c.kind.conditional().then(|| (0..n).map(|i| (i % classes) as u8).collect());
     let generated = model.sample_at(pool, n, labels.as_deref(), opts.temperature, &mut rng);
     let (pred, gen_features) = clf.predict(pool, &generated);
     // Reference: grey-level test images (the classifier's domain), and the floor.
     let data = Dataset::load(&config.train.dataset)?;
-    let grey = |images: &[u8]| -> Vec<f32> { images.iter().map(|&v| v as f32 / 255.0).collect() };
     let m = n.min(data.test.len());
-    let (_, test_features) = clf.predict(pool, &grey(&data.test.images[..m * c.pixels()]));
+    let (_, test_features) = clf.predict(pool, &data.test.images_f32(m));
     let m2 = m.min(data.train.len());
-    let (_, train_features) = clf.predict(pool, &grey(&data.train.images[..m2 * c.pixels()]));
+    let (_, train_features) = clf.predict(pool, &data.train.images_f32(m2));
     let f = run.classifier.features();
     let test_g = Gaussian::fit(&test_features, f);
     let fd = frechet_distance(&Gaussian::fit(&gen_features, f), &test_g);
     let floor = frechet_distance(&Gaussian::fit(&train_features, f), &test_g);
-    let (entropy, hist) = label_entropy(&pred);
+    let (entropy, hist) = label_entropy(&pred, classes);
     let (acc, overall) = match &labels {
         Some(want) => {
-            let mut right = [0usize; NUM_CLASSES];
-            let mut total = [0usize; NUM_CLASSES];
+            let mut right = vec![0usize; classes];
+            let mut total = vec![0usize; classes];
             for (p, w) in pred.iter().zip(want) {
                 total[*w as usize] += 1;
                 right[*w as usize] += usize::from(p == w);
             }
-            let per: Vec<f64> = (0..NUM_CLASSES).map(|d| right[d] as f64 / total[d].max(1) as f64).collect();
+            let per: Vec<f64> = (0..classes).map(|d| right[d] as f64 / total[d].max(1) as f64).collect();
             let overall = right.iter().sum::<usize>() as f64 / n as f64;
             (Some(per), Some(overall))
         }
@@ -173,9 +189,11 @@ pub fn table(s: &SampleScores) -> String {
             s.frechet_distance_train_vs_test
         ),
     );
-    line("predicted-label entropy", format!("{:.3}", s.label_entropy), "nats; ln 10 = 2.303 is uniform");
+    let k = s.label_histogram.len().max(1);
+    let uniform = format!("nats; ln {k} = {:.3} is uniform", (k as f64).ln());
+    line("predicted-label entropy", format!("{:.3}", s.label_entropy), &uniform);
     if let (Some(per), Some(all)) = (&s.label_accuracy, s.label_accuracy_overall) {
-        let note = format!("generated digit{} classified as its label", at_temperature(s.temperature));
+        let note = format!("generated image{} classified as its label", at_temperature(s.temperature));
         line("label accuracy of samples", format!("{:.2}%", 100.0 * all), &note);
         let digits: Vec<String> = per.iter().enumerate().map(|(d, a)| format!("{d}:{:.1}", 100.0 * a)).collect();
         line("  per label (%)", String::new(), &digits.join(" "));
@@ -190,9 +208,10 @@ mod tests {
     #[test]
     fn entropy_of_histograms() {
         let uniform: Vec<u8> = (0..1000).map(|i| (i % 10) as u8).collect();
-        assert!((label_entropy(&uniform).0 - 10f64.ln()).abs() < 1e-12);
-        assert_eq!(label_entropy(&[3; 50]).0, 0.0);
-        // Half 0s, half 1s: ln 2.
-        assert!((label_entropy(&[0, 1, 0, 1]).0 - std::f64::consts::LN_2).abs() < 1e-12);
+        assert!((label_entropy(&uniform, 10).0 - 10f64.ln()).abs() < 1e-12);
+        assert_eq!(label_entropy(&[3; 50], 10).0, 0.0);
+        // Half 0s, half 1s: ln 2, whatever the class count.
+        assert!((label_entropy(&[0, 1, 0, 1], 2).0 - std::f64::consts::LN_2).abs() < 1e-12);
+        assert!((label_entropy(&[0, 1, 0, 1], 37).0 - std::f64::consts::LN_2).abs() < 1e-12);
     }
 }

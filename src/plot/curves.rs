@@ -189,7 +189,7 @@ mod tests {
         let Some(dir) = std::env::var_os("VAE_PLOT_SAMPLES") else { return };
         let dir = PathBuf::from(dir);
         let (points, labels) = blobs(10_000);
-        let scatter = scatter_png(&points, &labels, "Latent means (test set)", "z[0]", "z[1]");
+        let scatter = scatter_png(&points, &labels, &[], "Latent means (test set)", "z[0]", "z[1]");
         save_png(&dir.join("plot-scatter.png"), &scatter.unwrap()).unwrap();
         let mut panels = learning_curves(30);
         panels.insert(1, panels[0].clone());

@@ -1,4 +1,4 @@
-//! The labelled 2-D scatter plot (latent means coloured by digit).
+//! The labelled 2-D scatter plot (latent means coloured by class).
 
 use super::*;
 
@@ -6,7 +6,8 @@ use super::*;
 /// semi-transparent filled circle in the colour of `labels[i]` in matplotlib's "tab10" palette,
 /// in input order (so shuffled input mixes the classes fairly). Labels of 10 or more are not an
 /// error: they are drawn in a dark grey and get an extra legend entry "other". The legend
-/// ("0".."9") sits in a strip right of the axes, so it never covers points. Dots are more
+/// (the first ten `names`, or "0".."9" when `names` is empty) sits in a strip right of the
+/// axes, widened for long names, so it never covers points. Dots are more
 /// transparent above 2,000 points and smaller above 20,000. Points with a non-finite coordinate
 /// are skipped; with no finite point the axes span [-1, 1]. Use [`save_png`] to write the result.
 ///
@@ -15,6 +16,7 @@ use super::*;
 pub fn scatter_png(
     points: &[[f32; 2]],
     labels: &[u8],
+    names: &[String],
     title: &str,
     x_label: &str,
     y_label: &str,
@@ -26,6 +28,13 @@ pub fn scatter_png(
     let (x0, x1) = padded_range(points.iter().filter(finite).map(|p| p[0] as f64), 0.03);
     let (y0, y1) = padded_range(points.iter().filter(finite).map(|p| p[1] as f64), 0.03);
     let has_other = labels.iter().any(|&l| l >= 10);
+    // Legend names: the classes' (shortened), or the label numbers.
+    let name = |l: u8| -> String {
+        let n = names.get(l as usize).cloned().unwrap_or_else(|| l.to_string());
+        if n.chars().count() > 18 { format!("{}…", n.chars().take(17).collect::<String>()) } else { n }
+    };
+    let longest = (0..10u8).map(|l| name(l).chars().count()).max().unwrap_or(1);
+    let legend_width = (40 + 10 * longest as u32).clamp(90, 230);
     let color = |l: u8| TAB10.get(l as usize).copied().unwrap_or(OTHER_COLOR);
     // Fewer, more opaque dots stay visible; many dots need transparency to show density.
     let alpha = if points.len() > 2000 { 0.45 } else { 0.8 };
@@ -33,7 +42,7 @@ pub fn scatter_png(
 
     render(title, SCATTER_SIZE, |root| {
         root.fill(&WHITE).map_err(msg)?;
-        let (plot_area, legend_area) = root.split_horizontally(SCATTER_SIZE.0 - 90);
+        let (plot_area, legend_area) = root.split_horizontally(SCATTER_SIZE.0 - legend_width);
         let mut chart = ChartBuilder::on(&plot_area)
             .caption(title, (FONT, 24))
             .margin(12)
@@ -50,7 +59,8 @@ pub fn scatter_png(
         chart.draw_series(dots).map_err(msg)?;
 
         // Legend: one opaque dot and label per class, top of the right-hand strip.
-        let entries = (0..10u8).map(|l| (l.to_string(), TAB10[l as usize]));
+        let shown = if names.is_empty() { 10 } else { names.len().min(10) } as u8;
+        let entries = (0..shown).map(|l| (name(l), TAB10[l as usize]));
         let entries = entries.chain(has_other.then(|| ("other".to_string(), OTHER_COLOR)));
         legend_area.draw_text("label", &(FONT, 17).into_text_style(&legend_area), (8, 60)).map_err(msg)?;
         for (i, (name, c)) in entries.enumerate() {
@@ -71,7 +81,7 @@ mod tests {
     #[test]
     fn scatter_has_size_points_and_text() {
         let (points, labels) = blobs(2000);
-        let img = decode(&scatter_png(&points, &labels, "Latent means", "z[0]", "z[1]").unwrap());
+        let img = decode(&scatter_png(&points, &labels, &[], "Latent means", "z[0]", "z[1]").unwrap());
         assert_eq!((img.0, img.1), SCATTER_SIZE);
         // Points: pixels of a single dot blended over white (alpha 0.8, tolerance for overlaps).
         let blended = |c: RGBColor, px: &[u8]| {
@@ -97,10 +107,10 @@ mod tests {
             (vec![[f32::MAX, f32::MIN_POSITIVE], [f32::MIN, 0.0], [1e-38, -1e-38]], vec![1, 2, 3]),
         ];
         for (points, labels) in cases {
-            let img = decode(&scatter_png(&points, &labels, "t", "x", "y").unwrap());
+            let img = decode(&scatter_png(&points, &labels, &[], "t", "x", "y").unwrap());
             assert_eq!((img.0, img.1), SCATTER_SIZE);
         }
-        let err = scatter_png(&[[0.0, 0.0]], &[], "t", "x", "y").unwrap_err();
+        let err = scatter_png(&[[0.0, 0.0]], &[], &[], "t", "x", "y").unwrap_err();
         assert!(matches!(err, PlotError::LabelCount { points: 1, labels: 0, .. }), "{err}");
     }
 }

@@ -2,9 +2,10 @@
 
 use super::{AppState, MAX_IMAGES};
 use crate::core::{Pool, Purpose, Rng};
-use crate::data::NUM_CLASSES;
 use crate::explore::{lerp_path, slerp_path};
-use crate::images::{GrayImage, decode_png, grid, mnistify};
+use crate::images::picture::{decode as decode_picture, to_input};
+use crate::images::{Image, grid};
+use crate::model::one_hot;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -33,7 +34,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-fn png(image: &GrayImage) -> Response {
+fn png(image: &Image) -> Response {
     ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], image.to_png()).into_response()
 }
 
@@ -89,20 +90,21 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     }
 }
 
-/// The label of a request: required to be absent for unconditional models.
+/// The label of a request: within the model's classes, and absent for unconditional models.
 fn check_label(s: &AppState, label: Option<u64>) -> Result<Option<u8>, ApiError> {
-    match (label, s.model.config().kind.conditional()) {
-        (Some(_), false) => {
-            Err(bad(format!("label is only for conditional models; this is a {} model", s.model.config().kind)))
+    let c = s.model.config();
+    match (label, c.kind.conditional()) {
+        (Some(_), false) => Err(bad(format!("label is only for conditional models; this is a {} model", c.kind))),
+        (Some(l), true) if l as usize >= c.classes => {
+            Err(bad(format!("label={l} is out of range 0..={} (this model has {} classes)", c.classes - 1, c.classes)))
         }
         (Some(l), true) => Ok(Some(l as u8)),
         (None, _) => Ok(None),
     }
 }
 
-fn one_hot(label: u8) -> Vec<f32> {
-    (0..NUM_CLASSES).map(|k| f32::from(k == label as usize)).collect()
-}
+/// The largest label a request may carry (checked against the model by [`check_label`]).
+const MAX_LABEL: u64 = 255;
 
 pub async fn page() -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], Html(include_str!("page.html"))).into_response()
@@ -115,9 +117,13 @@ pub async fn model_info(State(s): St) -> Response {
         "kind": c.kind,
         "conditional": c.kind.conditional(),
         "latent_dim": c.latent_dim,
+        "arch": c.arch,
         "hidden_dim": c.hidden_dim,
         "hidden_layers": c.hidden_layers,
-        "image": { "rows": c.image_rows, "cols": c.image_cols },
+        "widths": c.widths,
+        "likelihood": c.likelihood.describe(),
+        "image": { "rows": c.image_rows, "cols": c.image_cols, "channels": c.channels },
+        "classes": s.config.class_names(),
         "epoch": s.metrics.last().map_or(0, |m| m.epoch),
         "metrics": s.metrics,
         "config": s.config,
@@ -135,7 +141,7 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
     let q = params(q)?;
     let n = int(&q, "n", Some(64), 1..=MAX_IMAGES as u64)?.unwrap_or(64) as usize;
     let seed = int(&q, "seed", Some(0), 0..=u64::MAX)?.unwrap_or(0);
-    let label = check_label(&s, int(&q, "label", None, 0..=9)?)?;
+    let label = check_label(&s, int(&q, "label", None, 0..=MAX_LABEL)?)?;
     let default_row = (n as f64).sqrt().ceil() as u64;
     let nrow = int(&q, "nrow", Some(default_row), 1..=MAX_IMAGES as u64)?.unwrap_or(default_row) as usize;
     let temperature = number(&q, "temperature", 1.0, 0.0..=MAX_TEMPERATURE)?;
@@ -143,11 +149,11 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
     let image = tokio::task::spawn_blocking(move || {
         let labels: Option<Vec<u8>> = c.kind.conditional().then(|| match label {
             Some(d) => vec![d; n],
-            None => (0..n).map(|i| ((i / nrow) % NUM_CLASSES) as u8).collect(),
+            None => (0..n).map(|i| ((i / nrow) % c.classes.max(1)) as u8).collect(),
         });
         let mut rng = Rng::stream(seed, Purpose::User, 0);
         let imgs = s.model.sample_at(&Pool::new(1), n, labels.as_deref(), temperature, &mut rng);
-        grid(&imgs, c.image_rows, c.image_cols, nrow, 2)
+        grid(&imgs, c.shape(), nrow, 2)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -171,8 +177,9 @@ fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>
     serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON body: {e}")))
 }
 
-/// `POST /api/decode` `{"z": [...], "label": 3, "format": "png" | "values"}`: the decoder's
-/// Bernoulli means as a PNG, or as `{"pixels": [...]}` in [0, 1].
+/// `POST /api/decode` `{"z": [...], "label": 3, "format": "png" | "values"}`: the image the
+/// decoder's output stands for (the likelihood's mean) as a PNG, or as `{"pixels": [...]}` in
+/// [0, 1], channel-major (all of red, then green, then blue for colour models).
 pub async fn decode(State(s): St, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let req: DecodeRequest = json_body(body)?;
     let c = s.model.config();
@@ -182,17 +189,14 @@ pub async fn decode(State(s): St, body: Result<Bytes, BytesRejection>) -> ApiRes
     if req.z.iter().any(|v| !v.is_finite() || v.abs() > 1e4) {
         return Err(bad("z must hold finite numbers of magnitude below 10000"));
     }
-    if let Some(l) = req.label.filter(|&l| l > 9) {
-        return Err(bad(format!("label={l} is out of range 0..=9")));
-    }
     let label = check_label(&s, req.label)?;
     if c.kind.conditional() && label.is_none() {
-        return Err(bad("this conditional model needs a label 0-9"));
+        return Err(bad(format!("this conditional model needs a label 0-{}", c.classes - 1)));
     }
-    let cond = label.map(one_hot);
+    let cond = label.map(|l| one_hot(l, c.classes));
     let img = s.model.decode_conditioned(&Pool::new(1), &req.z, cond.as_deref());
     match req.format.as_deref() {
-        None | Some("png") => Ok(png(&grid(&img, c.image_rows, c.image_cols, 1, 0))),
+        None | Some("png") => Ok(png(&grid(&img, c.shape(), 1, 0))),
         Some("values") => Ok(axum::Json(json!({ "pixels": img })).into_response()),
         Some(f) => Err(bad(format!("format {f:?} must be \"png\" or \"values\""))),
     }
@@ -206,40 +210,36 @@ struct EncodeRequest {
     label: Option<u64>,
 }
 
-/// `POST /api/encode`: a JSON body `{"pixels": [...784 grey values in 0..1], "label": 3}`,
-/// or a PNG body (`Content-Type: image/png`, label as `?label=3`) of any size, which is
-/// converted like MNIST. Returns μ, log σ², the slider coordinates, the input as the model
-/// saw it, and the reconstruction decoded from μ.
+/// `POST /api/encode`: a JSON body `{"pixels": [...values in 0..1, channel-major], "label": 3}`,
+/// or a picture body (`Content-Type: image/png`, `image/jpeg`, … ; label as `?label=3`) of any
+/// size, converted to the model's shape (like MNIST for digit models). Returns μ, log σ², the
+/// slider coordinates, the input as the model saw it, and the reconstruction decoded from μ.
 pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let c = s.model.config().clone();
-    let is_png = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/png"));
-    let (pixels, label) = if is_png {
+    let is_picture = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/"));
+    let (pixels, label) = if is_picture {
         let q = params(q)?;
         let body = body.map_err(|e| ApiError(e.status(), format!("{} (bodies are limited to 1 MB)", e.body_text())))?;
-        let (w, h, grey) = decode_png(&body, "the uploaded image").map_err(|e| bad(e.to_string()))?;
-        (mnistify(&grey, w, h, c.image_rows, c.image_cols), int(&q, "label", None, 0..=9)?)
+        let img = decode_picture(&body, "the uploaded image").map_err(|e| bad(e.to_string()))?;
+        (to_input(&img, c.shape(), s.config.digit_pictures()), int(&q, "label", None, 0..=MAX_LABEL)?)
     } else {
         let req: EncodeRequest = json_body(body)?;
         if req.pixels.len() != c.pixels() {
             return Err(bad(format!(
-                "pixels has {} values; this model takes {} ({}x{})",
+                "pixels has {} values; this model takes {} ({}, channel-major)",
                 req.pixels.len(),
                 c.pixels(),
-                c.image_rows,
-                c.image_cols
+                c.shape()
             )));
         }
         if req.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
-            return Err(bad("pixels must be grey values in [0, 1]"));
-        }
-        if req.label.is_some_and(|l| l > 9) {
-            return Err(bad("label is out of range 0..=9"));
+            return Err(bad("pixels must be intensities in [0, 1]"));
         }
         (req.pixels, req.label)
     };
     let label = check_label(&s, label)?;
     if c.kind.conditional() && label.is_none() {
-        return Err(bad("this conditional model needs a label 0-9"));
+        return Err(bad(format!("this conditional model needs a label 0-{}", c.classes - 1)));
     }
     let pool = Pool::new(1);
     let labels = label.map(|l| vec![l]);
@@ -273,21 +273,20 @@ pub async fn interpolate(State(s): St, q: Params) -> ApiResult {
     let c = s.model.config().clone();
     let pool = Pool::new(1);
     let (a, b) = (from as usize, to as usize);
-    let grey = |i: usize| -> Vec<f32> { s.test.image(i).iter().map(|&v| v as f32 / 255.0).collect() };
     let (la, lb) = (s.test.labels[a], s.test.labels[b]);
     let cond = c.kind.conditional();
-    let za = s.model.encode(&pool, &grey(a), cond.then_some(&[la][..])).mu;
-    let zb = s.model.encode(&pool, &grey(b), cond.then_some(&[lb][..])).mu;
+    let za = s.model.encode(&pool, &s.test.image_f32(a), cond.then_some(&[la][..])).mu;
+    let zb = s.model.encode(&pool, &s.test.image_f32(b), cond.then_some(&[lb][..])).mu;
     let mut paths = vec![lerp_path(&za, &zb, steps)];
     if slerp {
         paths.push(slerp_path(&za, &zb, steps));
     }
-    let labels = lerp_path(&one_hot(la), &one_hot(lb), steps);
+    let labels = lerp_path(&one_hot(la, c.classes), &one_hot(lb, c.classes), steps);
     let mut imgs = Vec::new();
     for p in &paths {
         imgs.extend(s.model.decode_conditioned(&pool, p, cond.then_some(&labels[..])));
     }
-    Ok(png(&grid(&imgs, c.image_rows, c.image_cols, steps, 2)))
+    Ok(png(&grid(&imgs, c.shape(), steps, 2)))
 }
 
 /// `GET /api/test-image?index=7`: one test image as a PNG (its label in `x-label`).
@@ -298,8 +297,7 @@ pub async fn test_image(State(s): St, q: Params) -> ApiResult {
         return Err(bad(format!("index (0..={last}) is required")));
     };
     let c = s.model.config();
-    let img: Vec<f32> = s.test.image(i as usize).iter().map(|&v| v as f32 / 255.0).collect();
-    let mut r = png(&grid(&img, c.image_rows, c.image_cols, 1, 0));
+    let mut r = png(&grid(&s.test.image_f32(i as usize), c.shape(), 1, 0));
     r.headers_mut().insert("x-label", HeaderValue::from(s.test.labels[i as usize] as u16));
     Ok(r)
 }

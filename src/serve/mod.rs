@@ -54,7 +54,7 @@ impl AppState {
             (Basis { origin: vec![0.0; l], axes, scales: vec![1.0; l] }, false)
         } else {
             let pool = Pool::new(0);
-            let images: Vec<f32> = test.images.iter().map(|&v| v as f32 / 255.0).collect();
+            let images = test.images_f32(test.len());
             let labels = model.config().kind.conditional().then_some(&test.labels[..]);
             let mu = model.encode(&pool, &images, labels).mu;
             (principal_axes(&mu, l, MAX_SLIDERS), true)
