@@ -1,0 +1,86 @@
+"""Interop fixtures for `--arch conv`, made once with PyTorch from the reference module of
+shared/reference/torch_conv_reference.py (the class below is that module, with the noise
+passed in instead of drawn, and the image shape, widths, latent size and label count as
+arguments).
+
+    python bench/conv_fixture.py make tests/fixtures     # writes conv-vae.safetensors, conv-cvae.safetensors
+    python bench/conv_fixture.py check RUN_DIR           # loads vae's weights into the module, strict
+
+`make` writes, per fixture: the module's state_dict under its own names, the input batch
+`x` [B, C, S, S], the one-hot labels `y` [B, K], the noise `eps` [B, L], and the reference's
+loss (BCE summed over pixels + KL, summed over the batch) as `loss` [1], in float32;
+`tests/interop.rs` loads them into vae's conv model and compares the loss.
+
+`check` builds the module for a run directory's config.json, loads its model.safetensors
+with `load_state_dict(strict=True)`, and prints the loss of the first test batch, so the two
+implementations can be compared on vae's own weights."""
+import json, os, sys
+import torch, torch.nn as nn, torch.nn.functional as F
+from safetensors.torch import save_file, load_file
+
+
+class ConvVAE(nn.Module):
+    def __init__(m, C, S, CH, L, NC):
+        super().__init__()
+        m.C, m.S, m.CH, m.L, m.NC = C, S, CH, L, NC
+        m.s = S >> len(CH)
+        m.encoder = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip([C] + CH[:-1], CH))
+        flat = CH[-1] * m.s * m.s
+        m.fc_mu = nn.Linear(flat + NC, L)
+        m.fc_logvar = nn.Linear(flat + NC, L)
+        m.decoder_input = nn.Linear(L + NC, flat)
+        rev = CH[::-1]
+        m.decoder = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(rev, rev[1:] + [C]))
+
+    def forward(m, x, y, eps):
+        h = x
+        for conv in m.encoder:
+            h = F.relu(conv(h))
+        h = h.flatten(1)
+        h = torch.cat((h, y), 1) if m.NC else h
+        mu, lv = m.fc_mu(h), m.fc_logvar(h)
+        z = eps * torch.exp(lv / 2) + mu
+        g = F.relu(m.decoder_input(torch.cat((z, y), 1) if m.NC else z)).view(-1, m.CH[-1], m.s, m.s)
+        for i, dc in enumerate(m.decoder):
+            g = dc(g)
+            g = F.relu(g) if i < len(m.decoder) - 1 else g
+        return F.binary_cross_entropy_with_logits(g, x, reduction="sum") - 0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2)
+
+
+def make(out):
+    os.makedirs(out, exist_ok=True)
+    # The reference's own MNIST model (258,025 parameters), and a small colour cvae with a
+    # non-default class count.
+    for name, (C, S, CH, L, NC, B) in {"conv-vae": (1, 28, [32, 64], 20, 0, 4), "conv-cvae": (3, 16, [4, 8], 5, 6, 3)}.items():
+        torch.manual_seed(7)
+        m = ConvVAE(C, S, CH, L, NC)
+        x = torch.rand(B, C, S, S)
+        labels = torch.arange(B) % max(NC, 1)
+        y = F.one_hot(labels, NC).float() if NC else torch.zeros(B, 0)
+        eps = torch.randn(B, L)
+        with torch.no_grad():
+            loss = m(x, y, eps)
+        tensors = {k: v.contiguous() for k, v in m.state_dict().items()}
+        tensors.update({"x": x, "y": y.contiguous(), "eps": eps, "loss": loss.reshape(1)})
+        meta = {"channels": str(C), "side": str(S), "widths": ",".join(map(str, CH)), "latent": str(L), "classes": str(NC)}
+        save_file(tensors, os.path.join(out, name + ".safetensors"), metadata=meta)
+        print(name, "loss", loss.item(), "parameters", sum(p.numel() for p in m.parameters()))
+
+
+def check(run):
+    cfg = json.load(open(os.path.join(run, "config.json")))["model"]
+    NC = cfg.get("classes", 10) if cfg["kind"] == "cvae" else 0
+    m = ConvVAE(cfg.get("channels", 1), cfg["image_rows"], cfg["widths"], cfg["latent_dim"], NC)
+    state = load_file(os.path.join(run, "model.safetensors"))
+    m.load_state_dict(state, strict=True)
+    torch.manual_seed(0)
+    B = 8
+    x = torch.rand(B, m.C, m.S, m.S)
+    y = F.one_hot(torch.arange(B) % max(NC, 1), NC).float() if NC else torch.zeros(B, 0)
+    with torch.no_grad():
+        loss = m(x, y, torch.zeros(B, m.L))
+    print(f"loaded {len(state)} tensors strictly; loss of a random batch at z = mu: {loss.item():.4f}")
+
+
+if __name__ == "__main__":
+    {"make": make, "check": check}[sys.argv[1]](sys.argv[2])
