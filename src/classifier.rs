@@ -49,7 +49,7 @@ pub fn default_dir(dataset: &Source) -> PathBuf {
     PathBuf::from("runs").join(format!("classifier-{name}"))
 }
 
-/// Examples per step and the random shift of the augmentation (pixels).
+/// Examples per step (at most) and the random shift of the augmentation (pixels).
 const BATCH: usize = 128;
 const SHIFT: i32 = 2;
 
@@ -63,9 +63,17 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
     if let Some(n) = opts.train_limit {
         data.train.truncate(n);
     }
-    if data.train.len() < BATCH {
-        anyhow::bail!("the classifier needs at least {BATCH} training images (--train-limit)");
+    if data.classes.len() < 2 {
+        anyhow::bail!(
+            "{} is unlabelled: a classifier needs class sub-folders (DIR/<class>/image.png), at least two",
+            opts.dataset
+        );
     }
+    if data.train.len() < 2 {
+        anyhow::bail!("the classifier needs at least 2 training images (--train-limit)");
+    }
+    // Batches of 128, or the whole training set when it is smaller.
+    let batch = BATCH.min(data.train.len());
     let dir = opts.out.clone().unwrap_or_else(|| default_dir(&opts.dataset));
     if dir.join(crate::checkpoint::CONFIG_FILE).exists() && !opts.force {
         let held = match load_classifier(&dir) {
@@ -75,22 +83,16 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
         anyhow::bail!("{} already holds {held}; pass --force to replace it, or --out DIR to keep both", dir.display());
     }
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    if data.classes.len() < 2 {
-        anyhow::bail!(
-            "{} is unlabelled: a classifier needs class sub-folders (DIR/<class>/image.png), at least two",
-            opts.dataset
-        );
-    }
     let config = ClassifierConfig::for_data(data.train.shape, data.classes.len());
     let mut clf = Classifier::init(config.clone(), opts.seed);
     let pool = Pool::new(opts.threads);
     let adam_config = AdamConfig::default();
     let mut adam = AdamState::new(clf.params.len());
     let mut grads = vec![0.0f32; clf.params.len()];
-    let mut ws = ClassifierWorkspace::new(&config, BATCH);
+    let mut ws = ClassifierWorkspace::new(&config, batch);
     let mut order: Vec<u32> = (0..data.train.len() as u32).collect();
-    let steps = data.train.len() / BATCH;
-    let mut labels = Vec::with_capacity(BATCH);
+    let steps = data.train.len() / batch;
+    let mut labels = Vec::with_capacity(batch);
     let mut accuracy = 0.0;
     for epoch in 1..=opts.epochs {
         let start = Instant::now();
@@ -99,12 +101,12 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
         rng.shuffle(&mut order);
         let mut loss = 0.0;
         for step in 0..steps {
-            let idx = &order[step * BATCH..(step + 1) * BATCH];
+            let idx = &order[step * batch..(step + 1) * batch];
             clf.fill_batch(&data.train, idx, SHIFT, &mut rng, &mut ws);
             clf.forward(&pool, &mut ws);
             labels.clear();
             labels.extend(idx.iter().map(|&i| data.train.labels[i as usize]));
-            loss += softmax_cross_entropy(&mut ws.logits, &labels, BATCH);
+            loss += softmax_cross_entropy(&mut ws.logits, &labels, batch);
             clf.backward(&pool, &mut grads, &mut ws);
             // Cosine decay of the learning rate to 0 (Loshchilov & Hutter 2017, without restarts).
             let progress = ((epoch - 1) * steps + step) as f64 / (opts.epochs * steps) as f64;
@@ -116,7 +118,7 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
             println!(
                 "epoch {epoch:>3}/{}  train cross-entropy {:.4}  test accuracy {:.2}%  {:.2} s",
                 opts.epochs,
-                loss / (steps * BATCH) as f64,
+                loss / (steps * batch) as f64,
                 100.0 * accuracy,
                 start.elapsed().as_secs_f64()
             );

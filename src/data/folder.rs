@@ -492,7 +492,7 @@ fn split(
     } else {
         let mut order: Vec<u32> = (0..n as u32).collect();
         Rng::stream(source.split_seed, Purpose::Split, 0).shuffle(&mut order);
-        let n_test = ((n as f64 * source.test_fraction).round() as usize).min(n.saturating_sub(1));
+        let n_test = ((n as f64 * source.test_fraction).ceil() as usize).min(n.saturating_sub(1));
         let mut t = vec![false; n];
         order[..n_test].iter().for_each(|&i| t[i as usize] = true);
         t

@@ -1,0 +1,183 @@
+//! Your own images through the real binary: a colour image folder with class sub-folders
+//! trained as a conv cvae, every picture command and eval on it, conv MNIST runs, and the
+//! mistakes a user makes with the new flags.
+
+mod common;
+
+use common::{fails, png_size, vae};
+use image::{Rgb, RgbImage};
+use std::path::Path;
+
+/// The tests' folder cache, under the target directory.
+const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/vae-cache");
+
+/// Three classes of 16x16 colour pictures: red, green and blue squares of varying size on
+/// white, 24 of each, split into train/ and test/.
+fn colour_folder(dir: &Path) {
+    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
+        for i in 0..24 {
+            let split = if i < 20 { "train" } else { "test" };
+            let d = dir.join(split).join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            let half = 2 + (i % 6) as i32;
+            let colour = [[40, 60, 220], [40, 200, 60], [220, 40, 40]][c];
+            let img = RgbImage::from_fn(16, 16, |x, y| {
+                let inside = (x as i32 - 8).abs() < half && (y as i32 - 8).abs() < half;
+                if inside { Rgb(colour) } else { Rgb([255, 255, 255]) }
+            });
+            img.save(d.join(format!("{i:02}.png"))).unwrap();
+        }
+    }
+}
+
+fn run(args: &[&str]) -> String {
+    let out = vae().env("VAE_CACHE_DIR", CACHE).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{args:?} failed: {text}");
+    text
+}
+
+fn colour_png(path: &Path) -> bool {
+    image::open(path).unwrap().color().has_color()
+}
+
+#[test]
+fn a_colour_folder_trains_as_a_conv_cvae_and_every_command_works_on_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, r) = (tmp.path().join("squares"), tmp.path().join("run"));
+    colour_folder(&data);
+    let (d, rs) = (data.to_str().unwrap(), r.to_str().unwrap());
+    let out = run(&[
+        "train",
+        "--data-dir",
+        d,
+        "--arch",
+        "conv",
+        "--model",
+        "cvae",
+        "--likelihood",
+        "gaussian",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--latent-dim",
+        "4",
+        "--out",
+        rs,
+    ]);
+    assert!(out.contains("decoded 72 images (16x16 RGB)"), "{out}");
+    assert!(out.contains("60 train / 12 test images"), "{out}");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(r.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["class_names"], serde_json::json!(["blue", "green", "red"]));
+    assert_eq!(config["model"]["widths"], serde_json::json!([32, 64]));
+    assert_eq!(config["train"]["dataset"]["folder"]["color"], "rgb");
+    assert!(colour_png(&r.join("samples/epoch-002.png")) && colour_png(&r.join("reconstructions.png")));
+
+    // Pictures: samples of a class by name, a JPEG reconstructed, walks and sweeps.
+    let sample = r.join("red.png");
+    run(&["sample", rs, "--label", "red", "-n", "8", "-o", sample.to_str().unwrap()]);
+    assert!(colour_png(&sample));
+    assert_eq!(png_size(&sample), (8 * 18 + 2, 20));
+    let jpeg = tmp.path().join("photo.jpg");
+    RgbImage::from_pixel(40, 30, Rgb([200, 30, 30])).save(&jpeg).unwrap();
+    let rec = r.join("rec.png");
+    run(&["reconstruct", rs, "--input", jpeg.to_str().unwrap(), "--label", "2", "-o", rec.to_str().unwrap()]);
+    assert_eq!(png_size(&rec), (2 * 18 + 2, 20));
+    for cmd in [
+        &["interpolate", rs, "--from", "0", "--to", "5"][..],
+        &["interpolate", rs, "--labels"],
+        &["traverse", rs],
+        &["manifold", rs, "-n", "4"],
+    ] {
+        run(cmd);
+    }
+    run(&["scatter", rs]);
+    assert_eq!(png_size(&r.join("interpolate.png")).0, 3 * 18 + 2); // --labels: one per class
+
+    // Eval: a proper density, so bits per dimension; no classifier yet, so the hint.
+    let out = run(&["eval", rs, "--k", "20", "--elbo-samples", "2", "--generated", "50"]);
+    assert!(out.contains("bits per dimension") && out.contains("16x16 RGB, gaussian"), "{out}");
+    assert!(out.contains(&format!("vae classifier train --data-dir {d}")), "{out}");
+    let judge = tmp.path().join("judge");
+    run(&["classifier", "train", "--data-dir", d, "--epochs", "3", "--out", judge.to_str().unwrap(), "-q"]);
+    let out = run(&[
+        "eval",
+        rs,
+        "--k",
+        "5",
+        "--elbo-samples",
+        "1",
+        "--generated",
+        "60",
+        "--classifier",
+        judge.to_str().unwrap(),
+    ]);
+    assert!(out.contains("label accuracy of samples") && out.contains("ln 3 = 1.099 is uniform"), "{out}");
+
+    // Resume continues the conv run exactly.
+    let resumed = tmp.path().join("resumed");
+    run(&[
+        "train",
+        "--data-dir",
+        d,
+        "--arch",
+        "conv",
+        "--model",
+        "cvae",
+        "--likelihood",
+        "gaussian",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--latent-dim",
+        "4",
+        "--out",
+        resumed.to_str().unwrap(),
+    ]);
+    run(&["train", "--resume", resumed.to_str().unwrap(), "--epochs", "2"]);
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(weights(&resumed) == weights(&r), "resumed conv weights differ from the uninterrupted run's");
+}
+
+#[test]
+fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("conv");
+    common::train(&r, &["--arch", "conv", "--epochs", "1", "--likelihood", "continuous-bernoulli"]);
+    let out = run(&["eval", r.to_str().unwrap(), "--k", "10", "--limit", "50", "--generated", "0"]);
+    assert!(out.contains("continuous-bernoulli likelihood") && out.contains("bits per dimension"), "{out}");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(r.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["likelihood"], "continuous-bernoulli");
+
+    let out = tmp.path().join("x");
+    let o = out.to_str().unwrap();
+    fails(
+        &["train", "--out", o, "--likelihood", "gaussian", "--binarize", "dynamic"],
+        &["--likelihood gaussian", "--binarize"],
+    );
+    fails(
+        &["train", "--out", o, "--arch", "conv", "--widths", "32,64,128"],
+        &["divisible by 2^3 = 8", "--image-size 24"],
+    );
+    fails(&["train", "--out", o, "--arch", "conv", "--hidden-dim", "100"], &["--hidden-dim sizes an mlp", "--widths"]);
+    fails(&["train", "--out", o, "--widths", "8"], &["--widths sets the channels of --arch conv"]);
+    fails(&["train", "--out", o, "--sigma", "0.1"], &["--sigma", "add --likelihood gaussian"]);
+    fails(&["train", "--out", o, "--likelihood", "gaussian", "--sigma", "-1"], &["--sigma must be a positive number"]);
+    fails(&["train", "--out", o, "--image-size", "32"], &["--data-dir"]);
+    fails(
+        &["train", "--out", o, "--model", "cvae", "--data-dir", tmp.path().join("none").to_str().unwrap()],
+        &["does not exist"],
+    );
+    fails(&["train", "--resume", r.to_str().unwrap(), "--arch", "mlp"], &["--arch cannot be changed when resuming"]);
+    let flat = tmp.path().join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    for i in 0..4 {
+        RgbImage::from_pixel(8, 8, Rgb([i * 50, 0, 0])).save(flat.join(format!("{i}.png"))).unwrap();
+    }
+    let f = flat.to_str().unwrap();
+    fails(&["train", "--out", o, "--data-dir", f, "--model", "cvae"], &["--model cvae needs labelled data"]);
+    fails(&["classifier", "train", "--data-dir", f, "--out", o], &["is unlabelled"]);
+    fails(&["train", "--out", o, "--data-dir", f, "--test-fraction", "1.5"], &["--test-fraction must be in [0, 1)"]);
+}
