@@ -19,7 +19,7 @@ fn colour_folder(dir: &Path) {
             let split = if i < 20 { "train" } else { "test" };
             let d = dir.join(split).join(name);
             std::fs::create_dir_all(&d).unwrap();
-            let half = 2 + (i % 6) as i32;
+            let half = 2 + i % 6;
             let colour = [[40, 60, 220], [40, 200, 60], [220, 40, 40]][c];
             let img = RgbImage::from_fn(16, 16, |x, y| {
                 let inside = (x as i32 - 8).abs() < half && (y as i32 - 8).abs() < half;
