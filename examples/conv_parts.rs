@@ -1,54 +1,47 @@
+//! Times the three convolution products (`core::conv`) on the shapes of the reference models,
+//! for both implementations: the portable blocked one and, on AVX-512 CPUs, the implicit-GEMM
+//! kernels. `cargo run --release --example conv_parts`. Best of 7 rounds of 8 calls, in ms.
+
+use std::sync::atomic::Ordering;
 use std::time::Instant;
-use vae::core::conv::*;
-use vae::core::im2col::{ConvGeometry, im2col};
-use vae::core::{Mat, Pool, matmul};
-fn t(f: &mut dyn FnMut()) -> f64 {
+use vae::core::conv::{PORTABLE, col2im_product, columns_product, columns_product_t, scratch_len};
+use vae::core::im2col::ConvGeometry;
+use vae::core::{Mat, Pool};
+
+fn time(f: &mut dyn FnMut()) -> f64 {
     f();
-    let s = Instant::now();
-    for _ in 0..30 {
-        f();
-    }
-    s.elapsed().as_secs_f64() / 30.0 * 1e3
+    let round = |f: &mut dyn FnMut()| {
+        let s = Instant::now();
+        (0..8).for_each(|_| f());
+        s.elapsed().as_secs_f64() / 8.0 * 1e3
+    };
+    (0..7).map(|_| round(f)).fold(f64::INFINITY, f64::min)
 }
+
 fn main() {
-    let pool = Pool::new(2);
+    let pool = Pool::new(0);
     let b = 128;
-    for (c, side, m) in [(1usize, 28usize, 32usize), (32, 14, 64)] {
+    // (input channels, side, output channels): MNIST's two convolutions, a 64x64 colour
+    // model's first and second, and a deeper one.
+    for (c, side, m) in [(1usize, 28usize, 32usize), (32, 14, 64), (3, 64, 32), (32, 32, 64), (64, 16, 128)] {
         let g = ConvGeometry { channels: c, height: side, width: side, kernel: 4, stride: 2, padding: 1 };
         let (k, n) = (g.col_rows(), g.out_plane() * b);
-        let x = vec![0.5f32; g.in_size() * b];
-        let a = vec![0.1f32; m * k];
-        let e = vec![0.1f32; m * n];
-        let mut y = vec![0.0f32; m * n];
-        let mut d = vec![0.0f32; m * k];
-        let mut dx = vec![0.0f32; g.in_size() * b];
-        let mut col = vec![0.0f32; k * n];
-        let mut s = vec![0.0f32; scratch_len(2)];
+        let (x, a, e) = (vec![0.5f32; g.in_size() * b], vec![0.1f32; m * k], vec![0.1f32; m * n]);
+        let (mut y, mut d, mut dx) = (vec![0.0f32; m * n], vec![0.0f32; m * k], vec![0.0f32; g.in_size() * b]);
+        let mut s = vec![0.0f32; scratch_len(pool.threads())];
+        let gflops = |ms: f64| 2.0 * (m * k * n) as f64 / ms / 1e6;
         println!("C={c} side={side} M={m}: K={k} N={n}");
-        println!("  im2col full        {:.3} ms", t(&mut || im2col(&pool, &g, &x, &mut col, b)));
-        println!(
-            "  gemm a·col         {:.3} ms",
-            t(&mut || matmul(&pool, &mut y, Mat::new(&a, m, k), Mat::new(&col, k, n), false))
-        );
-        println!(
-            "  columns_product    {:.3} ms",
-            t(&mut || columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut y, &mut s, b))
-        );
-        println!(
-            "  gemm e·colT        {:.3} ms",
-            t(&mut || matmul(&pool, &mut d, Mat::new(&e, m, n), Mat::new(&col, k, n).t(), false))
-        );
-        println!(
-            "  columns_product_t  {:.3} ms",
-            t(&mut || columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut s, b))
-        );
-        println!(
-            "  gemm aT·e          {:.3} ms",
-            t(&mut || matmul(&pool, &mut col, Mat::new(&a, m, k).t(), Mat::new(&e, m, n), false))
-        );
-        println!(
-            "  col2im_product     {:.3} ms",
-            t(&mut || col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut dx, &mut s, b))
-        );
+        for (name, portable) in [("blocked ", true), ("implicit", false)] {
+            PORTABLE.store(portable, Ordering::Relaxed);
+            let f = time(&mut || columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut y, &mut s, b));
+            let w = time(&mut || columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut s, b));
+            let t = time(&mut || col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut dx, &mut s, b));
+            println!(
+                "  {name}  forward {f:6.3} ({:4.0} GF/s)  weight grad {w:6.3} ({:4.0})  col2im {t:6.3} ({:4.0})",
+                gflops(f),
+                gflops(w),
+                gflops(t)
+            );
+        }
     }
 }

@@ -111,6 +111,27 @@ fn source(g: &ConvGeometry, o: usize, k: usize, extent: usize) -> Option<usize> 
     (o * g.stride + k).checked_sub(g.padding).filter(|&i| i < extent)
 }
 
+/// Whether the AVX-512 implicit-GEMM kernels (`core::implicit`) run a product, rather than
+/// the portable blocked ones below; `a` must then be a plain row-major matrix.
+fn implicit(a: Mat) -> bool {
+    cfg!(target_arch = "x86_64")
+        && super::simd::level() == super::simd::Level::V4
+        && a.is_row_major()
+        && !PORTABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The gathering `col2im_product` fills blocks of 6 output channels: below 8 channels (an
+/// image's 1 or 3) most of each block is wasted, and the blocked scatter is faster
+/// (`examples/conv_parts.rs`: 0.11 vs 0.39 ms for MNIST's first layer).
+const IMPLICIT_MIN_CHANNELS: usize = 8;
+
+/// The implicit weight gradient transposes a column block per position: for a first layer's
+/// few columns (K = 16 or 48) that costs more than it saves (0.36 vs 0.11 ms for MNIST's).
+const IMPLICIT_MIN_ROWS: usize = 128;
+
+/// Forces the portable products (for tests of both paths on one machine).
+pub static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `y [M, N] = a [M, K] · im2col_g(x)`, overwriting `y`; columns split across the pool.
 /// `scratch` holds at least [`scratch_len`] floats.
 pub fn columns_product(
@@ -126,6 +147,11 @@ pub fn columns_product(
     assert_eq!(a.cols(), k, "columns_product: a must be [M, {k}]");
     assert!(x.len() >= g.in_size() * batch && y.len() >= m * n, "columns_product: buffers too small");
     assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product: scratch too small");
+    #[cfg(target_arch = "x86_64")]
+    if implicit(a) {
+        // SAFETY: `implicit` checked for AVX-512.
+        return unsafe { super::implicit::forward(pool, g, a.data(), m, x, y, batch) };
+    }
     let (yp, sp) = (SyncMut::new(&mut y[..m * n]), SyncMut::new(scratch));
     let nb = block_cols(k);
     pool.run(&|part| {
@@ -159,6 +185,11 @@ pub fn columns_product_t(
     let (k, n) = (g.col_rows(), g.out_plane() * batch);
     assert!(e.len() >= m * n && d.len() >= m * k && x.len() >= g.in_size() * batch, "columns_product_t: buffers");
     assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product_t: scratch too small");
+    #[cfg(target_arch = "x86_64")]
+    if implicit(Mat::new(e, m, n)) && k >= IMPLICIT_MIN_ROWS {
+        // SAFETY: `implicit` checked for AVX-512.
+        return unsafe { super::implicit::weight_grad(pool, g, e, m, x, d, batch) };
+    }
     let e = Mat::new(e, m, n);
     let (dp, sp) = (SyncMut::new(&mut d[..m * k]), SyncMut::new(scratch));
     pool.run(&|part| {
@@ -198,6 +229,11 @@ pub fn col2im_product(
     assert_eq!(a.cols(), k, "col2im_product: a must be [M, {k}]");
     assert!(e.len() >= m * n && out.len() >= g.in_size() * batch, "col2im_product: buffers too small");
     assert!(scratch.len() >= scratch_len(pool.threads()), "col2im_product: scratch too small");
+    #[cfg(target_arch = "x86_64")]
+    if implicit(a) && g.channels >= IMPLICIT_MIN_CHANNELS {
+        // SAFETY: `implicit` checked for AVX-512.
+        return unsafe { super::implicit::transposed(pool, g, a.data(), m, e, out, batch) };
+    }
     let e = Mat::new(e, m, n);
     let threads = pool.threads();
     let plane = g.height * g.width * batch;
@@ -276,7 +312,8 @@ mod tests {
         let g = |channels, height, width| ConvGeometry { channels, height, width, kernel: 4, stride: 2, padding: 1 };
         // One channel (the row passes), many channels (the channel split), odd maps, and a
         // large one whose blocks end mid-position.
-        vec![g(1, 8, 6), g(3, 6, 6), g(6, 14, 14), g(5, 10, 4), g(64, 16, 16)]
+        let odd = ConvGeometry { channels: 9, height: 7, width: 5, kernel: 3, stride: 1, padding: 1 };
+        vec![g(1, 8, 6), g(3, 6, 6), g(6, 14, 14), g(13, 10, 4), g(64, 16, 16), odd]
     }
 
     fn close(a: &[f32], b: &[f32], what: &str) {
@@ -287,8 +324,18 @@ mod tests {
 
     #[test]
     fn blocked_products_equal_the_full_column_matrix_products() {
+        // Both implementations on this machine: the AVX-512 implicit kernels (when the CPU
+        // has them) and the portable blocked ones. PORTABLE is only flipped here.
+        for portable in [false, true] {
+            PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
+            all_products_match();
+        }
+        PORTABLE.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn all_products_match() {
         for g in geometries() {
-            for (threads, batch) in [(1, 3), (2, 3), (2, 33), (3, 7)] {
+            for (threads, batch) in [(1, 3), (2, 3), (2, 33), (3, 7), (2, 130)] {
                 let pool = Pool::new(threads);
                 let (k, n, m) = (g.col_rows(), g.out_plane() * batch, 5);
                 let x = random(g.in_size() * batch, 1);

@@ -66,6 +66,16 @@ impl<'a> Mat<'a> {
         self.rows
     }
 
+    /// Whether the view is a plain row-major matrix at the start of [`Mat::data`].
+    pub fn is_row_major(&self) -> bool {
+        self.col_stride == 1 && (self.row_stride == self.cols || self.rows <= 1)
+    }
+
+    /// The underlying slice, from the view's first element.
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+
     pub fn cols(&self) -> usize {
         self.cols
     }

@@ -5,6 +5,8 @@ pub mod activations;
 pub mod adam;
 pub mod conv;
 pub mod im2col;
+#[cfg(target_arch = "x86_64")]
+pub mod implicit;
 pub mod importance;
 pub mod kernels;
 pub mod likelihood;

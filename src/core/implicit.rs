@@ -1,0 +1,447 @@
+//! Implicit-GEMM convolution products for AVX-512: the three products of `core::conv`
+//! without a column matrix and without packing the images.
+//!
+//! With the batch innermost (`x[c, y, x, b]`), every entry of a column-matrix row over one
+//! output position is a contiguous run of the batch: `col[(c, ky, kx), (p, b0..b0+64)]` is
+//! `x[c, iy, ix, b0..b0+64]`. So a block of 64 output columns needs no copy at all: the
+//! microkernel reads each reduction row straight from the image through a pointer (or skips a
+//! row that falls in the padding). A 6 × 64 broadcast kernel (24 AVX-512 accumulators; `a`
+//! packed once per call) computes two of a convolution layer's products:
+//!
+//! - [`forward`] `y [M, N] = a [M, K] · im2col(x)` (a convolution's forward, a transposed
+//!   convolution's input gradient);
+//! - [`transposed`] `out = col2im(aᵀ · e)` as a gather (a convolution's input gradient, a
+//!   transposed convolution's forward): an input pixel of parity class (iy mod s, ix mod s)
+//!   receives exactly the kernel taps of that class, so each output block is one product over
+//!   (tap, row) pointer rows, written once — no scatter-add, no two threads on one pixel.
+//!
+//! - [`weight_grad`] `d [M, K] = e [M, N] · im2col(x)ᵀ`: the reduction runs over the batch, so
+//!   here the column block is transposed (16 × 16 in registers) to `[batch, K]` rows and
+//!   `e`'s block packed, and the same kernel sums over them.
+//!
+//! Callers check `simd::level()`; `core::conv` keeps the portable blocked products for CPUs
+//! without AVX-512.
+
+use super::im2col::ConvGeometry;
+use super::pool::{Pool, SyncMut, split_range};
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Rows and columns of the broadcast kernel's output block.
+const MR: usize = 6;
+const NR: usize = 64;
+
+thread_local! {
+    /// Per-thread scratch: the pointer rows of the block being computed.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<*const f32>,
+    /// The weight gradient's transposed column block and packed rows of `e`.
+    t: Vec<f32>,
+    a: Vec<f32>,
+}
+
+/// `A` packed in blocks of [`MR`] rows: `packed[(block · k + j) · MR + i] = at(block · MR + i, j)`,
+/// zero past `m` rows.
+fn pack(m: usize, k: usize, at: impl Fn(usize, usize) -> f32, packed: &mut Vec<f32>) {
+    let blocks = m.div_ceil(MR);
+    packed.clear();
+    packed.resize(blocks * k * MR, 0.0);
+    for block in 0..blocks {
+        for j in 0..k {
+            for i in 0..MR.min(m - block * MR) {
+                packed[(block * k + j) * MR + i] = at(block * MR + i, j);
+            }
+        }
+    }
+}
+
+/// Lanes `16·v ..` of an `nc`-wide row as a mask.
+#[inline(always)]
+fn lane_mask(nc: usize, v: usize) -> __mmask16 {
+    let lanes = nc.saturating_sub(16 * v).min(16);
+    ((1u32 << lanes) - 1) as __mmask16
+}
+
+/// `c[i, 0..nc] (+)= Σ_j a[j·MR + i] · rows[j][0..nc]` for `i < mr`, `nc ≤ 64`, skipping
+/// null rows (zeros); `c`'s rows are `ldc` apart; `accumulate` adds to what `c` holds.
+///
+/// # Safety
+/// AVX-512F must be available; `a` holds `kc·MR` floats, `rows` `kc` pointers each null or
+/// valid for `nc` reads, and `c` is valid for `mr` rows of `nc` writes at stride `ldc`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn broadcast_kernel(
+    kc: usize,
+    a: *const f32,
+    rows: *const *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    mr: usize,
+    accumulate: bool,
+) {
+    let masks = [lane_mask(nc, 0), lane_mask(nc, 1), lane_mask(nc, 2), lane_mask(nc, 3)];
+    let mut acc = [[_mm512_setzero_ps(); 4]; MR];
+    for j in 0..kc {
+        // SAFETY: per the contract; masked loads read no lane past `nc`.
+        unsafe {
+            let r = *rows.add(j);
+            if r.is_null() {
+                continue;
+            }
+            let b = [
+                _mm512_maskz_loadu_ps(masks[0], r),
+                _mm512_maskz_loadu_ps(masks[1], r.wrapping_add(16)),
+                _mm512_maskz_loadu_ps(masks[2], r.wrapping_add(32)),
+                _mm512_maskz_loadu_ps(masks[3], r.wrapping_add(48)),
+            ];
+            let aj = a.add(j * MR);
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*aj.add(i));
+                for v in 0..4 {
+                    row[v] = _mm512_fmadd_ps(ai, b[v], row[v]);
+                }
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        for (v, &value) in row.iter().enumerate() {
+            let p = c.wrapping_add(i * ldc + 16 * v);
+            // SAFETY: per the contract; masked loads and stores touch no lane past `nc`.
+            unsafe {
+                let value = if accumulate { _mm512_add_ps(value, _mm512_maskz_loadu_ps(masks[v], p)) } else { value };
+                _mm512_mask_storeu_ps(p, masks[v], value);
+            }
+        }
+    }
+}
+
+/// Reduction rows per pass over the row blocks: 64 rows of 64 floats (16 KB) stay in L1
+/// while every block of [`MR`] output rows uses them.
+const KC: usize = 64;
+
+/// `c (m rows at stride ldc, nc columns) = packed · rows` over `k` pointer rows, in passes of
+/// [`KC`] rows across all row blocks, so each row is fetched once into L1.
+///
+/// # Safety
+/// As [`broadcast_kernel`], for every block: `packed` from [`pack`] with `m` rows and `k`
+/// columns, `rows` `k` pointers.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked_product(m: usize, k: usize, packed: &[f32], rows: &[*const f32], c: *mut f32, ldc: usize, nc: usize) {
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = KC.min(k - k0);
+        for block in 0..m.div_ceil(MR) {
+            let a = packed[(block * k + k0) * MR..].as_ptr();
+            let c = c.wrapping_add(block * MR * ldc);
+            // SAFETY: per the contract.
+            unsafe { broadcast_kernel(kc, a, rows[k0..].as_ptr(), c, ldc, nc, MR.min(m - block * MR), k0 > 0) };
+        }
+        k0 += kc;
+    }
+}
+
+/// The image pixel column `k = (c, ky, kx)` of output position `p` reads, if inside.
+#[inline]
+fn source(g: &ConvGeometry, p: usize, k: usize) -> Option<usize> {
+    let (kk, wo) = (g.kernel, g.out_width());
+    let (c, ky, kx) = (k / (kk * kk), k / kk % kk, k % kk);
+    let (oy, ox) = (p / wo, p % wo);
+    let iy = (oy * g.stride + ky).checked_sub(g.padding).filter(|&i| i < g.height)?;
+    let ix = (ox * g.stride + kx).checked_sub(g.padding).filter(|&i| i < g.width)?;
+    Some((c * g.height + iy) * g.width + ix)
+}
+
+/// `y [M, N] = a [M, K] · im2col_g(x)` with `a` row-major, overwriting `y`.
+///
+/// # Safety
+/// AVX-512F must be available (`simd::level()` is `V4`).
+pub unsafe fn forward(pool: &Pool, g: &ConvGeometry, a: &[f32], m: usize, x: &[f32], y: &mut [f32], batch: usize) {
+    let (k, positions) = (g.col_rows(), g.out_plane());
+    let n = positions * batch;
+    assert!(a.len() >= m * k && x.len() >= g.in_size() * batch && y.len() >= m * n, "implicit forward: buffers");
+    let mut packed = Vec::new();
+    pack(m, k, |i, j| a[i * k + j], &mut packed);
+    // Column (c, ky, kx)'s offset in x from its position's top-left tap.
+    let kk = g.kernel;
+    let offsets: Vec<usize> =
+        (0..k).map(|j| ((j / (kk * kk) * g.height + j / kk % kk) * g.width + j % kk) * batch).collect();
+    let chunks = batch.div_ceil(NR);
+    let yp = SyncMut::new(&mut y[..m * n]);
+    pool.run(&|part| {
+        SCRATCH.with_borrow_mut(|s| {
+            s.rows.resize(k, std::ptr::null());
+            for item in split_range(positions * chunks, pool.threads(), part, 1) {
+                let (p, b0) = (item / chunks, item % chunks * NR);
+                let nc = NR.min(batch - b0);
+                let (oy, ox) = (p / g.out_width(), p % g.out_width());
+                let inside = |o: usize, extent: usize| {
+                    o * g.stride >= g.padding && o * g.stride + g.kernel - g.padding <= extent
+                };
+                if inside(oy, g.height) && inside(ox, g.width) {
+                    // Every tap inside: one base plus each column's fixed offset.
+                    let base = ((oy * g.stride - g.padding) * g.width + ox * g.stride - g.padding) * batch + b0;
+                    for (row, &off) in s.rows.iter_mut().zip(&offsets) {
+                        *row = x[base + off..].as_ptr();
+                    }
+                } else {
+                    for (j, row) in s.rows.iter_mut().enumerate() {
+                        *row = source(g, p, j).map_or(std::ptr::null(), |off| x[off * batch + b0..].as_ptr());
+                    }
+                }
+                let c = yp.ptr().wrapping_add(p * batch + b0);
+                // SAFETY: AVX-512F per the contract; the rows point into x, `c` at this part's
+                // own columns of y (items are disjoint columns).
+                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc) };
+            }
+        });
+    });
+}
+
+/// `out [C, H, W, B] = col2im_g(aᵀ · e)` with `a` `[M, K]` row-major and `e` `[M, Ho·Wo·B]`,
+/// overwriting `out`: every pixel gathers its own kernel taps.
+///
+/// # Safety
+/// AVX-512F must be available.
+pub unsafe fn transposed(pool: &Pool, g: &ConvGeometry, a: &[f32], m: usize, e: &[f32], out: &mut [f32], batch: usize) {
+    let (kk, s, pad) = (g.kernel, g.stride, g.padding);
+    let (k, channels) = (g.col_rows(), g.channels);
+    let (ho, wo) = (g.out_height(), g.out_width());
+    let n = ho * wo * batch;
+    let plane = g.height * g.width * batch;
+    assert!(a.len() >= m * k && e.len() >= m * n && out.len() >= channels * plane, "implicit transposed: buffers");
+    // The taps of each parity class: (ky, kx) with ky ≡ py + pad (mod s).
+    let taps = |py: usize, px: usize| -> Vec<(usize, usize)> {
+        let ky = (0..kk).filter(|ky| (ky + s - (py + pad) % s).is_multiple_of(s));
+        ky.flat_map(|ky| (0..kk).filter(move |kx| (kx + s - (px + pad) % s).is_multiple_of(s)).map(move |kx| (ky, kx)))
+            .collect()
+    };
+    let classes: Vec<Vec<(usize, usize)>> = (0..s * s).map(|c| taps(c / s, c % s)).collect();
+    let packed: Vec<Vec<f32>> = classes
+        .iter()
+        .map(|t| {
+            let mut p = Vec::new();
+            // Row c, reduction index (tap, row of a): a[row, c·k² + ky·k + kx].
+            pack(channels, t.len() * m, |c, j| a[(j % m) * k + c * kk * kk + t[j / m].0 * kk + t[j / m].1], &mut p);
+            p
+        })
+        .collect();
+    let chunks = batch.div_ceil(NR);
+    let op = SyncMut::new(&mut out[..channels * plane]);
+    pool.run(&|part| {
+        SCRATCH.with_borrow_mut(|sc| {
+            for item in split_range(g.height * g.width * chunks, pool.threads(), part, 1) {
+                let (pixel, b0) = (item / chunks, item % chunks * NR);
+                let (iy, ix) = (pixel / g.width, pixel % g.width);
+                let nc = NR.min(batch - b0);
+                let class = (iy % s) * s + ix % s;
+                let t = &classes[class];
+                sc.rows.resize(t.len() * m, std::ptr::null());
+                for (ti, &(ky, kx)) in t.iter().enumerate() {
+                    // The output position that read pixel (iy, ix) through tap (ky, kx).
+                    let oy = (iy + pad).checked_sub(ky).map(|v| v / s).filter(|&o| o < ho);
+                    let ox = (ix + pad).checked_sub(kx).map(|v| v / s).filter(|&o| o < wo);
+                    let base = oy.zip(ox).map(|(oy, ox)| (oy * wo + ox) * batch + b0);
+                    for r in 0..m {
+                        sc.rows[ti * m + r] = base.map_or(std::ptr::null(), |b| e[r * n + b..].as_ptr());
+                    }
+                }
+                let c = op.ptr().wrapping_add(pixel * batch + b0);
+                // SAFETY: AVX-512F per the contract; rows point into e; `c` at this part's own
+                // pixels (items are disjoint pixels).
+                unsafe { blocked_product(channels, t.len() * m, &packed[class], &sc.rows, c, plane, nc) };
+            }
+        });
+    });
+}
+
+/// Batch values of one position per weight-gradient block (the reduction rows of a pass).
+const RB: usize = 128;
+
+/// Transposes 16 rows of 16 floats in registers: `out[j][i] = rows[i][j]`.
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    let t: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 { _mm512_unpacklo_ps(a, b) } else { _mm512_unpackhi_ps(a, b) }
+    });
+    // Within each group of four rows: pairs of 64-bit lanes.
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let g = i / 4 * 4;
+        let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
+        if i % 2 == 0 { _mm512_shuffle_ps::<0x44>(a, b) } else { _mm512_shuffle_ps::<0xEE>(a, b) }
+    });
+    // 128-bit lanes: first across groups 0/1 and 2/3, then across the halves.
+    let v: [__m512; 16] = std::array::from_fn(|i| {
+        let (h, j) = (i / 8, i % 8);
+        let (a, b) = (u[h * 8 + j % 4], u[h * 8 + 4 + j % 4]);
+        if j < 4 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) }
+    });
+    std::array::from_fn(|i| {
+        let (a, b) = (v[i % 8], v[8 + i % 8]);
+        if i < 8 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) }
+    })
+}
+
+/// `t[r·stride + j] = src[j][r]` for `j < cols` (16-row blocks; rows past `cols` zero) and
+/// `r < rb`, where `src[j]` points at `rb` floats or is null (zeros).
+///
+/// # Safety
+/// AVX-512F; `t` holds `rb · stride` floats, `stride` a multiple of 16 ≥ `cols`.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_rows(src: &[*const f32], rb: usize, t: &mut [f32], stride: usize) {
+    for j0 in (0..stride).step_by(16) {
+        for r0 in (0..rb).step_by(16) {
+            let mask = lane_mask(rb - r0, 0);
+            let rows: [__m512; 16] = std::array::from_fn(|i| {
+                let p = src.get(j0 + i).copied().unwrap_or(std::ptr::null());
+                // SAFETY: a non-null row holds `rb` floats; the mask stops at rb.
+                if p.is_null() {
+                    _mm512_setzero_ps()
+                } else {
+                    unsafe { _mm512_maskz_loadu_ps(mask, p.wrapping_add(r0)) }
+                }
+            });
+            let out = transpose16(rows);
+            for (i, v) in out.iter().enumerate().take(rb - r0) {
+                // SAFETY: row r0 + i < rb of t, 16 floats at j0 < stride.
+                unsafe { _mm512_storeu_ps(t.as_mut_ptr().add((r0 + i) * stride + j0), *v) };
+            }
+        }
+    }
+}
+
+/// `d [M, K] = e [M, N] · im2col_g(x)ᵀ`, overwriting `d`. Positions are split across the
+/// pool; part 0 sums into `d`, the others into partial gradients added after, in part order.
+///
+/// # Safety
+/// AVX-512F must be available.
+pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x: &[f32], d: &mut [f32], batch: usize) {
+    let (k, positions) = (g.col_rows(), g.out_plane());
+    let n = positions * batch;
+    assert!(e.len() >= m * n && x.len() >= g.in_size() * batch && d.len() >= m * k, "implicit weight_grad: buffers");
+    let kk = g.kernel;
+    let offsets: Vec<usize> =
+        (0..k).map(|j| ((j / (kk * kk) * g.height + j / kk % kk) * g.width + j % kk) * batch).collect();
+    let threads = pool.threads();
+    let partials: Vec<std::sync::Mutex<Vec<f32>>> = (1..threads).map(|_| Default::default()).collect();
+    let dp = SyncMut::new(&mut d[..m * k]);
+    let blocks = m.div_ceil(MR);
+    // Rows of t a multiple of 16 floats apart, plus 16 so that they do not all map to the same
+    // L1 sets (a power-of-two stride thrashes one set per column).
+    let stride = k.next_multiple_of(16) + 16;
+    pool.run(&|part| {
+        let mine = split_range(positions, threads, part, 1);
+        let mut partial = if part == 0 { Vec::new() } else { vec![0.0f32; m * k] };
+        // SAFETY: part 0 alone writes d; the other parts their own vectors.
+        let out: *mut f32 = if part == 0 { unsafe { dp.slice(0..m * k).as_mut_ptr() } } else { partial.as_mut_ptr() };
+        if mine.is_empty() {
+            // SAFETY: `out` holds m·k floats of this part's own.
+            unsafe { std::slice::from_raw_parts_mut(out, m * k).fill(0.0) };
+        }
+        SCRATCH.with_borrow_mut(|s| {
+            let Scratch { rows, t, a } = s;
+            t.resize(RB * stride, 0.0);
+            a.resize(blocks * RB * MR, 0.0);
+            let mut src: Vec<*const f32> = vec![std::ptr::null(); k];
+            let mut first = true;
+            for p in mine.clone() {
+                let (oy, ox) = (p / g.out_width(), p % g.out_width());
+                let inside =
+                    |o: usize, extent: usize| o * g.stride >= g.padding && o * g.stride + kk - g.padding <= extent;
+                let interior = inside(oy, g.height) && inside(ox, g.width);
+                let base = if interior {
+                    ((oy * g.stride - g.padding) * g.width + ox * g.stride - g.padding) * batch
+                } else {
+                    0
+                };
+                for b0 in (0..batch).step_by(RB) {
+                    let rb = RB.min(batch - b0);
+                    for (j, s) in src.iter_mut().enumerate() {
+                        *s = if interior {
+                            x[base + offsets[j] + b0..].as_ptr()
+                        } else {
+                            source(g, p, j).map_or(std::ptr::null(), |off| x[off * batch + b0..].as_ptr())
+                        };
+                    }
+                    // SAFETY: AVX-512F per the contract; every non-null row holds rb floats.
+                    unsafe { transpose_rows(&src, rb, t, stride) };
+                    // e's rows of this block, packed for the kernel: a[(blk·RB + r)·MR + i].
+                    for blk in 0..blocks {
+                        let packed = &mut a[blk * RB * MR..(blk * RB + rb) * MR];
+                        for i in 0..MR.min(m - blk * MR) {
+                            let row = &e[(blk * MR + i) * n + p * batch + b0..][..rb];
+                            for (r, &v) in row.iter().enumerate() {
+                                packed[r * MR + i] = v;
+                            }
+                        }
+                        for i in MR.min(m - blk * MR)..MR {
+                            (0..rb).for_each(|r| packed[r * MR + i] = 0.0);
+                        }
+                    }
+                    let mut k0 = 0;
+                    while k0 < k {
+                        let nc = NR.min(k - k0);
+                        rows.clear();
+                        rows.extend((0..rb).map(|r| t[r * stride + k0..].as_ptr()));
+                        for blk in 0..blocks {
+                            let c = out.wrapping_add(blk * MR * k + k0);
+                            // SAFETY: AVX-512F; rows point into t; `c` into this part's own gradient.
+                            unsafe {
+                                broadcast_kernel(
+                                    rb,
+                                    a[blk * RB * MR..].as_ptr(),
+                                    rows.as_ptr(),
+                                    c,
+                                    k,
+                                    nc,
+                                    MR.min(m - blk * MR),
+                                    !first,
+                                )
+                            };
+                        }
+                        k0 += nc;
+                    }
+                    first = false;
+                }
+            }
+        });
+        if part > 0 {
+            *partials[part - 1].lock().unwrap_or_else(|e| e.into_inner()) = partial;
+        }
+    });
+    for p in partials {
+        let p = p.into_inner().unwrap_or_else(|e| e.into_inner());
+        d[..m * k].iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixteen_by_sixteen_transpose() {
+        if super::super::simd::level() != super::super::simd::Level::V4 {
+            return; // nothing to test without AVX-512 (core::conv then never calls this)
+        }
+        let m: Vec<f32> = (0..256).map(|v| v as f32).collect();
+        // SAFETY: AVX-512F checked above.
+        let out = unsafe {
+            let rows: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(m[i * 16..].as_ptr()));
+            transpose16(rows)
+        };
+        for (j, v) in out.iter().enumerate() {
+            let mut lanes = [0.0f32; 16];
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *v) };
+            let want: Vec<f32> = (0..16).map(|i| m[i * 16 + j]).collect();
+            assert_eq!(lanes.to_vec(), want, "row {j}");
+        }
+    }
+}
