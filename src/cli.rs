@@ -317,7 +317,14 @@ fn sample(a: SampleArgs) -> Result<()> {
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
     let imgs = model.sample_at(&pool, n, labels.as_deref(), a.temperature, &mut rng);
     let c = model.config();
-    let grid = images::grid(&imgs, c.shape(), a.nrow as usize, GRID_PADDING);
+    let mut grid = images::grid(&imgs, c.shape(), a.nrow as usize, GRID_PADDING);
+    if kind.conditional() && label.is_none() {
+        // Row r shows class r: say which, beside the row.
+        let names = config.class_names();
+        let rows = n.div_ceil(a.nrow as usize);
+        let captions: Vec<String> = (0..rows).map(|r| names[r % classes].clone()).collect();
+        grid = crate::plot::caption_rows(&grid, c.image_rows, GRID_PADDING, &captions)?;
+    }
     let out = a.output.unwrap_or_else(|| {
         let label = label.map(|d| format!("-label{d}")).unwrap_or_default();
         let t = if a.temperature == 1.0 { String::new() } else { format!("-t{}", a.temperature) };

@@ -153,7 +153,14 @@ impl Run {
         let trainer = &self.trainer;
         let c = trainer.model.config();
         let imgs = trainer.model.decode(&trainer.pool, z, labels);
-        let grid = images::grid(&imgs, c.shape(), GRID_ROW, GRID_PADDING);
+        let mut grid = images::grid(&imgs, c.shape(), GRID_ROW, GRID_PADDING);
+        if c.kind.conditional() && !c.class_names.is_empty() {
+            // An image folder's cvae: name each row's class (MNIST's grids stay torchvision's).
+            let captions: Vec<String> =
+                (0..GRID_IMAGES / GRID_ROW).map(|r| c.class_names[r % c.class_names.len()].clone()).collect();
+            grid = crate::plot::caption_rows(&grid, c.image_rows, GRID_PADDING, &captions)
+                .map_err(|e| RunError::Invalid(e.to_string()))?;
+        }
         let path = self.dir.samples_dir().join(format!("epoch-{:03}.png", m.epoch));
         grid.save(&path).map_err(|source| CheckpointError::Write { path, source })?;
         self.metrics.push(m.clone());

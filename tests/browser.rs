@@ -3,6 +3,8 @@
 //! checks the digit changed, picks labels, draws a digit, and checks the console is clean.
 //!
 //! Without Chromium the test is skipped, unless `CI` is set, where it fails.
+//! A second test serves a colour conv cvae trained on an image folder: the page takes its
+//! shape and class names from the model and encodes an uploaded picture.
 //! `VAE_SCREENSHOTS=DIR` saves desktop and phone screenshots of the page there.
 
 mod common;
@@ -266,5 +268,66 @@ fn the_page_works_in_headless_chromium() {
         d.call("POST", &d.s("/window/rect"), Some(json!({ "width": 390, "height": 1600 })));
         std::thread::sleep(Duration::from_millis(300));
         d.screenshot(&dir.join("serve-phone.png"));
+    }
+}
+
+#[test]
+fn a_colour_model_takes_its_shape_and_classes_and_encodes_an_upload() {
+    if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(DRIVER).exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (see .ci/run)");
+        eprintln!("skipped: {CHROMIUM} or {DRIVER} not installed (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // VAE_SCREENSHOT_COLOUR_RUN=DIR shows a well-trained colour run in the screenshot.
+    let run = match std::env::var_os("VAE_SCREENSHOT_COLOUR_RUN") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => {
+            let (data, run) = (tmp.path().join("squares"), tmp.path().join("run"));
+            colour_folder(&data);
+            vae()
+                .env("VAE_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/vae-cache"))
+                .args(["train", "--arch", "conv", "--model", "cvae", "--epochs", "2", "--batch-size", "16", "-q"])
+                .args(["--latent-dim", "4", "--data-dir"])
+                .arg(&data)
+                .arg("--out")
+                .arg(&run)
+                .assert()
+                .success();
+            run
+        }
+    };
+    let config: Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    let (rows, cols) =
+        (config["model"]["image_rows"].as_u64().unwrap(), config["model"]["image_cols"].as_u64().unwrap());
+    let server = start_server(&run);
+    let d = Driver::start(&tmp.path().join("profile"));
+    d.call("POST", &d.s("/url"), Some(json!({ "url": format!("http://{server}/") })));
+    d.wait_for("the page to be ready", "return document.body.dataset.ready === '1'");
+    // The decoded image has the model's shape, in colour; the pad is hidden, the picker named.
+    assert_eq!(d.js("const c = document.getElementById('decoded'); return [c.width, c.height]"), json!([cols, rows]));
+    assert_eq!(d.js("return getComputedStyle(document.getElementById('pad-row')).display"), json!("none"));
+    let names = d.js("return Array.from(document.querySelectorAll('#labels button')).map(b => b.textContent)");
+    assert_eq!(names, config["model"]["class_names"]);
+    let subtitle = d.js("return document.getElementById('subtitle').textContent");
+    assert!(subtitle.as_str().unwrap().contains(" RGB, "), "{subtitle}");
+    // An uploaded picture (a red rectangle, 40x30) is encoded: the sliders move.
+    d.click("#label-2");
+    d.js("const c = document.createElement('canvas'); c.width = 40; c.height = 30; const x = c.getContext('2d');
+         x.fillStyle = '#fff'; x.fillRect(0, 0, 40, 30); x.fillStyle = '#d22'; x.fillRect(10, 5, 20, 20);
+         c.toBlob(b => window.__vaeEncodePicture(b, 'image/png'), 'image/png'); return true;");
+    d.wait_for(
+        "the upload to be encoded",
+        "return Array.from(document.querySelectorAll('#sliders input')).some(s => parseFloat(s.value) !== 0)",
+    );
+    let seen = d.js("const c = document.getElementById('seen'); return [c.width, c.height]");
+    assert_eq!(seen, json!([cols, rows]), "the model's reading is shown at its shape");
+    assert_eq!(d.js("return window.__vaeErrors"), json!([]), "page errors");
+    assert_eq!(d.js("return document.getElementById('status').textContent"), json!(""));
+    if let Some(dir) = std::env::var_os("VAE_SCREENSHOTS") {
+        d.js("window.scrollTo(0, 0); return true");
+        d.call("POST", &d.s("/window/rect"), Some(json!({ "width": 1280, "height": 900 })));
+        std::thread::sleep(Duration::from_millis(300));
+        d.screenshot(&std::path::PathBuf::from(dir).join("serve-colour.png"));
     }
 }

@@ -4,31 +4,12 @@
 
 mod common;
 
-use common::{fails, png_size, vae};
+use common::{colour_folder, fails, png_size, vae};
 use image::{Rgb, RgbImage};
 use std::path::Path;
 
 /// The tests' folder cache, under the target directory.
 const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/vae-cache");
-
-/// Three classes of 16x16 colour pictures: red, green and blue squares of varying size on
-/// white, 24 of each, split into train/ and test/.
-fn colour_folder(dir: &Path) {
-    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
-        for i in 0..24 {
-            let split = if i < 20 { "train" } else { "test" };
-            let d = dir.join(split).join(name);
-            std::fs::create_dir_all(&d).unwrap();
-            let half = 2 + i % 6;
-            let colour = [[40, 60, 220], [40, 200, 60], [220, 40, 40]][c];
-            let img = RgbImage::from_fn(16, 16, |x, y| {
-                let inside = (x as i32 - 8).abs() < half && (y as i32 - 8).abs() < half;
-                if inside { Rgb(colour) } else { Rgb([255, 255, 255]) }
-            });
-            img.save(d.join(format!("{i:02}.png"))).unwrap();
-        }
-    }
-}
 
 fn run(args: &[&str]) -> String {
     let out = vae().env("VAE_CACHE_DIR", CACHE).args(args).output().unwrap();
@@ -79,6 +60,10 @@ fn a_colour_folder_trains_as_a_conv_cvae_and_every_command_works_on_it() {
     run(&["sample", rs, "--label", "red", "-n", "8", "-o", sample.to_str().unwrap()]);
     assert!(colour_png(&sample));
     assert_eq!(png_size(&sample), (8 * 18 + 2, 20));
+    // Without --label, row r shows class r, named in a strip on the left ("green": 5 letters).
+    let rows = r.join("rows.png");
+    run(&["sample", rs, "-n", "6", "--nrow", "3", "-o", rows.to_str().unwrap()]);
+    assert_eq!(png_size(&rows), (8 + 8 * 5 + 3 * 18 + 2, 2 * 18 + 2));
     let jpeg = tmp.path().join("photo.jpg");
     RgbImage::from_pixel(40, 30, Rgb([200, 30, 30])).save(&jpeg).unwrap();
     let rec = r.join("rec.png");

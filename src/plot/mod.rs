@@ -18,9 +18,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
+mod captions;
 mod curves;
 mod scatter;
 
+pub use captions::caption_rows;
 pub use curves::{Curve, curves_png};
 pub use scatter::scatter_png;
 

@@ -33,6 +33,25 @@ pub fn fails(args: &[&str], needles: &[&str]) -> String {
     stderr
 }
 
+/// Three classes of 16x16 colour pictures: blue, green and red squares of varying size on
+/// white, 24 of each, 20 in train/ and 4 in test/.
+pub fn colour_folder(dir: &Path) {
+    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
+        for i in 0..24 {
+            let split = if i < 20 { "train" } else { "test" };
+            let d = dir.join(split).join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            let half = 2 + i % 6;
+            let colour = [[40, 60, 220], [40, 200, 60], [220, 40, 40]][c];
+            let img = image::RgbImage::from_fn(16, 16, |x, y| {
+                let inside = (x as i32 - 8).abs() < half && (y as i32 - 8).abs() < half;
+                image::Rgb(if inside { colour } else { [255, 255, 255] })
+            });
+            img.save(d.join(format!("{i:02}.png"))).unwrap();
+        }
+    }
+}
+
 pub fn png_size(path: &Path) -> (u32, u32) {
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     let info = dec.read_info().unwrap();
