@@ -80,7 +80,7 @@ mod tests {
         };
         assert!(lit(2, 30) > 20 && lit(32, 60) > 20, "captions not drawn");
         // A colour grid stays colour.
-        let colour = crate::images::grid(&vec![0.5f32; 3 * 16], Shape::new(3, 4, 4), 1, 1);
+        let colour = crate::images::grid(&[0.5f32; 3 * 16], Shape::new(3, 4, 4), 1, 1);
         assert_eq!(caption_rows(&colour, 4, 1, &labels[..1]).unwrap().channels, 3);
     }
 }
