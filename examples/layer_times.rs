@@ -23,7 +23,7 @@ fn main() {
         let reps = 20;
         let t = Instant::now();
         for _ in 0..reps {
-            l.forward(&pool, &model.params, &x, &mut y, &mut col, b);
+            l.forward(&pool, &model.params, &x, &mut y, &mut col, b, None);
         }
         let f = t.elapsed().as_secs_f64() / reps as f64 * 1e3;
         let t = Instant::now();

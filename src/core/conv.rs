@@ -29,6 +29,25 @@ use super::im2col::ConvGeometry;
 use super::matmul::{Mat, matmul_serial};
 use super::pool::{Pool, SyncMut, split_range};
 
+/// What a product's output gets before it is stored: a bias per output row (a channel), and
+/// optionally ReLU — a convolution layer's bias and activation fused into its product.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    pub bias: &'a [f32],
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Applies the epilogue to a finished `[rows, cols]` output on the pool (the portable path).
+    fn apply(&self, pool: &Pool, out: &mut [f32], cols: usize) {
+        if self.relu {
+            super::activations::bias_relu(pool, out, self.bias, cols);
+        } else {
+            super::kernels::bias_add(&mut out[..self.bias.len() * cols], self.bias, cols);
+        }
+    }
+}
+
 /// Floats of column-matrix block per thread: 256 KB, a quarter of a Zen 5 core's L2.
 pub const BLOCK: usize = 1 << 16;
 
@@ -134,7 +153,35 @@ pub static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBo
 
 /// `y [M, N] = a [M, K] · im2col_g(x)`, overwriting `y`; columns split across the pool.
 /// `scratch` holds at least [`scratch_len`] floats.
+#[allow(clippy::too_many_arguments)]
 pub fn columns_product(
+    pool: &Pool,
+    g: &ConvGeometry,
+    a: Mat,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    batch: usize,
+    epilogue: Option<Epilogue>,
+) {
+    let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
+    assert_eq!(a.cols(), k, "columns_product: a must be [M, {k}]");
+    assert!(x.len() >= g.in_size() * batch && y.len() >= m * n, "columns_product: buffers too small");
+    assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product: scratch too small");
+    assert!(epilogue.is_none_or(|e| e.bias.len() == m), "columns_product: a bias per output row");
+    #[cfg(target_arch = "x86_64")]
+    if implicit(a) {
+        // SAFETY: `implicit` checked for AVX-512.
+        return unsafe { super::implicit::forward(pool, g, a.data(), m, x, y, batch, epilogue) };
+    }
+    blocked_columns_product(pool, g, a, x, y, scratch, batch);
+    if let Some(e) = epilogue {
+        e.apply(pool, &mut y[..m * n], n);
+    }
+}
+
+/// The portable [`columns_product`], without the epilogue.
+fn blocked_columns_product(
     pool: &Pool,
     g: &ConvGeometry,
     a: Mat,
@@ -144,14 +191,6 @@ pub fn columns_product(
     batch: usize,
 ) {
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
-    assert_eq!(a.cols(), k, "columns_product: a must be [M, {k}]");
-    assert!(x.len() >= g.in_size() * batch && y.len() >= m * n, "columns_product: buffers too small");
-    assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product: scratch too small");
-    #[cfg(target_arch = "x86_64")]
-    if implicit(a) {
-        // SAFETY: `implicit` checked for AVX-512.
-        return unsafe { super::implicit::forward(pool, g, a.data(), m, x, y, batch) };
-    }
     let (yp, sp) = (SyncMut::new(&mut y[..m * n]), SyncMut::new(scratch));
     let nb = block_cols(k);
     pool.run(&|part| {
@@ -216,7 +255,36 @@ pub fn columns_product_t(
 /// `out = col2im_g(aᵀ · e)` with `a` `[M, K]` and `e` `[M, N]`, overwriting `out`
 /// (`[C, H, W, B]` of the geometry's input side).
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 pub fn col2im_product(
+    pool: &Pool,
+    g: &ConvGeometry,
+    a: Mat,
+    e: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+    batch: usize,
+    epilogue: Option<Epilogue>,
+) {
+    let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
+    assert_eq!(a.cols(), k, "col2im_product: a must be [M, {k}]");
+    assert!(e.len() >= m * n && out.len() >= g.in_size() * batch, "col2im_product: buffers too small");
+    assert!(scratch.len() >= scratch_len(pool.threads()), "col2im_product: scratch too small");
+    assert!(epilogue.is_none_or(|e| e.bias.len() == g.channels), "col2im_product: a bias per channel");
+    #[cfg(target_arch = "x86_64")]
+    if implicit(a) && g.channels >= IMPLICIT_MIN_CHANNELS {
+        // SAFETY: `implicit` checked for AVX-512.
+        return unsafe { super::implicit::transposed(pool, g, a.data(), m, e, out, batch, epilogue) };
+    }
+    blocked_col2im_product(pool, g, a, e, out, scratch, batch);
+    if let Some(ep) = epilogue {
+        let plane = g.height * g.width * batch;
+        ep.apply(pool, &mut out[..g.channels * plane], plane);
+    }
+}
+
+/// The portable [`col2im_product`], without the epilogue.
+fn blocked_col2im_product(
     pool: &Pool,
     g: &ConvGeometry,
     a: Mat,
@@ -226,14 +294,6 @@ pub fn col2im_product(
     batch: usize,
 ) {
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
-    assert_eq!(a.cols(), k, "col2im_product: a must be [M, {k}]");
-    assert!(e.len() >= m * n && out.len() >= g.in_size() * batch, "col2im_product: buffers too small");
-    assert!(scratch.len() >= scratch_len(pool.threads()), "col2im_product: scratch too small");
-    #[cfg(target_arch = "x86_64")]
-    if implicit(a) && g.channels >= IMPLICIT_MIN_CHANNELS {
-        // SAFETY: `implicit` checked for AVX-512.
-        return unsafe { super::implicit::transposed(pool, g, a.data(), m, e, out, batch) };
-    }
     let e = Mat::new(e, m, n);
     let threads = pool.threads();
     let plane = g.height * g.width * batch;
@@ -349,7 +409,7 @@ mod tests {
                 let mut want = vec![0.0; m * n];
                 matmul::matmul(&pool, &mut want, Mat::new(&a, m, k), Mat::new(&col, k, n), false);
                 let mut got = vec![f32::NAN; m * n];
-                columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut got, &mut scratch, batch);
+                columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut got, &mut scratch, batch, None);
                 close(&got, &want, &format!("columns_product {what}"));
 
                 let mut want = vec![0.0; m * k];
@@ -363,7 +423,7 @@ mod tests {
                 let mut want = vec![0.0; x.len()];
                 col2im(&pool, &g, &dcol, &mut want, batch);
                 let mut got = vec![f32::NAN; x.len()];
-                col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut got, &mut scratch, batch);
+                col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut got, &mut scratch, batch, None);
                 close(&got, &want, &format!("col2im_product {what}"));
             }
         }
@@ -380,7 +440,7 @@ mod tests {
         let run = || {
             let mut scratch = vec![0.0; scratch_len(2)];
             let mut out = vec![0.0; x.len()];
-            col2im_product(&pool, &g, Mat::new(&a, m, g.col_rows()), &e, &mut out, &mut scratch, batch);
+            col2im_product(&pool, &g, Mat::new(&a, m, g.col_rows()), &e, &mut out, &mut scratch, batch, None);
             let mut d = vec![0.0; m * g.col_rows()];
             columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut scratch, batch);
             (out, d)

@@ -22,6 +22,7 @@
 //! Callers check `simd::level()`; `core::conv` keeps the portable blocked products for CPUs
 //! without AVX-512.
 
+use super::conv::Epilogue;
 use super::im2col::ConvGeometry;
 use super::pool::{Pool, SyncMut, split_range};
 use std::arch::x86_64::*;
@@ -68,6 +69,8 @@ fn lane_mask(nc: usize, v: usize) -> __mmask16 {
 
 /// `c[i, 0..nc] (+)= Σ_j a[j·MR + i] · rows[j][0..nc]` for `i < mr`, `nc ≤ 64`, skipping
 /// null rows (zeros); `c`'s rows are `ldc` apart; `accumulate` adds to what `c` holds.
+/// (Nothing else belongs here: an epilogue in this function made LLVM spill the 24
+/// accumulators and halved its speed; see [`epilogue_tile`].)
 ///
 /// # Safety
 /// AVX-512F must be available; `a` holds `kc·MR` floats, `rows` `kc` pointers each null or
@@ -120,27 +123,68 @@ unsafe fn broadcast_kernel(
     }
 }
 
+/// `c[i, 0..nc] = max(c[i, 0..nc] + bias[i], 0)` (or without the max) for `i < mr`: a
+/// layer's bias and ReLU on a block the kernel just stored, while it is in L1.
+///
+/// # Safety
+/// AVX-512F; `bias` holds `mr` values; `c` is valid for `mr` rows of `nc` at stride `ldc`.
+#[target_feature(enable = "avx512f")]
+unsafe fn epilogue_tile(c: *mut f32, ldc: usize, nc: usize, mr: usize, bias: *const f32, relu: bool) {
+    for i in 0..mr {
+        // SAFETY: per the contract.
+        let b = _mm512_set1_ps(unsafe { *bias.add(i) });
+        for v in 0..nc.div_ceil(16) {
+            let (mask, p) = (lane_mask(nc, v), c.wrapping_add(i * ldc + 16 * v));
+            // SAFETY: per the contract; the mask stops at `nc`.
+            unsafe {
+                let mut value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), b);
+                if relu {
+                    value = _mm512_max_ps(value, _mm512_setzero_ps());
+                }
+                _mm512_mask_storeu_ps(p, mask, value);
+            }
+        }
+    }
+}
+
 /// Reduction rows per pass over the row blocks: 64 rows of 64 floats (16 KB) stay in L1
 /// while every block of [`MR`] output rows uses them.
 const KC: usize = 64;
 
 /// `c (m rows at stride ldc, nc columns) = packed · rows` over `k` pointer rows, in passes of
-/// [`KC`] rows across all row blocks, so each row is fetched once into L1.
+/// [`KC`] rows across all row blocks, so each row is fetched once into L1; the epilogue
+/// (`bias` per row, ReLU) is applied as the last pass stores.
 ///
 /// # Safety
 /// As [`broadcast_kernel`], for every block: `packed` from [`pack`] with `m` rows and `k`
 /// columns, `rows` `k` pointers.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn blocked_product(m: usize, k: usize, packed: &[f32], rows: &[*const f32], c: *mut f32, ldc: usize, nc: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked_product(
+    m: usize,
+    k: usize,
+    packed: &[f32],
+    rows: &[*const f32],
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    epilogue: Option<Epilogue>,
+) {
     let mut k0 = 0;
     while k0 < k {
         let kc = KC.min(k - k0);
+        let last = k0 + kc == k;
         for block in 0..m.div_ceil(MR) {
             let a = packed[(block * k + k0) * MR..].as_ptr();
             let c = c.wrapping_add(block * MR * ldc);
+            let mr = MR.min(m - block * MR);
             // SAFETY: per the contract.
-            unsafe { broadcast_kernel(kc, a, rows[k0..].as_ptr(), c, ldc, nc, MR.min(m - block * MR), k0 > 0) };
+            unsafe { broadcast_kernel(kc, a, rows[k0..].as_ptr(), c, ldc, nc, mr, k0 > 0) };
+            if let Some(e) = epilogue.filter(|_| last) {
+                // SAFETY: per the contract; the bias holds a value per row.
+                unsafe { epilogue_tile(c, ldc, nc, mr, e.bias[block * MR..].as_ptr(), e.relu) };
+            }
         }
         k0 += kc;
     }
@@ -161,7 +205,17 @@ fn source(g: &ConvGeometry, p: usize, k: usize) -> Option<usize> {
 ///
 /// # Safety
 /// AVX-512F must be available (`simd::level()` is `V4`).
-pub unsafe fn forward(pool: &Pool, g: &ConvGeometry, a: &[f32], m: usize, x: &[f32], y: &mut [f32], batch: usize) {
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn forward(
+    pool: &Pool,
+    g: &ConvGeometry,
+    a: &[f32],
+    m: usize,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    epilogue: Option<Epilogue>,
+) {
     let (k, positions) = (g.col_rows(), g.out_plane());
     let n = positions * batch;
     assert!(a.len() >= m * k && x.len() >= g.in_size() * batch && y.len() >= m * n, "implicit forward: buffers");
@@ -197,7 +251,7 @@ pub unsafe fn forward(pool: &Pool, g: &ConvGeometry, a: &[f32], m: usize, x: &[f
                 let c = yp.ptr().wrapping_add(p * batch + b0);
                 // SAFETY: AVX-512F per the contract; the rows point into x, `c` at this part's
                 // own columns of y (items are disjoint columns).
-                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc) };
+                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc, epilogue) };
             }
         });
     });
@@ -208,7 +262,17 @@ pub unsafe fn forward(pool: &Pool, g: &ConvGeometry, a: &[f32], m: usize, x: &[f
 ///
 /// # Safety
 /// AVX-512F must be available.
-pub unsafe fn transposed(pool: &Pool, g: &ConvGeometry, a: &[f32], m: usize, e: &[f32], out: &mut [f32], batch: usize) {
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn transposed(
+    pool: &Pool,
+    g: &ConvGeometry,
+    a: &[f32],
+    m: usize,
+    e: &[f32],
+    out: &mut [f32],
+    batch: usize,
+    epilogue: Option<Epilogue>,
+) {
     let (kk, s, pad) = (g.kernel, g.stride, g.padding);
     let (k, channels) = (g.col_rows(), g.channels);
     let (ho, wo) = (g.out_height(), g.out_width());
@@ -254,7 +318,7 @@ pub unsafe fn transposed(pool: &Pool, g: &ConvGeometry, a: &[f32], m: usize, e: 
                 let c = op.ptr().wrapping_add(pixel * batch + b0);
                 // SAFETY: AVX-512F per the contract; rows point into e; `c` at this part's own
                 // pixels (items are disjoint pixels).
-                unsafe { blocked_product(channels, t.len() * m, &packed[class], &sc.rows, c, plane, nc) };
+                unsafe { blocked_product(channels, t.len() * m, &packed[class], &sc.rows, c, plane, nc, epilogue) };
             }
         });
     });

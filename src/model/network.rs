@@ -19,7 +19,7 @@
 //! loss is Σ_b −log (1/k) Σ_s w_s (Burda et al. 2015; kernels in `core::importance`).
 
 use super::config::{Arch, Layout, ModelConfig};
-use crate::core::activations::{activation_backward, bias_activation};
+use crate::core::activations::activation_backward;
 use crate::core::likelihood::gaussian_weighted_logvar_grad;
 use crate::core::{Pool, importance, kernels};
 use crate::nn::Layer;
@@ -187,8 +187,7 @@ impl Network {
         for (j, layer) in self.layout.encoder.iter().enumerate() {
             let (before, rest) = ws.enc_h.split_at_mut(j);
             let src = if j == 0 { &ws.x } else { &before[j - 1] };
-            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, b);
-            hidden_bias_activation(pool, c, layer, params, &mut rest[0], b);
+            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, b, Some(c.activation));
         }
         let last = ws.enc_h.last_mut().expect("one layer at least");
         if k > 0 && c.arch == Arch::Conv {
@@ -196,7 +195,7 @@ impl Network {
             last[f * b..(f + k) * b].copy_from_slice(&ws.y[..k * b]);
         }
         let head = &self.layout.head;
-        head.forward(pool, params, last, &mut ws.enc, &mut ws.col, b);
+        head.forward(pool, params, last, &mut ws.enc, &mut ws.col, b, None);
         kernels::bias_add(&mut ws.enc, &params[head.b.clone()], b);
     }
 
@@ -220,11 +219,10 @@ impl Network {
         for (j, layer) in self.layout.decoder.iter().enumerate() {
             let (before, rest) = ws.dec_h.split_at_mut(j);
             let src = if j == 0 { &ws.z } else { &before[j - 1] };
-            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, cols);
-            hidden_bias_activation(pool, &self.config, layer, params, &mut rest[0], cols);
+            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, cols, Some(self.config.activation));
         }
         let last = ws.dec_h.last().expect("one layer at least");
-        self.layout.output.forward(pool, params, last, &mut ws.out, &mut ws.col, cols);
+        self.layout.output.forward(pool, params, last, &mut ws.out, &mut ws.col, cols, None);
     }
 
     /// Decoder to the likelihood's mean: `ws.out` \[P, k·B\] in [0, 1]. Reads `ws.z`.
@@ -396,12 +394,6 @@ impl Network {
 enum Targets {
     Batch,
     Repeated,
-}
-
-/// A hidden layer's bias and activation after its product: per row for a linear layer, per
-/// channel (rows of `spatial · cols` values) for a convolution.
-fn hidden_bias_activation(pool: &Pool, c: &ModelConfig, layer: &Layer, params: &[f32], y: &mut [f32], cols: usize) {
-    bias_activation(pool, c.activation, y, &params[layer.b.clone()], layer.spatial() * cols);
 }
 
 /// `out[i] = Σ src[i·block .. (i+1)·block]`: per-row sums gathered per channel (a plain

@@ -23,10 +23,11 @@
 
 use crate::core::Mat;
 use crate::core::Pool;
-use crate::core::conv::{col2im_product, columns_product, columns_product_t};
+use crate::core::conv::{Epilogue, col2im_product, columns_product, columns_product_t};
 use crate::core::im2col::ConvGeometry;
 
-/// Conv2d forward: `y [C_out, Ho·Wo·B] = W · im2col_g(x)`. `scratch`: `core::conv::scratch_len`.
+/// Conv2d forward: `y [C_out, Ho·Wo·B] = W · im2col_g(x)`, then the epilogue (bias per
+/// channel, ReLU). `scratch`: `core::conv::scratch_len`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
     pool: &Pool,
@@ -37,8 +38,9 @@ pub fn conv2d_forward(
     y: &mut [f32],
     scratch: &mut [f32],
     batch: usize,
+    epilogue: Option<Epilogue>,
 ) {
-    columns_product(pool, g, Mat::new(w, out_channels, g.col_rows()), x, y, scratch, batch);
+    columns_product(pool, g, Mat::new(w, out_channels, g.col_rows()), x, y, scratch, batch, epilogue);
 }
 
 /// Conv2d backward: `dW = dy · im2col(x)ᵀ`, and `dx = col2im(Wᵀ · dy)` when `dx` is given.
@@ -57,11 +59,12 @@ pub fn conv2d_backward(
 ) {
     columns_product_t(pool, g, dy, out_channels, x, dw, scratch, batch);
     if let Some(dx) = dx {
-        col2im_product(pool, g, Mat::new(w, out_channels, g.col_rows()), dy, dx, scratch, batch);
+        col2im_product(pool, g, Mat::new(w, out_channels, g.col_rows()), dy, dx, scratch, batch, None);
     }
 }
 
-/// ConvTranspose2d forward: `y [C_out, H, W, B] = col2im_g(Wᵀ · x)` with `x` `[C_in, Ho·Wo·B]`.
+/// ConvTranspose2d forward: `y [C_out, H, W, B] = col2im_g(Wᵀ · x)` with `x` `[C_in, Ho·Wo·B]`,
+/// then the epilogue.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d_forward(
     pool: &Pool,
@@ -72,8 +75,9 @@ pub fn conv_transpose2d_forward(
     y: &mut [f32],
     scratch: &mut [f32],
     batch: usize,
+    epilogue: Option<Epilogue>,
 ) {
-    col2im_product(pool, g, Mat::new(w, in_channels, g.col_rows()), x, y, scratch, batch);
+    col2im_product(pool, g, Mat::new(w, in_channels, g.col_rows()), x, y, scratch, batch, epilogue);
 }
 
 /// ConvTranspose2d backward: `dW = x · im2col_g(dy)ᵀ`, and `dx = W · im2col_g(dy)` when
@@ -93,6 +97,6 @@ pub fn conv_transpose2d_backward(
 ) {
     columns_product_t(pool, g, x, in_channels, dy, dw, scratch, batch);
     if let Some(dx) = dx {
-        columns_product(pool, g, Mat::new(w, in_channels, g.col_rows()), dy, dx, scratch, batch);
+        columns_product(pool, g, Mat::new(w, in_channels, g.col_rows()), dy, dx, scratch, batch, None);
     }
 }

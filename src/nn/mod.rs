@@ -12,6 +12,8 @@ pub mod conv;
 pub mod linear;
 
 use crate::core::Pool;
+use crate::core::activations::{Activation, bias_activation};
+use crate::core::conv::Epilogue;
 use crate::core::im2col::ConvGeometry;
 use std::ops::Range;
 
@@ -115,18 +117,37 @@ impl Layer {
         }
     }
 
-    /// Forward product without the bias: `y [outputs, B] = W ⊛ x [inputs, B]`. `col` is
-    /// scratch of at least [`Layer::scratch_len`] floats.
-    pub fn forward(&self, pool: &Pool, params: &[f32], x: &[f32], y: &mut [f32], col: &mut [f32], batch: usize) {
+    /// Forward: `y [outputs, B] = W ⊛ x [inputs, B]`, then, with `act`, the bias and the
+    /// activation (`act(y + b)`, per output row or channel); without, the product alone (the
+    /// bias is left to a fused likelihood or head pass). A convolution's ReLU is applied as its
+    /// product stores, sparing a pass over the feature map. `col` is scratch of at least
+    /// [`Layer::scratch_len`] floats.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        pool: &Pool,
+        params: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        col: &mut [f32],
+        batch: usize,
+        act: Option<Activation>,
+    ) {
         let w = &params[self.w.clone()];
+        let bias = &params[self.b.clone()];
+        let fused = (act == Some(Activation::Relu)).then_some(Epilogue { bias, relu: true });
         match &self.kind {
             LayerKind::Linear { inputs, outputs } => linear::forward(pool, w, (*outputs, *inputs), x, y, batch),
             LayerKind::Conv2d { geometry, out_channels } => {
-                conv::conv2d_forward(pool, geometry, w, *out_channels, x, y, col, batch)
+                conv::conv2d_forward(pool, geometry, w, *out_channels, x, y, col, batch, fused)
             }
             LayerKind::ConvTranspose2d { geometry, in_channels } => {
-                conv::conv_transpose2d_forward(pool, geometry, w, *in_channels, x, y, col, batch)
+                conv::conv_transpose2d_forward(pool, geometry, w, *in_channels, x, y, col, batch, fused)
             }
+        }
+        let conv_fused = fused.is_some() && !matches!(self.kind, LayerKind::Linear { .. });
+        if let Some(act) = act.filter(|_| !conv_fused) {
+            bias_activation(pool, act, &mut y[..self.outputs() * batch], bias, self.spatial() * batch);
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::core::Rng;
+use crate::core::activations::Activation;
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut v = vec![0.0f32; n];
@@ -131,7 +132,7 @@ fn forward_matches_the_naive_loop() {
             params[layer.w.clone()].copy_from_slice(&w);
             let mut y = vec![f32::NAN; layer.outputs() * batch];
             let mut col = vec![0.0; layer.scratch_len(pool.threads())];
-            layer.forward(&pool, &params, &x, &mut y, &mut col, batch);
+            layer.forward(&pool, &params, &x, &mut y, &mut col, batch, None);
             let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
             let want = naive(&layer, &f64s(&w), &f64s(&x), batch);
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
@@ -192,4 +193,27 @@ fn a_linear_input_gradient_can_skip_trailing_inputs() {
     layer.backward(&pool, &params, &mut grads, &x, &dy, Some((&mut part[..6], 3)), &mut [], 2);
     assert_eq!(&part[..6], &full[..6]);
     assert!(part[6].is_nan());
+}
+
+#[test]
+fn the_activated_forward_is_relu_of_product_plus_bias_for_every_layer() {
+    // Convolutions fuse bias + ReLU into their product's store; linear layers add a pass.
+    // Either way: act(W ⊛ x + b), with the bias per output row (linear) or channel (conv).
+    for layer in layers() {
+        for threads in [1, 2] {
+            let pool = Pool::new(threads);
+            let batch = 5;
+            let params = random(layer.b.end, 11);
+            let x = random(layer.inputs() * batch, 12);
+            let mut col = vec![0.0; layer.scratch_len(pool.threads())];
+            let (mut plain, mut fused) = (vec![0.0; layer.outputs() * batch], vec![f32::NAN; layer.outputs() * batch]);
+            layer.forward(&pool, &params, &x, &mut plain, &mut col, batch, None);
+            layer.forward(&pool, &params, &x, &mut fused, &mut col, batch, Some(Activation::Relu));
+            let bias = &params[layer.b.clone()];
+            let per = layer.spatial() * batch;
+            for (i, (&p, &f)) in plain.iter().zip(&fused).enumerate() {
+                assert_eq!(f, (p + bias[i / per]).max(0.0), "{} [{i}], {threads} threads", layer.name);
+            }
+        }
+    }
 }
