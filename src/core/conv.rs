@@ -255,7 +255,6 @@ pub fn columns_product_t(
 /// `out = col2im_g(aᵀ · e)` with `a` `[M, K]` and `e` `[M, N]`, overwriting `out`
 /// (`[C, H, W, B]` of the geometry's input side).
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 pub fn col2im_product(
     pool: &Pool,
     g: &ConvGeometry,
