@@ -160,7 +160,6 @@ const KC: usize = 64;
 /// columns, `rows` `k` pointers.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn blocked_product(
     m: usize,
     k: usize,
