@@ -33,9 +33,9 @@ fn main() {
         println!("C={c} side={side} M={m}: K={k} N={n}");
         for (name, portable) in [("blocked ", true), ("implicit", false)] {
             PORTABLE.store(portable, Ordering::Relaxed);
-            let f = time(&mut || columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut y, &mut s, b, None));
+            let f = time(&mut || columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut y, &mut s, b, None, None));
             let w = time(&mut || columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut s, b));
-            let t = time(&mut || col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut dx, &mut s, b, None));
+            let t = time(&mut || col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut dx, &mut s, b, None, None));
             println!(
                 "  {name}  forward {f:6.3} ({:4.0} GF/s)  weight grad {w:6.3} ({:4.0})  col2im {t:6.3} ({:4.0})",
                 gflops(f),

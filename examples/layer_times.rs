@@ -35,6 +35,7 @@ fn main() {
                 &x,
                 &y,
                 if i > 0 { Some((&mut dx, l.inputs())) } else { None },
+                None,
                 &mut col,
                 b,
             );

@@ -48,6 +48,50 @@ impl Epilogue<'_> {
     }
 }
 
+/// A ReLU layer's backward fused into the product that computes its output gradient:
+/// the product's output `g` becomes `g · [h > 0]` (`h` the layer's output, same layout) and
+/// `db` receives its row sums, the layer's bias gradient.
+pub struct ReluGrad<'a> {
+    pub h: &'a [f32],
+    pub db: &'a mut [f32],
+}
+
+impl ReluGrad<'_> {
+    /// Applies it to a finished `[rows, cols]` product on the pool (the portable path).
+    fn apply(self, pool: &Pool, out: &mut [f32], cols: usize) {
+        let rows = self.db.len();
+        super::activations::activation_backward(
+            pool,
+            super::activations::Activation::Relu,
+            &mut out[..rows * cols],
+            self.h,
+            self.db,
+            cols,
+        );
+    }
+}
+
+/// Runs an implicit product with a fused ReLU backward: per-part row sums in the scratch
+/// (the implicit path needs no other), added in part order into `db`.
+#[cfg(target_arch = "x86_64")]
+fn with_mask(
+    pool: &Pool,
+    mask: Option<ReluGrad>,
+    rows: usize,
+    scratch: &mut [f32],
+    run: impl FnOnce(Option<super::implicit::Mask>),
+) {
+    let Some(ReluGrad { h, db }) = mask else { return run(None) };
+    let parts = pool.threads();
+    let sums = &mut scratch[..parts * rows];
+    sums.fill(0.0);
+    run(Some(super::implicit::Mask { h, sums: SyncMut::new(sums) }));
+    db.copy_from_slice(&sums[..rows]);
+    for p in 1..parts {
+        db.iter_mut().zip(&sums[p * rows..(p + 1) * rows]).for_each(|(a, b)| *a += b);
+    }
+}
+
 /// Floats of column-matrix block per thread: 256 KB, a quarter of a Zen 5 core's L2.
 pub const BLOCK: usize = 1 << 16;
 
@@ -144,9 +188,10 @@ fn implicit(a: Mat) -> bool {
 /// (`examples/conv_parts.rs`: 0.11 vs 0.39 ms for MNIST's first layer).
 const IMPLICIT_MIN_CHANNELS: usize = 8;
 
-/// The implicit weight gradient transposes a column block per position: for a first layer's
-/// few columns (K = 16 or 48) that costs more than it saves (0.36 vs 0.11 ms for MNIST's).
-const IMPLICIT_MIN_ROWS: usize = 128;
+/// The implicit weight gradient transposes a column block per position: for MNIST's first
+/// layer's 16 columns that costs more than it saves (0.27 vs 0.11 ms); from a colour image's
+/// 48 it wins (1.8 vs 2.5 ms at 64×64).
+const IMPLICIT_MIN_ROWS: usize = 32;
 
 /// Forces the portable products (for tests of both paths on one machine).
 pub static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -163,20 +208,28 @@ pub fn columns_product(
     scratch: &mut [f32],
     batch: usize,
     epilogue: Option<Epilogue>,
+    mask: Option<ReluGrad>,
 ) {
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
     assert_eq!(a.cols(), k, "columns_product: a must be [M, {k}]");
     assert!(x.len() >= g.in_size() * batch && y.len() >= m * n, "columns_product: buffers too small");
     assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product: scratch too small");
     assert!(epilogue.is_none_or(|e| e.bias.len() == m), "columns_product: a bias per output row");
+    assert!(mask.as_ref().is_none_or(|mk| mk.db.len() == m && mk.h.len() >= m * n), "columns_product: mask shape");
     #[cfg(target_arch = "x86_64")]
     if implicit(a) {
         // SAFETY: `implicit` checked for AVX-512.
-        return unsafe { super::implicit::forward(pool, g, a.data(), m, x, y, batch, epilogue) };
+        let run = |mk: Option<super::implicit::Mask>| unsafe {
+            super::implicit::forward(pool, g, a.data(), m, x, y, batch, epilogue, mk)
+        };
+        return with_mask(pool, mask, m, scratch, run);
     }
     blocked_columns_product(pool, g, a, x, y, scratch, batch);
     if let Some(e) = epilogue {
         e.apply(pool, &mut y[..m * n], n);
+    }
+    if let Some(mk) = mask {
+        mk.apply(pool, y, n);
     }
 }
 
@@ -264,21 +317,32 @@ pub fn col2im_product(
     scratch: &mut [f32],
     batch: usize,
     epilogue: Option<Epilogue>,
+    mask: Option<ReluGrad>,
 ) {
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
     assert_eq!(a.cols(), k, "col2im_product: a must be [M, {k}]");
     assert!(e.len() >= m * n && out.len() >= g.in_size() * batch, "col2im_product: buffers too small");
     assert!(scratch.len() >= scratch_len(pool.threads()), "col2im_product: scratch too small");
     assert!(epilogue.is_none_or(|e| e.bias.len() == g.channels), "col2im_product: a bias per channel");
+    let plane = g.height * g.width * batch;
+    assert!(
+        mask.as_ref().is_none_or(|mk| mk.db.len() == g.channels && mk.h.len() >= g.channels * plane),
+        "col2im_product: mask shape"
+    );
     #[cfg(target_arch = "x86_64")]
     if implicit(a) && g.channels >= IMPLICIT_MIN_CHANNELS {
         // SAFETY: `implicit` checked for AVX-512.
-        return unsafe { super::implicit::transposed(pool, g, a.data(), m, e, out, batch, epilogue) };
+        let run = |mk: Option<super::implicit::Mask>| unsafe {
+            super::implicit::transposed(pool, g, a.data(), m, e, out, batch, epilogue, mk)
+        };
+        return with_mask(pool, mask, g.channels, scratch, run);
     }
     blocked_col2im_product(pool, g, a, e, out, scratch, batch);
     if let Some(ep) = epilogue {
-        let plane = g.height * g.width * batch;
         ep.apply(pool, &mut out[..g.channels * plane], plane);
+    }
+    if let Some(mk) = mask {
+        mk.apply(pool, out, plane);
     }
 }
 
@@ -408,7 +472,7 @@ mod tests {
                 let mut want = vec![0.0; m * n];
                 matmul::matmul(&pool, &mut want, Mat::new(&a, m, k), Mat::new(&col, k, n), false);
                 let mut got = vec![f32::NAN; m * n];
-                columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut got, &mut scratch, batch, None);
+                columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut got, &mut scratch, batch, None, None);
                 close(&got, &want, &format!("columns_product {what}"));
 
                 let mut want = vec![0.0; m * k];
@@ -422,7 +486,7 @@ mod tests {
                 let mut want = vec![0.0; x.len()];
                 col2im(&pool, &g, &dcol, &mut want, batch);
                 let mut got = vec![f32::NAN; x.len()];
-                col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut got, &mut scratch, batch, None);
+                col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut got, &mut scratch, batch, None, None);
                 close(&got, &want, &format!("col2im_product {what}"));
             }
         }
@@ -439,7 +503,7 @@ mod tests {
         let run = || {
             let mut scratch = vec![0.0; scratch_len(2)];
             let mut out = vec![0.0; x.len()];
-            col2im_product(&pool, &g, Mat::new(&a, m, g.col_rows()), &e, &mut out, &mut scratch, batch, None);
+            col2im_product(&pool, &g, Mat::new(&a, m, g.col_rows()), &e, &mut out, &mut scratch, batch, None, None);
             let mut d = vec![0.0; m * g.col_rows()];
             columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut scratch, batch);
             (out, d)

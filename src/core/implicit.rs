@@ -40,9 +40,8 @@ thread_local! {
 #[derive(Default)]
 struct Scratch {
     rows: Vec<*const f32>,
-    /// The weight gradient's transposed column block and packed rows of `e`.
+    /// The weight gradient's transposed column block.
     t: Vec<f32>,
-    a: Vec<f32>,
 }
 
 /// `A` packed in blocks of [`MR`] rows: `packed[(block · k + j) · MR + i] = at(block · MR + i, j)`,
@@ -67,19 +66,61 @@ fn lane_mask(nc: usize, v: usize) -> __mmask16 {
     ((1u32 << lanes) - 1) as __mmask16
 }
 
-/// `c[i, 0..nc] (+)= Σ_j a[j·MR + i] · rows[j][0..nc]` for `i < mr`, `nc ≤ 64`, skipping
+/// A ReLU backward fused into a product that computes a layer's output gradient: `h` is the
+/// layer's output (the product's output layout) and `sums` `[threads, rows]` receives each
+/// part's row sums (the layer's bias gradient), zeroed by the caller.
+#[derive(Clone, Copy)]
+pub struct Mask<'a> {
+    pub h: &'a [f32],
+    pub sums: SyncMut<f32>,
+}
+
+/// Where the kernel finds `A[i, j]` (row i of its block, reduction index j).
+trait Coefficients: Copy {
+    /// # Safety
+    /// `(j, i)` within the block the value was made for.
+    unsafe fn at(self, j: usize, i: usize) -> f32;
+}
+
+/// Packed by [`pack`]: `a[j·MR + i]`.
+#[derive(Clone, Copy)]
+struct Packed(*const f32);
+
+impl Coefficients for Packed {
+    #[inline(always)]
+    unsafe fn at(self, j: usize, i: usize) -> f32 {
+        // SAFETY: per the trait.
+        unsafe { *self.0.add(j * MR + i) }
+    }
+}
+
+/// Rows in place: `rows[i][j]` (a weight gradient's `e`, whose rows are contiguous along the
+/// reduction, so no packing is needed).
+#[derive(Clone, Copy)]
+struct InPlace([*const f32; MR]);
+
+impl Coefficients for InPlace {
+    #[inline(always)]
+    unsafe fn at(self, j: usize, i: usize) -> f32 {
+        // SAFETY: per the trait.
+        unsafe { *self.0[i].add(j) }
+    }
+}
+
+/// `c[i, 0..nc] (+)= Σ_j A[i, j] · rows[j][0..nc]` for `i < mr`, `nc ≤ 64`, skipping
 /// null rows (zeros); `c`'s rows are `ldc` apart; `accumulate` adds to what `c` holds.
 /// (Nothing else belongs here: an epilogue in this function made LLVM spill the 24
 /// accumulators and halved its speed; see [`epilogue_tile`].)
 ///
 /// # Safety
-/// AVX-512F must be available; `a` holds `kc·MR` floats, `rows` `kc` pointers each null or
-/// valid for `nc` reads, and `c` is valid for `mr` rows of `nc` writes at stride `ldc`.
+/// AVX-512F must be available; `a` holds the block's `MR × kc` values, `rows` `kc` pointers
+/// each null or valid for `nc` reads, and `c` is valid for `mr` rows of `nc` writes at
+/// stride `ldc`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn broadcast_kernel(
     kc: usize,
-    a: *const f32,
+    a: impl Coefficients,
     rows: *const *const f32,
     c: *mut f32,
     ldc: usize,
@@ -102,9 +143,8 @@ unsafe fn broadcast_kernel(
                 _mm512_maskz_loadu_ps(masks[2], r.wrapping_add(32)),
                 _mm512_maskz_loadu_ps(masks[3], r.wrapping_add(48)),
             ];
-            let aj = a.add(j * MR);
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*aj.add(i));
+                let ai = _mm512_set1_ps(a.at(j, i));
                 for v in 0..4 {
                     row[v] = _mm512_fmadd_ps(ai, b[v], row[v]);
                 }
@@ -120,6 +160,32 @@ unsafe fn broadcast_kernel(
                 _mm512_mask_storeu_ps(p, masks[v], value);
             }
         }
+    }
+}
+
+/// A ReLU layer's backward on a block of its output gradient that the kernel just stored:
+/// `c[i, ·] ← c[i, ·] · [h[i, ·] > 0]` (h the layer's output, at the same offsets with the same
+/// row stride), adding each row's sum (the layer's bias gradient) to `sums[i]`.
+///
+/// # Safety
+/// AVX-512F; `c` and `h` valid for `mr` rows of `nc` at stride `ldc`, `sums` for `mr` values.
+#[target_feature(enable = "avx512f")]
+unsafe fn mask_tile(c: *mut f32, h: *const f32, ldc: usize, nc: usize, mr: usize, sums: *mut f32) {
+    for i in 0..mr {
+        let mut acc = _mm512_setzero_ps();
+        for v in 0..nc.div_ceil(16) {
+            let (mask, off) = (lane_mask(nc, v), i * ldc + 16 * v);
+            // SAFETY: per the contract; the mask stops at `nc`.
+            unsafe {
+                let hv = _mm512_maskz_loadu_ps(mask, h.wrapping_add(off));
+                let keep = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(mask, hv, _mm512_setzero_ps());
+                let value = _mm512_maskz_loadu_ps(keep, c.wrapping_add(off));
+                _mm512_mask_storeu_ps(c.wrapping_add(off), mask, value);
+                acc = _mm512_add_ps(acc, value);
+            }
+        }
+        // SAFETY: per the contract.
+        unsafe { *sums.add(i) += _mm512_reduce_add_ps(acc) };
     }
 }
 
@@ -153,7 +219,8 @@ const KC: usize = 64;
 
 /// `c (m rows at stride ldc, nc columns) = packed · rows` over `k` pointer rows, in passes of
 /// [`KC`] rows across all row blocks, so each row is fetched once into L1; the epilogue
-/// (`bias` per row, ReLU) is applied as the last pass stores.
+/// (`bias` per row, ReLU) is applied as the last pass stores, and so is `mask` = (h at `c`'s
+/// offset, this part's row sums): the ReLU backward of the layer whose output h is.
 ///
 /// # Safety
 /// As [`broadcast_kernel`], for every block: `packed` from [`pack`] with `m` rows and `k`
@@ -169,13 +236,14 @@ unsafe fn blocked_product(
     ldc: usize,
     nc: usize,
     epilogue: Option<Epilogue>,
+    mask: Option<(*const f32, *mut f32)>,
 ) {
     let mut k0 = 0;
     while k0 < k {
         let kc = KC.min(k - k0);
         let last = k0 + kc == k;
         for block in 0..m.div_ceil(MR) {
-            let a = packed[(block * k + k0) * MR..].as_ptr();
+            let a = Packed(packed[(block * k + k0) * MR..].as_ptr());
             let c = c.wrapping_add(block * MR * ldc);
             let mr = MR.min(m - block * MR);
             // SAFETY: per the contract.
@@ -183,6 +251,10 @@ unsafe fn blocked_product(
             if let Some(e) = epilogue.filter(|_| last) {
                 // SAFETY: per the contract; the bias holds a value per row.
                 unsafe { epilogue_tile(c, ldc, nc, mr, e.bias[block * MR..].as_ptr(), e.relu) };
+            }
+            if let Some((h, sums)) = mask.filter(|_| last) {
+                // SAFETY: per the contract: `h` matches `c`'s layout, `sums` holds a value per row.
+                unsafe { mask_tile(c, h.wrapping_add(block * MR * ldc), ldc, nc, mr, sums.wrapping_add(block * MR)) };
             }
         }
         k0 += kc;
@@ -214,6 +286,7 @@ pub unsafe fn forward(
     y: &mut [f32],
     batch: usize,
     epilogue: Option<Epilogue>,
+    mask: Option<Mask>,
 ) {
     let (k, positions) = (g.col_rows(), g.out_plane());
     let n = positions * batch;
@@ -248,9 +321,10 @@ pub unsafe fn forward(
                     }
                 }
                 let c = yp.ptr().wrapping_add(p * batch + b0);
+                let mk = mask.map(|mk| (mk.h[p * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * m)));
                 // SAFETY: AVX-512F per the contract; the rows point into x, `c` at this part's
-                // own columns of y (items are disjoint columns).
-                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc, epilogue) };
+                // own columns of y (items are disjoint columns), its row sums its own.
+                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc, epilogue, mk) };
             }
         });
     });
@@ -271,6 +345,7 @@ pub unsafe fn transposed(
     out: &mut [f32],
     batch: usize,
     epilogue: Option<Epilogue>,
+    mask: Option<Mask>,
 ) {
     let (kk, s, pad) = (g.kernel, g.stride, g.padding);
     let (k, channels) = (g.col_rows(), g.channels);
@@ -315,9 +390,11 @@ pub unsafe fn transposed(
                     }
                 }
                 let c = op.ptr().wrapping_add(pixel * batch + b0);
+                let mk =
+                    mask.map(|mk| (mk.h[pixel * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * channels)));
                 // SAFETY: AVX-512F per the contract; rows point into e; `c` at this part's own
-                // pixels (items are disjoint pixels).
-                unsafe { blocked_product(channels, t.len() * m, &packed[class], &sc.rows, c, plane, nc, epilogue) };
+                // pixels (items are disjoint pixels), its row sums its own.
+                unsafe { blocked_product(channels, t.len() * m, &packed[class], &sc.rows, c, plane, nc, epilogue, mk) };
             }
         });
     });
@@ -408,9 +485,8 @@ pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
             unsafe { std::slice::from_raw_parts_mut(out, m * k).fill(0.0) };
         }
         SCRATCH.with_borrow_mut(|s| {
-            let Scratch { rows, t, a } = s;
+            let Scratch { rows, t } = s;
             t.resize(RB * stride, 0.0);
-            a.resize(blocks * RB * MR, 0.0);
             let mut src: Vec<*const f32> = vec![std::ptr::null(); k];
             let mut first = true;
             for p in mine.clone() {
@@ -434,19 +510,6 @@ pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                     }
                     // SAFETY: AVX-512F per the contract; every non-null row holds rb floats.
                     unsafe { transpose_rows(&src, rb, t, stride) };
-                    // e's rows of this block, packed for the kernel: a[(blk·RB + r)·MR + i].
-                    for blk in 0..blocks {
-                        let packed = &mut a[blk * RB * MR..(blk * RB + rb) * MR];
-                        for i in 0..MR.min(m - blk * MR) {
-                            let row = &e[(blk * MR + i) * n + p * batch + b0..][..rb];
-                            for (r, &v) in row.iter().enumerate() {
-                                packed[r * MR + i] = v;
-                            }
-                        }
-                        for i in MR.min(m - blk * MR)..MR {
-                            (0..rb).for_each(|r| packed[r * MR + i] = 0.0);
-                        }
-                    }
                     let mut k0 = 0;
                     while k0 < k {
                         let nc = NR.min(k - k0);
@@ -454,19 +517,15 @@ pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                         rows.extend((0..rb).map(|r| t[r * stride + k0..].as_ptr()));
                         for blk in 0..blocks {
                             let c = out.wrapping_add(blk * MR * k + k0);
-                            // SAFETY: AVX-512F; rows point into t; `c` into this part's own gradient.
-                            unsafe {
-                                broadcast_kernel(
-                                    rb,
-                                    a[blk * RB * MR..].as_ptr(),
-                                    rows.as_ptr(),
-                                    c,
-                                    k,
-                                    nc,
-                                    MR.min(m - blk * MR),
-                                    !first,
-                                )
-                            };
+                            let mr = MR.min(m - blk * MR);
+                            // e's rows of the block, read in place along the batch (rows past m
+                            // repeat the first; they are computed and not stored).
+                            let e_rows = InPlace(std::array::from_fn(|i| {
+                                e[(blk * MR + i.min(mr - 1)) * n + p * batch + b0..].as_ptr()
+                            }));
+                            // SAFETY: AVX-512F; rows point into t, e_rows into e (rb values each);
+                            // `c` into this part's own gradient.
+                            unsafe { broadcast_kernel(rb, e_rows, rows.as_ptr(), c, k, nc, mr, !first) };
                         }
                         k0 += nc;
                     }

@@ -63,6 +63,8 @@ pub struct Workspace {
     /// Gaussian likelihood's log-variance per row and its gradient.
     bias_rows: Vec<f32>,
     db_rows: Vec<f32>,
+    /// A fused ReLU backward's bias gradient (the largest layer's channels).
+    db_below: Vec<f32>,
     logvar_rows: Vec<f32>,
     dlogvar_rows: Vec<f32>,
     /// The convolutions' per-thread column blocks.
@@ -116,6 +118,7 @@ impl Workspace {
             weights: d(1),
             bias_rows: vec![0.0; p],
             db_rows: vec![0.0; p],
+            db_below: vec![0.0; layout.encoder.iter().chain(&layout.decoder).map(Layer::bias_len).max().unwrap_or(0)],
             logvar_rows: vec![0.0; p],
             dlogvar_rows: vec![0.0; p],
             col: vec![0.0; col_len],
@@ -369,11 +372,18 @@ impl Network {
         }
         let last = ws.dec_h.last().expect("one layer at least");
         let rows = last.len() / cols;
-        out.backward(pool, params, grads, last, &ws.out, Some((&mut ws.dh[0], rows)), &mut ws.col, cols);
+        let below_layer = lay.decoder.last().expect("one layer at least");
+        let below = fusable(c, below_layer).then_some((&last[..], &mut ws.db_below[..below_layer.bias_len()]));
+        let dh = Some((&mut ws.dh[0][..], rows));
+        let done = out.backward(pool, params, grads, last, &ws.out, dh, below, &mut ws.col, cols);
+        if done {
+            grads[below_layer.b.clone()].copy_from_slice(&ws.db_below[..below_layer.bias_len()]);
+        }
         // Decoder layers; the first one's input is z (labels need no gradient, so only the
         // latent rows of dz are computed).
         let dz = Some((&mut ws.dz[..], c.latent_dim));
-        stack_backward(pool, c, params, grads, &lay.decoder, &ws.dec_h, &ws.z, &mut ws.dh, dz, &mut ws.col, cols);
+        let stack = Stack { layers: &lay.decoder, outputs: &ws.dec_h, input: &ws.z };
+        stack_backward(pool, c, params, grads, stack, &mut ws.dh, dz, done, &mut ws.db_below, &mut ws.col, cols);
     }
 
     /// Encoder head and encoder stack, from ∂loss/∂enc in `ws.denc` (and the head's bias
@@ -383,9 +393,10 @@ impl Network {
         let last = ws.enc_h.last().expect("one layer at least");
         // The head's input gradient for the features only (a conv cvae's label rows need none).
         let rows = lay.encoder.last().expect("one layer at least").outputs();
-        lay.head.backward(pool, params, grads, last, &ws.denc, Some((&mut ws.dh[0], rows)), &mut ws.col, b);
+        lay.head.backward(pool, params, grads, last, &ws.denc, Some((&mut ws.dh[0], rows)), None, &mut ws.col, b);
         // Encoder layers (x needs no gradient).
-        stack_backward(pool, c, params, grads, &lay.encoder, &ws.enc_h, &ws.x, &mut ws.dh, None, &mut ws.col, b);
+        let stack = Stack { layers: &lay.encoder, outputs: &ws.enc_h, input: &ws.x };
+        stack_backward(pool, c, params, grads, stack, &mut ws.dh, None, false, &mut ws.db_below, &mut ws.col, b);
     }
 }
 
@@ -408,37 +419,67 @@ fn sum_blocks(src: &[f32], block: usize, out: &mut [f32]) {
     }
 }
 
-/// Backward through a stack of `act(layer(x) + b)` layers, last to first. On entry `dh[0]`
-/// holds ∂loss/∂(last layer's output); `outputs[j]` is layer j's output and `input` the
-/// stack's input. Writes every weight and bias gradient, and, when `dx = Some((buf, rows))`,
-/// the gradient of the input's first `rows` rows into `buf`. `dh[1]` is scratch.
+/// Whether the ReLU backward of `layer`'s output can be fused into the product that computes
+/// its gradient (a convolution's per-channel bias and ReLU).
+fn fusable(c: &ModelConfig, layer: &Layer) -> bool {
+    c.activation == crate::core::activations::Activation::Relu
+        && !matches!(layer.kind, crate::nn::LayerKind::Linear { .. })
+}
+
+/// A stack of `act(layer(x) + b)` layers: the layers, each one's output, the stack's input.
+struct Stack<'a> {
+    layers: &'a [Layer],
+    outputs: &'a [Vec<f32>],
+    input: &'a [f32],
+}
+
+/// Backward through a stack, last layer to first. On entry `dh[0]` holds ∂loss/∂(last
+/// layer's output) — with its activation's backward already applied when `done` (fused into
+/// the product above). Writes every weight and bias gradient, and, when
+/// `dx = Some((buf, rows))`, the gradient of the input's first `rows` rows into `buf`.
+/// `dh[1]` and `db` are scratch.
 #[allow(clippy::too_many_arguments)]
 fn stack_backward(
     pool: &Pool,
     c: &ModelConfig,
     params: &[f32],
     grads: &mut [f32],
-    layers: &[Layer],
-    outputs: &[Vec<f32>],
-    input: &[f32],
+    stack: Stack,
     dh: &mut [Vec<f32>; 2],
     mut dx: Option<(&mut [f32], usize)>,
+    mut done: bool,
+    db: &mut [f32],
     col: &mut [f32],
     b: usize,
 ) {
+    let Stack { layers, outputs, input } = stack;
     let [d0, d1] = dh;
     let (mut cur, mut next) = (d0, d1);
     for j in (0..layers.len()).rev() {
         let layer = &layers[j];
-        let cols = layer.spatial() * b;
-        let db = &mut grads[layer.b.clone()];
-        activation_backward(pool, c.activation, &mut cur[..layer.outputs() * b], &outputs[j], db, cols);
+        if !done {
+            let cols = layer.spatial() * b;
+            activation_backward(
+                pool,
+                c.activation,
+                &mut cur[..layer.outputs() * b],
+                &outputs[j],
+                &mut grads[layer.b.clone()],
+                cols,
+            );
+        }
         if j > 0 {
-            let below = Some((&mut next[..], layers[j - 1].outputs()));
-            layer.backward(pool, params, grads, &outputs[j - 1], cur, below, col, b);
+            let under = &layers[j - 1];
+            let below = fusable(c, under).then_some((&outputs[j - 1][..], &mut db[..under.bias_len()]));
+            let rows = under.outputs();
+            done =
+                layer.backward(pool, params, grads, &outputs[j - 1], cur, Some((&mut next[..], rows)), below, col, b);
+            if done {
+                grads[under.b.clone()].copy_from_slice(&db[..under.bias_len()]);
+            }
             std::mem::swap(&mut cur, &mut next);
         } else {
-            layer.backward(pool, params, grads, input, cur, dx.take(), col, b);
+            layer.backward(pool, params, grads, input, cur, dx.take(), None, col, b);
         }
     }
 }

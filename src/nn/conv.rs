@@ -23,7 +23,7 @@
 
 use crate::core::Mat;
 use crate::core::Pool;
-use crate::core::conv::{Epilogue, col2im_product, columns_product, columns_product_t};
+use crate::core::conv::{Epilogue, ReluGrad, col2im_product, columns_product, columns_product_t};
 use crate::core::im2col::ConvGeometry;
 
 /// Conv2d forward: `y [C_out, Ho·Wo·B] = W · im2col_g(x)`, then the epilogue (bias per
@@ -40,10 +40,11 @@ pub fn conv2d_forward(
     batch: usize,
     epilogue: Option<Epilogue>,
 ) {
-    columns_product(pool, g, Mat::new(w, out_channels, g.col_rows()), x, y, scratch, batch, epilogue);
+    columns_product(pool, g, Mat::new(w, out_channels, g.col_rows()), x, y, scratch, batch, epilogue, None);
 }
 
-/// Conv2d backward: `dW = dy · im2col(x)ᵀ`, and `dx = col2im(Wᵀ · dy)` when `dx` is given.
+/// Conv2d backward: `dW = dy · im2col(x)ᵀ`, and `dx = col2im(Wᵀ · dy)` when `dx` is given,
+/// with `relu` the backward of the ReLU that produced x applied to it.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(
     pool: &Pool,
@@ -54,12 +55,13 @@ pub fn conv2d_backward(
     x: &[f32],
     dy: &[f32],
     dx: Option<&mut [f32]>,
+    relu: Option<ReluGrad>,
     scratch: &mut [f32],
     batch: usize,
 ) {
     columns_product_t(pool, g, dy, out_channels, x, dw, scratch, batch);
     if let Some(dx) = dx {
-        col2im_product(pool, g, Mat::new(w, out_channels, g.col_rows()), dy, dx, scratch, batch, None);
+        col2im_product(pool, g, Mat::new(w, out_channels, g.col_rows()), dy, dx, scratch, batch, None, relu);
     }
 }
 
@@ -77,11 +79,11 @@ pub fn conv_transpose2d_forward(
     batch: usize,
     epilogue: Option<Epilogue>,
 ) {
-    col2im_product(pool, g, Mat::new(w, in_channels, g.col_rows()), x, y, scratch, batch, epilogue);
+    col2im_product(pool, g, Mat::new(w, in_channels, g.col_rows()), x, y, scratch, batch, epilogue, None);
 }
 
 /// ConvTranspose2d backward: `dW = x · im2col_g(dy)ᵀ`, and `dx = W · im2col_g(dy)` when
-/// `dx` is given.
+/// `dx` is given, with `relu` the backward of the ReLU that produced x applied to it.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d_backward(
     pool: &Pool,
@@ -92,11 +94,12 @@ pub fn conv_transpose2d_backward(
     x: &[f32],
     dy: &[f32],
     dx: Option<&mut [f32]>,
+    relu: Option<ReluGrad>,
     scratch: &mut [f32],
     batch: usize,
 ) {
     columns_product_t(pool, g, x, in_channels, dy, dw, scratch, batch);
     if let Some(dx) = dx {
-        columns_product(pool, g, Mat::new(w, in_channels, g.col_rows()), dy, dx, scratch, batch, None);
+        columns_product(pool, g, Mat::new(w, in_channels, g.col_rows()), dy, dx, scratch, batch, None, relu);
     }
 }

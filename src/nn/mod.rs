@@ -13,7 +13,7 @@ pub mod linear;
 
 use crate::core::Pool;
 use crate::core::activations::{Activation, bias_activation};
-use crate::core::conv::Epilogue;
+use crate::core::conv::{Epilogue, ReluGrad};
 use crate::core::im2col::ConvGeometry;
 use std::ops::Range;
 
@@ -154,7 +154,9 @@ impl Layer {
     /// Backward product: the weight gradient into `grads[self.w]` from the layer's input
     /// `x` and output gradient `dy` (the bias gradient is the fused pass's), and, when
     /// `dx = Some((buf, rows))`, the gradient of the input's first `rows` features (all of
-    /// them for a convolution).
+    /// them for a convolution). `below = Some((h, db))` asks for the ReLU backward of the
+    /// layer below (whose output, x, is `h`; its bias gradient into `db`) to be applied to
+    /// `dx` as it is computed; the return value says whether it was (convolutions only).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -164,10 +166,13 @@ impl Layer {
         x: &[f32],
         dy: &[f32],
         dx: Option<(&mut [f32], usize)>,
+        below: Option<(&[f32], &mut [f32])>,
         col: &mut [f32],
         batch: usize,
-    ) {
+    ) -> bool {
         let (w, dw) = (&params[self.w.clone()], &mut grads[self.w.clone()]);
+        let fused = below.is_some() && dx.is_some() && !matches!(self.kind, LayerKind::Linear { .. });
+        let relu = below.filter(|_| fused).map(|(h, db)| ReluGrad { h, db });
         match &self.kind {
             LayerKind::Linear { inputs, outputs } => {
                 linear::weight_grad(pool, dw, (*outputs, *inputs), dy, x, batch);
@@ -177,13 +182,14 @@ impl Layer {
             }
             LayerKind::Conv2d { geometry, out_channels } => {
                 let dx = dx.map(|(buf, _)| buf);
-                conv::conv2d_backward(pool, geometry, w, dw, *out_channels, x, dy, dx, col, batch);
+                conv::conv2d_backward(pool, geometry, w, dw, *out_channels, x, dy, dx, relu, col, batch);
             }
             LayerKind::ConvTranspose2d { geometry, in_channels } => {
                 let dx = dx.map(|(buf, _)| buf);
-                conv::conv_transpose2d_backward(pool, geometry, w, dw, *in_channels, x, dy, dx, col, batch);
+                conv::conv_transpose2d_backward(pool, geometry, w, dw, *in_channels, x, dy, dx, relu, col, batch);
             }
         }
+        fused
     }
 }
 

@@ -160,7 +160,7 @@ fn gradients_match_finite_differences_of_the_naive_loop() {
         let mut dx = vec![f32::NAN; x.len()];
         let mut col = vec![0.0; layer.scratch_len(pool.threads())];
         let rows = layer.inputs();
-        layer.backward(&pool, &params, &mut grads, &xf, &rf, Some((&mut dx, rows)), &mut col, batch);
+        layer.backward(&pool, &params, &mut grads, &xf, &rf, Some((&mut dx, rows)), None, &mut col, batch);
         let h = 1e-5;
         let close = |got: f32, fd: f64, what: String| {
             assert!((got as f64 - fd).abs() < 1e-4 * (1.0 + fd.abs()), "{}: {what}: {got} vs {fd}", layer.name);
@@ -189,8 +189,8 @@ fn a_linear_input_gradient_can_skip_trailing_inputs() {
     let params = random(b.len, 6);
     let (x, dy) = (random(4 * 2, 7), random(3 * 2, 8));
     let (mut grads, mut full, mut part) = (vec![0.0; b.len], vec![0.0; 8], vec![f32::NAN; 8]);
-    layer.backward(&pool, &params, &mut grads, &x, &dy, Some((&mut full, 4)), &mut [], 2);
-    layer.backward(&pool, &params, &mut grads, &x, &dy, Some((&mut part[..6], 3)), &mut [], 2);
+    layer.backward(&pool, &params, &mut grads, &x, &dy, Some((&mut full, 4)), None, &mut [], 2);
+    layer.backward(&pool, &params, &mut grads, &x, &dy, Some((&mut part[..6], 3)), None, &mut [], 2);
     assert_eq!(&part[..6], &full[..6]);
     assert!(part[6].is_nan());
 }
@@ -213,6 +213,70 @@ fn the_activated_forward_is_relu_of_product_plus_bias_for_every_layer() {
             let per = layer.spatial() * batch;
             for (i, (&p, &f)) in plain.iter().zip(&fused).enumerate() {
                 assert_eq!(f, (p + bias[i / per]).max(0.0), "{} [{i}], {threads} threads", layer.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fused_relu_backward_equals_the_separate_pass() {
+    // The layer below is a ReLU whose output is x: its backward (dx · [x > 0], and the row
+    // sums per channel as its bias gradient) folded into the product equals the plain
+    // product followed by the activation backward.
+    for layer in layers().into_iter().filter(|l| !matches!(l.kind, LayerKind::Linear { .. })) {
+        let (channels, spatial) = match &layer.kind {
+            LayerKind::Conv2d { geometry, .. } => (geometry.channels, geometry.height * geometry.width),
+            LayerKind::ConvTranspose2d { geometry, in_channels } => (*in_channels, geometry.out_plane()),
+            LayerKind::Linear { .. } => unreachable!(),
+        };
+        for threads in [1, 2] {
+            let pool = Pool::new(threads);
+            let batch = 6;
+            let params = random(layer.b.end, 21);
+            // x as a ReLU's output: about half of it exactly 0.
+            let x: Vec<f32> = random(layer.inputs() * batch, 22).iter().map(|v| v.max(0.0)).collect();
+            let dy = random(layer.outputs() * batch, 23);
+            let mut col = vec![0.0; layer.scratch_len(pool.threads())];
+            let (mut grads, mut plain, mut fused) =
+                (vec![0.0; layer.b.end], vec![0.0; x.len()], vec![f32::NAN; x.len()]);
+            let mut db_plain = vec![0.0; channels];
+            assert!(!layer.backward(
+                &pool,
+                &params,
+                &mut grads,
+                &x,
+                &dy,
+                Some((&mut plain, x.len())),
+                None,
+                &mut col,
+                batch
+            ));
+            crate::core::activations::activation_backward(
+                &pool,
+                Activation::Relu,
+                &mut plain,
+                &x,
+                &mut db_plain,
+                spatial * batch,
+            );
+            let mut db_fused = vec![f32::NAN; channels];
+            let done = layer.backward(
+                &pool,
+                &params,
+                &mut grads,
+                &x,
+                &dy,
+                Some((&mut fused, x.len())),
+                Some((&x, &mut db_fused)),
+                &mut col,
+                batch,
+            );
+            assert!(done, "{}: convolutions fuse", layer.name);
+            for (i, (a, b)) in fused.iter().zip(&plain).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{} dx[{i}]: {a} vs {b}", layer.name);
+            }
+            for (i, (a, b)) in db_fused.iter().zip(&db_plain).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{} db[{i}]: {a} vs {b}", layer.name);
             }
         }
     }
