@@ -188,10 +188,10 @@ fn implicit(a: Mat) -> bool {
 /// (`examples/conv_parts.rs`: 0.11 vs 0.39 ms for MNIST's first layer).
 const IMPLICIT_MIN_CHANNELS: usize = 8;
 
-/// The implicit weight gradient transposes a column block per position: for MNIST's first
-/// layer's 16 columns that costs more than it saves (0.27 vs 0.11 ms); from a colour image's
-/// 48 it wins (1.8 vs 2.5 ms at 64×64).
-const IMPLICIT_MIN_ROWS: usize = 32;
+/// The implicit weight gradient's kernel runs 64 of `e`'s rows at a time: with fewer (a
+/// first layer's 32 output channels) half its lanes idle and the blocked path is faster
+/// (2.4 vs 2.3 ms at 64×64 colour, 0.11 vs 0.27 ms on MNIST).
+const IMPLICIT_MIN_E_ROWS: usize = 64;
 
 /// Forces the portable products (for tests of both paths on one machine).
 pub static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -278,7 +278,7 @@ pub fn columns_product_t(
     assert!(e.len() >= m * n && d.len() >= m * k && x.len() >= g.in_size() * batch, "columns_product_t: buffers");
     assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product_t: scratch too small");
     #[cfg(target_arch = "x86_64")]
-    if implicit(Mat::new(e, m, n)) && k >= IMPLICIT_MIN_ROWS {
+    if implicit(Mat::new(e, m, n)) && m >= IMPLICIT_MIN_E_ROWS {
         // SAFETY: `implicit` checked for AVX-512.
         return unsafe { super::implicit::weight_grad(pool, g, e, m, x, d, batch) };
     }
@@ -439,9 +439,13 @@ mod tests {
         vec![g(1, 8, 6), g(3, 6, 6), g(6, 14, 14), g(13, 10, 4), g(64, 16, 16), odd]
     }
 
+    /// Equal up to rounding: summing thousands of terms in another order moves a result by a
+    /// few ulps of the terms' scale, which for a value that cancels to near 0 is more than
+    /// its own ulps, so the tolerance also scales with the largest value of the output.
     fn close(a: &[f32], b: &[f32], what: &str) {
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{what}[{i}]: {x} vs {y}");
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()) + 1e-5 * scale, "{what}[{i}]: {x} vs {y}");
         }
     }
 
@@ -458,9 +462,9 @@ mod tests {
 
     fn all_products_match() {
         for g in geometries() {
-            for (threads, batch) in [(1, 3), (2, 3), (2, 33), (3, 7), (2, 130)] {
+            for (threads, batch, m) in [(1, 3, 5), (2, 3, 70), (2, 33, 5), (3, 7, 66), (2, 130, 64)] {
                 let pool = Pool::new(threads);
-                let (k, n, m) = (g.col_rows(), g.out_plane() * batch, 5);
+                let (k, n) = (g.col_rows(), g.out_plane() * batch);
                 let x = random(g.in_size() * batch, 1);
                 let a = random(m * k, 2);
                 let e = random(m * n, 3);

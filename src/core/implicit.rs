@@ -456,8 +456,12 @@ unsafe fn transpose_rows(src: &[*const f32], rb: usize, t: &mut [f32], stride: u
     }
 }
 
-/// `d [M, K] = e [M, N] · im2col_g(x)ᵀ`, overwriting `d`. Positions are split across the
-/// pool; part 0 sums into `d`, the others into partial gradients added after, in part order.
+/// `d [M, K] = e [M, N] · im2col_g(x)ᵀ`, overwriting `d`, computed as its transpose
+/// `dᵀ [K, M] = im2col(x) · eᵀ`: the kernel's broadcast values are the image's own rows
+/// (six columns of the column matrix, each a contiguous run of the batch, read in place),
+/// and only `e`'s block of each position is transposed (`M × batch` values, not the
+/// `K × batch` of the column block). Positions are split across the pool; each part sums into
+/// its own `dᵀ`, and the parts are added in order as `d` is written.
 ///
 /// # Safety
 /// AVX-512F must be available.
@@ -469,25 +473,16 @@ pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
     let offsets: Vec<usize> =
         (0..k).map(|j| ((j / (kk * kk) * g.height + j / kk % kk) * g.width + j % kk) * batch).collect();
     let threads = pool.threads();
-    let partials: Vec<std::sync::Mutex<Vec<f32>>> = (1..threads).map(|_| Default::default()).collect();
-    let dp = SyncMut::new(&mut d[..m * k]);
-    let blocks = m.div_ceil(MR);
-    // Rows of t a multiple of 16 floats apart, plus 16 so that they do not all map to the same
-    // L1 sets (a power-of-two stride thrashes one set per column).
-    let stride = k.next_multiple_of(16) + 16;
+    let partials: Vec<std::sync::Mutex<Vec<f32>>> = (0..threads).map(|_| Default::default()).collect();
+    // Rows of eᵀ a multiple of 16 floats apart, plus 16, so that they do not share L1 sets.
+    let stride = m.next_multiple_of(16) + 16;
+    let zeros = vec![0.0f32; batch];
     pool.run(&|part| {
         let mine = split_range(positions, threads, part, 1);
-        let mut partial = if part == 0 { Vec::new() } else { vec![0.0f32; m * k] };
-        // SAFETY: part 0 alone writes d; the other parts their own vectors.
-        let out: *mut f32 = if part == 0 { unsafe { dp.slice(0..m * k).as_mut_ptr() } } else { partial.as_mut_ptr() };
-        if mine.is_empty() {
-            // SAFETY: `out` holds m·k floats of this part's own.
-            unsafe { std::slice::from_raw_parts_mut(out, m * k).fill(0.0) };
-        }
+        let mut dt = vec![0.0f32; k * m]; // this part's dᵀ [K, M]
         SCRATCH.with_borrow_mut(|s| {
             let Scratch { rows, t } = s;
             t.resize(RB * stride, 0.0);
-            let mut src: Vec<*const f32> = vec![std::ptr::null(); k];
             let mut first = true;
             for p in mine.clone() {
                 let (oy, ox) = (p / g.out_width(), p % g.out_width());
@@ -501,45 +496,48 @@ pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                 };
                 for b0 in (0..batch).step_by(RB) {
                     let rb = RB.min(batch - b0);
-                    for (j, s) in src.iter_mut().enumerate() {
-                        *s = if interior {
-                            x[base + offsets[j] + b0..].as_ptr()
-                        } else {
-                            source(g, p, j).map_or(std::ptr::null(), |off| x[off * batch + b0..].as_ptr())
-                        };
-                    }
-                    // SAFETY: AVX-512F per the contract; every non-null row holds rb floats.
+                    // eᵀ of this block: t[r·stride + i] = e[i, p·batch + b0 + r].
+                    let src: Vec<*const f32> = (0..m).map(|i| e[i * n + p * batch + b0..].as_ptr()).collect();
+                    // SAFETY: AVX-512F per the contract; every row holds rb floats.
                     unsafe { transpose_rows(&src, rb, t, stride) };
-                    let mut k0 = 0;
-                    while k0 < k {
-                        let nc = NR.min(k - k0);
+                    let mut m0 = 0;
+                    while m0 < m {
+                        let nc = NR.min(m - m0);
                         rows.clear();
-                        rows.extend((0..rb).map(|r| t[r * stride + k0..].as_ptr()));
-                        for blk in 0..blocks {
-                            let c = out.wrapping_add(blk * MR * k + k0);
-                            let mr = MR.min(m - blk * MR);
-                            // e's rows of the block, read in place along the batch (rows past m
-                            // repeat the first; they are computed and not stored).
-                            let e_rows = InPlace(std::array::from_fn(|i| {
-                                e[(blk * MR + i.min(mr - 1)) * n + p * batch + b0..].as_ptr()
+                        rows.extend((0..rb).map(|r| t[r * stride + m0..].as_ptr()));
+                        let mut k0 = 0;
+                        while k0 < k {
+                            let mr = MR.min(k - k0);
+                            // Six columns of the column matrix, in place in x (zeros in the padding).
+                            let cols = InPlace(std::array::from_fn(|i| {
+                                let j = k0 + i.min(mr - 1);
+                                let off =
+                                    if interior { Some(base + offsets[j]) } else { source(g, p, j).map(|o| o * batch) };
+                                off.map_or(zeros.as_ptr(), |o| x[o + b0..].as_ptr())
                             }));
-                            // SAFETY: AVX-512F; rows point into t, e_rows into e (rb values each);
-                            // `c` into this part's own gradient.
-                            unsafe { broadcast_kernel(rb, e_rows, rows.as_ptr(), c, k, nc, mr, !first) };
+                            let c = dt.as_mut_ptr().wrapping_add(k0 * m + m0);
+                            // SAFETY: AVX-512F; cols point into x or the zeros (rb values each), rows
+                            // into t; `c` into this part's own dᵀ.
+                            unsafe { broadcast_kernel(rb, cols, rows.as_ptr(), c, m, nc, mr, !first) };
+                            k0 += mr;
                         }
-                        k0 += nc;
+                        m0 += nc;
                     }
                     first = false;
                 }
             }
         });
-        if part > 0 {
-            *partials[part - 1].lock().unwrap_or_else(|e| e.into_inner()) = partial;
+        if mine.is_empty() {
+            dt.fill(0.0);
         }
+        *partials[part].lock().unwrap_or_else(|e| e.into_inner()) = dt;
     });
-    for p in partials {
-        let p = p.into_inner().unwrap_or_else(|e| e.into_inner());
-        d[..m * k].iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    let parts: Vec<Vec<f32>> =
+        partials.into_iter().map(|p| p.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
+    for i in 0..m {
+        for j in 0..k {
+            d[i * k + j] = parts.iter().map(|dt| dt[j * m + i]).sum();
+        }
     }
 }
 
