@@ -372,7 +372,7 @@ pub fn cb_log_norm_grad(l: f32) -> f32 {
     if a < CB_SERIES { series } else { closed }
 }
 
-/// The continuous Bernoulli's mean E[x] = 1/(1 − e⁻ˡ) − 1/l (½ at l = 0; the paper's §4 notes
+/// The continuous Bernoulli's mean E\[x\] = 1/(1 − e⁻ˡ) − 1/l (½ at l = 0; the paper's §4 notes
 /// that λ itself is not the mean and makes for poor pictures). Series: ½ + l/12 − l³/720 +
 /// l⁵/30240 − l⁷/1209600.
 #[inline(always)]
