@@ -461,39 +461,48 @@ mod tests {
     }
 
     fn all_products_match() {
+        // A map whose rows are ≥ 16 KB (8 × 520 floats): the forward copies its row chunks.
+        let wide = ConvGeometry { channels: 4, height: 8, width: 8, kernel: 4, stride: 2, padding: 1 };
+        check_products(wide, 2, 520, 70);
         for g in geometries() {
             for (threads, batch, m) in [(1, 3, 5), (2, 3, 70), (2, 33, 5), (3, 7, 66), (2, 130, 64)] {
-                let pool = Pool::new(threads);
-                let (k, n) = (g.col_rows(), g.out_plane() * batch);
-                let x = random(g.in_size() * batch, 1);
-                let a = random(m * k, 2);
-                let e = random(m * n, 3);
-                let mut col = vec![0.0; k * n];
-                im2col(&pool, &g, &x, &mut col, batch);
-                let mut scratch = vec![f32::NAN; scratch_len(threads)];
-                let what = format!("{g:?}, {threads} threads, batch {batch}");
-
-                let mut want = vec![0.0; m * n];
-                matmul::matmul(&pool, &mut want, Mat::new(&a, m, k), Mat::new(&col, k, n), false);
-                let mut got = vec![f32::NAN; m * n];
-                columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut got, &mut scratch, batch, None, None);
-                close(&got, &want, &format!("columns_product {what}"));
-
-                let mut want = vec![0.0; m * k];
-                matmul::matmul(&pool, &mut want, Mat::new(&e, m, n), Mat::new(&col, k, n).t(), false);
-                let mut got = vec![f32::NAN; m * k];
-                columns_product_t(&pool, &g, &e, m, &x, &mut got, &mut scratch, batch);
-                close(&got, &want, &format!("columns_product_t {what}"));
-
-                let mut dcol = vec![0.0; k * n];
-                matmul::matmul(&pool, &mut dcol, Mat::new(&a, m, k).t(), Mat::new(&e, m, n), false);
-                let mut want = vec![0.0; x.len()];
-                col2im(&pool, &g, &dcol, &mut want, batch);
-                let mut got = vec![f32::NAN; x.len()];
-                col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut got, &mut scratch, batch, None, None);
-                close(&got, &want, &format!("col2im_product {what}"));
+                check_products(g, threads, batch, m);
             }
         }
+    }
+
+    /// Each product against the full column matrix's, for one geometry, thread count, batch
+    /// and row count.
+    fn check_products(g: ConvGeometry, threads: usize, batch: usize, m: usize) {
+        let pool = Pool::new(threads);
+        let (k, n) = (g.col_rows(), g.out_plane() * batch);
+        let x = random(g.in_size() * batch, 1);
+        let a = random(m * k, 2);
+        let e = random(m * n, 3);
+        let mut col = vec![0.0; k * n];
+        im2col(&pool, &g, &x, &mut col, batch);
+        let mut scratch = vec![f32::NAN; scratch_len(threads)];
+        let what = format!("{g:?}, {threads} threads, batch {batch}");
+
+        let mut want = vec![0.0; m * n];
+        matmul::matmul(&pool, &mut want, Mat::new(&a, m, k), Mat::new(&col, k, n), false);
+        let mut got = vec![f32::NAN; m * n];
+        columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut got, &mut scratch, batch, None, None);
+        close(&got, &want, &format!("columns_product {what}"));
+
+        let mut want = vec![0.0; m * k];
+        matmul::matmul(&pool, &mut want, Mat::new(&e, m, n), Mat::new(&col, k, n).t(), false);
+        let mut got = vec![f32::NAN; m * k];
+        columns_product_t(&pool, &g, &e, m, &x, &mut got, &mut scratch, batch);
+        close(&got, &want, &format!("columns_product_t {what}"));
+
+        let mut dcol = vec![0.0; k * n];
+        matmul::matmul(&pool, &mut dcol, Mat::new(&a, m, k).t(), Mat::new(&e, m, n), false);
+        let mut want = vec![0.0; x.len()];
+        col2im(&pool, &g, &dcol, &mut want, batch);
+        let mut got = vec![f32::NAN; x.len()];
+        col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut got, &mut scratch, batch, None, None);
+        close(&got, &want, &format!("col2im_product {what}"));
     }
 
     #[test]
