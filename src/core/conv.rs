@@ -188,10 +188,11 @@ fn implicit(a: Mat) -> bool {
 /// (`examples/conv_parts.rs`: 0.11 vs 0.39 ms for MNIST's first layer).
 const IMPLICIT_MIN_CHANNELS: usize = 8;
 
-/// The implicit weight gradient's kernel runs 64 of `e`'s rows at a time: with fewer (a
-/// first layer's 32 output channels) half its lanes idle and the blocked path is faster
-/// (2.4 vs 2.3 ms at 64×64 colour, 0.11 vs 0.27 ms on MNIST).
-const IMPLICIT_MIN_E_ROWS: usize = 64;
+/// The implicit weight gradient runs `e`'s rows 32 or 64 at a time (below 32 most lanes idle),
+/// and pays a transpose of `e`'s block per position, which MNIST's first layer's 16 columns
+/// do not repay (0.15 vs 0.12 ms); a colour image's 48 do (1.4 vs 2.5 ms at 64×64).
+const IMPLICIT_MIN_E_ROWS: usize = 32;
+const IMPLICIT_MIN_COLUMNS: usize = 32;
 
 /// Forces the portable products (for tests of both paths on one machine).
 pub static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -278,7 +279,7 @@ pub fn columns_product_t(
     assert!(e.len() >= m * n && d.len() >= m * k && x.len() >= g.in_size() * batch, "columns_product_t: buffers");
     assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product_t: scratch too small");
     #[cfg(target_arch = "x86_64")]
-    if implicit(Mat::new(e, m, n)) && m >= IMPLICIT_MIN_E_ROWS {
+    if implicit(Mat::new(e, m, n)) && m >= IMPLICIT_MIN_E_ROWS && k >= IMPLICIT_MIN_COLUMNS {
         // SAFETY: `implicit` checked for AVX-512.
         return unsafe { super::implicit::weight_grad(pool, g, e, m, x, d, batch) };
     }

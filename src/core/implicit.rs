@@ -31,6 +31,9 @@ use std::cell::RefCell;
 /// Rows and columns of the broadcast kernel's output block.
 const MR: usize = 6;
 const NR: usize = 64;
+/// The same for outputs 32 wide (the weight gradient of a layer with 32 channels).
+const MR2: usize = 12;
+const NR2: usize = 32;
 
 thread_local! {
     /// Per-thread scratch: the pointer rows of the block being computed.
@@ -97,9 +100,9 @@ impl Coefficients for Packed {
 /// Rows in place: `rows[i][j]` (a weight gradient's `e`, whose rows are contiguous along the
 /// reduction, so no packing is needed).
 #[derive(Clone, Copy)]
-struct InPlace([*const f32; MR]);
+struct InPlace<const R: usize>([*const f32; R]);
 
-impl Coefficients for InPlace {
+impl<const R: usize> Coefficients for InPlace<R> {
     #[inline(always)]
     unsafe fn at(self, j: usize, i: usize) -> f32 {
         // SAFETY: per the trait.
@@ -107,8 +110,9 @@ impl Coefficients for InPlace {
     }
 }
 
-/// `c[i, 0..nc] (+)= Σ_j A[i, j] · rows[j][0..nc]` for `i < mr`, `nc ≤ 64`, skipping
-/// null rows (zeros); `c`'s rows are `ldc` apart; `accumulate` adds to what `c` holds.
+/// `c[i, 0..nc] (+)= Σ_j A[i, j] · rows[j][0..nc]` for `i < mr ≤ R`, `nc ≤ 16·V`, skipping
+/// null rows (zeros): `R × V` accumulators, [`MR`] × 4 (64 columns) or, for narrow outputs,
+/// [`MR2`] × 2 (32 columns); `c`'s rows are `ldc` apart; `accumulate` adds to what `c` holds.
 /// (Nothing else belongs here: an epilogue in this function made LLVM spill the 24
 /// accumulators and halved its speed; see [`epilogue_tile`].)
 ///
@@ -118,7 +122,7 @@ impl Coefficients for InPlace {
 /// stride `ldc`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn broadcast_kernel(
+unsafe fn broadcast_kernel<const R: usize, const V: usize>(
     kc: usize,
     a: impl Coefficients,
     rows: *const *const f32,
@@ -128,8 +132,8 @@ unsafe fn broadcast_kernel(
     mr: usize,
     accumulate: bool,
 ) {
-    let masks = [lane_mask(nc, 0), lane_mask(nc, 1), lane_mask(nc, 2), lane_mask(nc, 3)];
-    let mut acc = [[_mm512_setzero_ps(); 4]; MR];
+    let masks: [__mmask16; V] = std::array::from_fn(|v| lane_mask(nc, v));
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
     for j in 0..kc {
         // SAFETY: per the contract; masked loads read no lane past `nc`.
         unsafe {
@@ -137,15 +141,10 @@ unsafe fn broadcast_kernel(
             if r.is_null() {
                 continue;
             }
-            let b = [
-                _mm512_maskz_loadu_ps(masks[0], r),
-                _mm512_maskz_loadu_ps(masks[1], r.wrapping_add(16)),
-                _mm512_maskz_loadu_ps(masks[2], r.wrapping_add(32)),
-                _mm512_maskz_loadu_ps(masks[3], r.wrapping_add(48)),
-            ];
+            let b: [__m512; V] = std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], r.wrapping_add(16 * v)));
             for (i, row) in acc.iter_mut().enumerate() {
                 let ai = _mm512_set1_ps(a.at(j, i));
-                for v in 0..4 {
+                for v in 0..V {
                     row[v] = _mm512_fmadd_ps(ai, b[v], row[v]);
                 }
             }
@@ -268,7 +267,7 @@ unsafe fn blocked_product(
             let c = c.wrapping_add(block * MR * ldc);
             let mr = MR.min(m - block * MR);
             // SAFETY: per the contract.
-            unsafe { broadcast_kernel(kc, a, src, c, ldc, nc, mr, k0 > 0) };
+            unsafe { broadcast_kernel::<MR, 4>(kc, a, src, c, ldc, nc, mr, k0 > 0) };
             if let Some(e) = epilogue.filter(|_| last) {
                 // SAFETY: per the contract; the bias holds a value per row.
                 unsafe { epilogue_tile(c, ldc, nc, mr, e.bias[block * MR..].as_ptr(), e.relu) };
@@ -426,6 +425,34 @@ pub unsafe fn transposed(
     });
 }
 
+/// One weight-gradient pass over all K columns for `nc` of dᵀ's columns: blocks of `R`
+/// columns of the column matrix (`column(j)`: `rb` values of column j) against the `rb` rows
+/// of eᵀ, into `dt` (`[K, m]`, at the pass's first column).
+///
+/// # Safety
+/// AVX-512F; pointers as [`broadcast_kernel`]'s.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weight_pass<const R: usize, const V: usize>(
+    k: usize,
+    rb: usize,
+    column: &dyn Fn(usize) -> *const f32,
+    rows: &[*const f32],
+    dt: *mut f32,
+    m: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    let mut k0 = 0;
+    while k0 < k {
+        let mr = R.min(k - k0);
+        let cols = InPlace::<R>(std::array::from_fn(|i| column(k0 + i.min(mr - 1))));
+        // SAFETY: per the contract.
+        unsafe { broadcast_kernel::<R, V>(rb, cols, rows.as_ptr(), dt.wrapping_add(k0 * m), m, nc, mr, accumulate) };
+        k0 += mr;
+    }
+}
+
 /// Batch values of one position per weight-gradient block (the reduction rows of a pass).
 const RB: usize = 128;
 
@@ -526,27 +553,27 @@ pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                     let src: Vec<*const f32> = (0..m).map(|i| e[i * n + p * batch + b0..].as_ptr()).collect();
                     // SAFETY: AVX-512F per the contract; every row holds rb floats.
                     unsafe { transpose_rows(&src, rb, t, stride) };
+                    // Column j of the column matrix, in place in x (zeros in the padding).
+                    let column = |j: usize| {
+                        let off = if interior { Some(base + offsets[j]) } else { source(g, p, j).map(|o| o * batch) };
+                        off.map_or(zeros.as_ptr(), |o| x[o + b0..].as_ptr())
+                    };
+                    let width = if m <= NR2 { NR2 } else { NR };
                     let mut m0 = 0;
                     while m0 < m {
-                        let nc = NR.min(m - m0);
+                        let nc = width.min(m - m0);
                         rows.clear();
                         rows.extend((0..rb).map(|r| t[r * stride + m0..].as_ptr()));
-                        let mut k0 = 0;
-                        while k0 < k {
-                            let mr = MR.min(k - k0);
-                            // Six columns of the column matrix, in place in x (zeros in the padding).
-                            let cols = InPlace(std::array::from_fn(|i| {
-                                let j = k0 + i.min(mr - 1);
-                                let off =
-                                    if interior { Some(base + offsets[j]) } else { source(g, p, j).map(|o| o * batch) };
-                                off.map_or(zeros.as_ptr(), |o| x[o + b0..].as_ptr())
-                            }));
-                            let c = dt.as_mut_ptr().wrapping_add(k0 * m + m0);
-                            // SAFETY: AVX-512F; cols point into x or the zeros (rb values each), rows
-                            // into t; `c` into this part's own dᵀ.
-                            unsafe { broadcast_kernel(rb, cols, rows.as_ptr(), c, m, nc, mr, !first) };
-                            k0 += mr;
-                        }
+                        let c = dt.as_mut_ptr().wrapping_add(m0);
+                        // SAFETY: AVX-512F; columns point into x or the zeros (rb values each),
+                        // rows into t; `c` into this part's own dᵀ.
+                        unsafe {
+                            if width == NR2 {
+                                weight_pass::<MR2, 2>(k, rb, &column, rows, c, m, nc, !first)
+                            } else {
+                                weight_pass::<MR, 4>(k, rb, &column, rows, c, m, nc, !first)
+                            }
+                        };
                         m0 += nc;
                     }
                     first = false;
