@@ -229,7 +229,7 @@ impl Trainer {
                 return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
             }
             let idx = &self.order[step * b..(step + 1) * b];
-            fill_inputs(&self.data.train, idx, &c, &mut self.ws, dynamic.then_some(&mut coins));
+            fill_inputs(&self.pool, &self.data.train, idx, &c, &mut self.ws, dynamic.then_some(&mut coins));
             if c.kind.variational() {
                 noise.fill_normal(&mut self.ws.eps);
             }
@@ -296,6 +296,7 @@ impl Trainer {
 /// Copies the batch `idx` of `split` into `ws.x` (pixel rows) and a cvae's labels into `ws.y`.
 /// With `coins`, every pixel is a fresh Bernoulli(intensity) draw (dynamic binarization).
 pub fn fill_inputs(
+    pool: &Pool,
     split: &Split,
     idx: &[u32],
     config: &crate::model::ModelConfig,
@@ -306,7 +307,7 @@ pub fn fill_inputs(
     debug_assert_eq!(idx.len(), b);
     match coins {
         Some(rng) => gather_binarized(&split.images, p, idx, &mut ws.x[..p * b], rng),
-        None => kernels::gather_images(&split.images, p, idx, &mut ws.x[..p * b]),
+        None => kernels::gather_images_parallel(pool, &split.images, p, idx, &mut ws.x[..p * b]),
     }
     if config.cond_dim() > 0 {
         let labels = idx.iter().map(|&i| split.labels[i as usize]);
@@ -331,7 +332,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         } else {
             small.insert(Workspace::new(c, chunk.len(), pool.threads()))
         };
-        fill_inputs(split, chunk, c, ws, None);
+        fill_inputs(pool, split, chunk, c, ws, None);
         if c.kind.variational() {
             rng.fill_normal(&mut ws.eps);
         }
