@@ -104,30 +104,9 @@ pub fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         if rows.is_empty() || cols.is_empty() {
             return;
         }
-        // SAFETY: views were bounds-checked in `Mat::strided`/above; blocks are disjoint.
-        unsafe {
-            gemm::gemm(
-                rows.len(),
-                cols.len(),
-                k,
-                dst.ptr().add(rows.start * n + cols.start),
-                1,
-                n as isize,
-                accumulate,
-                a.data.as_ptr().add(rows.start * a.row_stride),
-                a.col_stride as isize,
-                a.row_stride as isize,
-                b.data.as_ptr().add(cols.start * b.col_stride),
-                b.col_stride as isize,
-                b.row_stride as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        let at = dst.ptr().wrapping_add(rows.start * n + cols.start);
+        // SAFETY: the destination was bounds-checked above; parts' blocks are disjoint.
+        unsafe { matmul_serial(at, n, a.rows_range(rows), b.cols_range(cols), accumulate) };
     };
     if parts == 1 || m * n * k < PARALLEL_MIN_MACS {
         block_all(&block, parts);
