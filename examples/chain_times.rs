@@ -1,5 +1,6 @@
 //! Each layer's forward and backward timed inside a chain (inputs fresh from the layer
 //! before, as in a training step), for the 64x64 colour conv VAE's encoder and decoder.
+//! `cargo run --release --example chain_times`.
 use std::time::Instant;
 use vae::core::activations::Activation;
 use vae::core::{Pool, Rng, Shape};
@@ -11,7 +12,6 @@ fn main() {
     let pool = Pool::new(0);
     let lay = &model.network.layout;
     let layers: Vec<_> = lay.encoder.iter().chain(lay.decoder.iter().skip(1)).chain([&lay.output]).collect();
-    let mut bufs: Vec<Vec<f32>> = Vec::new();
     let mut x = vec![0.0f32; layers[0].inputs() * b];
     Rng::new(1).fill_normal(&mut x);
     let mut col = vec![0.0f32; layers[0].scratch_len(2).max(1)];
@@ -21,7 +21,6 @@ fn main() {
     // output, grads_in[i] the gradient of its input.
     let mut outs: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.1f32; l.outputs() * b]).collect();
     let mut dins: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.1f32; l.inputs() * b]).collect();
-    let _ = &mut bufs;
     let reps = 12;
     for rep in 0..reps {
         for i in 0..layers.len() {
