@@ -14,6 +14,7 @@
 //! completed epoch loadable.
 
 use crate::core::AdamState;
+use crate::dirkind::DirKind;
 use crate::model::{Model, ModelConfig, Network, TensorInfo};
 use crate::train::TrainConfig;
 use safetensors::tensor::TensorView;
@@ -32,6 +33,8 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 pub enum CheckpointError {
     #[error("{0} is not a run directory (no config.json); pass a directory made by `vae train`")]
     NotARun(PathBuf),
+    #[error("{dir} holds no classifier (no config.json); train one with `vae classifier train --out {dir}`", dir = .0.display())]
+    NoClassifier(PathBuf),
     #[error("{0} has no {MODEL_FILE}: the run has not completed an epoch yet; train it (`vae train --resume {dir}`) or pick another run", dir = .0.display())]
     NoWeights(PathBuf),
     #[error("{0} has no {STATE_FILE} to resume from; start a new run with `vae train`")]
@@ -42,6 +45,15 @@ pub enum CheckpointError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{path} is corrupt: {reason}; restore it from a backup or retrain the run")]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{dir} is {} directory, not {}; pass one made by `{}`",
+        found.describe(), expected.describe(), expected.made_by(), dir = dir.display()
+    )]
+    WrongKind { dir: PathBuf, found: DirKind, expected: DirKind },
+    #[error(
+        "{0} holds a config.json that vae did not write; pass a directory made by `vae train` (or an empty one for new work)"
+    )]
+    Foreign(PathBuf),
 }
 
 impl CheckpointError {
@@ -54,6 +66,9 @@ impl CheckpointError {
 /// that rebuilds the model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
+    /// Always [`DirKind::VaeRun`]: what the directory is (see `dirkind`).
+    #[serde(default = "crate::dirkind::vae_run")]
+    pub kind: DirKind,
     pub model: ModelConfig,
     pub train: TrainConfig,
     /// The `vae` version that created the run.
@@ -96,6 +111,10 @@ pub struct EpochMetrics {
     pub test_kl: f64,
     pub seconds: f64,
     pub images_per_sec: f64,
+    /// The learning rate of this epoch (`--resume --lr` can change it; absent in runs
+    /// written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f32>,
 }
 
 pub use crate::io::write_atomic;
@@ -174,7 +193,7 @@ impl RunDir {
 
     pub fn load_config(&self) -> Result<RunConfig, CheckpointError> {
         let path = self.file(CONFIG_FILE);
-        if !path.is_file() {
+        if DirKind::VaeRun.expect(&self.path)?.is_none() {
             return Err(CheckpointError::NotARun(self.path.clone()));
         }
         let text = read(&path)?;
@@ -232,6 +251,16 @@ impl RunDir {
         let epoch = meta_number(&meta, "epoch", &path)? as usize;
         let step = meta_number(&meta, "step", &path)?;
         Ok(TrainState { model: Model { network, params }, adam: AdamState { m, v, step }, epoch })
+    }
+
+    /// The epoch recorded in `model.safetensors`, if the file exists.
+    pub fn model_epoch(&self) -> Result<Option<usize>, CheckpointError> {
+        let path = self.file(MODEL_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let meta = metadata(&read(&path)?, &path)?;
+        Ok(Some(meta_number(&meta, "epoch", &path)? as usize))
     }
 
     pub fn save_metrics(&self, records: &[EpochMetrics]) -> Result<(), CheckpointError> {

@@ -4,6 +4,7 @@
 use crate::checkpoint::{CheckpointError, read, tensors_bytes, tensors_from_bytes, write};
 use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step};
 use crate::data::{Dataset, Source};
+use crate::dirkind::DirKind;
 use crate::model::classifier::{Classifier, ClassifierConfig, ClassifierWorkspace, softmax_cross_entropy};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -13,6 +14,9 @@ use std::time::Instant;
 /// What `config.json` of a classifier run holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierRun {
+    /// Always [`DirKind::Classifier`]: what the directory is (see `dirkind`).
+    #[serde(default = "crate::dirkind::classifier")]
+    pub kind: DirKind,
     pub classifier: ClassifierConfig,
     pub dataset: Source,
     pub epochs: usize,
@@ -59,6 +63,8 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
     if opts.epochs == 0 {
         anyhow::bail!("--epochs must be at least 1");
     }
+    let dir = opts.out.clone().unwrap_or_else(|| default_dir(&opts.dataset));
+    check_out(&dir, opts.force)?;
     let mut data = Dataset::load(&opts.dataset)?;
     if let Some(n) = opts.train_limit {
         data.train.truncate(n);
@@ -74,15 +80,10 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
     }
     // Batches of 128, or the whole training set when it is smaller.
     let batch = BATCH.min(data.train.len());
-    let dir = opts.out.clone().unwrap_or_else(|| default_dir(&opts.dataset));
-    if dir.join(crate::checkpoint::CONFIG_FILE).exists() && !opts.force {
-        let held = match load_classifier(&dir) {
-            Ok((run, _)) => format!("a classifier ({:.2}% test accuracy)", 100.0 * run.test_accuracy),
-            Err(_) => "files of an earlier run".to_string(),
-        };
-        anyhow::bail!("{} already holds {held}; pass --force to replace it, or --out DIR to keep both", dir.display());
-    }
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    // One writer at a time; checked again under the lock.
+    let _lock = crate::lock::DirLock::acquire(&dir)?;
+    check_out(&dir, opts.force)?;
     let config = ClassifierConfig::for_data(data.train.shape, data.classes.len());
     let mut clf = Classifier::init(config.clone(), opts.seed);
     let pool = Pool::new(opts.threads);
@@ -124,7 +125,10 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
             );
         }
     }
+    // Checked again: another command may have written the directory while this one trained.
+    check_out(&dir, opts.force)?;
     let run = ClassifierRun {
+        kind: DirKind::Classifier,
         classifier: config,
         dataset: opts.dataset.clone(),
         epochs: opts.epochs,
@@ -134,6 +138,28 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
     };
     save_classifier(&dir, &run, &clf)?;
     Ok((dir, run))
+}
+
+/// Whether `dir` may receive a new classifier: empty, or a classifier with `--force`.
+/// Never another kind of directory, whatever the flags.
+fn check_out(dir: &Path, force: bool) -> anyhow::Result<()> {
+    let d = dir.display();
+    match DirKind::of(dir)? {
+        None => Ok(()),
+        Some(DirKind::Classifier) if force => Ok(()),
+        Some(DirKind::Classifier) => {
+            let held = match load_classifier(dir) {
+                Ok((run, _)) => format!("a classifier ({:.2}% test accuracy)", 100.0 * run.test_accuracy),
+                Err(_) => "an unreadable classifier".to_string(),
+            };
+            anyhow::bail!("{d} already holds {held}; pass --force to replace it, or --out DIR to keep both")
+        }
+        Some(kind) => anyhow::bail!(
+            "{d} is {} directory; `vae classifier train` never replaces another kind of directory, \
+             --force included: pass another --out",
+            kind.describe()
+        ),
+    }
 }
 
 pub fn save_classifier(dir: &Path, run: &ClassifierRun, clf: &Classifier) -> Result<(), CheckpointError> {
@@ -147,8 +173,8 @@ pub fn save_classifier(dir: &Path, run: &ClassifierRun, clf: &Classifier) -> Res
 /// Loads a classifier run; its weights must have the configured names and shapes.
 pub fn load_classifier(dir: &Path) -> Result<(ClassifierRun, Classifier), CheckpointError> {
     let config_path = dir.join(crate::checkpoint::CONFIG_FILE);
-    if !config_path.is_file() {
-        return Err(CheckpointError::NotARun(dir.to_owned()));
+    if DirKind::Classifier.expect(dir)?.is_none() {
+        return Err(CheckpointError::NoClassifier(dir.to_owned()));
     }
     let run: ClassifierRun = serde_json::from_slice(&read(&config_path)?).map_err(|e| CheckpointError::Corrupt {
         path: config_path.clone(),

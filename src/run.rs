@@ -4,7 +4,9 @@
 use crate::checkpoint::{CheckpointError, EpochMetrics, RunConfig, RunDir};
 use crate::core::AdamState;
 use crate::data::Dataset;
+use crate::dirkind::DirKind;
 use crate::images;
+use crate::lock::{DirLock, LockError};
 use crate::model::{Model, ModelConfig};
 use crate::train::{Diverged, EpochError, Trainer, sample_grid_inputs};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -16,6 +18,8 @@ use std::time::Instant;
 pub const GRID_IMAGES: usize = 100;
 /// Images per grid row.
 pub const GRID_ROW: usize = 10;
+/// The picture a finished run writes last.
+pub const RECONSTRUCTIONS: &str = "reconstructions.png";
 /// torchvision's `save_image` padding.
 pub const GRID_PADDING: usize = 2;
 
@@ -23,8 +27,11 @@ pub const GRID_PADDING: usize = 2;
 pub enum RunError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Diverged; `retry` says what is left and how to try again.
+    #[error("{source}; {retry}")]
+    Diverged { source: Diverged, retry: String },
     #[error(transparent)]
-    Diverged(#[from] Diverged),
+    Lock(#[from] LockError),
     #[error("{0}")]
     Invalid(String),
     /// Ctrl-C: the run directory holds every completed epoch and nothing of the interrupted one.
@@ -51,6 +58,11 @@ pub struct Run {
     pub config: RunConfig,
     pub trainer: Trainer,
     pub metrics: Vec<EpochMetrics>,
+    /// Held while the run trains: a second process writing here is refused.
+    _lock: DirLock,
+    /// Whether this process made the directory (so a run that diverges before saving
+    /// anything can take it away again).
+    created_dir: bool,
 }
 
 impl Run {
@@ -61,31 +73,32 @@ impl Run {
         config.train.validate().map_err(RunError::Invalid)?;
         config.train.objective.check_model(config.model.kind).map_err(RunError::Invalid)?;
         let dir = RunDir::new(dir);
-        if dir.file(crate::checkpoint::CONFIG_FILE).exists() {
-            return Err(RunError::Invalid(format!(
-                "{} already holds a run; continue it with `vae train --resume {0}` or choose another --out",
-                dir.path.display()
-            )));
-        }
-        dir.create()?;
-        dir.save_config(&config)?;
+        check_new(&dir)?;
         let model = Model::init(config.model.clone(), config.train.seed);
         let adam = AdamState::new(model.params.len());
         let trainer = Trainer::new(config.train.clone(), model, adam, 0, data);
         check_batch(&trainer)?;
-        Ok(Run { dir, config, trainer, metrics: Vec::new() })
+        let created_dir = !dir.path.exists();
+        dir.create()?;
+        // Checked again under the lock: another process may have started a run here.
+        let lock = DirLock::acquire(&dir.path)?;
+        check_new(&dir)?;
+        dir.save_config(&config)?;
+        Ok(Run { dir, config, trainer, metrics: Vec::new(), _lock: lock, created_dir })
     }
 
-    /// Reopens a run after its last completed epoch; `epochs`, if given, becomes the total.
-    pub fn resume(dir: PathBuf, epochs: Option<usize>, data: Dataset) -> Result<Run, RunError> {
+    /// Reopens a run after its last completed epoch; `epochs`, if given, becomes the total,
+    /// and `lr`, if given, the learning rate from the next epoch on.
+    pub fn resume(dir: PathBuf, epochs: Option<usize>, lr: Option<f32>, data: Dataset) -> Result<Run, RunError> {
         let dir = RunDir::new(dir);
+        dir.load_config()?; // a clear error before taking a lock in the wrong directory
+        let lock = DirLock::acquire(&dir.path)?;
         let mut config = dir.load_config()?;
         let state = match dir.load_state(&config.model) {
-            // Interrupted before its first epoch was saved: start again from the seed, exactly
-            // as the uninterrupted run would have. Never when anything trained was written.
-            Err(CheckpointError::NoState(_))
-                if !dir.file(crate::checkpoint::MODEL_FILE).exists() && dir.load_metrics()?.is_empty() =>
-            {
+            // Killed before its first train state was committed (during epoch 1, or while
+            // saving it): start again from the seed, exactly as the uninterrupted run did. Never
+            // when a later epoch was written: then the state was removed by hand.
+            Err(CheckpointError::NoState(_)) if first_epoch_at_most(&dir)? => {
                 let model = Model::init(config.model.clone(), config.train.seed);
                 let adam = AdamState::new(model.params.len());
                 crate::checkpoint::TrainState { model, adam, epoch: 0 }
@@ -93,6 +106,11 @@ impl Run {
             other => other?,
         };
         check_data(&config.model, &data)?;
+        if let Some(lr) = lr {
+            config.train.adam.lr = lr;
+            config.train.validate().map_err(RunError::Invalid)?;
+            dir.save_config(&config)?;
+        }
         if let Some(e) = epochs {
             if e < state.epoch {
                 return Err(RunError::Invalid(format!(
@@ -106,10 +124,13 @@ impl Run {
             dir.save_config(&config)?;
         }
         dir.create()?; // samples/ may have been removed, or never made
+        // Half-written files of a process killed while saving: never read, only clutter.
+        crate::io::remove_stale_temps(&dir.path);
+        crate::io::remove_stale_temps(&dir.samples_dir());
         let mut metrics = dir.load_metrics()?;
         metrics.retain(|m| m.epoch <= state.epoch);
         let trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
-        Ok(Run { dir, config, trainer, metrics })
+        Ok(Run { dir, config, trainer, metrics, _lock: lock, created_dir: false })
     }
 
     /// Trains up to the configured number of epochs, saving after each.
@@ -135,7 +156,7 @@ impl Run {
             bar.finish_and_clear();
             let t = match t {
                 Ok(t) => t,
-                Err(EpochError::Diverged(d)) => return Err(d.into()),
+                Err(EpochError::Diverged(d)) => return Err(self.diverged(d)),
                 Err(EpochError::Interrupted { .. }) => return Err(interrupted()),
             };
             let seconds = start.elapsed().as_secs_f64();
@@ -147,6 +168,41 @@ impl Run {
             self.save_epoch(&m, &grid_z, grid_labels.as_deref())?;
         }
         Ok(())
+    }
+
+    /// The error of a diverged run, and its clean-up: a run that saved no epoch leaves
+    /// nothing behind (so the same command with a lower `--lr` starts afresh); one that did
+    /// keeps them all and continues with `--resume --lr`.
+    fn diverged(&self, d: Diverged) -> RunError {
+        let dir = self.dir.path.display();
+        let lower = format!("{:e}", d.lr / 10.0);
+        let retry = if d.last_saved == 0 {
+            let removed = self.remove_unsaved();
+            format!(
+                "no epoch was saved{removed}; run the same command with a lower learning rate (e.g. --lr {lower})",
+                removed = if removed { format!(" and {dir} was removed") } else { String::new() }
+            )
+        } else {
+            format!(
+                "{dir} keeps epochs 1–{}: continue from there with a lower learning rate, \
+                 `vae train --resume {dir} --lr {lower}`",
+                d.last_saved
+            )
+        };
+        RunError::Diverged { source: d, retry }
+    }
+
+    /// Removes what a run that never completed an epoch wrote: its config, its empty
+    /// `samples/`, its lock file, and the directory itself when this process made it and it
+    /// is now empty. Whatever else is there stays. Returns whether the config went.
+    fn remove_unsaved(&self) -> bool {
+        let removed = std::fs::remove_file(self.dir.file(crate::checkpoint::CONFIG_FILE)).is_ok();
+        let _ = std::fs::remove_dir(self.dir.samples_dir()); // only if empty
+        let _ = std::fs::remove_file(self.dir.file(crate::lock::LOCK_FILE));
+        if self.created_dir {
+            let _ = std::fs::remove_dir(&self.dir.path); // only if empty
+        }
+        removed
     }
 
     fn save_epoch(&mut self, m: &EpochMetrics, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
@@ -188,10 +244,32 @@ impl Run {
             pairs.extend_from_slice(&recon[i * p..(i + 1) * p]);
         }
         let grid = images::grid(&pairs, c.shape(), GRID_ROW, GRID_PADDING);
-        let path = self.dir.file("reconstructions.png");
+        let path = self.dir.file(RECONSTRUCTIONS);
         grid.save(&path).map_err(|source| CheckpointError::Write { path: path.clone(), source })?;
         Ok(path)
     }
+}
+
+/// Whether `dir` may receive a new run: nothing of `vae`'s there yet.
+fn check_new(dir: &RunDir) -> Result<(), RunError> {
+    let d = dir.path.display();
+    match DirKind::of(&dir.path)? {
+        None => Ok(()),
+        Some(DirKind::VaeRun) => Err(RunError::Invalid(format!(
+            "{d} already holds a run; continue it with `vae train --resume {d}` or choose another --out"
+        ))),
+        Some(kind) => Err(RunError::Invalid(format!(
+            "{d} is {} directory; `vae train` never replaces another kind of directory: choose another --out",
+            kind.describe()
+        ))),
+    }
+}
+
+/// Whether everything `dir` records comes from its first epoch at most (metrics and weights):
+/// with no train state, that is a run killed before its first commit, safe to start again.
+fn first_epoch_at_most(dir: &RunDir) -> Result<bool, CheckpointError> {
+    let metrics = dir.load_metrics()?;
+    Ok(metrics.iter().all(|m| m.epoch <= 1) && dir.model_epoch()?.is_none_or(|e| e <= 1))
 }
 
 fn check_batch(t: &Trainer) -> Result<(), RunError> {

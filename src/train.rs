@@ -132,10 +132,7 @@ impl TrainConfig {
 
 /// The loss went NaN or infinite: training stops without saving that state.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the loss became {value} at epoch {epoch}, step {step}: training diverged; the last saved \
-     checkpoint (epoch {last_saved}) is untouched. Try a lower --lr (now {lr})"
-)]
+#[error("the loss became {value} at epoch {epoch}, step {step}: training diverged at --lr {lr}")]
 pub struct Diverged {
     pub value: f64,
     pub epoch: usize,
@@ -289,6 +286,7 @@ impl Trainer {
             test_kl: test.kl,
             seconds,
             images_per_sec: t.examples as f64 / seconds.max(1e-9),
+            lr: Some(self.config.adam.lr),
         }
     }
 }

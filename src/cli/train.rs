@@ -12,7 +12,7 @@ use crate::data::Binarize;
 use crate::data::Source;
 use crate::model::config::Activation;
 use crate::model::{Arch, Likelihood, ModelConfig, ModelKind};
-use crate::run::Run;
+use crate::run::{RECONSTRUCTIONS, Run};
 use crate::train::{Objective, TrainConfig};
 use anyhow::{Result, bail};
 use clap::Args;
@@ -59,7 +59,7 @@ pub struct TrainArgs {
     /// Importance samples per example for --objective iwae [default: 5]
     #[arg(long)]
     pub k: Option<usize>,
-    /// Adam learning rate [default: 0.001]
+    /// Adam learning rate; with --resume, the rate from the next epoch on [default: 0.001]
     #[arg(long)]
     pub lr: Option<f32>,
     /// Examples per optimisation step [default: 128]
@@ -201,7 +201,7 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 25] = [
+        let fixed: [(&str, bool); 24] = [
             ("--arch", a.arch.is_some()),
             ("--widths", a.widths.is_some()),
             ("--likelihood", a.likelihood.is_some()),
@@ -215,7 +215,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--latent-dim", a.latent_dim.is_some()),
             ("--hidden-dim", a.hidden_dim.is_some()),
             ("--beta", a.beta.is_some()),
-            ("--lr", a.lr.is_some()),
             ("--batch-size", a.batch_size.is_some()),
             ("--seed", a.seed.is_some()),
             ("--threads", a.threads.is_some()),
@@ -230,12 +229,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
         ];
         if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
             bail!(
-                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs may be given with --resume)"
+                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs and --lr may be given with --resume)"
             );
         }
         let config = RunDir::new(&dir).load_config()?;
         let (data, _) = load_data(&config.train.dataset, a.quiet)?;
-        Run::resume(dir, a.epochs, data)?
+        Run::resume(dir, a.epochs, a.lr, data)?
     } else {
         let seed = a.seed.unwrap_or(1);
         let (data, source) = load_data(&a.data.source(seed)?, a.quiet)?;
@@ -262,7 +261,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
             objective: objective(&a)?,
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
-        let config = RunConfig { model, train, version: env!("CARGO_PKG_VERSION").to_string() };
+        let config = RunConfig {
+            kind: crate::dirkind::DirKind::VaeRun,
+            model,
+            train,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
         Run::create(out, config, data)?
     };
     let t = &run.trainer;
@@ -273,6 +277,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             t.epoch,
             t.config.epochs
         );
+        // Killed after its last epoch but before the closing pictures: make them now.
+        if !run.dir.file(RECONSTRUCTIONS).exists() {
+            run.save_reconstructions()?;
+            curves::write_curves(&run.dir, None)?;
+        }
         return Ok(());
     }
     if !a.quiet {
@@ -299,8 +308,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     });
     run.train(a.quiet)?;
-    let recon = run.save_reconstructions()?;
+    // Curves first: reconstructions.png is the last file a finished run writes.
     let curves = curves::write_curves(&run.dir, None)?;
+    let recon = run.save_reconstructions()?;
     if !a.quiet {
         println!(
             "done: weights in {}, samples in {}, reconstructions in {}, learning curves in {}",

@@ -70,7 +70,7 @@ pub fn sample_scores(
     let cdir = classifier_dir(dir, config, opts);
     let (run, clf) = match load_classifier(&cdir) {
         Ok(c) => c,
-        Err(CheckpointError::NotARun(_)) if opts.classifier.is_none() => {
+        Err(CheckpointError::NoClassifier(_)) if opts.classifier.is_none() => {
             if config.model.classes < 2 {
                 return Ok((
                     None,
