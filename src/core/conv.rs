@@ -380,6 +380,7 @@ fn blocked_col2im_product(
             }
             // SAFETY: parts own disjoint channel planes of out, and their own scratch.
             unsafe { op.slice(channels.start * plane..channels.end * plane).fill(0.0) };
+            // SAFETY: part `part`'s own block of the scratch.
             let col = unsafe { sp.slice(part * BLOCK..(part + 1) * BLOCK) };
             let rows = channels.start * kk..channels.end * kk;
             let nb = block_cols(rows.len());
@@ -397,8 +398,8 @@ fn blocked_col2im_product(
     // ⌈k/s⌉ apart never meet: one pass per residue of oy modulo ⌈k/s⌉ (even rows, then odd).
     let passes = g.kernel.div_ceil(g.stride);
     pool.run(&|part| {
-        // SAFETY: parts zero disjoint ranges.
         let len = g.channels * plane;
+        // SAFETY: parts zero disjoint ranges.
         unsafe { op.slice(split_range(len, threads, part, 16)).fill(0.0) };
     });
     let (ho, row_cols) = (g.out_height(), g.out_width() * batch);

@@ -75,7 +75,7 @@ fn lane_mask(nc: usize, v: usize) -> __mmask16 {
 #[derive(Clone, Copy)]
 pub struct Mask<'a> {
     pub h: &'a [f32],
-    pub sums: SyncMut<f32>,
+    pub sums: SyncMut<'a, f32>,
 }
 
 /// Where the kernel finds `A[i, j]` (row i of its block, reduction index j).
@@ -493,10 +493,10 @@ unsafe fn transpose_rows(src: &[*const f32], rb: usize, t: &mut [f32], stride: u
             let mask = lane_mask(rb - r0, 0);
             let rows: [__m512; 16] = std::array::from_fn(|i| {
                 let p = src.get(j0 + i).copied().unwrap_or(std::ptr::null());
-                // SAFETY: a non-null row holds `rb` floats; the mask stops at rb.
                 if p.is_null() {
                     _mm512_setzero_ps()
                 } else {
+                    // SAFETY: a non-null row holds `rb` floats; the mask stops at rb.
                     unsafe { _mm512_maskz_loadu_ps(mask, p.wrapping_add(r0)) }
                 }
             });

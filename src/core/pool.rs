@@ -15,6 +15,10 @@
 //!
 //! The split of work into parts is fixed by the caller, so results are bit-for-bit
 //! reproducible for a given thread count.
+//!
+//! Soundness: a pool has one job slot, so [`Pool::run`] lets one caller in at a time (other
+//! threads wait their turn on a mutex) and panics, instead of deadlocking or racing, when
+//! called from inside one of its own jobs. [`SyncMut`] borrows its buffer for its lifetime.
 
 use std::cell::UnsafeCell;
 use std::sync::Arc;
@@ -27,6 +31,8 @@ use std::time::{Duration, Instant};
 const SPIN: Duration = Duration::from_micros(120);
 /// How long it then yields (`sched_yield`) before parking.
 const YIELD: Duration = Duration::from_millis(2);
+/// How long a parked thread sleeps before checking again on its own (see `park_timeout`).
+const PARK_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// A thread that may park, and the flag that tells others to unpark it.
 struct Parker {
@@ -50,7 +56,7 @@ impl Parker {
     /// spin → yield → park back-off. The flag is raised before the last check of `ready()`,
     /// and whoever makes `ready()` true calls [`Parker::wake`] after, so no wake-up is lost
     /// (both sides use SeqCst).
-    fn wait_until(&self, ready: impl Fn() -> bool) {
+    fn wait_until(&self, ready: impl Fn() -> bool, timeout: Option<Duration>, on_park: impl Fn()) {
         let start = Instant::now();
         let mut i = 0u32;
         while !ready() {
@@ -67,7 +73,11 @@ impl Parker {
             } else {
                 self.parked.store(true, Ordering::SeqCst);
                 if !ready() {
-                    std::thread::park_timeout(Duration::from_millis(50));
+                    on_park();
+                    match timeout {
+                        Some(t) => std::thread::park_timeout(t),
+                        None => std::thread::park(),
+                    }
                 }
                 self.parked.store(false, Ordering::SeqCst);
             }
@@ -76,6 +86,18 @@ impl Parker {
 }
 
 type Job = *const (dyn Fn(usize) + Sync);
+
+thread_local! {
+    /// The pool whose worker this thread is (null on other threads): a worker calling its
+    /// own pool's `run` would wait for itself.
+    static WORKER_OF: std::cell::Cell<*const Shared> = const { std::cell::Cell::new(std::ptr::null()) };
+    /// A per-thread byte whose address identifies the thread while it lives.
+    static THREAD_TAG: u8 = const { 0 };
+}
+
+fn thread_tag() -> usize {
+    THREAD_TAG.with(|t| t as *const u8 as usize)
+}
 
 struct Shared {
     /// Bumped once per job; workers compare it with the last one they ran.
@@ -90,11 +112,28 @@ struct Shared {
     job: UnsafeCell<Option<Job>>,
     /// The thread running the current job's part 0, waiting for `done`.
     caller: std::sync::Mutex<Option<Arc<Parker>>>,
+    /// Held for the whole of a `run`: one job at a time, whichever threads call.
+    turn: std::sync::Mutex<()>,
+    /// [`thread_tag`] of the thread holding `turn` (0 when none): a `run` nested in a job
+    /// on the calling thread would wait for its own lock.
+    owner: AtomicUsize,
+    /// How long a parked thread sleeps before it checks again without a wake-up (`None`:
+    /// until woken). A safety net in production; tests park without it, so a lost wake-up
+    /// hangs them instead of hiding.
+    park_timeout: Option<Duration>,
+    /// Times a worker parked (tests check that parking happened).
+    parks: AtomicUsize,
 }
 
-// SAFETY: `job` is only written while no worker reads it (between generations), and the
-// pointee is `Sync`; all other fields are atomics or sync primitives.
+// SAFETY: `Shared` is shared by the owner and the workers through an `Arc`. Every field but
+// `job` is an atomic or a lock. `job` (an `UnsafeCell` holding a raw pointer to a `Sync`
+// closure, which is why neither auto trait applies) is written only in `Pool::run` by the
+// thread holding `turn`, while every worker is idle (all bumped `done` for the previous job),
+// and read by a worker only after it observes the new `generation` (SeqCst, ordered after the
+// write); the closure it points to is `Sync`, so calling it from several threads at once is
+// allowed, and `run` keeps it alive until every worker is done with it.
 unsafe impl Sync for Shared {}
+// SAFETY: as above: no field is tied to the thread that created it.
 unsafe impl Send for Shared {}
 
 /// A fixed set of `threads - 1` worker threads plus the caller.
@@ -107,6 +146,12 @@ impl Pool {
     /// A pool that runs each job on `threads` threads (the caller included). `0` means one
     /// thread per available core.
     pub fn new(threads: usize) -> Pool {
+        Pool::with_park_timeout(threads, Some(PARK_TIMEOUT))
+    }
+
+    /// [`Pool::new`] whose idle threads, once parked, sleep at most `park_timeout` between
+    /// checks (`None`: until woken; for tests, where a lost wake-up must hang, not hide).
+    pub fn with_park_timeout(threads: usize, park_timeout: Option<Duration>) -> Pool {
         let threads = if threads == 0 { available_threads() } else { threads };
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
@@ -115,6 +160,10 @@ impl Pool {
             shutdown: AtomicBool::new(false),
             job: UnsafeCell::new(None),
             caller: std::sync::Mutex::new(None),
+            turn: std::sync::Mutex::new(()),
+            owner: AtomicUsize::new(0),
+            park_timeout,
+            parks: AtomicUsize::new(0),
         });
         let workers = (1..threads)
             .map(|index| {
@@ -123,6 +172,7 @@ impl Pool {
                 let handle = std::thread::Builder::new()
                     .name(format!("vae-worker-{index}"))
                     .spawn(move || {
+                        WORKER_OF.with(|w| w.set(Arc::as_ptr(&shared)));
                         let me = Arc::new(Parker::current());
                         tx.send(Arc::clone(&me)).expect("pool is waiting");
                         worker_loop(&shared, &me, index)
@@ -140,13 +190,21 @@ impl Pool {
     }
 
     /// Runs `f(part)` for every `part in 0..self.threads()`, part 0 on the calling thread,
-    /// and returns when all parts are done.
+    /// and returns when all parts are done. Calls from several threads take turns.
+    ///
+    /// # Panics
+    /// When called from inside one of this pool's own jobs (nested parallelism on one pool
+    /// would wait for itself), and when a part panicked.
     pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
         if self.workers.is_empty() {
             f(0);
             return;
         }
         let shared = &*self.shared;
+        let tag = thread_tag();
+        let nested = WORKER_OF.with(|w| std::ptr::eq(w.get(), shared)) || shared.owner.load(Ordering::SeqCst) == tag;
+        assert!(!nested, "Pool::run called from inside one of the same pool's jobs; run the inner work serially");
+        let _turn = Turn::take(shared, tag);
         thread_local! {
             static ME: Arc<Parker> = Arc::new(Parker::current());
         }
@@ -169,7 +227,7 @@ impl Pool {
         self.workers.iter().for_each(|(_, p)| p.wake());
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0)));
         let n = self.workers.len();
-        me.wait_until(|| shared.done.load(Ordering::SeqCst) >= n);
+        me.wait_until(|| shared.done.load(Ordering::SeqCst) >= n, shared.park_timeout, || {});
         if let Err(payload) = mine {
             std::panic::resume_unwind(payload);
         }
@@ -216,17 +274,23 @@ pub fn split_range(len: usize, parts: usize, part: usize, align: usize) -> std::
     bound(part)..bound(part + 1)
 }
 
-/// A raw pointer to a buffer whose disjoint parts are written by different threads.
+/// A buffer whose disjoint parts are written by different threads: it borrows the buffer
+/// mutably for `'a`, so the buffer outlives every pointer and slice taken from it and nothing
+/// else touches it meanwhile.
 #[derive(Clone, Copy)]
-pub struct SyncMut<T>(*mut T, usize);
+pub struct SyncMut<'a, T>(*mut T, usize, std::marker::PhantomData<&'a mut [T]>);
 
-// SAFETY: users only create non-overlapping slices from it (see `SyncMut::slice`).
-unsafe impl<T: Send> Sync for SyncMut<T> {}
-unsafe impl<T: Send> Send for SyncMut<T> {}
+// SAFETY: a `SyncMut` is a `&mut [T]` split between threads: sending or sharing it hands
+// out access to `T`s on other threads, which `T: Send` allows. Creating overlapping slices
+// is what `slice`'s contract (an `unsafe fn`) forbids; the raw pointer is only dereferenced
+// by callers in `unsafe` blocks that state why their blocks are disjoint.
+unsafe impl<T: Send> Sync for SyncMut<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SyncMut<'_, T> {}
 
-impl<T> SyncMut<T> {
-    pub fn new(buf: &mut [T]) -> SyncMut<T> {
-        SyncMut(buf.as_mut_ptr(), buf.len())
+impl<'a, T> SyncMut<'a, T> {
+    pub fn new(buf: &'a mut [T]) -> SyncMut<'a, T> {
+        SyncMut(buf.as_mut_ptr(), buf.len(), std::marker::PhantomData)
     }
 
     /// The buffer's start, for callers that write disjoint blocks through raw pointers.
@@ -240,9 +304,32 @@ impl<T> SyncMut<T> {
     /// No two live slices obtained from the same buffer may overlap, and the buffer must
     /// outlive them.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn slice(&self, range: std::ops::Range<usize>) -> &mut [T] {
+    pub unsafe fn slice(&self, range: std::ops::Range<usize>) -> &'a mut [T] {
         assert!(range.start <= range.end && range.end <= self.1, "slice out of bounds");
+        // SAFETY: in bounds (checked); the buffer is borrowed for 'a; no overlap per the contract.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.len()) }
+    }
+}
+
+/// One caller's turn at a pool: holds its `turn` lock and records the owner, both released
+/// on drop (also when a job's panic unwinds through `run`).
+struct Turn<'a> {
+    shared: &'a Shared,
+    _lock: std::sync::MutexGuard<'a, ()>,
+}
+
+impl<'a> Turn<'a> {
+    fn take(shared: &'a Shared, tag: usize) -> Turn<'a> {
+        // A panic in an earlier job poisons nothing this lock protects.
+        let lock = shared.turn.lock().unwrap_or_else(|e| e.into_inner());
+        shared.owner.store(tag, Ordering::SeqCst);
+        Turn { shared, _lock: lock }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.shared.owner.store(0, Ordering::SeqCst);
     }
 }
 
@@ -254,7 +341,13 @@ pub fn available_threads() -> usize {
 fn worker_loop(shared: &Shared, me: &Parker, index: usize) {
     let mut seen = 0usize;
     loop {
-        me.wait_until(|| shared.generation.load(Ordering::SeqCst) != seen || shared.shutdown.load(Ordering::SeqCst));
+        me.wait_until(
+            || shared.generation.load(Ordering::SeqCst) != seen || shared.shutdown.load(Ordering::SeqCst),
+            shared.park_timeout,
+            || {
+                shared.parks.fetch_add(1, Ordering::Relaxed);
+            },
+        );
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
@@ -262,6 +355,7 @@ fn worker_loop(shared: &Shared, me: &Parker, index: usize) {
         // SAFETY: the owner wrote `job` before bumping `generation` and keeps the closure
         // alive until every worker has bumped `done`.
         let job = unsafe { (*shared.job.get()).expect("job set before generation bump") };
+        // SAFETY: as above: the closure lives until `done` reaches the worker count.
         let f = unsafe { &*job };
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index))).is_err() {
             shared.panicked.store(true, Ordering::Relaxed);
@@ -318,17 +412,109 @@ mod tests {
         }
     }
 
+    /// Runs `f` on another thread and fails if it has not finished after `limit`: a lost
+    /// wake-up or a deadlock fails the test instead of hanging it.
+    fn within(limit: std::time::Duration, f: impl FnOnce() + Send + 'static) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(limit).expect("the pool hung");
+    }
+
     #[test]
-    fn parked_workers_wake_up() {
-        let pool = Pool::new(2);
-        let sum = AtomicU64::new(0);
-        pool.run(&|p| {
-            sum.fetch_add(p as u64 + 1, Ordering::Relaxed);
+    fn parked_workers_and_a_parked_caller_are_woken() {
+        within(std::time::Duration::from_secs(20), || {
+            // No park timeout: a wake-up that is lost hangs, and `within` fails.
+            let pool = Pool::with_park_timeout(2, None);
+            let sum = AtomicU64::new(0);
+            pool.run(&|p| {
+                sum.fetch_add(p as u64 + 1, Ordering::Relaxed);
+            });
+            // Idle for longer than SPIN + YIELD: the worker parks.
+            let start = Instant::now();
+            while pool.shared.parks.load(Ordering::Relaxed) == 0 {
+                assert!(start.elapsed() < Duration::from_secs(10), "the worker never parked");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // The worker's part outlasts the caller's spin and yield, so the caller parks too
+            // and only the worker's wake-up lets `run` return.
+            pool.run(&|p| {
+                if p == 1 {
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                sum.fetch_add(p as u64 + 1, Ordering::Relaxed);
+            });
+            assert_eq!(sum.load(Ordering::Relaxed), 6);
         });
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        pool.run(&|p| {
-            sum.fetch_add(p as u64 + 1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn callers_on_several_threads_take_turns() {
+        let pool = Arc::new(Pool::new(2));
+        let total = Arc::new(AtomicU64::new(0));
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let (pool, total) = (Arc::clone(&pool), Arc::clone(&total));
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        // Each job checks it is the only one running.
+                        let inside = AtomicU64::new(0);
+                        pool.run(&|_| {
+                            inside.fetch_add(1, Ordering::SeqCst);
+                            total.fetch_add(1, Ordering::Relaxed);
+                        });
+                        assert_eq!(inside.load(Ordering::SeqCst), 2);
+                    }
+                })
+            })
+            .collect();
+        callers.into_iter().for_each(|c| c.join().unwrap());
+        assert_eq!(total.load(Ordering::Relaxed), 4 * 500 * 2);
+    }
+
+    #[test]
+    fn a_run_nested_in_a_job_panics_instead_of_deadlocking() {
+        for part in [0, 1] {
+            within(std::time::Duration::from_secs(20), move || {
+                let pool = Pool::new(2);
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pool.run(&|p| {
+                        if p == part {
+                            pool.run(&|_| {});
+                        }
+                    })
+                }));
+                let err = result.expect_err("a nested run must panic");
+                let msg = err
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| err.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let expected = if part == 0 { "inside one of the same pool's jobs" } else { "a worker thread panicked" };
+                assert!(msg.contains(expected), "part {part}: {msg}");
+                // The pool still works afterwards.
+                let n = AtomicU64::new(0);
+                pool.run(&|_| {
+                    n.fetch_add(1, Ordering::Relaxed);
+                });
+                assert_eq!(n.load(Ordering::Relaxed), 2);
+            });
+        }
+    }
+
+    #[test]
+    fn another_pool_may_run_inside_a_job() {
+        let (outer, inner) = (Pool::new(2), Pool::new(2));
+        let n = AtomicU64::new(0);
+        outer.run(&|p| {
+            if p == 0 {
+                inner.run(&|_| {
+                    n.fetch_add(1, Ordering::Relaxed);
+                });
+            }
         });
-        assert_eq!(sum.load(Ordering::Relaxed), 6);
+        assert_eq!(n.load(Ordering::Relaxed), 2);
     }
 }

@@ -30,6 +30,7 @@ macro_rules! simd_fn {
                 match $crate::core::simd::level() {
                     // SAFETY: `level()` checked that the CPU has these features.
                     $crate::core::simd::Level::V4 => return unsafe { v4($($arg),*) },
+                    // SAFETY: as above.
                     $crate::core::simd::Level::V3 => return unsafe { v3($($arg),*) },
                     $crate::core::simd::Level::Baseline => {}
                 }
