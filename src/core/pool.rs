@@ -37,12 +37,13 @@ const PARK_TIMEOUT: Duration = Duration::from_millis(50);
 /// A thread that may park, and the flag that tells others to unpark it.
 struct Parker {
     thread: Thread,
-    parked: AtomicBool,
+    /// Shared by the thread's own `Parker` and the one others wake it through.
+    parked: Arc<AtomicBool>,
 }
 
 impl Parker {
     fn current() -> Parker {
-        Parker { thread: std::thread::current(), parked: AtomicBool::new(false) }
+        Parker { thread: std::thread::current(), parked: Arc::new(AtomicBool::new(false)) }
     }
 
     /// Unparks the thread if it parked (or is about to): call after making its condition true.
@@ -168,17 +169,18 @@ impl Pool {
         let workers = (1..threads)
             .map(|index| {
                 let shared = Arc::clone(&shared);
-                let (tx, rx) = std::sync::mpsc::channel();
+                let parked = Arc::new(AtomicBool::new(false));
+                let flag = Arc::clone(&parked);
                 let handle = std::thread::Builder::new()
                     .name(format!("vae-worker-{index}"))
                     .spawn(move || {
                         WORKER_OF.with(|w| w.set(Arc::as_ptr(&shared)));
-                        let me = Arc::new(Parker::current());
-                        tx.send(Arc::clone(&me)).expect("pool is waiting");
+                        let me = Parker { thread: std::thread::current(), parked: flag };
                         worker_loop(&shared, &me, index)
                     })
                     .expect("failed to spawn a worker thread");
-                (handle, rx.recv().expect("worker started"))
+                let thread = handle.thread().clone();
+                (handle, Arc::new(Parker { thread, parked }))
             })
             .collect();
         Pool { shared, workers }
@@ -415,12 +417,19 @@ mod tests {
     /// Runs `f` on another thread and fails if it has not finished after `limit`: a lost
     /// wake-up or a deadlock fails the test instead of hanging it.
     fn within(limit: std::time::Duration, f: impl FnOnce() + Send + 'static) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        let handle = std::thread::spawn(move || {
             f();
-            let _ = tx.send(());
+            flag.store(true, Ordering::SeqCst);
         });
-        rx.recv_timeout(limit).expect("the pool hung");
+        let start = Instant::now();
+        while !done.load(Ordering::SeqCst) {
+            assert!(!handle.is_finished() || done.load(Ordering::SeqCst), "the test thread panicked");
+            assert!(start.elapsed() < limit, "the pool hung");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        handle.join().unwrap();
     }
 
     #[test]
