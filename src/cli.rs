@@ -315,7 +315,7 @@ fn sample(a: SampleArgs) -> Result<()> {
     });
     let pool = Pool::new(0);
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
-    let imgs = model.sample_at(&pool, n, labels.as_deref(), a.temperature, &mut rng);
+    let imgs = model.sample_at(&pool, n, labels.as_deref(), a.temperature, &mut rng)?;
     let c = model.config();
     let mut grid = images::grid(&imgs, c.shape(), a.nrow as usize, GRID_PADDING);
     if kind.conditional() && label.is_none() {

@@ -20,9 +20,6 @@
 //! # let s = slerp_path(&a, &b, 3); assert_eq!(&s[40..], &b[..]);
 //! ```
 
-use crate::core::Pool;
-use crate::model::Model;
-
 /// `steps` codes evenly spaced on the segment from `a` to `b` (both included), `[steps, d]`.
 pub fn lerp_path(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
     let steps = steps.max(2);
@@ -238,12 +235,6 @@ pub fn project(points: &[f32], plane: &Plane) -> Vec<[f32; 2]> {
             [coord(&plane.axes[0]), coord(&plane.axes[1])]
         })
         .collect()
-}
-
-/// Decodes codes `[n, latent]` with one soft or one-hot condition row per code
-/// (`cond` `[n, classes]`, ignored for unconditional models).
-pub fn decode_with(model: &Model, pool: &Pool, z: &[f32], cond: Option<&[f32]>) -> Vec<f32> {
-    model.decode_conditioned(pool, z, cond)
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 //!
 //! let (_config, model) = RunDir::new("runs/vae-20261125-135301").load_model()?;
 //! let pool = Pool::new(0); // all cores
-//! let images = model.sample(&pool, 16, None, &mut Rng::new(7)); // [16, 784]: the decoder's means in [0, 1]
-//! let encoding = model.encode(&pool, &images, None); // mu, logvar: [16, 20]
+//! let images = model.sample(&pool, 16, None, &mut Rng::new(7))?; // [16, 784]: the decoder's means in [0, 1]
+//! let encoding = model.encode(&pool, &images, None)?; // mu, logvar: [16, 20]
 //! let grid = vae::images::grid(&images, model.config().shape(), 4, 2);
 //! grid.save(std::path::Path::new("samples.png"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

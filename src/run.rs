@@ -208,7 +208,7 @@ impl Run {
     fn save_epoch(&mut self, m: &EpochMetrics, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
         let trainer = &self.trainer;
         let c = trainer.model.config();
-        let imgs = trainer.model.decode(&trainer.pool, z, labels);
+        let imgs = trainer.model.decode(&trainer.pool, z, labels).map_err(|e| RunError::Invalid(e.to_string()))?;
         let mut grid = images::grid(&imgs, c.shape(), GRID_ROW, GRID_PADDING);
         if c.kind.conditional() && !c.class_names.is_empty() {
             // An image folder's cvae: name each row's class (MNIST's grids stay torchvision's).
@@ -235,9 +235,10 @@ impl Run {
         let n = 50.min(t.data.test.len());
         let p = c.pixels();
         let originals = t.data.test.images_f32(n);
-        let labels = &t.data.test.labels[..n];
-        let enc = t.model.encode(&t.pool, &originals, Some(labels));
-        let recon = t.model.decode(&t.pool, &enc.mu, Some(labels));
+        let labels = c.kind.conditional().then_some(&t.data.test.labels[..n]);
+        let invalid = |e: crate::model::InputError| RunError::Invalid(e.to_string());
+        let enc = t.model.encode(&t.pool, &originals, labels).map_err(invalid)?;
+        let recon = t.model.decode(&t.pool, &enc.mu, labels).map_err(invalid)?;
         let mut pairs = Vec::with_capacity(2 * n * p);
         for i in 0..n {
             pairs.extend_from_slice(&originals[i * p..(i + 1) * p]);

@@ -143,8 +143,8 @@ impl Loaded {
     }
 
     /// Encodes images `[n, pixels]` to their means μ `[n, latent]`.
-    fn encode(&self, images: &[f32], labels: &[u8]) -> Vec<f32> {
-        self.model.encode(&self.pool, images, self.conditional().then_some(labels)).mu
+    fn encode(&self, images: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
+        Ok(self.model.encode(&self.pool, images, self.conditional().then_some(labels))?.mu)
     }
 
     fn labels_for(&self, n: usize, label: u8) -> Option<Vec<u8>> {
@@ -239,8 +239,8 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
         }
         (test.images_f32(a.n), test.labels[..a.n].to_vec())
     };
-    let mu = l.encode(&images, &labels);
-    let recon = l.model.decode(&l.pool, &mu, l.conditional().then_some(&labels[..]));
+    let mu = l.encode(&images, &labels)?;
+    let recon = l.model.decode(&l.pool, &mu, l.conditional().then_some(&labels[..]))?;
     let p = c.pixels();
     let pairs: Vec<f32> = (0..labels.len())
         .flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied())
@@ -261,7 +261,7 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
         let z = match &a.from {
             Some(spec) => {
                 let (img, label) = resolve_image(&l, &test, spec, "--from", label)?;
-                l.encode(&img, &[label])
+                l.encode(&img, &[label])?
             }
             None => {
                 let mut z = vec![0.0; c.latent_dim];
@@ -271,7 +271,7 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
         };
         let zs: Vec<f32> = (0..c.classes).flat_map(|_| z.iter().copied()).collect();
         let labels: Vec<u8> = (0..c.classes).map(|k| k as u8).collect();
-        let imgs = l.model.decode(&l.pool, &zs, Some(&labels));
+        let imgs = l.model.decode(&l.pool, &zs, Some(&labels))?;
         return save(&l.grid(&imgs, c.classes.min(20)), &l.out(a.output, "interpolate.png"));
     }
     let (Some(from), Some(to)) = (&a.from, &a.to) else {
@@ -279,7 +279,7 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     };
     let (img_a, la) = resolve_image(&l, &test, from, "--from", label)?;
     let (img_b, lb) = resolve_image(&l, &test, to, "--to", label)?;
-    let (za, zb) = (l.encode(&img_a, &[la]), l.encode(&img_b, &[lb]));
+    let (za, zb) = (l.encode(&img_a, &[la])?, l.encode(&img_b, &[lb])?);
     let mut paths = vec![lerp_path(&za, &zb, steps)];
     if a.slerp {
         paths.push(slerp_path(&za, &zb, steps));
@@ -288,7 +288,7 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let cond: Vec<f32> = lerp_path(&l.one_hot(la), &l.one_hot(lb), steps);
     let mut imgs = Vec::new();
     for path in &paths {
-        imgs.extend(l.model.decode_conditioned(&l.pool, path, l.conditional().then_some(&cond[..])));
+        imgs.extend(l.model.decode_conditioned(&l.pool, path, l.conditional().then_some(&cond[..]))?);
     }
     save(&l.grid(&imgs, steps), &l.out(a.output, "interpolate.png"))
 }
@@ -328,14 +328,14 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
         Some(spec) => {
             let test = l.test()?;
             let (img, label) = resolve_image(&l, &test, spec, "--image", label)?;
-            (l.encode(&img, &[label]), label)
+            (l.encode(&img, &[label])?, label)
         }
         None => (vec![0.0; c.latent_dim], label.unwrap_or(0)),
     };
     let steps = a.steps as usize;
     let zs = traversal(&base, &dims, a.range, steps);
     let n = zs.len() / c.latent_dim;
-    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n, label).as_deref());
+    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n, label).as_deref())?;
     save(&l.grid(&imgs, steps), &l.out(a.output, "traverse.png"))
 }
 
@@ -348,12 +348,12 @@ pub fn manifold(a: ManifoldArgs) -> Result<()> {
         2 => prior_plane(),
         _ => {
             let test = l.test()?;
-            principal_plane(&l.encode(&test.images_f32(test.len()), &test.labels), c.latent_dim)
+            principal_plane(&l.encode(&test.images_f32(test.len()), &test.labels)?, c.latent_dim)
         }
     };
     let n = a.n as usize;
     let zs = plane_grid(&plane, n);
-    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n * n, label.unwrap_or(0)).as_deref());
+    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n * n, label.unwrap_or(0)).as_deref())?;
     save(&l.grid(&imgs, n), &l.out(a.output, "manifold.png"))
 }
 
@@ -367,7 +367,7 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
         }
         test.truncate(n);
     }
-    let mu = l.encode(&test.images_f32(test.len()), &test.labels);
+    let mu = l.encode(&test.images_f32(test.len()), &test.labels)?;
     let (points, xl, yl) = if c.latent_dim == 1 {
         (mu.iter().map(|&v| [v, 0.0]).collect(), "z₁".to_string(), String::new())
     } else if c.latent_dim == 2 {

@@ -501,7 +501,8 @@ mod tests {
                     .map(|s| s.to_string())
                     .or_else(|| err.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                let expected = if part == 0 { "inside one of the same pool's jobs" } else { "a worker thread panicked" };
+                let expected =
+                    if part == 0 { "inside one of the same pool's jobs" } else { "a worker thread panicked" };
                 assert!(msg.contains(expected), "part {part}: {msg}");
                 // The pool still works afterwards.
                 let n = AtomicU64::new(0);

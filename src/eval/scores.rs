@@ -116,7 +116,7 @@ pub fn sample_scores(
     let n = opts.generated;
     let mut rng = Rng::stream(opts.seed, Purpose::Eval, 1_000_000);
     let labels: Option<Vec<u8>> = c.kind.conditional().then(|| (0..n).map(|i| (i % classes) as u8).collect());
-    let generated = model.sample_at(pool, n, labels.as_deref(), opts.temperature, &mut rng);
+    let generated = model.sample_at(pool, n, labels.as_deref(), opts.temperature, &mut rng)?;
     let (pred, gen_features) = clf.predict(pool, &generated);
     // Reference: grey-level test images (the classifier's domain), and the floor.
     let data = Dataset::load(&config.train.dataset)?;

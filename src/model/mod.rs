@@ -21,6 +21,27 @@ pub struct Model {
     pub params: Vec<f32>,
 }
 
+/// Inputs a [`Model`] cannot take: each message says what was wrong and what fits.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("the images hold {len} values, not a whole number of {pixels}-value images ({shape})")]
+    Images { len: usize, pixels: usize, shape: crate::core::Shape },
+    #[error("z holds {len} values, not a whole number of {latent}-dimensional codes")]
+    Latent { len: usize, latent: usize },
+    #[error("this model is conditional: pass one label per image, each below {classes}")]
+    MissingLabels { classes: usize },
+    #[error("this model is unconditional: it takes no labels or condition (pass None)")]
+    UnexpectedLabels,
+    #[error("{labels} labels for {n} images: pass one label per image")]
+    LabelCount { labels: usize, n: usize },
+    #[error("label {label} is out of range: the model knows {classes} classes, 0 to {}", classes - 1)]
+    LabelRange { label: u8, classes: usize },
+    #[error("the condition holds {len} values, not {n} × {classes} (one row of {classes} per code)")]
+    Condition { len: usize, n: usize, classes: usize },
+    #[error("the temperature must be a finite number ≥ 0, got {0}")]
+    Temperature(f32),
+}
+
 /// What the encoder says of a batch of images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Encoding {
@@ -59,11 +80,19 @@ impl Model {
 
     /// Encodes `n` images given as `[n, pixels]` intensities in [0, 1], each channel-major
     /// (with their labels for `cvae`).
-    pub fn encode(&self, pool: &Pool, images: &[f32], labels: Option<&[u8]>) -> Encoding {
+    ///
+    /// # Errors
+    /// [`InputError`] when `images` is not a whole number of images, or the labels do not
+    /// fit the model (missing for a `cvae`, given to another kind, one per image, each a
+    /// class the model knows).
+    pub fn encode(&self, pool: &Pool, images: &[f32], labels: Option<&[u8]>) -> Result<Encoding, InputError> {
         let c = self.config();
         let (p, l) = (c.pixels(), c.latent_dim);
         let n = images.len() / p;
-        assert_eq!(images.len(), n * p, "images must be [n, {p}]");
+        if images.len() != n * p {
+            return Err(InputError::Images { len: images.len(), pixels: p, shape: c.shape() });
+        }
+        check_labels(c, labels, n)?;
         let mut ws = Workspace::new(c, n.max(1), pool.threads());
         transpose_into(images, n, p, &mut ws.x);
         fill_labels(c, labels, n, &mut ws.y);
@@ -74,56 +103,111 @@ impl Model {
         if c.kind.variational() {
             transpose_into(&ws.enc[l * n..2 * l * n], l, n, &mut logvar);
         }
-        Encoding { mu, logvar }
+        Ok(Encoding { mu, logvar })
     }
 
     /// Decodes `n` latent vectors `[n, latent]` (with labels for `cvae`) into the
     /// likelihood's means `[n, pixels]` in [0, 1], each image channel-major.
-    pub fn decode(&self, pool: &Pool, z: &[f32], labels: Option<&[u8]>) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`InputError`] when `z` is not a whole number of codes, or the labels do not fit the
+    /// model (as [`Model::encode`]).
+    pub fn decode(&self, pool: &Pool, z: &[f32], labels: Option<&[u8]>) -> Result<Vec<f32>, InputError> {
         let c = self.config();
+        let l = c.latent_dim;
+        let n = z.len() / l;
+        if z.len() != n * l {
+            return Err(InputError::Latent { len: z.len(), latent: l });
+        }
+        check_labels(c, labels, n)?;
         let classes = c.cond_dim();
-        let cond: Option<Vec<f32>> = (classes > 0).then(|| {
-            let labels = labels.expect("a conditional model needs labels");
-            labels.iter().flat_map(|&y| one_hot(y, classes)).collect()
-        });
+        let cond: Option<Vec<f32>> =
+            labels.filter(|_| classes > 0).map(|labels| labels.iter().flat_map(|&y| one_hot(y, classes)).collect());
         self.decode_conditioned(pool, z, cond.as_deref())
     }
 
     /// Decodes `[n, latent]` codes with condition vectors `[n, classes]` for `cvae` (one-hot
     /// labels, or any mixture of them: the decoder takes real-valued inputs).
-    pub fn decode_conditioned(&self, pool: &Pool, z: &[f32], cond: Option<&[f32]>) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`InputError`] when `z` is not a whole number of codes, a `cvae` gets no condition or
+    /// one of the wrong length, or another kind gets one.
+    pub fn decode_conditioned(&self, pool: &Pool, z: &[f32], cond: Option<&[f32]>) -> Result<Vec<f32>, InputError> {
         let c = self.config();
         let (p, l, classes) = (c.pixels(), c.latent_dim, c.cond_dim());
         let n = z.len() / l;
-        assert_eq!(z.len(), n * l, "z must be [n, {l}]");
+        if z.len() != n * l {
+            return Err(InputError::Latent { len: z.len(), latent: l });
+        }
+        match (classes, cond) {
+            (0, None) => {}
+            (0, Some(_)) => return Err(InputError::UnexpectedLabels),
+            (_, None) => return Err(InputError::MissingLabels { classes }),
+            (_, Some(cond)) if cond.len() != n * classes => {
+                return Err(InputError::Condition { len: cond.len(), n, classes });
+            }
+            (_, Some(_)) => {}
+        }
         let mut ws = Workspace::new(c, n.max(1), pool.threads());
         transpose_into(z, n, l, &mut ws.z);
-        if classes > 0 {
-            let cond = cond.expect("a conditional model needs a condition");
-            assert_eq!(cond.len(), n * classes, "cond must be [n, {classes}]");
+        if let Some(cond) = cond {
             transpose_into(cond, n, classes, &mut ws.z[l * n..]);
         }
         self.network.decode(pool, &self.params, &mut ws);
         let mut out = vec![0.0; n * p];
         transpose_into(&ws.out[..p * n], p, n, &mut out);
-        out
+        Ok(out)
     }
 
     /// Draws `n` images from the generative model: z ~ N(0, I), then the decoder's means.
     /// Shape of the result: [n, pixels].
-    pub fn sample(&self, pool: &Pool, n: usize, labels: Option<&[u8]>, rng: &mut Rng) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`InputError`] when the labels do not fit the model (as [`Model::encode`]).
+    pub fn sample(&self, pool: &Pool, n: usize, labels: Option<&[u8]>, rng: &mut Rng) -> Result<Vec<f32>, InputError> {
         self.sample_at(pool, n, labels, 1.0, rng)
     }
 
     /// [`Model::sample`] at a temperature: z ~ N(0, T² I), so T < 1 trades diversity for
     /// typical-looking images (T = 1 is the model's own prior; T = 0 decodes z = 0).
-    pub fn sample_at(&self, pool: &Pool, n: usize, labels: Option<&[u8]>, temperature: f32, rng: &mut Rng) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`InputError`] when the labels do not fit the model or the temperature is negative
+    /// or not finite.
+    pub fn sample_at(
+        &self,
+        pool: &Pool,
+        n: usize,
+        labels: Option<&[u8]>,
+        temperature: f32,
+        rng: &mut Rng,
+    ) -> Result<Vec<f32>, InputError> {
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(InputError::Temperature(temperature));
+        }
+        check_labels(self.config(), labels, n)?;
         let mut z = vec![0.0; n * self.config().latent_dim];
         rng.fill_normal(&mut z);
         if temperature != 1.0 {
             z.iter_mut().for_each(|v| *v *= temperature);
         }
         self.decode(pool, &z, labels)
+    }
+}
+
+/// Labels fit `config` for `n` examples: present exactly for a conditional model, one per
+/// example, each a class it knows.
+fn check_labels(config: &ModelConfig, labels: Option<&[u8]>, n: usize) -> Result<(), InputError> {
+    let classes = config.cond_dim();
+    match (classes, labels) {
+        (0, None) => Ok(()),
+        (0, Some(_)) => Err(InputError::UnexpectedLabels),
+        (_, None) => Err(InputError::MissingLabels { classes }),
+        (_, Some(l)) if l.len() != n => Err(InputError::LabelCount { labels: l.len(), n }),
+        (_, Some(l)) => match l.iter().find(|&&y| y as usize >= classes) {
+            Some(&label) => Err(InputError::LabelRange { label, classes }),
+            None => Ok(()),
+        },
     }
 }
 
@@ -141,8 +225,7 @@ fn fill_labels(config: &ModelConfig, labels: Option<&[u8]>, n: usize, rows: &mut
     if classes == 0 {
         return;
     }
-    let labels = labels.expect("a conditional model needs labels");
-    assert_eq!(labels.len(), n, "one label per example");
+    let labels = labels.expect("checked by check_labels");
     crate::core::kernels::one_hot(labels.iter().copied(), classes, rows, n);
 }
 

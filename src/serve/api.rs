@@ -28,6 +28,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::model::InputError> for ApiError {
+    fn from(e: crate::model::InputError) -> ApiError {
+        bad(e.to_string())
+    }
+}
+
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
@@ -152,11 +158,11 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
             None => (0..n).map(|i| ((i / nrow) % c.classes.max(1)) as u8).collect(),
         });
         let mut rng = Rng::stream(seed, Purpose::User, 0);
-        let imgs = s.model.sample_at(&Pool::new(1), n, labels.as_deref(), temperature, &mut rng);
-        grid(&imgs, c.shape(), nrow, 2)
+        let imgs = s.model.sample_at(&Pool::new(1), n, labels.as_deref(), temperature, &mut rng)?;
+        Ok::<_, ApiError>(grid(&imgs, c.shape(), nrow, 2))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let mut r = png(&image);
     r.headers_mut().insert("x-seed", HeaderValue::from(seed));
     Ok(r)
@@ -194,7 +200,7 @@ pub async fn decode(State(s): St, body: Result<Bytes, BytesRejection>) -> ApiRes
         return Err(bad(format!("this conditional model needs a label 0-{}", c.classes - 1)));
     }
     let cond = label.map(|l| one_hot(l, c.classes));
-    let img = s.model.decode_conditioned(&Pool::new(1), &req.z, cond.as_deref());
+    let img = s.model.decode_conditioned(&Pool::new(1), &req.z, cond.as_deref())?;
     match req.format.as_deref() {
         None | Some("png") => Ok(png(&grid(&img, c.shape(), 1, 0))),
         Some("values") => Ok(axum::Json(json!({ "pixels": img })).into_response()),
@@ -243,8 +249,8 @@ pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<By
     }
     let pool = Pool::new(1);
     let labels = label.map(|l| vec![l]);
-    let enc = s.model.encode(&pool, &pixels, labels.as_deref());
-    let recon = s.model.decode(&pool, &enc.mu, labels.as_deref());
+    let enc = s.model.encode(&pool, &pixels, labels.as_deref())?;
+    let recon = s.model.decode(&pool, &enc.mu, labels.as_deref())?;
     let b = &s.sliders;
     let coords: Vec<f32> = b
         .axes
@@ -275,8 +281,8 @@ pub async fn interpolate(State(s): St, q: Params) -> ApiResult {
     let (a, b) = (from as usize, to as usize);
     let (la, lb) = (s.test.labels[a], s.test.labels[b]);
     let cond = c.kind.conditional();
-    let za = s.model.encode(&pool, &s.test.image_f32(a), cond.then_some(&[la][..])).mu;
-    let zb = s.model.encode(&pool, &s.test.image_f32(b), cond.then_some(&[lb][..])).mu;
+    let za = s.model.encode(&pool, &s.test.image_f32(a), cond.then_some(&[la][..]))?.mu;
+    let zb = s.model.encode(&pool, &s.test.image_f32(b), cond.then_some(&[lb][..]))?.mu;
     let mut paths = vec![lerp_path(&za, &zb, steps)];
     if slerp {
         paths.push(slerp_path(&za, &zb, steps));
@@ -284,7 +290,7 @@ pub async fn interpolate(State(s): St, q: Params) -> ApiResult {
     let labels = lerp_path(&one_hot(la, c.classes), &one_hot(lb, c.classes), steps);
     let mut imgs = Vec::new();
     for p in &paths {
-        imgs.extend(s.model.decode_conditioned(&pool, p, cond.then_some(&labels[..])));
+        imgs.extend(s.model.decode_conditioned(&pool, p, cond.then_some(&labels[..]))?);
     }
     Ok(png(&grid(&imgs, c.shape(), steps, 2)))
 }

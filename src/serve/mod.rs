@@ -56,7 +56,7 @@ impl AppState {
             let pool = Pool::new(0);
             let images = test.images_f32(test.len());
             let labels = model.config().kind.conditional().then_some(&test.labels[..]);
-            let mu = model.encode(&pool, &images, labels).mu;
+            let mu = model.encode(&pool, &images, labels)?.mu;
             (principal_axes(&mu, l, MAX_SLIDERS), true)
         };
         // Derived data: a missing or unreadable eval.json only means there is nothing to show.
