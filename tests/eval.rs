@@ -42,7 +42,7 @@ fn sgvb_estimate(model: &Model, split: &Split, image: usize, seed: u64, pool: &P
     let x: Vec<f32> = split.image(image).iter().map(|&v| v as f32 / 255.0).collect();
     let label = [split.labels[image]];
     let labels = c.kind.conditional().then_some(&label[..]);
-    let enc = model.encode(pool, &x, labels);
+    let enc = model.encode(pool, &x, labels).unwrap();
     let mut eps = vec![0.0f32; l];
     sample_rng(seed, image, 0).fill_normal(&mut eps);
     let mut z = vec![0.0f32; l];
@@ -56,7 +56,7 @@ fn sgvb_estimate(model: &Model, split: &Split, image: usize, seed: u64, pool: &P
         let log_q = -0.5 * (e * e + lv + two_pi.ln());
         log_ratio += log_prior - log_q;
     }
-    let probs = model.decode(pool, &z, labels);
+    let probs = model.decode(pool, &z, labels).unwrap();
     let log_lik: f64 = (0..p)
         .map(|i| {
             let (xi, pi) = (x[i] as f64, probs[i] as f64);
