@@ -45,6 +45,11 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// `vae bench`: trains `o.epochs` epochs, times them and the test pass, and prints the figures (one
+/// JSON object with `o.json`).
+///
+/// # Errors
+/// If the embedded MNIST cannot be decoded, or the loss stops being finite (a diverged epoch).
 pub fn bench(o: &BenchOptions) -> Result<()> {
     let t0 = Instant::now();
     let (objective, epochs, json, batch) = (o.objective, o.epochs, o.json, o.batch);

@@ -181,16 +181,31 @@ impl RunDir {
     }
 
     /// Creates the directory (and `samples/`).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`] if the directory or its `samples/` cannot be created.
     pub fn create(&self) -> Result<(), CheckpointError> {
         std::fs::create_dir_all(self.samples_dir())
             .map_err(|source| CheckpointError::Write { path: self.samples_dir(), source })
     }
 
+    /// Writes `config.json` (atomically, replacing any earlier one).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`] if the file cannot be written.
     pub fn save_config(&self, config: &RunConfig) -> Result<(), CheckpointError> {
         let json = serde_json::to_string_pretty(config).expect("config serialises");
         write(&self.file(CONFIG_FILE), format!("{json}\n").as_bytes())
     }
 
+    /// Reads `config.json` and checks its model settings.
+    ///
+    /// # Errors
+    /// [`CheckpointError::NotARun`] if the directory has no `config.json`,
+    /// [`CheckpointError::WrongKind`] or [`CheckpointError::Foreign`] if it holds another kind's or
+    /// one `vae` did not write, [`CheckpointError::Read`] if it cannot be read, and
+    /// [`CheckpointError::Corrupt`] if it is not a valid run config or its model settings are
+    /// invalid.
     pub fn load_config(&self) -> Result<RunConfig, CheckpointError> {
         let path = self.file(CONFIG_FILE);
         if DirKind::VaeRun.expect(&self.path)?.is_none() {
@@ -203,12 +218,21 @@ impl RunDir {
     }
 
     /// Saves the weights under PyTorch's names and shapes.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`] if `model.safetensors` cannot be written.
     pub fn save_model(&self, model: &Model, epoch: usize) -> Result<(), CheckpointError> {
         let bytes = model_bytes(model, epoch);
         write(&self.file(MODEL_FILE), &bytes)
     }
 
     /// Loads the run's config and weights; the weights' names and shapes must match it.
+    ///
+    /// # Errors
+    /// The errors of [`RunDir::load_config`]; [`CheckpointError::NoWeights`] if `model.safetensors`
+    /// does not exist, [`CheckpointError::Read`] if it cannot be read, and
+    /// [`CheckpointError::Corrupt`] if it is not valid safetensors or a tensor is missing, has the
+    /// wrong shape or holds NaN or infinite values.
     pub fn load_model(&self) -> Result<(RunConfig, Model), CheckpointError> {
         let config = self.load_config()?;
         let path = self.file(MODEL_FILE);
@@ -220,6 +244,9 @@ impl RunDir {
     }
 
     /// Saves parameters, Adam moments and progress: the commit point of an epoch.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`] if `train-state.safetensors` cannot be written.
     pub fn save_state(&self, model: &Model, adam: &AdamState, epoch: usize) -> Result<(), CheckpointError> {
         let n = model.params.len();
         let (p, m, v) = (f32_bytes(&model.params), f32_bytes(&adam.m), f32_bytes(&adam.v));
@@ -235,6 +262,12 @@ impl RunDir {
         write(&self.file(STATE_FILE), &serialize(tensors, meta))
     }
 
+    /// Reads `train-state.safetensors` for a model of `config`: what `--resume` continues from.
+    ///
+    /// # Errors
+    /// [`CheckpointError::NoState`] if the file does not exist, [`CheckpointError::Read`] if it
+    /// cannot be read, and [`CheckpointError::Corrupt`] if it is not valid safetensors, a tensor is
+    /// missing or has the wrong shape, or its `epoch` or `step` metadata is missing.
     pub fn load_state(&self, config: &ModelConfig) -> Result<TrainState, CheckpointError> {
         let path = self.file(STATE_FILE);
         if !path.is_file() {
@@ -254,6 +287,10 @@ impl RunDir {
     }
 
     /// The epoch recorded in `model.safetensors`, if the file exists.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Read`] if the file cannot be read, [`CheckpointError::Corrupt`] if its
+    /// header is not valid safetensors or has no `epoch` metadata.
     pub fn model_epoch(&self) -> Result<Option<usize>, CheckpointError> {
         let path = self.file(MODEL_FILE);
         if !path.is_file() {
@@ -263,6 +300,10 @@ impl RunDir {
         Ok(Some(meta_number(&meta, "epoch", &path)? as usize))
     }
 
+    /// Writes `metrics.jsonl`, one record per line, replacing the file.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`] if the file cannot be written.
     pub fn save_metrics(&self, records: &[EpochMetrics]) -> Result<(), CheckpointError> {
         let mut text = String::new();
         for r in records {
@@ -273,6 +314,10 @@ impl RunDir {
     }
 
     /// The metric records, oldest first (none if the file does not exist yet).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Read`] if the file cannot be read, [`CheckpointError::Corrupt`] (naming
+    /// the line) if a record is not a valid [`EpochMetrics`].
     pub fn load_metrics(&self) -> Result<Vec<EpochMetrics>, CheckpointError> {
         let path = self.file(METRICS_FILE);
         if !path.is_file() {
@@ -321,6 +366,10 @@ fn serialize<'a>(
 
 /// Parses safetensors bytes into a flat buffer of `len` floats; every tensor must be
 /// present with its shape, and every value finite.
+///
+/// # Errors
+/// [`CheckpointError::Corrupt`], naming `path`, if the bytes are not valid safetensors, a tensor is
+/// missing or not F32 of its shape, or a value is NaN or infinite.
 pub fn tensors_from_bytes(
     bytes: &[u8],
     tensors: &[TensorInfo],
@@ -349,6 +398,10 @@ pub fn model_bytes(model: &Model, epoch: usize) -> Vec<u8> {
 }
 
 /// Parses safetensors weights for `config`; every tensor must be present with its shape.
+///
+/// # Errors
+/// [`CheckpointError::Corrupt`] as [`tensors_from_bytes`]: not valid safetensors, a missing or
+/// misshapen tensor, or a weight that is NaN or infinite.
 pub fn model_from_bytes(bytes: &[u8], config: &ModelConfig, path: &Path) -> Result<Model, CheckpointError> {
     let network = Network::new(config.clone());
     let params = tensors_from_bytes(bytes, &network.layout.tensors, network.layout.len, path)?;

@@ -59,6 +59,12 @@ const SHIFT: i32 = 2;
 
 /// Trains the classifier with Adam (cosine learning-rate decay) on cross-entropy, shifting
 /// images by up to ±2 pixels.
+///
+/// # Errors
+/// If `epochs` is 0; the output directory is another kind of directory, or already holds a
+/// classifier and `force` is not set; the data cannot be loaded, is unlabelled or has fewer than 2
+/// training images; the directory cannot be created or is locked by another process; or the
+/// classifier cannot be saved.
 pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, ClassifierRun)> {
     if opts.epochs == 0 {
         anyhow::bail!("--epochs must be at least 1");
@@ -162,6 +168,10 @@ fn check_out(dir: &Path, force: bool) -> anyhow::Result<()> {
     }
 }
 
+/// Writes a classifier into `dir`: its weights (`model.safetensors`), then its `config.json`.
+///
+/// # Errors
+/// [`CheckpointError::Write`] if either file cannot be written.
 pub fn save_classifier(dir: &Path, run: &ClassifierRun, clf: &Classifier) -> Result<(), CheckpointError> {
     let (_, tensors, _) = clf.config.layout();
     let meta = HashMap::from([("format".to_string(), "pt".to_string()), ("model".to_string(), "classifier".into())]);
@@ -171,6 +181,13 @@ pub fn save_classifier(dir: &Path, run: &ClassifierRun, clf: &Classifier) -> Res
 }
 
 /// Loads a classifier run; its weights must have the configured names and shapes.
+///
+/// # Errors
+/// [`CheckpointError::NoClassifier`] if `dir` has no `config.json`, [`CheckpointError::WrongKind`]
+/// or [`CheckpointError::Foreign`] if it holds another kind's or one `vae` did not write,
+/// [`CheckpointError::NoWeights`] if `model.safetensors` is missing, [`CheckpointError::Read`] if a
+/// file cannot be read, and [`CheckpointError::Corrupt`] if either file does not parse or a weight
+/// is missing, misshapen or not finite.
 pub fn load_classifier(dir: &Path) -> Result<(ClassifierRun, Classifier), CheckpointError> {
     let config_path = dir.join(crate::checkpoint::CONFIG_FILE);
     if DirKind::Classifier.expect(dir)?.is_none() {

@@ -106,6 +106,10 @@ pub struct DataArgs {
 
 impl DataArgs {
     /// The data the flags name; an image folder's split is drawn with `seed`.
+    ///
+    /// # Errors
+    /// If an image-folder flag (`--image-size`, `--color`, `--background`, `--test-fraction`) is
+    /// given for a folder of MNIST-format files.
     pub fn source(&self, seed: u64) -> Result<Source> {
         let source = match (&self.data_dir, self.dataset) {
             (Some(d), _) => Source::for_dir(d, || crate::data::FolderSource {
@@ -204,6 +208,11 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// Runs the command `cli` names.
+///
+/// # Errors
+/// The command's own failure (a run or dataset that cannot be read, a flag out of range, a file
+/// that cannot be written, …), with a message that names the fix.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train::train(a),
@@ -214,7 +223,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Manifold(a) => explore::manifold(a),
         Command::Scatter(a) => explore::scatter(a),
         Command::Plot(a) => curves::plot(a),
-        Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads),
+        Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits()),
         Command::Bench(a) => bench(a),
         Command::Eval(a) => measure::eval(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
@@ -340,6 +349,10 @@ fn sample(a: SampleArgs) -> Result<()> {
 
 /// A `--label` value: a class number (`3`) or name (`cat`, any case), checked against the
 /// run's classes; the error lists them.
+///
+/// # Errors
+/// If `spec` is neither the number nor the name of one of the run's classes; the message lists
+/// them.
 pub fn resolve_label(config: &crate::checkpoint::RunConfig, spec: &str, run: &std::path::Path) -> Result<u8> {
     let names = config.class_names();
     let spec = spec.trim();
@@ -375,6 +388,9 @@ pub fn error_line(e: &anyhow::Error) -> String {
 }
 
 /// Parses `--temperature`: a finite number ≥ 0 (the standard deviation of z is T).
+///
+/// # Errors
+/// A message for clap if `s` is not a finite number ≥ 0.
 pub fn temperature_arg(s: &str) -> std::result::Result<f32, String> {
     match s.parse::<f32>() {
         Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
@@ -384,6 +400,9 @@ pub fn temperature_arg(s: &str) -> std::result::Result<f32, String> {
 
 /// Parses `--threads`: 0 (all cores) up to the cores this machine lets us use. More threads
 /// than cores only slow our hot fork-join pool down, so that is refused rather than obeyed.
+///
+/// # Errors
+/// A message for clap if `s` is not a whole number, or is more than the cores available.
 pub fn threads_arg(s: &str) -> std::result::Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("expected a whole number of threads, got {s:?}"))?;
     let cores = crate::core::pool::available_threads();

@@ -13,11 +13,12 @@
 //! let path = lerp_path(&a, &b, 5);                 // 5 codes from a to b
 //! assert_eq!(path.len(), 5 * 20);
 //! assert_eq!(&path[..20], &a[..]);
-//! let images = model.decode(&pool, &path, None);   // [5, 784] Bernoulli means
+//! let images = model.decode(&pool, &path, None)?;  // [5, 784] Bernoulli means
 //! assert_eq!(images.len(), 5 * 784);
 //! let grid = vae::images::grid(&images, model.config().shape(), 5, 2);
 //! assert_eq!((grid.width, grid.height), (152, 32));
 //! # let s = slerp_path(&a, &b, 3); assert_eq!(&s[40..], &b[..]);
+//! # Ok::<(), vae::model::InputError>(())
 //! ```
 
 /// `steps` codes evenly spaced on the segment from `a` to `b` (both included), `[steps, d]`.

@@ -11,6 +11,10 @@ fn temp_name(name: &str, pid: u32) -> String {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
 /// rename over the target, then fsync of the directory so the rename itself is durable.
+///
+/// # Errors
+/// The I/O error of creating, writing, syncing or renaming the temporary file, which is then
+/// removed; a directory that cannot be synced is no error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -16,7 +16,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc, clippy::missing_errors_doc)]
 
 pub mod bench;
 pub mod checkpoint;

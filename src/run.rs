@@ -68,6 +68,12 @@ pub struct Run {
 impl Run {
     /// Starts a new run in `dir` (which must not already hold one): writes `config.json`
     /// before the first step.
+    ///
+    /// # Errors
+    /// [`RunError::Invalid`] if the config is invalid, the batch is larger than the training set,
+    /// or `dir` already holds a run or another kind of directory; [`RunError::Lock`] if another
+    /// process holds `dir`; and [`RunError::Checkpoint`] if `dir` cannot be read, created or
+    /// written.
     pub fn create(dir: PathBuf, config: RunConfig, data: Dataset) -> Result<Run, RunError> {
         config.model.validate().map_err(RunError::Invalid)?;
         config.train.validate().map_err(RunError::Invalid)?;
@@ -89,6 +95,12 @@ impl Run {
 
     /// Reopens a run after its last completed epoch; `epochs`, if given, becomes the total,
     /// and `lr`, if given, the learning rate from the next epoch on.
+    ///
+    /// # Errors
+    /// [`RunError::Checkpoint`] if the run cannot be read (not a run, no train state, corrupt
+    /// files) or its config cannot be rewritten; [`RunError::Lock`] if another process holds it;
+    /// and [`RunError::Invalid`] if the data does not fit the model, `lr` is invalid, or `epochs`
+    /// is fewer than the epochs already completed.
     pub fn resume(dir: PathBuf, epochs: Option<usize>, lr: Option<f32>, data: Dataset) -> Result<Run, RunError> {
         let dir = RunDir::new(dir);
         dir.load_config()?; // a clear error before taking a lock in the wrong directory
@@ -134,6 +146,11 @@ impl Run {
     }
 
     /// Trains up to the configured number of epochs, saving after each.
+    ///
+    /// # Errors
+    /// [`RunError::Diverged`] if the loss stops being finite, [`RunError::Interrupted`] if
+    /// [`Trainer::interrupt`] is raised, [`RunError::Checkpoint`] if an epoch's files cannot be
+    /// written, and [`RunError::Invalid`] if its sample grid cannot be drawn.
     pub fn train(&mut self, quiet: bool) -> Result<(), RunError> {
         let total = self.config.train.epochs;
         let steps = self.trainer.steps_per_epoch();
@@ -229,6 +246,10 @@ impl Run {
 
     /// Writes `reconstructions.png`: 50 test images, each followed by its reconstruction
     /// (z = μ), five pairs per row.
+    ///
+    /// # Errors
+    /// [`RunError::Checkpoint`] if the picture cannot be written, [`RunError::Invalid`] if the test
+    /// images do not fit the model.
     pub fn save_reconstructions(&self) -> Result<PathBuf, RunError> {
         let t = &self.trainer;
         let c = t.model.config();

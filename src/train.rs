@@ -63,6 +63,9 @@ impl Objective {
 
     /// Whether a model of this kind can be trained on the objective (the importance-weighted
     /// bound needs q(z|x) to draw from); the message names the flags.
+    ///
+    /// # Errors
+    /// A message naming the flags if the objective is `iwae` and `kind` is not variational.
     pub fn check_model(&self, kind: crate::model::ModelKind) -> Result<(), String> {
         if !self.is_elbo() && !kind.variational() {
             return Err(format!(
@@ -100,6 +103,11 @@ impl TrainConfig {
     }
 
     /// Checks values; the message names the flag to change.
+    ///
+    /// # Errors
+    /// A message naming the flag if the epochs, batch size or an example limit is 0, the learning
+    /// rate or β is not a valid number, or `iwae`'s k is outside 1..=[`MAX_IWAE_SAMPLES`] or
+    /// combined with β ≠ 1.
     pub fn validate(&self) -> Result<(), String> {
         if self.epochs == 0 {
             return Err("--epochs must be at least 1".into());
@@ -206,6 +214,10 @@ impl Trainer {
     /// Trains one epoch; `progress(step, steps, running objective per example)` is called
     /// after every step. Stops early if the loss stops being finite or [`Trainer::interrupt`]
     /// is raised; `self.epoch` then stays where it was.
+    ///
+    /// # Errors
+    /// [`EpochError::Diverged`] if the objective stops being finite, [`EpochError::Interrupted`] if
+    /// [`Trainer::interrupt`] was raised; the parameters keep the epoch's earlier steps.
     pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize, f64)) -> Result<EpochTrain, EpochError> {
         let epoch = self.epoch as u64 + 1;
         let seed = self.config.seed;

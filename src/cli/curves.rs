@@ -17,6 +17,10 @@ pub struct PlotArgs {
 }
 
 /// Writes the learning curves of a run directory; returns the path.
+///
+/// # Errors
+/// If the run's config or metrics cannot be read, it has no completed epoch yet, or the picture
+/// cannot be drawn or written.
 pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
     let config = dir.load_config()?;
     let metrics = dir.load_metrics()?;
@@ -54,6 +58,10 @@ pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
 
 /// Writes one panel per test figure (and the training objective), one curve per run, named
 /// by its directory; returns the path.
+///
+/// # Errors
+/// If a run's config or metrics cannot be read, a run has no completed epoch yet, or the picture
+/// cannot be drawn or written.
 pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<PathBuf> {
     let mut runs = Vec::with_capacity(dirs.len());
     for dir in dirs {
@@ -99,6 +107,12 @@ fn run_name(dir: &RunDir, all: &[RunDir]) -> String {
     }
 }
 
+/// `vae plot`: the learning curves of one run, or several runs' side by side; prints the path
+/// written.
+///
+/// # Errors
+/// As [`write_curves`] and [`write_comparison`]: a run cannot be read or has no completed epoch, or
+/// the picture cannot be drawn or written.
 pub fn plot(a: PlotArgs) -> Result<()> {
     let dirs: Vec<RunDir> = a.run_dirs.iter().map(RunDir::new).collect();
     let path = match dirs.as_slice() {

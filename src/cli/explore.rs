@@ -217,6 +217,12 @@ fn input_pictures(input: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// `vae reconstruct`: test images, or `--input` pictures, beside their reconstructions.
+///
+/// # Errors
+/// If the run cannot be loaded, `--label` does not fit it, `-n` is out of range, the test set or an
+/// `--input` picture cannot be read (a cvae's pictures also need `--label`), or the grid cannot be
+/// written.
 pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let label = l.label(a.label.as_deref())?;
@@ -248,6 +254,13 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     save(&l.grid(&pairs, 16), &l.out(a.output, "reconstruct.png"))
 }
 
+/// `vae interpolate`: images decoded along latent paths between two images, or across a cvae's
+/// labels.
+///
+/// # Errors
+/// If the run or its test set cannot be loaded, `--from` or `--to` is missing or names neither a
+/// test-set index nor a readable picture, `--labels` or `--label` is given for a model that is not
+/// conditional, or the grid cannot be written.
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let label = l.label(a.label.as_deref())?;
@@ -294,6 +307,10 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
 }
 
 /// Parses `0..10` or `0,3,7`.
+///
+/// # Errors
+/// If `spec` is neither a range nor a list of numbers, names no dimension, or names one the latent
+/// space (of `latent` dimensions) does not have.
 pub fn parse_dims(spec: &str, latent: usize) -> Result<Vec<usize>> {
     let bad = || {
         anyhow::anyhow!("--dims {spec:?}: give a range like 0..10 or a list like 0,3,7 (latent dimensions 0..{latent})")
@@ -313,6 +330,12 @@ pub fn parse_dims(spec: &str, latent: usize) -> Result<Vec<usize>> {
     Ok(dims)
 }
 
+/// `vae traverse`: one row per latent dimension, swept over `[-range, range]` around z = 0 or an
+/// image's code.
+///
+/// # Errors
+/// If the run cannot be loaded, `--label`, `--range` or `--dims` is invalid, `--image` names
+/// neither a test-set index nor a readable picture, or the grid cannot be written.
 pub fn traverse(a: TraverseArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let label = l.label(a.label.as_deref())?;
@@ -339,6 +362,11 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
     save(&l.grid(&imgs, steps), &l.out(a.output, "traverse.png"))
 }
 
+/// `vae manifold`: an N × N grid of images decoded over a latent plane.
+///
+/// # Errors
+/// If the run cannot be loaded, `--label` does not fit it, its latent space has a single dimension,
+/// the test set (needed above two dimensions) cannot be read, or the grid cannot be written.
 pub fn manifold(a: ManifoldArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let label = l.label(a.label.as_deref())?;
@@ -357,6 +385,11 @@ pub fn manifold(a: ManifoldArgs) -> Result<()> {
     save(&l.grid(&imgs, n), &l.out(a.output, "manifold.png"))
 }
 
+/// `vae scatter`: the test set's latent means, coloured by class.
+///
+/// # Errors
+/// If the run or its test set cannot be loaded, `--limit` is 0, or the plot cannot be drawn or
+/// written.
 pub fn scatter(a: ScatterArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let c = l.model.config().clone();

@@ -56,12 +56,44 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Address to listen on; 0.0.0.0 makes the page reachable from other machines
+    /// Address to listen on; 0.0.0.0 makes the page (which has no password) reachable by
+    /// anyone on the network
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Worker threads; 0 = all cores
     #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
+    /// Seconds a client has to send a request's headers (from connecting, or from its
+    /// previous response on a kept-alive connection)
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = seconds)]
+    pub header_timeout: f64,
+    /// Seconds without a byte either way after which a connection is closed
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = seconds)]
+    pub idle_timeout: f64,
+    /// Connections served at once; more are closed on arrival (lowered to what the
+    /// open-file limit allows)
+    #[arg(long, value_name = "N", default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+}
+
+/// A timeout flag: a positive number of seconds, at most a day.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400 (e.g. 10 or 0.5)")),
+    }
+}
+
+impl ServeArgs {
+    /// The connection limits the flags ask for.
+    pub fn limits(&self) -> crate::serve::Limits {
+        crate::serve::Limits {
+            header_timeout: std::time::Duration::from_secs_f64(self.header_timeout),
+            idle_timeout: std::time::Duration::from_secs_f64(self.idle_timeout),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +129,11 @@ pub struct ClassifierTrainArgs {
     pub quiet: bool,
 }
 
+/// `vae eval`: every metric of a run, printed as a table and saved as `eval.json`.
+///
+/// # Errors
+/// As [`run_eval`]: a flag is out of range, the run, its data or the classifier cannot be loaded,
+/// or `eval.json` cannot be written.
 pub fn eval(a: EvalArgs) -> Result<()> {
     let opts = EvalOptions {
         split: a.split,
@@ -113,6 +150,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())
 }
 
+/// `vae classifier train`: trains the classifier and says where it was saved.
+///
+/// # Errors
+/// If the data flags do not fit the data, or training fails as [`train_classifier`] describes.
 pub fn classifier_train(a: ClassifierTrainArgs) -> Result<()> {
     let opts = ClassifierOptions {
         dataset: a.data.source(a.seed)?,

@@ -199,6 +199,13 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
     Ok(name.with_k(a.k.unwrap_or(DEFAULT_K)))
 }
 
+/// `vae train`: trains a new run, or continues one with `--resume`.
+///
+/// # Errors
+/// If a flag the run's config fixes is given with `--resume`, a flag is invalid, the data cannot be
+/// loaded, the run directory cannot be created, locked, read or written (see [`Run::create`] and
+/// [`Run::resume`]), training diverges or is interrupted, or the closing pictures cannot be
+/// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
         let fixed: [(&str, bool); 24] = [

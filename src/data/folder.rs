@@ -421,6 +421,14 @@ fn decode_all(
 
 /// Loads an image folder (from the cache when nothing changed); `progress` shows bars on a
 /// terminal.
+///
+/// # Errors
+/// [`FolderError::NotADir`] if the folder does not exist, [`FolderError::BadSize`] or
+/// [`FolderError::BadFraction`] for an out-of-range option, [`FolderError::Io`] if a folder cannot
+/// be listed, [`FolderError::UnknownTestClass`] or [`FolderError::TooManyClasses`] for unusable
+/// class folders, [`FolderError::MixedSizes`] if the images differ in size and no `image_size` is
+/// set, [`FolderError::Empty`] if no image is readable, and [`FolderError::EmptySplit`] if the
+/// training or test split would be empty.
 pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadReport), FolderError> {
     let start = Instant::now();
     let dir = &source.dir;

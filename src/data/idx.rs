@@ -38,6 +38,9 @@ pub enum DataError {
 }
 
 /// Decompresses `bytes` if they start with the gzip magic `1f 8b`; returns them as is otherwise.
+///
+/// # Errors
+/// [`DataError::Gzip`] if the bytes start like gzip but do not decompress.
 pub fn maybe_gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(bytes.len() * 5);
@@ -51,6 +54,11 @@ pub fn maybe_gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
 }
 
 /// Parses an unsigned-byte IDX file of the given rank; returns its dimensions and data.
+///
+/// # Errors
+/// [`DataError::TooShort`] if the header is cut off, [`DataError::Magic`] if the file is not
+/// unsigned-byte IDX of `rank`, [`DataError::ZeroDim`] if a dimension is 0, and
+/// [`DataError::Length`] if the data's length does not match the header.
 pub fn parse(bytes: &[u8], rank: u8, path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let header = 4 + 4 * rank as usize;
     if bytes.len() < header {

@@ -142,6 +142,11 @@ impl Split {
     }
 
     /// Parses an (image file, label file) pair and checks they match.
+    ///
+    /// # Errors
+    /// The errors of [`idx::maybe_gunzip`] and [`idx::parse`]; [`DataError::CountMismatch`] if the
+    /// files hold different numbers of images and labels, and [`DataError::Label`] if a label is
+    /// not 0–9.
     pub fn from_idx(images: (&[u8], &Path), labels: (&[u8], &Path)) -> Result<Split, DataError> {
         let (idims, pixels) = idx::parse(&idx::maybe_gunzip(images.0, images.1)?, 3, images.1)?;
         let (_, labs) = idx::parse(&idx::maybe_gunzip(labels.0, labels.1)?, 1, labels.1)?;
@@ -172,6 +177,12 @@ pub struct Dataset {
 impl Dataset {
     /// Loads a dataset; IDX splits are decoded on two threads, image folders on all cores
     /// (without a progress bar; see [`folder::load`] for one, and for what was skipped).
+    ///
+    /// # Errors
+    /// [`DataError::Folder`] for an image folder (see [`folder::load`]); [`DataError::Missing`] if
+    /// Fashion-MNIST, the data directory or one of its four files is missing, [`DataError::Io`] if
+    /// a file cannot be read, the errors of [`Split::from_idx`] for a malformed file, and
+    /// [`DataError::Shape`] if the test images' shape differs from the training images'.
     pub fn load(source: &Source) -> Result<Dataset, DataError> {
         if let Source::Folder(f) = source {
             return Ok(folder::load(f, false)?.0);

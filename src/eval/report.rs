@@ -109,6 +109,9 @@ pub const SIGN_CONVENTION: &str = "elbo, iwae.bound and reconstruction are log-l
      example: negative, higher is better, each <= log p(x); kl is positive; iwae.nll = -iwae.bound, lower is better";
 
 /// The split a run is evaluated on: its dataset with the run's binarization, no limits.
+///
+/// # Errors
+/// If the run's dataset cannot be loaded (missing, unreadable or malformed files).
 pub fn eval_split(config: &RunConfig, which: SplitName, limit: Option<usize>) -> anyhow::Result<Split> {
     let mut data = Dataset::load(&config.train.dataset)?;
     let mut train = config.train.clone();
@@ -139,6 +142,11 @@ fn bar(quiet: bool, len: usize, what: &str) -> ProgressBar {
 }
 
 /// Runs every metric on `dir`'s model, prints the table, writes `eval.json`.
+///
+/// # Errors
+/// If `k` or `elbo_samples` is 0 or `limit` is `Some(0)`; the run's model, metrics or data cannot
+/// be loaded; the classifier cannot be loaded or does not fit the model (see
+/// [`sample_scores`](super::scores::sample_scores)); or `eval.json` cannot be written.
 pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> {
     if opts.k == 0 {
         anyhow::bail!("--k must be at least 1 (5000 is the papers' setting)");

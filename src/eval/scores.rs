@@ -57,6 +57,11 @@ fn classifier_dir(dir: &RunDir, config: &RunConfig, opts: &EvalOptions) -> PathB
 }
 
 /// The scores, or `None` and a note saying how to train the classifier.
+///
+/// # Errors
+/// If the classifier cannot be loaded (a missing one is no error unless `--classifier` named it:
+/// the note says how to train it), its image shape or classes differ from the model's, the
+/// temperature is negative or not finite, or the dataset cannot be loaded.
 pub fn sample_scores(
     dir: &RunDir,
     config: &RunConfig,

@@ -87,6 +87,9 @@ impl Image {
 
     /// Writes the picture atomically (temporary file, then rename): JPEG for a `.jpg` or
     /// `.jpeg` name, PNG otherwise.
+    ///
+    /// # Errors
+    /// The I/O error if the file cannot be written (see [`crate::io::write_atomic`]).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let bytes = if is_jpeg(path) { self.to_jpeg() } else { self.to_png() };
         crate::io::write_atomic(path, &bytes)

@@ -25,6 +25,10 @@ pub enum PictureError {
 }
 
 /// Decodes picture bytes, refusing a header larger than [`MAX_SIDE`] before decoding.
+///
+/// # Errors
+/// [`PictureError::Decode`] if the format is unknown or the bytes do not decode,
+/// [`PictureError::TooLarge`] if the header claims a side above [`MAX_SIDE`].
 pub fn decode(bytes: &[u8], name: &str) -> Result<image::DynamicImage, PictureError> {
     use image::ImageDecoder;
     let err = |e: &dyn std::fmt::Display| PictureError::Decode { name: name.to_string(), reason: e.to_string() };
@@ -60,6 +64,9 @@ pub fn to_input(img: &image::DynamicImage, shape: Shape, digits: bool) -> Vec<f3
 }
 
 /// Reads a picture file and converts it with [`to_input`].
+///
+/// # Errors
+/// [`PictureError::Read`] if the file cannot be read, and the errors of [`decode`].
 pub fn load_picture(path: &Path, shape: Shape, digits: bool) -> Result<Vec<f32>, PictureError> {
     let bytes = std::fs::read(path).map_err(|source| PictureError::Read { path: path.to_owned(), source })?;
     Ok(to_input(&decode(&bytes, &path.display().to_string())?, shape, digits))

@@ -202,6 +202,12 @@ impl ModelConfig {
     }
 
     /// Checks sizes; the message names the flag to change.
+    ///
+    /// # Errors
+    /// A message naming the flag to change if the latent, hidden or layer sizes are 0 or too large,
+    /// the images have no pixel, a cvae has fewer than 2 classes or the data more than
+    /// [`MAX_CLASSES`], the likelihood's settings are invalid ([`Likelihood::validate`]), or the
+    /// conv widths do not fit the image ([`check_widths`]).
     pub fn validate(&self) -> Result<(), String> {
         if self.latent_dim == 0 {
             return Err("--latent-dim must be at least 1".into());
@@ -364,6 +370,10 @@ pub fn default_widths(side: usize) -> Vec<usize> {
 
 /// Checks `--widths` against the image: every layer halves both sides, so each must be
 /// divisible by 2^layers.
+///
+/// # Errors
+/// A message naming the flags to change if `widths` is empty, a width is 0 or above 4096, or the
+/// image sides are not divisible by 2 to the power of the number of widths.
 pub fn check_widths(widths: &[usize], shape: Shape) -> Result<(), String> {
     if widths.is_empty() {
         return Err(format!(

@@ -56,6 +56,9 @@ impl Likelihood {
     }
 
     /// Checks the settings; the message names the flag.
+    ///
+    /// # Errors
+    /// A message naming `--sigma` if a fixed Gaussian σ is not a positive finite number.
     pub fn validate(&self) -> Result<(), String> {
         if let Likelihood::Gaussian { sigma: Some(s) } = self
             && !(s.is_finite() && *s > 0.0)

@@ -4,6 +4,9 @@
 //! process: no files at run time, no CDN. Loopback by default.
 
 mod api;
+pub mod listen;
+
+pub use listen::Limits;
 
 use crate::checkpoint::{EpochMetrics, RunConfig, RunDir};
 use crate::core::Pool;
@@ -43,6 +46,10 @@ pub struct AppState {
 
 impl AppState {
     /// Loads a run directory: config, weights, metrics, the test split, the slider basis.
+    ///
+    /// # Errors
+    /// The run directory cannot be loaded (missing, another kind, corrupt), or its test
+    /// data cannot be read.
     pub fn load(dir: &Path) -> anyhow::Result<AppState> {
         let run = RunDir::new(dir);
         let (config, model) = run.load_model()?;
@@ -81,31 +88,53 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Binds `host:port` (port 0 picks a free one) and serves until Ctrl-C; `ready` receives
-/// the bound address once listening.
-pub async fn serve(state: Arc<AppState>, host: &str, port: u16, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind((host, port)).await.map_err(|e| {
+/// Binds `host:port` (port 0 picks a free one) and serves until Ctrl-C within `limits`;
+/// `ready` receives the bound address and the connection cap once listening.
+///
+/// # Errors
+/// The address cannot be bound (in use, not this machine's, not resolvable).
+pub async fn serve(
+    state: Arc<AppState>,
+    host: &str,
+    port: u16,
+    limits: Limits,
+    ready: impl FnOnce(SocketAddr, usize),
+) -> anyhow::Result<()> {
+    let listener = listen::bind(host, port).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {host}:{port}: {e}; pass another --port (0 picks a free one)")
     })?;
-    ready(listener.local_addr()?);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let cap = listen::effective_cap(&limits, listen::raise_fd_limit());
+    ready(listener.local_addr()?, cap);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    listen::accept_loop(listener, router(state), limits, cap, shutdown).await;
     Ok(())
 }
 
 /// `vae serve`: load, bind, print the address, serve on a runtime of `threads` workers.
-pub fn run(dir: &Path, host: &str, port: u16, threads: usize) -> anyhow::Result<()> {
+///
+/// # Errors
+/// As [`AppState::load`] and [`serve`], or when the runtime cannot start.
+pub fn run(dir: &Path, host: &str, port: u16, threads: usize, limits: Limits) -> anyhow::Result<()> {
     let state = Arc::new(AppState::load(dir)?);
     let threads = if threads == 0 { crate::core::pool::available_threads() } else { threads };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let kind = state.model.config().kind;
-    runtime.block_on(serve(state, host, port, |addr| {
+    runtime.block_on(serve(state, host, port, limits, |addr, cap| {
         println!("serving {kind} from {} at http://{addr}/ (Ctrl-C to stop)", dir.display());
+        if cap < limits.max_connections {
+            eprintln!(
+                "note: at most {cap} connections at once (the open-file limit allows no more; raise it with `ulimit -n`)"
+            );
+        }
         if !addr.ip().is_loopback() {
-            println!("note: listening on {} — reachable from other machines", addr.ip());
+            eprintln!(
+                "warning: listening on {}: anyone who can reach this machine on port {} can use the page and its \
+                 API, with no password; use the default --host 127.0.0.1 to keep it on this machine",
+                addr.ip(),
+                addr.port()
+            );
         }
     }))
 }

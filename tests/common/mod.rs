@@ -163,7 +163,8 @@ pub fn start_server(run: &Path) -> std::net::SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(vae::serve::serve(state, "127.0.0.1", 0, move |a| tx.send(a).unwrap())).unwrap();
+        let limits = vae::serve::Limits::default();
+        rt.block_on(vae::serve::serve(state, "127.0.0.1", 0, limits, move |a, _| tx.send(a).unwrap())).unwrap();
     });
     rx.recv().unwrap()
 }
