@@ -248,18 +248,7 @@ impl RunDir {
     /// # Errors
     /// [`CheckpointError::Write`] if `train-state.safetensors` cannot be written.
     pub fn save_state(&self, model: &Model, adam: &AdamState, epoch: usize) -> Result<(), CheckpointError> {
-        let n = model.params.len();
-        let (p, m, v) = (f32_bytes(&model.params), f32_bytes(&adam.m), f32_bytes(&adam.v));
-        fn view(b: &[u8], n: usize) -> TensorView<'_> {
-            TensorView::new(Dtype::F32, vec![n], b).expect("sizes match")
-        }
-        let tensors = [("params", view(&p, n)), ("exp_avg", view(&m, n)), ("exp_avg_sq", view(&v, n))];
-        let meta = HashMap::from([
-            ("epoch".to_string(), epoch.to_string()),
-            ("step".to_string(), adam.step.to_string()),
-            ("format".to_string(), "vae-train-state-1".to_string()),
-        ]);
-        write(&self.file(STATE_FILE), &serialize(tensors, meta))
+        write(&self.file(STATE_FILE), &state_bytes(model, adam, epoch))
     }
 
     /// Reads `train-state.safetensors` for a model of `config`: what `--resume` continues from.
@@ -273,17 +262,7 @@ impl RunDir {
         if !path.is_file() {
             return Err(CheckpointError::NoState(self.path.clone()));
         }
-        let bytes = read(&path)?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::corrupt(&path, e))?;
-        let meta = metadata(&bytes, &path)?;
-        let network = Network::new(config.clone());
-        let n = [network.layout.len];
-        let params = tensor_f32(&st, "params", &n, &path)?;
-        let m = tensor_f32(&st, "exp_avg", &n, &path)?;
-        let v = tensor_f32(&st, "exp_avg_sq", &n, &path)?;
-        let epoch = meta_number(&meta, "epoch", &path)? as usize;
-        let step = meta_number(&meta, "step", &path)?;
-        Ok(TrainState { model: Model { network, params }, adam: AdamState { m, v, step }, epoch })
+        state_from_bytes(&read(&path)?, config, &path)
     }
 
     /// The epoch recorded in `model.safetensors`, if the file exists.
@@ -333,6 +312,42 @@ impl RunDir {
             })
             .collect()
     }
+}
+
+/// A train state as `train-state.safetensors` bytes: the flat parameters, Adam's moments, and
+/// the epoch and step in the metadata.
+pub fn state_bytes(model: &Model, adam: &AdamState, epoch: usize) -> Vec<u8> {
+    let n = model.params.len();
+    let (p, m, v) = (f32_bytes(&model.params), f32_bytes(&adam.m), f32_bytes(&adam.v));
+    fn view(b: &[u8], n: usize) -> TensorView<'_> {
+        TensorView::new(Dtype::F32, vec![n], b).expect("sizes match")
+    }
+    let tensors = [("params", view(&p, n)), ("exp_avg", view(&m, n)), ("exp_avg_sq", view(&v, n))];
+    let meta = HashMap::from([
+        ("epoch".to_string(), epoch.to_string()),
+        ("step".to_string(), adam.step.to_string()),
+        ("format".to_string(), "vae-train-state-1".to_string()),
+    ]);
+    serialize(tensors, meta)
+}
+
+/// Parses a train state (`train-state.safetensors`) for `config`: parameters, Adam moments
+/// and progress.
+///
+/// # Errors
+/// [`CheckpointError::Corrupt`] if the bytes are not safetensors, a tensor is missing or has
+/// the wrong shape, or the metadata lacks the epoch or step.
+pub fn state_from_bytes(bytes: &[u8], config: &ModelConfig, path: &Path) -> Result<TrainState, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::corrupt(path, e))?;
+    let meta = metadata(bytes, path)?;
+    let network = Network::new(config.clone());
+    let n = [network.layout.len];
+    let params = tensor_f32(&st, "params", &n, path)?;
+    let m = tensor_f32(&st, "exp_avg", &n, path)?;
+    let v = tensor_f32(&st, "exp_avg_sq", &n, path)?;
+    let epoch = meta_number(&meta, "epoch", path)? as usize;
+    let step = meta_number(&meta, "step", path)?;
+    Ok(TrainState { model: Model { network, params }, adam: AdamState { m, v, step }, epoch })
 }
 
 /// Named tensors of a flat buffer as safetensors bytes (f32, the tensors' shapes).

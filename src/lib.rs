@@ -27,6 +27,8 @@ pub mod data;
 pub mod dirkind;
 pub mod eval;
 pub mod explore;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod images;
 pub mod io;
 pub mod lock;

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The longest image side `vae` takes (pictures, folders, models).
+pub const MAX_SIDE: usize = 4096;
+
 /// An image's shape: `channels × height × width`, stored channel-major (PyTorch's CHW), so
 /// the `c·h·w` values of one image are one column of a *features × batch* buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

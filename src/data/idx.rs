@@ -15,6 +15,8 @@ pub enum DataError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid gzip file: {source} (re-download or decompress it)")]
     Gzip { path: PathBuf, source: std::io::Error },
+    #[error("{path} decompresses to more than {limit} bytes; no IDX file is that large (is it the right file?)")]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{path} is too short for an IDX header ({len} bytes); the file is truncated or not IDX")]
     TooShort { path: PathBuf, len: usize },
     #[error(
@@ -37,20 +39,36 @@ pub enum DataError {
     Folder(#[from] crate::data::folder::FolderError),
 }
 
+/// The most bytes a gzipped IDX file may decompress to (MNIST's largest is 47 MB): a
+/// corrupt or hostile file that claims more is refused instead of filling memory.
+pub const MAX_DECOMPRESSED: u64 = 4 << 30;
+
 /// Decompresses `bytes` if they start with the gzip magic `1f 8b`; returns them as is otherwise.
 ///
 /// # Errors
-/// [`DataError::Gzip`] if the bytes start like gzip but do not decompress.
+/// [`DataError::Gzip`] if the bytes start like gzip but do not decompress, and
+/// [`DataError::TooLarge`] if they decompress to more than [`MAX_DECOMPRESSED`] bytes.
 pub fn maybe_gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(bytes.len() * 5);
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip { path: path.to_owned(), source })?;
-        Ok(out)
-    } else {
-        Ok(bytes.to_vec())
+    gunzip_at_most(bytes, path, MAX_DECOMPRESSED)
+}
+
+/// [`maybe_gunzip`] with the limit `limit`.
+///
+/// # Errors
+/// As [`maybe_gunzip`], with `limit` in place of [`MAX_DECOMPRESSED`].
+pub fn gunzip_at_most(bytes: &[u8], path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes.to_vec());
     }
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(5).min(limit as usize));
+    flate2::read::GzDecoder::new(bytes)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|source| DataError::Gzip { path: path.to_owned(), source })?;
+    if out.len() as u64 > limit {
+        return Err(DataError::TooLarge { path: path.to_owned(), limit });
+    }
+    Ok(out)
 }
 
 /// Parses an unsigned-byte IDX file of the given rank; returns its dimensions and data.
@@ -123,6 +141,19 @@ mod tests {
             let msg = parse(&bytes, 3, p).unwrap_err().to_string();
             assert!(msg.contains(want) && msg.contains("train-images-idx3-ubyte"), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_at_the_limit() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 1 << 20]).unwrap();
+        let gz = enc.finish().unwrap();
+        assert!(gz.len() < 4096, "1 MiB of zeros compresses to {} bytes", gz.len());
+        let p = Path::new("bomb.gz");
+        assert_eq!(gunzip_at_most(&gz, p, 1 << 20).unwrap().len(), 1 << 20);
+        let err = gunzip_at_most(&gz, p, (1 << 20) - 1).unwrap_err().to_string();
+        assert!(err.contains("bomb.gz decompresses to more than 1048575 bytes"), "{err}");
     }
 
     #[test]

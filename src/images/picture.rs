@@ -11,7 +11,7 @@ use crate::data::transform::{Background, luma, to_tensor};
 use std::path::Path;
 
 /// Largest picture side accepted.
-pub const MAX_SIDE: u32 = 4096;
+pub const MAX_SIDE: u32 = crate::core::shape::MAX_SIDE as u32;
 
 /// Why an input picture could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,8 @@ fn ten() -> usize {
 
 /// Most classes a labelled dataset may have (labels are stored as bytes).
 pub const MAX_CLASSES: usize = 256;
+/// Most parameters a model may have (f32: 4 GB), checked before anything is allocated.
+pub const MAX_PARAMETERS: usize = 1 << 30;
 
 /// The architecture: everything needed to rebuild a model from its weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,11 +206,24 @@ impl ModelConfig {
     /// Checks sizes; the message names the flag to change.
     ///
     /// # Errors
-    /// A message naming the flag to change if the latent, hidden or layer sizes are 0 or too large,
+    /// A message naming the flag to change if the image sides or channels are out of range, the
+    /// latent, hidden or layer sizes are 0 or too large, the parameters exceed [`MAX_PARAMETERS`],
     /// the images have no pixel, a cvae has fewer than 2 classes or the data more than
     /// [`MAX_CLASSES`], the likelihood's settings are invalid ([`Likelihood::validate`]), or the
     /// conv widths do not fit the image ([`check_widths`]).
     pub fn validate(&self) -> Result<(), String> {
+        let sides = 1..=crate::core::shape::MAX_SIDE;
+        if !sides.contains(&self.image_rows) || !sides.contains(&self.image_cols) {
+            return Err(format!(
+                "images of {}x{} cannot be modelled: each side must be between 1 and {}",
+                self.image_cols,
+                self.image_rows,
+                sides.end()
+            ));
+        }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(format!("images with {} channels cannot be modelled: 1 (grey) or 3 (RGB)", self.channels));
+        }
         if self.latent_dim == 0 {
             return Err("--latent-dim must be at least 1".into());
         }
@@ -240,6 +255,13 @@ impl ModelConfig {
                 }
             }
             Arch::Conv => check_widths(&self.widths, self.shape())?,
+        }
+        let parameters = self.layout().len;
+        if parameters > MAX_PARAMETERS {
+            return Err(format!(
+                "the model would have {parameters} parameters; at most {MAX_PARAMETERS} (4 GB of weights) are \
+                 supported: use fewer or narrower layers"
+            ));
         }
         Ok(())
     }

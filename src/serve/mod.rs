@@ -55,6 +55,23 @@ impl AppState {
         let (config, model) = run.load_model()?;
         let metrics = run.load_metrics()?;
         let test = eval_split(&config, SplitName::Test, None)?;
+        // Derived data: a missing or unreadable eval.json only means there is nothing to show.
+        let eval = std::fs::read(dir.join("eval.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        Ok(AppState::new(dir.display().to_string(), config, model, metrics, test, eval)?)
+    }
+
+    /// The state for a model and its test split (the slider basis computed here).
+    ///
+    /// # Errors
+    /// [`crate::model::InputError`] if the test split does not fit the model.
+    pub fn new(
+        run: String,
+        config: RunConfig,
+        model: Model,
+        metrics: Vec<EpochMetrics>,
+        test: Split,
+        eval: Option<serde_json::Value>,
+    ) -> Result<AppState, crate::model::InputError> {
         let l = model.config().latent_dim;
         let (sliders, principal) = if l <= MAX_SLIDERS {
             let axes = (0..l).map(|i| (0..l).map(|j| f32::from(i == j)).collect()).collect();
@@ -66,9 +83,7 @@ impl AppState {
             let mu = model.encode(&pool, &images, labels)?.mu;
             (principal_axes(&mu, l, MAX_SLIDERS), true)
         };
-        // Derived data: a missing or unreadable eval.json only means there is nothing to show.
-        let eval = std::fs::read(dir.join("eval.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        Ok(AppState { run: dir.display().to_string(), config, model, metrics, test, sliders, principal, eval })
+        Ok(AppState { run, config, model, metrics, test, sliders, principal, eval })
     }
 }
 
