@@ -100,12 +100,14 @@ fn bad_files_are_skipped_and_counted_and_bad_folders_are_one_clear_error() {
     crc.update(&huge[12..29]);
     huge[29..33].copy_from_slice(&crc.sum().to_be_bytes());
     std::fs::write(d.join("huge.png"), &huge).unwrap();
+    // A GIF whose screen is 0x0 (found by the fuzzer: it divided by zero when resized).
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zero-size.gif"), d.join("zero.gif")).unwrap();
     let (data, report) = load(&source(d), false).unwrap();
     assert_eq!(data.train.len() + data.test.len(), 4);
     let s = &report.skipped;
-    assert_eq!((s.unreadable, s.not_images), (2, 1));
+    assert_eq!((s.unreadable, s.not_images), (3, 1));
     let line = report.summary();
-    assert!(line.contains("2 unreadable images") && line.contains("1 non-image file"), "{line}");
+    assert!(line.contains("3 unreadable images") && line.contains("1 non-image file"), "{line}");
     assert!(line.contains("broken.jpg") && line.contains("huge.png"), "{line}");
 
     let empty = tmp.path().join("empty");

@@ -265,7 +265,7 @@ fn list(dir: &Path) -> Result<(Vec<Entry>, Vec<String>, Skipped, Fnv, bool), Fol
     Ok((entries, classes, skipped, key, split_dirs))
 }
 
-/// A decoder for `path` with the header read, refusing sides above [`MAX_SIDE`].
+/// A decoder for `path` with the header read, refusing sides above [`MAX_SIDE`] or of 0.
 fn open(path: &Path) -> Result<impl ImageDecoder, String> {
     let mut reader =
         image::ImageReader::open(path).map_err(|e| e.to_string())?.with_guessed_format().map_err(|e| e.to_string())?;
@@ -280,6 +280,9 @@ fn open(path: &Path) -> Result<impl ImageDecoder, String> {
     let (w, h) = decoder.dimensions();
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(format!("{w}x{h} is larger than {MAX_SIDE}x{MAX_SIDE}"));
+    }
+    if w == 0 || h == 0 {
+        return Err(format!("it is {w}x{h}: no pixels"));
     }
     Ok(decoder)
 }

@@ -27,7 +27,8 @@ pub enum PictureError {
 /// Decodes picture bytes, refusing a header larger than [`MAX_SIDE`] before decoding.
 ///
 /// # Errors
-/// [`PictureError::Decode`] if the format is unknown or the bytes do not decode,
+/// [`PictureError::Decode`] if the format is unknown, the bytes do not decode or the picture
+/// has no pixels (a side of 0),
 /// [`PictureError::TooLarge`] if the header claims a side above [`MAX_SIDE`].
 pub fn decode(bytes: &[u8], name: &str) -> Result<image::DynamicImage, PictureError> {
     use image::ImageDecoder;
@@ -40,6 +41,9 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<image::DynamicImage, PictureEr
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(PictureError::TooLarge { name: name.to_string(), width, height });
+    }
+    if width == 0 || height == 0 {
+        return Err(err(&format_args!("it is {width}x{height}: no pixels")));
     }
     image::DynamicImage::from_decoder(decoder).map_err(|e| err(&e))
 }

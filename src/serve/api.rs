@@ -266,11 +266,19 @@ pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<By
     .into_response())
 }
 
+/// The last test-set index, or an error if the run has no test images.
+fn last_test_index(s: &AppState) -> Result<u64, ApiError> {
+    match s.test.len() {
+        0 => Err(bad("this run has no test images")),
+        n => Ok(n as u64 - 1),
+    }
+}
+
 /// `GET /api/interpolate?from=3&to=17&steps=10&slerp=true`: a strip from test image `from`
 /// to `to` through the encodings' means (a second, spherical row with `slerp`).
 pub async fn interpolate(State(s): St, q: Params) -> ApiResult {
     let q = params(q)?;
-    let last = s.test.len().saturating_sub(1) as u64;
+    let last = last_test_index(&s)?;
     let (Some(from), Some(to)) = (int(&q, "from", None, 0..=last)?, int(&q, "to", None, 0..=last)?) else {
         return Err(bad(format!("from and to (test-set indices 0..={last}) are required")));
     };
@@ -298,7 +306,7 @@ pub async fn interpolate(State(s): St, q: Params) -> ApiResult {
 /// `GET /api/test-image?index=7`: one test image as a PNG (its label in `x-label`).
 pub async fn test_image(State(s): St, q: Params) -> ApiResult {
     let q = params(q)?;
-    let last = s.test.len().saturating_sub(1) as u64;
+    let last = last_test_index(&s)?;
     let Some(i) = int(&q, "index", None, 0..=last)? else {
         return Err(bad(format!("index (0..={last}) is required")));
     };

@@ -59,3 +59,12 @@ fn garbage_and_huge_headers_are_refused_with_the_name() {
     let msg = decode(&huge, "huge.png").unwrap_err().to_string();
     assert!(msg.contains("huge.png is 100000x100000; pictures up to 4096x4096"), "{msg}");
 }
+
+#[test]
+fn a_picture_without_pixels_is_refused() {
+    // Found by `cargo fuzz run picture`: a GIF with a 0x0 screen decoded to an empty image,
+    // and resizing it divided by zero.
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zero-size.gif")).unwrap();
+    let err = decode(&bytes, "zero.gif").unwrap_err();
+    assert_eq!(err.to_string(), "zero.gif is not a readable PNG, JPEG, BMP, GIF or WebP image: it is 0x0: no pixels");
+}
