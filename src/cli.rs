@@ -17,6 +17,7 @@ use std::path::PathBuf;
 pub mod curves;
 pub mod explore;
 pub mod measure;
+pub mod reconstruct;
 pub mod train;
 
 pub use measure::{ClassifierCommand, ClassifierTrainArgs, EvalArgs, ServeArgs};
@@ -40,7 +41,7 @@ pub enum Command {
     /// Measure a trained run: ELBO, importance-weighted NLL bound, active units, sample scores.
     Eval(EvalArgs),
     /// Test images (or your PNGs) beside their reconstructions.
-    Reconstruct(explore::ReconstructArgs),
+    Reconstruct(reconstruct::ReconstructArgs),
     /// Walk the latent space between two images (linear and spherical), or across labels.
     Interpolate(explore::InterpolateArgs),
     /// Sweep latent dimensions one at a time, one row per dimension.
@@ -162,8 +163,9 @@ pub struct SampleArgs {
     /// Images per grid row
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
-    /// Output PNG [default: RUN_DIR/samples/sample-seed<S>.png, plus -label<D> and -t<T> when given]
-    #[arg(short, long, value_name = "FILE.png")]
+    /// Output picture, .png or .jpg [default: RUN_DIR/samples/sample-seed<S>.png, plus
+    /// -label<D> and -t<T> when given]
+    #[arg(short, long, value_name = "FILE.png", value_parser = picture_path)]
     pub output: Option<PathBuf>,
 }
 
@@ -197,9 +199,9 @@ pub struct BenchArgs {
     /// Objective to train on
     #[arg(long, value_enum, default_value_t = train::ObjectiveName::Elbo)]
     pub objective: train::ObjectiveName,
-    /// Importance samples per example for --objective iwae
-    #[arg(long, default_value_t = train::DEFAULT_K as u32, value_parser = clap::value_parser!(u32).range(1..=crate::train::MAX_IWAE_SAMPLES as i64))]
-    pub k: u32,
+    /// Importance samples per example for --objective iwae, 1 to 100 [default: 5]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::train::MAX_IWAE_SAMPLES as i64))]
+    pub k: Option<u32>,
     /// Threads; 0 = all cores
     #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
@@ -217,7 +219,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train::train(a),
         Command::Sample(a) => sample(a),
-        Command::Reconstruct(a) => explore::reconstruct(a),
+        Command::Reconstruct(a) => reconstruct::reconstruct(a),
         Command::Interpolate(a) => explore::interpolate(a),
         Command::Traverse(a) => explore::traverse(a),
         Command::Manifold(a) => explore::manifold(a),
@@ -266,7 +268,10 @@ fn shape_arg(s: &str) -> std::result::Result<crate::core::Shape, String> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    let objective = a.objective.with_k(a.k as usize);
+    if a.objective == train::ObjectiveName::Elbo && a.k.is_some() {
+        bail!("--k sets the samples of --objective iwae; add --objective iwae");
+    }
+    let objective = a.objective.with_k(a.k.map_or(train::DEFAULT_K, |k| k as usize));
     objective.check_model(a.model).map_err(anyhow::Error::msg)?;
     let shape = a.shape.unwrap_or(crate::core::Shape::mnist());
     let mut model = match a.arch {
@@ -309,6 +314,13 @@ fn sample(a: SampleArgs) -> Result<()> {
     let dir = RunDir::new(&a.run_dir);
     let (config, model) = dir.load_model()?;
     let kind = config.model.kind;
+    if !kind.variational() {
+        bail!(
+            "{} holds an ae, which has no prior to sample from (its codes follow no known distribution); \
+             `vae reconstruct` shows what it learned, or train --model vae",
+            a.run_dir.display()
+        );
+    }
     if a.label.is_some() && !kind.conditional() {
         bail!(
             "--label needs a conditional model, but {} holds a {kind} model; train one with `vae train --model cvae`",
@@ -356,13 +368,8 @@ fn sample(a: SampleArgs) -> Result<()> {
 pub fn resolve_label(config: &crate::checkpoint::RunConfig, spec: &str, run: &std::path::Path) -> Result<u8> {
     let names = config.class_names();
     let spec = spec.trim();
-    if let Ok(i) = spec.parse::<usize>()
-        && i < names.len()
-    {
-        return Ok(i as u8);
-    }
-    if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(spec)) {
-        return Ok(i as u8);
+    if let Some(label) = find_label(&names, spec) {
+        return Ok(label);
     }
     let listed: Vec<String> = names
         .iter()
@@ -372,6 +379,15 @@ pub fn resolve_label(config: &crate::checkpoint::RunConfig, spec: &str, run: &st
         .collect();
     let more = if names.len() > 12 { format!(", … ({} in all)", names.len()) } else { String::new() };
     bail!("--label {spec:?} is not a class of {}; its classes are {}{more}", run.display(), listed.join(", "))
+}
+
+/// The class `spec` names among `names`: its number, or its name in any case.
+pub fn find_label(names: &[String], spec: &str) -> Option<u8> {
+    let spec = spec.trim();
+    match spec.parse::<usize>() {
+        Ok(i) if i < names.len() => Some(i as u8),
+        _ => names.iter().position(|n| n.eq_ignore_ascii_case(spec)).map(|i| i as u8),
+    }
 }
 
 /// The one line `vae` prints for a failure: the error and its causes, each cause added only
@@ -385,6 +401,20 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// Parses an output picture's path: the name must end in `.png`, `.jpg` or `.jpeg` (any case),
+/// the formats pictures are written in, so a file's bytes always match its name.
+///
+/// # Errors
+/// A message for clap if the extension is missing or another format's.
+pub fn picture_path(s: &str) -> std::result::Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("png" | "jpg" | "jpeg") => Ok(path),
+        _ => Err(format!("pictures are written as PNG or JPEG: end the name in .png or .jpg, got {s:?}")),
+    }
 }
 
 /// Parses `--temperature`: a finite number ≥ 0 (the standard deviation of z is T).

@@ -8,10 +8,10 @@ use crate::checkpoint::{self, EpochMetrics, RunConfig};
 use crate::core::{AdamConfig, Shape};
 use crate::data::{Binarize, Source, Split, idx};
 use crate::dirkind::DirKind;
-use crate::train::{Objective, TrainConfig};
 use crate::images::picture;
 use crate::model::{Arch, Model, ModelConfig, ModelKind, config::MAX_PARAMETERS};
 use crate::serve::{AppState, router};
+use crate::train::{Objective, TrainConfig};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -152,9 +152,8 @@ pub fn http(data: &[u8]) -> bool {
         return false;
     };
     let state = states()[*pick as usize % 2].clone();
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
-    });
+    let runtime = RUNTIME
+        .get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime"));
     let service = hyper_util::service::TowerToHyperService::new(router(state));
     let response = runtime.block_on(service.call(request)).expect("the router is infallible");
     let status = response.status();
@@ -162,8 +161,11 @@ pub fn http(data: &[u8]) -> bool {
     status.is_success()
 }
 
+/// A fuzz target: arbitrary bytes in, whether they were accepted out.
+pub type Target = fn(&[u8]) -> bool;
+
 /// The targets, by name, as the fuzz crate and the corpus test call them.
-pub const TARGETS: [(&str, fn(&[u8]) -> bool); 5] =
+pub const TARGETS: [(&str, Target); 5] =
     [("idx", idx), ("run_files", run_files), ("safetensors", safetensors), ("picture", picture), ("http", http)];
 
 /// Well-formed inputs for `target` that the fuzzer starts from (`fuzz/corpus/<target>/`
@@ -235,7 +237,8 @@ fn safetensor_seeds() -> Vec<Vec<u8>> {
 
 fn picture_seeds() -> Vec<Vec<u8>> {
     use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
-    let rgba = RgbaImage::from_fn(5, 7, |x, y| Rgba([(x * 50) as u8, (y * 30) as u8, 200, if x == 0 { 0 } else { 255 }]));
+    let rgba =
+        RgbaImage::from_fn(5, 7, |x, y| Rgba([(x * 50) as u8, (y * 30) as u8, 200, if x == 0 { 0 } else { 255 }]));
     let img = DynamicImage::ImageRgba8(rgba);
     let mut seeds = Vec::new();
     for (img, format) in [
@@ -255,7 +258,8 @@ fn picture_seeds() -> Vec<Vec<u8>> {
 
 fn http_seeds() -> Vec<Vec<u8>> {
     let png = picture_seeds().swap_remove(0);
-    let request = |pick: u8, method: u8, uri: &str, body: &[u8]| [&[pick, method], uri.as_bytes(), b"\n", body].concat();
+    let request =
+        |pick: u8, method: u8, uri: &str, body: &[u8]| [&[pick, method], uri.as_bytes(), b"\n", body].concat();
     let mut seeds = Vec::new();
     for (pick, label, z) in [(0, "", "[0.5,-1]"), (1, "&label=1", r#"[0.5,-1,0],"label":2"#)] {
         seeds.extend([

@@ -34,6 +34,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether [`write_atomic`] could write `path`, checked before long work so that a result is
+/// not computed for nothing: a probe file is created and removed in its directory.
+///
+/// # Errors
+/// The I/O error of creating the probe (permission denied, no such directory, read-only file
+/// system), or `IsADirectory` if `path` is a directory.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let probe = dir.join(temp_name("write-probe", std::process::id()));
+    std::fs::File::create(&probe)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Removes the temporary files that processes killed inside [`write_atomic`] left in `dir`
 /// (those of processes no longer alive; Linux's `/proc` tells). Returns how many went.
 pub fn remove_stale_temps(dir: &Path) -> usize {

@@ -22,6 +22,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
 pub mod cli;
+pub mod clock;
 pub mod core;
 pub mod data;
 pub mod dirkind;

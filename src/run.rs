@@ -20,6 +20,16 @@ pub const GRID_IMAGES: usize = 100;
 pub const GRID_ROW: usize = 10;
 /// The picture a finished run writes last.
 pub const RECONSTRUCTIONS: &str = "reconstructions.png";
+/// Captions of a grid of (input, reconstruction) pairs `columns` wide: `title` above, "in" and
+/// "out" below alternate columns.
+pub fn pair_captions(title: String, columns: usize) -> crate::plot::Captions {
+    crate::plot::Captions {
+        title: Some(title),
+        columns: (0..columns).map(|c| if c % 2 == 0 { "in" } else { "out" }.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
 /// torchvision's `save_image` padding.
 pub const GRID_PADDING: usize = 2;
 
@@ -50,6 +60,18 @@ fn interrupted_message(epoch: usize, last_saved: usize, dir: &std::path::Path) -
             "interrupted during epoch {epoch}; {dir} keeps epochs 1–{last_saved}: continue with `vae train --resume {dir}`"
         )
     }
+}
+
+/// What `vae train --resume` may change; `None` keeps the run's setting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResumeChanges {
+    /// The total epochs to reach.
+    pub epochs: Option<usize>,
+    /// The learning rate from the next epoch on.
+    pub lr: Option<f32>,
+    /// Threads from now on (0 is resolved by the caller). Sums then run in another order, so
+    /// the results differ in the last bits from an uninterrupted run.
+    pub threads: Option<usize>,
 }
 
 /// A run ready to train: fresh or resumed.
@@ -93,15 +115,16 @@ impl Run {
         Ok(Run { dir, config, trainer, metrics: Vec::new(), _lock: lock, created_dir })
     }
 
-    /// Reopens a run after its last completed epoch; `epochs`, if given, becomes the total,
-    /// and `lr`, if given, the learning rate from the next epoch on.
+    /// Reopens a run after its last completed epoch; what `changes` gives replaces the run's
+    /// setting from the next epoch on (and is saved in its `config.json`).
     ///
     /// # Errors
     /// [`RunError::Checkpoint`] if the run cannot be read (not a run, no train state, corrupt
     /// files) or its config cannot be rewritten; [`RunError::Lock`] if another process holds it;
-    /// and [`RunError::Invalid`] if the data does not fit the model, `lr` is invalid, or `epochs`
-    /// is fewer than the epochs already completed.
-    pub fn resume(dir: PathBuf, epochs: Option<usize>, lr: Option<f32>, data: Dataset) -> Result<Run, RunError> {
+    /// and [`RunError::Invalid`] if the data does not fit the model, the learning rate is
+    /// invalid, or the epochs are fewer than those already completed.
+    pub fn resume(dir: PathBuf, changes: ResumeChanges, data: Dataset) -> Result<Run, RunError> {
+        let ResumeChanges { epochs, lr, threads } = changes;
         let dir = RunDir::new(dir);
         dir.load_config()?; // a clear error before taking a lock in the wrong directory
         let lock = DirLock::acquire(&dir.path)?;
@@ -121,6 +144,10 @@ impl Run {
         if let Some(lr) = lr {
             config.train.adam.lr = lr;
             config.train.validate().map_err(RunError::Invalid)?;
+            dir.save_config(&config)?;
+        }
+        if let Some(t) = threads.filter(|&t| t != config.train.threads) {
+            config.train.threads = t;
             dir.save_config(&config)?;
         }
         if let Some(e) = epochs {
@@ -266,6 +293,9 @@ impl Run {
             pairs.extend_from_slice(&recon[i * p..(i + 1) * p]);
         }
         let grid = images::grid(&pairs, c.shape(), GRID_ROW, GRID_PADDING);
+        let captions = pair_captions(format!("{n} test images (in), reconstructed (out)"), GRID_ROW);
+        let grid = crate::plot::annotate(&grid, (c.image_rows, c.image_cols), GRID_PADDING, &captions)
+            .map_err(|e| RunError::Invalid(e.to_string()))?;
         let path = self.dir.file(RECONSTRUCTIONS);
         grid.save(&path).map_err(|source| CheckpointError::Write { path: path.clone(), source })?;
         Ok(path)

@@ -20,7 +20,8 @@ fn train_writes_a_complete_run_directory() {
     }
     assert_eq!(png_size(&run.join("samples/epoch-001.png")), (302, 302));
     assert_eq!(png_size(&run.join("samples/epoch-002.png")), (302, 302));
-    assert_eq!(png_size(&run.join("reconstructions.png")), (302, 302));
+    // The 302x302 grid with a title strip above and an in/out strip below (23 pixels each).
+    assert_eq!(png_size(&run.join("reconstructions.png")), (302, 348));
     let m = metrics(&run);
     assert_eq!(m.len(), 2);
     assert_eq!(m[1]["epoch"], 2);

@@ -52,6 +52,8 @@ fn eval_rejects_bad_input() {
     fails(&["eval", r, "--elbo-samples", "0"], &["--elbo-samples must be at least 1"]);
     fails(&["eval", r, "--limit", "0"], &["--limit must be at least 1"]);
     fails(&["eval", r, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
+    // One generated image cannot have a covariance (this panicked once).
+    fails(&["eval", r, "--generated", "1", "--k", "2", "--limit", "5"], &["--generated must be 0", "at least 2"]);
     // A classifier whose weights do not have the configured shapes.
     let clf = tmp.path().join("clf");
     vae()
@@ -117,6 +119,19 @@ fn classifier_scores_cvae_samples_per_label() {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("500 samples at temperature 0.5 vs test"), "{stdout}");
     assert_eq!(eval_json(&run)["samples"]["temperature"], 0.5);
+    // Few samples: a warning, and the table says the distance means little.
+    let out = vae().args(["eval"]).arg(&run).args(["--k", "2", "--limit", "5", "--generated", "5"]).assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stderr.contains("warning: --generated 5 is too few"), "{stderr}");
+    assert!(stdout.contains("too few samples to mean much"), "{stdout}");
+    // A classifier of another dataset is refused, not trusted.
+    let fashion = tmp.path().join("fashion");
+    train(&fashion, &["--epochs", "1", "--dataset", "fashion-mnist"]);
+    fails(
+        &["eval", fashion.to_str().unwrap(), "--k", "2", "--limit", "5", "--classifier", clf.to_str().unwrap()],
+        &["was trained on MNIST (embedded) but the run on Fashion-MNIST", "--dataset fashion-mnist"],
+    );
     // --force replaces the classifier.
     vae().args(again).arg("--force").assert().success();
     let replaced: serde_json::Value =
@@ -137,4 +152,48 @@ fn binarized_runs_train_and_evaluate_on_binary_data() {
         assert_eq!(eval_json(&run)["binarized"], true);
         fails(&["train", "--resume", run.to_str().unwrap(), "--binarize", "none"], &["--binarize cannot be changed"]);
     }
+}
+
+#[test]
+fn every_evaluation_is_kept_and_a_report_goes_where_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train(&run, &["--epochs", "1"]);
+    let quick = ["--k", "2", "--elbo-samples", "1", "--generated", "0"];
+    vae().args(["eval"]).arg(&run).args(quick).args(["--limit", "40"]).assert().success();
+    vae().args(["eval"]).arg(&run).args(quick).args(["--limit", "3", "--seed", "9"]).assert().success();
+    // evals.jsonl keeps both, with their settings; eval.json is the latest.
+    let history = std::fs::read_to_string(run.join("evals.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = history.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!((records[0]["images"].as_u64(), records[1]["images"].as_u64()), (Some(40), Some(3)));
+    assert_eq!(records[1]["settings"]["seed"], 9);
+    assert_eq!(records[1]["settings"]["limit"], 3);
+    assert!(records[1]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(eval_json(&run)["images"], 3);
+
+    // -o FILE: the report there, the run directory untouched.
+    let out = tmp.path().join("report.json");
+    vae().args(["eval"]).arg(&run).args(quick).args(["--limit", "4", "-o"]).arg(&out).assert().success();
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report["images"], 4);
+    assert_eq!(std::fs::read_to_string(run.join("evals.jsonl")).unwrap(), history);
+}
+
+#[test]
+fn an_unwritable_report_is_refused_before_the_work_and_o_offers_a_way_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train(&run, &["--epochs", "1"]);
+    // A directory where the history goes: unwritable even for root (permissions are not).
+    std::fs::create_dir(run.join("evals.jsonl")).unwrap();
+    let r = run.to_str().unwrap();
+    let start = std::time::Instant::now();
+    // IWAE-5000 on 10,000 images takes minutes: refused at once means checked first.
+    fails(&["eval", r, "--k", "5000"], &["cannot write", "evals.jsonl", "pass -o FILE"]);
+    assert!(start.elapsed().as_secs() < 20, "refused only after the work");
+    let out = tmp.path().join("r.json");
+    vae().args(["eval", r, "--k", "2", "--limit", "5", "--generated", "0", "-o"]).arg(&out).assert().success();
+    assert!(out.is_file());
+    fails(&["eval", r, "--k", "2", "-o", tmp.path().to_str().unwrap()], &["cannot write", "it is a directory"]);
 }

@@ -10,6 +10,16 @@ fn out_png(args: &[&str], run: &Path, out: &Path) -> (u32, u32) {
     png_size(out)
 }
 
+/// Height of one caption strip (a title, column labels or a footer line).
+const STRIP: u32 = 23;
+
+/// Checks a captioned grid: the grid of `grid` pixels plus `strips` lines of text above and
+/// below; row labels and a long title may only widen it.
+fn captioned(size: (u32, u32), grid: (u32, u32), strips: u32) {
+    assert_eq!(size.1, grid.1 + strips * STRIP, "height of {size:?} for a {grid:?} grid and {strips} strips");
+    assert!(size.0 >= grid.0 && size.0 < grid.0 + 700, "width of {size:?} for a {grid:?} grid");
+}
+
 /// A 40x30 RGB picture of a dark diagonal stroke on white.
 fn write_stroke_png(path: &Path) {
     let (w, h) = (40u32, 30u32);
@@ -34,26 +44,33 @@ fn every_picture_has_its_documented_size() {
     train(&run, &["--epochs", "1"]);
     train(&cvae, &["--epochs", "1", "--model", "cvae"]);
     let o = tmp.path().join("o.png");
-    // 32 pairs, 16 images a row: 16·30+2 by 4·30+2.
-    assert_eq!(out_png(&["reconstruct"], &run, &o), (482, 122));
+    // 32 pairs, 16 images a row: 16·30+2 by 4·30+2, a title above and in/out below.
+    captioned(out_png(&["reconstruct"], &run, &o), (482, 122), 2);
     // 5 pairs fill 10 of the 16 slots: make_grid narrows a single row to its images.
-    assert_eq!(out_png(&["reconstruct", "-n", "5"], &run, &o), (302, 32));
-    assert_eq!(out_png(&["interpolate", "--from", "0", "--to", "7"], &run, &o), (302, 32));
-    assert_eq!(out_png(&["interpolate", "--from", "0", "--to", "7", "--slerp", "--steps", "5"], &run, &o), (152, 62));
-    assert_eq!(out_png(&["interpolate", "--from", "3", "--to", "4"], &cvae, &o), (302, 32));
-    assert_eq!(out_png(&["interpolate", "--labels"], &cvae, &o), (302, 32));
-    assert_eq!(out_png(&["interpolate", "--labels", "--from", "3"], &cvae, &o), (302, 32));
-    // 10 dimensions by 11 steps by default; 3 dims by 5 steps on request.
-    assert_eq!(out_png(&["traverse"], &run, &o), (332, 302));
-    assert_eq!(out_png(&["traverse", "--dims", "0,5,19", "--steps", "5", "--image", "2"], &run, &o), (152, 92));
-    assert_eq!(out_png(&["manifold"], &run, &o), (602, 602));
-    assert_eq!(out_png(&["manifold", "-n", "5", "--label", "3"], &cvae, &o), (152, 152));
+    captioned(out_png(&["reconstruct", "-n", "5"], &run, &o), (302, 32), 2);
+    // Paths: a title, "linear"/"spherical" on the left, t below, and what t is.
+    captioned(out_png(&["interpolate", "--from", "0", "--to", "7"], &run, &o), (302, 32), 3);
+    captioned(out_png(&["interpolate", "--from", "0", "--to", "7", "--slerp", "--steps", "5"], &run, &o), (152, 62), 3);
+    captioned(out_png(&["interpolate", "--from", "3", "--to", "4"], &cvae, &o), (302, 32), 3);
+    // Across labels: a title and the class names below.
+    captioned(out_png(&["interpolate", "--labels"], &cvae, &o), (302, 32), 2);
+    captioned(out_png(&["interpolate", "--labels", "--from", "3"], &cvae, &o), (302, 32), 2);
+    // 10 dimensions by 11 steps by default; 3 dims by 5 steps on request; z_d on the left.
+    captioned(out_png(&["traverse"], &run, &o), (332, 302), 2);
+    captioned(out_png(&["traverse", "--dims", "0,5,19", "--steps", "5", "--image", "2"], &run, &o), (152, 92), 2);
+    // The plane's coordinates on both axes, a title and a footer naming them.
+    captioned(out_png(&["manifold"], &run, &o), (602, 602), 3);
+    captioned(out_png(&["manifold", "-n", "5", "--label", "3"], &cvae, &o), (152, 152), 3);
     assert_eq!(out_png(&["scatter", "--limit", "500"], &run, &o), (900, 800));
     let (w, h) = out_png(&["plot"], &run, &o);
     assert!(w >= 800 && h >= 400, "{w}x{h}");
-    // Several runs: one curve per run in each of 4 panels (2 × 2).
+    // Several runs: one curve per run in each of 4 panels (2 × 2) under a 44-pixel title.
     vae().args(["plot"]).arg(&run).arg(&cvae).arg("-o").arg(&o).assert().success();
-    assert_eq!(png_size(&o), (1000, 800));
+    assert_eq!(png_size(&o), (1000, 844));
+    // By default beside the runs, named after them: never into the current directory.
+    vae().args(["plot"]).arg(&run).arg(&cvae).assert().success();
+    assert!(tmp.path().join("compare-vae-vs-cvae.png").is_file());
+    assert!(std::fs::read_dir(scratch_cwd()).unwrap().next().is_none(), "plot wrote into the working directory");
     let missing = tmp.path().join("missing");
     fails(&["plot", run.to_str().unwrap(), missing.to_str().unwrap()], &["missing is not a run directory"]);
     // Defaults land in the run directory; `vae train` already wrote the curves.
@@ -73,10 +90,16 @@ fn png_inputs_are_converted_like_mnist() {
     write_stroke_png(&pics.join("b.png"));
     std::fs::write(pics.join("notes.txt"), "ignored").unwrap();
     let o = tmp.path().join("o.png");
-    // Two pictures → two pairs in one row of 16 slots.
-    assert_eq!(out_png(&["reconstruct", "--input", pics.to_str().unwrap()], &run, &o), (122, 32));
+    // Two pictures → one row each: the file's name, the picture and its reconstruction.
+    captioned(out_png(&["reconstruct", "--input", pics.to_str().unwrap()], &run, &o), (62, 62), 2);
     let a = pics.join("a.png");
-    assert_eq!(out_png(&["interpolate", "--from", a.to_str().unwrap(), "--to", "5"], &run, &o), (302, 32));
+    // Files as well as folders, several at once; the default name says which.
+    let b = pics.join("b.png");
+    vae().args(["reconstruct"]).arg(&run).arg("--input").arg(&a).arg(&b).assert().success();
+    captioned(png_size(&run.join("reconstructions-inputs.png")), (62, 62), 2);
+    vae().args(["reconstruct"]).arg(&run).arg("--input").arg(&a).assert().success();
+    captioned(png_size(&run.join("reconstructions-a.png")), (62, 32), 2);
+    captioned(out_png(&["interpolate", "--from", a.to_str().unwrap(), "--to", "5"], &run, &o), (302, 32), 3);
 }
 
 #[test]
@@ -102,11 +125,19 @@ fn bad_requests_get_one_clear_error() {
     let pic = tmp.path().join("pic.png");
     write_stroke_png(&pic);
     fails(&["interpolate", c, "--from", pic.to_str().unwrap(), "--to", "1"], &["pass --label C"]);
+    fails(&["reconstruct", c, "--input", pic.to_str().unwrap()], &["cannot tell the class of", "pic.png"]);
+    // A cvae reads each picture's class from its name (or its folder's).
+    let seven = tmp.path().join("7-mine.png");
+    std::fs::copy(&pic, &seven).unwrap();
+    vae().args(["reconstruct", c, "--input"]).arg(&seven).arg(&pic).args(["--label", "3"]).assert().success();
+    vae().args(["reconstruct", c, "--input"]).arg(&seven).assert().success();
+    assert!(cvae.join("reconstructions-7-mine.png").is_file());
     fails(&["sample", c, "--label", "ten"], &["--label \"ten\" is not a class", "its classes are 0, 1, 2"]);
     fails(&["manifold", c, "--label", "10"], &["--label \"10\" is not a class"]);
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     fails(&["reconstruct", r, "--input", empty.to_str().unwrap()], &["holds no pictures (PNG, JPEG"]);
-    fails(&["reconstruct", r, "-n", "0"], &["-n must be between 1 and 10000"]);
+    fails(&["reconstruct", r, "-n", "0"], &["0 is not in 1..=10000"]);
+    fails(&["sample", r, "-o", "x.gif"], &["end the name in .png or .jpg"]);
     fails(&["scatter", empty.to_str().unwrap()], &["not a run directory"]);
 }

@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 
 /// One VAE and one CVAE server shared by the tests of this file.
 fn servers() -> (SocketAddr, SocketAddr) {
+    let s = shared();
+    (s.0, s.1)
+}
+
+/// The servers and the folder holding their runs (`vae/`, `cvae/`).
+fn shared() -> &'static (SocketAddr, SocketAddr, tempfile::TempDir) {
     static S: OnceLock<(SocketAddr, SocketAddr, tempfile::TempDir)> = OnceLock::new();
-    let s = S.get_or_init(|| {
+    S.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let (v, c) = (tmp.path().join("vae"), tmp.path().join("cvae"));
         train(&v, &["--epochs", "1"]);
@@ -21,8 +27,7 @@ fn servers() -> (SocketAddr, SocketAddr) {
         // The cvae has been measured; the page shows its eval.json.
         vae().args(["eval"]).arg(&c).args(["--k", "2", "--limit", "20", "--generated", "0", "-q"]).assert().success();
         (start_server(&v), start_server(&c), tmp)
-    });
-    (s.0, s.1)
+    })
 }
 
 fn png_dims(body: &[u8]) -> (u32, u32) {
@@ -57,6 +62,14 @@ fn page_and_model_info() {
     assert_eq!(cm["conditional"], true);
     assert_eq!(cm["eval"]["iwae"]["k"], 2);
     assert!(cm["eval"]["iwae"]["nll"].as_f64().unwrap() > 0.0);
+    // Evaluations made while serving show at once; a quick check never hides a fuller one.
+    let run = shared().2.path().join("vae");
+    let quick = ["--elbo-samples", "1", "--generated", "0", "-q"];
+    vae().args(["eval"]).arg(&run).args(["--k", "2", "--limit", "20"]).args(quick).assert().success();
+    vae().args(["eval"]).arg(&run).args(["--k", "10", "--limit", "1"]).args(quick).assert().success();
+    let m = get(v, "/api/model").json();
+    assert_eq!((m["eval"]["images"].as_u64(), m["eval"]["iwae"]["k"].as_u64()), (Some(20), Some(2)));
+    assert_eq!(m["evaluations"], 2);
 }
 
 #[test]

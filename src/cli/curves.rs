@@ -11,8 +11,9 @@ pub struct PlotArgs {
     /// Run directory made by `vae train`; give several to compare their test curves
     #[arg(required = true, num_args = 1..)]
     pub run_dirs: Vec<PathBuf>,
-    /// Output PNG [default: RUN_DIR/curves.png for one run, compare.png for several]
-    #[arg(short, long, value_name = "FILE.png")]
+    /// Output picture, .png or .jpg [default: RUN_DIR/curves.png for one run; for several,
+    /// compare-<A>-vs-<B>.png beside the first run]
+    #[arg(short, long, value_name = "FILE.png", value_parser = crate::cli::picture_path)]
     pub output: Option<PathBuf>,
 }
 
@@ -50,7 +51,10 @@ pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
             vec![curve("train", &|m| m.train_kl), curve("test", &|m| m.test_kl)],
         ));
     }
-    let png = curves_png(&panels, "epoch")?;
+    let name = dir.path.canonicalize().unwrap_or_else(|_| dir.path.clone());
+    let name = name.file_name().map_or_else(|| dir.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let title = format!("{name}: {} learning curves, {} epochs", config.model.kind, metrics.len());
+    let png = curves_png(&title, &panels, "epoch")?;
     let path = output.unwrap_or_else(|| dir.file("curves.png"));
     save_png(&path, &png)?;
     Ok(path)
@@ -92,10 +96,28 @@ pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<Path
         panels.push(panel("Test KL(q(z|x) ‖ p(z))", |m| m.test_kl, true));
     }
     panels.push(panel("Train objective (BCE + β·KL)", |m| m.train_objective, false));
-    let png = curves_png(&panels, "epoch")?;
-    let path = output.unwrap_or_else(|| PathBuf::from("compare.png"));
+    let names: Vec<String> = runs.iter().map(|r| r.0.clone()).collect();
+    let png = curves_png(&format!("{} runs compared: {}", runs.len(), names.join(", ")), &panels, "epoch")?;
+    let path = output.unwrap_or_else(|| default_comparison(dirs));
     save_png(&path, &png)?;
     Ok(path)
+}
+
+/// Where a comparison goes by default: beside the runs (in the first run's parent folder),
+/// named after them, so comparisons of other runs do not overwrite it.
+fn default_comparison(dirs: &[RunDir]) -> PathBuf {
+    let name = |d: &RunDir| {
+        let path = d.path.canonicalize().unwrap_or_else(|_| d.path.clone());
+        path.file_name().map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned())
+    };
+    let file = match dirs {
+        [a, b] => format!("compare-{}-vs-{}.png", name(a), name(b)),
+        [a, b, c] => format!("compare-{}-vs-{}-vs-{}.png", name(a), name(b), name(c)),
+        [a, rest @ ..] => format!("compare-{}-and-{}-more.png", name(a), rest.len()),
+        [] => "compare.png".to_string(),
+    };
+    let parent = dirs.first().and_then(|d| d.path.parent()).filter(|p| !p.as_os_str().is_empty());
+    parent.map_or_else(|| PathBuf::from(&file), |p| p.join(&file))
 }
 
 /// A run's legend entry: its directory's name, or the whole path where two names clash.

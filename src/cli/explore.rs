@@ -1,4 +1,5 @@
-//! The picture commands: reconstruct, interpolate, traverse, manifold, scatter, plot.
+//! The picture commands: interpolate, traverse, manifold, scatter (reconstruct and plot have
+//! their own files), and what they share: a loaded run, saving a grid.
 
 use super::resolve_label;
 use crate::checkpoint::{RunConfig, RunDir};
@@ -8,30 +9,11 @@ use crate::eval::report::{SplitName, eval_split};
 use crate::explore::{lerp_path, plane_grid, principal_plane, prior_plane, project, slerp_path, traversal};
 use crate::images::{self, Image, load_picture};
 use crate::model::{Model, one_hot};
-use crate::plot::{save_png, scatter_png};
+use crate::plot::{Captions, annotate, save_png, scatter_png};
 use crate::run::GRID_PADDING;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
-
-#[derive(Args, Debug)]
-pub struct ReconstructArgs {
-    /// Run directory made by `vae train`
-    pub run_dir: PathBuf,
-    /// Number of test images (the first N)
-    #[arg(short, long, default_value_t = 32)]
-    pub n: usize,
-    /// Reconstruct these pictures instead: a PNG/JPEG/BMP/GIF/WebP file, or a folder of them
-    /// (any size; converted to the run's image shape)
-    #[arg(long, value_name = "FILE|DIR")]
-    pub input: Option<PathBuf>,
-    /// Class of the --input pictures, by number or name (cvae only)
-    #[arg(long)]
-    pub label: Option<String>,
-    /// Output PNG [default: RUN_DIR/reconstruct.png]
-    #[arg(short, long, value_name = "FILE.png")]
-    pub output: Option<PathBuf>,
-}
 
 #[derive(Args, Debug)]
 pub struct InterpolateArgs {
@@ -58,8 +40,9 @@ pub struct InterpolateArgs {
     /// Seed of the random z of --labels without --from
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output PNG [default: RUN_DIR/interpolate.png]
-    #[arg(short, long, value_name = "FILE.png")]
+    /// Output picture, .png or .jpg [default: RUN_DIR/interpolate-<from>-<to>.png, or
+    /// RUN_DIR/interpolate-labels-<from or seed>.png]
+    #[arg(short, long, value_name = "FILE.png", value_parser = crate::cli::picture_path)]
     pub output: Option<PathBuf>,
 }
 
@@ -83,8 +66,9 @@ pub struct TraverseArgs {
     /// Class for cvae, by number or name [default: the image's, or 0]
     #[arg(long)]
     pub label: Option<String>,
-    /// Output PNG [default: RUN_DIR/traverse.png]
-    #[arg(short, long, value_name = "FILE.png")]
+    /// Output picture, .png or .jpg [default: RUN_DIR/traverse.png, or
+    /// RUN_DIR/traverse-<image>.png]
+    #[arg(short, long, value_name = "FILE.png", value_parser = crate::cli::picture_path)]
     pub output: Option<PathBuf>,
 }
 
@@ -92,14 +76,15 @@ pub struct TraverseArgs {
 pub struct ManifoldArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// Grid size N (N x N images)
-    #[arg(short, long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=100))]
-    pub n: u32,
+    /// Grid size N (N x N images), 2 to 100
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub size: u32,
     /// Class for cvae, by number or name [default: 0]
     #[arg(long)]
     pub label: Option<String>,
-    /// Output PNG [default: RUN_DIR/manifold.png]
-    #[arg(short, long, value_name = "FILE.png")]
+    /// Output picture, .png or .jpg [default: RUN_DIR/manifold.png, or
+    /// RUN_DIR/manifold-<class>.png with --label]
+    #[arg(short, long, value_name = "FILE.png", value_parser = crate::cli::picture_path)]
     pub output: Option<PathBuf>,
 }
 
@@ -110,40 +95,46 @@ pub struct ScatterArgs {
     /// Plot the first N test images [default: all]
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Output PNG [default: RUN_DIR/scatter.png]
-    #[arg(short, long, value_name = "FILE.png")]
+    /// Output picture, .png or .jpg [default: RUN_DIR/scatter.png]
+    #[arg(short, long, value_name = "FILE.png", value_parser = crate::cli::picture_path)]
     pub output: Option<PathBuf>,
 }
 
 /// A run's model with what the commands need around it.
-struct Loaded {
-    dir: RunDir,
-    config: RunConfig,
-    model: Model,
-    pool: Pool,
+pub(super) struct Loaded {
+    pub dir: RunDir,
+    pub config: RunConfig,
+    pub model: Model,
+    pub pool: Pool,
 }
 
 impl Loaded {
-    fn open(path: &Path) -> Result<Loaded> {
+    pub fn open(path: &Path) -> Result<Loaded> {
         let dir = RunDir::new(path);
         let (config, model) = dir.load_model()?;
         Ok(Loaded { dir, config, model, pool: Pool::new(0) })
     }
 
-    fn conditional(&self) -> bool {
+    pub fn conditional(&self) -> bool {
         self.model.config().kind.conditional()
     }
 
-    fn test(&self) -> Result<Split> {
+    pub fn test(&self) -> Result<Split> {
         eval_split(&self.config, SplitName::Test, None)
     }
 
-    fn out(&self, given: Option<PathBuf>, name: &str) -> PathBuf {
+    pub fn out(&self, given: Option<PathBuf>, name: &str) -> PathBuf {
         given.unwrap_or_else(|| self.dir.file(name))
     }
 
+    /// Reconstructions `[n, pixels]` of images `[n, pixels]`, decoded from their means.
+    pub fn reconstruct(&self, images: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
+        let mu = self.encode(images, labels)?;
+        Ok(self.model.decode(&self.pool, &mu, self.conditional().then_some(labels))?)
+    }
+
     /// Encodes images `[n, pixels]` to their means μ `[n, latent]`.
-    fn encode(&self, images: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
+    pub fn encode(&self, images: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
         Ok(self.model.encode(&self.pool, images, self.conditional().then_some(labels))?.mu)
     }
 
@@ -152,7 +143,7 @@ impl Loaded {
     }
 
     /// `--label`, checked against the run: a class number or name, for a cvae only.
-    fn label(&self, spec: Option<&str>) -> Result<Option<u8>> {
+    pub fn label(&self, spec: Option<&str>) -> Result<Option<u8>> {
         let Some(spec) = spec else { return Ok(None) };
         if !self.conditional() {
             bail!(
@@ -168,12 +159,19 @@ impl Loaded {
         one_hot(label, self.model.config().classes)
     }
 
-    fn grid(&self, images: &[f32], nrow: usize) -> Image {
+    pub fn grid(&self, images: &[f32], nrow: usize) -> Image {
         images::grid(images, self.model.config().shape(), nrow, GRID_PADDING)
+    }
+
+    /// [`Loaded::grid`] with `captions` around it.
+    pub fn annotated(&self, images: &[f32], nrow: usize, captions: &Captions) -> Result<Image> {
+        let c = self.model.config();
+        Ok(annotate(&self.grid(images, nrow), (c.image_rows, c.image_cols), GRID_PADDING, captions)?)
     }
 }
 
-fn save(grid: &Image, path: &Path) -> Result<()> {
+/// Saves a grid (PNG or JPEG by the name), making its folder, and says where.
+pub(super) fn save(grid: &Image, path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
@@ -182,76 +180,48 @@ fn save(grid: &Image, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// An image named on the command line: a test-set index or a picture file, with its label.
-fn resolve_image(l: &Loaded, test: &Split, spec: &str, flag: &str, label: Option<u8>) -> Result<(Vec<f32>, u8)> {
+/// An image named on the command line: a test-set index or a picture file, with its label
+/// and how to call it ("test image 3", "cat.png"). A cvae's picture takes its class from
+/// `--label`, else from its folder's or file's name.
+fn resolve_image(
+    l: &Loaded,
+    test: &Split,
+    spec: &str,
+    flag: &str,
+    label: Option<u8>,
+) -> Result<(Vec<f32>, u8, String)> {
     if let Ok(i) = spec.parse::<usize>() {
         if i >= test.len() {
             bail!("{flag} {i} is not a test-set index (0..={}); give an index or a picture file", test.len() - 1);
         }
-        return Ok((test.image_f32(i), label.unwrap_or(test.labels[i])));
+        return Ok((test.image_f32(i), label.unwrap_or(test.labels[i]), format!("test image {i}")));
     }
-    let img = load_picture(Path::new(spec), l.model.config().shape(), l.config.digit_pictures())?;
-    if l.conditional() && label.is_none() {
-        bail!("{flag} {spec} is a picture: a cvae also needs its class, pass --label C");
-    }
-    Ok((img, label.unwrap_or(0)))
-}
-
-/// The picture files `--input` names: the file itself, or a folder's pictures, sorted.
-fn input_pictures(input: &Path) -> Result<Vec<PathBuf>> {
-    if input.is_file() {
-        return Ok(vec![input.to_owned()]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-        .with_context(|| format!("cannot read --input {}", input.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            crate::data::folder::EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(ext))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("--input {} holds no pictures (PNG, JPEG, BMP, GIF or WebP files)", input.display());
-    }
-    Ok(files)
-}
-
-/// `vae reconstruct`: test images, or `--input` pictures, beside their reconstructions.
-///
-/// # Errors
-/// If the run cannot be loaded, `--label` does not fit it, `-n` is out of range, the test set or an
-/// `--input` picture cannot be read (a cvae's pictures also need `--label`), or the grid cannot be
-/// written.
-pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
-    let l = Loaded::open(&a.run_dir)?;
-    let label = l.label(a.label.as_deref())?;
-    let c = l.model.config().clone();
-    let (images, labels): (Vec<f32>, Vec<u8>) = if let Some(input) = &a.input {
-        let files = input_pictures(input)?;
-        if l.conditional() && label.is_none() {
-            bail!("a cvae needs the class of --input pictures: pass --label C");
-        }
-        let mut imgs = Vec::new();
-        for f in files.iter().take(a.n.max(1)) {
-            imgs.extend(load_picture(f, c.shape(), l.config.digit_pictures())?);
-        }
-        let n = imgs.len() / c.pixels();
-        (imgs, vec![label.unwrap_or(0); n])
-    } else {
-        let test = l.test()?;
-        if a.n == 0 || a.n > test.len() {
-            bail!("-n must be between 1 and {} (the test set's size)", test.len());
-        }
-        (test.images_f32(a.n), test.labels[..a.n].to_vec())
+    let path = Path::new(spec);
+    let img = load_picture(path, l.model.config().shape(), l.config.digit_pictures())?;
+    let name = path.file_name().map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned());
+    let label = match label.or_else(|| super::reconstruct::label_from_path(path, &l.config.class_names())) {
+        Some(label) => label,
+        None if l.conditional() => bail!(
+            "{flag} {spec} is a picture: a cvae also needs its class; pass --label C, or name the file after its class"
+        ),
+        None => 0,
     };
-    let mu = l.encode(&images, &labels)?;
-    let recon = l.model.decode(&l.pool, &mu, l.conditional().then_some(&labels[..]))?;
-    let p = c.pixels();
-    let pairs: Vec<f32> = (0..labels.len())
-        .flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied())
-        .collect();
-    save(&l.grid(&pairs, 16), &l.out(a.output, "reconstruct.png"))
+    Ok((img, label, name))
+}
+
+/// A file-name part for an image spec: the index, or the picture's stem.
+fn spec_name(spec: &str) -> String {
+    Path::new(spec).file_stem().map_or_else(|| spec.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// " (class NAME)" for a cvae, "" otherwise.
+fn class_note(l: &Loaded, label: u8) -> String {
+    if l.conditional() { format!(" (class {})", l.config.class_names()[label as usize]) } else { String::new() }
+}
+
+/// Column captions for a sweep of `steps` values from `from` to `to`.
+fn sweep(from: f32, to: f32, steps: usize) -> Vec<String> {
+    (0..steps).map(|i| format!("{:.1}", from + (to - from) * i as f32 / (steps - 1).max(1) as f32)).collect()
 }
 
 /// `vae interpolate`: images decoded along latent paths between two images, or across a cvae's
@@ -271,27 +241,43 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
         if !l.conditional() {
             bail!("--labels needs a conditional model, but {} holds a {} model", l.dir.path.display(), c.kind);
         }
-        let z = match &a.from {
+        let (z, whose, file) = match &a.from {
             Some(spec) => {
-                let (img, label) = resolve_image(&l, &test, spec, "--from", label)?;
-                l.encode(&img, &[label])?
+                let (img, label, name) = resolve_image(&l, &test, spec, "--from", label)?;
+                (
+                    l.encode(&img, &[label])?,
+                    format!("the code of {name}"),
+                    format!("interpolate-labels-{}.png", spec_name(spec)),
+                )
             }
             None => {
                 let mut z = vec![0.0; c.latent_dim];
                 Rng::stream(a.seed, Purpose::User, 1).fill_normal(&mut z);
-                z
+                (z, format!("a random z (seed {})", a.seed), format!("interpolate-labels-seed{}.png", a.seed))
             }
         };
         let zs: Vec<f32> = (0..c.classes).flat_map(|_| z.iter().copied()).collect();
         let labels: Vec<u8> = (0..c.classes).map(|k| k as u8).collect();
         let imgs = l.model.decode(&l.pool, &zs, Some(&labels))?;
-        return save(&l.grid(&imgs, c.classes.min(20)), &l.out(a.output, "interpolate.png"));
+        let per_row = c.classes.min(20);
+        let names = l.config.class_names();
+        let captions = Captions {
+            title: Some(format!("one z ({whose}) decoded with every class: the style kept, the class changed")),
+            columns: names.iter().take(per_row).cloned().collect(),
+            rows: if c.classes > per_row {
+                (0..c.classes.div_ceil(per_row)).map(|r| format!("{}…", names[r * per_row])).collect()
+            } else {
+                Vec::new()
+            },
+            footer: None,
+        };
+        return save(&l.annotated(&imgs, per_row, &captions)?, &l.out(a.output, &file));
     }
     let (Some(from), Some(to)) = (&a.from, &a.to) else {
         bail!("interpolate needs --from A and --to B (test-set indices or PNG files), or --labels for a cvae");
     };
-    let (img_a, la) = resolve_image(&l, &test, from, "--from", label)?;
-    let (img_b, lb) = resolve_image(&l, &test, to, "--to", label)?;
+    let (img_a, la, name_a) = resolve_image(&l, &test, from, "--from", label)?;
+    let (img_b, lb, name_b) = resolve_image(&l, &test, to, "--to", label)?;
     let (za, zb) = (l.encode(&img_a, &[la])?, l.encode(&img_b, &[lb])?);
     let mut paths = vec![lerp_path(&za, &zb, steps)];
     if a.slerp {
@@ -303,7 +289,19 @@ pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     for path in &paths {
         imgs.extend(l.model.decode_conditioned(&l.pool, path, l.conditional().then_some(&cond[..]))?);
     }
-    save(&l.grid(&imgs, steps), &l.out(a.output, "interpolate.png"))
+    let rows = if a.slerp { vec!["linear".into(), "spherical".into()] } else { vec!["linear".into()] };
+    let captions = Captions {
+        title: Some(format!(
+            "from {name_a}{} to {name_b}{}, through their codes' means",
+            class_note(&l, la),
+            class_note(&l, lb)
+        )),
+        rows,
+        columns: sweep(0.0, 1.0, steps),
+        footer: Some("t: the fraction of the way from the first code to the second".into()),
+    };
+    let file = format!("interpolate-{}-{}.png", spec_name(from), spec_name(to));
+    save(&l.annotated(&imgs, steps, &captions)?, &l.out(a.output, &file))
 }
 
 /// Parses `0..10` or `0,3,7`.
@@ -347,19 +345,30 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
         Some(s) => parse_dims(s, c.latent_dim)?,
         None => (0..c.latent_dim.min(10)).collect(),
     };
-    let (base, label) = match &a.image {
+    let (base, label, around, file) = match &a.image {
         Some(spec) => {
             let test = l.test()?;
-            let (img, label) = resolve_image(&l, &test, spec, "--image", label)?;
-            (l.encode(&img, &[label])?, label)
+            let (img, label, name) = resolve_image(&l, &test, spec, "--image", label)?;
+            (l.encode(&img, &[label])?, label, format!("{name}'s code"), format!("traverse-{}.png", spec_name(spec)))
         }
-        None => (vec![0.0; c.latent_dim], label.unwrap_or(0)),
+        None => (vec![0.0; c.latent_dim], label.unwrap_or(0), "z = 0".to_string(), "traverse.png".to_string()),
     };
     let steps = a.steps as usize;
     let zs = traversal(&base, &dims, a.range, steps);
     let n = zs.len() / c.latent_dim;
     let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n, label).as_deref())?;
-    save(&l.grid(&imgs, steps), &l.out(a.output, "traverse.png"))
+    let captions = Captions {
+        title: Some(format!(
+            "each row sets one latent dimension from {} to {}, the others held at {around}{}",
+            -a.range,
+            a.range,
+            class_note(&l, label)
+        )),
+        rows: dims.iter().map(|d| format!("z{d}")).collect(),
+        columns: sweep(-a.range, a.range, steps),
+        footer: None,
+    };
+    save(&l.annotated(&imgs, steps, &captions)?, &l.out(a.output, &file))
 }
 
 /// `vae manifold`: an N × N grid of images decoded over a latent plane.
@@ -371,18 +380,34 @@ pub fn manifold(a: ManifoldArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
-    let plane = match c.latent_dim {
+    let (plane, axes) = match c.latent_dim {
         1 => bail!("manifold needs a latent space of at least 2 dimensions; {} has 1", l.dir.path.display()),
-        2 => prior_plane(),
+        2 => (prior_plane(), ("z0", "z1", "the prior's quantiles")),
         _ => {
             let test = l.test()?;
-            principal_plane(&l.encode(&test.images_f32(test.len()), &test.labels)?, c.latent_dim)
+            let plane = principal_plane(&l.encode(&test.images_f32(test.len()), &test.labels)?, c.latent_dim);
+            (plane, ("PC1", "PC2", "the test codes' top principal plane (in standard deviations)"))
         }
     };
-    let n = a.n as usize;
+    let n = a.size as usize;
     let zs = plane_grid(&plane, n);
-    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n * n, label.unwrap_or(0)).as_deref())?;
-    save(&l.grid(&imgs, n), &l.out(a.output, "manifold.png"))
+    let shown = label.unwrap_or(0);
+    let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n * n, shown).as_deref())?;
+    let q = crate::explore::normal_grid(n);
+    let (x, y, over) = axes;
+    let captions = Captions {
+        title: Some(format!("decoded over {over}{}", class_note(&l, shown))),
+        rows: q.iter().rev().map(|v| format!("{v:.1}")).collect(),
+        columns: q.iter().map(|v| format!("{v:.1}")).collect(),
+        footer: Some(format!(
+            "{x} left to right (below), {y} bottom to top (left): the normal quantiles at (i + ½)/{n}"
+        )),
+    };
+    let file = match label {
+        Some(d) if l.conditional() => format!("manifold-{}.png", spec_name(&l.config.class_names()[d as usize])),
+        _ => "manifold.png".to_string(),
+    };
+    save(&l.annotated(&imgs, n, &captions)?, &l.out(a.output, &file))
 }
 
 /// `vae scatter`: the test set's latent means, coloured by class.
@@ -402,9 +427,9 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
     }
     let mu = l.encode(&test.images_f32(test.len()), &test.labels)?;
     let (points, xl, yl) = if c.latent_dim == 1 {
-        (mu.iter().map(|&v| [v, 0.0]).collect(), "z₁".to_string(), String::new())
+        (mu.iter().map(|&v| [v, 0.0]).collect(), "E[z0|x]".to_string(), String::new())
     } else if c.latent_dim == 2 {
-        (mu.chunks_exact(2).map(|p| [p[0], p[1]]).collect(), "z₁".to_string(), "z₂".to_string())
+        (mu.chunks_exact(2).map(|p| [p[0], p[1]]).collect(), "E[z0|x]".to_string(), "E[z1|x]".to_string())
     } else {
         let plane = principal_plane(&mu, c.latent_dim);
         let pc = |k: usize| format!("principal direction {} of E[z|x] (s.d. {:.2})", k + 1, plane.scales[k]);

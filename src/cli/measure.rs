@@ -44,7 +44,11 @@ pub struct EvalArgs {
     /// Threads; 0 = all cores
     #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
-    /// Print nothing but errors (eval.json is still written)
+    /// Write the report (JSON) to FILE instead of adding it to RUN_DIR/evals.jsonl and
+    /// RUN_DIR/eval.json
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print nothing but errors (the report is still written)
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -129,11 +133,12 @@ pub struct ClassifierTrainArgs {
     pub quiet: bool,
 }
 
-/// `vae eval`: every metric of a run, printed as a table and saved as `eval.json`.
+/// `vae eval`: every metric of a run, printed as a table and kept in the run's history (or
+/// written to `-o FILE`).
 ///
 /// # Errors
 /// As [`run_eval`]: a flag is out of range, the run, its data or the classifier cannot be loaded,
-/// or `eval.json` cannot be written.
+/// or the report cannot be written.
 pub fn eval(a: EvalArgs) -> Result<()> {
     let opts = EvalOptions {
         split: a.split,
@@ -146,6 +151,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         generated: a.generated,
         temperature: a.temperature,
         quiet: a.quiet,
+        output: a.output,
     };
     run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())
 }

@@ -12,7 +12,7 @@ use crate::data::Binarize;
 use crate::data::Source;
 use crate::model::config::Activation;
 use crate::model::{Arch, Likelihood, ModelConfig, ModelKind};
-use crate::run::{RECONSTRUCTIONS, Run};
+use crate::run::{RECONSTRUCTIONS, ResumeChanges, Run};
 use crate::train::{Objective, TrainConfig};
 use anyhow::{Result, bail};
 use clap::Args;
@@ -71,7 +71,8 @@ pub struct TrainArgs {
     /// Random seed for initialisation, shuffling and noise [default: 1]
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Threads to use; 0 = all cores [default: 0]
+    /// Threads to use; 0 = all cores [default: 0]. With --resume, the run continues on them
+    /// (its results then differ in the last bits from an uninterrupted run)
     #[arg(long, value_parser = threads_arg)]
     pub threads: Option<usize>,
     #[command(flatten)]
@@ -123,6 +124,9 @@ fn likelihood(a: &TrainArgs) -> Result<Likelihood> {
 /// The model the flags ask for on images of `shape` with `classes` classes.
 fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConfig> {
     let kind = a.model.unwrap_or(ModelKind::Vae);
+    if !kind.variational() && a.beta.is_some() {
+        bail!("--beta weights the KL term, and an ae has none; drop --beta, or train --model vae");
+    }
     let latent = a.latent_dim.unwrap_or(20);
     let mut config = match a.arch.unwrap_or_default() {
         Arch::Mlp => {
@@ -208,7 +212,7 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 24] = [
+        let fixed: [(&str, bool); 23] = [
             ("--arch", a.arch.is_some()),
             ("--widths", a.widths.is_some()),
             ("--likelihood", a.likelihood.is_some()),
@@ -224,7 +228,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--beta", a.beta.is_some()),
             ("--batch-size", a.batch_size.is_some()),
             ("--seed", a.seed.is_some()),
-            ("--threads", a.threads.is_some()),
             ("--dataset", a.data.dataset.is_some()),
             ("--data-dir", a.data.data_dir.is_some()),
             ("--image-size", a.data.image_size.is_some()),
@@ -236,12 +239,23 @@ pub fn train(a: TrainArgs) -> Result<()> {
         ];
         if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
             bail!(
-                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs and --lr may be given with --resume)"
+                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs, --lr and --threads may be given with --resume)"
             );
         }
         let config = RunDir::new(&dir).load_config()?;
+        let threads = a.threads.map(resolve_threads);
+        if let Some(t) = threads.filter(|&t| t != config.train.threads)
+            && !a.quiet
+        {
+            eprintln!(
+                "note: resuming on {t} thread{} where the run used {}: sums now add up in another order, so from here \
+                 on the figures and weights differ in the last bits from an uninterrupted run",
+                if t == 1 { "" } else { "s" },
+                config.train.threads
+            );
+        }
         let (data, _) = load_data(&config.train.dataset, a.quiet)?;
-        Run::resume(dir, a.epochs, a.lr, data)?
+        Run::resume(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads }, data)?
     } else {
         let seed = a.seed.unwrap_or(1);
         let (data, source) = load_data(&a.data.source(seed)?, a.quiet)?;
@@ -250,10 +264,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if matches!(source, Source::Folder(_)) {
             model.class_names = data.classes.clone();
         }
-        let threads = match a.threads.unwrap_or(0) {
-            0 => crate::core::pool::available_threads(),
-            t => t,
-        };
+        let threads = resolve_threads(a.threads.unwrap_or(0));
         let train = TrainConfig {
             epochs: a.epochs.unwrap_or(50),
             batch_size: a.batch_size.unwrap_or(128),
@@ -332,13 +343,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--threads`: 0 means all cores.
+fn resolve_threads(threads: usize) -> usize {
+    if threads == 0 { crate::core::pool::available_threads() } else { threads }
+}
+
 /// `runs/<model>-YYYYMMDD-HHMMSS` (UTC), with a suffix if that already exists.
 fn default_run_dir(kind: ModelKind) -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    let stamp = format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60);
-    let base = PathBuf::from("runs").join(format!("{kind}-{stamp}"));
+    let base = PathBuf::from("runs").join(format!("{kind}-{}", crate::clock::stamp()));
     let mut path = base.clone();
     let mut i = 2;
     while path.exists() {
@@ -346,29 +358,4 @@ fn default_run_dir(kind: ModelKind) -> PathBuf {
         i += 1;
     }
     path
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 }

@@ -30,6 +30,16 @@ pub enum Color {
     Rgb,
 }
 
+impl Color {
+    /// The flag value: `grey` or `rgb`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Color::Grey => "grey",
+            Color::Rgb => "rgb",
+        }
+    }
+}
+
 /// How a run reads an image folder; stored in its `config.json` (with the colour resolved),
 /// so every later command decodes the same tensors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,37 @@ impl Source {
         }
     }
 
+    /// Whether two sources hold the same images: the same built-in dataset, or the same
+    /// folder (compared canonically). How a folder is resized or coloured is left to the
+    /// shape checks.
+    pub fn same_images(&self, other: &Source) -> bool {
+        let same_dir = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        match (self, other) {
+            (Source::Mnist, Source::Mnist) | (Source::FashionMnist, Source::FashionMnist) => true,
+            (Source::Dir(a), Source::Dir(b)) => same_dir(a, b),
+            (Source::Folder(a), Source::Folder(b)) => same_dir(&a.dir, &b.dir),
+            _ => false,
+        }
+    }
+
+    /// The data flags of a command that loads this source again, e.g. ` --data-dir DIR
+    /// --image-size 64` (empty for MNIST, the default).
+    pub fn flags(&self) -> String {
+        match self {
+            Source::Mnist => String::new(),
+            Source::FashionMnist => " --dataset fashion-mnist".to_string(),
+            Source::Dir(d) => format!(" --data-dir {}", d.display()),
+            Source::Folder(f) => {
+                let size = f.image_size.map(|s| format!(" --image-size {s}")).unwrap_or_default();
+                let color = f.color.map(|c| format!(" --color {}", c.name())).unwrap_or_default();
+                format!(" --data-dir {}{size}{color}", f.dir.display())
+            }
+        }
+    }
+
     /// Class names of an IDX dataset (`None` for a folder, whose names come with its data).
     pub fn idx_class_names(&self) -> Option<Vec<String>> {
         match self {

@@ -6,6 +6,7 @@
 //! positive; `nll` = −IWAE_k is the positive "test NLL" of papers, lower is better.
 
 pub mod frechet;
+pub mod history;
 pub mod iwae;
 pub mod report;
 pub mod scores;

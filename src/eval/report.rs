@@ -1,4 +1,5 @@
-//! `vae eval`: every metric of a run, printed as a table and saved as `eval.json`.
+//! `vae eval`: every metric of a run, printed as a table and kept in the run's history
+//! (`evals.jsonl`, the latest also as `eval.json`; see [`super::history`]) or written to `-o FILE`.
 
 use super::iwae::{encode_split, iwae};
 use super::{ElboReport, IwaeReport, active_units, elbo, latent_activity};
@@ -38,12 +39,37 @@ pub struct EvalOptions {
     /// Standard deviation of the generated images' z (1 = the prior N(0, I)).
     pub temperature: f32,
     pub quiet: bool,
+    /// Write the report here instead of into the run directory.
+    pub output: Option<PathBuf>,
 }
 
-/// Everything `eval.json` holds.
+/// Fewer generated images than this make the Fréchet distance mostly noise and bias (the
+/// estimate is biased upward by O(1/n); papers use 10,000): the table says so.
+pub const FEW_GENERATED: usize = 1000;
+
+/// The settings an evaluation ran with, recorded beside its figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalSettings {
+    pub k: usize,
+    pub elbo_samples: usize,
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    pub generated: usize,
+    pub temperature: f32,
+    pub threads: usize,
+}
+
+/// One evaluation: a line of `evals.jsonl`, all of `eval.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EvalReport {
     pub run: String,
+    /// When it ran (RFC 3339, UTC; empty in reports of older versions).
+    #[serde(default)]
+    pub time: String,
+    /// How it ran (absent in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<EvalSettings>,
     pub model: String,
     /// What the run was trained on: "elbo", or "iwae k=K".
     pub objective: String,
@@ -141,12 +167,15 @@ fn bar(quiet: bool, len: usize, what: &str) -> ProgressBar {
     b
 }
 
-/// Runs every metric on `dir`'s model, prints the table, writes `eval.json`.
+/// Runs every metric on `dir`'s model, prints the table, then keeps the report (see the
+/// module docs). Where the report goes is checked before any work.
 ///
 /// # Errors
-/// If `k` or `elbo_samples` is 0 or `limit` is `Some(0)`; the run's model, metrics or data cannot
-/// be loaded; the classifier cannot be loaded or does not fit the model (see
-/// [`sample_scores`](super::scores::sample_scores)); or `eval.json` cannot be written.
+/// If `k` or `elbo_samples` is 0, `generated` is 1, or `limit` is `Some(0)`; the report's
+/// destination is not writable; the run's model, metrics or data cannot be loaded; the
+/// classifier cannot be loaded or does not fit the model (see
+/// [`sample_scores`](super::scores::sample_scores)); or the report cannot be written (the
+/// table is printed before).
 pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> {
     if opts.k == 0 {
         anyhow::bail!("--k must be at least 1 (5000 is the papers' setting)");
@@ -157,6 +186,16 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     if opts.limit == Some(0) {
         anyhow::bail!("--limit must be at least 1 (leave it out to evaluate the whole split)");
     }
+    if opts.generated == 1 {
+        anyhow::bail!(
+            "--generated must be 0 (no sample scores) or at least 2: the Fréchet distance compares two covariances"
+        );
+    }
+    let destination = opts.output.clone().unwrap_or_else(|| dir.file(super::history::HISTORY_FILE));
+    crate::io::check_writable(&destination).map_err(|e| {
+        let hint = if opts.output.is_some() { "" } else { "; pass -o FILE to write the report elsewhere" };
+        anyhow::anyhow!("cannot write {}: {e}{hint}", destination.display())
+    })?;
     let (config, model) = dir.load_model()?;
     let epoch = dir.load_metrics()?.last().map_or(0, |m| m.epoch);
     let split = eval_split(&config, opts.split, opts.limit)?;
@@ -173,6 +212,16 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     let (samples, classifier_note) = super::scores::sample_scores(dir, &config, &model, &pool, opts)?;
     let report = EvalReport {
         run: dir.path.display().to_string(),
+        time: crate::clock::rfc3339_now(),
+        settings: Some(EvalSettings {
+            k: opts.k,
+            elbo_samples: opts.elbo_samples,
+            seed: opts.seed,
+            limit: opts.limit,
+            generated: opts.generated,
+            temperature: opts.temperature,
+            threads: pool.threads(),
+        }),
         model: config.model.kind.to_string(),
         objective: match config.train.objective {
             Objective::Elbo => "elbo".to_string(),
@@ -193,12 +242,20 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
         samples,
         classifier_note,
     };
-    let json = serde_json::to_string_pretty(&report).expect("report serialises");
-    let path = dir.file("eval.json");
-    write_atomic(&path, format!("{json}\n").as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    // The table first: whatever happens to the file, the figures are on the screen.
     if !opts.quiet {
         print!("{}", table(&report, &model));
+    }
+    let value = serde_json::to_value(&report).expect("report serialises");
+    let written = match &opts.output {
+        Some(path) => {
+            let pretty = serde_json::to_string_pretty(&value).expect("report serialises");
+            write_atomic(path, format!("{pretty}\n").as_bytes()).map(|()| path.clone())
+        }
+        None => super::history::append(&dir.path, &value).map(|()| destination.clone()),
+    };
+    let path = written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", destination.display()))?;
+    if !opts.quiet {
         println!("wrote {}", path.display());
     }
     Ok(report)

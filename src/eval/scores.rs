@@ -4,13 +4,13 @@
 
 use super::frechet::{Gaussian, frechet_distance};
 use super::report::EvalOptions;
-use crate::checkpoint::{CheckpointError, RunConfig, RunDir};
+use crate::checkpoint::{RunConfig, RunDir};
 use crate::classifier::{default_dir, load_classifier};
 use crate::core::{Pool, Purpose, Rng};
-use crate::data::{Dataset, Source};
+use crate::data::Dataset;
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleScores {
@@ -46,22 +46,33 @@ pub fn label_entropy(labels: &[u8], classes: usize) -> (f64, Vec<f64>) {
     (hist.iter().filter(|&&p| p > 0.0).map(|p| -p * p.ln()).sum(), hist)
 }
 
-fn classifier_dir(dir: &RunDir, config: &RunConfig, opts: &EvalOptions) -> PathBuf {
+/// Where the classifier is looked for: `--classifier DIR`, else beside the run
+/// (`runs/vae-…/../classifier-<dataset>`), then `runs/classifier-<dataset>` under the
+/// current directory. The first that holds a classifier is used.
+fn classifier_candidates(dir: &RunDir, config: &RunConfig, opts: &EvalOptions) -> Vec<PathBuf> {
     if let Some(c) = &opts.classifier {
-        return c.clone();
+        return vec![c.clone()];
     }
     let default = default_dir(&config.train.dataset);
-    // Next to the run (runs/vae-…/../classifier-mnist) first, then relative to the cwd.
-    let beside = dir.path.parent().map(|p| p.join(default.file_name().expect("named"))).unwrap_or_default();
-    if beside.join(crate::checkpoint::CONFIG_FILE).is_file() { beside } else { default }
+    let beside = dir.path.parent().map(|p| p.join(default.file_name().expect("named")));
+    let mut candidates: Vec<PathBuf> = beside.into_iter().collect();
+    if !candidates.iter().any(|c| same_path(c, &default)) {
+        candidates.push(default);
+    }
+    candidates
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The scores, or `None` and a note saying how to train the classifier.
 ///
 /// # Errors
 /// If the classifier cannot be loaded (a missing one is no error unless `--classifier` named it:
-/// the note says how to train it), its image shape or classes differ from the model's, the
-/// temperature is negative or not finite, or the dataset cannot be loaded.
+/// the note says how to train it), was trained on other data, or its image shape or classes
+/// differ from the model's; the temperature is negative or not finite; or the dataset cannot be
+/// loaded or has fewer than two test images.
 pub fn sample_scores(
     dir: &RunDir,
     config: &RunConfig,
@@ -72,39 +83,39 @@ pub fn sample_scores(
     if opts.generated == 0 {
         return Ok((None, Some("skipped (--generated 0)".into())));
     }
-    let cdir = classifier_dir(dir, config, opts);
-    let (run, clf) = match load_classifier(&cdir) {
-        Ok(c) => c,
-        Err(CheckpointError::NoClassifier(_)) if opts.classifier.is_none() => {
-            if config.model.classes < 2 {
-                return Ok((
-                    None,
-                    Some("not computed: the data is unlabelled, so there is no classifier to judge samples".into()),
-                ));
-            }
-            let how = match &config.train.dataset {
-                Source::FashionMnist => " --dataset fashion-mnist".to_string(),
-                Source::Dir(d) => format!(" --data-dir {}", d.display()),
-                Source::Folder(f) => {
-                    let size = f.image_size.map(|s| format!(" --image-size {s}")).unwrap_or_default();
-                    let color = f
-                        .color
-                        .map(|c| format!(" --color {}", if c == crate::data::Color::Rgb { "rgb" } else { "grey" }));
-                    format!(" --data-dir {}{size}{}", f.dir.display(), color.unwrap_or_default())
-                }
-                Source::Mnist => String::new(),
-            };
+    let candidates = classifier_candidates(dir, config, opts);
+    let found =
+        candidates.iter().find(|c| opts.classifier.is_some() || c.join(crate::checkpoint::CONFIG_FILE).exists());
+    let Some(cdir) = found.cloned() else {
+        if config.model.classes < 2 {
             return Ok((
                 None,
-                Some(format!(
-                    "not computed: no classifier in {}; train one with `vae classifier train{how} --out {}`",
-                    cdir.display(),
-                    cdir.display()
-                )),
+                Some("not computed: the data is unlabelled, so there is no classifier to judge samples".into()),
             ));
         }
-        Err(e) => return Err(anyhow::anyhow!("classifier: {e}")),
+        let searched: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+        let target = &candidates[0];
+        return Ok((
+            None,
+            Some(format!(
+                "not computed: no classifier in {}; train one with `vae classifier train{} --out {}`",
+                searched.join(" or "),
+                config.train.dataset.flags(),
+                target.display()
+            )),
+        ));
     };
+    let (run, clf) = load_classifier(&cdir).map_err(|e| anyhow::anyhow!("classifier: {e}"))?;
+    if !run.dataset.same_images(&config.train.dataset) {
+        anyhow::bail!(
+            "the classifier in {} was trained on {} but the run on {}: its scores would judge the wrong images; \
+             train one with `vae classifier train{} --out DIR` and pass --classifier DIR",
+            cdir.display(),
+            run.dataset,
+            config.train.dataset,
+            config.train.dataset.flags()
+        );
+    }
     let c = model.config();
     if run.classifier.shape() != c.shape() || run.classifier.classes != c.classes {
         anyhow::bail!(
@@ -117,6 +128,14 @@ pub fn sample_scores(
             c.classes
         );
     }
+    if (2..super::report::FEW_GENERATED).contains(&opts.generated) && !opts.quiet {
+        eprintln!(
+            "warning: --generated {} is too few for a meaningful Fréchet distance (biased upward at small counts); \
+             use at least {} (papers use 10000)",
+            opts.generated,
+            super::report::FEW_GENERATED
+        );
+    }
     let classes = c.classes;
     let n = opts.generated;
     let mut rng = Rng::stream(opts.seed, Purpose::Eval, 1_000_000);
@@ -126,6 +145,9 @@ pub fn sample_scores(
     // Reference: grey-level test images (the classifier's domain), and the floor.
     let data = Dataset::load(&config.train.dataset)?;
     let m = n.min(data.test.len());
+    if m < 2 {
+        anyhow::bail!("{} has {} test images; the Fréchet distance needs at least 2", config.train.dataset, m);
+    }
     let (_, test_features) = clf.predict(pool, &data.test.images_f32(m));
     let m2 = m.min(data.train.len());
     let (_, train_features) = clf.predict(pool, &data.train.images_f32(m2));
@@ -188,10 +210,11 @@ pub fn table(s: &SampleScores) -> String {
         "Fréchet distance (classifier)",
         format!("{:.3}", s.frechet_distance),
         &format!(
-            "{} samples{} vs test; lower is better (train vs test: {:.3})",
+            "{} samples{} vs test; lower is better (train vs test: {:.3}){}",
             s.generated,
             at_temperature(s.temperature),
-            s.frechet_distance_train_vs_test
+            s.frechet_distance_train_vs_test,
+            if s.generated < super::report::FEW_GENERATED { "; too few samples to mean much" } else { "" }
         ),
     );
     let k = s.label_histogram.len().max(1);

@@ -55,7 +55,8 @@ pub fn grid(images: &[f32], shape: Shape, nrow: usize, padding: usize) -> Image 
 }
 
 /// Picture file formats `vae` writes, chosen by the file name's extension.
-fn is_jpeg(path: &Path) -> bool {
+/// Whether `path` names a JPEG file (`.jpg` or `.jpeg`, any case).
+pub fn is_jpeg(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))

@@ -22,7 +22,7 @@ mod captions;
 mod curves;
 mod scatter;
 
-pub use captions::caption_rows;
+pub use captions::{Captions, annotate, caption_rows};
 pub use curves::{Curve, curves_png};
 pub use scatter::scatter_png;
 
@@ -173,12 +173,28 @@ fn style_mesh(
         .map_err(msg)
 }
 
-/// Writes PNG `bytes` (from [`scatter_png`] or [`curves_png`]) to `path` atomically, through a
-/// temporary file in the same directory (see [`crate::checkpoint::write_atomic`]).
+/// Writes a chart's PNG `bytes` (from [`scatter_png`] or [`curves_png`]) to `path`
+/// atomically (see [`crate::checkpoint::write_atomic`]): as they are, or re-encoded as JPEG
+/// for a `.jpg`/`.jpeg` name, so the bytes always match the extension.
 ///
 /// # Errors
 /// [`PlotError::Write`], naming `path`, if the file cannot be written.
 pub fn save_png(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
+    let jpeg;
+    let bytes = if crate::images::is_jpeg(path) {
+        let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png).expect("our own PNG decodes");
+        let rgb = img.to_rgb8();
+        let picture = crate::images::Image {
+            width: rgb.width() as usize,
+            height: rgb.height() as usize,
+            channels: 3,
+            pixels: rgb.into_raw(),
+        };
+        jpeg = picture.to_jpeg();
+        &jpeg
+    } else {
+        bytes
+    };
     crate::checkpoint::write_atomic(path, bytes).map_err(|source| PlotError::Write { path: path.to_path_buf(), source })
 }
 

@@ -118,6 +118,9 @@ pub async fn page() -> Response {
 
 pub async fn model_info(State(s): St) -> Response {
     let c = s.model.config();
+    // The fullest evaluation, read now: `vae eval` may have run since the server started.
+    let evals = s.dir.as_deref().map(crate::eval::history::load).unwrap_or_default();
+    let eval = crate::eval::history::fullest(&evals);
     axum::Json(json!({
         "run": s.run,
         "kind": c.kind,
@@ -133,7 +136,8 @@ pub async fn model_info(State(s): St) -> Response {
         "epoch": s.metrics.last().map_or(0, |m| m.epoch),
         "metrics": s.metrics,
         "config": s.config,
-        "eval": s.eval,
+        "eval": eval,
+        "evaluations": evals.len(),
         "sliders": { "principal": s.principal, "origin": s.sliders.origin, "axes": s.sliders.axes, "scales": s.sliders.scales },
         "test_images": s.test.len(),
         "limits": { "max_images": MAX_IMAGES, "max_body_bytes": super::MAX_BODY },

@@ -40,8 +40,10 @@ pub struct AppState {
     pub sliders: Basis,
     /// Whether `sliders` are principal directions (else the identity).
     pub principal: bool,
-    /// The run's `eval.json`, if `vae eval` has written one (the page shows its NLL).
-    pub eval: Option<serde_json::Value>,
+    /// The run directory, whose evaluations (`evals.jsonl`) `/api/model` reads on every
+    /// request, so an eval made while serving shows at the next page load (`None`: no run
+    /// directory, no evaluations).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -55,9 +57,7 @@ impl AppState {
         let (config, model) = run.load_model()?;
         let metrics = run.load_metrics()?;
         let test = eval_split(&config, SplitName::Test, None)?;
-        // Derived data: a missing or unreadable eval.json only means there is nothing to show.
-        let eval = std::fs::read(dir.join("eval.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        Ok(AppState::new(dir.display().to_string(), config, model, metrics, test, eval)?)
+        Ok(AppState::new(dir.display().to_string(), config, model, metrics, test, Some(dir.to_owned()))?)
     }
 
     /// The state for a model and its test split (the slider basis computed here).
@@ -70,7 +70,7 @@ impl AppState {
         model: Model,
         metrics: Vec<EpochMetrics>,
         test: Split,
-        eval: Option<serde_json::Value>,
+        dir: Option<std::path::PathBuf>,
     ) -> Result<AppState, crate::model::InputError> {
         let l = model.config().latent_dim;
         let (sliders, principal) = if l <= MAX_SLIDERS {
@@ -83,7 +83,7 @@ impl AppState {
             let mu = model.encode(&pool, &images, labels)?.mu;
             (principal_axes(&mu, l, MAX_SLIDERS), true)
         };
-        Ok(AppState { run, config, model, metrics, test, sliders, principal, eval })
+        Ok(AppState { run, config, model, metrics, test, sliders, principal, dir })
     }
 }
 

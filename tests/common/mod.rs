@@ -6,8 +6,22 @@ pub mod reference;
 use assert_cmd::Command;
 use std::path::Path;
 
+/// The binary, run in an empty directory of its own: what the repository's working
+/// directory holds (a `runs/classifier-mnist` a user trained, say) must not change a test.
 pub fn vae() -> Command {
-    Command::cargo_bin("vae").unwrap()
+    let mut c = Command::cargo_bin("vae").unwrap();
+    c.current_dir(scratch_cwd());
+    c
+}
+
+/// An empty directory for this test process, made once.
+pub fn scratch_cwd() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("vae-test-cwd-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
 }
 
 /// Quick training flags: 512 images, batches of 64, 200 test images.
