@@ -161,6 +161,39 @@ pub fn http(data: &[u8]) -> bool {
     status.is_success()
 }
 
+/// Packs fuzz inputs into one gzipped file (each input as a little-endian u32 length and its
+/// bytes), so a corpus of thousands of small files is committed as one.
+pub fn pack(inputs: &[Vec<u8>]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(inputs.iter().map(|i| i.len() + 4).sum());
+    for input in inputs {
+        raw.extend_from_slice(&(input.len() as u32).to_le_bytes());
+        raw.extend_from_slice(input);
+    }
+    gzip(&raw)
+}
+
+/// The inputs [`pack`] packed.
+///
+/// # Errors
+/// A message if the bytes are not gzip or a length runs past the end.
+pub fn unpack(packed: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(packed).read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let mut inputs = Vec::new();
+    let mut rest = &raw[..];
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or("a length is cut off")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(format!("an input of {len} bytes runs past the end"));
+        }
+        inputs.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    Ok(inputs)
+}
+
 /// A fuzz target: arbitrary bytes in, whether they were accepted out.
 pub type Target = fn(&[u8]) -> bool;
 
@@ -168,8 +201,8 @@ pub type Target = fn(&[u8]) -> bool;
 pub const TARGETS: [(&str, Target); 5] =
     [("idx", idx), ("run_files", run_files), ("safetensors", safetensors), ("picture", picture), ("http", http)];
 
-/// Well-formed inputs for `target` that the fuzzer starts from (`fuzz/corpus/<target>/`
-/// is seeded from them by `cargo run --release --example fuzz_seeds`).
+/// Well-formed inputs for `target` that the fuzzer starts from (see
+/// `examples/fuzz_corpus.rs`).
 ///
 /// # Panics
 /// If `target` is not one of [`TARGETS`].

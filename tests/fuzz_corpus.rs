@@ -1,6 +1,7 @@
-//! Replays every committed fuzz input (`fuzz/corpus/<target>/`, crashes found included) and
-//! the targets' seeds through the same entry points the fuzzers call, so a parser defect
-//! fixed once stays fixed on stable Rust without cargo-fuzz. See RELIABILITY.md.
+//! Replays every committed fuzz input (`fuzz/corpus/<target>.gz`, the minimised corpus of the
+//! fuzzing runs with every crash found) and the targets' seeds through the same entry points
+//! the fuzzers call, so a parser defect fixed once stays fixed on stable Rust without
+//! cargo-fuzz. See RELIABILITY.md.
 
 use std::path::Path;
 
@@ -8,20 +9,25 @@ use std::path::Path;
 fn every_corpus_input_is_handled() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     for (target, run) in vae::fuzzing::TARGETS {
-        let dir = root.join(target);
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        assert!(files.len() >= 4, "{}: the corpus holds only {} inputs", dir.display(), files.len());
-        for file in &files {
-            let data = std::fs::read(file).unwrap();
-            if std::panic::catch_unwind(|| run(&data)).is_err() {
-                panic!("{target} panics on {}", file.display());
-            }
-        }
+        let path = root.join(format!("{target}.gz"));
+        let packed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let inputs = vae::fuzzing::unpack(&packed).unwrap();
+        assert!(inputs.len() >= 100, "{}: the corpus holds only {} inputs", path.display(), inputs.len());
+        let accepted = inputs.iter().enumerate().filter(|(i, data)| {
+            std::panic::catch_unwind(|| run(data)).unwrap_or_else(|_| panic!("{target} panics on input {i}"))
+        });
+        // The corpus explores both sides: inputs that parse and inputs that are refused.
+        let n = accepted.count();
+        assert!(n > 0 && n < inputs.len(), "{target}: {n} of {} accepted", inputs.len());
     }
+}
+
+#[test]
+fn packing_round_trips() {
+    let inputs = vec![vec![], vec![1, 2, 3], vec![0; 70_000]];
+    assert_eq!(vae::fuzzing::unpack(&vae::fuzzing::pack(&inputs)).unwrap(), inputs);
+    let packed = vae::fuzzing::pack(&[vec![9; 10]]);
+    assert!(vae::fuzzing::unpack(&packed[..packed.len() - 3]).is_err(), "a truncated file");
 }
 
 #[test]
