@@ -30,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("{target}: {} inputs in {}", inputs.len(), dir.display());
             }
             "pack" => {
-                let mut files: Vec<_> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+                let mut files: Vec<_> =
+                    std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
                 files.sort();
                 let inputs: Vec<Vec<u8>> = files.iter().map(std::fs::read).collect::<Result<_, _>>()?;
                 let bytes = pack(&inputs);
