@@ -168,14 +168,17 @@ pub struct TrainState {
 }
 
 impl RunDir {
+    /// The run directory at `path` (nothing is read or created until a method asks).
     pub fn new(path: impl Into<PathBuf>) -> RunDir {
         RunDir { path: path.into() }
     }
 
+    /// The path of the file `name` in the run directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
+    /// `samples/`: the per-epoch sample grids and `vae sample`'s pictures.
     pub fn samples_dir(&self) -> PathBuf {
         self.path.join("samples")
     }

@@ -14,12 +14,16 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub mod args;
 pub mod curves;
+pub mod encode;
 pub mod explore;
 pub mod measure;
 pub mod reconstruct;
+pub mod runs;
 pub mod train;
 
+pub use crate::text::{group, plural};
 pub use measure::{ClassifierCommand, ClassifierTrainArgs, EvalArgs, ServeArgs};
 pub use train::TrainArgs;
 
@@ -52,6 +56,10 @@ pub enum Command {
     Scatter(explore::ScatterArgs),
     /// Plot the learning curves of metrics.jsonl.
     Plot(curves::PlotArgs),
+    /// List the runs in a folder, newest first: model, data, epochs, test loss, best NLL.
+    Runs(runs::RunsArgs),
+    /// Write a split's latent codes to CSV or NPY, for other tools.
+    Encode(encode::EncodeArgs),
     /// Explore a trained model in the browser: sliders, label picker, drawing pad.
     Serve(ServeArgs),
     /// The built-in MNIST classifier used by `vae eval` to score samples.
@@ -99,9 +107,9 @@ pub struct DataArgs {
     /// Image folders: what transparent pixels are composited onto [default: white]
     #[arg(long, value_enum, requires = "data_dir")]
     pub background: Option<crate::data::Background>,
-    /// Image folders without train/ and test/: the fraction held out for testing, drawn with
-    /// --seed [default: 0.1]
-    #[arg(long, value_name = "F", requires = "data_dir")]
+    /// Image folders without train/ and test/: the fraction held out for testing, between 0 and
+    /// 1, drawn with --seed [default: 0.1]
+    #[arg(long, value_name = "F", requires = "data_dir", value_parser = args::fraction)]
     pub test_fraction: Option<f64>,
 }
 
@@ -148,8 +156,8 @@ impl DataArgs {
 pub struct SampleArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// Number of images
-    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Number of images, 1 to 10000
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub n: u32,
     /// Class to draw, by number or name (cvae only); without it a cvae's row r shows class r
     #[arg(long)]
@@ -160,19 +168,20 @@ pub struct SampleArgs {
     /// Draw z ~ N(0, T² I): below 1, more typical and less varied images
     #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = temperature_arg)]
     pub temperature: f32,
-    /// Images per grid row
+    /// Images per grid row, 1 to 1000
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
-    /// Output picture, .png or .jpg [default: RUN_DIR/samples/sample-seed<S>.png, plus
-    /// -label<D> and -t<T> when given]
-    #[arg(short, long, value_name = "FILE.png", value_parser = picture_path)]
+    /// Output: a picture (.png or .jpg), or the images' values (.npy: float32 [N, channels,
+    /// height, width] in [0, 1]) [default: RUN_DIR/samples/sample-seed<S>.png, plus -label<D>
+    /// and -t<T> when given]
+    #[arg(short, long, value_name = "FILE.png", value_parser = sample_path)]
     pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Epochs to train
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Epochs to train, 1 to 1000
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub epochs: u32,
     /// Model to benchmark
     #[arg(long, value_enum, default_value_t = ModelKind::Vae)]
@@ -183,17 +192,17 @@ pub struct BenchArgs {
     /// conv: channels per stride-2 layer [default: by image side, as `vae train`]
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
-    /// Dimension of z
-    #[arg(long, default_value_t = 20)]
+    /// Dimension of z, 1 to 16384
+    #[arg(long, value_name = "D", default_value_t = 20, value_parser = args::count(1, 1 << 14))]
     pub latent_dim: usize,
     /// Train on random binary images of C channels and side S instead of MNIST (as the
     /// PyTorch reference's SHAPE=C,S), e.g. 3,64
     #[arg(long, value_name = "C,S", value_parser = shape_arg)]
     pub shape: Option<crate::core::Shape>,
-    /// Steps per epoch on --shape's random images
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Steps per epoch on --shape's random images, 1 to 100000
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub steps: u32,
-    /// Examples per step
+    /// Examples per step, 1 to 65536
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch_size: u32,
     /// Objective to train on
@@ -225,6 +234,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Manifold(a) => explore::manifold(a),
         Command::Scatter(a) => explore::scatter(a),
         Command::Plot(a) => curves::plot(a),
+        Command::Runs(a) => runs::runs(a),
+        Command::Encode(a) => encode::encode(a),
         Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits()),
         Command::Bench(a) => bench(a),
         Command::Eval(a) => measure::eval(a),
@@ -338,6 +349,20 @@ fn sample(a: SampleArgs) -> Result<()> {
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
     let imgs = model.sample_at(&pool, n, labels.as_deref(), a.temperature, &mut rng)?;
     let c = model.config();
+    if let Some(out) = a.output.as_ref().filter(|o| o.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))) {
+        let s = c.shape();
+        crate::io::write_atomic(out, &crate::export::npy(&[n, s.channels, s.height, s.width], &imgs))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!(
+            "wrote {} ({}, float32 [{n}, {}, {}, {}])",
+            out.display(),
+            plural(n, "sample"),
+            s.channels,
+            s.height,
+            s.width
+        );
+        return Ok(());
+    }
     let mut grid = images::grid(&imgs, c.shape(), a.nrow as usize, GRID_PADDING);
     if kind.conditional() && label.is_none() {
         // Row r shows class r: say which, beside the row.
@@ -355,7 +380,7 @@ fn sample(a: SampleArgs) -> Result<()> {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     grid.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {} ({}x{}, {n} samples)", out.display(), grid.width, grid.height);
+    println!("wrote {} ({}x{}, {})", out.display(), grid.width, grid.height, plural(n, "sample"));
     Ok(())
 }
 
@@ -417,6 +442,18 @@ pub fn picture_path(s: &str) -> std::result::Result<PathBuf, String> {
     }
 }
 
+/// Parses `vae sample -o`: a picture's path, or a `.npy` file for the values.
+///
+/// # Errors
+/// A message for clap if the extension is none of .png, .jpg, .jpeg, .npy.
+pub fn sample_path(s: &str) -> std::result::Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        return Ok(path);
+    }
+    picture_path(s).map_err(|_| format!("samples are written as .png, .jpg or .npy: end the name in one, got {s:?}"))
+}
+
 /// Parses `--temperature`: a finite number ≥ 0 (the standard deviation of z is T).
 ///
 /// # Errors
@@ -437,33 +474,17 @@ pub fn threads_arg(s: &str) -> std::result::Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("expected a whole number of threads, got {s:?}"))?;
     let cores = crate::core::pool::available_threads();
     if n > cores {
-        return Err(format!("{n} is more than the {cores} cores here; use 0 (all cores) or at most {cores}"));
+        return Err(format!(
+            "{n} is more than the {} here; use 0 (all cores) or at most {cores}",
+            plural(cores, "core")
+        ));
     }
     Ok(n)
-}
-
-/// 652824 → "652,824".
-pub fn group(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digit_groups() {
-        assert_eq!(group(652_824), "652,824");
-        assert_eq!(group(12), "12");
-    }
 
     #[test]
     fn error_line_says_each_cause_once() {

@@ -9,8 +9,10 @@
 //!
 //! let (_config, model) = RunDir::new("runs/vae-20261125-135301").load_model()?;
 //! let pool = Pool::new(0); // all cores
-//! let images = model.sample(&pool, 16, None, &mut Rng::new(7))?; // [16, 784]: the decoder's means in [0, 1]
-//! let encoding = model.encode(&pool, &images, None)?; // mu, logvar: [16, 20]
+//! // Outputs are flat row-major buffers: 16 images of 784 values (image i is
+//! // images[i * 784..(i + 1) * 784]), the decoder's means in [0, 1].
+//! let images = model.sample(&pool, 16, None, &mut Rng::new(7))?;
+//! let encoding = model.encode(&pool, &images, None)?; // mu, logvar: 16 rows of 20 values each
 //! let grid = vae::images::grid(&images, model.config().shape(), 4, 2);
 //! grid.save(std::path::Path::new("samples.png"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -28,6 +30,7 @@ pub mod data;
 pub mod dirkind;
 pub mod eval;
 pub mod explore;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod images;
@@ -36,6 +39,8 @@ pub mod lock;
 pub mod model;
 pub mod nn;
 pub mod plot;
+pub mod progress;
 pub mod run;
 pub mod serve;
+pub mod text;
 pub mod train;

@@ -194,7 +194,9 @@ fn the_page_works_in_headless_chromium() {
     );
     assert_ne!(moved, before);
 
-    // The label picker: another digit, the button marked, new samples.
+    // Each panel has its own class picker: the sliders' digit changes with its label; the
+    // samples open with one row per class and change with theirs.
+    assert!(d.js("return document.getElementById('sample-label-all').classList.contains('on')") == json!(true));
     let samples = d.js("return document.getElementById('samples').src");
     d.click("#label-7");
     d.wait_for("label 7 to be selected", "return document.getElementById('label-7').classList.contains('on')");
@@ -202,6 +204,7 @@ fn the_page_works_in_headless_chromium() {
         "the digit to change with the label",
         &format!("return document.getElementById('decoded').toDataURL() !== {moved}"),
     );
+    d.click("#sample-label-7");
     d.wait_for("new samples", &format!("return document.getElementById('samples').src !== {samples}"));
 
     // The temperature slider: colder samples, its value shown.
@@ -245,6 +248,14 @@ fn the_page_works_in_headless_chromium() {
            tick(); });",
     );
 
+    // A bad interpolation index: the error shows beside the control, in view, and clears.
+    d.js("const f = document.getElementById('from'); f.scrollIntoView(); f.value = 999999; f.dispatchEvent(new Event('change')); return true");
+    d.wait_for("the index error", "return document.getElementById('interp-error').textContent.includes('from and to') || document.getElementById('interp-error').textContent.includes('999999')");
+    let gap = d.js("return document.getElementById('interp-error').getBoundingClientRect().top - document.getElementById('from').getBoundingClientRect().bottom");
+    assert!(gap.as_f64().unwrap() < 80.0, "the error is {gap} px below the control");
+    d.js("const f = document.getElementById('from'); f.value = 1; f.dispatchEvent(new Event('change')); return true");
+    d.wait_for("the error to clear", "return document.getElementById('interp-error').textContent === ''");
+
     let errors = d.js("return window.__vaeErrors");
     assert_eq!(errors, json!([]), "page errors");
     let status = d.js("return document.getElementById('status').textContent");
@@ -253,8 +264,12 @@ fn the_page_works_in_headless_chromium() {
     let log = request(d.addr, "POST", &d.s("/se/log"), "application/json", br#"{"type":"browser"}"#);
     if log.status == 200 {
         let entries = log.json()["value"].clone();
-        let severe: Vec<&Value> =
-            entries.as_array().map(|a| a.iter().filter(|e| e["level"] == "SEVERE").collect()).unwrap_or_default();
+        // The deliberately bad interpolation request above is the one expected failure.
+        let expected = |e: &&Value| e["message"].as_str().unwrap_or_default().contains("from=999999");
+        let severe: Vec<&Value> = entries
+            .as_array()
+            .map(|a| a.iter().filter(|e| e["level"] == "SEVERE" && !expected(e)).collect())
+            .unwrap_or_default();
         assert!(severe.is_empty(), "console errors: {severe:?}");
     }
     eprintln!("page ready in {ready_ms} ms (first contentful paint {fcp} ms); slider redraws at {fps} frames/s");
@@ -309,10 +324,13 @@ fn a_colour_model_takes_its_shape_and_classes_and_encodes_an_upload() {
     assert_eq!(d.js("return getComputedStyle(document.getElementById('pad-row')).display"), json!("none"));
     let names = d.js("return Array.from(document.querySelectorAll('#labels button')).map(b => b.textContent)");
     assert_eq!(names, config["model"]["class_names"]);
+    let sample_names =
+        d.js("return Array.from(document.querySelectorAll('#sample-labels button')).map(b => b.textContent)");
+    assert_eq!(sample_names[0], "all");
     let subtitle = d.js("return document.getElementById('subtitle').textContent");
     assert!(subtitle.as_str().unwrap().contains(" RGB, "), "{subtitle}");
-    // An uploaded picture (a red rectangle, 40x30) is encoded: the sliders move.
-    d.click("#label-2");
+    // An uploaded picture (a red rectangle, 40x30) is encoded as the pad's class: the sliders move.
+    d.click("#pad-label-2");
     d.js("const c = document.createElement('canvas'); c.width = 40; c.height = 30; const x = c.getContext('2d');
          x.fillStyle = '#fff'; x.fillRect(0, 0, 40, 30); x.fillStyle = '#d22'; x.fillRect(10, 5, 20, 20);
          c.toBlob(b => window.__vaeEncodePicture(b, 'image/png'), 'image/png'); return true;");

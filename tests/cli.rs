@@ -74,6 +74,10 @@ fn resuming_gives_exactly_the_uninterrupted_run() {
         v
     };
     assert_eq!(strip(metrics(&whole)), strip(metrics(&split)));
+    // Two identical runs log identical figures, to the last digit (all but the timings).
+    let again = tmp.path().join("again");
+    train(&again, &["--epochs", "3", "--model", "cvae"]);
+    assert_eq!(strip(metrics(&whole)), strip(metrics(&again)));
     let (a, b) = (
         std::fs::read(whole.join("model.safetensors")).unwrap(),
         std::fs::read(split.join("model.safetensors")).unwrap(),

@@ -115,7 +115,7 @@ fn bad_requests_get_one_clear_error() {
     fails(&["interpolate", r, "--labels"], &["--labels needs a conditional model"]);
     fails(&["traverse", r, "--dims", "18..25"], &["dimension 20 does not exist"]);
     fails(&["traverse", r, "--dims", "a-b"], &["--dims"]);
-    fails(&["traverse", r, "--range", "-1"], &["--range must be a positive number"]);
+    fails(&["traverse", r, "--range", "-1"], &["--range", "expected a number greater than 0"]);
     fails(&["manifold", t], &["at least 2 dimensions"]);
     fails(&["manifold", r, "--label", "3"], &["--label needs a conditional model"]);
     let junk = tmp.path().join("junk.png");
@@ -138,6 +138,64 @@ fn bad_requests_get_one_clear_error() {
     std::fs::create_dir(&empty).unwrap();
     fails(&["reconstruct", r, "--input", empty.to_str().unwrap()], &["holds no pictures (PNG, JPEG"]);
     fails(&["reconstruct", r, "-n", "0"], &["0 is not in 1..=10000"]);
-    fails(&["sample", r, "-o", "x.gif"], &["end the name in .png or .jpg"]);
+    fails(&["sample", r, "-o", "x.gif"], &["samples are written as .png, .jpg or .npy"]);
+    fails(&["traverse", r, "-o", "x.gif"], &["end the name in .png or .jpg"]);
     fails(&["scatter", empty.to_str().unwrap()], &["not a run directory"]);
+}
+
+/// A `.npy` file's header text and data bytes (format 1.0: magic, version, u16 header length).
+fn npy_parts(bytes: &[u8]) -> (String, &[u8]) {
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    (String::from_utf8_lossy(&bytes[10..10 + len]).into_owned(), &bytes[10 + len..])
+}
+
+#[test]
+fn runs_are_listed_and_codes_and_samples_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("first"), tmp.path().join("second"));
+    train(&a, &["--epochs", "1"]);
+    train(&b, &["--epochs", "2", "--model", "cvae", "--latent-dim", "3"]);
+    std::fs::create_dir(tmp.path().join("not-a-run")).unwrap();
+    let out = vae().args(["runs"]).arg(tmp.path()).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two runs: {text}");
+    assert!(lines[1].starts_with("second") && lines[1].contains("cvae mlp 400, z3") && lines[1].contains("2/2"));
+    assert!(lines[2].starts_with("first") && lines[2].contains("1/1"), "newest first: {text}");
+
+    // Codes: CSV with labels, μ and log σ²; NPY with μ, float32 [images, latent].
+    vae().args(["encode"]).arg(&b).args(["--limit", "5"]).assert().success();
+    let csv = std::fs::read_to_string(b.join("latents-test.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "index,label,mu_0,mu_1,mu_2,logvar_0,logvar_1,logvar_2");
+    assert_eq!(rows.len(), 6);
+    assert!(rows[1].starts_with("0,7,"), "the first test image is a 7: {}", rows[1]);
+    let npy = tmp.path().join("z.npy");
+    vae().args(["encode"]).arg(&b).args(["--limit", "5", "-o"]).arg(&npy).assert().success();
+    let bytes = std::fs::read(&npy).unwrap();
+    let (header, data) = npy_parts(&bytes);
+    assert!(header.contains("'shape': (5, 3)"), "{header}");
+    assert_eq!(data.len(), 5 * 3 * 4);
+    fails(&["encode", b.to_str().unwrap(), "-o", "z.txt"], &["written as .csv or .npy"]);
+    // Samples' values for NumPy: [N, channels, height, width] in [0, 1].
+    let s = tmp.path().join("s.npy");
+    vae().args(["sample"]).arg(&a).args(["-n", "2", "-o"]).arg(&s).assert().success();
+    let bytes = std::fs::read(&s).unwrap();
+    let (header, data) = npy_parts(&bytes);
+    assert!(header.contains("'shape': (2, 1, 28, 28)"), "{header}");
+    assert_eq!(data.len(), 2 * 784 * 4);
+    let values: Vec<f32> = data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+    // Flags that would do nothing are refused.
+    fails(&["train", "--model", "ae", "--beta", "2"], &["--beta weights the KL term", "ae has none"]);
+    fails(&["bench", "--k", "7"], &["--k sets the samples of --objective iwae"]);
+    let ae = tmp.path().join("ae");
+    train(&ae, &["--epochs", "1", "--model", "ae"]);
+    fails(&["sample", ae.to_str().unwrap()], &["no prior to sample from"]);
+    fails(
+        &["serve", a.to_str().unwrap(), "--host", "no.such.host.invalid", "--port", "0"],
+        &["--host no.such.host.invalid"],
+    );
+    fails(&["train", "--epochs", "0"], &["0 is not in 1..=100000"]);
 }

@@ -53,7 +53,8 @@ pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
     }
     let name = dir.path.canonicalize().unwrap_or_else(|_| dir.path.clone());
     let name = name.file_name().map_or_else(|| dir.path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let title = format!("{name}: {} learning curves, {} epochs", config.model.kind, metrics.len());
+    let title =
+        format!("{name}: {} learning curves, {}", config.model.kind, crate::text::plural(metrics.len(), "epoch"));
     let png = curves_png(&title, &panels, "epoch")?;
     let path = output.unwrap_or_else(|| dir.file("curves.png"));
     save_png(&path, &png)?;

@@ -25,7 +25,7 @@ pub struct InterpolateArgs {
     /// End: a test-set index or a picture file
     #[arg(long)]
     pub to: Option<String>,
-    /// Images per path, endpoints included
+    /// Images per path, endpoints included, 2 to 100
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub steps: u32,
     /// Add a spherical (slerp) path below the linear one
@@ -54,10 +54,10 @@ pub struct TraverseArgs {
     /// Dimensions to sweep: a range `0..10` or a list `0,3,7` [default: 0..min(10, latent)]
     #[arg(long)]
     pub dims: Option<String>,
-    /// Sweep each dimension over [-RANGE, RANGE]
-    #[arg(long, default_value_t = 3.0)]
+    /// Sweep each dimension over [-RANGE, RANGE], RANGE > 0
+    #[arg(long, default_value_t = 3.0, value_parser = super::args::positive)]
     pub range: f32,
-    /// Images per row
+    /// Images per row, 2 to 100
     #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub steps: u32,
     /// Hold the other dimensions at this test image's encoding [default: z = 0]
@@ -92,8 +92,8 @@ pub struct ManifoldArgs {
 pub struct ScatterArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// Plot the first N test images [default: all]
-    #[arg(long, value_name = "N")]
+    /// Plot the first N test images, N ≥ 1 [default: all]
+    #[arg(long, value_name = "N", value_parser = super::args::count(1, super::args::MAX_LIMIT))]
     pub limit: Option<usize>,
     /// Output picture, .png or .jpg [default: RUN_DIR/scatter.png]
     #[arg(short, long, value_name = "FILE.png", value_parser = crate::cli::picture_path)]
@@ -338,9 +338,6 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
-    if !(a.range.is_finite() && a.range > 0.0) {
-        bail!("--range must be a positive number, got {}", a.range);
-    }
     let dims = match &a.dims {
         Some(s) => parse_dims(s, c.latent_dim)?,
         None => (0..c.latent_dim.min(10)).collect(),
@@ -420,9 +417,6 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
     let c = l.model.config().clone();
     let mut test = l.test()?;
     if let Some(n) = a.limit {
-        if n == 0 {
-            bail!("--limit must be at least 1");
-        }
         test.truncate(n);
     }
     let mu = l.encode(&test.images_f32(test.len()), &test.labels)?;

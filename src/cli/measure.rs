@@ -5,6 +5,7 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 use super::DataArgs;
+use super::args::{MAX_EPOCHS, MAX_LIMIT, count};
 use crate::checkpoint::RunDir;
 use crate::classifier::{ClassifierOptions, train_classifier};
 use crate::eval::report::{EvalOptions, SplitName, run_eval};
@@ -20,20 +21,21 @@ pub struct EvalArgs {
     /// Split to evaluate on
     #[arg(long, value_enum, default_value_t = SplitName::Test)]
     pub split: SplitName,
-    /// Passes over the split for the ELBO's mean ± standard error
-    #[arg(long, default_value_t = 10)]
+    /// Passes over the split for the ELBO's mean ± standard error, 1 to 10000
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = count(1, 10_000))]
     pub elbo_samples: usize,
-    /// Importance samples per image for the IWAE bound (the papers use 5000)
-    #[arg(long, default_value_t = 5000)]
+    /// Importance samples per image for the IWAE bound, 1 to 1000000 (the papers use 5000)
+    #[arg(long, default_value_t = 5000, value_parser = count(1, 1_000_000))]
     pub k: usize,
     /// Random seed of every draw
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Evaluate only the first N images of the split [default: all]
-    #[arg(long, value_name = "N")]
+    /// Evaluate only the first N images of the split, N ≥ 1 [default: all]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub limit: Option<usize>,
-    /// Generated images for the classifier-based scores (0 skips them)
-    #[arg(long, default_value_t = 10_000)]
+    /// Generated images for the classifier-based scores: 0 skips them, else 2 to 1000000
+    /// (below 1000 the Fréchet distance means little)
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = count(0, 1_000_000))]
     pub generated: usize,
     /// Temperature of the generated images: z ~ N(0, T² I) (1 = the model's prior)
     #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = crate::cli::temperature_arg)]
@@ -110,8 +112,8 @@ pub enum ClassifierCommand {
 pub struct ClassifierTrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Epochs
-    #[arg(long, default_value_t = 15)]
+    /// Epochs, 1 to 100000
+    #[arg(long, value_name = "N", default_value_t = 15, value_parser = count(1, MAX_EPOCHS))]
     pub epochs: usize,
     /// Random seed
     #[arg(long, default_value_t = 1)]
@@ -122,8 +124,8 @@ pub struct ClassifierTrainArgs {
     /// Where to save it [default: runs/classifier-<dataset>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Train on the first N images only [default: all]
-    #[arg(long, value_name = "N")]
+    /// Train on the first N images only, N ≥ 1 [default: all]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub train_limit: Option<usize>,
     /// Replace a classifier already saved in the output directory
     #[arg(long)]

@@ -4,6 +4,7 @@
 //! `<model>` are meant literally.
 #![allow(rustdoc::invalid_html_tags)]
 
+use super::args::{MAX_EPOCHS, MAX_LIMIT, count, non_negative, positive};
 use super::{DataArgs, curves, group, load_data, threads_arg};
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::AdamConfig;
@@ -28,14 +29,14 @@ pub struct TrainArgs {
     /// convolutions [default: mlp]
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
-    /// Dimension of the latent space z [default: 20]
-    #[arg(long)]
+    /// Dimension of the latent space z, 1 to 16384 [default: 20]
+    #[arg(long, value_name = "D", value_parser = count(1, 1 << 14))]
     pub latent_dim: Option<usize>,
-    /// mlp: width of the hidden layers [default: 400]
-    #[arg(long)]
+    /// mlp: width of the hidden layers, 1 to 65536 [default: 400]
+    #[arg(long, value_name = "H", value_parser = count(1, 1 << 16))]
     pub hidden_dim: Option<usize>,
-    /// mlp: hidden layers in the encoder and in the decoder [default: 1]
-    #[arg(long)]
+    /// mlp: hidden layers in the encoder and in the decoder, 1 to 16 [default: 1]
+    #[arg(long, value_name = "L", value_parser = count(1, 16))]
     pub hidden_layers: Option<usize>,
     /// conv: channels of each stride-2 4x4 convolution, mirrored by the decoder [default:
     /// 32,64 for 28x28; 32,64,128 for 32; 32,64,128,256 for 64; 32,64,128,256,256 for 128]
@@ -44,29 +45,30 @@ pub struct TrainArgs {
     /// The decoder's likelihood p(x|z) [default: bernoulli]
     #[arg(long, value_enum)]
     pub likelihood: Option<LikelihoodName>,
-    /// Fixed standard deviation of --likelihood gaussian [default: learned, one per channel]
-    #[arg(long, value_name = "SIGMA")]
+    /// Fixed standard deviation of --likelihood gaussian, > 0 [default: learned, one per
+    /// channel]
+    #[arg(long, value_name = "SIGMA", value_parser = positive)]
     pub sigma: Option<f32>,
     /// Non-linearity of the hidden layers [default: relu]
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
-    /// Weight of the KL term; 1 is the ELBO [default: 1.0]
-    #[arg(long)]
+    /// Weight of the KL term, ≥ 0; 1 is the ELBO [default: 1.0]
+    #[arg(long, value_parser = non_negative)]
     pub beta: Option<f32>,
     /// What training minimises [default: elbo]
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveName>,
-    /// Importance samples per example for --objective iwae [default: 5]
-    #[arg(long)]
+    /// Importance samples per example for --objective iwae, 1 to 100 [default: 5]
+    #[arg(long, value_parser = count(1, crate::train::MAX_IWAE_SAMPLES))]
     pub k: Option<usize>,
-    /// Adam learning rate; with --resume, the rate from the next epoch on [default: 0.001]
-    #[arg(long)]
+    /// Adam learning rate, > 0; with --resume, the rate from the next epoch on [default: 0.001]
+    #[arg(long, value_parser = positive)]
     pub lr: Option<f32>,
-    /// Examples per optimisation step [default: 128]
-    #[arg(long)]
+    /// Examples per optimisation step, 1 to 65536 [default: 128]
+    #[arg(long, value_name = "B", value_parser = count(1, 1 << 16))]
     pub batch_size: Option<usize>,
-    /// Total epochs; with --resume, the total to reach [default: 50]
-    #[arg(long)]
+    /// Total epochs, 1 to 100000; with --resume, the total to reach [default: 50]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_EPOCHS))]
     pub epochs: Option<usize>,
     /// Random seed for initialisation, shuffling and noise [default: 1]
     #[arg(long)]
@@ -83,11 +85,11 @@ pub struct TrainArgs {
     /// Continue the run in DIR after its last completed epoch
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
-    /// Train on the first N training examples only [default: all]
-    #[arg(long, value_name = "N")]
+    /// Train on the first N training examples only, N ≥ 1 [default: all]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub train_limit: Option<usize>,
-    /// Evaluate on the first N test examples only [default: all]
-    #[arg(long, value_name = "N")]
+    /// Evaluate on the first N test examples only, N ≥ 1 [default: all]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub test_limit: Option<usize>,
     /// Binarized MNIST: each pixel ~ Bernoulli(intensity), resampled at every use
     /// (dynamic) or drawn once (static) [default: none]
@@ -290,10 +292,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let t = &run.trainer;
     if t.epoch >= t.config.epochs {
         println!(
-            "{} already completed {} of {} epochs; pass --epochs N (the new total) to train further",
+            "{} already completed its {}; pass --epochs N (the new total) to train further",
             run.dir.path.display(),
-            t.epoch,
-            t.config.epochs
+            crate::text::plural(t.config.epochs, "epoch")
         );
         // Killed after its last epoch but before the closing pictures: make them now.
         if !run.dir.file(RECONSTRUCTIONS).exists() {
@@ -305,14 +306,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if !a.quiet {
         let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
         println!(
-            "{verb} {} ({} parameters) on {}: {} train / {} test images, {} steps/epoch, {} threads -> {}",
+            "{verb} {} ({} parameters) on {}: {} train / {} test images, {} steps/epoch, {} -> {}",
             t.model.config().kind,
             group(t.model.params.len()),
             t.config.dataset,
             t.data.train.len(),
             t.data.test.len(),
             t.steps_per_epoch(),
-            t.pool.threads(),
+            crate::text::plural(t.pool.threads(), "thread"),
             run.dir.path.display()
         );
     }

@@ -154,7 +154,8 @@ impl LoadReport {
     /// `decoded 70,000 images (28x28 grey) in 6.1 s; skipped …`.
     pub fn summary(&self) -> String {
         let verb = if self.cached { "read the cached decode of" } else { "decoded" };
-        format!("{verb} {} images ({}) in {:.1} s{}", self.images, self.shape, self.seconds, self.skipped.describe())
+        let images = crate::text::plural(self.images, "image");
+        format!("{verb} {images} ({}) in {:.1} s{}", self.shape, self.seconds, self.skipped.describe())
     }
 }
 
@@ -319,19 +320,7 @@ fn parallel(n: usize, bar: &indicatif::ProgressBar, f: &(dyn Fn(usize) + Sync)) 
 }
 
 fn bar(show: bool, len: usize, what: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !show || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::with_draw_target(Some(len as u64), indicatif::ProgressDrawTarget::stderr());
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:30.cyan/blue}] {pos}/{len} images ({per_sec}, eta {eta})",
-    )
-    .expect("valid template")
-    .progress_chars("=> ");
-    b.set_style(style);
-    b.set_prefix(what.to_string());
-    b
+    crate::progress::bar(show, len, what, "images")
 }
 
 /// What an image's header says: width, height, stored in colour; or why it is unreadable.

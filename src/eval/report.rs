@@ -8,9 +8,7 @@ use crate::core::Pool;
 use crate::data::{Dataset, Split};
 use crate::model::Model;
 use crate::train::Objective;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -154,17 +152,8 @@ pub fn eval_split(config: &RunConfig, which: SplitName, limit: Option<usize>) ->
     Ok(split)
 }
 
-fn bar(quiet: bool, len: usize, what: &str) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} images ({per_sec}, eta {eta})")
-        .expect("valid template")
-        .progress_chars("=> ");
-    b.set_style(style);
-    b.set_prefix(what.to_string());
-    b
+fn bar(quiet: bool, len: usize, what: &str) -> indicatif::ProgressBar {
+    crate::progress::bar(!quiet, len, what, "images")
 }
 
 /// Runs every metric on `dir`'s model, prints the table, then keeps the report (see the

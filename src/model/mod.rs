@@ -74,6 +74,7 @@ impl Model {
         Model { network, params }
     }
 
+    /// The architecture the weights belong to (image shape, latent size, kind, layers).
     pub fn config(&self) -> &ModelConfig {
         &self.network.config
     }
@@ -160,7 +161,8 @@ impl Model {
     }
 
     /// Draws `n` images from the generative model: z ~ N(0, I), then the decoder's means.
-    /// Shape of the result: [n, pixels].
+    /// The result is flat, `[n, pixels]` row-major: image i is `[i·pixels..(i+1)·pixels]`,
+    /// channel-major within (see [`ModelConfig::shape`]).
     ///
     /// # Errors
     /// [`InputError`] when the labels do not fit the model (as [`Model::encode`]).

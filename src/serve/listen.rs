@@ -77,18 +77,38 @@ const BACKLOG: u32 = 4096;
 /// A listener on `host:port` (every address the name resolves to is tried in turn).
 ///
 /// # Errors
-/// The name does not resolve, or no address it resolves to can be bound.
-pub async fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
-    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "the host name resolves to no address");
-    for addr in tokio::net::lookup_host((host, port)).await? {
-        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-        socket.set_reuseaddr(true)?;
+/// [`BindError::Host`] if the name does not resolve or is not an address of this machine,
+/// [`BindError::Port`] if the port is in use or needs privileges.
+pub async fn bind(host: &str, port: u16) -> Result<TcpListener, BindError> {
+    let host_error = |source: io::Error| BindError::Host { host: host.to_string(), source };
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port)).await.map_err(host_error)?.collect();
+    let mut last = host_error(io::Error::new(io::ErrorKind::AddrNotAvailable, "it resolves to no address"));
+    for addr in addrs {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+        let socket = socket.map_err(host_error)?;
+        socket.set_reuseaddr(true).map_err(host_error)?;
         match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
             Ok(listener) => return Ok(listener),
-            Err(e) => last = e,
+            Err(e) if matches!(e.kind(), io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied) => {
+                last = BindError::Port { port, source: e };
+            }
+            Err(e) => last = host_error(e),
         }
     }
     Err(last)
+}
+
+/// Why [`bind`] failed: the host (not resolvable, not an address of this machine) or the port
+/// (in use, or privileged). Each message names the flag to change.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "cannot listen on --host {host}: {source}; use 127.0.0.1 (this machine only) or 0.0.0.0 (every network \
+         interface), or an address this machine has"
+    )]
+    Host { host: String, source: io::Error },
+    #[error("cannot listen on --port {port}: {source}; pass another --port (0 picks a free one)")]
+    Port { port: u16, source: io::Error },
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.

@@ -115,9 +115,7 @@ pub async fn serve(
     limits: Limits,
     ready: impl FnOnce(SocketAddr, usize),
 ) -> anyhow::Result<()> {
-    let listener = listen::bind(host, port).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {host}:{port}: {e}; pass another --port (0 picks a free one)")
-    })?;
+    let listener = listen::bind(host, port).await?;
     let cap = listen::effective_cap(&limits, listen::raise_fd_limit());
     ready(listener.local_addr()?, cap);
     let shutdown = async {
