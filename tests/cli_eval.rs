@@ -48,9 +48,9 @@ fn eval_rejects_bad_input() {
     let run = tmp.path().join("run");
     train(&run, &["--epochs", "1"]);
     let r = run.to_str().unwrap();
-    fails(&["eval", r, "--k", "0"], &["--k must be at least 1"]);
-    fails(&["eval", r, "--elbo-samples", "0"], &["--elbo-samples must be at least 1"]);
-    fails(&["eval", r, "--limit", "0"], &["--limit must be at least 1"]);
+    fails(&["eval", r, "--k", "0"], &["--k <K>", "0 is not in 1..=1000000"]);
+    fails(&["eval", r, "--elbo-samples", "0"], &["--elbo-samples <N>", "0 is not in 1..=10000"]);
+    fails(&["eval", r, "--limit", "0"], &["--limit <N>", "0 is not in 1..=1000000000"]);
     fails(&["eval", r, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
     // One generated image cannot have a covariance (this panicked once).
     fails(&["eval", r, "--generated", "1", "--k", "2", "--limit", "5"], &["--generated must be 0", "at least 2"]);
