@@ -153,7 +153,10 @@ fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
     fails(&["train", "--out", o, "--arch", "conv", "--hidden-dim", "100"], &["--hidden-dim sizes an mlp", "--widths"]);
     fails(&["train", "--out", o, "--widths", "8"], &["--widths sets the channels of --arch conv"]);
     fails(&["train", "--out", o, "--sigma", "0.1"], &["--sigma", "add --likelihood gaussian"]);
-    fails(&["train", "--out", o, "--likelihood", "gaussian", "--sigma", "-1"], &["--sigma must be a positive number"]);
+    fails(
+        &["train", "--out", o, "--likelihood", "gaussian", "--sigma", "-1"],
+        &["--sigma <SIGMA>", "expected a number greater than 0"],
+    );
     fails(&["train", "--out", o, "--image-size", "32"], &["--data-dir"]);
     fails(
         &["train", "--out", o, "--model", "cvae", "--data-dir", tmp.path().join("none").to_str().unwrap()],
@@ -168,5 +171,8 @@ fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
     let f = flat.to_str().unwrap();
     fails(&["train", "--out", o, "--data-dir", f, "--model", "cvae"], &["--model cvae needs labelled data"]);
     fails(&["classifier", "train", "--data-dir", f, "--out", o], &["is unlabelled"]);
-    fails(&["train", "--out", o, "--data-dir", f, "--test-fraction", "1.5"], &["--test-fraction must be in [0, 1)"]);
+    fails(
+        &["train", "--out", o, "--data-dir", f, "--test-fraction", "1.5"],
+        &["--test-fraction <F>", "expected a fraction between 0 and 1"],
+    );
 }
