@@ -72,6 +72,7 @@ pub enum Command {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct CompletionsArgs {
     /// Shell to complete for
     #[arg(value_enum)]
@@ -87,6 +88,7 @@ pub enum DatasetName {
 }
 
 #[derive(Args, Debug, Default)]
+#[command(next_line_help = true)]
 pub struct DataArgs {
     /// Dataset to train on [default: mnist]
     #[arg(long, value_enum, conflicts_with = "data_dir")]
@@ -152,6 +154,7 @@ impl DataArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 #[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
     /// Run directory made by `vae train`
@@ -179,6 +182,7 @@ pub struct SampleArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct BenchArgs {
     /// Epochs to train, 1 to 1000
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]

@@ -7,6 +7,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct PlotArgs {
     /// Run directory made by `vae train`; give several to compare their test curves
     #[arg(required = true, num_args = 1..)]

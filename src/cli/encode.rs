@@ -10,6 +10,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct EncodeArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,

@@ -16,6 +16,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct InterpolateArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
@@ -47,6 +48,7 @@ pub struct InterpolateArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 #[command(allow_negative_numbers = true)]
 pub struct TraverseArgs {
     /// Run directory made by `vae train`
@@ -73,6 +75,7 @@ pub struct TraverseArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct ManifoldArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
@@ -89,6 +92,7 @@ pub struct ManifoldArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct ScatterArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,

@@ -14,6 +14,7 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 #[command(allow_negative_numbers = true)]
 pub struct EvalArgs {
     /// Run directory made by `vae train`
@@ -56,6 +57,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct ServeArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
@@ -109,6 +111,7 @@ pub enum ClassifierCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct ClassifierTrainArgs {
     #[command(flatten)]
     pub data: DataArgs,

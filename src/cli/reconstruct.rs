@@ -11,6 +11,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct ReconstructArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,

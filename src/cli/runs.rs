@@ -9,6 +9,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
+#[command(next_line_help = true)]
 pub struct RunsArgs {
     /// Folder holding run directories
     #[arg(default_value = "runs")]

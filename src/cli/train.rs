@@ -20,6 +20,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Default)]
+#[command(next_line_help = true)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Model to train [default: vae]
