@@ -91,7 +91,15 @@ pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<Path
         (title.to_string(), "nats".to_string(), curves)
     };
     let mut panels = vec![
-        panel("Test loss per example (−ELBO; an ae's is its BCE)", |m| m.test_loss, false),
+        panel(
+            if runs.iter().all(|r| r.1) {
+                "Test loss per example (−ELBO)"
+            } else {
+                "Test loss (−ELBO; an ae's: its BCE)"
+            },
+            |m| m.test_loss,
+            false,
+        ),
         panel("Test reconstruction (BCE)", |m| m.test_bce, false),
     ];
     if runs.iter().any(|r| r.1) {

@@ -24,8 +24,8 @@ const LEGEND_LINE: i32 = 22;
 /// Each panel has an x axis labelled `x_label`, its legend in a strip above the plot (never
 /// over the data), and its own y range (padded 5%). Learning curves fall steeply at first: when a
 /// panel has 8 or more points per curve and its first tenth lies far above the rest, the y range
-/// is fitted to the later points, the early ones run off the chart (clipped), and the panel's title
-/// says so. The `i`-th curve of a panel is drawn in colour `i % 10` of matplotlib's "tab10"
+/// is fitted to the later points, the early ones run off the chart (clipped), and a note beside
+/// the legend says so. The `i`-th curve of a panel is drawn in colour `i % 10` of matplotlib's "tab10"
 /// palette, with point markers if it has at most [`MARKER_MAX_POINTS`] points. Points with a
 /// non-finite coordinate are skipped; a panel with no finite point spans [-1, 1]. Use
 /// [`save_png`] to write the result to a file.
@@ -117,10 +117,10 @@ fn draw_panel(
     let all = || curves.iter().flat_map(|c| c.points.iter().filter(finite));
     let (x0, x1) = padded_range(all().map(|p| p.0), 0.02);
     let ((y0, y1), skipped) = y_range(curves);
-    let title = match skipped {
-        0 => title.to_string(),
-        1 => format!("{title} (the first point lies off the chart)"),
-        n => format!("{title} (the first {n} points lie off the chart)"),
+    let note = match skipped {
+        0 => String::new(),
+        1 => "the first point lies off the chart".to_string(),
+        n => format!("the first {n} points lie off the chart"),
     };
     // The legend: entries in lines under the title, wrapped to the panel's width.
     let (width, _) = area.dim_in_pixel();
@@ -130,7 +130,9 @@ fn draw_panel(
     let (mut x, mut line) = (20i32, 0i32);
     for (i, c) in curves.iter().enumerate() {
         let w = area.estimate_text_size(&c.name, &measure).map_or(8 * c.name.len() as u32, |s| s.0) as i32 + 44;
-        if x + w > width as i32 - 10 && x > 20 {
+        // Leave room for the clipping note at the right of the legend's lines.
+        let room = width as i32 - 10 - if skipped > 0 { 240 } else { 0 };
+        if x + w > room && x > 20 {
             (x, line) = (20, line + 1);
         }
         entries.push((i, x, line));
@@ -140,7 +142,10 @@ fn draw_panel(
     let head = 30 + lines * LEGEND_LINE;
     let (top, plot) = area.split_vertically(head);
     let caption = (FONT, 19).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center));
-    top.draw_text(&title, &caption, (width as i32 / 2, 16)).map_err(msg)?;
+    top.draw_text(title, &caption, (width as i32 / 2, 16)).map_err(msg)?;
+    // The clipping note sits at the right end of the legend's first line, in grey.
+    let grey = (FONT, 13).into_font().color(&RGBColor(110, 110, 110)).pos(Pos::new(HPos::Right, VPos::Center));
+    top.draw_text(&note, &grey, (width as i32 - 16, 30 + LEGEND_LINE / 2)).map_err(msg)?;
     for (i, x, line) in entries {
         let color = TAB10[i % TAB10.len()];
         let y = 30 + line * LEGEND_LINE + LEGEND_LINE / 2;
