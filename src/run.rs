@@ -287,11 +287,7 @@ impl Run {
         let invalid = |e: crate::model::InputError| RunError::Invalid(e.to_string());
         let enc = t.model.encode(&t.pool, &originals, labels).map_err(invalid)?;
         let recon = t.model.decode(&t.pool, &enc.mu, labels).map_err(invalid)?;
-        let mut pairs = Vec::with_capacity(2 * n * p);
-        for i in 0..n {
-            pairs.extend_from_slice(&originals[i * p..(i + 1) * p]);
-            pairs.extend_from_slice(&recon[i * p..(i + 1) * p]);
-        }
+        let pairs = images::pairs(&originals, &recon, p);
         let grid = images::grid(&pairs, c.shape(), GRID_ROW, GRID_PADDING);
         let captions = pair_captions(format!("{n} test images (in), reconstructed (out)"), GRID_ROW);
         let grid = crate::plot::annotate(&grid, (c.image_rows, c.image_cols), GRID_PADDING, &captions)

@@ -93,8 +93,7 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
         let n = n.min(test.len());
         let (images, labels) = (test.images_f32(n), test.labels[..n].to_vec());
         let recon = l.reconstruct(&images, &labels)?;
-        let pairs: Vec<f32> =
-            (0..n).flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied()).collect();
+        let pairs = crate::images::pairs(&images, &recon, p);
         let columns = 16.min(2 * n);
         let captions =
             pair_captions(format!("the first {n} test images (in) and their reconstructions (out)"), columns);
@@ -126,9 +125,7 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
         rows.push(format!("{name} ({})", names[class as usize]));
     }
     let recon = l.reconstruct(&images, &labels)?;
-    let pairs: Vec<f32> = (0..files.len())
-        .flat_map(|i| images[i * p..(i + 1) * p].iter().chain(&recon[i * p..(i + 1) * p]).copied())
-        .collect();
+    let pairs = crate::images::pairs(&images, &recon, p);
     let how = if l.config.digit_pictures() { "prepared as MNIST digits" } else { "resized and centre-cropped" };
     let captions = Captions {
         title: Some(format!("your pictures ({how}) and their reconstructions")),

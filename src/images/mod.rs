@@ -25,6 +25,13 @@ pub fn to_byte(v: f32) -> u8 {
     (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
 }
 
+/// Images `a` and `b` (`[n, pixels]` each) interleaved as `a₀ b₀ a₁ b₁ …`: each input beside
+/// its reconstruction in a [`grid`].
+pub fn pairs(a: &[f32], b: &[f32], pixels: usize) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "pairs need as many images on each side");
+    a.chunks_exact(pixels).zip(b.chunks_exact(pixels)).flat_map(|(x, y)| x.iter().chain(y)).copied().collect()
+}
+
 /// Tiles `images` (`n` images of `shape`, each channel-major, intensities in [0, 1], one
 /// after another) into a grid of `nrow` images per row with `padding` black pixels around
 /// and between them — torchvision's `make_grid(..., nrow, padding)`. A 10×10 grid of 28×28
@@ -100,6 +107,11 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_interleave_inputs_and_reconstructions() {
+        assert_eq!(pairs(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2), [1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);
+    }
 
     #[test]
     fn a_ten_by_ten_grid_of_mnist_digits_is_302_pixels_square() {
