@@ -72,6 +72,8 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         test_limit: None,
         binarize: Default::default(),
         objective,
+        lr_schedule: Default::default(),
+        init: Default::default(),
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());
@@ -137,6 +139,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         let trained = match objective {
             Objective::Elbo => String::new(),
             Objective::Iwae { k } => format!(" on IWAE-{k}"),
+            Objective::ElboK { k } => format!(" on the {k}-draw ELBO"),
         };
         let arch = match config.arch {
             crate::model::Arch::Mlp => "mlp".to_string(),

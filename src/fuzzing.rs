@@ -120,6 +120,8 @@ fn states() -> &'static [Arc<AppState>; 2] {
                 test_limit: None,
                 binarize: Binarize::None,
                 objective: Objective::Elbo,
+                lr_schedule: Default::default(),
+                init: Default::default(),
             };
             let config = RunConfig { kind: DirKind::VaeRun, model: model.clone(), train, version: "fuzz".into() };
             let model = Model::init(model, 1);

@@ -41,6 +41,7 @@ pub mod nn;
 pub mod plot;
 pub mod progress;
 pub mod run;
+pub mod schedule;
 pub mod serve;
 pub mod text;
 pub mod train;

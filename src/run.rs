@@ -102,7 +102,7 @@ impl Run {
         config.train.objective.check_model(config.model.kind).map_err(RunError::Invalid)?;
         let dir = RunDir::new(dir);
         check_new(&dir)?;
-        let model = Model::init(config.model.clone(), config.train.seed);
+        let model = Model::init_with(config.model.clone(), config.train.seed, config.train.init);
         let adam = AdamState::new(model.params.len());
         let trainer = Trainer::new(config.train.clone(), model, adam, 0, data);
         check_batch(&trainer)?;
@@ -134,7 +134,7 @@ impl Run {
             // saving it): start again from the seed, exactly as the uninterrupted run did. Never
             // when a later epoch was written: then the state was removed by hand.
             Err(CheckpointError::NoState(_)) if first_epoch_at_most(&dir)? => {
-                let model = Model::init(config.model.clone(), config.train.seed);
+                let model = Model::init_with(config.model.clone(), config.train.seed, config.train.init);
                 let adam = AdamState::new(model.params.len());
                 crate::checkpoint::TrainState { model, adam, epoch: 0 }
             }

@@ -9,6 +9,7 @@ use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, kernels}
 use crate::data::binarize::{binarize_split, gather_binarized};
 use crate::data::{Binarize, Dataset, Source, Split};
 use crate::model::{BatchLoss, Model, Workspace};
+use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,29 @@ pub struct TrainConfig {
     /// What training minimises: the ELBO (the tutorial's) or the importance-weighted bound.
     #[serde(default, skip_serializing_if = "Objective::is_elbo")]
     pub objective: Objective,
+    /// The learning rate of each epoch as a multiple of `adam.lr`.
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
+    /// How the weights were initialised.
+    #[serde(default, skip_serializing_if = "Init::is_pytorch")]
+    pub init: Init,
+}
+
+/// How weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// PyTorch's default: weights and biases uniform in ±1/√fan_in
+    #[default]
+    Pytorch,
+    /// Glorot & Bengio (2010): weights uniform in ±√(6/(fan_in + fan_out)), biases zero (Burda et al.'s)
+    Glorot,
+}
+
+impl Init {
+    pub fn is_pytorch(&self) -> bool {
+        *self == Init::Pytorch
+    }
 }
 
 /// The training objective.
@@ -51,6 +75,11 @@ pub enum Objective {
     /// −log (1/k) Σ_s w_s with k draws per example (Burda, Grosse & Salakhutdinov 2015): a
     /// tighter bound on log p(x) that rewards using more of the latent space.
     Iwae { k: usize },
+    /// −(1/k) Σ_s log w_s: the ELBO estimated with k draws per example, the KL term by the
+    /// same draws (Burda et al. 2015's "VAE with k samples"); k = 1 is the ELBO with a
+    /// sampled KL.
+    #[serde(rename = "elbo_k")]
+    ElboK { k: usize },
 }
 
 /// Most importance samples per example `--objective iwae` accepts (Burda et al. use 5 and 50).
@@ -69,7 +98,8 @@ impl Objective {
     pub fn check_model(&self, kind: crate::model::ModelKind) -> Result<(), String> {
         if !self.is_elbo() && !kind.variational() {
             return Err(format!(
-                "--objective iwae needs a variational model: the {kind} has no q(z|x) to draw from; use --model vae or cvae"
+                "--objective {} needs a variational model: the {kind} has no q(z|x) to draw from; use --model vae or cvae",
+                self.label()
             ));
         }
         Ok(())
@@ -79,7 +109,16 @@ impl Objective {
     pub fn samples(&self) -> usize {
         match self {
             Objective::Elbo => 1,
-            Objective::Iwae { k } => *k,
+            Objective::Iwae { k } | Objective::ElboK { k } => *k,
+        }
+    }
+
+    /// Short name: `elbo`, `iwae k=5`, `elbo k=5`.
+    pub fn label(&self) -> String {
+        match self {
+            Objective::Elbo => "elbo".to_string(),
+            Objective::Iwae { k } => format!("iwae k={k}"),
+            Objective::ElboK { k } => format!("elbo k={k}"),
         }
     }
 }
@@ -124,15 +163,18 @@ impl TrainConfig {
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             return Err("--train-limit and --test-limit must be at least 1".into());
         }
-        if let Objective::Iwae { k } = self.objective {
+        if let Objective::Iwae { k } | Objective::ElboK { k } = self.objective {
             if !(1..=MAX_IWAE_SAMPLES).contains(&k) {
                 return Err(format!("--k must be between 1 and {MAX_IWAE_SAMPLES}, got {k}"));
             }
             if self.beta != 1.0 {
-                return Err("--beta applies to the ELBO only: the importance-weighted bound has no separate KL term \
-                            to weight; drop --beta or use --objective elbo"
+                return Err("--beta applies to the one-draw ELBO only: with --k the KL term is estimated inside each \
+                            draw's weight, not kept apart to scale; drop --beta or --k"
                     .into());
             }
+        }
+        if !(self.adam.eps.is_finite() && self.adam.eps > 0.0) {
+            return Err(format!("--adam-eps must be a positive number, got {}", self.adam.eps));
         }
         Ok(())
     }
@@ -230,6 +272,7 @@ impl Trainer {
         }
         shuffle.shuffle(&mut self.order);
         let (b, steps) = (self.config.batch_size, self.steps_per_epoch());
+        let adam = self.adam_config(epoch as usize);
         let mut total = EpochTrain::default();
         let net = &self.model.network;
         let c = net.config.clone();
@@ -243,8 +286,9 @@ impl Trainer {
                 noise.fill_normal(&mut self.ws.eps);
             }
             let iwae = !self.config.objective.is_elbo();
+            let importance = matches!(self.config.objective, Objective::Iwae { .. });
             let loss = if iwae {
-                net.forward_iwae(&self.pool, &self.model.params, &mut self.ws)
+                net.forward_samples(&self.pool, &self.model.params, &mut self.ws, importance)
             } else {
                 net.forward(&self.pool, &self.model.params, &mut self.ws)
             };
@@ -255,7 +299,7 @@ impl Trainer {
                     epoch: epoch as usize,
                     step: step + 1,
                     last_saved: self.epoch,
-                    lr: self.config.adam.lr,
+                    lr: adam.lr,
                 }));
             }
             if iwae {
@@ -263,7 +307,7 @@ impl Trainer {
             } else {
                 net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
             }
-            adam_step(&self.pool, &self.config.adam, &mut self.model.params, &self.grads, &mut self.adam);
+            adam_step(&self.pool, &adam, &mut self.model.params, &self.grads, &mut self.adam);
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;
             total.examples += b;
@@ -273,6 +317,12 @@ impl Trainer {
         }
         self.epoch += 1;
         Ok(total)
+    }
+
+    /// Adam's settings in `epoch` (from 1): the base rate scaled by the schedule.
+    pub fn adam_config(&self, epoch: usize) -> AdamConfig {
+        let lr = (self.config.adam.lr as f64 * self.config.lr_schedule.factor(epoch)) as f32;
+        AdamConfig { lr, ..self.config.adam }
     }
 
     /// Test loss per example with z sampled once per image (the tutorial's test figure),
@@ -298,7 +348,7 @@ impl Trainer {
             test_kl: test.kl,
             seconds,
             images_per_sec: t.examples as f64 / seconds.max(1e-9),
-            lr: Some(self.config.adam.lr),
+            lr: Some(self.adam_config(self.epoch).lr),
         }
     }
 }

@@ -152,10 +152,15 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--hidden-dim", "0"], &["--hidden-dim <H>", "0 is not in 1..=65536"]);
     fails(&["train", "--out", o, "--epochs", "0"], &["--epochs <N>", "0 is not in 1..=100000"]);
     fails(&["train", "--out", o, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
-    fails(&["train", "--out", o, "--k", "3"], &["--k sets the samples of --objective iwae"]);
+    fails(&["train", "--out", o, "--k", "3", "--beta", "2"], &["--beta applies to the one-draw ELBO only"]);
+    fails(&["train", "--out", o, "--k", "3", "--model", "ae"], &["--objective elbo k=3 needs a variational model"]);
+    fails(&["train", "--out", o, "--lr-schedule", "cosine"], &["--lr-schedule", "'cosine' is not a schedule", "burda"]);
+    fails(&["train", "--out", o, "--lr-schedule", "stages:30:3:0.5"], &["spans more than 100000 epochs"]);
+    fails(&["train", "--out", o, "--adam-eps", "0"], &["--adam-eps <EPS>", "greater than 0"]);
+    fails(&["train", "--out", o, "--init", "he"], &["he", "possible values: pytorch, glorot"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--k", "0"], &["--k <K>", "0 is not in 1..=100"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--k", "101"], &["--k <K>", "101 is not in 1..=100"]);
-    fails(&["train", "--out", o, "--objective", "iwae", "--beta", "2"], &["--beta applies to the ELBO only"]);
+    fails(&["train", "--out", o, "--objective", "iwae", "--beta", "2"], &["--beta applies to the one-draw ELBO only"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--model", "ae"], &["needs a variational model", "ae"]);
     fails(&["train", "--out", o, "--threads", "-1"], &["--threads", "whole number"]);
     fails(&["train", "--out", o, "--lr", "-1"], &["--lr"]);
@@ -397,4 +402,40 @@ fn an_importance_weighted_run_saves_its_objective_and_resumes_exactly() {
     let plain = tmp.path().join("plain");
     train(&plain, &["--epochs", "1"]);
     assert!(!std::fs::read_to_string(plain.join("config.json")).unwrap().contains("objective"));
+}
+
+/// Burda et al.'s procedure in small: a stages schedule (its length the default --epochs),
+/// Adam's ε, Glorot's initialisation and the k-draw ELBO, all saved and resumed exactly.
+#[test]
+fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    let flags = ["--lr-schedule", "stages:3:2:0.5", "--adam-eps", "1e-4", "--init", "glorot", "--k", "2"];
+    train(&whole, &flags);
+    let rates: Vec<f64> = metrics(&whole).iter().map(|m| m["lr"].as_f64().unwrap()).collect();
+    // Stages of 1, 2 and 4 epochs at 1e-3, 5e-4 and 2.5e-4: 7 epochs without --epochs.
+    let want = [1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4, 2.5e-4];
+    assert_eq!(rates.len(), want.len(), "{rates:?}");
+    for (r, w) in rates.iter().zip(want) {
+        assert!((r - w).abs() < 1e-9, "{rates:?}");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("config.json")).unwrap()).unwrap();
+    let t = &config["train"];
+    assert_eq!(t["lr_schedule"], serde_json::json!({ "kind": "stages", "stages": 3, "growth": 2, "factor": 0.5 }));
+    assert_eq!(
+        (t["init"].as_str(), t["objective"].clone()),
+        (Some("glorot"), serde_json::json!({ "elbo_k": { "k": 2 } }))
+    );
+    assert!((t["adam"]["eps"].as_f64().unwrap() - 1e-4).abs() < 1e-10);
+    train(&split, &[&flags[..], &["--epochs", "3"]].concat());
+    fails(
+        &["train", "--resume", split.to_str().unwrap(), "--init", "pytorch"],
+        &["--init cannot be changed when resuming"],
+    );
+    vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "7"]).assert().success();
+    assert_eq!(
+        std::fs::read(whole.join("model.safetensors")).unwrap(),
+        std::fs::read(split.join("model.safetensors")).unwrap()
+    );
 }

@@ -24,6 +24,8 @@ fn trained(kind: ModelKind) -> (Model, Split) {
         test_limit: Some(200),
         binarize: Default::default(),
         objective: Default::default(),
+        lr_schedule: Default::default(),
+        init: Default::default(),
     };
     let model = Model::init(config, 3);
     let adam = AdamState::new(model.params.len());

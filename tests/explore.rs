@@ -20,6 +20,8 @@ fn decoding_the_encoding_mean_reconstructs_better_than_a_random_z() {
         test_limit: Some(100),
         binarize: Default::default(),
         objective: Default::default(),
+        lr_schedule: Default::default(),
+        init: Default::default(),
     };
     let model = Model::init(ModelConfig::tutorial(ModelKind::Vae), 4);
     let adam = AdamState::new(model.params.len());

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::reference::{Case, elbo_loss, iwae_loss};
+use common::reference::{Case, elbo_k_loss, elbo_loss, iwae_loss};
 use vae::core::{Pool, Rng, Shape};
 use vae::model::config::Activation;
 use vae::model::{Likelihood, Model, ModelConfig, ModelKind, Workspace};
@@ -73,11 +73,23 @@ fn core_gradients(model: &Model, c: &Case, threads: usize) -> (f64, Vec<f32>) {
 /// Loss and gradients of the importance-weighted objective from the compute core, with
 /// `eps` \[B, k, latent\] as the reference takes it.
 fn core_iwae_gradients(model: &Model, c: &Case, eps: &[f64], k: usize, threads: usize) -> (f64, Vec<f32>) {
+    core_sampled_gradients(model, c, eps, k, threads, true)
+}
+
+/// [`core_iwae_gradients`], or with `importance` false the k-draw ELBO's.
+fn core_sampled_gradients(
+    model: &Model,
+    c: &Case,
+    eps: &[f64],
+    k: usize,
+    threads: usize,
+    importance: bool,
+) -> (f64, Vec<f32>) {
     let pool = Pool::new(threads);
     let mut ws = Workspace::with_samples(model.config(), BATCH, k, pool.threads());
     fill(&mut ws, model.config(), c, eps, k);
     let mut grads = vec![f32::NAN; model.params.len()];
-    let loss = model.network.forward_iwae(&pool, &model.params, &mut ws);
+    let loss = model.network.forward_samples(&pool, &model.params, &mut ws, importance);
     model.network.backward_iwae(&pool, &model.params, &mut grads, &mut ws);
     (loss.bce + loss.kl, grads)
 }
@@ -153,6 +165,21 @@ fn check_iwae(config: ModelConfig, k: usize) {
     );
 }
 
+fn check_elbo_k(config: ModelConfig, k: usize) {
+    let model = test_model(&config);
+    let c = case(&config);
+    let mut e = vec![0.0f32; BATCH * k * config.latent_dim];
+    Rng::new(13).fill_normal(&mut e);
+    let eps: Vec<f64> = e.iter().map(|&v| v as f64).collect();
+    let what = format!("{:?} {} {} elbo k={k}", config.arch, config.kind, config.likelihood);
+    compare(
+        &what,
+        &model,
+        |threads| core_sampled_gradients(&model, &c, &eps, k, threads, false),
+        |p| elbo_k_loss(&config, p, &c, &eps, k),
+    );
+}
+
 const KINDS: [ModelKind; 3] = [ModelKind::Vae, ModelKind::Cvae, ModelKind::Ae];
 const LIKELIHOODS: [Likelihood; 4] = [
     Likelihood::Bernoulli,
@@ -194,6 +221,36 @@ fn iwae_gradients_match_finite_differences() {
     for likelihood in LIKELIHOODS {
         check_iwae(ModelConfig { likelihood, ..small_conv(ModelKind::Vae) }, 3);
     }
+}
+
+#[test]
+fn k_draw_elbo_gradients_match_finite_differences() {
+    check_elbo_k(small(ModelKind::Vae), 3);
+    check_elbo_k(ModelConfig { hidden_layers: 2, activation: Activation::Tanh, ..small(ModelKind::Cvae) }, 2);
+    check_elbo_k(ModelConfig { likelihood: Likelihood::Gaussian { sigma: None }, ..small_conv(ModelKind::Vae) }, 2);
+}
+
+/// The k-draw ELBO is the mean of the one-draw losses on the same draws, exactly (its
+/// weights are 1/k whatever the draws), and it is above the importance-weighted loss.
+#[test]
+fn the_k_draw_elbo_is_the_mean_of_its_one_draw_losses() {
+    let (config, k) = (small(ModelKind::Vae), 5);
+    let model = test_model(&config);
+    let c = case(&config);
+    let l = config.latent_dim;
+    let mut e = vec![0.0f32; BATCH * k * l];
+    Rng::new(5).fill_normal(&mut e);
+    let eps: Vec<f64> = e.iter().map(|&v| v as f64).collect();
+    let (elbo_k, _) = core_sampled_gradients(&model, &c, &eps, k, 1, false);
+    let mean: f64 = (0..k)
+        .map(|s| {
+            let one: Vec<f64> = (0..BATCH).flat_map(|b| eps[(b * k + s) * l..(b * k + s + 1) * l].to_vec()).collect();
+            core_iwae_gradients(&model, &c, &one, 1, 1).0 / k as f64
+        })
+        .sum();
+    assert!((elbo_k - mean).abs() < 1e-4 * mean.abs(), "{elbo_k} vs the mean one-draw loss {mean}");
+    let (iwae, _) = core_iwae_gradients(&model, &c, &eps, k, 1);
+    assert!(iwae < elbo_k - 1e-3, "IWAE {iwae} is not below the k-draw ELBO {elbo_k}");
 }
 
 #[test]

@@ -70,6 +70,8 @@ fn small_trainer_with(kind: ModelKind, seed: u64, threads: usize, objective: Obj
         test_limit: Some(500),
         binarize: Default::default(),
         objective,
+        lr_schedule: Default::default(),
+        init: Default::default(),
     };
     let model = Model::init(config, seed);
     let adam = AdamState::new(model.params.len());

@@ -3,7 +3,7 @@
 //! 1..=100000`. Each flag's help states its range.
 
 /// Most epochs any command trains for.
-pub const MAX_EPOCHS: usize = 100_000;
+pub const MAX_EPOCHS: usize = crate::schedule::MAX_SPAN;
 /// Largest `--limit`, `--train-limit` or `--test-limit` (more than any dataset holds).
 pub const MAX_LIMIT: usize = 1_000_000_000;
 

@@ -59,16 +59,31 @@ pub struct TrainArgs {
     /// What training minimises [default: elbo]
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveName>,
-    /// Importance samples per example for --objective iwae, 1 to 100 [default: 5]
+    /// Draws of z per example, 1 to 100: for iwae, the importance samples [default: 5]; for
+    /// elbo, k > 1 averages the ELBO over k draws with the KL estimated by them (Burda et
+    /// al.'s "VAE with k samples") [default: 1, the closed-form KL]
     #[arg(long, value_parser = count(1, crate::train::MAX_IWAE_SAMPLES))]
     pub k: Option<usize>,
-    /// Adam learning rate, > 0; with --resume, the rate from the next epoch on [default: 0.001]
+    /// Adam learning rate, > 0; with --resume, the rate from the next epoch on; scaled by
+    /// --lr-schedule [default: 0.001]
     #[arg(long, value_parser = positive)]
     pub lr: Option<f32>,
+    /// Learning rate by epoch: constant; step:N:F (×F every N epochs); stages:S:G:F (S stages,
+    /// stage i lasting G^i epochs at lr·F^i); burda (stages:8:3:10^(-1/7), 3,280 epochs, Burda
+    /// et al. 2015) [default: constant]
+    #[arg(long, value_name = "SCHEDULE")]
+    pub lr_schedule: Option<crate::schedule::LrSchedule>,
+    /// Adam's ε, > 0 (Burda et al. use 1e-4) [default: 1e-8, PyTorch's]
+    #[arg(long, value_name = "EPS", value_parser = positive)]
+    pub adam_eps: Option<f32>,
+    /// How the weights start [default: pytorch]
+    #[arg(long, value_enum)]
+    pub init: Option<crate::train::Init>,
     /// Examples per optimisation step, 1 to 65536 [default: 128]
     #[arg(long, value_name = "B", value_parser = count(1, 1 << 16))]
     pub batch_size: Option<usize>,
-    /// Total epochs, 1 to 100000; with --resume, the total to reach [default: 50]
+    /// Total epochs, 1 to 100000; with --resume, the total to reach [default: 50, or the
+    /// length of a stages schedule]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_EPOCHS))]
     pub epochs: Option<usize>,
     /// Random seed for initialisation, shuffling and noise [default: 1]
@@ -197,13 +212,13 @@ impl ObjectiveName {
     }
 }
 
-/// The objective the flags ask for; `--k` only makes sense with `iwae`.
+/// The objective the flags ask for: `--k` draws for `iwae` (default [`DEFAULT_K`]), or the
+/// k-draw ELBO for `elbo --k K` (any K, 1 included: the ELBO with a sampled KL).
 fn objective(a: &TrainArgs) -> Result<Objective> {
-    let name = a.objective.unwrap_or(ObjectiveName::Elbo);
-    if name == ObjectiveName::Elbo && a.k.is_some() {
-        bail!("--k sets the samples of --objective iwae; add --objective iwae");
-    }
-    Ok(name.with_k(a.k.unwrap_or(DEFAULT_K)))
+    Ok(match (a.objective.unwrap_or(ObjectiveName::Elbo), a.k) {
+        (ObjectiveName::Elbo, Some(k)) => Objective::ElboK { k },
+        (name, k) => name.with_k(k.unwrap_or(DEFAULT_K)),
+    })
 }
 
 /// `vae train`: trains a new run, or continues one with `--resume`.
@@ -215,7 +230,10 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 23] = [
+        let fixed: [(&str, bool); 26] = [
+            ("--lr-schedule", a.lr_schedule.is_some()),
+            ("--adam-eps", a.adam_eps.is_some()),
+            ("--init", a.init.is_some()),
             ("--arch", a.arch.is_some()),
             ("--widths", a.widths.is_some()),
             ("--likelihood", a.likelihood.is_some()),
@@ -268,10 +286,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
             model.class_names = data.classes.clone();
         }
         let threads = resolve_threads(a.threads.unwrap_or(0));
+        let schedule = a.lr_schedule.unwrap_or_default();
         let train = TrainConfig {
-            epochs: a.epochs.unwrap_or(50),
+            epochs: a.epochs.or(schedule.epochs()).unwrap_or(50),
             batch_size: a.batch_size.unwrap_or(128),
-            adam: AdamConfig { lr: a.lr.unwrap_or(1e-3), ..AdamConfig::default() },
+            adam: AdamConfig {
+                lr: a.lr.unwrap_or(1e-3),
+                eps: a.adam_eps.unwrap_or(AdamConfig::default().eps),
+                ..AdamConfig::default()
+            },
             beta: a.beta.unwrap_or(1.0),
             seed,
             threads,
@@ -280,6 +303,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             test_limit: a.test_limit,
             binarize: a.binarize.unwrap_or_default(),
             objective: objective(&a)?,
+            lr_schedule: schedule,
+            init: a.init.unwrap_or_default(),
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {

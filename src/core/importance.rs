@@ -7,6 +7,9 @@
 //! ∂loss/∂θ = −Σ_s w̃_s ∂log w_s/∂θ,   w̃_s = w_s / Σ_t w_t   (their §3, the gradient estimator)
 //! ```
 //!
+//! Their "VAE with k samples" baseline (§5) is the same pass with uniform weights: loss(x) =
+//! −(1/k) Σ_s log w_s, the k-sample estimate of the ELBO, with gradient −Σ_s (1/k) ∂log w_s/∂θ.
+//!
 //! Layout: the k samples of the batch's B examples are k blocks of B columns, sample-major:
 //! column `s·B + b` is sample s of example b. `enc` \[2·latent, B\] holds μ rows then log σ²
 //! rows; `eps`, `z`, `dz` are \[latent, k·B\].
@@ -35,7 +38,9 @@ simd_fn! {
 /// per-column reconstruction losses `bce` \[k·B\] (= −log p(x|z) per column).
 ///
 /// Writes `weights` \[k·B\] = w̃ and `losses` \[B\] = ln k − log Σ_s w_s; returns the sums
-/// over the batch of the loss and of the mean reconstruction loss `(1/k) Σ_s bce`.
+/// over the batch of the loss and of the mean reconstruction loss `(1/k) Σ_s bce`. With
+/// `uniform`, the k-sample ELBO instead: `weights` = 1/k and `losses` = −(1/k) Σ_s log w_s.
+#[allow(clippy::too_many_arguments)]
 pub fn importance_weights(
     enc: &[f32],
     eps: &[f32],
@@ -44,6 +49,7 @@ pub fn importance_weights(
     weights: &mut [f32],
     losses: &mut [f32],
     batch: usize,
+    uniform: bool,
 ) -> (f64, f64) {
     let cols = bce.len();
     let k = cols / batch;
@@ -65,6 +71,20 @@ pub fn importance_weights(
     }
     let (mut loss_sum, mut bce_sum) = (0.0f64, 0.0f64);
     let ln_k = (k as f64).ln();
+    if uniform {
+        let share = 1.0 / k as f64;
+        for b in 0..batch {
+            let mean_log_w: f64 = (0..k).map(|s| weights[s * batch + b] as f64).sum::<f64>() * share;
+            for s in 0..k {
+                let c = s * batch + b;
+                weights[c] = share as f32;
+                bce_sum += bce[c] as f64 * share;
+            }
+            losses[b] = -mean_log_w as f32;
+            loss_sum -= mean_log_w;
+        }
+        return (loss_sum, bce_sum);
+    }
     for b in 0..batch {
         let max = (0..k).map(|s| weights[s * batch + b]).fold(f32::NEG_INFINITY, f32::max) as f64;
         let sum: f64 = (0..k).map(|s| (weights[s * batch + b] as f64 - max).exp()).sum();

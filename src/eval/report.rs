@@ -7,7 +7,6 @@ use crate::checkpoint::{RunConfig, RunDir, write_atomic};
 use crate::core::Pool;
 use crate::data::{Dataset, Split};
 use crate::model::Model;
-use crate::train::Objective;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -212,10 +211,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
             threads: pool.threads(),
         }),
         model: config.model.kind.to_string(),
-        objective: match config.train.objective {
-            Objective::Elbo => "elbo".to_string(),
-            Objective::Iwae { k } => format!("iwae k={k}"),
-        },
+        objective: config.train.objective.label(),
         epoch,
         split: opts.split,
         images: split.len(),

@@ -306,7 +306,14 @@ impl Network {
     /// the mean reconstruction loss over the samples and `kl` the rest, so `bce + kl` is the
     /// loss; for k = 1 `kl` is the single-draw estimate log q(z|x) − log p(z).
     pub fn forward_iwae(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) -> BatchLoss {
-        assert!(self.config.kind.variational(), "the importance-weighted objective needs a variational model");
+        self.forward_samples(pool, params, ws, true)
+    }
+
+    /// [`Network::forward_iwae`] with importance weights (`importance`), or with uniform
+    /// weights 1/k: the k-sample ELBO −(1/k) Σ_s log w_s, Burda et al.'s "VAE with k samples"
+    /// (the KL then estimated by the same draws). [`Network::backward_iwae`] serves both.
+    pub fn forward_samples(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, importance: bool) -> BatchLoss {
+        assert!(self.config.kind.variational(), "the sampled objectives need a variational model");
         let (l, p, b, cols) = (self.config.latent_dim, self.config.pixels(), ws.batch, ws.columns());
         self.encode(pool, params, ws);
         importance::reparameterize_samples(&ws.enc, &ws.eps, &mut ws.z[..l * cols], b);
@@ -323,6 +330,7 @@ impl Network {
             &mut ws.weights,
             &mut ws.kl[..b],
             b,
+            !importance,
         );
         if self.layout.logvar.is_some() {
             // From the unweighted mean gradient, before weight_columns scales it.

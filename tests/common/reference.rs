@@ -231,6 +231,16 @@ pub fn elbo_loss(config: &ModelConfig, params: &[f64], c: &Case, beta: f64) -> f
 /// Σ_b −log (1/k) Σ_s p(x|z_s) p(z_s) / q(z_s|x) in f64 (Burda et al. 2015, eq. 8), from the
 /// densities themselves: z_s = μ + σ·ε_s with `eps` \[B, k, latent\].
 pub fn iwae_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize) -> f64 {
+    sampled_loss(config, params, c, eps, k, true)
+}
+
+/// The k-draw ELBO, Σ_b −(1/k) Σ_s log w_s, on the same draws as [`iwae_loss`].
+#[allow(dead_code)]
+pub fn elbo_k_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize) -> f64 {
+    sampled_loss(config, params, c, eps, k, false)
+}
+
+fn sampled_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize, importance: bool) -> f64 {
     let r = Reference::new(config, params);
     let (p, l) = (config.pixels(), config.latent_dim);
     let log_normal = |v: f64, mean: f64, logvar: f64| {
@@ -248,6 +258,10 @@ pub fn iwae_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k:
                 r.log_likelihood(&z, label, x) + prior - posterior
             })
             .collect();
+        if !importance {
+            total -= log_w.iter().sum::<f64>() / k as f64;
+            continue;
+        }
         let max = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = max + log_w.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
         total += (k as f64).ln() - lse;
