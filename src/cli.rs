@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (default: the tutorial's VAE on embedded MNIST), or resume a run.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Draw a grid of samples from a trained run.
     Sample(SampleArgs),
     /// Time training and the test pass; print s/epoch, steps/s, GFLOP/s and peak memory.
@@ -230,7 +230,7 @@ pub struct BenchArgs {
 /// that cannot be written, …), with a message that names the fix.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(a) => train::train(a),
+        Command::Train(a) => train::train(*a),
         Command::Sample(a) => sample(a),
         Command::Reconstruct(a) => reconstruct::reconstruct(a),
         Command::Interpolate(a) => explore::interpolate(a),
