@@ -18,6 +18,7 @@ pub mod args;
 pub mod curves;
 pub mod encode;
 pub mod explore;
+pub mod fit_sampler;
 pub mod measure;
 pub mod reconstruct;
 pub mod runs;
@@ -60,6 +61,8 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Write a split's latent codes to CSV or NPY, for other tools.
     Encode(encode::EncodeArgs),
+    /// Fit a Gaussian mixture to the training codes, for sampling with --sampler gmm.
+    FitSampler(fit_sampler::FitSamplerArgs),
     /// Explore a trained model in the browser: sliders, label picker, drawing pad.
     Serve(ServeArgs),
     /// The built-in MNIST classifier used by `vae eval` to score samples.
@@ -168,15 +171,19 @@ pub struct SampleArgs {
     /// Random seed of the latent draws
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Draw z ~ N(0, T² I): below 1, more typical and less varied images
+    /// Draw z ~ N(0, T² I) (with --sampler gmm, each component's spread × T): below 1, more
+    /// typical and less varied images
     #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = temperature_arg)]
     pub temperature: f32,
+    /// Where codes come from: the prior, or the mixture fitted by `vae fit-sampler`
+    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Prior)]
+    pub sampler: crate::sampler::SamplerName,
     /// Images per grid row, 1 to 1000
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
     /// Output: a picture (.png or .jpg), or the images' values (.npy: float32 [N, channels,
     /// height, width] in [0, 1]) [default: RUN_DIR/samples/sample-seed<S>.png, plus -label<D>
-    /// and -t<T> when given]
+    /// and -t<T> when given, -gmm for --sampler gmm]
     #[arg(short, long, value_name = "FILE.png", value_parser = sample_path)]
     pub output: Option<PathBuf>,
 }
@@ -240,7 +247,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => curves::plot(a),
         Command::Runs(a) => runs::runs(a),
         Command::Encode(a) => encode::encode(a),
-        Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits()),
+        Command::FitSampler(a) => fit_sampler::fit_sampler(a),
+        Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits(), a.sampler),
         Command::Bench(a) => bench(a),
         Command::Eval(a) => measure::eval(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
@@ -349,9 +357,16 @@ fn sample(a: SampleArgs) -> Result<()> {
         Some(d) => vec![d; n],
         None => (0..n).map(|i| ((i / a.nrow as usize) % classes) as u8).collect(),
     });
+    let sampler = crate::sampler::LatentSampler::load(
+        a.sampler,
+        &dir,
+        dir.model_epoch()?.unwrap_or(0),
+        config.model.latent_dim,
+        config.model.cond_dim(),
+    )?;
     let pool = Pool::new(0);
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
-    let imgs = model.sample_at(&pool, n, labels.as_deref(), a.temperature, &mut rng)?;
+    let imgs = sampler.sample(&model, &pool, n, labels.as_deref(), a.temperature, &mut rng)?;
     let c = model.config();
     if let Some(out) = a.output.as_ref().filter(|o| o.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))) {
         let s = c.shape();
@@ -378,7 +393,8 @@ fn sample(a: SampleArgs) -> Result<()> {
     let out = a.output.unwrap_or_else(|| {
         let label = label.map(|d| format!("-label{d}")).unwrap_or_default();
         let t = if a.temperature == 1.0 { String::new() } else { format!("-t{}", a.temperature) };
-        dir.samples_dir().join(format!("sample-seed{}{label}{t}.png", a.seed))
+        let s = if a.sampler == crate::sampler::SamplerName::Prior { String::new() } else { format!("-{}", a.sampler) };
+        dir.samples_dir().join(format!("sample-seed{}{label}{t}{s}.png", a.seed))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;

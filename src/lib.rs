@@ -33,6 +33,7 @@ pub mod explore;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gmm;
 pub mod images;
 pub mod io;
 pub mod lock;
@@ -41,6 +42,7 @@ pub mod nn;
 pub mod plot;
 pub mod progress;
 pub mod run;
+pub mod sampler;
 pub mod schedule;
 pub mod serve;
 pub mod text;

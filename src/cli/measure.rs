@@ -41,6 +41,10 @@ pub struct EvalArgs {
     /// Temperature of the generated images: z ~ N(0, T² I) (1 = the model's prior)
     #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = crate::cli::temperature_arg)]
     pub temperature: f32,
+    /// Where the generated images' codes come from: the prior, or the mixture fitted by `vae
+    /// fit-sampler`
+    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Prior)]
+    pub sampler: crate::sampler::SamplerName,
     /// Classifier run directory [default: RUN_DIR/../classifier-<dataset>, then runs/classifier-<dataset>]
     #[arg(long, value_name = "DIR")]
     pub classifier: Option<PathBuf>,
@@ -83,6 +87,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Where the samples panel draws its codes from: the prior, or the mixture fitted by
+    /// `vae fit-sampler`
+    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Prior)]
+    pub sampler: crate::sampler::SamplerName,
 }
 
 /// A timeout flag: a positive number of seconds, at most a day.
@@ -155,6 +163,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         classifier: a.classifier,
         generated: a.generated,
         temperature: a.temperature,
+        sampler: a.sampler,
         quiet: a.quiet,
         output: a.output,
     };

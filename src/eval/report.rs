@@ -7,6 +7,7 @@ use crate::checkpoint::{RunConfig, RunDir, write_atomic};
 use crate::core::Pool;
 use crate::data::{Dataset, Split};
 use crate::model::Model;
+use crate::sampler::{LatentSampler, SamplerName};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,6 +36,8 @@ pub struct EvalOptions {
     pub generated: usize,
     /// Standard deviation of the generated images' z (1 = the prior N(0, I)).
     pub temperature: f32,
+    /// Where the generated images' codes come from.
+    pub sampler: SamplerName,
     pub quiet: bool,
     /// Write the report here instead of into the run directory.
     pub output: Option<PathBuf>,
@@ -55,6 +58,12 @@ pub struct EvalSettings {
     pub generated: usize,
     pub temperature: f32,
     pub threads: usize,
+    #[serde(default, skip_serializing_if = "is_prior")]
+    pub sampler: SamplerName,
+}
+
+fn is_prior(s: &SamplerName) -> bool {
+    *s == SamplerName::Prior
 }
 
 /// One evaluation: a line of `evals.jsonl`, all of `eval.json`.
@@ -186,6 +195,11 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     })?;
     let (config, model) = dir.load_model()?;
     let epoch = dir.load_metrics()?.last().map_or(0, |m| m.epoch);
+    let c = model.config();
+    let sampler = match opts.generated {
+        0 => LatentSampler::Prior,
+        _ => LatentSampler::load(opts.sampler, dir, dir.model_epoch()?.unwrap_or(0), c.latent_dim, c.cond_dim())?,
+    };
     let split = eval_split(&config, opts.split, opts.limit)?;
     let pool = Pool::new(opts.threads);
     let elbo = elbo(&model, &split, &pool, opts.elbo_samples, opts.seed);
@@ -197,7 +211,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     progress.finish_and_clear();
     let bound = super::Estimate::of(&bounds);
     let iwae = IwaeReport { k: opts.k, bound, nll: -bound.mean, seconds: start.elapsed().as_secs_f64() };
-    let (samples, classifier_note) = super::scores::sample_scores(dir, &config, &model, &pool, opts)?;
+    let (samples, classifier_note) = super::scores::sample_scores(dir, &config, &model, &pool, opts, &sampler)?;
     let report = EvalReport {
         run: dir.path.display().to_string(),
         time: crate::clock::rfc3339_now(),
@@ -209,6 +223,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
             generated: opts.generated,
             temperature: opts.temperature,
             threads: pool.threads(),
+            sampler: opts.sampler,
         }),
         model: config.model.kind.to_string(),
         objective: config.train.objective.label(),

@@ -9,6 +9,7 @@ use crate::classifier::{default_dir, load_classifier};
 use crate::core::{Pool, Purpose, Rng};
 use crate::data::Dataset;
 use crate::model::Model;
+use crate::sampler::LatentSampler;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,9 @@ pub struct SampleScores {
     pub generated: usize,
     /// T, the standard deviation of the generated images' z; 1 samples the model's prior.
     pub temperature: f32,
+    /// Where their codes came from: the prior, or the fitted mixture.
+    #[serde(default)]
+    pub sampler: String,
     /// Fréchet distance between classifier features of the generated and the test images.
     pub frechet_distance: f64,
     /// The same between the test set and the training set's first images: the floor a
@@ -79,6 +83,7 @@ pub fn sample_scores(
     model: &Model,
     pool: &Pool,
     opts: &EvalOptions,
+    sampler: &LatentSampler,
 ) -> anyhow::Result<(Option<SampleScores>, Option<String>)> {
     if opts.generated == 0 {
         return Ok((None, Some("skipped (--generated 0)".into())));
@@ -140,7 +145,7 @@ pub fn sample_scores(
     let n = opts.generated;
     let mut rng = Rng::stream(opts.seed, Purpose::Eval, 1_000_000);
     let labels: Option<Vec<u8>> = c.kind.conditional().then(|| (0..n).map(|i| (i % classes) as u8).collect());
-    let generated = model.sample_at(pool, n, labels.as_deref(), opts.temperature, &mut rng)?;
+    let generated = sampler.sample(model, pool, n, labels.as_deref(), opts.temperature, &mut rng)?;
     let (pred, gen_features) = clf.predict(pool, &generated);
     // Reference: grey-level test images (the classifier's domain), and the floor.
     let data = Dataset::load(&config.train.dataset)?;
@@ -176,6 +181,7 @@ pub fn sample_scores(
             classifier_test_accuracy: run.test_accuracy,
             generated: n,
             temperature: opts.temperature,
+            sampler: sampler.describe(),
             frechet_distance: fd,
             frechet_distance_train_vs_test: floor,
             label_entropy: entropy,
@@ -210,9 +216,14 @@ pub fn table(s: &SampleScores) -> String {
         "Fréchet distance (classifier)",
         format!("{:.3}", s.frechet_distance),
         &format!(
-            "{} samples{} vs test; lower is better (train vs test: {:.3}){}",
+            "{} samples{}{} vs test; lower is better (train vs test: {:.3}){}",
             s.generated,
             at_temperature(s.temperature),
+            if s.sampler.is_empty() || s.sampler.starts_with("prior") {
+                String::new()
+            } else {
+                format!(" from the {}", s.sampler)
+            },
             s.frechet_distance_train_vs_test,
             if s.generated < super::report::FEW_GENERATED { "; too few samples to mean much" } else { "" }
         ),

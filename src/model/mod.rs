@@ -204,13 +204,19 @@ impl Model {
             return Err(InputError::Temperature(temperature));
         }
         check_labels(self.config(), labels, n)?;
-        let mut z = vec![0.0; n * self.config().latent_dim];
-        rng.fill_normal(&mut z);
-        if temperature != 1.0 {
-            z.iter_mut().for_each(|v| *v *= temperature);
-        }
+        let z = prior_codes(n, self.config().latent_dim, temperature, rng);
         self.decode(pool, &z, labels)
     }
+}
+
+/// `n` codes `[n, latent]` from the prior N(0, T²I) at temperature T.
+pub fn prior_codes(n: usize, latent: usize, temperature: f32, rng: &mut Rng) -> Vec<f32> {
+    let mut z = vec![0.0; n * latent];
+    rng.fill_normal(&mut z);
+    if temperature != 1.0 {
+        z.iter_mut().for_each(|v| *v *= temperature);
+    }
+    z
 }
 
 /// Labels fit `config` for `n` examples: present exactly for a conditional model, one per

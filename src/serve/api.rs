@@ -131,6 +131,7 @@ pub async fn model_info(State(s): St) -> Response {
         "hidden_layers": c.hidden_layers,
         "widths": c.widths,
         "likelihood": c.likelihood.describe(),
+        "sampler": s.sampler.describe(),
         "image": { "rows": c.image_rows, "cols": c.image_cols, "channels": c.channels },
         "classes": s.config.class_names(),
         "epoch": s.metrics.last().map_or(0, |m| m.epoch),
@@ -146,7 +147,8 @@ pub async fn model_info(State(s): St) -> Response {
 }
 
 /// `GET /api/sample?n=64&seed=0&label=3&nrow=8&temperature=1`: a PNG grid of samples (as
-/// `vae sample`); z ~ N(0, T² I) with T = `temperature` in 0..=3.
+/// `vae sample`); z ~ N(0, T² I) with T = `temperature` in 0..=3, or from the fitted
+/// mixture the server was started with (`--sampler gmm`), each component's spread × T.
 pub async fn sample(State(s): St, q: Params) -> ApiResult {
     let q = params(q)?;
     let n = int(&q, "n", Some(64), 1..=MAX_IMAGES as u64)?.unwrap_or(64) as usize;
@@ -162,7 +164,7 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
             None => (0..n).map(|i| ((i / nrow) % c.classes.max(1)) as u8).collect(),
         });
         let mut rng = Rng::stream(seed, Purpose::User, 0);
-        let imgs = s.model.sample_at(&Pool::new(1), n, labels.as_deref(), temperature, &mut rng)?;
+        let imgs = s.sampler.sample(&s.model, &Pool::new(1), n, labels.as_deref(), temperature, &mut rng)?;
         Ok::<_, ApiError>(grid(&imgs, c.shape(), nrow, 2))
     })
     .await

@@ -44,6 +44,8 @@ pub struct AppState {
     /// request, so an eval made while serving shows at the next page load (`None`: no run
     /// directory, no evaluations).
     pub dir: Option<std::path::PathBuf>,
+    /// Where `/api/sample` draws its codes from (the prior unless `--sampler gmm`).
+    pub sampler: crate::sampler::LatentSampler,
 }
 
 impl AppState {
@@ -53,11 +55,29 @@ impl AppState {
     /// The run directory cannot be loaded (missing, another kind, corrupt), or its test
     /// data cannot be read.
     pub fn load(dir: &Path) -> anyhow::Result<AppState> {
+        AppState::load_with(dir, crate::sampler::SamplerName::Prior)
+    }
+
+    /// [`AppState::load`], sampling with `sampler` (a fitted mixture is read from the run).
+    ///
+    /// # Errors
+    /// As [`AppState::load`], or [`crate::sampler::SamplerError`] when the sampler cannot be loaded.
+    pub fn load_with(dir: &Path, sampler: crate::sampler::SamplerName) -> anyhow::Result<AppState> {
         let run = RunDir::new(dir);
         let (config, model) = run.load_model()?;
+        let c = model.config();
+        let sampler = crate::sampler::LatentSampler::load(
+            sampler,
+            &run,
+            run.model_epoch()?.unwrap_or(0),
+            c.latent_dim,
+            c.cond_dim(),
+        )?;
         let metrics = run.load_metrics()?;
         let test = eval_split(&config, SplitName::Test, None)?;
-        Ok(AppState::new(dir.display().to_string(), config, model, metrics, test, Some(dir.to_owned()))?)
+        let mut state = AppState::new(dir.display().to_string(), config, model, metrics, test, Some(dir.to_owned()))?;
+        state.sampler = sampler;
+        Ok(state)
     }
 
     /// The state for a model and its test split (the slider basis computed here).
@@ -83,7 +103,8 @@ impl AppState {
             let mu = model.encode(&pool, &images, labels)?.mu;
             (principal_axes(&mu, l, MAX_SLIDERS), true)
         };
-        Ok(AppState { run, config, model, metrics, test, sliders, principal, dir })
+        let sampler = crate::sampler::LatentSampler::Prior;
+        Ok(AppState { run, config, model, metrics, test, sliders, principal, dir, sampler })
     }
 }
 
@@ -129,8 +150,15 @@ pub async fn serve(
 ///
 /// # Errors
 /// As [`AppState::load`] and [`serve`], or when the runtime cannot start.
-pub fn run(dir: &Path, host: &str, port: u16, threads: usize, limits: Limits) -> anyhow::Result<()> {
-    let state = Arc::new(AppState::load(dir)?);
+pub fn run(
+    dir: &Path,
+    host: &str,
+    port: u16,
+    threads: usize,
+    limits: Limits,
+    sampler: crate::sampler::SamplerName,
+) -> anyhow::Result<()> {
+    let state = Arc::new(AppState::load_with(dir, sampler)?);
     let threads = if threads == 0 { crate::core::pool::available_threads() } else { threads };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let kind = state.model.config().kind;

@@ -1,0 +1,287 @@
+//! Where generated images' latent codes come from: the model's prior N(0, I), or a Gaussian
+//! mixture fitted after training to the training set's codes (ex-post density estimation,
+//! Ghosh et al. 2020, §4), one mixture per label for a conditional model. The aggregate
+//! posterior q(z) = E_x q(z|x) rarely fills N(0, I) evenly; drawing from a density fitted
+//! to it avoids the "holes" between what the decoder saw, so samples look more like data.
+//!
+//! A fitted mixture lives in the run directory as [`GMM_FILE`] (JSON, readable), with the
+//! epoch of the weights it was fitted to: `vae fit-sampler` writes it, and `sample`, `eval`
+//! and `serve` read it with `--sampler gmm`.
+
+use crate::checkpoint::RunDir;
+use crate::core::{Pool, Purpose, Rng};
+use crate::data::Split;
+use crate::gmm::{FitReport, Gmm};
+use crate::model::Model;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The fitted mixture's file in a run directory.
+pub const GMM_FILE: &str = "sampler-gmm.json";
+
+/// `--sampler`'s values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerName {
+    /// z ~ the model's prior N(0, I)
+    #[default]
+    Prior,
+    /// z ~ the Gaussian mixture `vae fit-sampler` fitted to the training codes (per label for a cvae)
+    Gmm,
+}
+
+impl std::fmt::Display for SamplerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SamplerName::Prior => "prior",
+            SamplerName::Gmm => "gmm",
+        })
+    }
+}
+
+/// One label's mixture (or the only one), with how its fit went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelMixture {
+    /// The class it was fitted on (a cvae's), or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<u8>,
+    /// Training codes it was fitted to.
+    pub codes: usize,
+    pub iterations: usize,
+    pub converged: bool,
+    /// Mean log-density of those codes under the mixture, and under N(0, I), nats per code.
+    pub log_density: f64,
+    pub prior_log_density: f64,
+    pub gmm: Gmm,
+}
+
+/// A fitted sampler as saved in [`GMM_FILE`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FittedGmm {
+    /// Components per mixture.
+    pub components: usize,
+    /// The model epoch whose encoder made the codes.
+    pub epoch: usize,
+    pub seed: u64,
+    /// What the codes are: "mu of q(z|x)" of the training images.
+    pub codes: String,
+    pub mixtures: Vec<LabelMixture>,
+}
+
+/// A sampler ready to draw codes for a model.
+#[derive(Clone, Debug)]
+pub enum LatentSampler {
+    Prior,
+    Gmm(FittedGmm),
+}
+
+/// Why a sampler cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SamplerError {
+    #[error("{0} has no fitted sampler; fit one with `vae fit-sampler {1} --gmm 10`")]
+    Missing(String, String),
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0} is corrupt ({1}); fit it again with `vae fit-sampler {2} --gmm 10`")]
+    Corrupt(String, String, String),
+    #[error(
+        "{path} was fitted to the weights of epoch {fitted}, but the model is now at epoch {now}; fit it again with `vae fit-sampler {run} --gmm {k}`"
+    )]
+    Stale { path: String, fitted: usize, now: usize, run: String, k: usize },
+}
+
+impl LatentSampler {
+    /// The sampler `name` for the run in `dir`, whose model is at `epoch` with `latent` dimensions
+    /// and `classes` labels (0: unconditional).
+    ///
+    /// # Errors
+    /// [`SamplerError`] when the mixture is missing, unreadable, malformed, fitted to another
+    /// epoch's weights, or does not fit the model.
+    pub fn load(
+        name: SamplerName,
+        dir: &RunDir,
+        epoch: usize,
+        latent: usize,
+        classes: usize,
+    ) -> Result<LatentSampler, SamplerError> {
+        if name == SamplerName::Prior {
+            return Ok(LatentSampler::Prior);
+        }
+        let path = dir.file(GMM_FILE);
+        let (shown, run) = (path.display().to_string(), dir.path.display().to_string());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SamplerError::Missing(run.clone(), run)),
+            Err(e) => return Err(SamplerError::Read(shown, e)),
+        };
+        let corrupt = |why: String| SamplerError::Corrupt(shown.clone(), why, run.clone());
+        let mut fitted: FittedGmm = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        for m in &mut fitted.mixtures {
+            m.gmm = m.gmm.clone().checked().map_err(|e| corrupt(e.to_string()))?;
+            if m.gmm.dim != latent {
+                return Err(corrupt(format!("its codes have {} dimensions, the model's {latent}", m.gmm.dim)));
+            }
+        }
+        let labels: Vec<Option<u8>> = fitted.mixtures.iter().map(|m| m.label).collect();
+        let want: Vec<Option<u8>> =
+            if classes == 0 { vec![None] } else { (0..classes).map(|c| Some(c as u8)).collect() };
+        if labels != want {
+            return Err(corrupt(format!("it holds mixtures for labels {labels:?}, the model needs {want:?}")));
+        }
+        if fitted.epoch != epoch {
+            return Err(SamplerError::Stale {
+                path: shown,
+                fitted: fitted.epoch,
+                now: epoch,
+                run,
+                k: fitted.components,
+            });
+        }
+        Ok(LatentSampler::Gmm(fitted))
+    }
+
+    pub fn name(&self) -> SamplerName {
+        match self {
+            LatentSampler::Prior => SamplerName::Prior,
+            LatentSampler::Gmm(_) => SamplerName::Gmm,
+        }
+    }
+
+    /// `n` codes `[n, latent]` at `temperature` (the prior: N(0, T²I), drawn exactly as
+    /// [`Model::sample_at`] draws; a mixture: each component's spread scaled by T), from the
+    /// mixture of each code's label where there is one per label.
+    pub fn draw(&self, n: usize, latent: usize, labels: Option<&[u8]>, temperature: f32, rng: &mut Rng) -> Vec<f32> {
+        match self {
+            LatentSampler::Prior => crate::model::prior_codes(n, latent, temperature, rng),
+            LatentSampler::Gmm(f) => {
+                let mut z = Vec::with_capacity(n * latent);
+                for i in 0..n {
+                    let which = match (labels, f.mixtures.len()) {
+                        (Some(l), m) if m > 1 => (l[i] as usize).min(m - 1),
+                        _ => 0,
+                    };
+                    z.extend(f.mixtures[which].gmm.sample(1, temperature as f64, rng).iter().map(|&v| v as f32));
+                }
+                z
+            }
+        }
+    }
+}
+
+/// Fits a `k`-component mixture to the codes (μ of q(z|x)) of `split` under `model`, one per
+/// label for a conditional model; `progress(done, total)` after each mixture.
+///
+/// # Errors
+/// A message when a label has fewer training images than components or the codes are not
+/// finite.
+pub fn fit(
+    model: &Model,
+    pool: &Pool,
+    split: &Split,
+    k: usize,
+    seed: u64,
+    epoch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<FittedGmm, String> {
+    let c = model.config();
+    let (latent, classes) = (c.latent_dim, c.cond_dim());
+    let mut codes = vec![0.0f64; split.len() * latent];
+    const CHUNK: usize = 1000;
+    for start in (0..split.len()).step_by(CHUNK) {
+        let end = (start + CHUNK).min(split.len());
+        let images: Vec<f32> =
+            split.images[start * c.pixels()..end * c.pixels()].iter().map(|&v| v as f32 / 255.0).collect();
+        let labels = (classes > 0).then(|| &split.labels[start..end]);
+        let enc = model.encode(pool, &images, labels).map_err(|e| e.to_string())?;
+        for (dst, &v) in codes[start * latent..end * latent].iter_mut().zip(&enc.mu) {
+            *dst = v as f64;
+        }
+    }
+    let groups: Vec<Option<u8>> = if classes == 0 { vec![None] } else { (0..classes).map(|y| Some(y as u8)).collect() };
+    let mut mixtures = Vec::new();
+    for (g, label) in groups.iter().enumerate() {
+        let data: Vec<f64> = match label {
+            None => codes.clone(),
+            Some(y) => (0..split.len())
+                .filter(|&i| split.labels[i] == *y)
+                .flat_map(|i| codes[i * latent..(i + 1) * latent].iter().copied())
+                .collect(),
+        };
+        let n = data.len() / latent;
+        let name = label.map_or("the training set".to_string(), |y| format!("label {y}"));
+        if n < k {
+            return Err(format!(
+                "{name} has {n} training images, fewer than --gmm {k} components; use fewer components"
+            ));
+        }
+        let mut rng = Rng::stream(seed, Purpose::User, 100 + g as u64);
+        let (gmm, FitReport { log_likelihoods, converged }) =
+            Gmm::fit(&data, latent, k, 300, 1e-5, &mut rng).map_err(|e| format!("{name}: {e}"))?;
+        let log_2pi = (2.0 * std::f64::consts::PI).ln();
+        let prior = -0.5 * data.iter().map(|v| v * v).sum::<f64>() / n as f64 - 0.5 * latent as f64 * log_2pi;
+        mixtures.push(LabelMixture {
+            label: *label,
+            codes: n,
+            iterations: log_likelihoods.len(),
+            converged,
+            log_density: gmm.mean_log_density(&data),
+            prior_log_density: prior,
+            gmm,
+        });
+        progress(g + 1, groups.len());
+    }
+    Ok(FittedGmm { components: k, epoch, seed, codes: "mu of q(z|x) of the training images".into(), mixtures })
+}
+
+/// Writes `fitted` to the run's [`GMM_FILE`] atomically; returns its path.
+///
+/// # Errors
+/// If the file cannot be written.
+pub fn save(dir: &RunDir, fitted: &FittedGmm) -> std::io::Result<PathBuf> {
+    let path = dir.file(GMM_FILE);
+    let text = serde_json::to_string(fitted).expect("a mixture serialises");
+    crate::io::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+impl LatentSampler {
+    /// `n` images `[n, pixels]` decoded from codes drawn by this sampler (the prior's exactly
+    /// as [`Model::sample_at`]).
+    ///
+    /// # Errors
+    /// [`crate::model::InputError`] when the labels do not fit the model or the temperature
+    /// is negative or not finite.
+    pub fn sample(
+        &self,
+        model: &Model,
+        pool: &Pool,
+        n: usize,
+        labels: Option<&[u8]>,
+        temperature: f32,
+        rng: &mut Rng,
+    ) -> Result<Vec<f32>, crate::model::InputError> {
+        if let LatentSampler::Prior = self {
+            return model.sample_at(pool, n, labels, temperature, rng);
+        }
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(crate::model::InputError::Temperature(temperature));
+        }
+        let latent = model.config().latent_dim;
+        // Labels are checked by decode; draw clamps them so a bad one cannot panic first.
+        let z = self.draw(n, latent, labels.filter(|l| l.len() == n), temperature, rng);
+        model.decode(pool, &z, labels)
+    }
+
+    /// One line for reports: `prior N(0, I)` or `gmm (10 components, per label)`.
+    pub fn describe(&self) -> String {
+        match self {
+            LatentSampler::Prior => "prior N(0, I)".into(),
+            LatentSampler::Gmm(f) => format!(
+                "gmm ({} components{}, fitted at epoch {})",
+                f.components,
+                if f.mixtures.len() > 1 { " per label" } else { "" },
+                f.epoch
+            ),
+        }
+    }
+}

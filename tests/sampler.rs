@@ -1,0 +1,76 @@
+//! `vae fit-sampler` and `--sampler gmm` in sample, eval and serve (ex-post density
+//! estimation, Ghosh et al. 2020).
+
+mod common;
+
+use common::*;
+use vae::sampler::{FittedGmm, GMM_FILE, SamplerName};
+
+fn fitted(run: &std::path::Path) -> FittedGmm {
+    serde_json::from_str(&std::fs::read_to_string(run.join(GMM_FILE)).unwrap()).unwrap()
+}
+
+#[test]
+fn a_vae_gets_one_mixture_that_sample_eval_and_serve_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train(&run, &["--epochs", "2"]);
+    let r = run.to_str().unwrap();
+    fails(&["sample", r, "--sampler", "gmm"], &["has no fitted sampler", "vae fit-sampler"]);
+    let out = vae().args(["fit-sampler", r, "--gmm", "3"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("3-component Gaussian mixture fitted to μ of q(z|x) of 512 training images"), "{stdout}");
+    let f = fitted(&run);
+    assert_eq!((f.components, f.epoch, f.mixtures.len()), (3, 2, 1));
+    let m = &f.mixtures[0];
+    assert_eq!((m.label, m.codes, m.gmm.dim), (None, 512, 20));
+    // The mixture fits the codes it was fitted to better than N(0, I) does.
+    assert!(m.log_density > m.prior_log_density, "{} vs {}", m.log_density, m.prior_log_density);
+    vae().args(["sample", r, "--sampler", "gmm", "-n", "20"]).assert().success();
+    assert_eq!(png_size(&run.join("samples/sample-seed0-gmm.png")).0 % 10, 2);
+    // The same seed from the prior and from the mixture gives other images.
+    vae().args(["sample", r, "-n", "20", "-o"]).arg(tmp.path().join("p.npy")).assert().success();
+    vae().args(["sample", r, "-n", "20", "--sampler", "gmm", "-o"]).arg(tmp.path().join("g.npy")).assert().success();
+    assert_ne!(std::fs::read(tmp.path().join("p.npy")).unwrap(), std::fs::read(tmp.path().join("g.npy")).unwrap());
+    // eval records the sampler.
+    let report = tmp.path().join("eval.json");
+    vae()
+        .args(["eval", r, "--k", "2", "--limit", "20", "--generated", "0", "--sampler", "gmm", "-o"])
+        .arg(&report)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["settings"]["sampler"], "gmm");
+    // serve: /api/model names it, /api/sample draws from it.
+    let addr = start_server_with(&run, SamplerName::Gmm);
+    let model = http::get(addr, "/api/model").json();
+    assert!(model["sampler"].as_str().unwrap().starts_with("gmm (3 components"), "{}", model["sampler"]);
+    let resp = http::get(addr, "/api/sample?n=4&temperature=0.5");
+    assert_eq!(resp.status, 200);
+    // Training further makes the mixture stale: refused, naming the fix.
+    vae().args(["train", "--resume", r, "--epochs", "3", "-q"]).assert().success();
+    fails(&["sample", r, "--sampler", "gmm"], &["fitted to the weights of epoch 2", "now at epoch 3", "fit-sampler"]);
+    std::fs::write(run.join(GMM_FILE), b"{\"components\": 3").unwrap();
+    fails(&["sample", r, "--sampler", "gmm"], &["sampler-gmm.json is corrupt", "fit-sampler"]);
+}
+
+#[test]
+fn a_cvae_gets_one_mixture_per_label_and_bad_requests_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("cvae");
+    train(&run, &["--epochs", "1", "--model", "cvae"]);
+    let r = run.to_str().unwrap();
+    vae().args(["fit-sampler", r, "--gmm", "2", "-q"]).assert().success();
+    let f = fitted(&run);
+    assert_eq!(f.mixtures.len(), 10);
+    for (y, m) in f.mixtures.iter().enumerate() {
+        assert_eq!(m.label, Some(y as u8));
+    }
+    assert_eq!(f.mixtures.iter().map(|m| m.codes).sum::<usize>(), 512);
+    vae().args(["sample", r, "--sampler", "gmm", "--label", "7", "-n", "10"]).assert().success();
+    fails(&["fit-sampler", r, "--gmm", "0"], &["--gmm <K>", "0 is not in 1..=100"]);
+    fails(&["fit-sampler", r, "--gmm", "100"], &["fewer than --gmm 100 components"]);
+    let ae = tmp.path().join("ae");
+    train(&ae, &["--epochs", "1", "--model", "ae"]);
+    fails(&["fit-sampler", ae.to_str().unwrap()], &["holds an ae", "needs no sampler"]);
+}
