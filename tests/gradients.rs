@@ -7,7 +7,7 @@ mod common;
 
 use common::reference::{Case, elbo_k_loss, elbo_loss, iwae_loss};
 use vae::core::{Pool, Rng, Shape};
-use vae::model::config::Activation;
+use vae::model::config::{Activation, Prior};
 use vae::model::{Likelihood, Model, ModelConfig, ModelKind, Workspace};
 
 /// A small MLP with every dimension distinct so a transposed index shows up.
@@ -251,6 +251,35 @@ fn the_k_draw_elbo_is_the_mean_of_its_one_draw_losses() {
     assert!((elbo_k - mean).abs() < 1e-4 * mean.abs(), "{elbo_k} vs the mean one-draw loss {mean}");
     let (iwae, _) = core_iwae_gradients(&model, &c, &eps, k, 1);
     assert!(iwae < elbo_k - 1e-3, "IWAE {iwae} is not below the k-draw ELBO {elbo_k}");
+}
+
+/// The VampPrior: every gradient, the pseudo-inputs' included, for the k-draw ELBO and the
+/// importance-weighted bound, against the f64 mixture density.
+#[test]
+fn vamp_prior_gradients_match_finite_differences() {
+    let prior = Prior::Vamp { pseudo_inputs: 3 };
+    let tanh = ModelConfig { prior, hidden_layers: 2, activation: Activation::Tanh, ..small(ModelKind::Vae) };
+    check_elbo_k(tanh.clone(), 1);
+    check_elbo_k(ModelConfig { prior, ..small(ModelKind::Vae) }, 2);
+    check_iwae(tanh, 3);
+    check_iwae(ModelConfig { prior, ..small_conv(ModelKind::Vae) }, 2);
+}
+
+/// With a VampPrior, `forward`/`backward` (the ELBO path) are the one-draw sampled ELBO.
+#[test]
+fn vamp_prior_elbo_is_the_one_draw_estimate() {
+    let config = ModelConfig { prior: Prior::Vamp { pseudo_inputs: 4 }, ..small(ModelKind::Vae) };
+    let model = test_model(&config);
+    let c = case(&config);
+    let pool = Pool::new(1);
+    let mut ws = Workspace::new(model.config(), BATCH, 1);
+    fill(&mut ws, model.config(), &c, &c.eps, 1);
+    let mut plain_grads = vec![f32::NAN; model.params.len()];
+    let loss = model.network.forward(&pool, &model.params, &mut ws);
+    model.network.backward(&pool, &model.params, &mut plain_grads, &mut ws, 1.0);
+    let (sampled, sampled_grads) = core_sampled_gradients(&model, &c, &c.eps, 1, 1, false);
+    assert_eq!(loss.bce + loss.kl, sampled);
+    assert_eq!(plain_grads, sampled_grads);
 }
 
 #[test]

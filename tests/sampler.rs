@@ -74,3 +74,43 @@ fn a_cvae_gets_one_mixture_per_label_and_bad_requests_are_refused() {
     train(&ae, &["--epochs", "1", "--model", "ae"]);
     fails(&["fit-sampler", ae.to_str().unwrap()], &["holds an ae", "needs no sampler"]);
 }
+
+/// A VampPrior run: its pseudo-inputs saved under a readable name, resumed exactly,
+/// evaluated with the mixture's density and sampled from the mixture; misuse refused.
+#[test]
+fn a_vamp_prior_run_trains_resumes_evaluates_and_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    let flags = ["--prior", "vamp", "--pseudo-inputs", "10"];
+    train(&whole, &[&flags[..], &["--epochs", "2"]].concat());
+    train(&split, &[&flags[..], &["--epochs", "1"]].concat());
+    vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "2", "-q"]).assert().success();
+    let bytes = std::fs::read(whole.join("model.safetensors")).unwrap();
+    assert_eq!(bytes, std::fs::read(split.join("model.safetensors")).unwrap());
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("prior.pseudo_inputs").unwrap().shape(), &[10, 1, 28, 28]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["prior"], serde_json::json!({ "kind": "vamp", "pseudo_inputs": 10 }));
+    let w = whole.to_str().unwrap();
+    let out = vae().args(["eval", w, "--k", "20", "--limit", "50", "--generated", "0"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("VampPrior of 10 pseudo-inputs"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("eval.json")).unwrap()).unwrap();
+    // IWAE-20 is a tighter bound than the ELBO, both finite.
+    let (elbo, iwae) =
+        (report["elbo"]["elbo"]["mean"].as_f64().unwrap(), report["iwae"]["bound"]["mean"].as_f64().unwrap());
+    assert!(elbo.is_finite() && iwae > elbo, "ELBO {elbo}, IWAE {iwae}");
+    vae().args(["sample", w, "-n", "10"]).assert().success();
+    let o = tmp.path().join("x");
+    let o = o.to_str().unwrap();
+    fails(&["train", "--out", o, "--prior", "vamp", "--model", "cvae"], &["--prior vamp needs --model vae"]);
+    fails(&["train", "--out", o, "--pseudo-inputs", "5"], &["--pseudo-inputs sets the components of --prior vamp"]);
+    fails(&["train", "--out", o, "--prior", "vamp", "--beta", "2"], &["--beta", "--prior vamp"]);
+    fails(
+        &["train", "--out", o, "--prior", "vamp", "--pseudo-inputs", "0"],
+        &["--pseudo-inputs <K>", "0 is not in 1..=4096"],
+    );
+    fails(&["train", "--resume", w, "--prior", "standard"], &["--prior cannot be changed when resuming"]);
+}

@@ -50,6 +50,12 @@ pub struct TrainArgs {
     /// channel]
     #[arg(long, value_name = "SIGMA", value_parser = positive)]
     pub sigma: Option<f32>,
+    /// The prior p(z) [default: standard]
+    #[arg(long, value_enum)]
+    pub prior: Option<PriorName>,
+    /// --prior vamp: learned pseudo-inputs, 1 to 4096 [default: 500, Tomczak & Welling's]
+    #[arg(long, value_name = "K", value_parser = count(1, crate::model::config::MAX_PSEUDO_INPUTS))]
+    pub pseudo_inputs: Option<usize>,
     /// Non-linearity of the hidden layers [default: relu]
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
@@ -116,6 +122,42 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// `--prior`'s values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriorName {
+    /// N(0, I)
+    Standard,
+    /// The VampPrior (Tomczak & Welling 2018): a mixture of the posteriors of --pseudo-inputs learned inputs; the KL term is estimated by sampling
+    Vamp,
+}
+
+/// Pseudo-inputs of `--prior vamp` without `--pseudo-inputs` (Tomczak & Welling's MNIST setting).
+pub const DEFAULT_PSEUDO_INPUTS: usize = 500;
+
+/// The prior the flags ask for; `--pseudo-inputs` only with vamp, which needs a vae at β = 1.
+fn prior(a: &TrainArgs, kind: ModelKind) -> Result<crate::model::config::Prior> {
+    use crate::model::config::Prior;
+    match (a.prior.unwrap_or(PriorName::Standard), a.pseudo_inputs) {
+        (PriorName::Standard, Some(_)) => {
+            bail!("--pseudo-inputs sets the components of --prior vamp; add --prior vamp")
+        }
+        (PriorName::Standard, None) => Ok(Prior::Standard),
+        (PriorName::Vamp, k) => {
+            if kind != ModelKind::Vae {
+                bail!(
+                    "--prior vamp needs --model vae: a cvae's pseudo-inputs would carry no label, and an ae has no prior"
+                );
+            }
+            if a.beta.is_some_and(|b| b != 1.0) {
+                bail!(
+                    "--beta applies to the closed-form KL of the standard prior; --prior vamp estimates the KL inside each draw's weight; drop --beta"
+                );
+            }
+            Ok(Prior::Vamp { pseudo_inputs: k.unwrap_or(DEFAULT_PSEUDO_INPUTS) })
+        }
+    }
+}
+
 /// `--likelihood`'s values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LikelihoodName {
@@ -178,6 +220,7 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
         }
     };
     config.classes = classes;
+    config.prior = prior(a, kind)?;
     config.activation = a.activation.unwrap_or_default();
     config.likelihood = likelihood(a)?;
     if !config.likelihood.is_continuous() || a.binarize.is_none_or(|b| b.is_none()) {
@@ -230,7 +273,9 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 26] = [
+        let fixed: [(&str, bool); 28] = [
+            ("--prior", a.prior.is_some()),
+            ("--pseudo-inputs", a.pseudo_inputs.is_some()),
             ("--lr-schedule", a.lr_schedule.is_some()),
             ("--adam-eps", a.adam_eps.is_some()),
             ("--init", a.init.is_some()),

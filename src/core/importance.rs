@@ -40,6 +40,8 @@ simd_fn! {
 /// Writes `weights` \[k·B\] = w̃ and `losses` \[B\] = ln k − log Σ_s w_s; returns the sums
 /// over the batch of the loss and of the mean reconstruction loss `(1/k) Σ_s bce`. With
 /// `uniform`, the k-sample ELBO instead: `weights` = 1/k and `losses` = −(1/k) Σ_s log w_s.
+/// `log_prior` \[k·B\], when given, is each column's log p(z) in place of N(0, I)'s −½‖z‖²
+/// (both without the (2π)^{−L/2} factor, which cancels against q's).
 #[allow(clippy::too_many_arguments)]
 pub fn importance_weights(
     enc: &[f32],
@@ -50,6 +52,7 @@ pub fn importance_weights(
     losses: &mut [f32],
     batch: usize,
     uniform: bool,
+    log_prior: Option<&[f32]>,
 ) -> (f64, f64) {
     let cols = bce.len();
     let k = cols / batch;
@@ -65,8 +68,15 @@ pub fn importance_weights(
         let blocks = weights.chunks_exact_mut(batch).zip(erow.chunks_exact(batch).zip(zrow.chunks_exact(batch)));
         for (wblock, (eblock, zblock)) in blocks {
             for (((w, &e), &z), &lv) in wblock.iter_mut().zip(eblock).zip(zblock).zip(lrow) {
-                *w += 0.5 * (e * e - z * z + lv);
+                // N(0, I)'s log-density −½z², unless another prior's is added below.
+                let prior = if log_prior.is_some() { 0.0 } else { z * z };
+                *w += 0.5 * (e * e - prior + lv);
             }
+        }
+    }
+    if let Some(lp) = log_prior {
+        for (w, &v) in weights.iter_mut().zip(lp) {
+            *w += v;
         }
     }
     let (mut loss_sum, mut bce_sum) = (0.0f64, 0.0f64);

@@ -15,6 +15,7 @@ pub mod pool;
 pub mod rng;
 pub mod shape;
 pub mod simd;
+pub mod vamp;
 
 pub use adam::{AdamConfig, AdamState, adam_step};
 pub use matmul::{Mat, matmul};

@@ -108,6 +108,40 @@ pub struct ModelConfig {
     pub widths: Vec<usize>,
     #[serde(default)]
     pub likelihood: Likelihood,
+    /// The prior p(z): N(0, I), or the VampPrior's mixture of posteriors of learned
+    /// pseudo-inputs.
+    #[serde(default, skip_serializing_if = "Prior::is_standard")]
+    pub prior: Prior,
+}
+
+/// The prior over z.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Prior {
+    /// N(0, I) (Kingma & Welling 2014).
+    #[default]
+    Standard,
+    /// The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z | u_k) over K learned
+    /// pseudo-inputs u_k, stored as `prior.pseudo_inputs` \[K, C, H, W\] and clipped to \[0, 1\]
+    /// (their hardtanh).
+    Vamp { pseudo_inputs: usize },
+}
+
+/// Most pseudo-inputs `--pseudo-inputs` accepts.
+pub const MAX_PSEUDO_INPUTS: usize = 4096;
+
+impl Prior {
+    pub fn is_standard(&self) -> bool {
+        *self == Prior::Standard
+    }
+
+    /// The pseudo-inputs of a VampPrior (0 for the standard prior).
+    pub fn pseudo_inputs(&self) -> usize {
+        match self {
+            Prior::Standard => 0,
+            Prior::Vamp { pseudo_inputs } => *pseudo_inputs,
+        }
+    }
 }
 
 /// Where each layer's weights live in the flat parameter (and gradient) buffer.
@@ -131,6 +165,8 @@ pub struct Layout {
     pub output: Layer,
     /// A Gaussian likelihood's learned log-variance per channel (`likelihood.logvar`).
     pub logvar: Option<Range<usize>>,
+    /// A VampPrior's pseudo-inputs \[K, C, H, W\] (`prior.pseudo_inputs`).
+    pub pseudo_inputs: Option<Range<usize>>,
     pub tensors: Vec<TensorInfo>,
     pub len: usize,
 }
@@ -152,6 +188,7 @@ impl ModelConfig {
             activation: Activation::Relu,
             widths: Vec::new(),
             likelihood: Likelihood::Bernoulli,
+            prior: Prior::Standard,
         }
     }
 
@@ -242,6 +279,18 @@ impl ModelConfig {
             return Err(format!("the data has {} classes; at most {MAX_CLASSES} are supported", self.classes));
         }
         self.likelihood.validate()?;
+        if let Prior::Vamp { pseudo_inputs } = self.prior {
+            if self.kind != ModelKind::Vae {
+                return Err(format!(
+                    "--prior vamp needs --model vae: its pseudo-inputs carry no label for a cvae, and an ae has no \
+                     prior (got {})",
+                    self.kind
+                ));
+            }
+            if !(1..=MAX_PSEUDO_INPUTS).contains(&pseudo_inputs) {
+                return Err(format!("--pseudo-inputs must be between 1 and {MAX_PSEUDO_INPUTS}, got {pseudo_inputs}"));
+            }
+        }
         match self.arch {
             Arch::Mlp => {
                 if self.hidden_dim == 0 {
@@ -351,7 +400,10 @@ impl ModelConfig {
             }
         };
         let logvar = self.likelihood.learns_variance().then(|| b.push("likelihood.logvar", vec![self.channels], None));
-        Layout { encoder, head, decoder, output, logvar, tensors: b.tensors, len: b.len }
+        let k = self.prior.pseudo_inputs();
+        let shape = vec![k, self.channels, self.image_rows, self.image_cols];
+        let pseudo_inputs = (k > 0).then(|| b.push("prior.pseudo_inputs", shape, None));
+        Layout { encoder, head, decoder, output, logvar, pseudo_inputs, tensors: b.tensors, len: b.len }
     }
 
     /// `fc_mu` and, for variational models, `fc_logvar`, laid out as one `[E, inputs]` layer.

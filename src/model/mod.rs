@@ -43,6 +43,11 @@ pub enum InputError {
     Temperature(f32),
 }
 
+/// A VampPrior's pseudo-inputs start as N(mean, std²) per pixel (Tomczak & Welling's
+/// code: `pseudoinputs_mean` 0.05, `pseudoinputs_std` 0.01 for MNIST).
+pub const PSEUDO_INPUT_MEAN: f32 = 0.05;
+pub const PSEUDO_INPUT_STD: f32 = 0.01;
+
 /// What the encoder says of a batch of images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Encoding {
@@ -86,6 +91,12 @@ impl Model {
         }
         if let Some(r) = &network.layout.logvar {
             params[r.clone()].fill(likelihood::LEARNED_LOGVAR_INIT);
+        }
+        if let Some(r) = &network.layout.pseudo_inputs {
+            // Tomczak & Welling's initialisation: N(0.05, 0.01²) per pixel.
+            let u = &mut params[r.clone()];
+            rng.fill_normal(u);
+            u.iter_mut().for_each(|v| *v = PSEUDO_INPUT_MEAN + PSEUDO_INPUT_STD * *v);
         }
         Model { network, params }
     }
@@ -176,7 +187,8 @@ impl Model {
         Ok(out)
     }
 
-    /// Draws `n` images from the generative model: z ~ N(0, I), then the decoder's means.
+    /// Draws `n` images from the generative model: z ~ p(z) (N(0, I), or a VampPrior's
+    /// mixture), then the decoder's means.
     /// The result is flat, `[n, pixels]` row-major: image i is `[i·pixels..(i+1)·pixels]`,
     /// channel-major within (see [`ModelConfig::shape`]).
     ///
@@ -187,7 +199,8 @@ impl Model {
     }
 
     /// [`Model::sample`] at a temperature: z ~ N(0, T² I), so T < 1 trades diversity for
-    /// typical-looking images (T = 1 is the model's own prior; T = 0 decodes z = 0).
+    /// typical-looking images (T = 1 is the model's own prior; T = 0 decodes z = 0). A
+    /// VampPrior's z: a pseudo-input's posterior mean plus T times its spread.
     ///
     /// # Errors
     /// [`InputError`] when the labels do not fit the model or the temperature is negative
@@ -204,7 +217,10 @@ impl Model {
             return Err(InputError::Temperature(temperature));
         }
         check_labels(self.config(), labels, n)?;
-        let z = prior_codes(n, self.config().latent_dim, temperature, rng);
+        let z = match self.network.prior_mixture(pool, &self.params) {
+            Some(m) => m.sample(n, temperature, rng),
+            None => prior_codes(n, self.config().latent_dim, temperature, rng),
+        };
         self.decode(pool, &z, labels)
     }
 }

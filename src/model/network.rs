@@ -21,7 +21,7 @@
 use super::config::{Arch, Layout, ModelConfig};
 use crate::core::activations::activation_backward;
 use crate::core::likelihood::gaussian_weighted_logvar_grad;
-use crate::core::{Pool, importance, kernels};
+use crate::core::{Pool, importance, kernels, vamp};
 use crate::nn::Layer;
 
 /// Every buffer one batch needs, allocated once.
@@ -69,6 +69,52 @@ pub struct Workspace {
     dlogvar_rows: Vec<f32>,
     /// The convolutions' per-thread column blocks.
     col: Vec<f32>,
+    /// A VampPrior's buffers (the pseudo-inputs' pass through the encoder and the mixture's
+    /// terms); `None` for the standard prior.
+    prior: Option<Box<PriorWork>>,
+}
+
+/// What a VampPrior needs per batch: the encoder on the K pseudo-inputs (a workspace of K
+/// columns), the mixture built from their encodings, and its per-column tables.
+struct PriorWork {
+    ws: Workspace,
+    mixture: Option<vamp::Mixture>,
+    /// Responsibilities r \[K, cols\]; z² \[L, cols\]; log p_λ(z) \[cols\]; −∂log p_λ/∂z and
+    /// scratch \[L, cols\]; \[L, K\] scratch twice; every parameter's gradient of the prior
+    /// pass; the pseudo-inputs' gradient \[P, K\].
+    resp: Vec<f32>,
+    z2: Vec<f32>,
+    log_p: Vec<f32>,
+    neg_grad: Vec<f32>,
+    scratch: Vec<f32>,
+    zs: Vec<f32>,
+    z2s: Vec<f32>,
+    grads: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+impl PriorWork {
+    fn new(config: &ModelConfig, cols: usize, threads: usize) -> Option<Box<PriorWork>> {
+        let k = config.prior.pseudo_inputs();
+        if k == 0 {
+            return None;
+        }
+        let (l, p) = (config.latent_dim, config.pixels());
+        let plain = ModelConfig { prior: super::config::Prior::Standard, ..config.clone() };
+        Some(Box::new(PriorWork {
+            ws: Workspace::with_samples(&plain, k, 1, threads),
+            mixture: None,
+            resp: vec![0.0; k * cols],
+            z2: vec![0.0; l * cols],
+            log_p: vec![0.0; cols],
+            neg_grad: vec![0.0; l * cols],
+            scratch: vec![0.0; l * cols],
+            zs: vec![0.0; l * k],
+            z2s: vec![0.0; l * k],
+            grads: vec![0.0; config.layout().len],
+            dx: vec![0.0; p * k],
+        }))
+    }
 }
 
 impl Workspace {
@@ -122,6 +168,7 @@ impl Workspace {
             logvar_rows: vec![0.0; p],
             dlogvar_rows: vec![0.0; p],
             col: vec![0.0; col_len],
+            prior: PriorWork::new(config, cols, threads),
         }
     }
 
@@ -274,8 +321,15 @@ impl Network {
     /// Full forward pass and loss. Needs `ws.x` (and `ws.y` for a cvae) and, for variational
     /// models, `ws.eps` filled. Leaves per-example reconstruction losses in `ws.bce[..B]`, KL
     /// in `ws.kl`, and ∂loss/∂out in `ws.out` for [`Network::backward`].
+    ///
+    /// With a VampPrior the KL term has no closed form: the loss is the one-draw ELBO with
+    /// the KL estimated at the draw ([`Network::forward_samples`] with k = 1), and `ws.kl`
+    /// holds each example's loss.
     pub fn forward(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) -> BatchLoss {
         assert_eq!(ws.samples, 1, "the ELBO takes one draw of z per example; see forward_iwae");
+        if ws.prior.is_some() {
+            return self.forward_samples(pool, params, ws, false);
+        }
         self.encode(pool, params, ws);
         self.reparameterize(ws);
         self.decode_logits(pool, params, ws);
@@ -287,6 +341,9 @@ impl Network {
     /// Gradients of Σ_b −log p(x_b|z_b) + β·KL_b with respect to every parameter, after
     /// [`Network::forward`]. `grads` has the parameters' layout; every entry is overwritten.
     pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
+        if ws.prior.is_some() {
+            return self.backward_iwae(pool, params, grads, ws);
+        }
         self.backward_decoder(pool, params, grads, ws);
         // Encoder head: through the reparameterisation and the KL term.
         let db_head = &mut grads[self.layout.head.b.clone()];
@@ -296,7 +353,7 @@ impl Network {
             ws.denc.copy_from_slice(&ws.dz);
             kernels::row_sums(&ws.denc, ws.batch, db_head);
         }
-        self.backward_encoder(pool, params, grads, ws);
+        self.backward_encoder(pool, params, grads, ws, None);
     }
 
     /// The importance-weighted objective with k = `ws.samples` draws of z per example
@@ -322,6 +379,15 @@ impl Network {
         ws.fill_targets(p);
         let targets = if ws.samples == 1 { Targets::Batch } else { Targets::Repeated };
         self.reconstruction(pool, params, ws, targets);
+        let log_prior = match ws.prior.as_deref_mut() {
+            Some(pw) => {
+                self.prior_forward(pool, params, pw);
+                let m = pw.mixture.as_ref().expect("just built");
+                m.log_density(pool, &ws.z[..l * cols], &mut pw.z2, &mut pw.resp, &mut pw.log_p);
+                Some(&pw.log_p[..cols])
+            }
+            None => None,
+        };
         let (loss, bce) = importance::importance_weights(
             &ws.enc,
             &ws.eps,
@@ -331,6 +397,7 @@ impl Network {
             &mut ws.kl[..b],
             b,
             !importance,
+            log_prior,
         );
         if self.layout.logvar.is_some() {
             // From the unweighted mean gradient, before weight_columns scales it.
@@ -343,19 +410,89 @@ impl Network {
     /// Gradients of the importance-weighted loss after [`Network::forward_iwae`].
     pub fn backward_iwae(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
         self.backward_decoder(pool, params, grads, ws);
-        let l = self.config.latent_dim * ws.columns();
+        let (cols, l) = (ws.columns(), self.config.latent_dim * ws.columns());
+        // The prior's share of ∂loss/∂z per unit weight, −∂log p(z)/∂z: z for N(0, I).
+        let prior_grad = match ws.prior.as_deref_mut() {
+            Some(pw) => {
+                let m = pw.mixture.as_ref().expect("built by the forward pass");
+                m.neg_grad_z(pool, &ws.z[..l], &pw.resp, &mut pw.scratch, &mut pw.neg_grad);
+                &pw.neg_grad[..l]
+            }
+            None => &ws.z[..l],
+        };
         let db_head = &mut grads[self.layout.head.b.clone()];
         importance::importance_backward(
             &ws.enc,
             &ws.eps,
-            &ws.z[..l],
+            prior_grad,
             &ws.dz,
             &ws.weights,
             &mut ws.denc,
             db_head,
             ws.batch,
         );
-        self.backward_encoder(pool, params, grads, ws);
+        self.backward_encoder(pool, params, grads, ws, None);
+        if let Some(mut pw) = ws.prior.take() {
+            self.prior_backward(pool, params, grads, &mut pw, &ws.z[..l], &ws.weights[..cols]);
+            ws.prior = Some(pw);
+        }
+    }
+
+    /// A VampPrior's components from the current pseudo-inputs: u = clip(P, 0, 1) through
+    /// the encoder (`pw.ws.enc` \[2L, K\]), and the mixture built from them.
+    fn prior_forward(&self, pool: &Pool, params: &[f32], pw: &mut PriorWork) {
+        let range = self.layout.pseudo_inputs.clone().expect("a VampPrior has pseudo-inputs");
+        let (k, p) = (self.config.prior.pseudo_inputs(), self.config.pixels());
+        let u = &params[range];
+        for i in 0..p {
+            for c in 0..k {
+                pw.ws.x[i * k + c] = u[c * p + i].clamp(0.0, 1.0);
+            }
+        }
+        self.encode(pool, params, &mut pw.ws);
+        pw.mixture = Some(vamp::Mixture::new(&pw.ws.enc, self.config.latent_dim, k));
+    }
+
+    /// The VampPrior's gradients after [`Network::backward_iwae`]'s data pass: the prior
+    /// term −Σ_c w̃_c log p_λ(z_c) back through the components' encodings and the encoder to
+    /// the pseudo-inputs (zero where the clip is flat), added to `grads`.
+    fn prior_backward(
+        &self,
+        pool: &Pool,
+        params: &[f32],
+        grads: &mut [f32],
+        pw: &mut PriorWork,
+        z: &[f32],
+        weights: &[f32],
+    ) {
+        let (k, p, lay) = (self.config.prior.pseudo_inputs(), self.config.pixels(), &self.layout);
+        let m = pw.mixture.as_ref().expect("built by the forward pass");
+        m.encoding_grad(pool, z, &pw.z2, &mut pw.resp, weights, &mut pw.zs, &mut pw.z2s, &mut pw.ws.denc);
+        kernels::row_sums(&pw.ws.denc, k, &mut pw.grads[lay.head.b.clone()]);
+        self.backward_encoder(pool, params, &mut pw.grads, &mut pw.ws, Some((&mut pw.dx[..], p)));
+        for layer in lay.encoder.iter().chain([&lay.head]) {
+            for r in [layer.w.clone(), layer.b.clone()] {
+                for (g, v) in grads[r.clone()].iter_mut().zip(&pw.grads[r]) {
+                    *g += v;
+                }
+            }
+        }
+        let range = lay.pseudo_inputs.clone().expect("a VampPrior has pseudo-inputs");
+        let (u, du) = (&params[range.clone()], &mut grads[range]);
+        for c in 0..k {
+            for i in 0..p {
+                let v = u[c * p + i];
+                du[c * p + i] = if v > 0.0 && v < 1.0 { pw.dx[i * k + c] } else { 0.0 };
+            }
+        }
+    }
+
+    /// The VampPrior's mixture for `params` (`None` for the standard prior), for sampling
+    /// and evaluation.
+    pub fn prior_mixture(&self, pool: &Pool, params: &[f32]) -> Option<vamp::Mixture> {
+        let mut pw = PriorWork::new(&self.config, 1, pool.threads())?;
+        self.prior_forward(pool, params, &mut pw);
+        pw.mixture
     }
 
     /// Forward only: each decoder column's log p(x|z) against targets `x` \[P, cols\], from
@@ -396,15 +533,23 @@ impl Network {
 
     /// Encoder head and encoder stack, from ∂loss/∂enc in `ws.denc` (and the head's bias
     /// gradient, already written).
-    fn backward_encoder(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
+    /// With `dx = Some((buf, rows))`, also the input's gradient (its first `rows` rows).
+    fn backward_encoder(
+        &self,
+        pool: &Pool,
+        params: &[f32],
+        grads: &mut [f32],
+        ws: &mut Workspace,
+        dx: Option<(&mut [f32], usize)>,
+    ) {
         let (c, lay, b) = (&self.config, &self.layout, ws.batch);
         let last = ws.enc_h.last().expect("one layer at least");
         // The head's input gradient for the features only (a conv cvae's label rows need none).
         let rows = lay.encoder.last().expect("one layer at least").outputs();
         lay.head.backward(pool, params, grads, last, &ws.denc, Some((&mut ws.dh[0], rows)), None, &mut ws.col, b);
-        // Encoder layers (x needs no gradient).
+        // Encoder layers (x needs no gradient unless asked: a VampPrior's pseudo-inputs).
         let stack = Stack { layers: &lay.encoder, outputs: &ws.enc_h, input: &ws.x };
-        stack_backward(pool, c, params, grads, stack, &mut ws.dh, None, false, &mut ws.db_below, &mut ws.col, b);
+        stack_backward(pool, c, params, grads, stack, &mut ws.dh, dx, false, &mut ws.db_below, &mut ws.col, b);
     }
 }
 

@@ -246,6 +246,24 @@ fn sampled_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: 
     let log_normal = |v: f64, mean: f64, logvar: f64| {
         -0.5 * ((2.0 * std::f64::consts::PI).ln() + logvar + (v - mean) * (v - mean) / logvar.exp())
     };
+    // A VampPrior (Tomczak & Welling 2018, eq. 9): the encodings of the pseudo-inputs,
+    // clipped to [0, 1], as the mixture's components, each weighted 1/K.
+    let components: Vec<(Vec<f64>, Vec<f64>)> = match config.layout().pseudo_inputs {
+        Some(range) => params[range]
+            .chunks_exact(p)
+            .map(|u| r.encode(&u.iter().map(|v| v.clamp(0.0, 1.0)).collect::<Vec<_>>(), 0))
+            .collect(),
+        None => Vec::new(),
+    };
+    let log_prior = |z: &[f64]| -> f64 {
+        if components.is_empty() {
+            return z.iter().map(|&v| log_normal(v, 0.0, 0.0)).sum();
+        }
+        let logs: Vec<f64> =
+            components.iter().map(|(m, v)| (0..l).map(|j| log_normal(z[j], m[j], v[j])).sum::<f64>()).collect();
+        let max = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        max + logs.iter().map(|v| (v - max).exp()).sum::<f64>().ln() - (components.len() as f64).ln()
+    };
     let mut total = 0.0;
     for (b, &label) in c.labels.iter().enumerate() {
         let x = &c.x[b * p..(b + 1) * p];
@@ -253,7 +271,7 @@ fn sampled_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: 
         let log_w: Vec<f64> = (0..k)
             .map(|s| {
                 let z: Vec<f64> = (0..l).map(|j| mu[j] + eps[(b * k + s) * l + j] * (lv[j] / 2.0).exp()).collect();
-                let prior: f64 = z.iter().map(|&v| log_normal(v, 0.0, 0.0)).sum();
+                let prior = log_prior(&z);
                 let posterior: f64 = (0..l).map(|j| log_normal(z[j], mu[j], lv[j])).sum();
                 r.log_likelihood(&z, label, x) + prior - posterior
             })
