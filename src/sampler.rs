@@ -272,12 +272,13 @@ impl LatentSampler {
         model.decode(pool, &z, labels)
     }
 
-    /// One line for reports: `prior N(0, I)` or `gmm (10 components, per label)`.
+    /// One line for reports: `prior N(0, I)` or `fitted Gaussian mixture (10 components per
+    /// label, epoch 50)`.
     pub fn describe(&self) -> String {
         match self {
             LatentSampler::Prior => "prior N(0, I)".into(),
             LatentSampler::Gmm(f) => format!(
-                "gmm ({} components{}, fitted at epoch {})",
+                "fitted Gaussian mixture ({} components{}, epoch {})",
                 f.components,
                 if f.mixtures.len() > 1 { " per label" } else { "" },
                 f.epoch

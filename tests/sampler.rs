@@ -44,7 +44,11 @@ fn a_vae_gets_one_mixture_that_sample_eval_and_serve_use() {
     // serve: /api/model names it, /api/sample draws from it.
     let addr = start_server_with(&run, SamplerName::Gmm);
     let model = http::get(addr, "/api/model").json();
-    assert!(model["sampler"].as_str().unwrap().starts_with("gmm (3 components"), "{}", model["sampler"]);
+    assert!(
+        model["sampler"].as_str().unwrap().starts_with("fitted Gaussian mixture (3 components, epoch 2)"),
+        "{}",
+        model["sampler"]
+    );
     let resp = http::get(addr, "/api/sample?n=4&temperature=0.5");
     assert_eq!(resp.status, 200);
     // Training further makes the mixture stale: refused, naming the fix.
