@@ -154,7 +154,7 @@ fn npy_parts(bytes: &[u8]) -> (String, &[u8]) {
 fn runs_are_listed_and_codes_and_samples_exported() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("first"), tmp.path().join("second"));
-    train(&a, &["--epochs", "1"]);
+    train(&a, &["--epochs", "1", "--hidden-layers", "2", "--objective", "iwae", "--k", "2"]);
     train(&b, &["--epochs", "2", "--model", "cvae", "--latent-dim", "3"]);
     std::fs::create_dir(tmp.path().join("not-a-run")).unwrap();
     let out = vae().args(["runs"]).arg(tmp.path()).assert().success();
@@ -163,6 +163,7 @@ fn runs_are_listed_and_codes_and_samples_exported() {
     assert_eq!(lines.len(), 3, "a header and two runs: {text}");
     assert!(lines[1].starts_with("second") && lines[1].contains("cvae mlp 400, z3") && lines[1].contains("2/2"));
     assert!(lines[2].starts_with("first") && lines[2].contains("1/1"), "newest first: {text}");
+    assert!(lines[2].contains("vae mlp 400x2, z20, iwae k=2"), "{text}");
 
     // Codes: CSV with labels, μ and log σ²; NPY with μ, float32 [images, latent].
     vae().args(["encode"]).arg(&b).args(["--limit", "5"]).assert().success();

@@ -39,6 +39,7 @@ fn row(path: &Path) -> Row {
         Ok(config) => {
             let m = &config.model;
             let layers = match m.arch {
+                crate::model::Arch::Mlp if m.hidden_layers > 1 => format!("mlp {}x{}", m.hidden_dim, m.hidden_layers),
                 crate::model::Arch::Mlp => format!("mlp {}", m.hidden_dim),
                 crate::model::Arch::Conv => {
                     format!("conv {}", m.widths.iter().map(usize::to_string).collect::<Vec<_>>().join(","))
@@ -58,7 +59,15 @@ fn row(path: &Path) -> Row {
             });
             [
                 name,
-                format!("{} {layers}, z{}", m.kind, m.latent_dim),
+                {
+                    let objective = config.train.objective;
+                    let trained = if objective.is_elbo() { String::new() } else { format!(", {}", objective.label()) };
+                    let prior = match m.prior.pseudo_inputs() {
+                        0 => String::new(),
+                        k => format!(", vamp {k}"),
+                    };
+                    format!("{} {layers}, z{}{trained}{prior}", m.kind, m.latent_dim)
+                },
                 config.train.dataset.to_string(),
                 format!("{}/{}", metrics.last().map_or(0, |r| r.epoch), config.train.epochs),
                 test,
