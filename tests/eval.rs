@@ -10,8 +10,11 @@ use vae::train::{TrainConfig, Trainer};
 /// A VAE trained for 80 steps on 2,560 images: far from converged, but with a real
 /// posterior so bounds differ measurably.
 fn trained(kind: ModelKind) -> (Model, Split) {
+    trained_with(ModelConfig { latent_dim: 8, hidden_dim: 200, ..ModelConfig::tutorial(kind) })
+}
+
+fn trained_with(config: ModelConfig) -> (Model, Split) {
     let data = Dataset::load(&Source::Mnist).unwrap();
-    let config = ModelConfig { latent_dim: 8, hidden_dim: 200, ..ModelConfig::tutorial(kind) };
     let train = TrainConfig {
         epochs: 2,
         batch_size: 64,
@@ -49,14 +52,18 @@ fn sgvb_estimate(model: &Model, split: &Split, image: usize, seed: u64, pool: &P
     sample_rng(seed, image, 0).fill_normal(&mut eps);
     let mut z = vec![0.0f32; l];
     let mut log_ratio = 0.0f64;
+    let vamp = pseudo_input_encodings(model, pool);
     let two_pi = std::f64::consts::TAU;
     for j in 0..l {
         let (m, lv, e) = (enc.mu[j] as f64, enc.logvar[j] as f64, eps[j] as f64);
         let zj = m + (lv / 2.0).exp() * e;
         z[j] = zj as f32;
-        let log_prior = -0.5 * (zj * zj + two_pi.ln());
+        let log_prior = if vamp.is_empty() { -0.5 * (zj * zj + two_pi.ln()) } else { 0.0 };
         let log_q = -0.5 * (e * e + lv + two_pi.ln());
         log_ratio += log_prior - log_q;
+    }
+    if !vamp.is_empty() {
+        log_ratio += vamp_log_prior(&vamp, &z, l);
     }
     let probs = model.decode(pool, &z, labels).unwrap();
     let log_lik: f64 = (0..p)
@@ -66,6 +73,52 @@ fn sgvb_estimate(model: &Model, split: &Split, image: usize, seed: u64, pool: &P
         })
         .sum();
     log_lik + log_ratio
+}
+
+/// A VampPrior's components (μ_k, log σ²_k), each `[latent]`, from the library's encoder
+/// on the clipped pseudo-inputs; empty for the standard prior.
+fn pseudo_input_encodings(model: &Model, pool: &Pool) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let Some(range) = model.network.layout.pseudo_inputs.clone() else { return Vec::new() };
+    let p = model.config().pixels();
+    let u: Vec<f32> = model.params[range].iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    let enc = model.encode(pool, &u, None).unwrap();
+    let l = model.config().latent_dim;
+    (0..u.len() / p).map(|k| (enc.mu[k * l..(k + 1) * l].to_vec(), enc.logvar[k * l..(k + 1) * l].to_vec())).collect()
+}
+
+/// log (1/K) Σ_k N(z; μ_k, σ²_k) in f64 (Tomczak & Welling 2018, eq. 9).
+fn vamp_log_prior(components: &[(Vec<f32>, Vec<f32>)], z: &[f32], l: usize) -> f64 {
+    let logs: Vec<f64> = components
+        .iter()
+        .map(|(mu, lv)| {
+            (0..l)
+                .map(|j| {
+                    let (d, lv) = (z[j] as f64 - mu[j] as f64, lv[j] as f64);
+                    -0.5 * (std::f64::consts::TAU.ln() + lv + d * d / lv.exp())
+                })
+                .sum()
+        })
+        .collect();
+    let max = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    max + logs.iter().map(|v| (v - max).exp()).sum::<f64>().ln() - (components.len() as f64).ln()
+}
+
+/// With a VampPrior, IWAE_1 is the SGVB estimator with the mixture's log-density.
+#[test]
+fn vamp_iwae_with_one_sample_is_the_sgvb_estimator_with_the_mixture_prior() {
+    let prior = vae::model::config::Prior::Vamp { pseudo_inputs: 20 };
+    let (model, split) =
+        trained_with(ModelConfig { latent_dim: 8, hidden_dim: 200, prior, ..ModelConfig::tutorial(ModelKind::Vae) });
+    let pool = Pool::new(2);
+    let bounds = iwae(&model, &split, 1, 11, &pool, &mut |_| {});
+    for image in [0, 1, 57, 199] {
+        let want = sgvb_estimate(&model, &split, image, 11, &pool);
+        let got = bounds[image];
+        assert!((got - want).abs() < 2e-4 * want.abs(), "image {image}: IWAE_1 {got} vs SGVB {want}");
+    }
+    let more = iwae(&model, &split, 50, 11, &pool, &mut |_| {});
+    let mean = |b: &[f64]| b.iter().sum::<f64>() / b.len() as f64;
+    assert!(mean(&more) > mean(&bounds), "IWAE-50 {} is not above IWAE-1 {}", mean(&more), mean(&bounds));
 }
 
 #[test]
