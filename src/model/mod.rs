@@ -5,6 +5,8 @@ pub mod classifier;
 pub mod config;
 pub mod likelihood;
 pub mod network;
+mod prior;
+mod sampled;
 
 pub use crate::nn::TensorInfo;
 pub use config::{Arch, Layout, ModelConfig, ModelKind};

@@ -19,9 +19,9 @@
 //! loss is Σ_b −log (1/k) Σ_s w_s (Burda et al. 2015; kernels in `core::importance`).
 
 use super::config::{Arch, Layout, ModelConfig};
+use super::prior::PriorWork;
 use crate::core::activations::activation_backward;
-use crate::core::likelihood::gaussian_weighted_logvar_grad;
-use crate::core::{Pool, importance, kernels, vamp};
+use crate::core::{Pool, kernels};
 use crate::nn::Layer;
 
 /// Every buffer one batch needs, allocated once.
@@ -49,8 +49,8 @@ pub struct Workspace {
     pub out: Vec<f32>,
     /// Gradient scratch, two so stacked layers can ping-pong.
     dh: [Vec<f32>; 2],
-    dz: Vec<f32>,
-    denc: Vec<f32>,
+    pub(super) dz: Vec<f32>,
+    pub(super) denc: Vec<f32>,
     /// Per-column reconstruction loss −log p(x|z) \[k·B\], plus per-thread scratch.
     pub bce: Vec<f32>,
     /// Per-example KL(q(z|x) ‖ p(z)) \[B\]; after [`Network::forward_iwae`], each example's loss.
@@ -62,59 +62,16 @@ pub struct Workspace {
     /// The output bias per row \[P\] (a convolution's is per channel), its gradient, and a
     /// Gaussian likelihood's log-variance per row and its gradient.
     bias_rows: Vec<f32>,
-    db_rows: Vec<f32>,
+    pub(super) db_rows: Vec<f32>,
     /// A fused ReLU backward's bias gradient (the largest layer's channels).
     db_below: Vec<f32>,
-    logvar_rows: Vec<f32>,
-    dlogvar_rows: Vec<f32>,
+    pub(super) logvar_rows: Vec<f32>,
+    pub(super) dlogvar_rows: Vec<f32>,
     /// The convolutions' per-thread column blocks.
     col: Vec<f32>,
     /// A VampPrior's buffers (the pseudo-inputs' pass through the encoder and the mixture's
     /// terms); `None` for the standard prior.
-    prior: Option<Box<PriorWork>>,
-}
-
-/// What a VampPrior needs per batch: the encoder on the K pseudo-inputs (a workspace of K
-/// columns), the mixture built from their encodings, and its per-column tables.
-struct PriorWork {
-    ws: Workspace,
-    mixture: Option<vamp::Mixture>,
-    /// Responsibilities r \[K, cols\]; z² \[L, cols\]; log p_λ(z) \[cols\]; −∂log p_λ/∂z and
-    /// scratch \[L, cols\]; \[L, K\] scratch twice; every parameter's gradient of the prior
-    /// pass; the pseudo-inputs' gradient \[P, K\].
-    resp: Vec<f32>,
-    z2: Vec<f32>,
-    log_p: Vec<f32>,
-    neg_grad: Vec<f32>,
-    scratch: Vec<f32>,
-    zs: Vec<f32>,
-    z2s: Vec<f32>,
-    grads: Vec<f32>,
-    dx: Vec<f32>,
-}
-
-impl PriorWork {
-    fn new(config: &ModelConfig, cols: usize, threads: usize) -> Option<Box<PriorWork>> {
-        let k = config.prior.pseudo_inputs();
-        if k == 0 {
-            return None;
-        }
-        let (l, p) = (config.latent_dim, config.pixels());
-        let plain = ModelConfig { prior: super::config::Prior::Standard, ..config.clone() };
-        Some(Box::new(PriorWork {
-            ws: Workspace::with_samples(&plain, k, 1, threads),
-            mixture: None,
-            resp: vec![0.0; k * cols],
-            z2: vec![0.0; l * cols],
-            log_p: vec![0.0; cols],
-            neg_grad: vec![0.0; l * cols],
-            scratch: vec![0.0; l * cols],
-            zs: vec![0.0; l * k],
-            z2s: vec![0.0; l * k],
-            grads: vec![0.0; config.layout().len],
-            dx: vec![0.0; p * k],
-        }))
-    }
+    pub(super) prior: Option<Box<PriorWork>>,
 }
 
 impl Workspace {
@@ -178,7 +135,7 @@ impl Workspace {
     }
 
     /// Copies the label rows `y` into `z`, once per sample.
-    fn copy_labels(&mut self, config: &ModelConfig) {
+    pub(super) fn copy_labels(&mut self, config: &ModelConfig) {
         let (b, cols, l) = (self.batch, self.columns(), config.latent_dim);
         for c in 0..config.cond_dim() {
             let src = &self.y[c * b..(c + 1) * b];
@@ -190,7 +147,7 @@ impl Workspace {
 
     /// Fills `x_rep` with the reconstruction target of every decoder column when k > 1:
     /// `x`'s pixel rows, once per sample.
-    fn fill_targets(&mut self, pixels: usize) {
+    pub(super) fn fill_targets(&mut self, pixels: usize) {
         let b = self.batch;
         if self.samples == 1 {
             return;
@@ -306,7 +263,7 @@ impl Network {
     /// The reconstruction term on the decoder's `cols` columns against targets `x`
     /// \[P, cols\]: each column's −log p(x|z) in `ws.bce[..cols]`, ∂/∂out in `ws.out`, and the
     /// output bias's (and log-variance's) row gradients in the workspace.
-    fn reconstruction(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, targets: Targets) {
+    pub(super) fn reconstruction(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, targets: Targets) {
         let (p, cols) = (self.config.pixels(), ws.columns());
         self.fill_logvar(params, &mut ws.logvar_rows);
         let bias = self.output_bias(params, &mut ws.bias_rows);
@@ -356,145 +313,6 @@ impl Network {
         self.backward_encoder(pool, params, grads, ws, None);
     }
 
-    /// The importance-weighted objective with k = `ws.samples` draws of z per example
-    /// (Burda, Grosse & Salakhutdinov 2015, eq. 8): Σ_b −log (1/k) Σ_s w_s. Needs `ws.x`
-    /// (`ws.y`) and `ws.eps` \[L, k·B\] filled. Leaves the w̃-weighted ∂loss/∂out in `ws.out`,
-    /// w̃ in `ws.weights`, and each example's loss in `ws.kl`. The returned `bce` is Σ_b of
-    /// the mean reconstruction loss over the samples and `kl` the rest, so `bce + kl` is the
-    /// loss; for k = 1 `kl` is the single-draw estimate log q(z|x) − log p(z).
-    pub fn forward_iwae(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) -> BatchLoss {
-        self.forward_samples(pool, params, ws, true)
-    }
-
-    /// [`Network::forward_iwae`] with importance weights (`importance`), or with uniform
-    /// weights 1/k: the k-sample ELBO −(1/k) Σ_s log w_s, Burda et al.'s "VAE with k samples"
-    /// (the KL then estimated by the same draws). [`Network::backward_iwae`] serves both.
-    pub fn forward_samples(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, importance: bool) -> BatchLoss {
-        assert!(self.config.kind.variational(), "the sampled objectives need a variational model");
-        let (l, p, b, cols) = (self.config.latent_dim, self.config.pixels(), ws.batch, ws.columns());
-        self.encode(pool, params, ws);
-        importance::reparameterize_samples(&ws.enc, &ws.eps, &mut ws.z[..l * cols], b);
-        ws.copy_labels(&self.config);
-        self.decode_logits(pool, params, ws);
-        ws.fill_targets(p);
-        let targets = if ws.samples == 1 { Targets::Batch } else { Targets::Repeated };
-        self.reconstruction(pool, params, ws, targets);
-        let log_prior = match ws.prior.as_deref_mut() {
-            Some(pw) => {
-                self.prior_forward(pool, params, pw);
-                let m = pw.mixture.as_ref().expect("just built");
-                m.log_density(pool, &ws.z[..l * cols], &mut pw.z2, &mut pw.resp, &mut pw.log_p);
-                Some(&pw.log_p[..cols])
-            }
-            None => None,
-        };
-        let (loss, bce) = importance::importance_weights(
-            &ws.enc,
-            &ws.eps,
-            &ws.z[..l * cols],
-            &ws.bce[..cols],
-            &mut ws.weights,
-            &mut ws.kl[..b],
-            b,
-            !importance,
-            log_prior,
-        );
-        if self.layout.logvar.is_some() {
-            // From the unweighted mean gradient, before weight_columns scales it.
-            gaussian_weighted_logvar_grad(&ws.out, &ws.weights[..cols], &ws.logvar_rows, &mut ws.dlogvar_rows);
-        }
-        importance::weight_columns(&mut ws.out, &ws.weights, &mut ws.db_rows);
-        BatchLoss { bce, kl: loss - bce }
-    }
-
-    /// Gradients of the importance-weighted loss after [`Network::forward_iwae`].
-    pub fn backward_iwae(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
-        self.backward_decoder(pool, params, grads, ws);
-        let (cols, l) = (ws.columns(), self.config.latent_dim * ws.columns());
-        // The prior's share of ∂loss/∂z per unit weight, −∂log p(z)/∂z: z for N(0, I).
-        let prior_grad = match ws.prior.as_deref_mut() {
-            Some(pw) => {
-                let m = pw.mixture.as_ref().expect("built by the forward pass");
-                m.neg_grad_z(pool, &ws.z[..l], &pw.resp, &mut pw.scratch, &mut pw.neg_grad);
-                &pw.neg_grad[..l]
-            }
-            None => &ws.z[..l],
-        };
-        let db_head = &mut grads[self.layout.head.b.clone()];
-        importance::importance_backward(
-            &ws.enc,
-            &ws.eps,
-            prior_grad,
-            &ws.dz,
-            &ws.weights,
-            &mut ws.denc,
-            db_head,
-            ws.batch,
-        );
-        self.backward_encoder(pool, params, grads, ws, None);
-        if let Some(mut pw) = ws.prior.take() {
-            self.prior_backward(pool, params, grads, &mut pw, &ws.z[..l], &ws.weights[..cols]);
-            ws.prior = Some(pw);
-        }
-    }
-
-    /// A VampPrior's components from the current pseudo-inputs: u = clip(P, 0, 1) through
-    /// the encoder (`pw.ws.enc` \[2L, K\]), and the mixture built from them.
-    fn prior_forward(&self, pool: &Pool, params: &[f32], pw: &mut PriorWork) {
-        let range = self.layout.pseudo_inputs.clone().expect("a VampPrior has pseudo-inputs");
-        let (k, p) = (self.config.prior.pseudo_inputs(), self.config.pixels());
-        let u = &params[range];
-        for i in 0..p {
-            for c in 0..k {
-                pw.ws.x[i * k + c] = u[c * p + i].clamp(0.0, 1.0);
-            }
-        }
-        self.encode(pool, params, &mut pw.ws);
-        pw.mixture = Some(vamp::Mixture::new(&pw.ws.enc, self.config.latent_dim, k));
-    }
-
-    /// The VampPrior's gradients after [`Network::backward_iwae`]'s data pass: the prior
-    /// term −Σ_c w̃_c log p_λ(z_c) back through the components' encodings and the encoder to
-    /// the pseudo-inputs (zero where the clip is flat), added to `grads`.
-    fn prior_backward(
-        &self,
-        pool: &Pool,
-        params: &[f32],
-        grads: &mut [f32],
-        pw: &mut PriorWork,
-        z: &[f32],
-        weights: &[f32],
-    ) {
-        let (k, p, lay) = (self.config.prior.pseudo_inputs(), self.config.pixels(), &self.layout);
-        let m = pw.mixture.as_ref().expect("built by the forward pass");
-        m.encoding_grad(pool, z, &pw.z2, &mut pw.resp, weights, &mut pw.zs, &mut pw.z2s, &mut pw.ws.denc);
-        kernels::row_sums(&pw.ws.denc, k, &mut pw.grads[lay.head.b.clone()]);
-        self.backward_encoder(pool, params, &mut pw.grads, &mut pw.ws, Some((&mut pw.dx[..], p)));
-        for layer in lay.encoder.iter().chain([&lay.head]) {
-            for r in [layer.w.clone(), layer.b.clone()] {
-                for (g, v) in grads[r.clone()].iter_mut().zip(&pw.grads[r]) {
-                    *g += v;
-                }
-            }
-        }
-        let range = lay.pseudo_inputs.clone().expect("a VampPrior has pseudo-inputs");
-        let (u, du) = (&params[range.clone()], &mut grads[range]);
-        for c in 0..k {
-            for i in 0..p {
-                let v = u[c * p + i];
-                du[c * p + i] = if v > 0.0 && v < 1.0 { pw.dx[i * k + c] } else { 0.0 };
-            }
-        }
-    }
-
-    /// The VampPrior's mixture for `params` (`None` for the standard prior), for sampling
-    /// and evaluation.
-    pub fn prior_mixture(&self, pool: &Pool, params: &[f32]) -> Option<vamp::Mixture> {
-        let mut pw = PriorWork::new(&self.config, 1, pool.threads())?;
-        self.prior_forward(pool, params, &mut pw);
-        pw.mixture
-    }
-
     /// Forward only: each decoder column's log p(x|z) against targets `x` \[P, cols\], from
     /// the output layer's product in `ws.out` (after [`Network::decode_logits`]); the result
     /// is in `ws.bce[..cols]`.
@@ -506,7 +324,7 @@ impl Network {
     }
 
     /// Output layer and decoder stack, from ∂loss/∂out in `ws.out` to ∂loss/∂z in `ws.dz`.
-    fn backward_decoder(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
+    pub(super) fn backward_decoder(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
         let (c, lay, cols) = (&self.config, &self.layout, ws.columns());
         // The likelihood's row gradients: the output bias (summed per channel for a
         // convolution) and a learned log-variance (summed per channel).
@@ -534,7 +352,7 @@ impl Network {
     /// Encoder head and encoder stack, from ∂loss/∂enc in `ws.denc` (and the head's bias
     /// gradient, already written).
     /// With `dx = Some((buf, rows))`, also the input's gradient (its first `rows` rows).
-    fn backward_encoder(
+    pub(super) fn backward_encoder(
         &self,
         pool: &Pool,
         params: &[f32],
@@ -555,7 +373,7 @@ impl Network {
 
 /// Which targets the reconstruction term compares with: the batch's (k = 1) or the
 /// repeated ones of k > 1 samples.
-enum Targets {
+pub(super) enum Targets {
     Batch,
     Repeated,
 }
