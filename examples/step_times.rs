@@ -1,6 +1,7 @@
 //! Where a training step's time goes: input gather, forward, backward and Adam, for the
-//! MNIST conv VAE or (with any argument) the 64x64 colour one.
-//! `cargo run --release --example step_times [colour]`.
+//! MNIST conv VAE, the 64x64 colour one, or Burda et al.'s 784-200-200-50 tanh MLP at batch
+//! 20 (with K > 1: the K-sample IWAE step).
+//! `cargo run --release --example step_times [colour | burda [K]]`.
 use std::time::Instant;
 use vae::bench::random_dataset;
 use vae::core::{AdamConfig, AdamState, Pool, Rng, Shape, adam_step};
@@ -8,28 +9,47 @@ use vae::model::{Model, ModelConfig, ModelKind, Workspace};
 use vae::train::fill_inputs;
 
 fn main() {
-    let colour = std::env::args().nth(1).is_some();
-    let (shape, latent) = if colour { (Shape::new(3, 64, 64), 128) } else { (Shape::mnist(), 20) };
-    let b = 128;
-    let data = random_dataset(shape, 30, b, 10);
-    let model = Model::init(ModelConfig::conv(ModelKind::Vae, shape, latent), 1);
+    let arg = std::env::args().nth(1).unwrap_or_default();
+    let k: usize = std::env::args().nth(2).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let (config, b, steps) = match arg.as_str() {
+        "colour" => (ModelConfig::conv(ModelKind::Vae, Shape::new(3, 64, 64), 128), 128, 30),
+        "burda" => {
+            let c = ModelConfig {
+                hidden_dim: 200,
+                hidden_layers: 2,
+                latent_dim: 50,
+                ..ModelConfig::tutorial(ModelKind::Vae)
+            };
+            (ModelConfig { activation: vae::model::config::Activation::Tanh, ..c }, 20, 3000)
+        }
+        _ => (ModelConfig::conv(ModelKind::Vae, Shape::mnist(), 20), 128, 30),
+    };
+    let data = random_dataset(config.shape(), steps, b, 10);
+    let model = Model::init(config, 1);
     let mut params = model.params.clone();
     let pool = Pool::new(0);
-    let mut ws = Workspace::new(model.config(), b, pool.threads());
+    let mut ws = Workspace::with_samples(model.config(), b, k, pool.threads());
     let mut grads = vec![0.0; params.len()];
     let mut adam = AdamState::new(params.len());
     let mut rng = Rng::new(1);
     let mut t = [0.0f64; 4];
-    let steps = 30;
     for step in 0..steps {
         let idx: Vec<u32> = (step * b..(step + 1) * b).map(|i| i as u32).collect();
         let s0 = Instant::now();
         fill_inputs(&pool, &data.train, &idx, model.config(), &mut ws, None);
         rng.fill_normal(&mut ws.eps);
         let s1 = Instant::now();
-        model.network.forward(&pool, &params, &mut ws);
+        if k > 1 {
+            model.network.forward_iwae(&pool, &params, &mut ws);
+        } else {
+            model.network.forward(&pool, &params, &mut ws);
+        }
         let s2 = Instant::now();
-        model.network.backward(&pool, &params, &mut grads, &mut ws, 1.0);
+        if k > 1 {
+            model.network.backward_iwae(&pool, &params, &mut grads, &mut ws);
+        } else {
+            model.network.backward(&pool, &params, &mut grads, &mut ws, 1.0);
+        }
         let s3 = Instant::now();
         adam_step(&pool, &AdamConfig::default(), &mut params, &grads, &mut adam);
         let s4 = Instant::now();
@@ -40,7 +60,7 @@ fn main() {
         }
     }
     println!(
-        "per step (ms): inputs {:.2}  forward {:.2}  backward {:.2}  adam {:.2}  total {:.2}",
+        "per step (ms): inputs {:.3}  forward {:.3}  backward {:.3}  adam {:.3}  total {:.3}",
         t[0],
         t[1],
         t[2],
