@@ -5,8 +5,9 @@
 #   docs/reproduce.sh ROW [RUNS_DIR]       e.g. docs/reproduce.sh burda-vae-k1
 #
 # ROW is one of the names below; runs go to RUNS_DIR/ROW (default runs/ROW). Set VAE to a
-# built binary to skip cargo (VAE=target/release/vae docs/reproduce.sh ...). Every run uses
-# seed 1 and both cores; its wall-clock time is the sum of the "seconds" of metrics.jsonl.
+# built binary to skip cargo (VAE=target/release/vae docs/reproduce.sh ...), and THREADS to
+# train on fewer cores (THREADS=1 runs two rows side by side). Every run uses seed 1; its
+# wall-clock time is the sum of the "seconds" of metrics.jsonl.
 set -euo pipefail
 
 row=${1:-}
@@ -33,7 +34,7 @@ case "$row" in
   tutorial-vae)   flags="--model vae --seed 1" ;;
   tutorial-cvae)  flags="--model cvae --seed 1" ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     echo "rows: burda-vae-k1 burda-vae-k5 burda-iwae-k5 burda-vae-k50 burda-iwae-k50 vamp vamp-baseline tutorial-vae tutorial-cvae" >&2
     exit 2
     ;;
@@ -45,7 +46,7 @@ if [ -f "$dir/config.json" ]; then
   $vae train --resume "$dir"
 else
   # shellcheck disable=SC2086
-  $vae train $flags --out "$dir"
+  $vae train $flags ${THREADS:+--threads $THREADS} --out "$dir"
 fi
 
 case "$row" in
