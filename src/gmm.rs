@@ -14,6 +14,7 @@
 //! estimation in the latent space (Ghosh et al. 2020, §4: "ex-post density estimation").
 
 use crate::core::Rng;
+use crate::core::logsumexp::log_sum_exp;
 use serde::{Deserialize, Serialize};
 
 /// Added to every covariance's diagonal so it stays positive definite (scikit-learn's default).
@@ -390,14 +391,6 @@ fn cholesky(a: &[f64], l: &mut [f64], d: usize) -> bool {
         }
     }
     true
-}
-
-fn log_sum_exp(v: &[f64]) -> f64 {
-    let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if max == f64::NEG_INFINITY {
-        return max;
-    }
-    max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
 }
 
 #[cfg(test)]

@@ -147,24 +147,26 @@ impl LatentSampler {
         }
     }
 
-    /// `n` codes `[n, latent]` at `temperature` (the prior: N(0, T²I), drawn exactly as
-    /// [`Model::sample_at`] draws; a mixture: each component's spread scaled by T), from the
-    /// mixture of each code's label where there is one per label.
-    pub fn draw(&self, n: usize, latent: usize, labels: Option<&[u8]>, temperature: f32, rng: &mut Rng) -> Vec<f32> {
-        match self {
-            LatentSampler::Prior => crate::model::prior_codes(n, latent, temperature, rng),
-            LatentSampler::Gmm(f) => {
-                let mut z = Vec::with_capacity(n * latent);
-                for i in 0..n {
-                    let which = match (labels, f.mixtures.len()) {
-                        (Some(l), m) if m > 1 => (l[i] as usize).min(m - 1),
-                        _ => 0,
-                    };
-                    z.extend(f.mixtures[which].gmm.sample(1, temperature as f64, rng).iter().map(|&v| v as f32));
-                }
-                z
-            }
+    /// `n` codes `[n, latent]` from a fitted mixture, each component's spread scaled by
+    /// `temperature`, from the mixture of each code's label where there is one per label
+    /// (labels clamped to the mixtures there are).
+    fn draw(
+        f: &FittedGmm,
+        n: usize,
+        latent: usize,
+        labels: Option<&[u8]>,
+        temperature: f32,
+        rng: &mut Rng,
+    ) -> Vec<f32> {
+        let mut z = Vec::with_capacity(n * latent);
+        for i in 0..n {
+            let which = match (labels, f.mixtures.len()) {
+                (Some(l), m) if m > 1 => (l[i] as usize).min(m - 1),
+                _ => 0,
+            };
+            z.extend(f.mixtures[which].gmm.sample(1, temperature as f64, rng).iter().map(|&v| v as f32));
         }
+        z
     }
 }
 
@@ -260,15 +262,15 @@ impl LatentSampler {
         temperature: f32,
         rng: &mut Rng,
     ) -> Result<Vec<f32>, crate::model::InputError> {
-        if let LatentSampler::Prior = self {
+        let LatentSampler::Gmm(f) = self else {
             return model.sample_at(pool, n, labels, temperature, rng);
-        }
+        };
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(crate::model::InputError::Temperature(temperature));
         }
         let latent = model.config().latent_dim;
         // Labels are checked by decode; draw clamps them so a bad one cannot panic first.
-        let z = self.draw(n, latent, labels.filter(|l| l.len() == n), temperature, rng);
+        let z = Self::draw(f, n, latent, labels.filter(|l| l.len() == n), temperature, rng);
         model.decode(pool, &z, labels)
     }
 

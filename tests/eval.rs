@@ -75,6 +75,18 @@ fn sgvb_estimate(model: &Model, split: &Split, image: usize, seed: u64, pool: &P
     log_lik + log_ratio
 }
 
+/// IWAE_1 of images 0, 1, 57 and 199 equals [`sgvb_estimate`] on the same draw (seed 11);
+/// returns every image's IWAE_1.
+fn assert_iwae_1_is_sgvb(model: &Model, split: &Split, pool: &Pool, what: &str) -> Vec<f64> {
+    let bounds = iwae(model, split, 1, 11, pool, &mut |_| {});
+    for image in [0, 1, 57, 199] {
+        let want = sgvb_estimate(model, split, image, 11, pool);
+        let got = bounds[image];
+        assert!((got - want).abs() < 2e-4 * want.abs(), "{what} image {image}: IWAE_1 {got} vs SGVB {want}");
+    }
+    bounds
+}
+
 /// A VampPrior's components (μ_k, log σ²_k), each `[latent]`, from the library's encoder
 /// on the clipped pseudo-inputs; empty for the standard prior.
 fn pseudo_input_encodings(model: &Model, pool: &Pool) -> Vec<(Vec<f32>, Vec<f32>)> {
@@ -110,12 +122,7 @@ fn vamp_iwae_with_one_sample_is_the_sgvb_estimator_with_the_mixture_prior() {
     let (model, split) =
         trained_with(ModelConfig { latent_dim: 8, hidden_dim: 200, prior, ..ModelConfig::tutorial(ModelKind::Vae) });
     let pool = Pool::new(2);
-    let bounds = iwae(&model, &split, 1, 11, &pool, &mut |_| {});
-    for image in [0, 1, 57, 199] {
-        let want = sgvb_estimate(&model, &split, image, 11, &pool);
-        let got = bounds[image];
-        assert!((got - want).abs() < 2e-4 * want.abs(), "image {image}: IWAE_1 {got} vs SGVB {want}");
-    }
+    let bounds = assert_iwae_1_is_sgvb(&model, &split, &pool, "vamp");
     let more = iwae(&model, &split, 50, 11, &pool, &mut |_| {});
     let mean = |b: &[f64]| b.iter().sum::<f64>() / b.len() as f64;
     assert!(mean(&more) > mean(&bounds), "IWAE-50 {} is not above IWAE-1 {}", mean(&more), mean(&bounds));
@@ -125,13 +132,7 @@ fn vamp_iwae_with_one_sample_is_the_sgvb_estimator_with_the_mixture_prior() {
 fn iwae_with_one_sample_is_the_sgvb_estimator_on_the_same_draw() {
     for kind in [ModelKind::Vae, ModelKind::Cvae] {
         let (model, split) = trained(kind);
-        let pool = Pool::new(2);
-        let bounds = iwae(&model, &split, 1, 11, &pool, &mut |_| {});
-        for image in [0, 1, 57, 199] {
-            let want = sgvb_estimate(&model, &split, image, 11, &pool);
-            let got = bounds[image];
-            assert!((got - want).abs() < 2e-4 * want.abs(), "{kind} image {image}: IWAE_1 {got} vs SGVB {want}");
-        }
+        assert_iwae_1_is_sgvb(&model, &split, &Pool::new(2), &kind.to_string());
     }
 }
 

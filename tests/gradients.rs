@@ -151,32 +151,28 @@ fn check(config: ModelConfig) {
 }
 
 fn check_iwae(config: ModelConfig, k: usize) {
-    let model = test_model(&config);
-    let c = case(&config);
-    let mut e = vec![0.0f32; BATCH * k * config.latent_dim];
-    Rng::new(11).fill_normal(&mut e);
-    let eps: Vec<f64> = e.iter().map(|&v| v as f64).collect();
-    let what = format!("{:?} {} {} iwae k={k}", config.arch, config.kind, config.likelihood);
-    compare(
-        &what,
-        &model,
-        |threads| core_iwae_gradients(&model, &c, &eps, k, threads),
-        |p| iwae_loss(&config, p, &c, &eps, k),
-    );
+    check_sampled(config, k, true);
 }
 
 fn check_elbo_k(config: ModelConfig, k: usize) {
+    check_sampled(config, k, false);
+}
+
+/// The importance-weighted bound (`importance`) or the k-draw ELBO against the f64 reference.
+fn check_sampled(config: ModelConfig, k: usize, importance: bool) {
     let model = test_model(&config);
     let c = case(&config);
     let mut e = vec![0.0f32; BATCH * k * config.latent_dim];
-    Rng::new(13).fill_normal(&mut e);
+    Rng::new(if importance { 11 } else { 13 }).fill_normal(&mut e);
     let eps: Vec<f64> = e.iter().map(|&v| v as f64).collect();
-    let what = format!("{:?} {} {} elbo k={k}", config.arch, config.kind, config.likelihood);
+    let name = if importance { "iwae" } else { "elbo" };
+    let what = format!("{:?} {} {} {name} k={k}", config.arch, config.kind, config.likelihood);
+    let reference = if importance { iwae_loss } else { elbo_k_loss };
     compare(
         &what,
         &model,
-        |threads| core_sampled_gradients(&model, &c, &eps, k, threads, false),
-        |p| elbo_k_loss(&config, p, &c, &eps, k),
+        |threads| core_sampled_gradients(&model, &c, &eps, k, threads, importance),
+        |p| reference(&config, p, &c, &eps, k),
     );
 }
 

@@ -134,8 +134,9 @@ pub enum PriorName {
 /// Pseudo-inputs of `--prior vamp` without `--pseudo-inputs` (Tomczak & Welling's MNIST setting).
 pub const DEFAULT_PSEUDO_INPUTS: usize = 500;
 
-/// The prior the flags ask for; `--pseudo-inputs` only with vamp, which needs a vae at β = 1.
-fn prior(a: &TrainArgs, kind: ModelKind) -> Result<crate::model::config::Prior> {
+/// The prior the flags ask for; `--pseudo-inputs` only with vamp, which needs β = 1 (and a
+/// vae, which [`ModelConfig::validate`] checks).
+fn prior(a: &TrainArgs) -> Result<crate::model::config::Prior> {
     use crate::model::config::Prior;
     match (a.prior.unwrap_or(PriorName::Standard), a.pseudo_inputs) {
         (PriorName::Standard, Some(_)) => {
@@ -143,11 +144,6 @@ fn prior(a: &TrainArgs, kind: ModelKind) -> Result<crate::model::config::Prior> 
         }
         (PriorName::Standard, None) => Ok(Prior::Standard),
         (PriorName::Vamp, k) => {
-            if kind != ModelKind::Vae {
-                bail!(
-                    "--prior vamp needs --model vae: a cvae's pseudo-inputs would carry no label, and an ae has no prior"
-                );
-            }
             if a.beta.is_some_and(|b| b != 1.0) {
                 bail!(
                     "--beta applies to the closed-form KL of the standard prior; --prior vamp estimates the KL inside each draw's weight; drop --beta"
@@ -220,7 +216,7 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
         }
     };
     config.classes = classes;
-    config.prior = prior(a, kind)?;
+    config.prior = prior(a)?;
     config.activation = a.activation.unwrap_or_default();
     config.likelihood = likelihood(a)?;
     if !config.likelihood.is_continuous() || a.binarize.is_none_or(|b| b.is_none()) {

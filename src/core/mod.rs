@@ -10,6 +10,7 @@ pub mod implicit;
 pub mod importance;
 pub mod kernels;
 pub mod likelihood;
+pub mod logsumexp;
 pub mod matmul;
 pub mod pool;
 pub mod rng;

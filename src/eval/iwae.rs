@@ -15,6 +15,8 @@
 //! log p(x|z) + log p(z) − log q(z|x) on the same draw.
 
 use crate::core::kernels::one_hot;
+use crate::core::logsumexp::LogSumExp;
+pub use crate::core::logsumexp::log_sum_exp;
 use crate::core::pool::SyncMut;
 use crate::core::{Pool, Purpose, Rng};
 use crate::data::Split;
@@ -23,43 +25,6 @@ use crate::model::{Model, Workspace};
 /// Decoder columns per chunk: big enough for `gemm` to run at full speed, small enough
 /// that the logits (pixels × chunk floats, ~3 MB) stay in the last-level cache.
 pub const CHUNK: usize = 1024;
-
-/// log Σ exp, accumulated one value at a time without overflow (the running maximum is
-/// factored out: Σ exp(v) = exp(m) · Σ exp(v − m)).
-#[derive(Clone, Copy, Debug)]
-pub struct LogSumExp {
-    max: f64,
-    sum: f64,
-}
-
-impl Default for LogSumExp {
-    fn default() -> Self {
-        LogSumExp { max: f64::NEG_INFINITY, sum: 0.0 }
-    }
-}
-
-impl LogSumExp {
-    pub fn add(&mut self, v: f64) {
-        if v > self.max {
-            self.sum = self.sum * (self.max - v).exp() + 1.0;
-            self.max = v;
-        } else {
-            self.sum += (v - self.max).exp();
-        }
-    }
-
-    /// log Σ exp(v) over the values added (−∞ for none).
-    pub fn value(&self) -> f64 {
-        self.max + self.sum.ln()
-    }
-}
-
-/// log Σ exp(values), stable for any finite values.
-pub fn log_sum_exp(values: &[f64]) -> f64 {
-    let mut acc = LogSumExp::default();
-    values.iter().for_each(|&v| acc.add(v));
-    acc.value()
-}
 
 /// The noise of importance sample `sample` of image `image`: a stream of its own, so any
 /// sample can be drawn in any order, on any thread, with any chunking.
@@ -204,20 +169,6 @@ pub fn iwae(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_sum_exp_is_stable_near_plus_and_minus_ten_thousand() {
-        // log(e^1e4 + e^1e4) = 1e4 + ln 2, though e^1e4 overflows f64.
-        let v = log_sum_exp(&[1e4, 1e4]);
-        assert!((v - (1e4 + std::f64::consts::LN_2)).abs() < 1e-9, "{v}");
-        let v = log_sum_exp(&[-1e4, -1e4 - 1.0, -1e4 + 2.0]);
-        let want = -1e4 + 2.0 + (1.0 + (-2f64).exp() + (-3f64).exp()).ln();
-        assert!((v - want).abs() < 1e-9, "{v} vs {want}");
-        // Order does not matter, and a single value is itself.
-        assert!((log_sum_exp(&[-1e4 + 2.0, -1e4 - 1.0, -1e4]) - want).abs() < 1e-9);
-        assert_eq!(log_sum_exp(&[-12345.5]), -12345.5);
-        assert_eq!(log_sum_exp(&[]), f64::NEG_INFINITY);
-    }
 
     #[test]
     fn broadcast_targets_equal_the_gathered_ones() {
