@@ -235,6 +235,8 @@ pub struct Trainer {
     grads: Vec<f32>,
     ws: Workspace,
     order: Vec<u32>,
+    /// Scratch of [`Rng::fill_normal_on`].
+    uniforms: Vec<f64>,
 }
 
 impl Trainer {
@@ -245,7 +247,7 @@ impl Trainer {
         let grads = vec![0.0; model.params.len()];
         let order = (0..data.train.len() as u32).collect();
         let interrupt = Arc::new(AtomicBool::new(false));
-        Trainer { config, model, adam, epoch, data, pool, interrupt, grads, ws, order }
+        Trainer { config, model, adam, epoch, data, pool, interrupt, grads, ws, order, uniforms: Vec::new() }
     }
 
     /// Optimisation steps per epoch (the last incomplete batch is dropped).
@@ -283,7 +285,7 @@ impl Trainer {
             let idx = &self.order[step * b..(step + 1) * b];
             fill_inputs(&self.pool, &self.data.train, idx, &c, &mut self.ws, dynamic.then_some(&mut coins));
             if c.kind.variational() {
-                noise.fill_normal(&mut self.ws.eps);
+                noise.fill_normal_on(&self.pool, &mut self.ws.eps, &mut self.uniforms);
             }
             let iwae = !self.config.objective.is_elbo();
             let importance = matches!(self.config.objective, Objective::Iwae { .. });
@@ -385,6 +387,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
     let mut ws = Workspace::new(c, EVAL_BATCH.min(n), pool.threads());
     let mut small: Option<Workspace> = None;
     let mut sum = BatchLoss::default();
+    let mut uniforms = Vec::new();
     let all: Vec<u32> = (0..n as u32).collect();
     for chunk in all.chunks(EVAL_BATCH) {
         let ws = if chunk.len() == ws.batch {
@@ -394,7 +397,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         };
         fill_inputs(pool, split, chunk, c, ws, None);
         if c.kind.variational() {
-            rng.fill_normal(&mut ws.eps);
+            rng.fill_normal_on(pool, &mut ws.eps, &mut uniforms);
         }
         let loss = model.network.forward(pool, &model.params, ws);
         sum.bce += loss.bce;
