@@ -27,9 +27,10 @@ case "$row" in
   burda-vae-k50)  flags="$burda --k 50" ;;
   burda-iwae-k50) flags="$burda --objective iwae --k 50" ;;
   # Tomczak & Welling (2018)'s VampPrior on the same architecture and data, with their batch
-  # of 100 and 500 pseudo-inputs, beside the standard prior trained the same way.
-  vamp)           flags="${burda/--batch-size 20/--batch-size 100} --prior vamp --pseudo-inputs 500" ;;
-  vamp-baseline)  flags="${burda/--batch-size 20/--batch-size 100}" ;;
+  # of 100, 500 pseudo-inputs and 100 epochs of KL warm-up (without it the tanh encoder
+  # collapses onto the prior in the first epoch), beside the standard prior trained the same way.
+  vamp)           flags="${burda/--batch-size 20/--batch-size 100} --kl-warmup 100 --prior vamp --pseudo-inputs 500" ;;
+  vamp-baseline)  flags="${burda/--batch-size 20/--batch-size 100} --kl-warmup 100" ;;
   # The tutorial's models as they are, sampled from the prior and from a per-label mixture.
   tutorial-vae)   flags="--model vae --seed 1" ;;
   tutorial-cvae)  flags="--model cvae --seed 1" ;;

@@ -47,7 +47,7 @@ fn main() {
         }
         let s2 = Instant::now();
         if k > 1 {
-            model.network.backward_iwae(&pool, &params, &mut grads, &mut ws);
+            model.network.backward_iwae(&pool, &params, &mut grads, &mut ws, 1.0);
         } else {
             model.network.backward(&pool, &params, &mut grads, &mut ws, 1.0);
         }

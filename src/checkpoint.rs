@@ -115,6 +115,9 @@ pub struct EpochMetrics {
     /// written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f32>,
+    /// The KL weight of this epoch, recorded while a run has a KL warm-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f32>,
 }
 
 pub use crate::io::write_atomic;

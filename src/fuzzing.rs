@@ -122,6 +122,7 @@ fn states() -> &'static [Arc<AppState>; 2] {
                 objective: Objective::Elbo,
                 lr_schedule: Default::default(),
                 init: Default::default(),
+                kl_warmup: 0,
             };
             let config = RunConfig { kind: DirKind::VaeRun, model: model.clone(), train, version: "fuzz".into() };
             let model = Model::init(model, 1);
@@ -252,6 +253,7 @@ fn run_file_seeds() -> Vec<Vec<u8>> {
         seconds: 0.6,
         images_per_sec: 100_000.0,
         lr,
+        beta: None,
     };
     let lines = [record(1, None), record(2, Some(1e-4))].map(|r| serde_json::to_string(&r).expect("serialises"));
     seeds.push(lines.join("\n").into_bytes());

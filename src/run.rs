@@ -356,10 +356,12 @@ fn progress_bar(tty: bool, steps: usize, epoch: usize, total: usize) -> Progress
     bar
 }
 
-/// The report line of an epoch.
+/// The report line of an epoch (with the epoch's KL weight while a warm-up ramps it; the
+/// train figure is the objective at that weight).
 pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
+    let beta = m.beta.map(|b| format!("  β {b:.3}")).unwrap_or_default();
     format!(
-        "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  test {:>8.3} [bce {:.2} kl {:.2}]  {:>6.2} s  {:>7.0} img/s",
+        "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  test {:>8.3} [bce {:.2} kl {:.2}]  {:>6.2} s  {:>7.0} img/s{beta}",
         m.epoch, m.train_objective, m.train_batch_loss, m.test_loss, m.test_bce, m.test_kl, m.seconds, m.images_per_sec
     )
 }

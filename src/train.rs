@@ -45,6 +45,14 @@ pub struct TrainConfig {
     /// How the weights were initialised.
     #[serde(default, skip_serializing_if = "Init::is_pytorch")]
     pub init: Init,
+    /// Epochs of KL warm-up: the KL weight rises linearly to `beta`, `beta · min(1, e / N)`
+    /// in epoch e (Sønderby et al. 2016; Tomczak & Welling 2018 use 100); 0 = none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kl_warmup: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// How weights start.
@@ -167,11 +175,15 @@ impl TrainConfig {
             if !(1..=MAX_IWAE_SAMPLES).contains(&k) {
                 return Err(format!("--k must be between 1 and {MAX_IWAE_SAMPLES}, got {k}"));
             }
-            if self.beta != 1.0 {
-                return Err("--beta applies to the one-draw ELBO only: with --k the KL term is estimated inside each \
-                            draw's weight, not kept apart to scale; drop --beta or --k"
-                    .into());
-            }
+        }
+        if let Objective::Iwae { .. } = self.objective
+            && (self.beta != 1.0 || self.kl_warmup > 0)
+        {
+            return Err(
+                "--beta and --kl-warmup weight the ELBO's KL term, and the importance-weighted bound has none \
+                        to weight; drop them, or train --objective elbo"
+                    .into(),
+            );
         }
         if !(self.adam.eps.is_finite() && self.adam.eps > 0.0) {
             return Err(format!("--adam-eps must be a positive number, got {}", self.adam.eps));
@@ -275,6 +287,7 @@ impl Trainer {
         shuffle.shuffle(&mut self.order);
         let (b, steps) = (self.config.batch_size, self.steps_per_epoch());
         let adam = self.adam_config(epoch as usize);
+        let beta = self.beta_at(epoch as usize);
         let mut total = EpochTrain::default();
         let net = &self.model.network;
         let c = net.config.clone();
@@ -294,7 +307,7 @@ impl Trainer {
             } else {
                 net.forward(&self.pool, &self.model.params, &mut self.ws)
             };
-            let objective = loss.bce + self.config.beta as f64 * loss.kl;
+            let objective = loss.bce + beta as f64 * loss.kl;
             if !objective.is_finite() {
                 return Err(EpochError::Diverged(Diverged {
                     value: objective,
@@ -305,20 +318,28 @@ impl Trainer {
                 }));
             }
             if iwae {
-                net.backward_iwae(&self.pool, &self.model.params, &mut self.grads, &mut self.ws);
+                net.backward_iwae(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
             } else {
-                net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, self.config.beta);
+                net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
             }
             adam_step(&self.pool, &adam, &mut self.model.params, &self.grads, &mut self.adam);
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;
             total.examples += b;
             total.steps += 1;
-            let running = (total.loss.bce + self.config.beta as f64 * total.loss.kl) / total.examples as f64;
+            let running = (total.loss.bce + beta as f64 * total.loss.kl) / total.examples as f64;
             progress(step + 1, steps, running);
         }
         self.epoch += 1;
         Ok(total)
+    }
+
+    /// The KL term's weight in `epoch` (from 1): `beta`, ramped over the warm-up.
+    pub fn beta_at(&self, epoch: usize) -> f32 {
+        match self.config.kl_warmup {
+            0 => self.config.beta,
+            n => (self.config.beta as f64 * (epoch as f64 / n as f64).min(1.0)) as f32,
+        }
     }
 
     /// Adam's settings in `epoch` (from 1): the base rate scaled by the schedule.
@@ -337,7 +358,8 @@ impl Trainer {
     /// Builds an epoch's metrics record from its sums and the test pass.
     pub fn metrics(&self, t: &EpochTrain, test: TestLoss, seconds: f64) -> EpochMetrics {
         let n = t.examples.max(1) as f64;
-        let objective = (t.loss.bce + self.config.beta as f64 * t.loss.kl) / n;
+        let beta = self.beta_at(self.epoch);
+        let objective = (t.loss.bce + beta as f64 * t.loss.kl) / n;
         EpochMetrics {
             epoch: self.epoch,
             step: self.adam.step,
@@ -351,6 +373,7 @@ impl Trainer {
             seconds,
             images_per_sec: t.examples as f64 / seconds.max(1e-9),
             lr: Some(self.adam_config(self.epoch).lr),
+            beta: (self.config.kl_warmup > 0).then_some(beta),
         }
     }
 }

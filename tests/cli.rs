@@ -152,7 +152,9 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--hidden-dim", "0"], &["--hidden-dim <H>", "0 is not in 1..=65536"]);
     fails(&["train", "--out", o, "--epochs", "0"], &["--epochs <N>", "0 is not in 1..=100000"]);
     fails(&["train", "--out", o, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
-    fails(&["train", "--out", o, "--k", "3", "--beta", "2"], &["--beta applies to the one-draw ELBO only"]);
+    let iwae_kl = "the importance-weighted bound has none to weight";
+    fails(&["train", "--out", o, "--objective", "iwae", "--kl-warmup", "10"], &["--kl-warmup", iwae_kl]);
+    fails(&["train", "--out", o, "--kl-warmup", "0"], &["--kl-warmup <N>", "0 is not in 1..=100000"]);
     fails(&["train", "--out", o, "--k", "3", "--model", "ae"], &["--objective elbo k=3 needs a variational model"]);
     fails(&["train", "--out", o, "--lr-schedule", "cosine"], &["--lr-schedule", "'cosine' is not a schedule", "burda"]);
     fails(&["train", "--out", o, "--lr-schedule", "stages:30:3:0.5"], &["spans more than 100000 epochs"]);
@@ -160,7 +162,7 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--init", "he"], &["he", "possible values: pytorch, glorot"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--k", "0"], &["--k <K>", "0 is not in 1..=100"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--k", "101"], &["--k <K>", "101 is not in 1..=100"]);
-    fails(&["train", "--out", o, "--objective", "iwae", "--beta", "2"], &["--beta applies to the one-draw ELBO only"]);
+    fails(&["train", "--out", o, "--objective", "iwae", "--beta", "2"], &["--beta", iwae_kl]);
     fails(&["train", "--out", o, "--objective", "iwae", "--model", "ae"], &["needs a variational model", "ae"]);
     fails(&["train", "--out", o, "--threads", "-1"], &["--threads", "whole number"]);
     fails(&["train", "--out", o, "--lr", "-1"], &["--lr"]);
@@ -405,13 +407,34 @@ fn an_importance_weighted_run_saves_its_objective_and_resumes_exactly() {
 }
 
 /// Burda et al.'s procedure in small: a stages schedule (its length the default --epochs),
-/// Adam's ε, Glorot's initialisation and the k-draw ELBO, all saved and resumed exactly.
+/// Adam's ε, Glorot's initialisation and the k-draw ELBO, with a β and a KL warm-up, all
+/// saved and resumed exactly.
 #[test]
 fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
-    let flags = ["--lr-schedule", "stages:3:2:0.5", "--adam-eps", "1e-4", "--init", "glorot", "--k", "2"];
+    let flags = [
+        "--lr-schedule",
+        "stages:3:2:0.5",
+        "--adam-eps",
+        "1e-4",
+        "--init",
+        "glorot",
+        "--k",
+        "2",
+        "--beta",
+        "0.5",
+        "--kl-warmup",
+        "4",
+    ];
     train(&whole, &flags);
+    // β 0.5 reached linearly over 4 epochs, and each epoch's train objective weighted by it.
+    for (i, m) in metrics(&whole).iter().enumerate() {
+        let beta = 0.5 * ((i + 1) as f64 / 4.0).min(1.0);
+        assert!((m["beta"].as_f64().unwrap() - beta).abs() < 1e-7, "epoch {}: {m}", i + 1);
+        let weighted = m["train_bce"].as_f64().unwrap() + beta * m["train_kl"].as_f64().unwrap();
+        assert!((m["train_objective"].as_f64().unwrap() - weighted).abs() < 1e-6 * weighted, "{m}");
+    }
     let rates: Vec<f64> = metrics(&whole).iter().map(|m| m["lr"].as_f64().unwrap()).collect();
     // Stages of 1, 2 and 4 epochs at 1e-3, 5e-4 and 2.5e-4: 7 epochs without --epochs.
     let want = [1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4, 2.5e-4];
@@ -428,10 +451,15 @@ fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
         (Some("glorot"), serde_json::json!({ "elbo_k": { "k": 2 } }))
     );
     assert!((t["adam"]["eps"].as_f64().unwrap() - 1e-4).abs() < 1e-10);
+    assert_eq!((t["beta"].as_f64(), t["kl_warmup"].as_u64()), (Some(0.5), Some(4)));
     train(&split, &[&flags[..], &["--epochs", "3"]].concat());
     fails(
         &["train", "--resume", split.to_str().unwrap(), "--init", "pytorch"],
         &["--init cannot be changed when resuming"],
+    );
+    fails(
+        &["train", "--resume", split.to_str().unwrap(), "--kl-warmup", "2"],
+        &["--kl-warmup cannot be changed when resuming"],
     );
     vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "7"]).assert().success();
     assert_eq!(

@@ -190,6 +190,7 @@ fn runs_are_listed_and_codes_and_samples_exported() {
     assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
     // Flags that would do nothing are refused.
     fails(&["train", "--model", "ae", "--beta", "2"], &["--beta weights the KL term", "ae has none"]);
+    fails(&["train", "--model", "ae", "--kl-warmup", "5"], &["--kl-warmup weights the KL term", "ae has none"]);
     fails(&["bench", "--k", "7"], &["--k sets the samples of --objective iwae"]);
     let ae = tmp.path().join("ae");
     train(&ae, &["--epochs", "1", "--model", "ae"]);

@@ -73,10 +73,11 @@ fn core_gradients(model: &Model, c: &Case, threads: usize) -> (f64, Vec<f32>) {
 /// Loss and gradients of the importance-weighted objective from the compute core, with
 /// `eps` \[B, k, latent\] as the reference takes it.
 fn core_iwae_gradients(model: &Model, c: &Case, eps: &[f64], k: usize, threads: usize) -> (f64, Vec<f32>) {
-    core_sampled_gradients(model, c, eps, k, threads, true)
+    core_sampled_gradients(model, c, eps, k, threads, true, 1.0)
 }
 
-/// [`core_iwae_gradients`], or with `importance` false the k-draw ELBO's.
+/// [`core_iwae_gradients`], or with `importance` false the k-draw ELBO's, each draw's KL
+/// estimate weighted by `beta`.
 fn core_sampled_gradients(
     model: &Model,
     c: &Case,
@@ -84,14 +85,15 @@ fn core_sampled_gradients(
     k: usize,
     threads: usize,
     importance: bool,
+    beta: f64,
 ) -> (f64, Vec<f32>) {
     let pool = Pool::new(threads);
     let mut ws = Workspace::with_samples(model.config(), BATCH, k, pool.threads());
     fill(&mut ws, model.config(), c, eps, k);
     let mut grads = vec![f32::NAN; model.params.len()];
     let loss = model.network.forward_samples(&pool, &model.params, &mut ws, importance);
-    model.network.backward_iwae(&pool, &model.params, &mut grads, &mut ws);
-    (loss.bce + loss.kl, grads)
+    model.network.backward_iwae(&pool, &model.params, &mut grads, &mut ws, beta as f32);
+    (loss.bce + beta * loss.kl, grads)
 }
 
 /// A model with larger biases than PyTorch's initialisation, so most ReLUs are active and z
@@ -151,28 +153,28 @@ fn check(config: ModelConfig) {
 }
 
 fn check_iwae(config: ModelConfig, k: usize) {
-    check_sampled(config, k, true);
+    check_sampled(config, k, true, 1.0);
 }
 
 fn check_elbo_k(config: ModelConfig, k: usize) {
-    check_sampled(config, k, false);
+    check_sampled(config, k, false, 1.0);
 }
 
-/// The importance-weighted bound (`importance`) or the k-draw ELBO against the f64 reference.
-fn check_sampled(config: ModelConfig, k: usize, importance: bool) {
+/// The importance-weighted bound (`importance`) or the k-draw ELBO with its KL estimates
+/// weighted by `beta` against the f64 reference.
+fn check_sampled(config: ModelConfig, k: usize, importance: bool, beta: f64) {
     let model = test_model(&config);
     let c = case(&config);
     let mut e = vec![0.0f32; BATCH * k * config.latent_dim];
     Rng::new(if importance { 11 } else { 13 }).fill_normal(&mut e);
     let eps: Vec<f64> = e.iter().map(|&v| v as f64).collect();
     let name = if importance { "iwae" } else { "elbo" };
-    let what = format!("{:?} {} {} {name} k={k}", config.arch, config.kind, config.likelihood);
-    let reference = if importance { iwae_loss } else { elbo_k_loss };
+    let what = format!("{:?} {} {} {name} k={k} beta={beta}", config.arch, config.kind, config.likelihood);
     compare(
         &what,
         &model,
-        |threads| core_sampled_gradients(&model, &c, &eps, k, threads, importance),
-        |p| reference(&config, p, &c, &eps, k),
+        |threads| core_sampled_gradients(&model, &c, &eps, k, threads, importance, beta),
+        |p| if importance { iwae_loss(&config, p, &c, &eps, k) } else { elbo_k_loss(&config, p, &c, &eps, k, beta) },
     );
 }
 
@@ -237,7 +239,7 @@ fn the_k_draw_elbo_is_the_mean_of_its_one_draw_losses() {
     let mut e = vec![0.0f32; BATCH * k * l];
     Rng::new(5).fill_normal(&mut e);
     let eps: Vec<f64> = e.iter().map(|&v| v as f64).collect();
-    let (elbo_k, _) = core_sampled_gradients(&model, &c, &eps, k, 1, false);
+    let (elbo_k, _) = core_sampled_gradients(&model, &c, &eps, k, 1, false, 1.0);
     let mean: f64 = (0..k)
         .map(|s| {
             let one: Vec<f64> = (0..BATCH).flat_map(|b| eps[(b * k + s) * l..(b * k + s + 1) * l].to_vec()).collect();
@@ -261,6 +263,17 @@ fn vamp_prior_gradients_match_finite_differences() {
     check_iwae(ModelConfig { prior, ..small_conv(ModelKind::Vae) }, 2);
 }
 
+/// β ≠ 1 in the sampled ELBO (a KL warm-up's β < 1): the k-draw ELBO with each draw's KL
+/// estimate weighted, with N(0, I) and with a VampPrior (whose pseudo-inputs' gradients then
+/// carry β too).
+#[test]
+fn weighted_kl_of_the_sampled_elbo_matches_finite_differences() {
+    check_sampled(small(ModelKind::Vae), 3, false, BETA);
+    let prior = Prior::Vamp { pseudo_inputs: 3 };
+    let tanh = ModelConfig { prior, hidden_layers: 2, activation: Activation::Tanh, ..small(ModelKind::Vae) };
+    check_sampled(tanh, 1, false, 0.25);
+}
+
 /// With a VampPrior, `forward`/`backward` (the ELBO path) are the one-draw sampled ELBO.
 #[test]
 fn vamp_prior_elbo_is_the_one_draw_estimate() {
@@ -273,7 +286,7 @@ fn vamp_prior_elbo_is_the_one_draw_estimate() {
     let mut plain_grads = vec![f32::NAN; model.params.len()];
     let loss = model.network.forward(&pool, &model.params, &mut ws);
     model.network.backward(&pool, &model.params, &mut plain_grads, &mut ws, 1.0);
-    let (sampled, sampled_grads) = core_sampled_gradients(&model, &c, &c.eps, 1, 1, false);
+    let (sampled, sampled_grads) = core_sampled_gradients(&model, &c, &c.eps, 1, 1, false, 1.0);
     assert_eq!(loss.bce + loss.kl, sampled);
     assert_eq!(plain_grads, sampled_grads);
 }

@@ -62,6 +62,10 @@ pub struct TrainArgs {
     /// Weight of the KL term, ≥ 0; 1 is the ELBO [default: 1.0]
     #[arg(long, value_parser = non_negative)]
     pub beta: Option<f32>,
+    /// Epochs of KL warm-up: the KL weight rises linearly from β/N in epoch 1 to β in epoch N
+    /// (Sønderby et al. 2016; Tomczak & Welling use 100 for the VampPrior) [default: 0, none]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_EPOCHS))]
+    pub kl_warmup: Option<usize>,
     /// What training minimises [default: elbo]
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveName>,
@@ -134,8 +138,8 @@ pub enum PriorName {
 /// Pseudo-inputs of `--prior vamp` without `--pseudo-inputs` (Tomczak & Welling's MNIST setting).
 pub const DEFAULT_PSEUDO_INPUTS: usize = 500;
 
-/// The prior the flags ask for; `--pseudo-inputs` only with vamp, which needs β = 1 (and a
-/// vae, which [`ModelConfig::validate`] checks).
+/// The prior the flags ask for; `--pseudo-inputs` only with vamp (which needs a vae:
+/// [`ModelConfig::validate`] checks).
 fn prior(a: &TrainArgs) -> Result<crate::model::config::Prior> {
     use crate::model::config::Prior;
     match (a.prior.unwrap_or(PriorName::Standard), a.pseudo_inputs) {
@@ -143,14 +147,7 @@ fn prior(a: &TrainArgs) -> Result<crate::model::config::Prior> {
             bail!("--pseudo-inputs sets the components of --prior vamp; add --prior vamp")
         }
         (PriorName::Standard, None) => Ok(Prior::Standard),
-        (PriorName::Vamp, k) => {
-            if a.beta.is_some_and(|b| b != 1.0) {
-                bail!(
-                    "--beta applies to the closed-form KL of the standard prior; --prior vamp estimates the KL inside each draw's weight; drop --beta"
-                );
-            }
-            Ok(Prior::Vamp { pseudo_inputs: k.unwrap_or(DEFAULT_PSEUDO_INPUTS) })
-        }
+        (PriorName::Vamp, k) => Ok(Prior::Vamp { pseudo_inputs: k.unwrap_or(DEFAULT_PSEUDO_INPUTS) }),
     }
 }
 
@@ -180,8 +177,9 @@ fn likelihood(a: &TrainArgs) -> Result<Likelihood> {
 /// The model the flags ask for on images of `shape` with `classes` classes.
 fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConfig> {
     let kind = a.model.unwrap_or(ModelKind::Vae);
-    if !kind.variational() && a.beta.is_some() {
-        bail!("--beta weights the KL term, and an ae has none; drop --beta, or train --model vae");
+    if !kind.variational() && (a.beta.is_some() || a.kl_warmup.is_some()) {
+        let flag = if a.beta.is_some() { "--beta" } else { "--kl-warmup" };
+        bail!("{flag} weights the KL term, and an ae has none; drop {flag}, or train --model vae");
     }
     let latent = a.latent_dim.unwrap_or(20);
     let mut config = match a.arch.unwrap_or_default() {
@@ -269,7 +267,8 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 28] = [
+        let fixed: [(&str, bool); 29] = [
+            ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
             ("--pseudo-inputs", a.pseudo_inputs.is_some()),
             ("--lr-schedule", a.lr_schedule.is_some()),
@@ -346,6 +345,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             objective: objective(&a)?,
             lr_schedule: schedule,
             init: a.init.unwrap_or_default(),
+            kl_warmup: a.kl_warmup.unwrap_or(0),
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {

@@ -299,7 +299,7 @@ impl Network {
     /// [`Network::forward`]. `grads` has the parameters' layout; every entry is overwritten.
     pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
         if ws.prior.is_some() {
-            return self.backward_iwae(pool, params, grads, ws);
+            return self.backward_iwae(pool, params, grads, ws, beta);
         }
         self.backward_decoder(pool, params, grads, ws);
         // Encoder head: through the reparameterisation and the KL term.

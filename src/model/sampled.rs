@@ -58,10 +58,20 @@ impl Network {
         BatchLoss { bce, kl: loss - bce }
     }
 
-    /// Gradients of the importance-weighted loss after [`Network::forward_iwae`].
-    pub fn backward_iwae(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace) {
+    /// Gradients of the importance-weighted loss after [`Network::forward_iwae`], or of the
+    /// k-draw ELBO after [`Network::forward_samples`] with uniform weights; there `beta`
+    /// weights each draw's KL estimate log q(z|x) − log p(z) (β-VAE, Higgins et al. 2017; a
+    /// KL warm-up, Sønderby et al. 2016), so the draw's loss is −log p(x|z) + β·(log q − log p).
+    /// `beta` must be 1 with importance weights (the bound has no separate KL term to weight).
+    /// Overwrites every entry of `grads`; leaves β·w̃ in `ws.weights`.
+    pub fn backward_iwae(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
         self.backward_decoder(pool, params, grads, ws);
         let (cols, l) = (ws.columns(), self.config.latent_dim * ws.columns());
+        // The decoder's gradient already carries w̃ (forward's weight_columns); the prior and
+        // posterior shares below take β·w̃.
+        if beta != 1.0 {
+            ws.weights[..cols].iter_mut().for_each(|w| *w *= beta);
+        }
         // The prior's share of ∂loss/∂z per unit weight, −∂log p(z)/∂z: z for N(0, I).
         let prior_grad = match ws.prior.as_deref_mut() {
             Some(pw) => {

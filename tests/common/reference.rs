@@ -231,16 +231,25 @@ pub fn elbo_loss(config: &ModelConfig, params: &[f64], c: &Case, beta: f64) -> f
 /// Σ_b −log (1/k) Σ_s p(x|z_s) p(z_s) / q(z_s|x) in f64 (Burda et al. 2015, eq. 8), from the
 /// densities themselves: z_s = μ + σ·ε_s with `eps` \[B, k, latent\].
 pub fn iwae_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize) -> f64 {
-    sampled_loss(config, params, c, eps, k, true)
+    sampled_loss(config, params, c, eps, k, true, 1.0)
 }
 
-/// The k-draw ELBO, Σ_b −(1/k) Σ_s log w_s, on the same draws as [`iwae_loss`].
+/// The k-draw ELBO, Σ_b −(1/k) Σ_s log w_s, on the same draws as [`iwae_loss`], with each
+/// draw's KL estimate weighted by `beta`: log w_s = log p(x|z_s) + β·(log p(z_s) − log q(z_s|x)).
 #[allow(dead_code)]
-pub fn elbo_k_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize) -> f64 {
-    sampled_loss(config, params, c, eps, k, false)
+pub fn elbo_k_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize, beta: f64) -> f64 {
+    sampled_loss(config, params, c, eps, k, false, beta)
 }
 
-fn sampled_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: usize, importance: bool) -> f64 {
+fn sampled_loss(
+    config: &ModelConfig,
+    params: &[f64],
+    c: &Case,
+    eps: &[f64],
+    k: usize,
+    importance: bool,
+    beta: f64,
+) -> f64 {
     let r = Reference::new(config, params);
     let (p, l) = (config.pixels(), config.latent_dim);
     let log_normal = |v: f64, mean: f64, logvar: f64| {
@@ -273,7 +282,7 @@ fn sampled_loss(config: &ModelConfig, params: &[f64], c: &Case, eps: &[f64], k: 
                 let z: Vec<f64> = (0..l).map(|j| mu[j] + eps[(b * k + s) * l + j] * (lv[j] / 2.0).exp()).collect();
                 let prior = log_prior(&z);
                 let posterior: f64 = (0..l).map(|j| log_normal(z[j], mu[j], lv[j])).sum();
-                r.log_likelihood(&z, label, x) + prior - posterior
+                r.log_likelihood(&z, label, x) + beta * (prior - posterior)
             })
             .collect();
         if !importance {
