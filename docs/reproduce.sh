@@ -31,12 +31,13 @@ case "$row" in
   # collapses onto the prior in the first epoch), beside the standard prior trained the same way.
   vamp)           flags="${burda/--batch-size 20/--batch-size 100} --kl-warmup 100 --prior vamp --pseudo-inputs 500" ;;
   vamp-baseline)  flags="${burda/--batch-size 20/--batch-size 100} --kl-warmup 100" ;;
+  vamp-baseline-nowarmup) flags="${burda/--batch-size 20/--batch-size 100}" ;;
   # The tutorial's models as they are, sampled from the prior and from a per-label mixture.
   tutorial-vae)   flags="--model vae --seed 1" ;;
   tutorial-cvae)  flags="--model cvae --seed 1" ;;
   *)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
-    echo "rows: burda-vae-k1 burda-vae-k5 burda-iwae-k5 burda-vae-k50 burda-iwae-k50 vamp vamp-baseline tutorial-vae tutorial-cvae" >&2
+    echo "rows: burda-vae-k1 burda-vae-k5 burda-iwae-k5 burda-vae-k50 burda-iwae-k50 vamp vamp-baseline vamp-baseline-nowarmup tutorial-vae tutorial-cvae" >&2
     exit 2
     ;;
 esac
