@@ -171,10 +171,10 @@ impl TrainConfig {
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             return Err("--train-limit and --test-limit must be at least 1".into());
         }
-        if let Objective::Iwae { k } | Objective::ElboK { k } = self.objective {
-            if !(1..=MAX_IWAE_SAMPLES).contains(&k) {
-                return Err(format!("--k must be between 1 and {MAX_IWAE_SAMPLES}, got {k}"));
-            }
+        if let Objective::Iwae { k } | Objective::ElboK { k } = self.objective
+            && !(1..=MAX_IWAE_SAMPLES).contains(&k)
+        {
+            return Err(format!("--k must be between 1 and {MAX_IWAE_SAMPLES}, got {k}"));
         }
         if let Objective::Iwae { .. } = self.objective
             && (self.beta != 1.0 || self.kl_warmup > 0)
