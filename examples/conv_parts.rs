@@ -22,7 +22,7 @@ fn main() {
     let pool = Pool::new(0);
     let b = 128;
     // (input channels, side, output channels): MNIST's two convolutions, a 64x64 colour
-    // model's first and second, and a deeper one.
+    // model's first, second, third and fourth.
     for (c, side, m) in
         [(1usize, 28usize, 32usize), (32, 14, 64), (3, 64, 32), (32, 32, 64), (64, 16, 128), (128, 8, 256)]
     {
