@@ -63,7 +63,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = non_negative)]
     pub beta: Option<f32>,
     /// Epochs of KL warm-up: the KL weight rises linearly from β/N in epoch 1 to β in epoch N
-    /// (Sønderby et al. 2016; Tomczak & Welling use 100 for the VampPrior) [default: 0, none]
+    /// (Sønderby et al. 2016; Tomczak & Welling use 100 for the VampPrior) [default: none]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_EPOCHS))]
     pub kl_warmup: Option<usize>,
     /// What training minimises [default: elbo]
