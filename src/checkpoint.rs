@@ -5,7 +5,7 @@
 //! RUN_DIR/model.safetensors        weights, PyTorch names and [out, in] layouts
 //! RUN_DIR/train-state.safetensors  params + Adam moments + epoch/step: what --resume reads
 //! RUN_DIR/metrics.jsonl            one EpochMetrics record per completed epoch
-//! RUN_DIR/samples/epoch-NNN.png    a 10×10 sample grid per epoch
+//! RUN_DIR/samples/epoch-NNN.png    a 10×10 sample grid per epoch (about 100 of them in longer runs)
 //! ```
 //!
 //! Every file is written atomically (temporary file, fsync, rename). Per epoch the order is

@@ -209,7 +209,8 @@ impl Run {
             if !quiet {
                 println!("{}", format_epoch(&m, total));
             }
-            self.save_epoch(&m, &grid_z, grid_labels.as_deref())?;
+            let grid = sample_grid_due(m.epoch, total).then_some((&grid_z[..], grid_labels.as_deref()));
+            self.save_epoch(&m, grid)?;
         }
         Ok(())
     }
@@ -249,7 +250,22 @@ impl Run {
         removed
     }
 
-    fn save_epoch(&mut self, m: &EpochMetrics, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
+    /// Saves an epoch: its sample grid from the fixed `grid` = (z, labels) when given, its
+    /// metrics, the weights and the train state.
+    fn save_epoch(&mut self, m: &EpochMetrics, grid: Option<(&[f32], Option<&[u8]>)>) -> Result<(), RunError> {
+        if let Some((z, labels)) = grid {
+            self.save_grid(m.epoch, z, labels)?;
+        }
+        self.metrics.push(m.clone());
+        // Order matters: the train state is the commit point (see `checkpoint`).
+        self.dir.save_metrics(&self.metrics)?;
+        self.dir.save_model(&self.trainer.model, m.epoch)?;
+        self.dir.save_state(&self.trainer.model, &self.trainer.adam, m.epoch)?;
+        Ok(())
+    }
+
+    /// Writes `samples/epoch-NNN.png`, the grid decoded from the fixed z (and labels).
+    fn save_grid(&self, epoch: usize, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
         let trainer = &self.trainer;
         let c = trainer.model.config();
         let imgs = trainer.model.decode(&trainer.pool, z, labels).map_err(|e| RunError::Invalid(e.to_string()))?;
@@ -261,13 +277,8 @@ impl Run {
             grid = crate::plot::caption_rows(&grid, c.image_rows, GRID_PADDING, &captions)
                 .map_err(|e| RunError::Invalid(e.to_string()))?;
         }
-        let path = self.dir.samples_dir().join(format!("epoch-{:03}.png", m.epoch));
+        let path = self.dir.samples_dir().join(format!("epoch-{epoch:03}.png"));
         grid.save(&path).map_err(|source| CheckpointError::Write { path, source })?;
-        self.metrics.push(m.clone());
-        // Order matters: the train state is the commit point (see `checkpoint`).
-        self.dir.save_metrics(&self.metrics)?;
-        self.dir.save_model(&trainer.model, m.epoch)?;
-        self.dir.save_state(&trainer.model, &trainer.adam, m.epoch)?;
         Ok(())
     }
 
@@ -356,6 +367,17 @@ fn progress_bar(tty: bool, steps: usize, epoch: usize, total: usize) -> Progress
     bar
 }
 
+/// Sample grids a run keeps at most (plus its last epoch's): a long schedule's 3,280 epochs
+/// would otherwise leave 3,280 pictures (92 MB).
+pub const MAX_SAMPLE_GRIDS: usize = 100;
+
+/// Whether epoch `epoch` of `total` writes its sample grid: every epoch of a run of up to
+/// [`MAX_SAMPLE_GRIDS`] epochs; else every ⌈total / 100⌉-th, the first and the last.
+pub fn sample_grid_due(epoch: usize, total: usize) -> bool {
+    let every = total.div_ceil(MAX_SAMPLE_GRIDS).max(1);
+    epoch == 1 || epoch == total || epoch.is_multiple_of(every)
+}
+
 /// The report line of an epoch (with the epoch's KL weight while a warm-up ramps it; the
 /// train figure is the objective at that weight).
 pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
@@ -364,4 +386,23 @@ pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
         "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  test {:>8.3} [bce {:.2} kl {:.2}]  {:>6.2} s  {:>7.0} img/s{beta}",
         m.epoch, m.train_objective, m.train_batch_loss, m.test_loss, m.test_bce, m.test_kl, m.seconds, m.images_per_sec
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_runs_keep_about_a_hundred_sample_grids() {
+        let due = |total: usize| (1..=total).filter(|&e| sample_grid_due(e, total)).collect::<Vec<_>>();
+        // Up to 100 epochs: every one.
+        assert_eq!(due(50), (1..=50).collect::<Vec<_>>());
+        assert_eq!(due(100).len(), 100);
+        // Burda et al.'s 3,280: every 33rd (99 of them), the first and the last.
+        let kept = due(3280);
+        assert_eq!(kept.len(), 101);
+        assert_eq!((kept[0], kept[1], kept[100]), (1, 33, 3280));
+        // One past the bound: every 2nd, the first and the last.
+        assert_eq!(due(101).len(), 52);
+    }
 }
