@@ -18,6 +18,20 @@ pub struct PlotArgs {
     pub output: Option<PathBuf>,
 }
 
+/// What the train curve shows: the objective the run minimised.
+fn train_label(config: &crate::checkpoint::RunConfig) -> String {
+    use crate::train::Objective;
+    let weighted = if config.train.kl_warmup > 0 { "β·KL, β warming up" } else { "β·KL" };
+    match config.train.objective {
+        Objective::Iwae { k } => format!("train (−IWAE bound, k = {k})"),
+        Objective::ElboK { k } => format!("train (BCE + {weighted}, {k} draws)"),
+        Objective::Elbo if config.model.prior.pseudo_inputs() > 0 => {
+            format!("train (BCE + {weighted}, KL at the draw)")
+        }
+        Objective::Elbo => format!("train (BCE + {weighted})"),
+    }
+}
+
 /// Writes the learning curves of a run directory; returns the path.
 ///
 /// # Errors
@@ -37,7 +51,7 @@ pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
         (
             "Loss per example".to_string(),
             "nats".to_string(),
-            vec![curve("train (BCE + β·KL)", &|m| m.train_objective), curve("test (−ELBO)", &|m| m.test_loss)],
+            vec![curve(&train_label(&config), &|m| m.train_objective), curve("test (−ELBO)", &|m| m.test_loss)],
         ),
         (
             "Reconstruction (BCE)".to_string(),
