@@ -155,13 +155,16 @@ fn runs_are_listed_and_codes_and_samples_exported() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("first"), tmp.path().join("second"));
     train(&a, &["--epochs", "1", "--hidden-layers", "2", "--objective", "iwae", "--k", "2"]);
-    train(&b, &["--epochs", "2", "--model", "cvae", "--latent-dim", "3"]);
+    let weighted = ["--beta", "2", "--kl-warmup", "3", "--binarize", "dynamic"];
+    train(&b, &[&["--epochs", "2", "--model", "cvae", "--latent-dim", "3"][..], &weighted].concat());
     std::fs::create_dir(tmp.path().join("not-a-run")).unwrap();
     let out = vae().args(["runs"]).arg(tmp.path()).assert().success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "a header and two runs: {text}");
-    assert!(lines[1].starts_with("second") && lines[1].contains("cvae mlp 400, z3") && lines[1].contains("2/2"));
+    assert!(lines[1].starts_with("second") && lines[1].contains("2/2"), "{text}");
+    assert!(lines[1].contains("cvae mlp 400, z3, β 2, warm-up 3  "), "{text}");
+    assert!(lines[1].contains("MNIST (embedded), dynamic binarized"), "{text}");
     assert!(lines[2].starts_with("first") && lines[2].contains("1/1"), "newest first: {text}");
     assert!(lines[2].contains("vae mlp 400x2, z20, iwae k=2"), "{text}");
 

@@ -66,9 +66,15 @@ fn row(path: &Path) -> Row {
                         0 => String::new(),
                         k => format!(", vamp {k}"),
                     };
-                    format!("{} {layers}, z{}{trained}{prior}", m.kind, m.latent_dim)
+                    let t = &config.train;
+                    let beta = if t.beta == 1.0 { String::new() } else { format!(", β {}", t.beta) };
+                    let warmup = if t.kl_warmup == 0 { String::new() } else { format!(", warm-up {}", t.kl_warmup) };
+                    format!("{} {layers}, z{}{trained}{prior}{beta}{warmup}", m.kind, m.latent_dim)
                 },
-                config.train.dataset.to_string(),
+                match config.train.binarize {
+                    crate::data::Binarize::None => config.train.dataset.to_string(),
+                    b => format!("{}, {} binarized", config.train.dataset, format!("{b:?}").to_lowercase()),
+                },
                 format!("{}/{}", metrics.last().map_or(0, |r| r.epoch), config.train.epochs),
                 test,
                 nll,
