@@ -6,6 +6,7 @@ use crate::checkpoint::RunDir;
 use crate::dirkind::DirKind;
 use anyhow::{Context, Result};
 use clap::Args;
+use clap::ValueEnum as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -71,9 +72,10 @@ fn row(path: &Path) -> Row {
                     let warmup = if t.kl_warmup == 0 { String::new() } else { format!(", warm-up {}", t.kl_warmup) };
                     format!("{} {layers}, z{}{trained}{prior}{beta}{warmup}", m.kind, m.latent_dim)
                 },
-                match config.train.binarize {
-                    crate::data::Binarize::None => config.train.dataset.to_string(),
-                    b => format!("{}, {} binarized", config.train.dataset, format!("{b:?}").to_lowercase()),
+                match config.train.binarize.to_possible_value().filter(|_| !config.train.binarize.is_none()) {
+                    // The flag's own value name (`--binarize dynamic`).
+                    Some(b) => format!("{}, {} binarized", config.train.dataset, b.get_name()),
+                    None => config.train.dataset.to_string(),
                 },
                 format!("{}/{}", metrics.last().map_or(0, |r| r.epoch), config.train.epochs),
                 test,
