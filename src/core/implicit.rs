@@ -47,19 +47,75 @@ struct Scratch {
     t: Vec<f32>,
 }
 
-/// `A` packed in blocks of [`MR`] rows: `packed[(block · k + j) · MR + i] = at(block · MR + i, j)`,
-/// zero past `m` rows.
-fn pack(m: usize, k: usize, at: impl Fn(usize, usize) -> f32, packed: &mut Vec<f32>) {
+/// `a` (`[m, k]`, row-major) packed in blocks of [`MR`] rows, the blocks split across the pool:
+/// `packed[(block · k + j) · MR + i] = a[block · MR + i, j]`, zero past `m` rows.
+fn pack(pool: &Pool, m: usize, k: usize, a: &[f32], packed: &mut Vec<f32>) {
     let blocks = m.div_ceil(MR);
     packed.clear();
     packed.resize(blocks * k * MR, 0.0);
-    for block in 0..blocks {
-        for j in 0..k {
+    let out = SyncMut::new(packed);
+    pool.for_ranges(blocks, 1, 2, &|_, range| {
+        // SAFETY: the parts' block ranges are disjoint.
+        let out = unsafe { out.slice(range.start * k * MR..range.end * k * MR) };
+        for (block, out) in range.clone().zip(out.chunks_exact_mut(k * MR)) {
             for i in 0..MR.min(m - block * MR) {
-                packed[(block * k + j) * MR + i] = at(block * MR + i, j);
+                let row = &a[(block * MR + i) * k..][..k];
+                for (j, &v) in row.iter().enumerate() {
+                    out[j * MR + i] = v;
+                }
             }
         }
+    });
+}
+
+/// A transposed product's `a` (`[m, k]`, `k = (channel, ky, kx)`) packed per parity class of
+/// the output pixels, as [`pack`] packs a `[channels, taps · m]` matrix: class `cl` with taps
+/// `classes[cl]` gets `packed[cl][(block · K + t · m + r) · MR + i] = a[r, (c, taps[t])]` for
+/// channel `c = block · MR + i` and `K = taps · m`. Each `a` row's run of one channel's
+/// `kk²` taps is read once, in order (the gather this replaced read `a` a row apart per value
+/// and took ~2 ms of the colour model's step on one thread); the channel blocks are split
+/// across the pool.
+fn pack_classes(
+    pool: &Pool,
+    a: &[f32],
+    m: usize,
+    g: &ConvGeometry,
+    classes: &[Vec<(usize, usize)>],
+    packed: &mut [Vec<f32>],
+) {
+    let (kk, k, channels) = (g.kernel, g.col_rows(), g.channels);
+    let blocks = channels.div_ceil(MR);
+    // Tap (ky, kx) → (its class, its index among the class's taps).
+    let mut slot = vec![(usize::MAX, 0); kk * kk];
+    for (cl, taps) in classes.iter().enumerate() {
+        for (t, &(ky, kx)) in taps.iter().enumerate() {
+            slot[ky * kk + kx] = (cl, t);
+        }
     }
+    for (p, taps) in packed.iter_mut().zip(classes) {
+        p.clear();
+        p.resize(blocks * taps.len() * m * MR, 0.0);
+    }
+    let outs: Vec<SyncMut<f32>> = packed.iter_mut().map(|p| SyncMut::new(p)).collect();
+    let widths: Vec<usize> = classes.iter().map(|t| t.len() * m).collect();
+    pool.for_ranges(blocks, 1, 2, &|_, range| {
+        for block in range {
+            for r in 0..m {
+                for i in 0..MR.min(channels - block * MR) {
+                    let taps = &a[r * k + (block * MR + i) * kk * kk..][..kk * kk];
+                    for (&v, &(cl, t)) in taps.iter().zip(&slot) {
+                        if cl == usize::MAX {
+                            continue; // a tap no output pixel reads (kernel > stride · …)
+                        }
+                        let at = (block * widths[cl] + t * m + r) * MR + i;
+                        // SAFETY: `at` lies in block `block` of class `cl`, which only this
+                        // part writes; in bounds by construction (checked by the slice).
+                        unsafe { outs[cl].slice(at..at + 1)[0] = v };
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Lanes `16·v ..` of an `nc`-wide row as a mask.
@@ -312,7 +368,7 @@ pub unsafe fn forward(
     let n = positions * batch;
     assert!(a.len() >= m * k && x.len() >= g.in_size() * batch && y.len() >= m * n, "implicit forward: buffers");
     let mut packed = Vec::new();
-    pack(m, k, |i, j| a[i * k + j], &mut packed);
+    pack(pool, m, k, a, &mut packed);
     // Column (c, ky, kx)'s offset in x from its position's top-left tap.
     let kk = g.kernel;
     let offsets: Vec<usize> =
@@ -383,15 +439,8 @@ pub unsafe fn transposed(
             .collect()
     };
     let classes: Vec<Vec<(usize, usize)>> = (0..s * s).map(|c| taps(c / s, c % s)).collect();
-    let packed: Vec<Vec<f32>> = classes
-        .iter()
-        .map(|t| {
-            let mut p = Vec::new();
-            // Row c, reduction index (tap, row of a): a[row, c·k² + ky·k + kx].
-            pack(channels, t.len() * m, |c, j| a[(j % m) * k + c * kk * kk + t[j / m].0 * kk + t[j / m].1], &mut p);
-            p
-        })
-        .collect();
+    let mut packed = vec![Vec::new(); classes.len()];
+    pack_classes(pool, a, m, g, &classes, &mut packed);
     let chunks = batch.div_ceil(NR);
     let op = SyncMut::new(&mut out[..channels * plane]);
     pool.run(&|part| {
