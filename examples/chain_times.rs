@@ -3,7 +3,7 @@
 //! `cargo run --release --example chain_times`.
 use std::time::Instant;
 use vae::core::activations::Activation;
-use vae::core::{Pool, Rng, Shape};
+use vae::core::{Buffer, Pool, Rng, Shape};
 use vae::model::{Model, ModelConfig, ModelKind};
 
 fn main() {
@@ -17,10 +17,15 @@ fn main() {
     let mut col = vec![0.0f32; layers[0].scratch_len(2).max(1)];
     let mut grads = vec![0.0; model.params.len()];
     let (mut fwd, mut bwd) = (vec![0.0; layers.len()], vec![0.0; layers.len()]);
-    // Buffers allocated (and touched) once, as a workspace's are: outs[i] is layer i's
-    // output, grads_in[i] the gradient of its input.
-    let mut outs: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.1f32; l.outputs() * b]).collect();
-    let mut dins: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.1f32; l.inputs() * b]).collect();
+    // Buffers allocated (and touched) once, on cache lines, as a workspace's are: outs[i] is
+    // layer i's output, dins[i] the gradient of its input.
+    let filled = |len: usize| {
+        let mut v = Buffer::zeros(len);
+        v.fill(0.1);
+        v
+    };
+    let mut outs: Vec<Buffer> = layers.iter().map(|l| filled(l.outputs() * b)).collect();
+    let mut dins: Vec<Buffer> = layers.iter().map(|l| filled(l.inputs() * b)).collect();
     let reps = 12;
     for rep in 0..reps {
         for i in 0..layers.len() {

@@ -507,6 +507,115 @@ mod tests {
         close(&got, &want, &format!("col2im_product {what}"));
     }
 
+    /// Outputs large enough to be streamed to memory (`implicit::STREAM_BYTES`) equal, bit
+    /// for bit, the same products stored the ordinary way (into a buffer one float off a
+    /// line, which never streams), with the bias and ReLU epilogue and with the fused ReLU
+    /// backward, for both products that stream.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn streamed_outputs_equal_stored_ones() {
+        use crate::core::Buffer;
+        use crate::core::implicit::{STREAM_BYTES, streams};
+        if crate::core::simd::level() != crate::core::simd::Level::V4 {
+            return; // only the AVX-512 kernels stream
+        }
+        // The 64×64 colour model's second layer at batch 128: forward output 8.4 MB, its
+        // input gradient 16.8 MB.
+        let g = ConvGeometry { channels: 32, height: 32, width: 32, kernel: 4, stride: 2, padding: 1 };
+        let (batch, m, pool) = (128, 64, Pool::new(2));
+        let (k, n, xs) = (g.col_rows(), g.out_plane() * batch, g.in_size() * batch);
+        let (x, a, e) = (random(xs, 7), random(m * k, 8), random(m * n, 9));
+        let (bias, h_out, h_in) = (random(m, 10), random(m * n, 11), random(xs, 12));
+        // (output length, streamed?, run into `out` returning the bias gradient if any)
+        type Run<'a> = Box<dyn Fn(&mut [f32]) -> Vec<f32> + 'a>;
+        let runs: Vec<(usize, Run)> = vec![
+            (
+                m * n,
+                Box::new(|y| {
+                    let ep = Some(Epilogue { bias: &bias, relu: true });
+                    columns_product(
+                        &pool,
+                        &g,
+                        Mat::new(&a, m, k),
+                        &x,
+                        y,
+                        &mut vec![0.0; scratch_len(2)],
+                        batch,
+                        ep,
+                        None,
+                    );
+                    Vec::new()
+                }),
+            ),
+            (
+                m * n,
+                Box::new(|y| {
+                    let mut db = vec![0.0; m];
+                    let mk = Some(ReluGrad { h: &h_out, db: &mut db });
+                    columns_product(
+                        &pool,
+                        &g,
+                        Mat::new(&a, m, k),
+                        &x,
+                        y,
+                        &mut vec![0.0; scratch_len(2)],
+                        batch,
+                        None,
+                        mk,
+                    );
+                    db
+                }),
+            ),
+            (
+                xs,
+                Box::new(|out| {
+                    let ep = Some(Epilogue { bias: &bias[..g.channels], relu: true });
+                    col2im_product(
+                        &pool,
+                        &g,
+                        Mat::new(&a, m, k),
+                        &e,
+                        out,
+                        &mut vec![0.0; scratch_len(2)],
+                        batch,
+                        ep,
+                        None,
+                    );
+                    Vec::new()
+                }),
+            ),
+            (
+                xs,
+                Box::new(|out| {
+                    let mut db = vec![0.0; g.channels];
+                    let mk = Some(ReluGrad { h: &h_in, db: &mut db });
+                    col2im_product(
+                        &pool,
+                        &g,
+                        Mat::new(&a, m, k),
+                        &e,
+                        out,
+                        &mut vec![0.0; scratch_len(2)],
+                        batch,
+                        None,
+                        mk,
+                    );
+                    db
+                }),
+            ),
+        ];
+        for (i, (len, run)) in runs.iter().enumerate() {
+            let mut lined = Buffer::zeros(*len);
+            let rows = if *len == m * n { m } else { g.channels };
+            assert!(streams(lined.as_ptr(), len * 4, len / rows, batch) && len * 4 >= STREAM_BYTES);
+            let mut off = Buffer::zeros(len + 1);
+            let (db_lined, db_off) = (run(&mut lined), run(&mut off[1..]));
+            assert!(lined.iter().zip(&off[1..]).all(|(a, b)| a.to_bits() == b.to_bits()), "run {i}: outputs differ");
+            assert_eq!(db_lined, db_off, "run {i}: bias gradients differ");
+            assert!(lined.iter().any(|&v| v != 0.0), "run {i}: nothing written");
+        }
+    }
+
     #[test]
     fn results_repeat_exactly_for_a_thread_count() {
         let g = geometries()[2];

@@ -43,6 +43,8 @@ thread_local! {
 #[derive(Default)]
 struct Scratch {
     rows: Vec<*const f32>,
+    /// A streamed block's output rows, `[m, NR]`, until they are streamed out.
+    tile: Vec<f32>,
     /// The weight gradient's transposed column block.
     t: Vec<f32>,
 }
@@ -219,23 +221,26 @@ unsafe fn broadcast_kernel<const R: usize, const V: usize>(
 }
 
 /// A ReLU layer's backward on a block of its output gradient that the kernel just stored:
-/// `c[i, ·] ← c[i, ·] · [h[i, ·] > 0]` (h the layer's output, at the same offsets with the same
-/// row stride), adding each row's sum (the layer's bias gradient) to `sums[i]`.
+/// `c[i, ·] ← c[i, ·] · [h[i, ·] > 0]` (h the layer's output, its rows `ldh` apart), adding
+/// each row's sum (the layer's bias gradient) to `sums[i]`.
 ///
 /// # Safety
-/// AVX-512F; `c` and `h` valid for `mr` rows of `nc` at stride `ldc`, `sums` for `mr` values.
+/// AVX-512F; `c` valid for `mr` rows of `nc` at stride `ldc`, `h` at stride `ldh`, `sums` for
+/// `mr` values.
 #[target_feature(enable = "avx512f")]
-unsafe fn mask_tile(c: *mut f32, h: *const f32, ldc: usize, nc: usize, mr: usize, sums: *mut f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn mask_tile(c: *mut f32, ldc: usize, h: *const f32, ldh: usize, nc: usize, mr: usize, sums: *mut f32) {
     for i in 0..mr {
         let mut acc = _mm512_setzero_ps();
         for v in 0..nc.div_ceil(16) {
-            let (mask, off) = (lane_mask(nc, v), i * ldc + 16 * v);
+            let mask = lane_mask(nc, v);
+            let (c, h) = (c.wrapping_add(i * ldc + 16 * v), h.wrapping_add(i * ldh + 16 * v));
             // SAFETY: per the contract; the mask stops at `nc`.
             unsafe {
-                let hv = _mm512_maskz_loadu_ps(mask, h.wrapping_add(off));
+                let hv = _mm512_maskz_loadu_ps(mask, h);
                 let keep = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(mask, hv, _mm512_setzero_ps());
-                let value = _mm512_maskz_loadu_ps(keep, c.wrapping_add(off));
-                _mm512_mask_storeu_ps(c.wrapping_add(off), mask, value);
+                let value = _mm512_maskz_loadu_ps(keep, c);
+                _mm512_mask_storeu_ps(c, mask, value);
                 acc = _mm512_add_ps(acc, value);
             }
         }
@@ -268,6 +273,36 @@ unsafe fn epilogue_tile(c: *mut f32, ldc: usize, nc: usize, mr: usize, bias: *co
     }
 }
 
+/// `mr` rows of [`NR`] floats from `tile` (rows [`NR`] apart) to `c` (rows `ldc` apart) with
+/// streaming stores, which write whole lines without first reading them (a feature map too
+/// large to stay cached would otherwise be read from memory once per write, for nothing).
+///
+/// # Safety
+/// AVX-512F; `tile` valid for `mr` rows of [`NR`] reads, `c` for `mr` rows of [`NR`] writes at
+/// stride `ldc`, each row starting on a 64-byte line. The caller fences ([`_mm_sfence`])
+/// before another thread reads `c`.
+#[target_feature(enable = "avx512f")]
+unsafe fn stream_tile(tile: *const f32, c: *mut f32, ldc: usize, mr: usize) {
+    for i in 0..mr {
+        for v in 0..NR / 16 {
+            // SAFETY: per the contract.
+            unsafe { _mm512_stream_ps(c.add(i * ldc + 16 * v), _mm512_loadu_ps(tile.add(i * NR + 16 * v))) };
+        }
+    }
+}
+
+/// Outputs at least this large are streamed to memory ([`stream_tile`]): at batch 128, the
+/// 64×64 colour model's 32 × 32 × 32 and 64 × 16 × 16 maps (16.8 and 8.4 MB), not MNIST's
+/// (3.2 MB), which the next layer still finds in cache.
+pub(crate) const STREAM_BYTES: usize = 8 << 20;
+
+/// Whether a product writing `bytes` of output to `out`, in rows `ldc` floats apart and
+/// blocks `batch` floats apart, streams its full-width blocks: large, and every block row
+/// starting on a line.
+pub(crate) fn streams(out: *const f32, bytes: usize, ldc: usize, batch: usize) -> bool {
+    bytes >= STREAM_BYTES && (out as usize).is_multiple_of(64) && ldc.is_multiple_of(16) && batch.is_multiple_of(16)
+}
+
 /// Reduction rows per pass over the row blocks: 64 rows of 64 floats (16 KB) stay in L1
 /// while every block of [`MR`] output rows uses them.
 const KC: usize = 64;
@@ -277,11 +312,13 @@ const KC: usize = 64;
 /// chunk's rows are first copied side by side: rows of a large feature map lie a multiple
 /// of 16 KB apart and, read in place, compete for the same few L1 sets); the epilogue
 /// (`bias` per row, ReLU) is applied as the last pass stores, and so is `mask` = (h at `c`'s
-/// offset, this part's row sums): the ReLU backward of the layer whose output h is.
+/// offset, this part's row sums): the ReLU backward of the layer whose output h is. With
+/// `tile` (`nc` = [`NR`], `c`'s rows on lines), the passes accumulate there and each finished
+/// block is streamed to `c` ([`stream_tile`]).
 ///
 /// # Safety
 /// As [`broadcast_kernel`], for every block: `packed` from [`pack`] with `m` rows and `k`
-/// columns, `rows` `k` pointers.
+/// columns, `rows` `k` pointers; with `tile`, as [`stream_tile`] for `c`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn blocked_product(
@@ -295,7 +332,17 @@ unsafe fn blocked_product(
     epilogue: Option<Epilogue>,
     mask: Option<(*const f32, *mut f32)>,
     copy: bool,
+    tile: Option<&mut [f32]>,
 ) {
+    // Where the passes accumulate: `c` itself, or the tile.
+    let streamed = tile.is_some();
+    let (w, ldw) = match tile {
+        Some(t) => {
+            assert!(nc == NR && t.len() >= m.div_ceil(MR) * MR * NR, "streamed block: tile");
+            (t.as_mut_ptr(), NR)
+        }
+        None => (c, ldc),
+    };
     let mut chunk = [0.0f32; KC * NR];
     let mut chunk_rows = [std::ptr::null::<f32>(); KC];
     let mut k0 = 0;
@@ -320,17 +367,22 @@ unsafe fn blocked_product(
         };
         for block in 0..m.div_ceil(MR) {
             let a = Packed(packed[(block * k + k0) * MR..].as_ptr());
-            let c = c.wrapping_add(block * MR * ldc);
+            let (c, w) = (c.wrapping_add(block * MR * ldc), w.wrapping_add(block * MR * ldw));
             let mr = MR.min(m - block * MR);
             // SAFETY: per the contract.
-            unsafe { broadcast_kernel::<MR, 4>(kc, a, src, c, ldc, nc, mr, k0 > 0) };
+            unsafe { broadcast_kernel::<MR, 4>(kc, a, src, w, ldw, nc, mr, k0 > 0) };
             if let Some(e) = epilogue.filter(|_| last) {
                 // SAFETY: per the contract; the bias holds a value per row.
-                unsafe { epilogue_tile(c, ldc, nc, mr, e.bias[block * MR..].as_ptr(), e.relu) };
+                unsafe { epilogue_tile(w, ldw, nc, mr, e.bias[block * MR..].as_ptr(), e.relu) };
             }
             if let Some((h, sums)) = mask.filter(|_| last) {
+                let (h, sums) = (h.wrapping_add(block * MR * ldc), sums.wrapping_add(block * MR));
                 // SAFETY: per the contract: `h` matches `c`'s layout, `sums` holds a value per row.
-                unsafe { mask_tile(c, h.wrapping_add(block * MR * ldc), ldc, nc, mr, sums.wrapping_add(block * MR)) };
+                unsafe { mask_tile(w, ldw, h, ldc, nc, mr, sums) };
+            }
+            if streamed && last {
+                // SAFETY: per the contract (`nc` = NR, asserted above).
+                unsafe { stream_tile(w, c, ldc, mr) };
             }
         }
         k0 += kc;
@@ -375,12 +427,16 @@ pub unsafe fn forward(
         (0..k).map(|j| ((j / (kk * kk) * g.height + j / kk % kk) * g.width + j % kk) * batch).collect();
     let chunks = batch.div_ceil(NR);
     let yp = SyncMut::new(&mut y[..m * n]);
+    let stream = streams(yp.ptr(), m * n * 4, n, batch);
     // Rows of a map at least 16 KB long alias in L1 (10–15% faster copied at 32×32 and 64×64
     // at batch 128, no gain at 16×16; examples/conv_parts.rs).
     let copy = g.width * batch >= 4096;
     pool.run(&|part| {
         SCRATCH.with_borrow_mut(|s| {
             s.rows.resize(k, std::ptr::null());
+            if stream {
+                s.tile.resize(m.div_ceil(MR) * MR * NR, 0.0);
+            }
             for item in split_range(positions * chunks, pool.threads(), part, 1) {
                 let (p, b0) = (item / chunks, item % chunks * NR);
                 let nc = NR.min(batch - b0);
@@ -401,9 +457,15 @@ pub unsafe fn forward(
                 }
                 let c = yp.ptr().wrapping_add(p * batch + b0);
                 let mk = mask.map(|mk| (mk.h[p * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * m)));
+                let tile = (stream && nc == NR).then_some(&mut s.tile[..]);
                 // SAFETY: AVX-512F per the contract; the rows point into x, `c` at this part's
-                // own columns of y (items are disjoint columns), its row sums its own.
-                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc, epilogue, mk, copy) };
+                // own columns of y (items are disjoint columns), its row sums its own; a
+                // streamed block's rows start on lines (`streams`).
+                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc, epilogue, mk, copy, tile) };
+            }
+            if stream {
+                // SAFETY: SSE; orders this part's streaming stores before the pool's hand-back.
+                unsafe { _mm_sfence() };
             }
         });
     });
@@ -443,8 +505,12 @@ pub unsafe fn transposed(
     pack_classes(pool, a, m, g, &classes, &mut packed);
     let chunks = batch.div_ceil(NR);
     let op = SyncMut::new(&mut out[..channels * plane]);
+    let stream = streams(op.ptr(), channels * plane * 4, plane, batch);
     pool.run(&|part| {
         SCRATCH.with_borrow_mut(|sc| {
+            if stream {
+                sc.tile.resize(channels.div_ceil(MR) * MR * NR, 0.0);
+            }
             for item in split_range(g.height * g.width * chunks, pool.threads(), part, 1) {
                 let (pixel, b0) = (item / chunks, item % chunks * NR);
                 let (iy, ix) = (pixel / g.width, pixel % g.width);
@@ -464,11 +530,30 @@ pub unsafe fn transposed(
                 let c = op.ptr().wrapping_add(pixel * batch + b0);
                 let mk =
                     mask.map(|mk| (mk.h[pixel * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * channels)));
+                let tile = (stream && nc == NR).then_some(&mut sc.tile[..]);
                 // SAFETY: AVX-512F per the contract; rows point into e; `c` at this part's own
-                // pixels (items are disjoint pixels), its row sums its own.
+                // pixels (items are disjoint pixels), its row sums its own; a streamed block's
+                // rows start on lines (`streams`).
                 unsafe {
-                    blocked_product(channels, t.len() * m, &packed[class], &sc.rows, c, plane, nc, epilogue, mk, false)
+                    let rows = &sc.rows;
+                    blocked_product(
+                        channels,
+                        t.len() * m,
+                        &packed[class],
+                        rows,
+                        c,
+                        plane,
+                        nc,
+                        epilogue,
+                        mk,
+                        false,
+                        tile,
+                    )
                 };
+            }
+            if stream {
+                // SAFETY: SSE; orders this part's streaming stores before the pool's hand-back.
+                unsafe { _mm_sfence() };
             }
         });
     });
@@ -583,7 +668,7 @@ pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
         let mine = split_range(positions, threads, part, 1);
         let mut dt = vec![0.0f32; k * m]; // this part's dᵀ [K, M]
         SCRATCH.with_borrow_mut(|s| {
-            let Scratch { rows, t } = s;
+            let Scratch { rows, t, .. } = s;
             t.resize(RB * stride, 0.0);
             let mut first = true;
             for p in mine.clone() {

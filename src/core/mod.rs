@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod adam;
+pub mod buffer;
 pub mod conv;
 pub mod im2col;
 #[cfg(target_arch = "x86_64")]
@@ -19,6 +20,7 @@ pub mod simd;
 pub mod vamp;
 
 pub use adam::{AdamConfig, AdamState, adam_step};
+pub use buffer::Buffer;
 pub use matmul::{Mat, matmul};
 pub use pool::Pool;
 pub use rng::{Purpose, Rng};

@@ -21,7 +21,7 @@
 use super::config::{Arch, Layout, ModelConfig};
 use super::prior::PriorWork;
 use crate::core::activations::activation_backward;
-use crate::core::{Pool, kernels};
+use crate::core::{Buffer, Pool, kernels};
 use crate::nn::Layer;
 
 /// Every buffer one batch needs, allocated once.
@@ -36,19 +36,19 @@ pub struct Workspace {
     pub y: Vec<f32>,
     /// Encoder activations, one buffer per layer; a conv cvae's last one has the K label
     /// rows appended (the head's input).
-    pub enc_h: Vec<Vec<f32>>,
+    pub enc_h: Vec<Buffer>,
     pub enc: Vec<f32>,
     /// Standard-normal noise \[L, k·B\] for the reparameterisation.
     pub eps: Vec<f32>,
     /// Decoder input \[L+K, k·B\]: z rows, then the label rows.
     pub z: Vec<f32>,
     /// Decoder activations before the output layer, one \[rows, k·B\] buffer per layer.
-    pub dec_h: Vec<Vec<f32>>,
+    pub dec_h: Vec<Buffer>,
     /// The output layer's product on the forward pass, then ∂loss/∂out \[P, k·B\] (or the
     /// likelihood's mean after `decode`).
-    pub out: Vec<f32>,
+    pub out: Buffer,
     /// Gradient scratch, two so stacked layers can ping-pong.
-    dh: [Vec<f32>; 2],
+    dh: [Buffer; 2],
     pub(super) dz: Vec<f32>,
     pub(super) denc: Vec<f32>,
     /// Per-column reconstruction loss −log p(x|z) \[k·B\], plus per-thread scratch.
@@ -89,10 +89,12 @@ impl Workspace {
         let d = |rows: usize| vec![0.0f32; rows * cols];
         let last = layout.encoder.len() - 1;
         let conv = config.arch == Arch::Conv;
+        // Activations and their gradients start on cache lines, for the kernels' streaming
+        // stores (`core::buffer`).
         let enc_h = (layout.encoder.iter().enumerate())
-            .map(|(j, layer)| v(layer.outputs() + if conv && j == last { k } else { 0 }))
+            .map(|(j, layer)| Buffer::zeros((layer.outputs() + if conv && j == last { k } else { 0 }) * batch))
             .collect();
-        let dec_h: Vec<Vec<f32>> = layout.decoder.iter().map(|layer| d(layer.outputs())).collect();
+        let dec_h = layout.decoder.iter().map(|layer| Buffer::zeros(layer.outputs() * cols)).collect();
         let grad_len = (layout.encoder.iter().map(|l| l.outputs() * batch))
             .chain(layout.decoder.iter().map(|l| l.outputs() * cols))
             .max()
@@ -111,8 +113,8 @@ impl Workspace {
             eps: d(l),
             z: d(config.decoder_in()),
             dec_h,
-            out: d(p),
-            dh: [vec![0.0; grad_len], vec![0.0; grad_len]],
+            out: Buffer::zeros(p * cols),
+            dh: [Buffer::zeros(grad_len), Buffer::zeros(grad_len)],
             dz: d(l),
             denc: v(config.encoder_out()),
             bce: d(threads.max(1)),
@@ -193,7 +195,7 @@ impl Network {
         }
         for (j, layer) in self.layout.encoder.iter().enumerate() {
             let (before, rest) = ws.enc_h.split_at_mut(j);
-            let src = if j == 0 { &ws.x } else { &before[j - 1] };
+            let src: &[f32] = if j == 0 { &ws.x } else { &before[j - 1] };
             layer.forward(pool, params, src, &mut rest[0], &mut ws.col, b, Some(c.activation));
         }
         let last = ws.enc_h.last_mut().expect("one layer at least");
@@ -225,7 +227,7 @@ impl Network {
         let cols = ws.columns();
         for (j, layer) in self.layout.decoder.iter().enumerate() {
             let (before, rest) = ws.dec_h.split_at_mut(j);
-            let src = if j == 0 { &ws.z } else { &before[j - 1] };
+            let src: &[f32] = if j == 0 { &ws.z } else { &before[j - 1] };
             layer.forward(pool, params, src, &mut rest[0], &mut ws.col, cols, Some(self.config.activation));
         }
         let last = ws.dec_h.last().expect("one layer at least");
@@ -400,7 +402,7 @@ fn fusable(c: &ModelConfig, layer: &Layer) -> bool {
 /// A stack of `act(layer(x) + b)` layers: the layers, each one's output, the stack's input.
 struct Stack<'a> {
     layers: &'a [Layer],
-    outputs: &'a [Vec<f32>],
+    outputs: &'a [Buffer],
     input: &'a [f32],
 }
 
@@ -416,7 +418,7 @@ fn stack_backward(
     params: &[f32],
     grads: &mut [f32],
     stack: Stack,
-    dh: &mut [Vec<f32>; 2],
+    dh: &mut [Buffer; 2],
     mut dx: Option<(&mut [f32], usize)>,
     mut done: bool,
     db: &mut [f32],
