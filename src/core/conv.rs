@@ -526,93 +526,32 @@ mod tests {
         let (k, n, xs) = (g.col_rows(), g.out_plane() * batch, g.in_size() * batch);
         let (x, a, e) = (random(xs, 7), random(m * k, 8), random(m * n, 9));
         let (bias, h_out, h_in) = (random(m, 10), random(m * n, 11), random(xs, 12));
-        // (output length, streamed?, run into `out` returning the bias gradient if any)
-        type Run<'a> = Box<dyn Fn(&mut [f32]) -> Vec<f32> + 'a>;
-        let runs: Vec<(usize, Run)> = vec![
-            (
-                m * n,
-                Box::new(|y| {
-                    let ep = Some(Epilogue { bias: &bias, relu: true });
-                    columns_product(
-                        &pool,
-                        &g,
-                        Mat::new(&a, m, k),
-                        &x,
-                        y,
-                        &mut vec![0.0; scratch_len(2)],
-                        batch,
-                        ep,
-                        None,
-                    );
-                    Vec::new()
-                }),
-            ),
-            (
-                m * n,
-                Box::new(|y| {
-                    let mut db = vec![0.0; m];
-                    let mk = Some(ReluGrad { h: &h_out, db: &mut db });
-                    columns_product(
-                        &pool,
-                        &g,
-                        Mat::new(&a, m, k),
-                        &x,
-                        y,
-                        &mut vec![0.0; scratch_len(2)],
-                        batch,
-                        None,
-                        mk,
-                    );
-                    db
-                }),
-            ),
-            (
-                xs,
-                Box::new(|out| {
-                    let ep = Some(Epilogue { bias: &bias[..g.channels], relu: true });
-                    col2im_product(
-                        &pool,
-                        &g,
-                        Mat::new(&a, m, k),
-                        &e,
-                        out,
-                        &mut vec![0.0; scratch_len(2)],
-                        batch,
-                        ep,
-                        None,
-                    );
-                    Vec::new()
-                }),
-            ),
-            (
-                xs,
-                Box::new(|out| {
-                    let mut db = vec![0.0; g.channels];
-                    let mk = Some(ReluGrad { h: &h_in, db: &mut db });
-                    col2im_product(
-                        &pool,
-                        &g,
-                        Mat::new(&a, m, k),
-                        &e,
-                        out,
-                        &mut vec![0.0; scratch_len(2)],
-                        batch,
-                        None,
-                        mk,
-                    );
-                    db
-                }),
-            ),
-        ];
-        for (i, (len, run)) in runs.iter().enumerate() {
-            let mut lined = Buffer::zeros(*len);
-            let rows = if *len == m * n { m } else { g.channels };
+        // One product into `out` (the forward, or the transposed product, whose output has
+        // the input's shape), with the epilogue or the fused ReLU backward; returns the
+        // latter's bias gradient.
+        let run = |forward: bool, masked: bool, out: &mut [f32]| -> Vec<f32> {
+            let (rows, h) = if forward { (m, &h_out) } else { (g.channels, &h_in) };
+            let mut db = vec![0.0; rows];
+            let ep = (!masked).then(|| Epilogue { bias: &bias[..rows], relu: true });
+            let mk = masked.then(|| ReluGrad { h, db: &mut db });
+            let (a, mut scratch) = (Mat::new(&a, m, k), vec![0.0; scratch_len(2)]);
+            if forward {
+                columns_product(&pool, &g, a, &x, out, &mut scratch, batch, ep, mk);
+            } else {
+                col2im_product(&pool, &g, a, &e, out, &mut scratch, batch, ep, mk);
+            }
+            db
+        };
+        for (forward, masked) in [(true, false), (true, true), (false, false), (false, true)] {
+            let (len, rows) = if forward { (m * n, m) } else { (xs, g.channels) };
+            let what = format!("forward {forward}, masked {masked}");
+            let mut lined = Buffer::zeros(len);
             assert!(streams(lined.as_ptr(), len * 4, len / rows, batch) && len * 4 >= STREAM_BYTES);
             let mut off = Buffer::zeros(len + 1);
-            let (db_lined, db_off) = (run(&mut lined), run(&mut off[1..]));
-            assert!(lined.iter().zip(&off[1..]).all(|(a, b)| a.to_bits() == b.to_bits()), "run {i}: outputs differ");
-            assert_eq!(db_lined, db_off, "run {i}: bias gradients differ");
-            assert!(lined.iter().any(|&v| v != 0.0), "run {i}: nothing written");
+            let (db_lined, db_off) = (run(forward, masked, &mut lined), run(forward, masked, &mut off[1..]));
+            assert!(lined.iter().zip(&off[1..]).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: outputs differ");
+            assert_eq!(db_lined, db_off, "{what}: bias gradients differ");
+            assert!(lined.iter().any(|&v| v != 0.0), "{what}: nothing written");
         }
     }
 
