@@ -74,6 +74,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         objective,
         lr_schedule: Default::default(),
         init: Default::default(),
+        output_bias: Default::default(),
         kl_warmup: 0,
     };
     let model = Model::init(config.clone(), train.seed);

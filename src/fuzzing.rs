@@ -122,6 +122,7 @@ fn states() -> &'static [Arc<AppState>; 2] {
                 objective: Objective::Elbo,
                 lr_schedule: Default::default(),
                 init: Default::default(),
+                output_bias: Default::default(),
                 kl_warmup: 0,
             };
             let config = RunConfig { kind: DirKind::VaeRun, model: model.clone(), train, version: "fuzz".into() };

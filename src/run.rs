@@ -104,7 +104,8 @@ impl Run {
         check_new(&dir)?;
         let model = Model::init_with(config.model.clone(), config.train.seed, config.train.init);
         let adam = AdamState::new(model.params.len());
-        let trainer = Trainer::new(config.train.clone(), model, adam, 0, data);
+        let mut trainer = Trainer::new(config.train.clone(), model, adam, 0, data);
+        trainer.init_output_bias();
         check_batch(&trainer)?;
         let created_dir = !dir.path.exists();
         dir.create()?;
@@ -129,6 +130,7 @@ impl Run {
         dir.load_config()?; // a clear error before taking a lock in the wrong directory
         let lock = DirLock::acquire(&dir.path)?;
         let mut config = dir.load_config()?;
+        let mut fresh = false;
         let state = match dir.load_state(&config.model) {
             // Killed before its first train state was committed (during epoch 1, or while
             // saving it): start again from the seed, exactly as the uninterrupted run did. Never
@@ -136,6 +138,7 @@ impl Run {
             Err(CheckpointError::NoState(_)) if first_epoch_at_most(&dir)? => {
                 let model = Model::init_with(config.model.clone(), config.train.seed, config.train.init);
                 let adam = AdamState::new(model.params.len());
+                fresh = true;
                 crate::checkpoint::TrainState { model, adam, epoch: 0 }
             }
             other => other?,
@@ -168,7 +171,10 @@ impl Run {
         crate::io::remove_stale_temps(&dir.samples_dir());
         let mut metrics = dir.load_metrics()?;
         metrics.retain(|m| m.epoch <= state.epoch);
-        let trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
+        let mut trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
+        if fresh {
+            trainer.init_output_bias();
+        }
         Ok(Run { dir, config, trainer, metrics, _lock: lock, created_dir: false })
     }
 

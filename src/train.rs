@@ -45,6 +45,9 @@ pub struct TrainConfig {
     /// How the weights were initialised.
     #[serde(default, skip_serializing_if = "Init::is_pytorch")]
     pub init: Init,
+    /// Where the output bias starts: as `init` sets it, or at the training set's mean image.
+    #[serde(default, skip_serializing_if = "OutputBias::is_init")]
+    pub output_bias: OutputBias,
     /// Epochs of KL warm-up: the KL weight rises linearly to `beta`, `beta · min(1, e / N)`
     /// in epoch e (Sønderby et al. 2016; Tomczak & Welling 2018 use 100); 0 = none.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -69,6 +72,24 @@ pub enum Init {
 impl Init {
     pub fn is_pytorch(&self) -> bool {
         *self == Init::Pytorch
+    }
+}
+
+/// Where the decoder's output bias starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputBias {
+    /// As `--init` sets every bias
+    #[default]
+    Init,
+    /// So the untrained decoder's mean is the training set's mean image (the logit of each
+    /// pixel's mean for a Bernoulli likelihood, as Burda et al.'s code starts it)
+    DataMean,
+}
+
+impl OutputBias {
+    pub fn is_init(&self) -> bool {
+        *self == OutputBias::Init
     }
 }
 
@@ -260,6 +281,14 @@ impl Trainer {
         let order = (0..data.train.len() as u32).collect();
         let interrupt = Arc::new(AtomicBool::new(false));
         Trainer { config, model, adam, epoch, data, pool, interrupt, grads, ws, order, uniforms: Vec::new() }
+    }
+
+    /// Starts the output bias as `config.output_bias` asks, from the prepared training set
+    /// (after `--train-limit` and a static binarization); called once, before the first step.
+    pub fn init_output_bias(&mut self) {
+        if self.config.output_bias == OutputBias::DataMean {
+            self.model.set_output_bias_to_mean(&self.data.train.mean_image());
+        }
     }
 
     /// Optimisation steps per epoch (the last incomplete batch is dropped).

@@ -160,6 +160,7 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--lr-schedule", "stages:30:3:0.5"], &["spans more than 100000 epochs"]);
     fails(&["train", "--out", o, "--adam-eps", "0"], &["--adam-eps <EPS>", "greater than 0"]);
     fails(&["train", "--out", o, "--init", "he"], &["he", "possible values: pytorch, glorot"]);
+    fails(&["train", "--out", o, "--output-bias", "zero"], &["zero", "possible values: init, data-mean"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--k", "0"], &["--k <K>", "0 is not in 1..=100"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--k", "101"], &["--k <K>", "101 is not in 1..=100"]);
     fails(&["train", "--out", o, "--objective", "iwae", "--beta", "2"], &["--beta", iwae_kl]);
@@ -357,7 +358,8 @@ fn ctrl_c_keeps_every_completed_epoch_and_names_the_resume_command() {
 fn a_run_interrupted_before_its_first_epoch_resumes_from_the_start() {
     let tmp = tempfile::tempdir().unwrap();
     let (whole, cut) = (tmp.path().join("whole"), tmp.path().join("cut"));
-    train(&whole, &["--epochs", "1"]);
+    // The data-mean output bias is set from the data again, as the uninterrupted run set it.
+    train(&whole, &["--epochs", "1", "--output-bias", "data-mean"]);
     // What Ctrl-C during epoch 1 leaves: the config and nothing trained.
     std::fs::create_dir(&cut).unwrap();
     std::fs::copy(whole.join("config.json"), cut.join("config.json")).unwrap();
@@ -420,6 +422,8 @@ fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
         "1e-4",
         "--init",
         "glorot",
+        "--output-bias",
+        "data-mean",
         "--k",
         "2",
         "--beta",
@@ -450,12 +454,17 @@ fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
         (t["init"].as_str(), t["objective"].clone()),
         (Some("glorot"), serde_json::json!({ "elbo_k": { "k": 2 } }))
     );
+    assert_eq!(t["output_bias"].as_str(), Some("data-mean"));
     assert!((t["adam"]["eps"].as_f64().unwrap() - 1e-4).abs() < 1e-10);
     assert_eq!((t["beta"].as_f64(), t["kl_warmup"].as_u64()), (Some(0.5), Some(4)));
     train(&split, &[&flags[..], &["--epochs", "3"]].concat());
     fails(
         &["train", "--resume", split.to_str().unwrap(), "--init", "pytorch"],
         &["--init cannot be changed when resuming"],
+    );
+    fails(
+        &["train", "--resume", split.to_str().unwrap(), "--output-bias", "init"],
+        &["--output-bias cannot be changed when resuming"],
     );
     fails(
         &["train", "--resume", split.to_str().unwrap(), "--kl-warmup", "2"],

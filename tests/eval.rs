@@ -29,6 +29,7 @@ fn trained_with(config: ModelConfig) -> (Model, Split) {
         objective: Default::default(),
         lr_schedule: Default::default(),
         init: Default::default(),
+        output_bias: Default::default(),
         kl_warmup: 0,
     };
     let model = Model::init(config, 3);

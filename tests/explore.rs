@@ -22,6 +22,7 @@ fn decoding_the_encoding_mean_reconstructs_better_than_a_random_z() {
         objective: Default::default(),
         lr_schedule: Default::default(),
         init: Default::default(),
+        output_bias: Default::default(),
         kl_warmup: 0,
     };
     let model = Model::init(ModelConfig::tutorial(ModelKind::Vae), 4);

@@ -72,6 +72,7 @@ fn small_trainer_with(kind: ModelKind, seed: u64, threads: usize, objective: Obj
         objective,
         lr_schedule: Default::default(),
         init: Default::default(),
+        output_bias: Default::default(),
         kl_warmup: 0,
     };
     let model = Model::init(config, seed);

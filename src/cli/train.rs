@@ -89,6 +89,9 @@ pub struct TrainArgs {
     /// How the weights start [default: pytorch]
     #[arg(long, value_enum)]
     pub init: Option<crate::train::Init>,
+    /// Where the decoder's output bias starts [default: init]
+    #[arg(long, value_enum)]
+    pub output_bias: Option<crate::train::OutputBias>,
     /// Examples per optimisation step, 1 to 65536 [default: 128]
     #[arg(long, value_name = "B", value_parser = count(1, 1 << 16))]
     pub batch_size: Option<usize>,
@@ -267,13 +270,14 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 29] = [
+        let fixed: [(&str, bool); 30] = [
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
             ("--pseudo-inputs", a.pseudo_inputs.is_some()),
             ("--lr-schedule", a.lr_schedule.is_some()),
             ("--adam-eps", a.adam_eps.is_some()),
             ("--init", a.init.is_some()),
+            ("--output-bias", a.output_bias.is_some()),
             ("--arch", a.arch.is_some()),
             ("--widths", a.widths.is_some()),
             ("--likelihood", a.likelihood.is_some()),
@@ -345,6 +349,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             objective: objective(&a)?,
             lr_schedule: schedule,
             init: a.init.unwrap_or_default(),
+            output_bias: a.output_bias.unwrap_or_default(),
             kl_warmup: a.kl_warmup.unwrap_or(0),
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));

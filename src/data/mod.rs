@@ -172,6 +172,18 @@ impl Split {
         self.images[..n.min(self.len()) * self.pixels()].iter().map(|&v| v as f32 / 255.0).collect()
     }
 
+    /// The mean image \[pixels\] in [0, 1]: each pixel's intensity averaged over the split
+    /// (zeros for an empty split).
+    pub fn mean_image(&self) -> Vec<f32> {
+        let p = self.pixels();
+        let mut sums = vec![0u64; p];
+        for image in self.images.chunks_exact(p) {
+            sums.iter_mut().zip(image).for_each(|(s, &v)| *s += v as u64);
+        }
+        let n = (self.len().max(1) * 255) as f64;
+        sums.iter().map(|&s| (s as f64 / n) as f32).collect()
+    }
+
     /// Parses an (image file, label file) pair and checks they match.
     ///
     /// # Errors
@@ -290,4 +302,20 @@ fn read_files(dir: &Path) -> Result<[Vec<u8>; 4], DataError> {
         *slot = std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three 1×2 images: pixel 0 is (0 + 255 + 51)/3/255 = 0.4, pixel 1 (255·3)/3/255 = 1.
+    #[test]
+    fn mean_image_averages_each_pixel() {
+        let split =
+            Split { images: vec![0, 255, 255, 255, 51, 255], labels: vec![0, 1, 2], shape: Shape::new(1, 1, 2) };
+        let mean = split.mean_image();
+        assert!((mean[0] - 0.4).abs() < 1e-7 && mean[1] == 1.0, "{mean:?}");
+        let empty = Split { images: vec![], labels: vec![], shape: Shape::new(1, 1, 2) };
+        assert_eq!(empty.mean_image(), vec![0.0, 0.0]);
+    }
 }

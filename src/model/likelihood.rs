@@ -55,6 +55,21 @@ impl Likelihood {
         !matches!(self, Likelihood::Bernoulli)
     }
 
+    /// The output value `o` whose mean parameter is `mean`: the logit of the mean, clipped to
+    /// [0.001, 0.999], for the Bernoulli and continuous Bernoulli (whose λ = σ(o)), and the
+    /// mean itself for the Gaussian. Starting the output bias here (Burda, Grosse &
+    /// Salakhutdinov 2015's code, `get_train_bias_np`) has the untrained decoder draw the
+    /// average image, so the first steps need not spend the encoder's signal learning it.
+    pub fn link_of_mean(&self, mean: f32) -> f32 {
+        match self {
+            Likelihood::Gaussian { .. } => mean,
+            Likelihood::Bernoulli | Likelihood::ContinuousBernoulli => {
+                let m = (mean as f64).clamp(0.001, 0.999);
+                (m / (1.0 - m)).ln() as f32
+            }
+        }
+    }
+
     /// Checks the settings; the message names the flag.
     ///
     /// # Errors
@@ -139,5 +154,25 @@ impl Likelihood {
 impl std::fmt::Display for Likelihood {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// logit(m) = ln(m / (1 − m)): 0 at ½, ln(0.001/0.999) = −6.9068 at the lower clip; the
+    /// Gaussian's mean parameter is the mean itself; σ(logit(m)) = m inside the clip.
+    #[test]
+    fn link_of_mean_inverts_each_mean() {
+        let b = Likelihood::Bernoulli;
+        assert_eq!(b.link_of_mean(0.5), 0.0);
+        assert!((b.link_of_mean(0.0) - (0.001f64 / 0.999).ln() as f32).abs() < 1e-6);
+        assert!((b.link_of_mean(1.0) + b.link_of_mean(0.0)).abs() < 1e-5, "the clip is symmetric");
+        assert_eq!(Likelihood::Gaussian { sigma: None }.link_of_mean(0.3), 0.3);
+        for m in [0.001f32, 0.02, 0.4, 0.93, 0.999] {
+            let o = Likelihood::ContinuousBernoulli.link_of_mean(m);
+            assert!((1.0 / (1.0 + (-o).exp()) - m).abs() < 1e-6, "{m}");
+        }
     }
 }

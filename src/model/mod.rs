@@ -103,6 +103,25 @@ impl Model {
         Model { network, params }
     }
 
+    /// Sets the output bias so that, before training, the decoder's mean is the data's:
+    /// each bias value is [`Likelihood::link_of_mean`] of the mean of the pixels it serves
+    /// (one pixel for a linear output, a channel's plane for a convolution). `pixel_mean`
+    /// \[P\] is the training set's mean image, channel-major, in [0, 1].
+    ///
+    /// # Panics
+    /// If `pixel_mean` is not one value per pixel.
+    pub fn set_output_bias_to_mean(&mut self, pixel_mean: &[f32]) {
+        let c = self.network.config.clone();
+        assert_eq!(pixel_mean.len(), c.pixels(), "one mean per pixel");
+        let out = &self.network.layout.output;
+        let plane = out.spatial();
+        let bias = &mut self.params[out.b.clone()];
+        for (b, block) in bias.iter_mut().zip(pixel_mean.chunks_exact(plane)) {
+            let mean = block.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
+            *b = c.likelihood.link_of_mean(mean as f32);
+        }
+    }
+
     /// The architecture the weights belong to (image shape, latent size, kind, layers).
     pub fn config(&self) -> &ModelConfig {
         &self.network.config
@@ -302,5 +321,32 @@ mod tests {
         }
         let fc1 = &glorot.network.layout.tensors[0];
         assert_eq!((fc1.name.as_str(), fc1.shape.clone()), ("fc1.weight", vec![200, 784]));
+    }
+
+    /// With the output layer's weights zeroed, the decoder's mean is σ(bias) whatever z is:
+    /// after [`Model::set_output_bias_to_mean`] that is the data's mean, per pixel for the
+    /// MLP (inside the [0.001, 0.999] clip), per channel plane for the convolutional decoder.
+    #[test]
+    fn output_bias_starts_the_decoder_at_the_data_mean() {
+        let pool = Pool::new(1);
+        let mlp = ModelConfig::tutorial(ModelKind::Vae);
+        let conv = ModelConfig::conv(ModelKind::Vae, crate::core::Shape::new(3, 16, 16), 8);
+        for config in [mlp, conv] {
+            let p = config.pixels();
+            let mean: Vec<f32> = (0..p).map(|i| [0.0, 0.3, 0.97, 1.0, 0.5][i % 5]).collect();
+            let mut model = Model::init(config.clone(), 2);
+            let w = model.network.layout.output.w.clone();
+            model.params[w].fill(0.0);
+            model.set_output_bias_to_mean(&mean);
+            let z: Vec<f32> = (0..2 * config.latent_dim).map(|i| i as f32 * 0.37 - 3.0).collect();
+            let out = model.decode(&pool, &z, None).unwrap();
+            let plane = model.network.layout.output.spatial();
+            for (i, &o) in out.iter().enumerate() {
+                let channel = (i % p) / plane;
+                let block = &mean[channel * plane..(channel + 1) * plane];
+                let want = (block.iter().sum::<f32>() / plane as f32).clamp(0.001, 0.999);
+                assert!((o - want).abs() < 1e-5, "{:?} pixel {i}: {o} vs {want}", config.arch);
+            }
+        }
     }
 }
