@@ -25,7 +25,47 @@
 //! \[2L, K\] (μ rows, then log σ² rows), as the encoder writes them.
 
 use super::matmul::{Mat, matmul};
-use super::pool::Pool;
+use super::pool::{Pool, SyncMut};
+use super::simd::{self, simd_fn};
+
+/// Columns of the K×C table one pass of [`softmax_tile`] takes: its K rows of 64 floats
+/// (256 bytes each) stay in L1/L2 across the pass's three sweeps.
+const TILE: usize = 64;
+
+simd_fn! {
+    /// For the columns `tile` of `a` \[K, stride\]: a_kc += c_k, then the column's softmax
+    /// r_kc = exp(a_kc − max_k a_kc) / Σ_k exp(a_kc − max_k a_kc) in place, and
+    /// `log_p[c] = max_k a_kc + log Σ_k exp(a_kc − max_k a_kc) − log K`. Sweeps the table
+    /// row by row so each pass vectorises across the tile's columns.
+    fn softmax_tile(a: &SyncMut<'_, f32>, stride: usize, tile: std::ops::Range<usize>, constant: &[f32], log_p: &mut [f32]) {
+        let w = tile.len();
+        let (mut max, mut sum) = ([f32::NEG_INFINITY; TILE], [0.0f32; TILE]);
+        let (max, sum) = (&mut max[..w], &mut sum[..w]);
+        // SAFETY: row i of this tile's columns; the caller gives each tile to one thread.
+        let row = |i: usize| unsafe { a.slice(i * stride + tile.start..i * stride + tile.end) };
+        for (i, &ci) in constant.iter().enumerate() {
+            for (v, m) in row(i).iter_mut().zip(max.iter_mut()) {
+                *v += ci;
+                *m = if *v > *m { *v } else { *m };
+            }
+        }
+        for i in 0..constant.len() {
+            for ((v, &m), s) in row(i).iter_mut().zip(max.iter()).zip(sum.iter_mut()) {
+                *v = simd::exp(*v - m);
+                *s += *v;
+            }
+        }
+        let mut inv = [0.0f32; TILE];
+        inv[..w].iter_mut().zip(sum.iter()).for_each(|(r, &s)| *r = 1.0 / s);
+        for i in 0..constant.len() {
+            row(i).iter_mut().zip(&inv[..w]).for_each(|(v, &r)| *v *= r);
+        }
+        let ln_k = (constant.len() as f32).ln();
+        for ((lp, &m), &s) in log_p.iter_mut().zip(max.iter()).zip(sum.iter()) {
+            *lp = m + s.ln() - ln_k;
+        }
+    }
+}
 
 /// The mixture's terms, computed once per set of pseudo-input encodings.
 #[derive(Clone, Debug)]
@@ -74,25 +114,15 @@ impl Mixture {
         }
         matmul(pool, resp, Mat::new(&self.mu_rho, k, l), Mat::new(z, l, cols), false);
         matmul(pool, resp, Mat::new(&self.rho, k, l), Mat::new(z2, l, cols), true);
-        let ln_k = (k as f32).ln();
-        for (c, lp) in log_p.iter_mut().enumerate() {
-            let mut max = f32::NEG_INFINITY;
-            for i in 0..k {
-                let a = resp[i * cols + c] + self.constant[i];
-                resp[i * cols + c] = a;
-                max = max.max(a);
+        let (table, constant) = (SyncMut::new(resp), &self.constant[..]);
+        let lp = SyncMut::new(log_p);
+        pool.for_ranges(cols, TILE, 2 * TILE, &|_, r| {
+            for start in r.clone().step_by(TILE) {
+                let tile = start..(start + TILE).min(r.end);
+                // SAFETY: each tile's columns belong to one range of one thread.
+                softmax_tile(&table, cols, tile.clone(), constant, unsafe { lp.slice(tile) });
             }
-            let mut sum = 0.0f64;
-            for i in 0..k {
-                let e = ((resp[i * cols + c] - max) as f64).exp();
-                resp[i * cols + c] = e as f32;
-                sum += e;
-            }
-            for i in 0..k {
-                resp[i * cols + c] = (resp[i * cols + c] as f64 / sum) as f32;
-            }
-            *lp = max + sum.ln() as f32 - ln_k;
-        }
+        });
         for q in z2[..l * cols].iter_mut() {
             *q *= -2.0;
         }
@@ -205,22 +235,36 @@ mod tests {
             .collect()
     }
 
+    /// On 9 columns (part of one tile, one thread) and on 300 (tiles of 64 and a part one,
+    /// split between two threads), with 7 and 500 components.
     #[test]
     fn log_density_matches_the_definition() {
-        let (l, k, cols) = (5, 7, 9);
-        let (enc, z, _) = setup(l, k, cols);
-        let m = Mixture::new(&enc, l, k);
-        let (mut z2, mut resp, mut lp) = (vec![0.0; l * cols], vec![0.0; k * cols], vec![0.0; cols]);
-        m.log_density(&Pool::new(1), &z, &mut z2, &mut resp, &mut lp);
-        let e64: Vec<f64> = enc.iter().map(|&v| v as f64).collect();
-        let z64: Vec<f64> = z.iter().map(|&v| v as f64).collect();
-        let want = reference(&e64, &z64, l, k, cols);
-        for (a, b) in lp.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
-        }
-        for c in 0..cols {
-            let total: f32 = (0..k).map(|i| resp[i * cols + c]).sum();
-            assert!((total - 1.0).abs() < 1e-5);
+        for (l, k, cols, threads) in [(5, 7, 9, 1), (6, 500, 300, 2)] {
+            let (enc, z, _) = setup(l, k, cols);
+            let m = Mixture::new(&enc, l, k);
+            let (mut z2, mut resp, mut lp) = (vec![0.0; l * cols], vec![0.0; k * cols], vec![0.0; cols]);
+            m.log_density(&Pool::new(threads), &z, &mut z2, &mut resp, &mut lp);
+            let e64: Vec<f64> = enc.iter().map(|&v| v as f64).collect();
+            let z64: Vec<f64> = z.iter().map(|&v| v as f64).collect();
+            let want = reference(&e64, &z64, l, k, cols);
+            for (a, b) in lp.iter().zip(&want) {
+                assert!((*a as f64 - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+            for c in 0..cols {
+                let total: f32 = (0..k).map(|i| resp[i * cols + c]).sum();
+                assert!((total - 1.0).abs() < 1e-5, "column {c}: {total}");
+                // The largest responsibility is the component with the largest density.
+                let best = (0..k).max_by(|&a, &b| resp[a * cols + c].total_cmp(&resp[b * cols + c])).unwrap();
+                let d = |i: usize| -> f64 {
+                    (0..l)
+                        .map(|j| {
+                            let (mu, lv) = (e64[j * k + i], e64[(l + j) * k + i]);
+                            -0.5 * lv - 0.5 * (z64[j * cols + c] - mu).powi(2) * (-lv).exp()
+                        })
+                        .sum()
+                };
+                assert!((0..k).all(|i| d(i) <= d(best) + 1e-4), "column {c}");
+            }
         }
         // One component: log N(z; μ, σ²) (without the 2π factor).
         let one = Mixture::new(&[0.5, (0.3f32).ln()], 1, 1);
