@@ -270,10 +270,14 @@ impl Run {
         Ok(())
     }
 
-    /// Writes `samples/epoch-NNN.png`, the grid decoded from the fixed z (and labels).
+    /// Writes `samples/epoch-NNN.png`, the grid decoded from the fixed z (and labels); for a
+    /// VampPrior, z placed in the prior's components ([`crate::core::vamp::Mixture::place`]).
     fn save_grid(&self, epoch: usize, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
         let trainer = &self.trainer;
         let c = trainer.model.config();
+        // A VampPrior's grid: the fixed noise placed in the current prior's components.
+        let placed = trainer.model.network.prior_mixture(&trainer.pool, &trainer.model.params).map(|m| m.place(z));
+        let z = placed.as_deref().unwrap_or(z);
         let imgs = trainer.model.decode(&trainer.pool, z, labels).map_err(|e| RunError::Invalid(e.to_string()))?;
         let mut grid = images::grid(&imgs, c.shape(), GRID_ROW, GRID_PADDING);
         if c.kind.conditional() && !c.class_names.is_empty() {

@@ -23,7 +23,7 @@ pub const GMM_FILE: &str = "sampler-gmm.json";
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SamplerName {
-    /// z ~ the model's prior N(0, I)
+    /// z ~ the model's prior: N(0, I), or a VampPrior's mixture
     #[default]
     Prior,
     /// z ~ the Gaussian mixture `vae fit-sampler` fitted to the training codes (per label for a cvae)
