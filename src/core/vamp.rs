@@ -187,12 +187,18 @@ impl Mixture {
         rng.fill_normal(&mut z);
         for row in z.chunks_exact_mut(l) {
             let i = ((rng.uniform() * self.components as f64) as usize).min(self.components - 1);
-            for (j, v) in row.iter_mut().enumerate() {
-                let sigma = 1.0 / self.rho[i * l + j].sqrt();
-                *v = self.mu[i * l + j] + temperature * sigma * *v;
-            }
+            self.shift(row, i, temperature);
         }
         z
+    }
+
+    /// Noise `row` \[L\] moved into component `i`: ε ↦ μ_i + T·σ_i ε.
+    fn shift(&self, row: &mut [f32], i: usize, temperature: f32) {
+        let l = self.latent;
+        for (j, v) in row.iter_mut().enumerate() {
+            let sigma = 1.0 / self.rho[i * l + j].sqrt();
+            *v = self.mu[i * l + j] + temperature * sigma * *v;
+        }
     }
 
     /// Fixed noise `eps` \[n, L\] placed in the mixture without drawing anything: row r in
@@ -204,10 +210,7 @@ impl Mixture {
         let n = eps.len() / l;
         let mut z = eps[..n * l].to_vec();
         for (r, row) in z.chunks_exact_mut(l).enumerate() {
-            let i = r * self.components / n;
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = self.mu[i * l + j] + *v / self.rho[i * l + j].sqrt();
-            }
+            self.shift(row, r * self.components / n, 1.0);
         }
         z
     }
@@ -231,21 +234,22 @@ mod tests {
         (enc, z, w)
     }
 
+    /// a_ic = log q(z_c | u_i) (without the 2π factor) in f64, straight from the definition.
+    fn component(enc: &[f64], z: &[f64], l: usize, k: usize, cols: usize, i: usize, c: usize) -> f64 {
+        (0..l)
+            .map(|j| {
+                let (mu, lv) = (enc[j * k + i], enc[(l + j) * k + i]);
+                let d = z[j * cols + c] - mu;
+                -0.5 * lv - 0.5 * d * d * (-lv).exp()
+            })
+            .sum()
+    }
+
     /// log p_λ(z) in f64 straight from the definition.
     fn reference(enc: &[f64], z: &[f64], l: usize, k: usize, cols: usize) -> Vec<f64> {
         (0..cols)
             .map(|c| {
-                let a: Vec<f64> = (0..k)
-                    .map(|i| {
-                        (0..l)
-                            .map(|j| {
-                                let (mu, lv) = (enc[j * k + i], enc[(l + j) * k + i]);
-                                let d = z[j * cols + c] - mu;
-                                -0.5 * lv - 0.5 * d * d * (-lv).exp()
-                            })
-                            .sum()
-                    })
-                    .collect();
+                let a: Vec<f64> = (0..k).map(|i| component(enc, z, l, k, cols, i, c)).collect();
                 let max = a.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 max + a.iter().map(|v| (v - max).exp()).sum::<f64>().ln() - (k as f64).ln()
             })
@@ -272,14 +276,7 @@ mod tests {
                 assert!((total - 1.0).abs() < 1e-5, "column {c}: {total}");
                 // The largest responsibility is the component with the largest density.
                 let best = (0..k).max_by(|&a, &b| resp[a * cols + c].total_cmp(&resp[b * cols + c])).unwrap();
-                let d = |i: usize| -> f64 {
-                    (0..l)
-                        .map(|j| {
-                            let (mu, lv) = (e64[j * k + i], e64[(l + j) * k + i]);
-                            -0.5 * lv - 0.5 * (z64[j * cols + c] - mu).powi(2) * (-lv).exp()
-                        })
-                        .sum()
-                };
+                let d = |i: usize| component(&e64, &z64, l, k, cols, i, c);
                 assert!((0..k).all(|i| d(i) <= d(best) + 1e-4), "column {c}");
             }
         }

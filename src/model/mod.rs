@@ -111,14 +111,14 @@ impl Model {
     /// # Panics
     /// If `pixel_mean` is not one value per pixel.
     pub fn set_output_bias_to_mean(&mut self, pixel_mean: &[f32]) {
-        let c = self.network.config.clone();
-        assert_eq!(pixel_mean.len(), c.pixels(), "one mean per pixel");
+        let likelihood = self.network.config.likelihood;
+        assert_eq!(pixel_mean.len(), self.network.config.pixels(), "one mean per pixel");
         let out = &self.network.layout.output;
         let plane = out.spatial();
         let bias = &mut self.params[out.b.clone()];
         for (b, block) in bias.iter_mut().zip(pixel_mean.chunks_exact(plane)) {
             let mean = block.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
-            *b = c.likelihood.link_of_mean(mean as f32);
+            *b = likelihood.link_of_mean(mean as f32);
         }
     }
 
