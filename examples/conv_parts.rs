@@ -2,9 +2,8 @@
 //! for both implementations: the portable blocked one and, on AVX-512 CPUs, the implicit-GEMM
 //! kernels. `cargo run --release --example conv_parts`. Best of 7 rounds of 8 calls, in ms.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
-use vae::core::conv::{PORTABLE, col2im_product, columns_product, columns_product_t, scratch_len};
+use vae::core::conv::{col2im_product, columns_product, columns_product_t, force_portable, scratch_len};
 use vae::core::im2col::ConvGeometry;
 use vae::core::{Mat, Pool};
 
@@ -34,7 +33,7 @@ fn main() {
         let gflops = |ms: f64| 2.0 * (m * k * n) as f64 / ms / 1e6;
         println!("C={c} side={side} M={m}: K={k} N={n}");
         for (name, portable) in [("blocked ", true), ("implicit", false)] {
-            PORTABLE.store(portable, Ordering::Relaxed);
+            force_portable(portable);
             let f = time(&mut || columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut y, &mut s, b, None, None));
             let w = time(&mut || columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut s, b));
             let t = time(&mut || col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut dx, &mut s, b, None, None));

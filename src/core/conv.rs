@@ -180,7 +180,7 @@ fn implicit(a: Mat) -> bool {
     cfg!(target_arch = "x86_64")
         && super::simd::level() == super::simd::Level::V4
         && a.is_row_major()
-        && !PORTABLE.load(std::sync::atomic::Ordering::Relaxed)
+        && !PORTABLE.get()
 }
 
 /// The gathering `col2im_product` fills blocks of 6 output channels: below 8 channels (an
@@ -194,8 +194,18 @@ const IMPLICIT_MIN_CHANNELS: usize = 8;
 const IMPLICIT_MIN_E_ROWS: usize = 32;
 const IMPLICIT_MIN_COLUMNS: usize = 32;
 
-/// Forces the portable products (for tests of both paths on one machine).
-pub static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+thread_local! {
+    /// Whether this thread's products are forced onto the portable path ([`force_portable`]).
+    static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Forces the portable products for the products this thread starts (`false` restores the
+/// default), to test and time both paths on one machine. Per thread, because the path is
+/// chosen on the calling thread: a test flipping it cannot change the path another test,
+/// running beside it in the same process, takes.
+pub fn force_portable(on: bool) {
+    PORTABLE.set(on);
+}
 
 /// `y [M, N] = a [M, K] · im2col_g(x)`, overwriting `y`; columns split across the pool.
 /// `scratch` holds at least [`scratch_len`] floats.
@@ -454,12 +464,12 @@ mod tests {
     #[test]
     fn blocked_products_equal_the_full_column_matrix_products() {
         // Both implementations on this machine: the AVX-512 implicit kernels (when the CPU
-        // has them) and the portable blocked ones. PORTABLE is only flipped here.
+        // has them) and the portable blocked ones, chosen for this test's thread only.
         for portable in [false, true] {
-            PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
+            force_portable(portable);
             all_products_match();
         }
-        PORTABLE.store(false, std::sync::atomic::Ordering::Relaxed);
+        force_portable(false);
     }
 
     fn all_products_match() {
