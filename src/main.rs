@@ -12,6 +12,9 @@ fn fail(message: &str, code: i32) -> ! {
 }
 
 fn main() {
+    // The binary owns its main thread: every kernel it runs flushes subnormals (see
+    // `vae::core::fpmode`; library callers get the same inside the pool's jobs and epochs).
+    vae::core::fpmode::flush_denormals_on_this_thread();
     let cli = match vae::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => match e.kind() {

@@ -304,6 +304,9 @@ impl Trainer {
     /// [`EpochError::Diverged`] if the objective stops being finite, [`EpochError::Interrupted`] if
     /// [`Trainer::interrupt`] was raised; the parameters keep the epoch's earlier steps.
     pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize, f64)) -> Result<EpochTrain, EpochError> {
+        // Subnormals flushed for the serial kernels too (the pool's jobs flush on their own);
+        // the caller's mode comes back when the epoch returns.
+        let _flush = crate::core::FlushDenormals::new();
         let epoch = self.epoch as u64 + 1;
         let seed = self.config.seed;
         let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
@@ -431,6 +434,7 @@ pub fn fill_inputs(
 
 /// Mean per-example BCE and KL over `split` with one z ~ q(z|x) per image (z = μ for `ae`).
 pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> TestLoss {
+    let _flush = crate::core::FlushDenormals::new();
     let c = model.config();
     let n = split.len();
     if n == 0 {

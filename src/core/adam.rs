@@ -131,4 +131,31 @@ mod tests {
             assert!((p[i] as f64 - pr[i]).abs() < 1e-5, "p[{i}] {} vs {}", p[i], pr[i]);
         }
     }
+
+    #[test]
+    fn moments_that_decay_reach_zero_without_passing_through_subnormals() {
+        // One gradient of 1e-20, then zeros: m decays by β₁ = 0.9 a step and v (1e-43 after
+        // the first step: already below f32's normal range) by β₂. With subnormals flushed
+        // (the pool's jobs do it) no moment ever holds a subnormal, on 1 or 2 threads. v is
+        // flushed to 0 at once. m, updated in PyTorch's order m + (1 − β₁)(g − m), stops
+        // decaying where its step (1 − β₁)·m would be subnormal, i.e. below 2^-126 / 0.1 ≈
+        // 1.2e-37, reached after ln(1e-21 / 1.2e-37) / ln(1/0.9) ≈ 353 steps: a tiny normal
+        // number, harmless.
+        for threads in [1, 2] {
+            let pool = Pool::new(threads);
+            let n = 8192;
+            let mut p = vec![0.5f32; n];
+            let mut s = AdamState::new(n);
+            let mut g = vec![1e-20f32; n];
+            adam_step(&pool, &AdamConfig::default(), &mut p, &g, &mut s);
+            g.fill(0.0);
+            for _ in 0..400 {
+                adam_step(&pool, &AdamConfig::default(), &mut p, &g, &mut s);
+                let sub = s.m.iter().chain(&s.v).chain(&p).find(|x| x.is_subnormal());
+                assert!(sub.is_none(), "{threads} threads, step {}: a subnormal {sub:?}", s.step);
+            }
+            assert!(s.v.iter().all(|&x| x == 0.0), "{threads} threads");
+            assert!(s.m.iter().all(|&x| x > 0.0 && x < 1.2e-37), "{threads} threads: m {}", s.m[0]);
+        }
+    }
 }

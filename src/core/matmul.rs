@@ -155,7 +155,10 @@ pub unsafe fn matmul_serial(dst: *mut f32, dst_row_stride: usize, a: Mat, b: Mat
     }
 }
 
+/// Runs every part on the calling thread, with subnormals flushed as in a pool job (so a
+/// product gives the same bits whether it went parallel or not).
 fn block_all(block: &dyn Fn(usize), parts: usize) {
+    let _flush = super::fpmode::FlushDenormals::new();
     for p in 0..parts {
         block(p);
     }

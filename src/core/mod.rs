@@ -5,6 +5,7 @@ pub mod activations;
 pub mod adam;
 pub mod buffer;
 pub mod conv;
+pub mod fpmode;
 pub mod im2col;
 #[cfg(target_arch = "x86_64")]
 pub mod implicit;
@@ -21,6 +22,7 @@ pub mod vamp;
 
 pub use adam::{AdamConfig, AdamState, adam_step};
 pub use buffer::Buffer;
+pub use fpmode::FlushDenormals;
 pub use matmul::{Mat, matmul};
 pub use pool::Pool;
 pub use rng::{Purpose, Rng};

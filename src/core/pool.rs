@@ -175,6 +175,8 @@ impl Pool {
                     .name(format!("vae-worker-{index}"))
                     .spawn(move || {
                         WORKER_OF.with(|w| w.set(Arc::as_ptr(&shared)));
+                        // The pool's own thread: its jobs always run with subnormals flushed.
+                        super::fpmode::flush_denormals_on_this_thread();
                         let me = Parker { thread: std::thread::current(), parked: flag };
                         worker_loop(&shared, &me, index)
                     })
@@ -192,12 +194,16 @@ impl Pool {
     }
 
     /// Runs `f(part)` for every `part in 0..self.threads()`, part 0 on the calling thread,
-    /// and returns when all parts are done. Calls from several threads take turns.
+    /// and returns when all parts are done. Calls from several threads take turns. Every
+    /// part runs with subnormals flushed to zero ([`super::fpmode`]); the calling thread's
+    /// floating-point mode is restored on return.
     ///
     /// # Panics
     /// When called from inside one of this pool's own jobs (nested parallelism on one pool
     /// would wait for itself), and when a part panicked.
     pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+        // Every part runs with subnormals flushed (workers set it once, at their start).
+        let _flush = super::fpmode::FlushDenormals::new();
         if self.workers.is_empty() {
             f(0);
             return;
@@ -249,6 +255,7 @@ impl Pool {
         f: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
     ) {
         if len < min_parallel || self.threads() == 1 {
+            let _flush = super::fpmode::FlushDenormals::new();
             f(0, 0..len);
             return;
         }
