@@ -45,6 +45,27 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Where a figure was measured: the CPU's name, family and model, SIMD level (after
+/// `VAE_SIMD`), AVX-512 datapath width, bf16/AMX features, caches, and the kernel tuning
+/// derived from them.
+pub fn cpu_json() -> serde_json::Value {
+    let c = crate::core::cpu::cpu();
+    serde_json::json!({
+        "model_name": c.model_name,
+        "vendor": c.vendor,
+        "family": c.family,
+        "model": c.model,
+        "simd": crate::core::simd::level().name(),
+        "simd_detected": crate::core::simd::detected().name(),
+        "fma_bits": c.fma_bits(),
+        "avx512_bf16": c.avx512_bf16,
+        "avx512_fp16": c.avx512_fp16,
+        "amx_bf16": c.amx_bf16,
+        "caches": c.caches,
+        "tuning": crate::core::cpu::tuning(),
+    })
+}
+
 /// `vae bench`: trains `o.epochs` epochs, times them and the test pass, and prints the figures (one
 /// JSON object with `o.json`).
 ///
@@ -132,6 +153,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
                 "train_loss": train_loss,
                 "test_loss": test.bce + test.kl,
                 "simd": format!("{:?}", crate::core::simd::level()),
+                "cpu": cpu_json(),
             })
         );
     } else {
@@ -153,6 +175,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
             crate::cli::group(trainer.model.params.len()),
             crate::core::simd::level()
         );
+        println!("cpu                 {}", crate::core::cpu::cpu().summary());
         println!("seconds per epoch   {mean:.3} (best {best:.3}; each: {})", list.join(", "));
         println!("steps per second    {:.1}", steps as f64 / mean);
         println!("images per second   {images_per_sec:.0}");

@@ -236,6 +236,8 @@ pub struct BenchArgs {
 /// The command's own failure (a run or dataset that cannot be read, a flag out of range, a file
 /// that cannot be written, …), with a message that names the fix.
 pub fn run(cli: Cli) -> Result<()> {
+    // A misspelt VAE_SIMD would silently run at full speed: refuse it, naming the fix.
+    crate::core::simd::requested()?;
     match cli.command {
         Command::Train(a) => train::train(*a),
         Command::Sample(a) => sample(a),

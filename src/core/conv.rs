@@ -12,7 +12,7 @@
 //! A full column matrix is large (12.8 MB for MNIST's second convolution at batch 128, 67 MB
 //! for a 64×64 colour model's): writing it out and reading it back made those layers run at
 //! half the speed of their products. Here every thread fills a block of at most
-//! [`BLOCK`] floats (256 KB, inside its L2 cache), multiplies it at once, and moves on:
+//! [`block_floats`] floats (a quarter of its L2 cache), multiplies it at once, and moves on:
 //!
 //! - `columns_product` splits the N columns across threads (disjoint output columns);
 //! - `columns_product_t` splits the K rows (each thread builds only its rows, and writes its
@@ -92,17 +92,20 @@ fn with_mask(
     }
 }
 
-/// Floats of column-matrix block per thread: 256 KB, a quarter of a Zen 5 core's L2.
-pub const BLOCK: usize = 1 << 16;
+/// Floats of column-matrix block per thread: a quarter of the core's L2
+/// ([`super::cpu::Tuning::conv_block`]; 256 KB of a Zen 5 core's 1 MB).
+pub fn block_floats() -> usize {
+    super::cpu::tuning().conv_block
+}
 
 /// Scratch floats the products need for a pool of `threads`.
 pub fn scratch_len(threads: usize) -> usize {
-    threads * BLOCK
+    threads * block_floats()
 }
 
-/// Columns per block for `rows` rows: fills [`BLOCK`], a multiple of 16, at least 16.
+/// Columns per block for `rows` rows: fills [`block_floats`], a multiple of 16, at least 16.
 fn block_cols(rows: usize) -> usize {
-    (BLOCK / rows.max(1)) / 16 * 16
+    (block_floats() / rows.max(1)) / 16 * 16
 }
 
 /// Rows `rows` × columns `cols` of `im2col_g(x)` into `col` (`[rows.len(), cols.len()]`).
@@ -259,7 +262,7 @@ fn blocked_columns_product(
     let nb = block_cols(k);
     pool.run(&|part| {
         // SAFETY: each part uses its own scratch block.
-        let col = unsafe { sp.slice(part * BLOCK..(part + 1) * BLOCK) };
+        let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
         let mine = split_range(n, pool.threads(), part, 16);
         let mut j = mine.start;
         while j < mine.end {
@@ -297,7 +300,7 @@ pub fn columns_product_t(
     let (dp, sp) = (SyncMut::new(&mut d[..m * k]), SyncMut::new(scratch));
     pool.run(&|part| {
         // SAFETY: each part uses its own scratch block.
-        let col = unsafe { sp.slice(part * BLOCK..(part + 1) * BLOCK) };
+        let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
         let rows = split_range(k, pool.threads(), part, 1);
         if rows.is_empty() {
             return;
@@ -391,7 +394,7 @@ fn blocked_col2im_product(
             // SAFETY: parts own disjoint channel planes of out, and their own scratch.
             unsafe { op.slice(channels.start * plane..channels.end * plane).fill(0.0) };
             // SAFETY: part `part`'s own block of the scratch.
-            let col = unsafe { sp.slice(part * BLOCK..(part + 1) * BLOCK) };
+            let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
             let rows = channels.start * kk..channels.end * kk;
             let nb = block_cols(rows.len());
             let mut j = 0;
@@ -417,7 +420,7 @@ fn blocked_col2im_product(
         let rows_of_parity: Vec<usize> = (residue..ho).step_by(passes).collect();
         pool.run(&|part| {
             // SAFETY: each part uses its own scratch; rows of one pass touch disjoint pixels.
-            let col = unsafe { sp.slice(part * BLOCK..(part + 1) * BLOCK) };
+            let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
             let nb = block_cols(k);
             for &oy in &rows_of_parity[split_range(rows_of_parity.len(), threads, part, 1)] {
                 let mut j = oy * row_cols;
@@ -517,7 +520,7 @@ mod tests {
         close(&got, &want, &format!("col2im_product {what}"));
     }
 
-    /// Outputs large enough to be streamed to memory (`implicit::STREAM_BYTES`) equal, bit
+    /// Outputs large enough to be streamed to memory (`implicit::stream_bytes`) equal, bit
     /// for bit, the same products stored the ordinary way (into a buffer one float off a
     /// line, which never streams), with the bias and ReLU epilogue and with the fused ReLU
     /// backward, for both products that stream.
@@ -525,7 +528,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn streamed_outputs_equal_stored_ones() {
         use crate::core::Buffer;
-        use crate::core::implicit::{STREAM_BYTES, streams};
+        use crate::core::implicit::{stream_bytes, streams};
         if crate::core::simd::level() != crate::core::simd::Level::V4 {
             return; // only the AVX-512 kernels stream
         }
@@ -556,7 +559,7 @@ mod tests {
             let (len, rows) = if forward { (m * n, m) } else { (xs, g.channels) };
             let what = format!("forward {forward}, masked {masked}");
             let mut lined = Buffer::zeros(len);
-            assert!(streams(lined.as_ptr(), len * 4, len / rows, batch) && len * 4 >= STREAM_BYTES);
+            assert!(streams(lined.as_ptr(), len * 4, len / rows, batch) && len * 4 >= stream_bytes());
             let mut off = Buffer::zeros(len + 1);
             let (db_lined, db_off) = (run(forward, masked, &mut lined), run(forward, masked, &mut off[1..]));
             assert!(lined.iter().zip(&off[1..]).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: outputs differ");

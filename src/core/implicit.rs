@@ -23,6 +23,7 @@
 //! without AVX-512.
 
 use super::conv::Epilogue;
+use super::cpu::MAX_KC;
 use super::im2col::ConvGeometry;
 use super::pool::{Pool, SyncMut, split_range};
 use std::arch::x86_64::*;
@@ -289,24 +290,30 @@ unsafe fn stream_tile(tile: *const f32, c: *mut f32, ldc: usize, mr: usize) {
     }
 }
 
-/// Outputs at least this large are streamed to memory ([`stream_tile`]): at batch 128, the
-/// 64×64 colour model's 32 × 32 × 32 and 64 × 16 × 16 maps (16.8 and 8.4 MB), not MNIST's
+/// Outputs at least this large are streamed to memory ([`stream_tile`]): a quarter of the L3,
+/// at most 8 MB ([`super::cpu::Tuning::stream_bytes`]). At batch 128 that is the 64×64
+/// colour model's 32 × 32 × 32 and 64 × 16 × 16 maps (16.8 and 8.4 MB), not MNIST's
 /// (3.2 MB), which the next layer still finds in cache.
-pub(crate) const STREAM_BYTES: usize = 8 << 20;
+pub(crate) fn stream_bytes() -> usize {
+    super::cpu::tuning().stream_bytes
+}
 
 /// Whether a product writing `bytes` of output to `out`, in rows `ldc` floats apart and
 /// blocks `batch` floats apart, streams its full-width blocks: large, and every block row
 /// starting on a line.
 pub(crate) fn streams(out: *const f32, bytes: usize, ldc: usize, batch: usize) -> bool {
-    bytes >= STREAM_BYTES && (out as usize).is_multiple_of(64) && ldc.is_multiple_of(16) && batch.is_multiple_of(16)
+    bytes >= stream_bytes() && (out as usize).is_multiple_of(64) && ldc.is_multiple_of(16) && batch.is_multiple_of(16)
 }
 
-/// Reduction rows per pass over the row blocks: 64 rows of 64 floats (16 KB) stay in L1
-/// while every block of [`MR`] output rows uses them.
-const KC: usize = 64;
+/// Reduction rows per pass over the row blocks ([`super::cpu::Tuning::kc`]): rows of 64
+/// floats filling a third of L1d (64 rows, 16 KB, on a 48 KB L1d) stay there while every
+/// block of [`MR`] output rows uses them. The sums run in the same order whatever it is.
+fn kc() -> usize {
+    super::cpu::tuning().kc
+}
 
 /// `c (m rows at stride ldc, nc columns) = packed · rows` over `k` pointer rows, in passes of
-/// [`KC`] rows across all row blocks, so each row is fetched once into L1 (with `copy`, the
+/// [`kc`] rows across all row blocks, so each row is fetched once into L1 (with `copy`, the
 /// chunk's rows are first copied side by side: rows of a large feature map lie a multiple
 /// of 16 KB apart and, read in place, compete for the same few L1 sets); the epilogue
 /// (`bias` per row, ReLU) is applied as the last pass stores, and so is `mask` = (h at `c`'s
@@ -341,11 +348,13 @@ unsafe fn blocked_product(
         }
         None => (c, ldc),
     };
-    let mut chunk = [0.0f32; KC * NR];
-    let mut chunk_rows = [std::ptr::null::<f32>(); KC];
+    // Only the rows copied below are read back, so the chunk is never zeroed.
+    let mut chunk = [std::mem::MaybeUninit::<f32>::uninit(); MAX_KC * NR];
+    let mut chunk_rows = [std::ptr::null::<f32>(); MAX_KC];
+    let pass = kc();
     let mut k0 = 0;
     while k0 < k {
-        let kc = KC.min(k - k0);
+        let kc = pass.min(k - k0);
         let last = k0 + kc == k;
         let src: *const *const f32 = if copy {
             for j in 0..kc {
@@ -353,10 +362,11 @@ unsafe fn blocked_product(
                 chunk_rows[j] = if r.is_null() {
                     std::ptr::null()
                 } else {
-                    let d = &mut chunk[j * NR..j * NR + nc];
-                    // SAFETY: per the contract, a non-null row holds `nc` floats.
-                    d.copy_from_slice(unsafe { std::slice::from_raw_parts(r, nc) });
-                    d.as_ptr()
+                    let d = chunk[j * NR..j * NR + nc].as_mut_ptr().cast::<f32>();
+                    // SAFETY: per the contract, a non-null row holds `nc` ≤ NR floats, and the
+                    // chunk's row j has room for NR; the two do not overlap.
+                    unsafe { std::ptr::copy_nonoverlapping(r, d, nc) };
+                    d.cast_const()
                 };
             }
             chunk_rows.as_ptr()

@@ -5,6 +5,7 @@ pub mod activations;
 pub mod adam;
 pub mod buffer;
 pub mod conv;
+pub mod cpu;
 pub mod fpmode;
 pub mod im2col;
 #[cfg(target_arch = "x86_64")]

@@ -52,9 +52,70 @@ pub enum Level {
     Baseline,
 }
 
-/// Detected once per process (the std macro caches the CPUID result).
-#[inline]
-pub fn level() -> Level {
+impl Level {
+    /// Every level, highest first.
+    pub const ALL: [Level; 3] = [Level::V4, Level::V3, Level::Baseline];
+
+    /// Higher is wider: Baseline 0, V3 1, V4 2.
+    pub fn rank(self) -> u8 {
+        match self {
+            Level::Baseline => 0,
+            Level::V3 => 1,
+            Level::V4 => 2,
+        }
+    }
+
+    /// The name `VAE_SIMD` takes: `v4`, `v3` or `baseline`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::V4 => "v4",
+            Level::V3 => "v3",
+            Level::Baseline => "baseline",
+        }
+    }
+
+    fn from_rank(rank: u8) -> Level {
+        match rank {
+            2 => Level::V4,
+            1 => Level::V3,
+            _ => Level::Baseline,
+        }
+    }
+}
+
+/// The environment variable that lowers the level: `VAE_SIMD=v4|v3|baseline`.
+pub const OVERRIDE_VAR: &str = "VAE_SIMD";
+
+/// What is wrong with `VAE_SIMD`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OverrideError {
+    #[error("VAE_SIMD={0:?} is not a SIMD level: set it to v4, v3 or baseline, or unset it")]
+    Unknown(String),
+    #[error("VAE_SIMD={asked} asks for more than this CPU has ({has}): set it to {has} or lower, or unset it")]
+    Unsupported { asked: &'static str, has: &'static str },
+}
+
+/// The level `VAE_SIMD` asks for (`None` when unset or empty), checked against what the CPU
+/// has ([`detected`]).
+///
+/// # Errors
+/// An unknown name, or a level above the CPU's.
+pub fn requested() -> Result<Option<Level>, OverrideError> {
+    let Some(value) = std::env::var_os(OVERRIDE_VAR) else { return Ok(None) };
+    let value = value.to_string_lossy().trim().to_ascii_lowercase();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let asked = Level::ALL.into_iter().find(|l| l.name() == value).ok_or(OverrideError::Unknown(value))?;
+    let has = detected();
+    if asked.rank() > has.rank() {
+        return Err(OverrideError::Unsupported { asked: asked.name(), has: has.name() });
+    }
+    Ok(Some(asked))
+}
+
+/// The best level this CPU (and OS) supports.
+pub fn detected() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
@@ -69,6 +130,23 @@ pub fn level() -> Level {
         }
     }
     Level::Baseline
+}
+
+/// The level the kernels run at: [`detected`], lowered by `VAE_SIMD` when it names a lower
+/// one (an invalid `VAE_SIMD` is ignored here; the `vae` binary refuses it with
+/// [`requested`]'s error). Read once per process, then one relaxed load.
+#[inline]
+pub fn level() -> Level {
+    // 0: not yet known; otherwise rank + 1.
+    static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    match LEVEL.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => {
+            let level = requested().ok().flatten().unwrap_or_else(detected);
+            LEVEL.store(level.rank() + 1, std::sync::atomic::Ordering::Relaxed);
+            level
+        }
+        r => Level::from_rank(r - 1),
+    }
 }
 
 /// e^x for f32, Cephes `expf`: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 polynomial,
@@ -195,6 +273,47 @@ mod tests {
     fn ln_1p_keeps_tiny_arguments() {
         assert_eq!(ln_1p(1e-10), 1e-10);
         assert!((ln_1p(1e-3) as f64 - (1e-3f64).ln_1p()).abs() < 1e-10);
+    }
+
+    #[test]
+    fn the_override_sets_the_level() {
+        // Under `kernel_tests_pass_at_every_lower_simd_level` this runs with VAE_SIMD set.
+        match requested() {
+            Ok(Some(asked)) => assert_eq!(level(), asked),
+            Ok(None) => assert_eq!(level(), detected()),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(level().rank() <= detected().rank());
+    }
+
+    /// Runs this test binary's kernel tests (`core::` and `nn::`, the layers' gradient checks)
+    /// again at every level below the CPU's, each in a child process with `VAE_SIMD` set, so
+    /// the AVX2 and portable compilations of the element-wise kernels and the portable
+    /// convolution products are tested on an AVX-512 machine too. (`gemm`'s own products
+    /// keep its own dispatch.)
+    #[test]
+    fn kernel_tests_pass_at_every_lower_simd_level() {
+        if std::env::var_os(OVERRIDE_VAR).is_some() {
+            return; // this is a child run
+        }
+        let exe = std::env::current_exe().expect("the test binary's path");
+        for lower in Level::ALL.into_iter().filter(|l| l.rank() < detected().rank()) {
+            let out = std::process::Command::new(&exe)
+                .args(["core::", "nn::", "--skip", "kernel_tests_pass_at_every_lower_simd_level"])
+                .args(["--test-threads", "2"])
+                .env(OVERRIDE_VAR, lower.name())
+                .output()
+                .expect("the test binary runs");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "VAE_SIMD={}: kernel tests failed:\n{text}", lower.name());
+            let passed: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("test result: ok. "))
+                .and_then(|l| l.split(' ').next()?.parse().ok())
+                .unwrap_or(0);
+            assert!(passed >= 40, "VAE_SIMD={}: only {passed} tests ran:\n{text}", lower.name());
+            println!("VAE_SIMD={}: {passed} kernel tests passed", lower.name());
+        }
     }
 
     #[test]
