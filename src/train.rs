@@ -298,7 +298,9 @@ impl Trainer {
 
     /// Trains one epoch; `progress(step, steps, running objective per example)` is called
     /// after every step. Stops early if the loss stops being finite or [`Trainer::interrupt`]
-    /// is raised; `self.epoch` then stays where it was.
+    /// is raised; `self.epoch` then stays where it was. The epoch, `progress` included, runs
+    /// with subnormals flushed to zero ([`crate::core::fpmode`]); the calling thread's
+    /// floating-point mode is restored on return.
     ///
     /// # Errors
     /// [`EpochError::Diverged`] if the objective stops being finite, [`EpochError::Interrupted`] if
