@@ -175,15 +175,16 @@ pub struct SampleArgs {
     /// typical and less varied images
     #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = temperature_arg)]
     pub temperature: f32,
-    /// Where codes come from: the prior, or the mixture fitted by `vae fit-sampler`
-    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Prior)]
+    /// Where codes come from: auto (the mixture `vae train` fitted to the training codes, when
+    /// the run has one for its current weights; else the prior), prior, or gmm
+    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Auto)]
     pub sampler: crate::sampler::SamplerName,
     /// Images per grid row, 1 to 1000
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
     /// Output: a picture (.png or .jpg), or the images' values (.npy: float32 [N, channels,
     /// height, width] in [0, 1]) [default: RUN_DIR/samples/sample-seed<S>.png, plus -label<D>
-    /// and -t<T> when given, -gmm for --sampler gmm]
+    /// and -t<T> when given, -gmm or -prior when --sampler names one]
     #[arg(short, long, value_name = "FILE.png", value_parser = sample_path)]
     pub output: Option<PathBuf>,
 }
@@ -395,14 +396,22 @@ fn sample(a: SampleArgs) -> Result<()> {
     let out = a.output.unwrap_or_else(|| {
         let label = label.map(|d| format!("-label{d}")).unwrap_or_default();
         let t = if a.temperature == 1.0 { String::new() } else { format!("-t{}", a.temperature) };
-        let s = if a.sampler == crate::sampler::SamplerName::Prior { String::new() } else { format!("-{}", a.sampler) };
+        // Named by the sampler only when one was asked for by name.
+        let s = if a.sampler == crate::sampler::SamplerName::Auto { String::new() } else { format!("-{}", a.sampler) };
         dir.samples_dir().join(format!("sample-seed{}{label}{t}{s}.png", a.seed))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     grid.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {} ({}x{}, {})", out.display(), grid.width, grid.height, plural(n, "sample"));
+    println!(
+        "wrote {} ({}x{}, {}; codes from the {})",
+        out.display(),
+        grid.width,
+        grid.height,
+        plural(n, "sample"),
+        sampler.describe()
+    );
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! report line, and the files each epoch leaves in the run directory.
 
 use crate::checkpoint::{CheckpointError, EpochMetrics, RunConfig, RunDir};
-use crate::core::AdamState;
+use crate::core::{AdamState, Purpose, Rng};
 use crate::data::Dataset;
 use crate::dirkind::DirKind;
 use crate::images;
@@ -274,12 +274,57 @@ impl Run {
     /// VampPrior, z placed in the prior's components ([`crate::core::vamp::Mixture::place`]).
     fn save_grid(&self, epoch: usize, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
         let trainer = &self.trainer;
-        let c = trainer.model.config();
         // A VampPrior's grid: the fixed noise placed in the current prior's components.
         let placed = trainer.model.network.prior_mixture(&trainer.pool, &trainer.model.params).map(|m| m.place(z));
         let z = placed.as_deref().unwrap_or(z);
         let imgs = trainer.model.decode(&trainer.pool, z, labels).map_err(|e| RunError::Invalid(e.to_string()))?;
-        let mut grid = images::grid(&imgs, c.shape(), GRID_ROW, GRID_PADDING);
+        self.save_grid_images(epoch, &imgs)
+    }
+
+    /// Fits the latent mixture `vae sample` and `serve` draw from by default
+    /// ([`crate::sampler`]): up to `k` components per mixture, fitted as
+    /// [`crate::sampler::FitSettings::after_training`] says, and saves it; then redraws the
+    /// last epoch's grid from it. Returns the mixture.
+    ///
+    /// # Errors
+    /// [`RunError::Invalid`] when a class has fewer than two training images or the codes are
+    /// not finite, [`RunError::Checkpoint`] when the files cannot be written.
+    pub fn fit_sampler(&self, k: usize) -> Result<crate::sampler::FittedGmm, RunError> {
+        use crate::sampler;
+        let t = &self.trainer;
+        let seed = self.config.train.seed;
+        let mut binarized;
+        let mut split = &t.data.train;
+        if self.config.train.binarize == crate::data::Binarize::Dynamic {
+            // The encoder saw binary images: encode one fixed draw of them (as `vae fit-sampler`).
+            binarized = t.data.train.clone();
+            crate::data::binarize::binarize_split(&mut binarized, &mut Rng::stream(seed, Purpose::Binarize, 2));
+            split = &binarized;
+        }
+        let settings = sampler::FitSettings::after_training(k);
+        let fitted =
+            sampler::fit(&t.model, &t.pool, split, settings, t.epoch, &mut |_, _| {}).map_err(RunError::Invalid)?;
+        sampler::save(&self.dir, &fitted)
+            .map_err(|source| CheckpointError::Write { path: self.dir.file(sampler::GMM_FILE), source })?;
+        let (_, labels) = sample_grid_inputs(&t.model, seed, GRID_IMAGES);
+        let mut rng = Rng::stream(seed, Purpose::User, 300);
+        let imgs = sampler::LatentSampler::Gmm(fitted.clone())
+            .sample(&t.model, &t.pool, GRID_IMAGES, labels.as_deref(), 1.0, &mut rng)
+            .map_err(|e| RunError::Invalid(e.to_string()))?;
+        self.save_grid_images(t.epoch, &imgs)?;
+        Ok(fitted)
+    }
+
+    /// The path of epoch `epoch`'s sample grid.
+    pub fn grid_path(&self, epoch: usize) -> PathBuf {
+        self.dir.samples_dir().join(format!("epoch-{epoch:03}.png"))
+    }
+
+    /// Writes `imgs` (`GRID_IMAGES` decoded samples) as `samples/epoch-NNN.png`, rows captioned
+    /// with their class for an image folder's cvae.
+    fn save_grid_images(&self, epoch: usize, imgs: &[f32]) -> Result<(), RunError> {
+        let c = self.trainer.model.config();
+        let mut grid = images::grid(imgs, c.shape(), GRID_ROW, GRID_PADDING);
         if c.kind.conditional() && !c.class_names.is_empty() {
             // An image folder's cvae: name each row's class (MNIST's grids stay torchvision's).
             let captions: Vec<String> =
@@ -287,7 +332,7 @@ impl Run {
             grid = crate::plot::caption_rows(&grid, c.image_rows, GRID_PADDING, &captions)
                 .map_err(|e| RunError::Invalid(e.to_string()))?;
         }
-        let path = self.dir.samples_dir().join(format!("epoch-{epoch:03}.png"));
+        let path = self.grid_path(epoch);
         grid.save(&path).map_err(|source| CheckpointError::Write { path, source })?;
         Ok(())
     }

@@ -23,20 +23,39 @@ pub const GMM_FILE: &str = "sampler-gmm.json";
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SamplerName {
-    /// z ~ the model's prior: N(0, I), or a VampPrior's mixture
+    /// The fitted mixture when the run has one for its current weights (`vae train` fits it
+    /// at the end), else the prior
     #[default]
+    Auto,
+    /// z ~ the model's prior: N(0, I), or a VampPrior's mixture
     Prior,
-    /// z ~ the Gaussian mixture `vae fit-sampler` fitted to the training codes (per label for a cvae)
+    /// z ~ the Gaussian mixture fitted to the training codes (per label for a cvae); an error
+    /// when the run has none
     Gmm,
 }
 
 impl std::fmt::Display for SamplerName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            SamplerName::Auto => "auto",
             SamplerName::Prior => "prior",
             SamplerName::Gmm => "gmm",
         })
     }
+}
+
+/// Components `vae train` fits per mixture by default, and `vae fit-sampler`'s default.
+pub const DEFAULT_COMPONENTS: usize = 10;
+
+/// Codes per mixture `vae train` fits to at most (a seeded sample of the training set's):
+/// enough for a 10-component mixture in 20–128 dimensions, and a few seconds of EM.
+pub const TRAIN_FIT_CODES: usize = 10_000;
+
+/// The components a mixture of `codes` codes in `dim` dimensions gets when `wanted` are
+/// asked for: at most one per 2·dim codes (a full covariance has dim(dim+1)/2 entries; fewer
+/// codes per component overfit them), at least 1.
+pub fn components_for(codes: usize, dim: usize, wanted: usize) -> usize {
+    (codes / (2 * dim.max(1))).clamp(1, wanted.max(1))
 }
 
 /// One label's mixture (or the only one), with how its fit went.
@@ -107,6 +126,18 @@ impl LatentSampler {
         if name == SamplerName::Prior {
             return Ok(LatentSampler::Prior);
         }
+        match (name, LatentSampler::load_gmm(dir, epoch, latent, classes)) {
+            // Auto: no mixture, or one fitted to older weights (training resumed with
+            // `--fit-sampler 0`): the prior, as `describe` then says.
+            (SamplerName::Auto, Err(SamplerError::Missing(..) | SamplerError::Stale { .. })) => {
+                Ok(LatentSampler::Prior)
+            }
+            (_, loaded) => loaded,
+        }
+    }
+
+    /// [`LatentSampler::load`] for `SamplerName::Gmm`.
+    fn load_gmm(dir: &RunDir, epoch: usize, latent: usize, classes: usize) -> Result<LatentSampler, SamplerError> {
         let path = dir.file(GMM_FILE);
         let (shown, run) = (path.display().to_string(), dir.path.display().to_string());
         let text = match std::fs::read_to_string(&path) {
@@ -170,55 +201,100 @@ impl LatentSampler {
     }
 }
 
-/// Fits a `k`-component mixture to the codes (μ of q(z|x)) of `split` under `model`, one per
-/// label for a conditional model; `progress(done, total)` after each mixture.
+/// How a mixture is fitted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FitSettings {
+    /// Components per mixture at most (each gets [`components_for`] its codes).
+    pub components: usize,
+    /// Fit each mixture to at most this many of its codes, a seeded sample (`None`: all).
+    pub max_codes: Option<usize>,
+    /// EM stops after this many iterations, or when the mean log-likelihood per code
+    /// improves by less than `tol`.
+    pub max_iter: usize,
+    pub tol: f64,
+    /// Seed of the sample and of the k-means++ starting points.
+    pub seed: u64,
+}
+
+impl FitSettings {
+    /// `vae fit-sampler`'s: every code, EM to 1e-5 nats per code or 300 iterations.
+    pub fn thorough(components: usize, seed: u64) -> FitSettings {
+        FitSettings { components, max_codes: None, max_iter: 300, tol: 1e-5, seed }
+    }
+
+    /// The end of `vae train`'s: at most [`TRAIN_FIT_CODES`] codes per mixture, EM to
+    /// scikit-learn's `GaussianMixture` defaults (1e-3 nats per code, 100 iterations), so
+    /// it takes seconds.
+    pub fn after_training(components: usize) -> FitSettings {
+        FitSettings { components, max_codes: Some(TRAIN_FIT_CODES), max_iter: 100, tol: 1e-3, seed: 1 }
+    }
+}
+
+/// Fits a mixture to the codes (μ of q(z|x)) of `split` under `model`, one per label for a
+/// conditional model, as `settings` say. `progress(done, total)` after each mixture.
 ///
 /// # Errors
-/// A message when a label has fewer training images than components or the codes are not
-/// finite.
+/// A message when a label has fewer than two training images or the codes are not finite.
 pub fn fit(
     model: &Model,
     pool: &Pool,
     split: &Split,
-    k: usize,
-    seed: u64,
+    settings: FitSettings,
     epoch: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<FittedGmm, String> {
+    let FitSettings { components: k, max_codes, max_iter, tol, seed } = settings;
     let c = model.config();
     let (latent, classes) = (c.latent_dim, c.cond_dim());
-    let mut codes = vec![0.0f64; split.len() * latent];
-    const CHUNK: usize = 1000;
-    for start in (0..split.len()).step_by(CHUNK) {
-        let end = (start + CHUNK).min(split.len());
-        let images: Vec<f32> =
-            split.images[start * c.pixels()..end * c.pixels()].iter().map(|&v| v as f32 / 255.0).collect();
-        let labels = (classes > 0).then(|| &split.labels[start..end]);
-        let enc = model.encode(pool, &images, labels).map_err(|e| e.to_string())?;
-        for (dst, &v) in codes[start * latent..end * latent].iter_mut().zip(&enc.mu) {
-            *dst = v as f64;
+    let groups: Vec<Option<u8>> = if classes == 0 { vec![None] } else { (0..classes).map(|y| Some(y as u8)).collect() };
+    // Which images each mixture is fitted to: all of its label's, or a seeded sample of them.
+    let mut members: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|label| (0..split.len()).filter(|&i| label.is_none_or(|y| split.labels[i] == y)).collect())
+        .collect();
+    if let Some(max) = max_codes {
+        for (g, m) in members.iter_mut().enumerate() {
+            if m.len() > max {
+                Rng::stream(seed, Purpose::User, 200 + g as u64).shuffle(m);
+                m.truncate(max);
+                m.sort_unstable();
+            }
         }
     }
-    let groups: Vec<Option<u8>> = if classes == 0 { vec![None] } else { (0..classes).map(|y| Some(y as u8)).collect() };
+    let mut wanted = vec![false; split.len()];
+    members.iter().flatten().for_each(|&i| wanted[i] = true);
+    let order: Vec<usize> = (0..split.len()).filter(|&i| wanted[i]).collect();
+    // Codes of the wanted images, in `order`, encoded a chunk at a time.
+    let mut codes = vec![0.0f64; split.len() * latent];
+    const CHUNK: usize = 1000;
+    let p = c.pixels();
+    for chunk in order.chunks(CHUNK) {
+        let images: Vec<f32> =
+            chunk.iter().flat_map(|&i| split.images[i * p..(i + 1) * p].iter().map(|&v| v as f32 / 255.0)).collect();
+        let labels: Option<Vec<u8>> = (classes > 0).then(|| chunk.iter().map(|&i| split.labels[i]).collect());
+        let enc = model.encode(pool, &images, labels.as_deref()).map_err(|e| e.to_string())?;
+        for (j, &i) in chunk.iter().enumerate() {
+            for (dst, &v) in codes[i * latent..(i + 1) * latent].iter_mut().zip(&enc.mu[j * latent..(j + 1) * latent]) {
+                *dst = v as f64;
+            }
+        }
+    }
     let mut mixtures = Vec::new();
-    for (g, label) in groups.iter().enumerate() {
-        let data: Vec<f64> = match label {
-            None => codes.clone(),
-            Some(y) => (0..split.len())
-                .filter(|&i| split.labels[i] == *y)
-                .flat_map(|i| codes[i * latent..(i + 1) * latent].iter().copied())
-                .collect(),
-        };
-        let n = data.len() / latent;
+    for (g, (label, members)) in groups.iter().zip(&members).enumerate() {
+        let data: Vec<f64> =
+            members.iter().flat_map(|&i| codes[i * latent..(i + 1) * latent].iter().copied()).collect();
+        let n = members.len();
         let name = label.map_or("the training set".to_string(), |y| format!("label {y}"));
-        if n < k {
+        if n < 2 {
             return Err(format!(
-                "{name} has {n} training images, fewer than --gmm {k} components; use fewer components"
+                "{name} has {n} training image{}: a mixture needs at least 2",
+                if n == 1 { "" } else { "s" }
             ));
         }
+        let kg = components_for(n, latent, k);
         let mut rng = Rng::stream(seed, Purpose::User, 100 + g as u64);
         let (gmm, FitReport { log_likelihoods, converged }) =
-            Gmm::fit(&data, latent, k, 300, 1e-5, &mut rng).map_err(|e| format!("{name}: {e}"))?;
+            Gmm::fit(&data, latent, kg, max_iter, tol, &mut rng).map_err(|e| format!("{name}: {e}"))?;
         let log_2pi = (2.0 * std::f64::consts::PI).ln();
         let prior = -0.5 * data.iter().map(|v| v * v).sum::<f64>() / n as f64 - 0.5 * latent as f64 * log_2pi;
         mixtures.push(LabelMixture {
@@ -233,6 +309,21 @@ pub fn fit(
         progress(g + 1, groups.len());
     }
     Ok(FittedGmm { components: k, epoch, seed, codes: "mu of q(z|x) of the training images".into(), mixtures })
+}
+
+/// The mixtures of `f` that got fewer components than asked for, as "label (n codes: k
+/// components)" phrases for a warning (empty when every mixture got them all).
+pub fn capped(f: &FittedGmm, names: &[String]) -> Vec<String> {
+    f.mixtures
+        .iter()
+        .filter(|m| m.gmm.components() < f.components)
+        .map(|m| {
+            let who = m.label.map_or("the training set".to_string(), |y| {
+                names.get(y as usize).cloned().unwrap_or_else(|| format!("label {y}"))
+            });
+            format!("{who} ({} codes: {})", m.codes, crate::text::plural(m.gmm.components(), "component"))
+        })
+        .collect()
 }
 
 /// Writes `fitted` to the run's [`GMM_FILE`] atomically; returns its path.
@@ -280,7 +371,8 @@ impl LatentSampler {
         match self {
             LatentSampler::Prior => "prior N(0, I)".into(),
             LatentSampler::Gmm(f) => format!(
-                "fitted Gaussian mixture ({} components{}, epoch {})",
+                "fitted Gaussian mixture ({}{} components{}, epoch {})",
+                if f.mixtures.iter().any(|m| m.gmm.components() < f.components) { "up to " } else { "" },
                 f.components,
                 if f.mixtures.len() > 1 { " per label" } else { "" },
                 f.epoch

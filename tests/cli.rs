@@ -14,7 +14,9 @@ fn train_writes_a_complete_run_directory() {
     let stdout = train(&run, &["--epochs", "2"]);
     assert!(stdout.contains("epoch   1/2") && stdout.contains("epoch   2/2"), "{stdout}");
     assert!(stdout.contains("img/s"), "{stdout}");
-    assert!(stdout.contains(&format!("next: `vae eval {}`", run.display())), "{stdout}");
+    assert!(stdout.contains(&format!("next: `vae sample {}` draws new images", run.display())), "{stdout}");
+    assert!(stdout.contains(&format!("`vae eval {}` measures it", run.display())), "{stdout}");
+    assert!(run.join("sampler-gmm.json").is_file(), "the end of training fits the sampler");
     for f in ["config.json", "model.safetensors", "train-state.safetensors", "reconstructions.png"] {
         assert!(run.join(f).is_file(), "{f} missing");
     }

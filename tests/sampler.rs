@@ -14,8 +14,9 @@ fn fitted(run: &std::path::Path) -> FittedGmm {
 fn a_vae_gets_one_mixture_that_sample_eval_and_serve_use() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    train(&run, &["--epochs", "2"]);
+    train(&run, &["--epochs", "2", "--fit-sampler", "0"]);
     let r = run.to_str().unwrap();
+    assert!(!run.join(GMM_FILE).exists(), "--fit-sampler 0 fits none");
     fails(&["sample", r, "--sampler", "gmm"], &["has no fitted sampler", "vae fit-sampler"]);
     let out = vae().args(["fit-sampler", r, "--gmm", "3"]).assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
@@ -29,7 +30,7 @@ fn a_vae_gets_one_mixture_that_sample_eval_and_serve_use() {
     vae().args(["sample", r, "--sampler", "gmm", "-n", "20"]).assert().success();
     assert_eq!(png_size(&run.join("samples/sample-seed0-gmm.png")).0 % 10, 2);
     // The same seed from the prior and from the mixture gives other images.
-    vae().args(["sample", r, "-n", "20", "-o"]).arg(tmp.path().join("p.npy")).assert().success();
+    vae().args(["sample", r, "-n", "20", "--sampler", "prior", "-o"]).arg(tmp.path().join("p.npy")).assert().success();
     vae().args(["sample", r, "-n", "20", "--sampler", "gmm", "-o"]).arg(tmp.path().join("g.npy")).assert().success();
     assert_ne!(std::fs::read(tmp.path().join("p.npy")).unwrap(), std::fs::read(tmp.path().join("g.npy")).unwrap());
     // eval records the sampler.
@@ -51,8 +52,8 @@ fn a_vae_gets_one_mixture_that_sample_eval_and_serve_use() {
     );
     let resp = http::get(addr, "/api/sample?n=4&temperature=0.5");
     assert_eq!(resp.status, 200);
-    // Training further makes the mixture stale: refused, naming the fix.
-    vae().args(["train", "--resume", r, "--epochs", "3", "-q"]).assert().success();
+    // Training further without fitting makes the mixture stale: refused, naming the fix.
+    vae().args(["train", "--resume", r, "--epochs", "3", "-q", "--fit-sampler", "0"]).assert().success();
     fails(&["sample", r, "--sampler", "gmm"], &["fitted to the weights of epoch 2", "now at epoch 3", "fit-sampler"]);
     std::fs::write(run.join(GMM_FILE), b"{\"components\": 3").unwrap();
     fails(&["sample", r, "--sampler", "gmm"], &["sampler-gmm.json is corrupt", "fit-sampler"]);
@@ -62,7 +63,7 @@ fn a_vae_gets_one_mixture_that_sample_eval_and_serve_use() {
 fn a_cvae_gets_one_mixture_per_label_and_bad_requests_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("cvae");
-    train(&run, &["--epochs", "1", "--model", "cvae"]);
+    train(&run, &["--epochs", "1", "--model", "cvae", "--fit-sampler", "0"]);
     let r = run.to_str().unwrap();
     vae().args(["fit-sampler", r, "--gmm", "2", "-q"]).assert().success();
     let f = fitted(&run);
@@ -73,7 +74,13 @@ fn a_cvae_gets_one_mixture_per_label_and_bad_requests_are_refused() {
     assert_eq!(f.mixtures.iter().map(|m| m.codes).sum::<usize>(), 512);
     vae().args(["sample", r, "--sampler", "gmm", "--label", "7", "-n", "10"]).assert().success();
     fails(&["fit-sampler", r, "--gmm", "0"], &["--gmm <K>", "0 is not in 1..=100"]);
-    fails(&["fit-sampler", r, "--gmm", "100"], &["fewer than --gmm 100 components"]);
+    // 512 images over 10 labels, ~51 codes each, 20 dimensions: one component per 40 codes.
+    let out = vae().args(["fit-sampler", r, "--gmm", "100"]).assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("warning: too few codes for 100 components (one per 40 codes) in: 0 ("), "{stderr}");
+    for m in &fitted(&run).mixtures {
+        assert_eq!(m.gmm.components(), (m.codes / 40).max(1), "label {:?}, {} codes", m.label, m.codes);
+    }
     let ae = tmp.path().join("ae");
     train(&ae, &["--epochs", "1", "--model", "ae"]);
     fails(&["fit-sampler", ae.to_str().unwrap()], &["holds an ae", "needs no sampler"]);
@@ -119,4 +126,53 @@ fn a_vamp_prior_run_trains_resumes_evaluates_and_samples() {
         &["--pseudo-inputs <K>", "0 is not in 1..=4096"],
     );
     fails(&["train", "--resume", w, "--prior", "standard"], &["--prior cannot be changed when resuming"]);
+}
+
+/// The default path: `vae train` fits the mixture at its end (and after each resumed
+/// stretch), redraws the last grid from it, and `sample`, `eval` and `serve` use it unless
+/// told `--sampler prior`; a stale one falls back to the prior.
+#[test]
+fn training_fits_the_sampler_that_sample_eval_and_serve_use_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let stdout = train(&run, &["--epochs", "2"]);
+    let r = run.to_str().unwrap();
+    assert!(
+        stdout.contains("sampler: a Gaussian mixture of up to 10 components fitted to 512 training codes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("epoch 2's grid redrawn from it"), "{stdout}");
+    assert!(stdout.contains(&format!("`vae sample {r}` draws new images from the fitted mixture")), "{stdout}");
+    let f = fitted(&run);
+    // 512 codes in 20 dimensions: 10 components need 400.
+    assert_eq!((f.components, f.epoch, f.mixtures[0].codes, f.mixtures[0].gmm.components()), (10, 2, 512, 10));
+    let sample = |extra: &[&str]| {
+        let out = vae().args(["sample", r, "-n", "20"]).args(extra).assert().success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+    assert!(sample(&[]).contains("codes from the fitted Gaussian mixture (10 components, epoch 2)"));
+    assert!(sample(&["--sampler", "prior"]).contains("codes from the prior N(0, I)"));
+    assert!(run.join("samples/sample-seed0.png").is_file() && run.join("samples/sample-seed0-prior.png").is_file());
+    assert_ne!(
+        std::fs::read(run.join("samples/sample-seed0.png")).unwrap(),
+        std::fs::read(run.join("samples/sample-seed0-prior.png")).unwrap()
+    );
+    // eval records what it used.
+    let report = tmp.path().join("eval.json");
+    vae().args(["eval", r, "--k", "2", "--limit", "20", "--generated", "20", "-o"]).arg(&report).assert().success();
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["settings"]["sampler"], "gmm");
+    let addr = start_server_with(&run, SamplerName::Auto);
+    assert!(http::get(addr, "/api/model").json()["sampler"].as_str().unwrap().starts_with("fitted Gaussian mixture"));
+    // Resuming refits it to the new weights...
+    vae().args(["train", "--resume", r, "--epochs", "3", "-q"]).assert().success();
+    assert_eq!(fitted(&run).epoch, 3);
+    // ...unless told not to: then the stale mixture is passed over for the prior.
+    vae().args(["train", "--resume", r, "--epochs", "4", "-q", "--fit-sampler", "0"]).assert().success();
+    assert!(sample(&[]).contains("codes from the prior N(0, I)"));
+    fails(&["sample", r, "--sampler", "gmm"], &["fitted to the weights of epoch 3", "now at epoch 4"]);
+    // An ae is never sampled: nothing is fitted.
+    let ae = tmp.path().join("ae");
+    let stdout = train(&ae, &["--epochs", "1", "--model", "ae"]);
+    assert!(!stdout.contains("sampler:") && !ae.join(GMM_FILE).exists(), "{stdout}");
 }

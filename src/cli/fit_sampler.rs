@@ -20,7 +20,7 @@ pub struct FitSamplerArgs {
     pub run_dir: PathBuf,
     /// Components of the Gaussian mixture (full covariances), 1 to 100; a cvae gets one
     /// mixture per label
-    #[arg(long, value_name = "K", default_value_t = 10, value_parser = super::args::count(1, 100))]
+    #[arg(long, value_name = "K", default_value_t = sampler::DEFAULT_COMPONENTS, value_parser = super::args::count(1, 100))]
     pub gmm: usize,
     /// Seed of the k-means++ starting points
     #[arg(long, default_value_t = 1)]
@@ -34,8 +34,9 @@ pub struct FitSamplerArgs {
 /// writes them to the run's `sampler-gmm.json`.
 ///
 /// # Errors
-/// If the run or its data cannot be loaded, the model is an ae, a label has fewer images than
-/// components, or the file cannot be written.
+/// If the run or its data cannot be loaded, the model is an ae, a label has fewer than two
+/// images, or the file cannot be written. A label with fewer than 2·latent codes per component
+/// gets fewer components, with a warning.
 pub fn fit_sampler(a: FitSamplerArgs) -> Result<()> {
     let l = Loaded::open(&a.run_dir)?;
     let c = l.model.config();
@@ -56,17 +57,33 @@ pub fn fit_sampler(a: FitSamplerArgs) -> Result<()> {
     let epoch = l.dir.model_epoch()?.unwrap_or(0);
     let groups = if c.kind.conditional() { c.classes } else { 1 };
     let bar = crate::progress::bar(!a.quiet, groups, "fitting", "mixtures");
-    let fitted =
-        sampler::fit(&l.model, &l.pool, &split, a.gmm, a.seed, epoch, &mut |done, _| bar.set_position(done as u64))
-            .map_err(anyhow::Error::msg)?;
+    let fitted = sampler::fit(
+        &l.model,
+        &l.pool,
+        &split,
+        sampler::FitSettings::thorough(a.gmm, a.seed),
+        epoch,
+        &mut |done, _| bar.set_position(done as u64),
+    )
+    .map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
     let path = sampler::save(&l.dir, &fitted).with_context(|| format!("cannot write in {}", a.run_dir.display()))?;
     if a.quiet {
         return Ok(());
     }
     let names = l.config.class_names();
+    let capped = sampler::capped(&fitted, &names);
+    if !capped.is_empty() {
+        eprintln!(
+            "warning: too few codes for {} components (one per {} codes) in: {}",
+            a.gmm,
+            2 * c.latent_dim,
+            capped.join(", ")
+        );
+    }
     println!(
-        "{}-component Gaussian mixture{} fitted to μ of q(z|x) of {} training images (epoch {epoch}):",
+        "{}{}-component Gaussian mixture{} fitted to μ of q(z|x) of {} training images (epoch {epoch}):",
+        if capped.is_empty() { "" } else { "up-to-" },
         a.gmm,
         if groups > 1 { "s, one per label," } else { "" },
         crate::text::group(split.len())

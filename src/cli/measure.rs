@@ -41,9 +41,9 @@ pub struct EvalArgs {
     /// Temperature of the generated images: z ~ N(0, T² I) (1 = the model's prior)
     #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = crate::cli::temperature_arg)]
     pub temperature: f32,
-    /// Where the generated images' codes come from: the prior, or the mixture fitted by `vae
-    /// fit-sampler`
-    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Prior)]
+    /// Where the generated images' codes come from: auto (the run's fitted mixture when it has
+    /// one for its current weights, else the prior), prior, or gmm
+    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Auto)]
     pub sampler: crate::sampler::SamplerName,
     /// Classifier run directory [default: RUN_DIR/../classifier-<dataset>, then runs/classifier-<dataset>]
     #[arg(long, value_name = "DIR")]
@@ -87,9 +87,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
-    /// Where the samples panel draws its codes from: the prior, or the mixture fitted by
-    /// `vae fit-sampler`
-    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Prior)]
+    /// Where the samples panel draws its codes from: auto (the run's fitted mixture when it
+    /// has one for its current weights, else the prior), prior, or gmm
+    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Auto)]
     pub sampler: crate::sampler::SamplerName,
 }
 

@@ -124,6 +124,12 @@ pub struct TrainArgs {
     /// (dynamic) or drawn once (static) [default: none]
     #[arg(long, value_enum)]
     pub binarize: Option<Binarize>,
+    /// At the end of training (and of each resumed stretch), fit a Gaussian mixture of up to
+    /// K components (per class for a cvae) to the training codes, which `vae sample`, `serve`
+    /// and `eval` then draw from instead of the prior (their `--sampler prior` still can);
+    /// 0 to skip, 0 to 100
+    #[arg(long, value_name = "K", default_value_t = crate::sampler::DEFAULT_COMPONENTS, value_parser = count(0, 100))]
+    pub fit_sampler: usize,
     /// Print nothing but errors
     #[arg(long, short)]
     pub quiet: bool,
@@ -399,6 +405,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     });
     run.train(a.quiet)?;
+    let fitted = fit_sampler(&run, a.fit_sampler, a.quiet)?;
     // Curves first: reconstructions.png is the last file a finished run writes.
     let curves = curves::write_curves(&run.dir, None)?;
     let recon = run.save_reconstructions()?;
@@ -411,9 +418,52 @@ pub fn train(a: TrainArgs) -> Result<()> {
             curves.display()
         );
         let d = run.dir.path.display();
-        println!("next: `vae eval {d}` measures it, `vae serve {d}` opens it in the browser");
+        if fitted {
+            println!(
+                "next: `vae sample {d}` draws new images from the fitted mixture (`--sampler prior` from N(0, I)), \
+                 `vae eval {d}` measures it, `vae serve {d}` opens it in the browser"
+            );
+        } else {
+            println!("next: `vae eval {d}` measures it, `vae serve {d}` opens it in the browser");
+        }
     }
     Ok(())
+}
+
+/// The end of training: fits the latent mixture ([`Run::fit_sampler`]) with up to `k`
+/// components, unless `k` is 0 or the model is never sampled, and says what it did. Returns
+/// whether a mixture was fitted.
+fn fit_sampler(run: &Run, k: usize, quiet: bool) -> Result<bool> {
+    let c = run.trainer.model.config();
+    if k == 0 || !c.kind.variational() {
+        return Ok(false);
+    }
+    let start = std::time::Instant::now();
+    let fitted = run.fit_sampler(k)?;
+    if quiet {
+        return Ok(true);
+    }
+    let codes: usize = fitted.mixtures.iter().map(|m| m.codes).sum();
+    let gain: f64 = fitted.mixtures.iter().map(|m| (m.log_density - m.prior_log_density) * m.codes as f64).sum::<f64>()
+        / codes.max(1) as f64;
+    println!(
+        "sampler: a Gaussian mixture of up to {k} components{} fitted to {} training codes in {:.1} s \
+         ({gain:+.1} nats per code over N(0, I)); epoch {}'s grid redrawn from it -> {}",
+        if fitted.mixtures.len() > 1 { " per class" } else { "" },
+        group(codes),
+        start.elapsed().as_secs_f64(),
+        run.trainer.epoch,
+        run.grid_path(run.trainer.epoch).display()
+    );
+    let capped = crate::sampler::capped(&fitted, &run.config.class_names());
+    if !capped.is_empty() {
+        eprintln!(
+            "warning: too few training images for {k} components (one per {} codes) in: {}",
+            2 * c.latent_dim,
+            capped.join(", ")
+        );
+    }
+    Ok(true)
 }
 
 /// `--threads`: 0 means all cores.

@@ -223,7 +223,12 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
             generated: opts.generated,
             temperature: opts.temperature,
             threads: pool.threads(),
-            sampler: opts.sampler,
+            // The sampler used, not the one asked for (auto resolves to one of the two).
+            sampler: match (opts.generated, opts.sampler) {
+                (0, SamplerName::Auto) => SamplerName::Prior,
+                (0, asked) => asked,
+                _ => sampler.name(),
+            },
         }),
         model: config.model.kind.to_string(),
         objective: config.train.objective.label(),

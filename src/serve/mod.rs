@@ -49,13 +49,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Loads a run directory: config, weights, metrics, the test split, the slider basis.
+    /// Loads a run directory: config, weights, metrics, the test split, the slider basis, and
+    /// the sampler `--sampler auto` picks.
     ///
     /// # Errors
     /// The run directory cannot be loaded (missing, another kind, corrupt), or its test
     /// data cannot be read.
     pub fn load(dir: &Path) -> anyhow::Result<AppState> {
-        AppState::load_with(dir, crate::sampler::SamplerName::Prior)
+        AppState::load_with(dir, crate::sampler::SamplerName::Auto)
     }
 
     /// [`AppState::load`], sampling with `sampler` (a fitted mixture is read from the run).
