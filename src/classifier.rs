@@ -34,7 +34,7 @@ pub struct ClassifierOptions {
     pub seed: u64,
     pub threads: usize,
     pub out: Option<PathBuf>,
-    /// Train on the first N images only.
+    /// Train on N images only, a sample stratified across classes (seeded by `seed`).
     pub train_limit: Option<usize>,
     pub quiet: bool,
     /// Replace a classifier already saved in the output directory.
@@ -73,7 +73,7 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
     check_out(&dir, opts.force)?;
     let mut data = Dataset::load(&opts.dataset)?;
     if let Some(n) = opts.train_limit {
-        data.train.truncate(n);
+        data.train = crate::data::subset::sample(&data.train, n, opts.seed);
     }
     if data.classes.len() < 2 {
         anyhow::bail!(

@@ -346,10 +346,13 @@ impl Run {
     pub fn save_reconstructions(&self) -> Result<PathBuf, RunError> {
         let t = &self.trainer;
         let c = t.model.config();
-        let n = 50.min(t.data.test.len());
+        // 50 test images sampled across the classes, each row showing them in turn.
+        let shown = crate::data::subset::preview_indices(&t.data.test, 50, self.config.train.seed);
+        let test = crate::data::subset::select(&t.data.test, &shown);
+        let n = test.len();
         let p = c.pixels();
-        let originals = t.data.test.images_f32(n);
-        let labels = c.kind.conditional().then_some(&t.data.test.labels[..n]);
+        let originals = test.images_f32(n);
+        let labels = c.kind.conditional().then_some(&test.labels[..]);
         let invalid = |e: crate::model::InputError| RunError::Invalid(e.to_string());
         let enc = t.model.encode(&t.pool, &originals, labels).map_err(invalid)?;
         let recon = t.model.decode(&t.pool, &enc.mu, labels).map_err(invalid)?;

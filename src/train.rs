@@ -27,10 +27,11 @@ pub struct TrainConfig {
     /// Threads used; results are reproducible for the same seed and thread count.
     pub threads: usize,
     pub dataset: Source,
-    /// Use only the first N training examples (for quick experiments and tests).
+    /// Use only N training examples, a seeded sample stratified across classes (for quick
+    /// experiments and tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
-    /// Use only the first N test examples.
+    /// Use only N test examples, sampled the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
     /// Binarized MNIST: none (grey levels), dynamic or static.
@@ -153,14 +154,16 @@ impl Objective {
 }
 
 impl TrainConfig {
-    /// Applies the run's data options: example limits, then binarization (a static draw of
-    /// the training set; for both modes, a fixed draw of the test set).
+    /// Applies the run's data options: example limits (a seeded sample stratified across
+    /// classes, [`crate::data::subset`]), then binarization (a static draw of the training
+    /// set; for both modes, a fixed draw of the test set).
     pub fn prepare(&self, data: &mut Dataset) {
+        use crate::data::subset::sample;
         if let Some(n) = self.train_limit {
-            data.train.truncate(n);
+            data.train = sample(&data.train, n, self.seed);
         }
         if let Some(n) = self.test_limit {
-            data.test.truncate(n);
+            data.test = sample(&data.test, n, self.seed);
         }
         if self.binarize == Binarize::Static {
             binarize_split(&mut data.train, &mut Rng::stream(self.seed, Purpose::Binarize, 0));

@@ -174,7 +174,16 @@ fn runs_are_listed_and_codes_and_samples_exported() {
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows[0], "index,label,mu_0,mu_1,mu_2,logvar_0,logvar_1,logvar_2");
     assert_eq!(rows.len(), 6);
-    assert!(rows[1].starts_with("0,7,"), "the first test image is a 7: {}", rows[1]);
+    // --limit 5: a seeded sample across the classes, each row naming its test image's index.
+    let test_labels = vae::data::Dataset::load(&vae::data::Source::Mnist).unwrap().test.labels;
+    let mut seen = std::collections::HashSet::new();
+    for row in &rows[1..] {
+        let mut f = row.split(',');
+        let (i, label): (usize, &str) = (f.next().unwrap().parse().unwrap(), f.next().unwrap());
+        assert_eq!(label, test_labels[i].to_string(), "row {row}: test image {i}'s label");
+        seen.insert(test_labels[i]);
+    }
+    assert_eq!(seen.len(), 5, "five images of five classes: {csv}");
     let npy = tmp.path().join("z.npy");
     vae().args(["encode"]).arg(&b).args(["--limit", "5", "-o"]).arg(&npy).assert().success();
     let bytes = std::fs::read(&npy).unwrap();

@@ -176,3 +176,27 @@ fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
         &["--test-fraction <F>", "expected a fraction between 0 and 1"],
     );
 }
+
+/// `--train-limit` on a folder listed class by class takes every class in proportion (issue
+/// 22: the first 300 files were two classes of ten), and the end-of-training mixture, fitted
+/// to the images the run trained on, gets a share of each.
+#[test]
+fn a_train_limit_samples_every_class_of_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colour");
+    colour_folder(&data);
+    let run = tmp.path().join("run");
+    let d = data.to_str().unwrap();
+    vae()
+        .args(["train", "--data-dir", d, "--arch", "conv", "--model", "cvae", "--epochs", "1", "--batch-size", "8"])
+        .args(["--latent-dim", "2", "--train-limit", "30", "--test-limit", "6", "-q", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let f: vae::sampler::FittedGmm =
+        serde_json::from_str(&std::fs::read_to_string(run.join(vae::sampler::GMM_FILE)).unwrap()).unwrap();
+    // 30 of 3 × 20 training images: 10 of each class (the first 30 files were 20 blue, 10 green).
+    assert_eq!(f.mixtures.iter().map(|m| m.codes).collect::<Vec<_>>(), vec![10, 10, 10]);
+    // Each mixture gets one component per 2 · 2 codes at most: 10 codes, 2 components.
+    assert!(f.mixtures.iter().all(|m| m.gmm.components() == 2));
+}

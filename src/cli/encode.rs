@@ -3,7 +3,7 @@
 //! Doc comments on arguments are clap's `--help` text, not rustdoc.
 
 use super::explore::Loaded;
-use crate::eval::report::{SplitName, eval_split};
+use crate::eval::report::{SplitName, eval_split_indexed};
 use crate::export::{csv, npy};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -17,7 +17,8 @@ pub struct EncodeArgs {
     /// Split to encode
     #[arg(long, value_enum, default_value_t = SplitName::Test)]
     pub split: SplitName,
-    /// Encode only the first N images, N ≥ 1 [default: all]
+    /// Encode only N images, a sample stratified across classes (seeded by the run's seed),
+    /// N ≥ 1 [default: all]
     #[arg(long, value_name = "N", value_parser = super::args::count(1, super::args::MAX_LIMIT))]
     pub limit: Option<usize>,
     /// Output: .csv (index, label, then μ and log σ² of each dimension) or .npy (μ only,
@@ -44,7 +45,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     };
     crate::io::check_writable(&out).with_context(|| format!("cannot write {}", out.display()))?;
     let l = Loaded::open(&a.run_dir)?;
-    let split = eval_split(&l.config, a.split, a.limit)?;
+    let (split, index) = eval_split_indexed(&l.config, a.split, a.limit)?;
     let c = l.model.config();
     let labels = c.kind.conditional().then_some(&split.labels[..]);
     let enc = l.model.encode(&l.pool, &split.images_f32(split.len()), labels)?;
@@ -61,7 +62,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         let names = l.config.class_names();
         let rows = (0..n).map(|i| {
             let label = names.get(split.labels[i] as usize).cloned().unwrap_or_default();
-            let mut row = vec![i.to_string(), label];
+            let mut row = vec![index[i].to_string(), label];
             row.extend(enc.mu[i * d..(i + 1) * d].iter().map(f32::to_string));
             if variational {
                 row.extend(enc.logvar[i * d..(i + 1) * d].iter().map(f32::to_string));

@@ -96,7 +96,7 @@ pub struct ManifoldArgs {
 pub struct ScatterArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// Plot the first N test images, N ≥ 1 [default: all]
+    /// Plot N test images, a seeded sample across the classes, N ≥ 1 [default: all]
     #[arg(long, value_name = "N", value_parser = super::args::count(1, super::args::MAX_LIMIT))]
     pub limit: Option<usize>,
     /// Output picture, .png or .jpg [default: RUN_DIR/scatter.png]
@@ -421,7 +421,7 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
     let c = l.model.config().clone();
     let mut test = l.test()?;
     if let Some(n) = a.limit {
-        test.truncate(n);
+        test = crate::data::subset::sample(&test, n, l.config.train.seed);
     }
     let mu = l.encode(&test.images_f32(test.len()), &test.labels)?;
     let (points, xl, yl) = if c.latent_dim == 1 {

@@ -31,7 +31,8 @@ pub struct EvalArgs {
     /// Random seed of every draw
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Evaluate only the first N images of the split, N ≥ 1 [default: all]
+    /// Evaluate only N images of the split, a sample stratified across classes (seeded by the
+    /// run's seed), N ≥ 1 [default: all]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub limit: Option<usize>,
     /// Generated images for the classifier-based scores: 0 skips them, else 2 to 1000000
@@ -135,7 +136,8 @@ pub struct ClassifierTrainArgs {
     /// Where to save it [default: runs/classifier-<dataset>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Train on the first N images only, N ≥ 1 [default: all]
+    /// Train on N images only, a sample stratified across classes (seeded by --seed), N ≥ 1
+    /// [default: all]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub train_limit: Option<usize>,
     /// Replace a classifier already saved in the output directory

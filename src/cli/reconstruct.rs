@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct ReconstructArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// How many: the first N test images, or at most N --input pictures (1 to 10000)
+    /// How many: N test images (a seeded sample across the classes), or at most N --input
+    /// pictures (1 to 10000)
     #[arg(short = 'n', long = "count", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub count: u32,
     /// Reconstruct these pictures instead (repeatable): PNG/JPEG/BMP/GIF/WebP files, or folders
@@ -90,13 +91,15 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     let p = c.pixels();
     if a.input.is_empty() {
         let test = l.test()?;
-        let n = n.min(test.len());
-        let (images, labels) = (test.images_f32(n), test.labels[..n].to_vec());
+        // A seeded sample across the classes, each row showing them in turn.
+        let shown = crate::data::subset::preview_indices(&test, n, l.config.train.seed);
+        let test = crate::data::subset::select(&test, &shown);
+        let n = test.len();
+        let (images, labels) = (test.images_f32(n), test.labels.clone());
         let recon = l.reconstruct(&images, &labels)?;
         let pairs = crate::images::pairs(&images, &recon, p);
         let columns = 16.min(2 * n);
-        let captions =
-            pair_captions(format!("the first {n} test images (in) and their reconstructions (out)"), columns);
+        let captions = pair_captions(format!("{n} test images (in) and their reconstructions (out)"), columns);
         let grid = annotate(&l.grid(&pairs, columns), (c.image_rows, c.image_cols), GRID_PADDING, &captions)?;
         return save(&grid, &l.out(a.output, "reconstructions-test.png"));
     }

@@ -114,10 +114,11 @@ pub struct TrainArgs {
     /// Continue the run in DIR after its last completed epoch
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
-    /// Train on the first N training examples only, N ≥ 1 [default: all]
+    /// Train on N training examples only, a sample stratified across classes (seeded by
+    /// --seed), N ≥ 1 [default: all]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub train_limit: Option<usize>,
-    /// Evaluate on the first N test examples only, N ≥ 1 [default: all]
+    /// Evaluate on N test examples only, sampled the same way, N ≥ 1 [default: all]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub test_limit: Option<usize>,
     /// Binarized MNIST: each pixel ~ Bernoulli(intensity), resampled at every use

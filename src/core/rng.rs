@@ -48,6 +48,8 @@ pub enum Purpose {
     Eval = 9,
     Iwae = 10,
     Split = 11,
+    /// Which examples a `--train-limit`/`--test-limit` subset or a preview takes.
+    Subset = 12,
 }
 
 impl Rng {

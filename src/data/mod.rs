@@ -5,6 +5,7 @@ pub mod binarize;
 pub mod cache;
 pub mod folder;
 pub mod idx;
+pub mod subset;
 pub mod transform;
 
 pub use binarize::Binarize;

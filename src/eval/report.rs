@@ -140,24 +140,47 @@ impl BitsPerDim {
 pub const SIGN_CONVENTION: &str = "elbo, iwae.bound and reconstruction are log-likelihoods (and bounds) in nats per \
      example: negative, higher is better, each <= log p(x); kl is positive; iwae.nll = -iwae.bound, lower is better";
 
-/// The split a run is evaluated on: its dataset with the run's binarization, no limits.
+/// The split a run is evaluated on: its dataset with the run's binarization, and with
+/// `limit`, a seeded sample of that many stratified across classes.
 ///
 /// # Errors
 /// If the run's dataset cannot be loaded (missing, unreadable or malformed files).
 pub fn eval_split(config: &RunConfig, which: SplitName, limit: Option<usize>) -> anyhow::Result<Split> {
+    Ok(eval_split_indexed(config, which, limit)?.0)
+}
+
+/// [`eval_split`], with each example's index in the whole split.
+///
+/// # Errors
+/// As [`eval_split`].
+pub fn eval_split_indexed(
+    config: &RunConfig,
+    which: SplitName,
+    limit: Option<usize>,
+) -> anyhow::Result<(Split, Vec<usize>)> {
     let mut data = Dataset::load(&config.train.dataset)?;
+    let whole = match which {
+        SplitName::Test => &data.test,
+        SplitName::Train => &data.train,
+    };
+    // The sample depends on the labels and the seed only, so these are the indices `prepare`
+    // keeps below.
+    let indices = match limit {
+        Some(n) => crate::data::subset::sample_indices(whole, n, config.train.seed),
+        None => (0..whole.len()).collect(),
+    };
+    // The limit applied as training applies its own (the same seeded stratified sample, then
+    // binarization), so the run's own --train-limit gives back the images it trained on.
     let mut train = config.train.clone();
-    train.train_limit = None;
-    train.test_limit = None;
+    train.train_limit = limit.filter(|_| which == SplitName::Train);
+    train.test_limit = limit.filter(|_| which == SplitName::Test);
     train.prepare(&mut data);
-    let mut split = match which {
+    let split = match which {
         SplitName::Test => data.test,
         SplitName::Train => data.train,
     };
-    if let Some(n) = limit {
-        split.truncate(n);
-    }
-    Ok(split)
+    debug_assert_eq!(split.len(), indices.len());
+    Ok((split, indices))
 }
 
 fn bar(quiet: bool, len: usize, what: &str) -> indicatif::ProgressBar {
