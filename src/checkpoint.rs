@@ -84,6 +84,21 @@ impl RunConfig {
             && matches!(self.train.dataset, Source::Mnist | Source::Dir(_))
     }
 
+    /// How a user's picture is made into this run's input: as MNIST's digits for a digit
+    /// model, else as its image folder's pictures were (their `--background`; white for IDX
+    /// data of other shapes).
+    pub fn picture_preparation(&self) -> crate::images::Preparation {
+        use crate::images::Preparation;
+        if self.digit_pictures() {
+            return Preparation::Digits;
+        }
+        let background = match &self.train.dataset {
+            crate::data::Source::Folder(f) => f.background,
+            _ => crate::data::Background::White,
+        };
+        Preparation::Photo { background }
+    }
+
     /// The classes' names: the image folder's, or the IDX dataset's (digits, clothes).
     pub fn class_names(&self) -> Vec<String> {
         if !self.model.class_names.is_empty() {

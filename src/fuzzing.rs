@@ -88,8 +88,13 @@ pub fn safetensors(data: &[u8]) -> bool {
 /// digit model's input and to a 16×16 colour model's; inputs must be in [0, 1].
 pub fn picture(data: &[u8]) -> bool {
     let Ok(img) = picture::decode(data, "fuzz") else { return false };
-    for (shape, digits) in [(Shape::mnist(), true), (Shape::new(3, 16, 16), false)] {
-        let x = picture::to_input(&img, shape, digits);
+    let photo = |background| picture::Preparation::Photo { background };
+    for (shape, prep) in [
+        (Shape::mnist(), picture::Preparation::Digits),
+        (Shape::new(3, 16, 16), photo(crate::data::Background::White)),
+        (Shape::new(1, 16, 16), photo(crate::data::Background::Black)),
+    ] {
+        let x = picture::to_input(&img, shape, prep);
         assert_eq!(x.len(), shape.size());
         assert!(x.iter().all(|v| (0.0..=1.0).contains(v)), "input outside [0, 1]");
     }

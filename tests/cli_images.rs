@@ -200,3 +200,37 @@ fn a_train_limit_samples_every_class_of_a_folder() {
     // Each mixture gets one component per 2 · 2 codes at most: 10 codes, 2 components.
     assert!(f.mixtures.iter().all(|m| m.gmm.components() == 2));
 }
+
+/// A run trained with `--background black` prepares a user's pictures on black, as its
+/// training images were (issue 22: they were composited on white), in `reconstruct --input`,
+/// `interpolate --from`, the page's upload and the library; MNIST runs keep the digit
+/// preparation.
+#[test]
+fn your_pictures_get_the_runs_background() {
+    use vae::data::Background;
+    use vae::images::Preparation;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colour");
+    colour_folder(&data);
+    let prep = |run: &std::path::Path| vae::checkpoint::RunDir::new(run).load_config().unwrap().picture_preparation();
+    for (flag, want) in [("black", Background::Black), ("white", Background::White)] {
+        let run = tmp.path().join(flag);
+        vae()
+            .args(["train", "--data-dir", data.to_str().unwrap(), "--arch", "conv", "--epochs", "1", "-q"])
+            .args(["--background", flag, "--fit-sampler", "0", "--batch-size", "20", "--out"])
+            .arg(&run)
+            .assert()
+            .success();
+        assert_eq!(prep(&run), Preparation::Photo { background: want });
+        // A transparent picture goes in as the background: all 0 on black, all 1 on white.
+        let clear = tmp.path().join("clear.png");
+        image::RgbaImage::from_pixel(20, 20, image::Rgba([0, 0, 0, 0])).save(&clear).unwrap();
+        let x = vae::images::load_picture(&clear, vae::core::Shape::new(3, 16, 16), prep(&run)).unwrap();
+        let v = if want == Background::Black { 0.0 } else { 1.0 };
+        assert!(x.iter().all(|&p| p == v), "{flag}");
+        vae().args(["reconstruct"]).arg(&run).arg("--input").arg(&clear).assert().success();
+    }
+    let mnist = tmp.path().join("mnist");
+    common::train(&mnist, &["--epochs", "1", "--fit-sampler", "0"]);
+    assert_eq!(prep(&mnist), Preparation::Digits);
+}

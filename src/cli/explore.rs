@@ -201,7 +201,7 @@ fn resolve_image(
         return Ok((test.image_f32(i), label.unwrap_or(test.labels[i]), format!("test image {i}")));
     }
     let path = Path::new(spec);
-    let img = load_picture(path, l.model.config().shape(), l.config.digit_pictures())?;
+    let img = load_picture(path, l.model.config().shape(), l.config.picture_preparation())?;
     let name = path.file_name().map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned());
     let label = match label.or_else(|| super::reconstruct::label_from_path(path, &l.config.class_names())) {
         Some(label) => label,

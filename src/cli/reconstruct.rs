@@ -109,7 +109,7 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     let mut labels = Vec::with_capacity(files.len());
     let mut rows = Vec::with_capacity(files.len());
     for f in files {
-        images.extend(crate::images::load_picture(f, c.shape(), l.config.digit_pictures())?);
+        images.extend(crate::images::load_picture(f, c.shape(), l.config.picture_preparation())?);
         let name = f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned());
         if !l.conditional() {
             labels.push(0);
@@ -129,7 +129,13 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     }
     let recon = l.reconstruct(&images, &labels)?;
     let pairs = crate::images::pairs(&images, &recon, p);
-    let how = if l.config.digit_pictures() { "prepared as MNIST digits" } else { "resized and centre-cropped" };
+    let how = match l.config.picture_preparation() {
+        crate::images::Preparation::Digits => "prepared as MNIST digits",
+        crate::images::Preparation::Photo { background: crate::data::Background::Black } => {
+            "on black, resized and centre-cropped"
+        }
+        crate::images::Preparation::Photo { .. } => "resized and centre-cropped",
+    };
     let captions = Captions {
         title: Some(format!("your pictures ({how}) and their reconstructions")),
         rows,

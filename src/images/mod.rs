@@ -4,7 +4,7 @@
 
 pub mod picture;
 
-pub use picture::{PictureError, load_picture};
+pub use picture::{PictureError, Preparation, load_picture};
 
 use crate::core::Shape;
 use std::path::Path;

@@ -3,8 +3,9 @@
 //! Digit models (28×28 grey, trained on MNIST-format data) get MNIST's own preparation
 //! ([`mnistify`]: the digit's bounding box scaled into 20×20, centred by its centre of mass,
 //! white on black), since a photo of a digit looks nothing like MNIST otherwise. Every other
-//! model gets torchvision's: transparent pixels on white, converted to its channels, the
-//! shorter side resized and the centre cropped to its shape (`data::transform`).
+//! model gets what its training images got: transparent pixels on the run's `--background`,
+//! converted to its channels, the shorter side resized and the centre cropped to its shape
+//! (`data::transform`, torchvision's `Resize` + `CenterCrop`).
 
 use crate::core::Shape;
 use crate::data::transform::{Background, luma, to_tensor};
@@ -48,10 +49,31 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<image::DynamicImage, PictureEr
     image::DynamicImage::from_decoder(decoder).map_err(|e| err(&e))
 }
 
-/// A picture as the model's input `[shape.size()]` in [0, 1], channel-major: [`mnistify`]
-/// when `digits`, else composited on white, converted, resized and centre-cropped.
-pub fn to_input(img: &image::DynamicImage, shape: Shape, digits: bool) -> Vec<f32> {
-    if digits {
+/// How a user's picture becomes a model's input: as the run's training images were made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preparation {
+    /// MNIST's own preparation ([`mnistify`]), for digit models.
+    Digits,
+    /// Composited on `background`, converted to the model's channels, resized and
+    /// centre-cropped: an image folder's preparation.
+    Photo { background: Background },
+}
+
+/// A picture as the model's input `[shape.size()]` in [0, 1], channel-major, prepared as
+/// `prep` says.
+pub fn to_input(img: &image::DynamicImage, shape: Shape, prep: Preparation) -> Vec<f32> {
+    let background = match prep {
+        Preparation::Photo { background } => background,
+        Preparation::Digits => return digit_input(img, shape),
+    };
+    let mut bytes = vec![0u8; shape.size()];
+    to_tensor(img, shape.channels, Some((shape.height, shape.width)), background, &mut bytes);
+    bytes.iter().map(|&v| v as f32 / 255.0).collect()
+}
+
+/// [`Preparation::Digits`]: transparency on white, luma, then [`mnistify`].
+fn digit_input(img: &image::DynamicImage, shape: Shape) -> Vec<f32> {
+    {
         let rgba = img.to_rgba8();
         let grey: Vec<f32> = rgba
             .pixels()
@@ -60,20 +82,17 @@ pub fn to_input(img: &image::DynamicImage, shape: Shape, digits: bool) -> Vec<f3
                 l * a + (1.0 - a)
             })
             .collect();
-        return mnistify(&grey, img.width() as usize, img.height() as usize, shape.height, shape.width);
+        mnistify(&grey, img.width() as usize, img.height() as usize, shape.height, shape.width)
     }
-    let mut bytes = vec![0u8; shape.size()];
-    to_tensor(img, shape.channels, Some((shape.height, shape.width)), Background::White, &mut bytes);
-    bytes.iter().map(|&v| v as f32 / 255.0).collect()
 }
 
 /// Reads a picture file and converts it with [`to_input`].
 ///
 /// # Errors
 /// [`PictureError::Read`] if the file cannot be read, and the errors of [`decode`].
-pub fn load_picture(path: &Path, shape: Shape, digits: bool) -> Result<Vec<f32>, PictureError> {
+pub fn load_picture(path: &Path, shape: Shape, prep: Preparation) -> Result<Vec<f32>, PictureError> {
     let bytes = std::fs::read(path).map_err(|source| PictureError::Read { path: path.to_owned(), source })?;
-    Ok(to_input(&decode(&bytes, &path.display().to_string())?, shape, digits))
+    Ok(to_input(&decode(&bytes, &path.display().to_string())?, shape, prep))
 }
 
 /// Bilinear sample of `src` (w × h) at (x, y) in pixel-centre coordinates; 0 outside.

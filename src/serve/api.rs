@@ -233,7 +233,7 @@ pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<By
         let q = params(q)?;
         let body = body.map_err(|e| ApiError(e.status(), format!("{} (bodies are limited to 1 MB)", e.body_text())))?;
         let img = decode_picture(&body, "the uploaded image").map_err(|e| bad(e.to_string()))?;
-        (to_input(&img, c.shape(), s.config.digit_pictures()), int(&q, "label", None, 0..=MAX_LABEL)?)
+        (to_input(&img, c.shape(), s.config.picture_preparation()), int(&q, "label", None, 0..=MAX_LABEL)?)
     } else {
         let req: EncodeRequest = json_body(body)?;
         if req.pixels.len() != c.pixels() {

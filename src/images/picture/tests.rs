@@ -17,7 +17,7 @@ fn a_dark_stroke_on_white_becomes_a_centred_white_digit() {
         png(100, 60, |x, y| if (10..20).contains(&x) && (5..55).contains(&y) { [0, 0, 0, 255] } else { [255; 4] });
     let img = decode(&bytes, "bar.png").unwrap();
     assert_eq!((img.width(), img.height()), (100, 60));
-    let x = to_input(&img, Shape::mnist(), true);
+    let x = to_input(&img, Shape::mnist(), Preparation::Digits);
     assert_eq!(x.len(), 784);
     // Background black, the bar white, 20 pixels tall, centred.
     assert_eq!(x[0], 0.0);
@@ -35,15 +35,23 @@ fn other_models_get_resize_and_centre_crop_in_their_channels() {
     let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(60, 40, |x, _| {
         if x < 30 { Rgba([255, 0, 0, 255]) } else { Rgba([0, 0, 255, 255]) }
     }));
-    let x = to_input(&img, Shape::new(3, 20, 20), false);
+    let x = to_input(&img, Shape::new(3, 20, 20), WHITE);
     assert_eq!(x.len(), 3 * 400);
     let at = |c: usize, r: usize, col: usize| x[c * 400 + r * 20 + col];
     assert_eq!((at(0, 10, 0), at(2, 10, 0)), (1.0, 0.0));
     assert_eq!((at(0, 10, 19), at(2, 10, 19)), (0.0, 1.0));
-    // Grey models read the luma; transparency is white.
+    // Grey models read the luma; transparency is the run's background.
     let clear = DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, Rgba([0, 0, 0, 0])));
-    assert!(to_input(&clear, Shape::new(1, 4, 4), false).iter().all(|&v| v == 1.0));
+    assert!(to_input(&clear, Shape::new(1, 4, 4), WHITE).iter().all(|&v| v == 1.0));
+    let black = Preparation::Photo { background: Background::Black };
+    assert!(to_input(&clear, Shape::new(1, 4, 4), black).iter().all(|&v| v == 0.0));
+    // Half-transparent red on black: half the red, in a colour model.
+    let half = DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, Rgba([255, 0, 0, 128])));
+    let x = to_input(&half, Shape::new(3, 4, 4), black);
+    assert!((x[0] - 128.0 / 255.0).abs() <= 1.0 / 255.0 && x[16] == 0.0 && x[32] == 0.0, "{:?}", &x[..1]);
 }
+
+const WHITE: Preparation = Preparation::Photo { background: Background::White };
 
 #[test]
 fn garbage_and_huge_headers_are_refused_with_the_name() {
