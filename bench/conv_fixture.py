@@ -1,5 +1,5 @@
 """Interop fixtures for `--arch conv`, made once with PyTorch from the reference module of
-shared/reference/torch_conv_reference.py (the class below is that module, with the noise
+reference/torch_conv_reference.py (the class below is that module, with the noise
 passed in instead of drawn, and the image shape, widths, latent size and label count as
 arguments).
 

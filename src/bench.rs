@@ -1,5 +1,5 @@
 //! `vae bench`: times training epochs and the test pass, on embedded MNIST or on random
-//! images of any shape (as `shared/reference/torch_conv_reference.py` does with `SHAPE`), and
+//! images of any shape (as `reference/torch_conv_reference.py` does with `SHAPE`), and
 //! reports throughput, achieved GFLOP/s and peak memory.
 
 use crate::core::{AdamConfig, AdamState, Purpose, Rng, Shape};

@@ -1,6 +1,6 @@
 //! Training: the loop over epochs and steps, the test pass, and what each epoch reports.
 //!
-//! The tutorial's setup (see `shared/reference/seed-model.md`): batches of 128 drawn from a
+//! The tutorial's setup (see `reference/seed-model.md`): batches of 128 drawn from a
 //! fresh permutation each epoch, the last incomplete batch dropped (468 steps on MNIST),
 //! Adam on the summed batch loss.
 

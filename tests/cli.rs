@@ -478,3 +478,20 @@ fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
         std::fs::read(split.join("model.safetensors")).unwrap()
     );
 }
+
+/// A clone has no `../shared/`: the README and every command's help point into the
+/// repository (`reference/` holds the PyTorch reference models and their description).
+#[test]
+fn docs_and_help_point_at_files_a_clone_has() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(!readme.contains("shared/reference"), "README points outside the repository");
+    for name in ["seed-model.md", "conv-model.md", "torch_reference.py", "torch_conv_reference.py"] {
+        assert!(root.join("reference").join(name).is_file(), "reference/{name} missing");
+    }
+    for cmd in ["train", "sample", "eval", "serve", "bench", "reconstruct", "encode", "fit-sampler"] {
+        let out = vae().args([cmd, "--help"]).assert().success();
+        let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(!help.contains("shared/"), "vae {cmd} --help points outside the repository");
+    }
+}

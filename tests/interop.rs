@@ -1,5 +1,5 @@
 //! The conv model against PyTorch: fixtures written once by `bench/conv_fixture.py` from the
-//! reference module of `shared/reference/torch_conv_reference.py` (its weights under their
+//! reference module of `reference/torch_conv_reference.py` (its weights under their
 //! state_dict names, an input batch, labels, noise, and the module's loss) load into vae's
 //! conv model and give the same loss; vae's own weights carry exactly the module's names and
 //! shapes (the script's `check` loads them with `load_state_dict(strict=True)`).

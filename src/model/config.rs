@@ -56,7 +56,7 @@ pub enum Arch {
     #[default]
     Mlp,
     /// Stride-2 4×4 convolutions, mirrored by transposed convolutions
-    /// (`shared/reference/conv-model.md`).
+    /// (`reference/conv-model.md`).
     Conv,
 }
 
@@ -149,7 +149,7 @@ impl Prior {
 /// MLP names follow the tutorial's PyTorch module: encoder hidden layers `fc1` (then `fc1_2`,
 /// `fc1_3`, … when `hidden_layers` > 1), heads `fc_mu` and `fc_logvar`, decoder hidden
 /// layers `fc2` (then `fc2_2`, …), output `fc3`. Conv names follow the reference module
-/// (`shared/reference/torch_conv_reference.py`): `encoder.{i}`, `fc_mu`, `fc_logvar`,
+/// (`reference/torch_conv_reference.py`): `encoder.{i}`, `fc_mu`, `fc_logvar`,
 /// `decoder_input`, `decoder.{j}`. The μ and log σ² heads are adjacent (`fc_mu.weight` then
 /// `fc_logvar.weight`, likewise the biases), so both are one `[2·latent, in]` product.
 #[derive(Clone, Debug, PartialEq)]
