@@ -234,3 +234,43 @@ fn your_pictures_get_the_runs_background() {
     common::train(&mnist, &["--epochs", "1", "--fit-sampler", "0"]);
     assert_eq!(prep(&mnist), Preparation::Digits);
 }
+
+/// A cvae on a folder whose classes are smaller than a batch warns, naming them; one on a
+/// one-class folder is refused, saying it has one class (it said "none").
+#[test]
+fn a_cvae_on_small_or_single_classes_is_warned_or_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colour");
+    colour_folder(&data);
+    let d = data.to_str().unwrap();
+    let out = vae()
+        .args(["train", "--data-dir", d, "--arch", "conv", "--model", "cvae", "--epochs", "1", "--batch-size", "16"])
+        .args(["--fit-sampler", "0", "--out"])
+        .arg(tmp.path().join("ok"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(!stderr.contains("warning"), "20 images a class, batches of 16: {stderr}");
+    let out = vae()
+        .args(["train", "--data-dir", d, "--arch", "conv", "--model", "cvae", "--epochs", "1", "--batch-size", "32"])
+        .args(["--fit-sampler", "0", "--out"])
+        .arg(tmp.path().join("small"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "warning: 3 classes have fewer training images than a batch of 32: blue (20), green (20), red (20)"
+        ),
+        "{stderr}"
+    );
+    let one = tmp.path().join("one");
+    std::fs::create_dir_all(one.join("only")).unwrap();
+    for i in 0..4 {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([i * 60, 0, 0])).save(one.join(format!("only/{i}.png"))).unwrap();
+    }
+    fails(
+        &["train", "--data-dir", one.to_str().unwrap(), "--model", "cvae", "--batch-size", "2"],
+        &["--model cvae needs labelled data with at least 2 classes", "this data has one class", "--model vae"],
+    );
+}

@@ -336,6 +336,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if matches!(source, Source::Folder(_)) {
             model.class_names = data.classes.clone();
         }
+        if kind.conditional() && !a.quiet {
+            warn_small_classes(&data, a.batch_size.unwrap_or(128), a.train_limit, seed);
+        }
         let threads = resolve_threads(a.threads.unwrap_or(0));
         let schedule = a.lr_schedule.unwrap_or_default();
         let train = TrainConfig {
@@ -465,6 +468,32 @@ fn fit_sampler(run: &Run, k: usize, quiet: bool) -> Result<bool> {
         );
     }
     Ok(true)
+}
+
+/// Warns when a cvae's class has fewer training images than a batch: its label is then in
+/// few steps of an epoch, and it is learned (and sampled) worse than the others.
+fn warn_small_classes(data: &crate::data::Dataset, batch: usize, limit: Option<usize>, seed: u64) {
+    let train = match limit {
+        Some(n) => crate::data::subset::sample(&data.train, n, seed),
+        None => data.train.clone(),
+    };
+    let counts = train.label_counts(data.classes.len());
+    let small: Vec<String> = counts
+        .iter()
+        .zip(&data.classes)
+        .filter(|(n, _)| **n < batch)
+        .map(|(n, name)| format!("{name} ({n})"))
+        .collect();
+    if !small.is_empty() {
+        eprintln!(
+            "warning: {} fewer training images than a batch of {batch}: {}; the cvae sees {} in few steps \
+             and learns {} worse (more images, or a smaller --batch-size, help)",
+            if small.len() == 1 { "1 class has".to_string() } else { format!("{} classes have", small.len()) },
+            small.join(", "),
+            if small.len() == 1 { "it" } else { "them" },
+            if small.len() == 1 { "it" } else { "them" },
+        );
+    }
 }
 
 /// `--threads`: 0 means all cores.

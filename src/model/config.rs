@@ -271,9 +271,11 @@ impl ModelConfig {
             return Err("--latent-dim is too large (max 16384)".into());
         }
         if self.kind.conditional() && self.classes < 2 {
-            return Err("--model cvae needs labelled data with at least 2 classes (an image folder's class \
-                        sub-folders); this data has none, so use --model vae"
-                .into());
+            let has = if self.classes == 1 { "one class".to_string() } else { "no class labels".to_string() };
+            return Err(format!(
+                "--model cvae needs labelled data with at least 2 classes (an image folder's class \
+                 sub-folders); this data has {has}, so use --model vae"
+            ));
         }
         if self.classes > MAX_CLASSES {
             return Err(format!("the data has {} classes; at most {MAX_CLASSES} are supported", self.classes));
