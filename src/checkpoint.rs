@@ -75,6 +75,15 @@ pub struct RunConfig {
     pub version: String,
 }
 
+/// The class `spec` names among `names`: its number (`3`) or its name in any case (`Cat`).
+pub fn find_label(names: &[String], spec: &str) -> Option<u8> {
+    let spec = spec.trim();
+    match spec.parse::<usize>() {
+        Ok(i) if i < names.len() => Some(i as u8),
+        _ => names.iter().position(|n| n.eq_ignore_ascii_case(spec)).map(|i| i as u8),
+    }
+}
+
 impl RunConfig {
     /// Whether pictures given to this run are digits to prepare as MNIST was (28×28 grey
     /// models of MNIST-format data), rather than photos to resize.

@@ -437,14 +437,7 @@ pub fn resolve_label(config: &crate::checkpoint::RunConfig, spec: &str, run: &st
     bail!("--label {spec:?} is not a class of {}; its classes are {}{more}", run.display(), listed.join(", "))
 }
 
-/// The class `spec` names among `names`: its number, or its name in any case.
-pub fn find_label(names: &[String], spec: &str) -> Option<u8> {
-    let spec = spec.trim();
-    match spec.parse::<usize>() {
-        Ok(i) if i < names.len() => Some(i as u8),
-        _ => names.iter().position(|n| n.eq_ignore_ascii_case(spec)).map(|i| i as u8),
-    }
-}
+pub use crate::checkpoint::find_label;
 
 /// The one line `vae` prints for a failure: the error and its causes, each cause added only
 /// if the text so far does not already say it (our error types quote their source's message).

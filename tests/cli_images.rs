@@ -230,6 +230,21 @@ fn your_pictures_get_the_runs_background() {
         assert!(x.iter().all(|&p| p == v), "{flag}");
         vae().args(["reconstruct"]).arg(&run).arg("--input").arg(&clear).assert().success();
     }
+    // The page's API takes a class by name, as `vae sample --label` does.
+    let cvae = tmp.path().join("cvae");
+    vae()
+        .args(["train", "--data-dir", data.to_str().unwrap(), "--arch", "conv", "--model", "cvae", "--epochs", "1"])
+        .args(["-q", "--fit-sampler", "0", "--batch-size", "20", "--out"])
+        .arg(&cvae)
+        .assert()
+        .success();
+    let addr = common::start_server(&cvae);
+    let by_name = common::http::get(addr, "/api/sample?label=Green&n=4&seed=3&format=values");
+    let by_number = common::http::get(addr, "/api/sample?label=1&n=4&seed=3&format=values");
+    assert_eq!(by_name.status, 200, "{}", String::from_utf8_lossy(&by_name.body));
+    assert_eq!(by_name.body, by_number.body);
+    let red = common::http::get(addr, "/api/sample?label=red&n=4&seed=3&format=values");
+    assert_ne!(red.body, by_number.body);
     let mnist = tmp.path().join("mnist");
     common::train(&mnist, &["--epochs", "1", "--fit-sampler", "0"]);
     assert_eq!(prep(&mnist), Preparation::Digits);

@@ -136,6 +136,7 @@ fn bad_requests_get_a_4xx_with_a_message_and_the_server_carries_on() {
         (get(v, "/api/sample?temperature=warm"), 400, "is not a number"),
         (get(v, "/api/sample?label=3"), 400, "label is only for conditional models"),
         (get(c, "/api/sample?label=12"), 400, "label=12 is out of range"),
+        (get(c, "/api/sample?label=seven"), 400, "label=\"seven\" is not a class of this model: 0, 1, 2"),
         (post_json(v, "/api/decode", &json!({ "z": [1, 2] })), 400, "z has 2 values; this model's latent space has 20"),
         (post_json(v, "/api/decode", &json!({ "z": vec![1e9; 20] })), 400, "finite numbers"),
         (post_json(c, "/api/decode", &json!({ "z": vec![0; 20] })), 400, "needs a label"),

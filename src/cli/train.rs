@@ -336,7 +336,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if matches!(source, Source::Folder(_)) {
             model.class_names = data.classes.clone();
         }
-        if kind.conditional() && !a.quiet {
+        if kind.conditional() && data.classes.len() >= 2 && !a.quiet {
             warn_small_classes(&data, a.batch_size.unwrap_or(128), a.train_limit, seed);
         }
         let threads = resolve_threads(a.threads.unwrap_or(0));

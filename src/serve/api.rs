@@ -109,6 +109,25 @@ fn check_label(s: &AppState, label: Option<u64>) -> Result<Option<u8>, ApiError>
     }
 }
 
+/// The `label` parameter: a class number, or a class name as `vae sample --label` takes it
+/// (`label=cat`, any case), checked against the model.
+fn label_param(s: &AppState, q: &HashMap<String, String>) -> Result<Option<u8>, ApiError> {
+    let Some(v) = q.get("label") else { return Ok(None) };
+    if v.trim().parse::<u64>().is_ok() {
+        return check_label(s, int(q, "label", None, 0..=MAX_LABEL)?);
+    }
+    let names = s.config.class_names();
+    match crate::checkpoint::find_label(&names, v) {
+        Some(l) if s.model.config().kind.conditional() => Ok(Some(l)),
+        Some(_) => check_label(s, Some(0)),
+        None => {
+            let listed: Vec<String> = names.iter().take(12).cloned().collect();
+            let more = if names.len() > 12 { ", …" } else { "" };
+            Err(bad(format!("label={v:?} is not a class of this model: {}{more}", listed.join(", "))))
+        }
+    }
+}
+
 /// The largest label a request may carry (checked against the model by [`check_label`]).
 const MAX_LABEL: u64 = 255;
 
@@ -153,7 +172,7 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
     let q = params(q)?;
     let n = int(&q, "n", Some(64), 1..=MAX_IMAGES as u64)?.unwrap_or(64) as usize;
     let seed = int(&q, "seed", Some(0), 0..=u64::MAX)?.unwrap_or(0);
-    let label = check_label(&s, int(&q, "label", None, 0..=MAX_LABEL)?)?;
+    let label = label_param(&s, &q)?;
     let default_row = (n as f64).sqrt().ceil() as u64;
     let nrow = int(&q, "nrow", Some(default_row), 1..=MAX_IMAGES as u64)?.unwrap_or(default_row) as usize;
     let temperature = number(&q, "temperature", 1.0, 0.0..=MAX_TEMPERATURE)?;
@@ -233,7 +252,7 @@ pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<By
         let q = params(q)?;
         let body = body.map_err(|e| ApiError(e.status(), format!("{} (bodies are limited to 1 MB)", e.body_text())))?;
         let img = decode_picture(&body, "the uploaded image").map_err(|e| bad(e.to_string()))?;
-        (to_input(&img, c.shape(), s.config.picture_preparation()), int(&q, "label", None, 0..=MAX_LABEL)?)
+        (to_input(&img, c.shape(), s.config.picture_preparation()), label_param(&s, &q)?.map(u64::from))
     } else {
         let req: EncodeRequest = json_body(body)?;
         if req.pixels.len() != c.pixels() {
