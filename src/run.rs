@@ -50,14 +50,14 @@ pub enum RunError {
 }
 
 fn interrupted_message(epoch: usize, last_saved: usize, dir: &std::path::Path) -> String {
-    let dir = dir.display();
+    let (dir, vae) = (dir.display(), crate::text::command_name());
     if last_saved == 0 {
         format!(
-            "interrupted during epoch {epoch}, before any epoch was saved; `vae train --resume {dir}` starts it again"
+            "interrupted during epoch {epoch}, before any epoch was saved; `{vae} train --resume {dir}` starts it again"
         )
     } else {
         format!(
-            "interrupted during epoch {epoch}; {dir} keeps epochs 1–{last_saved}: continue with `vae train --resume {dir}`"
+            "interrupted during epoch {epoch}; {dir} keeps epochs 1–{last_saved}: continue with `{vae} train --resume {dir}`"
         )
     }
 }
@@ -236,8 +236,9 @@ impl Run {
         } else {
             format!(
                 "{dir} keeps epochs 1–{}: continue from there with a lower learning rate, \
-                 `vae train --resume {dir} --lr {lower}`",
-                d.last_saved
+                 `{vae} train --resume {dir} --lr {lower}`",
+                d.last_saved,
+                vae = crate::text::command_name(),
             )
         };
         RunError::Diverged { source: d, retry }

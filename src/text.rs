@@ -1,4 +1,5 @@
-//! Numbers in text: digit groups and plurals, for every message and table.
+//! Numbers in text: digit groups and plurals, for every message and table; and the name the
+//! user ran the program by, for the commands messages suggest.
 
 /// "1 sample", "2 samples": `n` and `noun`, made plural (with an `s`) unless `n` is 1.
 pub fn plural(n: usize, noun: &str) -> String {
@@ -33,5 +34,49 @@ mod tests {
     fn digit_groups() {
         assert_eq!(group(652_824), "652,824");
         assert_eq!(group(12), "12");
+    }
+}
+
+/// How the user ran this program, for the commands messages tell them to type next: `vae`
+/// when it was found on the PATH; `cargo run --release --` when cargo started it from its
+/// target directory (the README's first command; `vae` is then not on the PATH); otherwise
+/// the path it was started by (`target/release/vae`, `./vae`).
+pub fn command_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let argv0 = std::env::args_os().next().map(std::path::PathBuf::from).unwrap_or_default();
+        command_name_for(&argv0, std::env::var_os("CARGO").is_some())
+    })
+}
+
+/// [`command_name`] for a program started as `argv0`, by cargo or not.
+pub fn command_name_for(argv0: &std::path::Path, by_cargo: bool) -> String {
+    if argv0.components().count() <= 1 {
+        return "vae".into();
+    }
+    let profile = argv0.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    let in_target = argv0.parent().and_then(|p| p.parent()).and_then(|p| p.file_name()).is_some_and(|n| n == "target");
+    match profile {
+        Some("release") if by_cargo && in_target => "cargo run --release --".into(),
+        Some("debug") if by_cargo && in_target => "cargo run --".into(),
+        _ => argv0.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod command_name_tests {
+    use super::command_name_for;
+    use std::path::Path;
+
+    #[test]
+    fn messages_name_the_command_as_the_user_typed_it() {
+        assert_eq!(command_name_for(Path::new("vae"), false), "vae");
+        assert_eq!(command_name_for(Path::new("vae"), true), "vae");
+        // `cargo run --release -- train` starts target/release/vae with CARGO set.
+        assert_eq!(command_name_for(Path::new("/w/main/target/release/vae"), true), "cargo run --release --");
+        assert_eq!(command_name_for(Path::new("target/debug/vae"), true), "cargo run --");
+        // Typed by hand: the path as typed.
+        assert_eq!(command_name_for(Path::new("target/release/vae"), false), "target/release/vae");
+        assert_eq!(command_name_for(Path::new("./vae"), true), "./vae");
     }
 }

@@ -14,8 +14,10 @@ fn train_writes_a_complete_run_directory() {
     let stdout = train(&run, &["--epochs", "2"]);
     assert!(stdout.contains("epoch   1/2") && stdout.contains("epoch   2/2"), "{stdout}");
     assert!(stdout.contains("img/s"), "{stdout}");
-    assert!(stdout.contains(&format!("next: `vae sample {}` draws new images", run.display())), "{stdout}");
-    assert!(stdout.contains(&format!("`vae eval {}` measures it", run.display())), "{stdout}");
+    // Started by `cargo test`, the binary names itself as `cargo run` would start it.
+    let vae = "cargo run --release --";
+    assert!(stdout.contains(&format!("next: `{vae} sample {}` draws new images", run.display())), "{stdout}");
+    assert!(stdout.contains(&format!("`{vae} eval {}` measures it", run.display())), "{stdout}");
     assert!(run.join("sampler-gmm.json").is_file(), "the end of training fits the sampler");
     for f in ["config.json", "model.safetensors", "train-state.safetensors", "reconstructions.png"] {
         assert!(run.join(f).is_file(), "{f} missing");
@@ -346,7 +348,10 @@ fn ctrl_c_keeps_every_completed_epoch_and_names_the_resume_command() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("Error:"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("interrupted during epoch") && stderr.contains("vae train --resume"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted during epoch") && stderr.contains("`cargo run --release -- train --resume"),
+        "{stderr}"
+    );
     // The epochs it names are the ones on disk, and the run carries on from them.
     let saved = metrics(&run).len();
     assert!(stderr.contains(&format!("keeps epochs 1–{saved}")), "{stderr}");

@@ -142,7 +142,7 @@ fn training_fits_the_sampler_that_sample_eval_and_serve_use_by_default() {
         "{stdout}"
     );
     assert!(stdout.contains("epoch 2's grid redrawn from it"), "{stdout}");
-    assert!(stdout.contains(&format!("`vae sample {r}` draws new images from the fitted mixture")), "{stdout}");
+    assert!(stdout.contains(&format!("sample {r}` draws new images from the fitted mixture")), "{stdout}");
     let f = fitted(&run);
     // 512 codes in 20 dimensions: 10 components need 400.
     assert_eq!((f.components, f.epoch, f.mixtures[0].codes, f.mixtures[0].gmm.components()), (10, 2, 512, 10));

@@ -421,14 +421,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
             recon.display(),
             curves.display()
         );
-        let d = run.dir.path.display();
+        let (d, vae) = (run.dir.path.display(), crate::text::command_name());
         if fitted {
             println!(
-                "next: `vae sample {d}` draws new images from the fitted mixture (`--sampler prior` from N(0, I)), \
-                 `vae eval {d}` measures it, `vae serve {d}` opens it in the browser"
+                "next: `{vae} sample {d}` draws new images from the fitted mixture (`--sampler prior` from N(0, I)), \
+                 `{vae} eval {d}` measures it, `{vae} serve {d}` opens it in the browser"
             );
         } else {
-            println!("next: `vae eval {d}` measures it, `vae serve {d}` opens it in the browser");
+            println!("next: `{vae} eval {d}` measures it, `{vae} serve {d}` opens it in the browser");
         }
     }
     Ok(())
