@@ -103,18 +103,18 @@ pub struct DataArgs {
     pub data_dir: Option<PathBuf>,
     /// Image folders: resize the shorter side to S and crop the centre S x S [default: the
     /// images' own size, when they all agree]
-    #[arg(long, value_name = "S", requires = "data_dir")]
+    #[arg(long, value_name = "S")]
     pub image_size: Option<usize>,
     /// Image folders: read the images in grey or colour [default: rgb if any image is in
     /// colour]
-    #[arg(long, value_enum, requires = "data_dir")]
+    #[arg(long, value_enum)]
     pub color: Option<crate::data::Color>,
     /// Image folders: what transparent pixels are composited onto [default: white]
-    #[arg(long, value_enum, requires = "data_dir")]
+    #[arg(long, value_enum)]
     pub background: Option<crate::data::Background>,
     /// Image folders without train/ and test/: the fraction held out for testing, between 0 and
     /// 1, drawn with --seed [default: 0.1]
-    #[arg(long, value_name = "F", requires = "data_dir", value_parser = args::fraction)]
+    #[arg(long, value_name = "F", value_parser = args::fraction)]
     pub test_fraction: Option<f64>,
 }
 
@@ -123,8 +123,14 @@ impl DataArgs {
     ///
     /// # Errors
     /// If an image-folder flag (`--image-size`, `--color`, `--background`, `--test-fraction`) is
-    /// given for a folder of MNIST-format files.
+    /// given without `--data-dir`, or for a folder of MNIST-format files. (Checked here, not
+    /// by clap, so that `train --resume` can first say that these cannot change.)
     pub fn source(&self, seed: u64) -> Result<Source> {
+        if self.data_dir.is_none()
+            && let Some((flag, _)) = self.folder_flags().into_iter().find(|(_, given)| *given)
+        {
+            bail!("{flag} applies to image folders: give the folder with --data-dir DIR");
+        }
         let source = match (&self.data_dir, self.dataset) {
             (Some(d), _) => Source::for_dir(d, || crate::data::FolderSource {
                 dir: d.clone(),

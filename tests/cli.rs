@@ -477,6 +477,12 @@ fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
         &["train", "--resume", split.to_str().unwrap(), "--kl-warmup", "2"],
         &["--kl-warmup cannot be changed when resuming"],
     );
+    // An image-folder flag alone: the resume rule speaks first (it asked for --data-dir).
+    fails(
+        &["train", "--resume", split.to_str().unwrap(), "--image-size", "32"],
+        &["--image-size cannot be changed when resuming"],
+    );
+    fails(&["train", "--image-size", "32"], &["--image-size applies to image folders", "--data-dir DIR"]);
     vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "7"]).assert().success();
     assert_eq!(
         std::fs::read(whole.join("model.safetensors")).unwrap(),
