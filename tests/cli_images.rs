@@ -289,3 +289,29 @@ fn a_cvae_on_small_or_single_classes_is_warned_or_refused() {
         &["--model cvae needs labelled data with at least 2 classes", "this data has one class", "--model vae"],
     );
 }
+
+/// Flag mistakes are reported before a folder is decoded (issue 22: after the whole folder),
+/// wherever the flags fix the images' shape.
+#[test]
+fn option_errors_come_before_the_folder_is_decoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colour");
+    colour_folder(&data);
+    let d = data.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--arch", "conv", "--widths", "0,64"], "every width must be between 1 and 4096"),
+        (&["--arch", "conv", "--widths", "8,8,8,8,8"], "has 5 stride-2 layers"),
+        (&["--likelihood", "gaussian", "--binarize", "dynamic"], "--binarize makes every pixel 0 or 1"),
+    ];
+    for (flags, needle) in cases {
+        let out = vae()
+            .args(["train", "--data-dir", d, "--image-size", "16", "--out"])
+            .arg(tmp.path().join("x"))
+            .args(flags)
+            .output()
+            .unwrap();
+        let all = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && all.contains(needle), "{flags:?}: {all}");
+        assert!(!all.contains("decoded"), "{flags:?}: the folder was decoded first: {all}");
+    }
+}

@@ -330,6 +330,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         Run::resume(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads }, data)?
     } else {
         let seed = a.seed.unwrap_or(1);
+        check_early(&a)?;
         let (data, source) = load_data(&a.data.source(seed)?, a.quiet)?;
         let kind = a.model.unwrap_or(ModelKind::Vae);
         let mut model = model_config(&a, data.train.shape, data.classes.len())?;
@@ -494,6 +495,23 @@ fn warn_small_classes(data: &crate::data::Dataset, batch: usize, limit: Option<u
             if small.len() == 1 { "it" } else { "them" },
         );
     }
+}
+
+/// Checks the model and training flags before any data is read (decoding a large folder
+/// takes a while, and a typo should not wait for it), wherever the flags fix the images'
+/// shape: MNIST's, or a folder's with `--image-size` (its channels from `--color`, RGB
+/// otherwise: either is valid). The class count is checked once the data is loaded.
+fn check_early(a: &TrainArgs) -> Result<()> {
+    objective(a)?;
+    let shape = match (&a.data.data_dir, a.data.image_size) {
+        (None, _) => Shape::mnist(),
+        (Some(_), Some(s)) => {
+            let channels = if a.data.color == Some(crate::data::Color::Grey) { 1 } else { 3 };
+            Shape::new(channels, s, s)
+        }
+        (Some(_), None) => return Ok(()),
+    };
+    model_config(a, shape, 10)?.validate().map_err(anyhow::Error::msg)
 }
 
 /// `--threads`: 0 means all cores.
