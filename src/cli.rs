@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub mod args;
+pub mod cache;
 pub mod curves;
 pub mod encode;
 pub mod explore;
@@ -65,6 +66,8 @@ pub enum Command {
     FitSampler(fit_sampler::FitSamplerArgs),
     /// Explore a trained model in the browser: sliders, label picker, drawing pad.
     Serve(ServeArgs),
+    /// List the decoded-folder cache (kept under VAE_CACHE_LIMIT_MB, default 2048), or clear it.
+    Cache(cache::CacheArgs),
     /// The built-in MNIST classifier used by `vae eval` to score samples.
     #[command(subcommand)]
     Classifier(ClassifierCommand),
@@ -257,6 +260,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Runs(a) => runs::runs(a),
         Command::Encode(a) => encode::encode(a),
         Command::FitSampler(a) => fit_sampler::fit_sampler(a),
+        Command::Cache(a) => cache::cache(a),
         Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits(), a.sampler),
         Command::Bench(a) => bench(a),
         Command::Eval(a) => measure::eval(a),

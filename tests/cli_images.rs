@@ -315,3 +315,35 @@ fn option_errors_come_before_the_folder_is_decoded() {
         assert!(!all.contains("decoded"), "{flags:?}: the folder was decoded first: {all}");
     }
 }
+
+/// `vae cache` lists the decoded-folder cache and clears it, and the cache keeps to
+/// `VAE_CACHE_LIMIT_MB` (issue 22: 170 MB after an afternoon, growing).
+#[test]
+fn the_folder_cache_is_listed_cleared_and_kept_to_its_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cache) = (tmp.path().join("colour"), tmp.path().join("cache"));
+    colour_folder(&data);
+    let d = data.to_str().unwrap();
+    let vae_in = |limit: &str, args: &[&str]| {
+        let out = vae().env("VAE_CACHE_DIR", &cache).env("VAE_CACHE_LIMIT_MB", limit).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let files = || std::fs::read_dir(&cache).map_or(0, |r| r.count());
+    // Two decodes of the folder (two sizes) under the default limit: both kept.
+    for size in ["8", "16"] {
+        vae_in("2048", &["train", "--data-dir", d, "--image-size", size, "--epochs", "1", "--batch-size", "20", "-q"]);
+    }
+    assert_eq!(files(), 2);
+    let list = vae_in("2048", &["cache"]);
+    assert!(
+        list.contains("2 cached folders") && list.contains("limit 2048.0 MB") && list.contains("folder-"),
+        "{list}"
+    );
+    // A limit of 0: each write keeps only itself.
+    vae_in("0", &["train", "--data-dir", d, "--image-size", "12", "--epochs", "1", "--batch-size", "20", "-q"]);
+    assert_eq!(files(), 1);
+    let cleared = vae_in("2048", &["cache", "--clear"]);
+    assert!(cleared.contains("removed 1 cached folder"), "{cleared}");
+    assert_eq!(files(), 0);
+}

@@ -7,10 +7,11 @@ use assert_cmd::Command;
 use std::path::Path;
 
 /// The binary, run in an empty directory of its own: what the repository's working
-/// directory holds (a `runs/classifier-mnist` a user trained, say) must not change a test.
+/// directory holds (a `runs/classifier-mnist` a user trained, say) must not change a test;
+/// and with the folder cache under the target directory, never the user's.
 pub fn vae() -> Command {
     let mut c = Command::cargo_bin("vae").unwrap();
-    c.current_dir(scratch_cwd());
+    c.current_dir(scratch_cwd()).env("VAE_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/vae-cache"));
     c
 }
 
