@@ -177,3 +177,33 @@ fn a_folder_written_from_idx_files_holds_the_same_images() {
         assert!(a == b, "the folder's images and labels are the IDX files'");
     }
 }
+
+/// Symbolic links are followed once: a second link to a folder already read adds nothing
+/// (issue 22: a link back to a parent read the same 540 images 16 times, duplicates in both
+/// splits), and a link to a folder that holds it is refused as a loop.
+#[test]
+#[cfg(unix)]
+fn links_are_followed_once_and_loops_refused() {
+    isolated();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for i in 0..4u8 {
+        write(&d.join(format!("data/cat/{i}.png")), 4, 4, [i * 50, 0, 0, 255]);
+        write(&d.join(format!("data/dog/{i}.png")), 4, 4, [0, i * 50, 0, 255]);
+    }
+    // A second name for cat/, and a link to one of its files: each read once.
+    std::os::unix::fs::symlink(d.join("data/cat"), d.join("data/kitten")).unwrap();
+    std::os::unix::fs::symlink(d.join("data/dog/0.png"), d.join("data/dog/again.png")).unwrap();
+    let (data, report) = load(&source(&d.join("data")), false).unwrap();
+    assert_eq!(report.images, 8, "each image once");
+    assert_eq!(data.train.len() + data.test.len(), 8);
+    // A link inside the folder back to the folder: one clear error, naming the link.
+    std::os::unix::fs::symlink(d.join("data"), d.join("data/dog/up")).unwrap();
+    match load(&source(&d.join("data")), false) {
+        Err(e @ FolderError::LinkLoop { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("dog/up leads back to") && msg.contains("remove the link"), "{msg}");
+        }
+        other => panic!("expected a loop error, got {:?}", other.map(|(d, _)| d.train.len())),
+    }
+}

@@ -95,6 +95,10 @@ pub enum FolderError {
     BadSize(usize),
     #[error("--test-fraction must be in [0, 1), got {0}")]
     BadFraction(f64),
+    #[error(
+        "{link} leads back to {target}, which holds it: the folder would be read forever; remove the link or point it elsewhere"
+    )]
+    LinkLoop { link: PathBuf, target: PathBuf },
 }
 
 /// Files a load passed over, for the report line.
@@ -178,14 +182,27 @@ fn hidden(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }
 
-/// Folder depth the walk descends to (a symbolic link to a parent would loop forever).
+/// Folder depth the walk descends to.
 const MAX_DEPTH: usize = 32;
 
+/// Where a walk has been: symbolic links are followed, but each folder and file is read once
+/// (a second link to it is passed over), and a link to a folder that holds it is a loop.
+#[derive(Default)]
+struct Seen {
+    /// Canonical paths of the folders being walked, outermost first.
+    stack: Vec<PathBuf>,
+    /// Canonical paths of every folder and file met so far.
+    all: std::collections::HashSet<PathBuf>,
+}
+
 /// Every non-hidden file under `dir`, sorted, with its size and modification time.
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, u128)>, depth: usize) -> Result<(), FolderError> {
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, u128)>, depth: usize, seen: &mut Seen) -> Result<(), FolderError> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
+    let canonical = std::fs::canonicalize(dir).map_err(io_err(dir))?;
+    seen.all.insert(canonical.clone());
+    seen.stack.push(canonical);
     let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io_err(dir))?.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -194,14 +211,23 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, u128)>, depth: usize) -> Result
             continue;
         }
         let meta = std::fs::metadata(&path).map_err(io_err(&path))?;
+        let real = std::fs::canonicalize(&path).map_err(io_err(&path))?;
+        if meta.is_dir() && seen.stack.contains(&real) {
+            return Err(FolderError::LinkLoop { link: path, target: real });
+        }
+        if !seen.all.insert(real.clone()) && (meta.is_dir() || meta.is_file()) {
+            continue; // reached again through a link: read once
+        }
         if meta.is_dir() {
-            walk(&path, out, depth + 1)?;
+            seen.all.remove(&real); // `walk` records it itself
+            walk(&path, out, depth + 1, seen)?;
         } else if meta.is_file() {
             let mtime =
                 meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
             out.push((path, meta.len(), mtime));
         }
     }
+    seen.stack.pop();
     Ok(())
 }
 
@@ -238,7 +264,7 @@ fn classify(
 #[allow(clippy::type_complexity)]
 fn list(dir: &Path) -> Result<(Vec<Entry>, Vec<String>, Skipped, Fnv, bool), FolderError> {
     let mut files = Vec::new();
-    walk(dir, &mut files, 0)?;
+    walk(dir, &mut files, 0, &mut Seen::default())?;
     let mut key = Fnv::default();
     for (path, size, mtime) in &files {
         key.bytes(path.as_os_str().as_encoded_bytes()).bytes(&size.to_le_bytes()).bytes(&mtime.to_le_bytes());
