@@ -49,9 +49,10 @@ fn every_picture_has_its_documented_size() {
     // 5 pairs fill 10 of the 16 slots: make_grid narrows a single row to its images.
     captioned(out_png(&["reconstruct", "-n", "5"], &run, &o), (302, 32), 2);
     // Paths: a title, "linear"/"spherical" on the left, t below, and what t is.
-    captioned(out_png(&["interpolate", "--from", "0", "--to", "7"], &run, &o), (302, 32), 3);
+    // 11 steps by default: t = 0, 0.1, …, 1, the midpoint among them.
+    captioned(out_png(&["interpolate", "--from", "0", "--to", "7"], &run, &o), (332, 32), 3);
     captioned(out_png(&["interpolate", "--from", "0", "--to", "7", "--slerp", "--steps", "5"], &run, &o), (152, 62), 3);
-    captioned(out_png(&["interpolate", "--from", "3", "--to", "4"], &cvae, &o), (302, 32), 3);
+    captioned(out_png(&["interpolate", "--from", "3", "--to", "4"], &cvae, &o), (332, 32), 3);
     // Across labels: a title and the class names below.
     captioned(out_png(&["interpolate", "--labels"], &cvae, &o), (302, 32), 2);
     captioned(out_png(&["interpolate", "--labels", "--from", "3"], &cvae, &o), (302, 32), 2);
@@ -99,7 +100,7 @@ fn png_inputs_are_converted_like_mnist() {
     captioned(png_size(&run.join("reconstructions-inputs.png")), (62, 62), 2);
     vae().args(["reconstruct"]).arg(&run).arg("--input").arg(&a).assert().success();
     captioned(png_size(&run.join("reconstructions-a.png")), (62, 32), 2);
-    captioned(out_png(&["interpolate", "--from", a.to_str().unwrap(), "--to", "5"], &run, &o), (302, 32), 3);
+    captioned(out_png(&["interpolate", "--from", a.to_str().unwrap(), "--to", "5"], &run, &o), (332, 32), 3);
 }
 
 #[test]

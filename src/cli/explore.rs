@@ -26,8 +26,9 @@ pub struct InterpolateArgs {
     /// End: a test-set index or a picture file
     #[arg(long)]
     pub to: Option<String>,
-    /// Images per path, endpoints included, 2 to 100
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=100))]
+    /// Images per path, endpoints included, 2 to 100 (odd: the midpoint is one of them; the
+    /// default 11 steps t = 0, 0.1, …, 1)
+    #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub steps: u32,
     /// Add a spherical (slerp) path below the linear one
     #[arg(long)]
@@ -441,4 +442,14 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
     save_png(&path, &png)?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_sweeps_include_the_midpoint() {
+        let t = super::sweep(0.0, 1.0, 11);
+        assert_eq!((t[0].as_str(), t[5].as_str(), t[10].as_str()), ("0.0", "0.5", "1.0"));
+        assert_eq!(super::sweep(-3.0, 3.0, 11)[5], "0.0");
+    }
 }
