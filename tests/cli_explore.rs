@@ -66,8 +66,18 @@ fn every_picture_has_its_documented_size() {
     let (w, h) = out_png(&["plot"], &run, &o);
     assert!(w >= 800 && h >= 400, "{w}x{h}");
     // Several runs: one curve per run in each of 4 panels (2 × 2) under a 44-pixel title.
-    vae().args(["plot"]).arg(&run).arg(&cvae).arg("-o").arg(&o).assert().success();
+    let out = vae().args(["plot"]).arg(&run).arg(&cvae).arg("-o").arg(&o).assert().success();
+    assert!(!String::from_utf8_lossy(&out.get_output().stderr).contains("not comparable"));
     assert_eq!(png_size(&o), (1000, 844));
+    // A Gaussian run beside a Bernoulli one: the plot says their losses are not comparable.
+    let gaussian = tmp.path().join("gaussian");
+    train(&gaussian, &["--epochs", "1", "--likelihood", "gaussian", "--fit-sampler", "0"]);
+    let out = vae().args(["plot"]).arg(&run).arg(&gaussian).arg("-o").arg(&o).assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("likelihoods differ (bernoulli, gaussian), so their losses are not comparable"),
+        "{stderr}"
+    );
     // By default beside the runs, named after them: never into the current directory.
     vae().args(["plot"]).arg(&run).arg(&cvae).assert().success();
     assert!(tmp.path().join("compare-vae-vs-cvae.png").is_file());

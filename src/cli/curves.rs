@@ -84,8 +84,13 @@ pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
 /// cannot be drawn or written.
 pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<PathBuf> {
     let mut runs = Vec::with_capacity(dirs.len());
+    let mut likelihoods: Vec<&'static str> = Vec::new();
     for dir in dirs {
         let config = dir.load_config()?;
+        let name = config.model.likelihood.name();
+        if !likelihoods.contains(&name) {
+            likelihoods.push(name);
+        }
         let metrics = dir.load_metrics()?;
         if metrics.is_empty() {
             bail!("{} has no completed epochs in metrics.jsonl yet", dir.path.display());
@@ -121,7 +126,18 @@ pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<Path
     }
     panels.push(panel("Train objective (BCE + β·KL)", |m| m.train_objective, false));
     let names: Vec<String> = runs.iter().map(|r| r.0.clone()).collect();
-    let png = curves_png(&format!("{} runs compared: {}", runs.len(), names.join(", ")), &panels, "epoch")?;
+    let mut title = format!("{} runs compared: {}", runs.len(), names.join(", "));
+    if likelihoods.len() > 1 {
+        // A Bernoulli's BCE and a Gaussian's negative log-density are different quantities
+        // (one is a probability, the other a density with its own scale).
+        let note = format!(
+            "their likelihoods differ ({}), so their losses are not comparable; only their shapes are",
+            likelihoods.join(", ")
+        );
+        eprintln!("note: {note}");
+        title = format!("{title} — {note}");
+    }
+    let png = curves_png(&title, &panels, "epoch")?;
     let path = output.unwrap_or_else(|| default_comparison(dirs));
     save_png(&path, &png)?;
     Ok(path)
