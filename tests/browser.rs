@@ -284,6 +284,18 @@ fn the_page_works_in_headless_chromium() {
         std::thread::sleep(Duration::from_millis(300));
         d.screenshot(&dir.join("serve-phone.png"));
     }
+
+    // An unconditional model shows no class pickers: their `hidden` wins over the rows'
+    // flex layout (issue 22: empty "class" headings).
+    let vae_run = tmp.path().join("vae");
+    train(&vae_run, &["--epochs", "1", "--fit-sampler", "0"]);
+    let server = start_server(&vae_run);
+    d.call("POST", &d.s("/url"), Some(json!({ "url": format!("http://{server}/") })));
+    d.wait_for("the vae page to be ready", "return document.body.dataset.ready === '1'");
+    for id in ["sample-labels", "labels", "pad-labels"] {
+        let shown = d.js(&format!("return getComputedStyle(document.getElementById('{id}')).display"));
+        assert_eq!(shown, json!("none"), "#{id} on an unconditional model's page");
+    }
 }
 
 #[test]
