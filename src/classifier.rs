@@ -41,13 +41,20 @@ pub struct ClassifierOptions {
     pub force: bool,
 }
 
-/// `runs/classifier-mnist`, `runs/classifier-fashion-mnist`, or `runs/classifier-<folder>`.
+/// `runs/classifier-mnist`, `runs/classifier-fashion-mnist`, `runs/classifier-<folder>`, or
+/// `runs/classifier-<folder>-<S>px` for a folder read at `--image-size S`.
 pub fn default_dir(dataset: &Source) -> PathBuf {
     let name = match dataset {
         Source::Mnist => "mnist".to_string(),
         Source::FashionMnist => "fashion-mnist".to_string(),
-        Source::Dir(d) | Source::Folder(crate::data::FolderSource { dir: d, .. }) => {
-            d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned())
+        Source::Dir(d) => d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned()),
+        // A folder's judges at different sizes coexist: `classifier-icons-32px`, `-64px`.
+        Source::Folder(f) => {
+            let name = f.dir.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned());
+            match f.image_size {
+                Some(s) => format!("{name}-{s}px"),
+                None => name,
+            }
         }
     };
     PathBuf::from("runs").join(format!("classifier-{name}"))

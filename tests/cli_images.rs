@@ -347,3 +347,52 @@ fn the_folder_cache_is_listed_cleared_and_kept_to_its_limit() {
     assert!(cleared.contains("removed 1 cached folder"), "{cleared}");
     assert_eq!(files(), 0);
 }
+
+/// A judge of another shape found in the default place skips the sample scores with a
+/// warning, and the rest of the evaluation stands (it refused the whole evaluation); a
+/// folder's judges at different sizes have their own default folders.
+#[test]
+fn a_judge_of_the_wrong_shape_skips_only_the_sample_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colour");
+    colour_folder(&data);
+    let d = data.to_str().unwrap();
+    let runs = tmp.path().join("runs");
+    // A grey judge of the folder, where the run (below) is in colour: same default folder.
+    vae()
+        .args(["classifier", "train", "--data-dir", d, "--color", "grey", "--epochs", "1", "-q", "--out"])
+        .arg(runs.join("classifier-colour"))
+        .assert()
+        .success();
+    let run = runs.join("run");
+    vae()
+        .args(["train", "--data-dir", d, "--arch", "conv", "--epochs", "1", "--batch-size", "20", "-q", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let out = vae().args(["eval"]).arg(&run).args(["--k", "2", "--generated", "10"]).assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("warning: sample scores skipped: the classifier in"), "{stderr}");
+    assert!(stderr.contains("images in 3 classes but the model makes"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("IWAE"), "the evaluation still ran: {stdout}");
+    // Named explicitly, the same judge is an error.
+    let classifier = runs.join("classifier-colour");
+    fails(
+        &["eval", run.to_str().unwrap(), "--k", "2", "--generated", "10", "--classifier", classifier.to_str().unwrap()],
+        &["takes", "pass --classifier DIR with a classifier trained on this run's data"],
+    );
+    // Sized folders get sized default judges.
+    let src = |size: Option<usize>| {
+        vae::data::Source::Folder(vae::data::FolderSource {
+            dir: data.clone(),
+            image_size: size,
+            color: None,
+            background: Default::default(),
+            test_fraction: 0.1,
+            split_seed: 1,
+        })
+    };
+    assert_eq!(vae::classifier::default_dir(&src(Some(32))), std::path::Path::new("runs/classifier-colour-32px"));
+    assert_eq!(vae::classifier::default_dir(&src(None)), std::path::Path::new("runs/classifier-colour"));
+}

@@ -26,9 +26,14 @@ pub struct SampleScores {
     pub sampler: String,
     /// Fréchet distance between classifier features of the generated and the test images.
     pub frechet_distance: f64,
-    /// The same between the test set and the training set's first images: the floor a
-    /// perfect generator would reach with this many images.
+    /// The same between training and test images: the floor a perfect generator would reach
+    /// with this many images.
     pub frechet_distance_train_vs_test: f64,
+    /// Images in each of the sets both distances compare: the generated, training and test
+    /// sets cut to one size (the estimate's bias depends on it), the latter two a seeded
+    /// sample across the classes (0 in reports of older versions).
+    #[serde(default)]
+    pub frechet_images: usize,
     /// Entropy (nats) of the predicted-label histogram of the generated images.
     pub label_entropy: f64,
     /// Fraction of generated images per predicted label.
@@ -123,15 +128,27 @@ pub fn sample_scores(
     }
     let c = model.config();
     if run.classifier.shape() != c.shape() || run.classifier.classes != c.classes {
-        anyhow::bail!(
-            "the classifier in {} takes {} images in {} classes but the model makes {} images of {} classes; pass \
-             --classifier DIR with a classifier trained on this run's data",
+        let why = format!(
+            "the classifier in {} takes {} images in {} classes but the model makes {} images of {} classes",
             cdir.display(),
             run.classifier.shape(),
             run.classifier.classes,
             c.shape(),
             c.classes
         );
+        if opts.classifier.is_some() {
+            anyhow::bail!("{why}; pass --classifier DIR with a classifier trained on this run's data");
+        }
+        // Found by default (another image size of the same folder, say): the rest of the
+        // evaluation still stands, so skip only the scores it would judge.
+        let fix = format!(
+            "train one with `vae classifier train{} --out DIR` and pass --classifier DIR",
+            config.train.dataset.flags()
+        );
+        if !opts.quiet {
+            eprintln!("warning: sample scores skipped: {why}; {fix}");
+        }
+        return Ok((None, Some(format!("skipped: {why}; {fix}"))));
     }
     if (2..super::report::FEW_GENERATED).contains(&opts.generated) && !opts.quiet {
         eprintln!(
@@ -153,12 +170,14 @@ pub fn sample_scores(
     if m < 2 {
         anyhow::bail!("{} has {} test images; the Fréchet distance needs at least 2", config.train.dataset, m);
     }
-    let (_, test_features) = clf.predict(pool, &data.test.images_f32(m));
-    let m2 = m.min(data.train.len());
-    let (_, train_features) = clf.predict(pool, &data.train.images_f32(m2));
+    // One size for all three sets, so the two distances carry the same small-sample bias.
+    let m = m.min(data.train.len());
+    let pick = |split: &crate::data::Split| crate::data::subset::sample(split, m, opts.seed);
+    let (_, test_features) = clf.predict(pool, &pick(&data.test).images_f32(m));
+    let (_, train_features) = clf.predict(pool, &pick(&data.train).images_f32(m));
     let f = run.classifier.features();
     let test_g = Gaussian::fit(&test_features, f);
-    let fd = frechet_distance(&Gaussian::fit(&gen_features, f), &test_g);
+    let fd = frechet_distance(&Gaussian::fit(&gen_features[..m * f], f), &test_g);
     let floor = frechet_distance(&Gaussian::fit(&train_features, f), &test_g);
     let (entropy, hist) = label_entropy(&pred, classes);
     let (acc, overall) = match &labels {
@@ -184,6 +203,7 @@ pub fn sample_scores(
             sampler: sampler.describe(),
             frechet_distance: fd,
             frechet_distance_train_vs_test: floor,
+            frechet_images: m,
             label_entropy: entropy,
             label_histogram: hist,
             label_accuracy: acc,
@@ -216,14 +236,15 @@ pub fn table(s: &SampleScores) -> String {
         "Fréchet distance (classifier)",
         format!("{:.3}", s.frechet_distance),
         &format!(
-            "{} samples{}{} vs test; lower is better (train vs test: {:.3}){}",
-            s.generated,
+            "{} samples{}{} vs test{}; lower is better (train vs test: {:.3}){}",
+            s.generated.min(if s.frechet_images > 0 { s.frechet_images } else { s.generated }),
             at_temperature(s.temperature),
             if s.sampler.is_empty() || s.sampler.starts_with("prior") {
                 String::new()
             } else {
                 format!(" from the {}", s.sampler)
             },
+            if s.frechet_images > 0 { format!(", {} images each", s.frechet_images) } else { String::new() },
             s.frechet_distance_train_vs_test,
             if s.generated < super::report::FEW_GENERATED { "; too few samples to mean much" } else { "" }
         ),
