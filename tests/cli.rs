@@ -15,7 +15,7 @@ fn train_writes_a_complete_run_directory() {
     assert!(stdout.contains("epoch   1/2") && stdout.contains("epoch   2/2"), "{stdout}");
     assert!(stdout.contains("img/s"), "{stdout}");
     // Started by `cargo test`, the binary names itself as `cargo run` would start it.
-    let vae = "cargo run --release --";
+    let vae = cargo_run();
     assert!(stdout.contains(&format!("next: `{vae} sample {}` draws new images", run.display())), "{stdout}");
     assert!(stdout.contains(&format!("`{vae} eval {}` measures it", run.display())), "{stdout}");
     assert!(run.join("sampler-gmm.json").is_file(), "the end of training fits the sampler");
@@ -349,7 +349,7 @@ fn ctrl_c_keeps_every_completed_epoch_and_names_the_resume_command() {
     assert!(!stderr.contains("panicked") && !stderr.contains("Error:"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("interrupted during epoch") && stderr.contains("`cargo run --release -- train --resume"),
+        stderr.contains("interrupted during epoch") && stderr.contains(&format!("`{} train --resume", cargo_run())),
         "{stderr}"
     );
     // The epochs it names are the ones on disk, and the run carries on from them.
@@ -505,4 +505,11 @@ fn docs_and_help_point_at_files_a_clone_has() {
         let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
         assert!(!help.contains("shared/"), "vae {cmd} --help points outside the repository");
     }
+}
+
+/// How the binary names itself when cargo started it from its target directory: the test
+/// binary and `vae` are built with one profile (`cargo test`: target/debug; `--release`:
+/// target/release).
+fn cargo_run() -> &'static str {
+    if cfg!(debug_assertions) { "cargo run --" } else { "cargo run --release --" }
 }
