@@ -396,3 +396,47 @@ fn a_judge_of_the_wrong_shape_skips_only_the_sample_scores() {
     assert_eq!(vae::classifier::default_dir(&src(Some(32))), std::path::Path::new("runs/classifier-colour-32px"));
     assert_eq!(vae::classifier::default_dir(&src(None)), std::path::Path::new("runs/classifier-colour"));
 }
+
+/// `vae encode --input` takes your own pictures, names each file in the CSV, and writes an
+/// `.npz` of `mu`, `logvar`, `labels` and `paths` (a stored ZIP of .npy files).
+#[test]
+fn encode_takes_your_pictures_and_writes_npz() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colour");
+    colour_folder(&data);
+    let run = tmp.path().join("run");
+    vae()
+        .args(["train", "--data-dir", data.to_str().unwrap(), "--arch", "conv", "--model", "cvae", "--epochs", "1"])
+        .args(["--latent-dim", "3", "--batch-size", "20", "--fit-sampler", "0", "-q", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let green = data.join("test/green");
+    let csv_out = tmp.path().join("codes.csv");
+    vae().args(["encode"]).arg(&run).arg("--input").arg(&green).arg("-o").arg(&csv_out).assert().success();
+    let csv = std::fs::read_to_string(&csv_out).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "index,path,label,mu_0,mu_1,mu_2,logvar_0,logvar_1,logvar_2");
+    assert_eq!(rows.len(), 5, "the four test pictures of green/");
+    assert!(rows[1].starts_with(&format!("0,{},green,", green.join("20.png").display())), "{}", rows[1]);
+    let npz_out = tmp.path().join("codes.npz");
+    vae().args(["encode"]).arg(&run).arg("--input").arg(&green).arg("-o").arg(&npz_out).assert().success();
+    let z = std::fs::read(&npz_out).unwrap();
+    assert_eq!(&z[..4], b"PK\x03\x04");
+    let text = String::from_utf8_lossy(&z);
+    for name in ["mu.npy", "logvar.npy", "labels.npy", "paths.npy", "'shape': (4, 3)", "'descr': '<U"] {
+        assert!(text.contains(name), "{name} missing from the archive");
+    }
+    fails(
+        &[
+            "encode",
+            run.to_str().unwrap(),
+            "--input",
+            data.join("train/red/00.png").to_str().unwrap(),
+            "--label",
+            "purple",
+        ],
+        &["purple"],
+    );
+    fails(&["encode", run.to_str().unwrap(), "-o", "x.txt"], &[".csv, .npy or .npz"]);
+}

@@ -34,7 +34,7 @@ pub struct ReconstructArgs {
 }
 
 /// The picture files `--input` names: files as given, folders' pictures sorted, in order.
-fn input_pictures(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn input_pictures(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut all = Vec::new();
     for input in inputs {
         if input.is_file() {
