@@ -201,7 +201,7 @@ fn runs_are_listed_and_codes_and_samples_exported() {
     let (header, data) = npy_parts(&bytes);
     assert!(header.contains("'shape': (5, 3)"), "{header}");
     assert_eq!(data.len(), 5 * 3 * 4);
-    fails(&["encode", b.to_str().unwrap(), "-o", "z.txt"], &["written as .csv or .npy"]);
+    fails(&["encode", b.to_str().unwrap(), "-o", "z.txt"], &["written as .csv, .npy or .npz"]);
     // Samples' values for NumPy: [N, channels, height, width] in [0, 1].
     let s = tmp.path().join("s.npy");
     vae().args(["sample"]).arg(&a).args(["-n", "2", "-o"]).arg(&s).assert().success();
