@@ -29,7 +29,7 @@ pub struct EncodeArgs {
     /// picture's folder or file name, as `vae reconstruct` reads it]
     #[arg(long, value_name = "C", requires = "input")]
     pub label: Option<String>,
-    /// Output: .csv (index, [path,] label, then μ and log σ² of each dimension), .npy (μ only,
+    /// Output: .csv (index, path for --input, label, then μ and log σ² of each dimension), .npy (μ only,
     /// float32 [images, latent], in the split's order) or .npz (`mu`, `logvar`, `labels`,
     /// `paths` for --input pictures, else `index` in the split: `numpy.load(FILE)["mu"]`) [default: RUN_DIR/latents-<split>.csv, or
     /// RUN_DIR/latents-inputs.csv]
