@@ -186,13 +186,23 @@ fn a_train_limit_samples_every_class_of_a_folder() {
     let data = tmp.path().join("colour");
     colour_folder(&data);
     let run = tmp.path().join("run");
-    let d = data.to_str().unwrap();
-    vae()
-        .args(["train", "--data-dir", d, "--arch", "conv", "--model", "cvae", "--epochs", "1", "--batch-size", "8"])
-        .args(["--latent-dim", "2", "--train-limit", "30", "--test-limit", "6", "-q", "--out"])
-        .arg(&run)
-        .assert()
-        .success();
+    train_conv(
+        &data,
+        &run,
+        &[
+            "--model",
+            "cvae",
+            "--batch-size",
+            "8",
+            "--latent-dim",
+            "2",
+            "--train-limit",
+            "30",
+            "--test-limit",
+            "6",
+            "-q",
+        ],
+    );
     let f: vae::sampler::FittedGmm =
         serde_json::from_str(&std::fs::read_to_string(run.join(vae::sampler::GMM_FILE)).unwrap()).unwrap();
     // 30 of 3 × 20 training images: 10 of each class (the first 30 files were 20 blue, 10 green).
@@ -215,12 +225,7 @@ fn your_pictures_get_the_runs_background() {
     let prep = |run: &std::path::Path| vae::checkpoint::RunDir::new(run).load_config().unwrap().picture_preparation();
     for (flag, want) in [("black", Background::Black), ("white", Background::White)] {
         let run = tmp.path().join(flag);
-        vae()
-            .args(["train", "--data-dir", data.to_str().unwrap(), "--arch", "conv", "--epochs", "1", "-q"])
-            .args(["--background", flag, "--fit-sampler", "0", "--batch-size", "20", "--out"])
-            .arg(&run)
-            .assert()
-            .success();
+        train_conv(&data, &run, &["-q", "--background", flag, "--fit-sampler", "0", "--batch-size", "20"]);
         assert_eq!(prep(&run), Preparation::Photo { background: want });
         // A transparent picture goes in as the background: all 0 on black, all 1 on white.
         let clear = tmp.path().join("clear.png");
@@ -232,12 +237,7 @@ fn your_pictures_get_the_runs_background() {
     }
     // The page's API takes a class by name, as `vae sample --label` does.
     let cvae = tmp.path().join("cvae");
-    vae()
-        .args(["train", "--data-dir", data.to_str().unwrap(), "--arch", "conv", "--model", "cvae", "--epochs", "1"])
-        .args(["-q", "--fit-sampler", "0", "--batch-size", "20", "--out"])
-        .arg(&cvae)
-        .assert()
-        .success();
+    train_conv(&data, &cvae, &["--model", "cvae", "-q", "--fit-sampler", "0", "--batch-size", "20"]);
     let addr = common::start_server(&cvae);
     let by_name = common::http::get(addr, "/api/sample?label=Green&n=4&seed=3&format=values");
     let by_number = common::http::get(addr, "/api/sample?label=1&n=4&seed=3&format=values");
@@ -257,22 +257,10 @@ fn a_cvae_on_small_or_single_classes_is_warned_or_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("colour");
     colour_folder(&data);
-    let d = data.to_str().unwrap();
-    let out = vae()
-        .args(["train", "--data-dir", d, "--arch", "conv", "--model", "cvae", "--epochs", "1", "--batch-size", "16"])
-        .args(["--fit-sampler", "0", "--out"])
-        .arg(tmp.path().join("ok"))
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let cvae = |batch| ["--model", "cvae", "--fit-sampler", "0", "--batch-size", batch];
+    let stderr = train_conv(&data, &tmp.path().join("ok"), &cvae("16"));
     assert!(!stderr.contains("warning"), "20 images a class, batches of 16: {stderr}");
-    let out = vae()
-        .args(["train", "--data-dir", d, "--arch", "conv", "--model", "cvae", "--epochs", "1", "--batch-size", "32"])
-        .args(["--fit-sampler", "0", "--out"])
-        .arg(tmp.path().join("small"))
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let stderr = train_conv(&data, &tmp.path().join("small"), &cvae("32"));
     assert!(
         stderr.contains(
             "warning: 3 classes have fewer training images than a batch of 32: blue (20), green (20), red (20)"
@@ -365,11 +353,7 @@ fn a_judge_of_the_wrong_shape_skips_only_the_sample_scores() {
         .assert()
         .success();
     let run = runs.join("run");
-    vae()
-        .args(["train", "--data-dir", d, "--arch", "conv", "--epochs", "1", "--batch-size", "20", "-q", "--out"])
-        .arg(&run)
-        .assert()
-        .success();
+    train_conv(&data, &run, &["--batch-size", "20", "-q"]);
     let out = vae().args(["eval"]).arg(&run).args(["--k", "2", "--generated", "10"]).assert().success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains("warning: sample scores skipped: the classifier in"), "{stderr}");
@@ -405,12 +389,11 @@ fn encode_takes_your_pictures_and_writes_npz() {
     let data = tmp.path().join("colour");
     colour_folder(&data);
     let run = tmp.path().join("run");
-    vae()
-        .args(["train", "--data-dir", data.to_str().unwrap(), "--arch", "conv", "--model", "cvae", "--epochs", "1"])
-        .args(["--latent-dim", "3", "--batch-size", "20", "--fit-sampler", "0", "-q", "--out"])
-        .arg(&run)
-        .assert()
-        .success();
+    train_conv(
+        &data,
+        &run,
+        &["--model", "cvae", "--latent-dim", "3", "--batch-size", "20", "--fit-sampler", "0", "-q"],
+    );
     let green = data.join("test/green");
     let csv_out = tmp.path().join("codes.csv");
     vae().args(["encode"]).arg(&run).arg("--input").arg(&green).arg("-o").arg(&csv_out).assert().success();
@@ -439,4 +422,17 @@ fn encode_takes_your_pictures_and_writes_npz() {
         &["purple"],
     );
     fails(&["encode", run.to_str().unwrap(), "-o", "x.txt"], &[".csv, .npy or .npz"]);
+}
+
+/// Trains a one-epoch conv model on the folder `data` into `out` with `flags`; fails the test
+/// unless it succeeds, and returns its stderr.
+fn train_conv(data: &Path, out: &Path, flags: &[&str]) -> String {
+    let d = data.to_str().unwrap();
+    let done = vae()
+        .args(["train", "--data-dir", d, "--arch", "conv", "--epochs", "1", "--out"])
+        .arg(out)
+        .args(flags)
+        .assert()
+        .success();
+    String::from_utf8_lossy(&done.get_output().stderr).into_owned()
 }

@@ -338,7 +338,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             model.class_names = data.classes.clone();
         }
         if kind.conditional() && data.classes.len() >= 2 && !a.quiet {
-            warn_small_classes(&data, a.batch_size.unwrap_or(128), a.train_limit, seed);
+            warn_small_classes(&data, a.batch_size.unwrap_or(128), a.train_limit);
         }
         let threads = resolve_threads(a.threads.unwrap_or(0));
         let schedule = a.lr_schedule.unwrap_or_default();
@@ -473,12 +473,10 @@ fn fit_sampler(run: &Run, k: usize, quiet: bool) -> Result<bool> {
 
 /// Warns when a cvae's class has fewer training images than a batch: its label is then in
 /// few steps of an epoch, and it is learned (and sampled) worse than the others.
-fn warn_small_classes(data: &crate::data::Dataset, batch: usize, limit: Option<usize>, seed: u64) {
-    let train = match limit {
-        Some(n) => crate::data::subset::sample(&data.train, n, seed),
-        None => data.train.clone(),
-    };
-    let counts = train.label_counts(data.classes.len());
+fn warn_small_classes(data: &crate::data::Dataset, batch: usize, limit: Option<usize>) {
+    // A limit's sample takes each class's quota of it: the counts follow without drawing it.
+    let all = data.train.label_counts(data.classes.len());
+    let counts = limit.map_or_else(|| all.clone(), |n| crate::data::subset::quotas(&all, n));
     let small: Vec<String> = counts
         .iter()
         .zip(&data.classes)

@@ -215,13 +215,14 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, u128)>, depth: usize, seen: &mu
         if meta.is_dir() && seen.stack.contains(&real) {
             return Err(FolderError::LinkLoop { link: path, target: real });
         }
-        if !seen.all.insert(real.clone()) && (meta.is_dir() || meta.is_file()) {
-            continue; // reached again through a link: read once
+        // Reached again through a link: read once (`walk` records each folder it enters).
+        if seen.all.contains(&real) {
+            continue;
         }
         if meta.is_dir() {
-            seen.all.remove(&real); // `walk` records it itself
             walk(&path, out, depth + 1, seen)?;
         } else if meta.is_file() {
+            seen.all.insert(real);
             let mtime =
                 meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
             out.push((path, meta.len(), mtime));

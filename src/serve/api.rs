@@ -117,15 +117,12 @@ fn label_param(s: &AppState, q: &HashMap<String, String>) -> Result<Option<u8>, 
         return check_label(s, int(q, "label", None, 0..=MAX_LABEL)?);
     }
     let names = s.config.class_names();
-    match crate::checkpoint::find_label(&names, v) {
-        Some(l) if s.model.config().kind.conditional() => Ok(Some(l)),
-        Some(_) => check_label(s, Some(0)),
-        None => {
-            let listed: Vec<String> = names.iter().take(12).cloned().collect();
-            let more = if names.len() > 12 { ", …" } else { "" };
-            Err(bad(format!("label={v:?} is not a class of this model: {}{more}", listed.join(", "))))
-        }
-    }
+    let Some(l) = crate::checkpoint::find_label(&names, v) else {
+        let listed: Vec<String> = names.iter().take(12).cloned().collect();
+        let more = if names.len() > 12 { ", …" } else { "" };
+        return Err(bad(format!("label={v:?} is not a class of this model: {}{more}", listed.join(", "))));
+    };
+    check_label(s, Some(l.into()))
 }
 
 /// The largest label a request may carry (checked against the model by [`check_label`]).
