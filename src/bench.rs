@@ -97,6 +97,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         init: Default::default(),
         output_bias: Default::default(),
         kl_warmup: 0,
+        augment: Default::default(),
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());

@@ -144,6 +144,13 @@ pub struct EpochMetrics {
     pub beta: Option<f32>,
 }
 
+impl EpochMetrics {
+    /// The loss `--lr-schedule plateau` watches: the test loss.
+    pub fn watched(&self) -> f64 {
+        self.test_loss
+    }
+}
+
 pub use crate::io::write_atomic;
 
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {

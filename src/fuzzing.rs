@@ -129,6 +129,7 @@ fn states() -> &'static [Arc<AppState>; 2] {
                 init: Default::default(),
                 output_bias: Default::default(),
                 kl_warmup: 0,
+                augment: Default::default(),
             };
             let config = RunConfig { kind: DirKind::VaeRun, model: model.clone(), train, version: "fuzz".into() };
             let model = Model::init(model, 1);

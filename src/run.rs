@@ -172,6 +172,7 @@ impl Run {
         let mut metrics = dir.load_metrics()?;
         metrics.retain(|m| m.epoch <= state.epoch);
         let mut trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
+        trainer.watched = metrics.iter().map(EpochMetrics::watched).collect();
         if fresh {
             trainer.init_output_bias();
         }
@@ -212,8 +213,13 @@ impl Run {
             let seconds = start.elapsed().as_secs_f64();
             let test = self.trainer.test_loss();
             let m = self.trainer.metrics(&t, test, seconds);
+            self.trainer.watched.push(m.watched());
             if !quiet {
                 println!("{}", format_epoch(&m, total));
+                let next = self.trainer.adam_config(epoch + 1).lr;
+                if epoch < total && m.lr.is_some_and(|lr| lr != next) {
+                    println!("learning rate {next:e} from epoch {} ({})", epoch + 1, self.config.train.lr_schedule);
+                }
             }
             let grid = sample_grid_due(m.epoch, total).then_some((&grid_z[..], grid_labels.as_deref()));
             self.save_epoch(&m, grid)?;

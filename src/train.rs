@@ -7,7 +7,7 @@
 use crate::checkpoint::EpochMetrics;
 use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, kernels};
 use crate::data::binarize::{binarize_split, gather_binarized};
-use crate::data::{Binarize, Dataset, Source, Split};
+use crate::data::{Augment, Binarize, Dataset, Source, Split};
 use crate::model::{BatchLoss, Model, Workspace};
 use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,9 @@ pub struct TrainConfig {
     /// in epoch e (Sønderby et al. 2016; Tomczak & Welling 2018 use 100); 0 = none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub kl_warmup: usize,
+    /// Random flips and shifts of the training images ([`crate::data::augment`]).
+    #[serde(default, skip_serializing_if = "Augment::is_none")]
+    pub augment: Augment,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -268,11 +271,16 @@ pub struct Trainer {
     /// Raise it (from any thread, e.g. a Ctrl-C handler) to stop [`Trainer::train_epoch`]
     /// before its next step.
     pub interrupt: Arc<AtomicBool>,
+    /// The loss `--lr-schedule plateau` watches, one per completed epoch in order
+    /// ([`EpochMetrics::watched`]); [`crate::run::Run`] appends to it.
+    pub watched: Vec<f64>,
     grads: Vec<f32>,
     ws: Workspace,
     order: Vec<u32>,
     /// Scratch of [`Rng::fill_normal_on`].
     uniforms: Vec<f64>,
+    /// One image, the scratch of [`Augment::apply`].
+    augmented: Vec<f32>,
 }
 
 impl Trainer {
@@ -283,7 +291,9 @@ impl Trainer {
         let grads = vec![0.0; model.params.len()];
         let order = (0..data.train.len() as u32).collect();
         let interrupt = Arc::new(AtomicBool::new(false));
-        Trainer { config, model, adam, epoch, data, pool, interrupt, grads, ws, order, uniforms: Vec::new() }
+        let watched = Vec::new();
+        let (uniforms, augmented) = (Vec::new(), Vec::new());
+        Trainer { config, model, adam, epoch, data, pool, interrupt, watched, grads, ws, order, uniforms, augmented }
     }
 
     /// Starts the output bias as `config.output_bias` asks, from the prepared training set
@@ -317,6 +327,7 @@ impl Trainer {
         let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
         let mut noise = Rng::stream(seed, Purpose::TrainNoise, epoch);
         let mut coins = Rng::stream(seed, Purpose::DynamicBinarize, epoch);
+        let mut moves = Rng::stream(seed, Purpose::Augment, epoch);
         let dynamic = self.config.binarize == Binarize::Dynamic;
         for (i, o) in self.order.iter_mut().enumerate() {
             *o = i as u32;
@@ -334,6 +345,8 @@ impl Trainer {
             }
             let idx = &self.order[step * b..(step + 1) * b];
             fill_inputs(&self.pool, &self.data.train, idx, &c, &mut self.ws, dynamic.then_some(&mut coins));
+            let x = &mut self.ws.x[..c.pixels() * b];
+            self.config.augment.apply(x, self.data.train.shape, &mut moves, &mut self.augmented);
             if c.kind.variational() {
                 noise.fill_normal_on(&self.pool, &mut self.ws.eps, &mut self.uniforms);
             }
@@ -381,7 +394,7 @@ impl Trainer {
 
     /// Adam's settings in `epoch` (from 1): the base rate scaled by the schedule.
     pub fn adam_config(&self, epoch: usize) -> AdamConfig {
-        let lr = (self.config.adam.lr as f64 * self.config.lr_schedule.factor(epoch)) as f32;
+        let lr = (self.config.adam.lr as f64 * self.config.lr_schedule.factor(epoch, &self.watched)) as f32;
         AdamConfig { lr, ..self.config.adam }
     }
 

@@ -513,3 +513,46 @@ fn docs_and_help_point_at_files_a_clone_has() {
 fn cargo_run() -> &'static str {
     if cfg!(debug_assertions) { "cargo run --" } else { "cargo run --release --" }
 }
+
+/// `--augment` and `--lr-schedule plateau` are saved, and a run resumed halfway equals the
+/// uninterrupted one byte for byte: the augmentation's draws come from the epoch's own
+/// stream, and the plateau's history from metrics.jsonl. Each epoch's rate follows the rule,
+/// re-derived here from the recorded test losses: halve after 1 epoch without a new best
+/// (by a relative 1e-4).
+#[test]
+fn augmented_plateau_runs_record_their_rates_and_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    let flags = ["--augment", "hflip,crop:2", "--lr-schedule", "plateau:1", "--threads", "2", "--epochs", "6", "--lr", "1e-2"];
+    let out = train(&whole, &flags);
+    assert!(out.contains("train (hflip,crop:2)"), "{out}");
+    let m = metrics(&whole);
+    let (mut best, mut rate) = (f64::INFINITY, 1e-2);
+    for e in &m {
+        assert!((e["lr"].as_f64().unwrap() - rate).abs() < 1e-9 * rate, "epoch {}: {e}", e["epoch"]);
+        let loss = e["test_loss"].as_f64().unwrap();
+        if best == f64::INFINITY || loss < best - 1e-4 * best.abs() {
+            best = loss;
+        } else {
+            rate /= 2.0;
+            assert!(out.contains(&format!("learning rate {rate:e} from epoch")) || e["epoch"] == 6, "{out}");
+        }
+    }
+    // On 2 threads the test loss stalls in epoch 5, so epoch 6 runs at half the rate.
+    assert!((m[5]["lr"].as_f64().unwrap() - 5e-3).abs() < 1e-9, "{out}");
+    let config = std::fs::read_to_string(whole.join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["train"]["augment"], serde_json::json!({ "hflip": true, "crop": 2 }));
+    assert_eq!(config["train"]["lr_schedule"], serde_json::json!({ "kind": "plateau", "patience": 1, "factor": 0.5 }));
+    train(&split, &[&flags[..6], &["--epochs", "3", "--lr", "1e-2"]].concat());
+    fails(&["train", "--resume", split.to_str().unwrap(), "--augment", "hflip"], &["--augment cannot be changed"]);
+    vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "6"]).assert().success();
+    assert_eq!(
+        std::fs::read(whole.join("model.safetensors")).unwrap(),
+        std::fs::read(split.join("model.safetensors")).unwrap()
+    );
+    // Bad values name the flag and the forms.
+    fails(&["train", "--augment", "rotate"], &["'rotate' is not an augmentation", "hflip"]);
+    fails(&["train", "--augment", "crop:20"], &["--augment crop:20", "at most crop:14"]);
+    fails(&["train", "--lr-schedule", "plateau:0"], &["not a schedule", "plateau[:N[:F]]"]);
+}

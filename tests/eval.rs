@@ -31,6 +31,7 @@ fn trained_with(config: ModelConfig) -> (Model, Split) {
         init: Default::default(),
         output_bias: Default::default(),
         kl_warmup: 0,
+        augment: Default::default(),
     };
     let model = Model::init(config, 3);
     let adam = AdamState::new(model.params.len());

@@ -24,6 +24,7 @@ fn decoding_the_encoding_mean_reconstructs_better_than_a_random_z() {
         init: Default::default(),
         output_bias: Default::default(),
         kl_warmup: 0,
+        augment: Default::default(),
     };
     let model = Model::init(ModelConfig::tutorial(ModelKind::Vae), 4);
     let adam = AdamState::new(model.params.len());

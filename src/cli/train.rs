@@ -80,7 +80,8 @@ pub struct TrainArgs {
     pub lr: Option<f32>,
     /// Learning rate by epoch: constant; step:N:F (×F every N epochs); stages:S:G:F (S stages,
     /// stage i lasting G^i epochs at lr·F^i); burda (stages:8:3:10^(-1/7), 3,280 epochs, Burda
-    /// et al. 2015) [default: constant]
+    /// et al. 2015); plateau[:N[:F]] (×F, default 0.5, each time the test loss has gone N
+    /// epochs, default 10, without a new best; down to lr/1000) [default: constant]
     #[arg(long, value_name = "SCHEDULE")]
     pub lr_schedule: Option<crate::schedule::LrSchedule>,
     /// Adam's ε, > 0 (Burda et al. use 1e-4) [default: 1e-8, PyTorch's]
@@ -121,6 +122,12 @@ pub struct TrainArgs {
     /// Evaluate on N test examples only, sampled the same way, N ≥ 1 [default: all]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_LIMIT))]
     pub test_limit: Option<usize>,
+    /// Random changes to each training image at every use, for small folders: hflip (mirror
+    /// left-right with probability 1/2), crop (shift by up to P pixels, repeating the edge, as
+    /// torchvision's RandomCrop(padding=P, padding_mode="edge"); P = 1/8 of the side, or
+    /// crop:P), a list such as hflip,crop, or none [default: none]
+    #[arg(long, value_name = "LIST")]
+    pub augment: Option<crate::data::augment::AugmentArg>,
     /// Binarized MNIST: each pixel ~ Bernoulli(intensity), resampled at every use
     /// (dynamic) or drawn once (static) [default: none]
     #[arg(long, value_enum)]
@@ -277,7 +284,8 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 30] = [
+        let fixed: [(&str, bool); 31] = [
+            ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
             ("--pseudo-inputs", a.pseudo_inputs.is_some()),
@@ -362,6 +370,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             init: a.init.unwrap_or_default(),
             output_bias: a.output_bias.unwrap_or_default(),
             kl_warmup: a.kl_warmup.unwrap_or(0),
+            augment: a.augment.unwrap_or_default().resolve(data.train.shape).map_err(anyhow::Error::msg)?,
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {
@@ -388,12 +397,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if !a.quiet {
         let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
+        let augment = t.config.augment;
         println!(
-            "{verb} {} ({} parameters) on {}: {} train / {} test images, {} steps/epoch, {} -> {}",
+            "{verb} {} ({} parameters) on {}: {} train{} / {} test images, {} steps/epoch, {} -> {}",
             t.model.config().kind,
             group(t.model.params.len()),
             t.config.dataset,
             t.data.train.len(),
+            if augment.is_none() { String::new() } else { format!(" ({})", augment.label()) },
             t.data.test.len(),
             t.steps_per_epoch(),
             crate::text::plural(t.pool.threads(), "thread"),
@@ -509,6 +520,7 @@ fn check_early(a: &TrainArgs) -> Result<()> {
         }
         (Some(_), None) => return Ok(()),
     };
+    a.augment.unwrap_or_default().resolve(shape).map_err(anyhow::Error::msg)?;
     model_config(a, shape, 10)?.validate().map_err(anyhow::Error::msg)
 }
 

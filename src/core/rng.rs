@@ -50,6 +50,8 @@ pub enum Purpose {
     Split = 11,
     /// Which examples a `--train-limit`/`--test-limit` subset or a preview takes.
     Subset = 12,
+    /// The flips and shifts of `--augment`.
+    Augment = 13,
 }
 
 impl Rng {

@@ -1,6 +1,7 @@
 //! Image datasets: MNIST embedded in the binary, Debian's Fashion-MNIST, any folder holding
 //! the four standard IDX files, or any folder of images (`folder`).
 
+pub mod augment;
 pub mod binarize;
 pub mod cache;
 pub mod folder;
@@ -8,6 +9,7 @@ pub mod idx;
 pub mod subset;
 pub mod transform;
 
+pub use augment::Augment;
 pub use binarize::Binarize;
 pub use folder::{Background, Color, FolderSource};
 pub use idx::DataError;
