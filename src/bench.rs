@@ -31,7 +31,12 @@ pub fn random_dataset(shape: Shape, steps: usize, batch: usize, classes: usize) 
     let labels: Vec<u8> = (0..n).map(|_| rng.below(classes.max(1) as u64) as u8).collect();
     let m = n.min(2000);
     let test = Split { images: images[..m * shape.size()].to_vec(), labels: labels[..m].to_vec(), shape };
-    Dataset { train: Split { images, labels, shape }, test, classes: (0..classes).map(|c| c.to_string()).collect() }
+    Dataset {
+        train: Split { images, labels, shape },
+        test,
+        classes: (0..classes).map(|c| c.to_string()).collect(),
+        files: None,
+    }
 }
 
 /// Peak resident set size of this process in MB (`VmHWM` of /proc/self/status; 0 where
@@ -112,7 +117,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         last = Some(e);
     }
     let t = Instant::now();
-    let test = trainer.test_loss();
+    let test = trainer.test_loss().unwrap_or_default();
     let test_secs = t.elapsed().as_secs_f64();
     let steps = trainer.steps_per_epoch();
     let mean = epoch_secs.iter().sum::<f64>() / epochs as f64;

@@ -27,6 +27,8 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const STATE_FILE: &str = "train-state.safetensors";
 pub const METRICS_FILE: &str = "metrics.jsonl";
+/// The files a run's images were read from ([`crate::data::record`]).
+pub const DATA_FILES: &str = "data-files.tsv";
 
 /// What went wrong with a run directory. Messages name the file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +132,13 @@ pub struct EpochMetrics {
     pub train_kl: f64,
     /// The tutorial's figure: the mean over steps of the summed batch objective.
     pub train_batch_loss: f64,
-    pub test_loss: f64,
-    pub test_bce: f64,
-    pub test_kl: f64,
+    /// The test figures; absent for a run with no test images (`--test-fraction 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_bce: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_kl: Option<f64>,
     pub seconds: f64,
     pub images_per_sec: f64,
     /// The learning rate of this epoch (`--resume --lr` can change it; absent in runs
@@ -145,9 +151,10 @@ pub struct EpochMetrics {
 }
 
 impl EpochMetrics {
-    /// The loss `--lr-schedule plateau` watches: the test loss.
+    /// The loss `--lr-schedule plateau` watches: the test loss, or for a run without test
+    /// images the training objective.
     pub fn watched(&self) -> f64 {
-        self.test_loss
+        self.test_loss.unwrap_or(self.train_objective)
     }
 }
 
@@ -327,6 +334,31 @@ impl RunDir {
             text.push('\n');
         }
         write(&self.file(METRICS_FILE), text.as_bytes())
+    }
+
+    /// Writes `data-files.tsv`, the files the run's images were read from.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`] if the file cannot be written.
+    pub fn save_files(&self, files: &crate::data::record::FileList) -> Result<(), CheckpointError> {
+        write(&self.file(DATA_FILES), files.to_text().as_bytes())
+    }
+
+    /// The files the run's images were read from (`None` for a built-in dataset, or a run
+    /// made before they were recorded).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Read`] if the file exists but cannot be read, [`CheckpointError::Corrupt`]
+    /// if a line is not a record.
+    pub fn load_files(&self) -> Result<Option<crate::data::record::FileList>, CheckpointError> {
+        let path = self.file(DATA_FILES);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = read(&path)?;
+        let list = crate::data::record::FileList::from_text(&String::from_utf8_lossy(&text))
+            .map_err(|e| CheckpointError::corrupt(&path, e))?;
+        Ok(Some(list))
     }
 
     /// The metric records, oldest first (none if the file does not exist yet).

@@ -115,8 +115,9 @@ pub struct DataArgs {
     /// Image folders: what transparent pixels are composited onto [default: white]
     #[arg(long, value_enum)]
     pub background: Option<crate::data::Background>,
-    /// Image folders without train/ and test/: the fraction held out for testing, between 0 and
-    /// 1, drawn with --seed [default: 0.1]
+    /// Image folders without train/ and test/: the fraction held out for testing, from 0 up to
+    /// 1, drawn with --seed; 0 trains on every image (then no test loss is measured, and the
+    /// commands that show test images ask for pictures of your own) [default: 0.1]
     #[arg(long, value_name = "F", value_parser = args::fraction)]
     pub test_fraction: Option<f64>,
 }
@@ -261,7 +262,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Encode(a) => encode::encode(a),
         Command::FitSampler(a) => fit_sampler::fit_sampler(a),
         Command::Cache(a) => cache::cache(a),
-        Command::Serve(a) => crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits(), a.sampler),
+        Command::Serve(a) => {
+            let moved = a.moved.data_dir.as_deref();
+            crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits(), a.sampler, moved)
+        }
         Command::Bench(a) => bench(a),
         Command::Eval(a) => measure::eval(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),

@@ -42,6 +42,7 @@ pub mod nn;
 pub mod plot;
 pub mod progress;
 pub mod run;
+pub mod rundata;
 pub mod sampler;
 pub mod schedule;
 pub mod serve;

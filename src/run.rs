@@ -63,7 +63,7 @@ fn interrupted_message(epoch: usize, last_saved: usize, dir: &std::path::Path) -
 }
 
 /// What `vae train --resume` may change; `None` keeps the run's setting.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ResumeChanges {
     /// The total epochs to reach.
     pub epochs: Option<usize>,
@@ -72,6 +72,8 @@ pub struct ResumeChanges {
     /// Threads from now on (0 is resolved by the caller). Sums then run in another order, so
     /// the results differ in the last bits from an uninterrupted run.
     pub threads: Option<usize>,
+    /// Where the run's data folder moved (checked by the caller to hold the same images).
+    pub moved: Option<crate::data::Source>,
 }
 
 /// A run ready to train: fresh or resumed.
@@ -113,6 +115,9 @@ impl Run {
         let lock = DirLock::acquire(&dir.path)?;
         check_new(&dir)?;
         dir.save_config(&config)?;
+        if let Some(files) = &trainer.data.files {
+            dir.save_files(files)?;
+        }
         Ok(Run { dir, config, trainer, metrics: Vec::new(), _lock: lock, created_dir })
     }
 
@@ -125,7 +130,7 @@ impl Run {
     /// and [`RunError::Invalid`] if the data does not fit the model, the learning rate is
     /// invalid, or the epochs are fewer than those already completed.
     pub fn resume(dir: PathBuf, changes: ResumeChanges, data: Dataset) -> Result<Run, RunError> {
-        let ResumeChanges { epochs, lr, threads } = changes;
+        let ResumeChanges { epochs, lr, threads, moved } = changes;
         let dir = RunDir::new(dir);
         dir.load_config()?; // a clear error before taking a lock in the wrong directory
         let lock = DirLock::acquire(&dir.path)?;
@@ -152,6 +157,14 @@ impl Run {
         if let Some(t) = threads.filter(|&t| t != config.train.threads) {
             config.train.threads = t;
             dir.save_config(&config)?;
+        }
+        if let Some(source) = moved {
+            config.train.dataset = source;
+            dir.save_config(&config)?;
+        }
+        // What the run trains on from here: the folder as it is now.
+        if let Some(files) = &data.files {
+            dir.save_files(files)?;
         }
         if let Some(e) = epochs {
             if e < state.epoch {
@@ -255,6 +268,7 @@ impl Run {
     /// is now empty. Whatever else is there stays. Returns whether the config went.
     fn remove_unsaved(&self) -> bool {
         let removed = std::fs::remove_file(self.dir.file(crate::checkpoint::CONFIG_FILE)).is_ok();
+        let _ = std::fs::remove_file(self.dir.file(crate::checkpoint::DATA_FILES));
         let _ = std::fs::remove_dir(self.dir.samples_dir()); // only if empty
         let _ = std::fs::remove_file(self.dir.file(crate::lock::LOCK_FILE));
         if self.created_dir {
@@ -344,8 +358,8 @@ impl Run {
         Ok(())
     }
 
-    /// Writes `reconstructions.png`: 50 test images, each followed by its reconstruction
-    /// (z = μ), five pairs per row.
+    /// Writes `reconstructions.png`: 50 test images (training images if there are none), each
+    /// followed by its reconstruction (z = μ), five pairs per row.
     ///
     /// # Errors
     /// [`RunError::Checkpoint`] if the picture cannot be written, [`RunError::Invalid`] if the test
@@ -353,9 +367,14 @@ impl Run {
     pub fn save_reconstructions(&self) -> Result<PathBuf, RunError> {
         let t = &self.trainer;
         let c = t.model.config();
-        // 50 test images sampled across the classes, each row showing them in turn.
-        let shown = crate::data::subset::preview_indices(&t.data.test, 50, self.config.train.seed);
-        let test = crate::data::subset::select(&t.data.test, &shown);
+        // 50 test images sampled across the classes, each row showing them in turn (training
+        // images for a run that has no test images).
+        let (split, which) = match t.data.test.is_empty() {
+            true => (&t.data.train, "training"),
+            false => (&t.data.test, "test"),
+        };
+        let shown = crate::data::subset::preview_indices(split, 50, self.config.train.seed);
+        let test = crate::data::subset::select(split, &shown);
         let n = test.len();
         let p = c.pixels();
         let originals = test.images_f32(n);
@@ -365,7 +384,7 @@ impl Run {
         let recon = t.model.decode(&t.pool, &enc.mu, labels).map_err(invalid)?;
         let pairs = images::pairs(&originals, &recon, p);
         let grid = images::grid(&pairs, c.shape(), GRID_ROW, GRID_PADDING);
-        let captions = pair_captions(format!("{n} test images (in), reconstructed (out)"), GRID_ROW);
+        let captions = pair_captions(format!("{n} {which} images (in), reconstructed (out)"), GRID_ROW);
         let grid = crate::plot::annotate(&grid, (c.image_rows, c.image_cols), GRID_PADDING, &captions)
             .map_err(|e| RunError::Invalid(e.to_string()))?;
         let path = self.dir.file(RECONSTRUCTIONS);
@@ -447,9 +466,13 @@ pub fn sample_grid_due(epoch: usize, total: usize) -> bool {
 /// train figure is the objective at that weight).
 pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
     let beta = m.beta.map(|b| format!("  β {b:.3}")).unwrap_or_default();
+    let test = match (m.test_loss, m.test_bce, m.test_kl) {
+        (Some(loss), Some(bce), Some(kl)) => format!("test {loss:>8.3} [bce {bce:.2} kl {kl:.2}]"),
+        _ => "no test images".to_string(),
+    };
     format!(
-        "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  test {:>8.3} [bce {:.2} kl {:.2}]  {:>6.2} s  {:>7.0} img/s{beta}",
-        m.epoch, m.train_objective, m.train_batch_loss, m.test_loss, m.test_bce, m.test_kl, m.seconds, m.images_per_sec
+        "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  {test}  {:>6.2} s  {:>7.0} img/s{beta}",
+        m.epoch, m.train_objective, m.train_batch_loss, m.seconds, m.images_per_sec
     )
 }
 

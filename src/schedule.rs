@@ -216,8 +216,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_forms() {
-        for bad in
-            [
+        for bad in [
             "",
             "cosine",
             "step:0:0.5",
@@ -229,8 +228,7 @@ mod tests {
             "plateau:0",
             "plateau:5:1.5",
             "plateau:5:0.5:2",
-        ]
-        {
+        ] {
             let e = bad.parse::<LrSchedule>().unwrap_err();
             assert!(e.contains("schedule") || e.contains("epochs"), "{bad}: {e}");
         }

@@ -399,14 +399,14 @@ impl Trainer {
     }
 
     /// Test loss per example with z sampled once per image (the tutorial's test figure),
-    /// with noise drawn from the epoch's own stream.
-    pub fn test_loss(&self) -> TestLoss {
+    /// with noise drawn from the epoch's own stream; `None` without test images.
+    pub fn test_loss(&self) -> Option<TestLoss> {
         let rng = Rng::stream(self.config.seed, Purpose::TestNoise, self.epoch as u64);
-        evaluate(&self.model, &self.data.test, &self.pool, rng)
+        (!self.data.test.is_empty()).then(|| evaluate(&self.model, &self.data.test, &self.pool, rng))
     }
 
     /// Builds an epoch's metrics record from its sums and the test pass.
-    pub fn metrics(&self, t: &EpochTrain, test: TestLoss, seconds: f64) -> EpochMetrics {
+    pub fn metrics(&self, t: &EpochTrain, test: Option<TestLoss>, seconds: f64) -> EpochMetrics {
         let n = t.examples.max(1) as f64;
         let beta = self.beta_at(self.epoch);
         let objective = (t.loss.bce + beta as f64 * t.loss.kl) / n;
@@ -417,9 +417,9 @@ impl Trainer {
             train_bce: t.loss.bce / n,
             train_kl: t.loss.kl / n,
             train_batch_loss: objective * self.config.batch_size as f64,
-            test_loss: test.bce + test.kl,
-            test_bce: test.bce,
-            test_kl: test.kl,
+            test_loss: test.map(|t| t.bce + t.kl),
+            test_bce: test.map(|t| t.bce),
+            test_kl: test.map(|t| t.kl),
             seconds,
             images_per_sec: t.examples as f64 / seconds.max(1e-9),
             lr: Some(self.adam_config(self.epoch).lr),

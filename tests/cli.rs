@@ -523,7 +523,8 @@ fn cargo_run() -> &'static str {
 fn augmented_plateau_runs_record_their_rates_and_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
-    let flags = ["--augment", "hflip,crop:2", "--lr-schedule", "plateau:1", "--threads", "2", "--epochs", "6", "--lr", "1e-2"];
+    let flags =
+        ["--augment", "hflip,crop:2", "--lr-schedule", "plateau:1", "--threads", "2", "--epochs", "6", "--lr", "1e-2"];
     let out = train(&whole, &flags);
     assert!(out.contains("train (hflip,crop:2)"), "{out}");
     let m = metrics(&whole);

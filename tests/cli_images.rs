@@ -173,7 +173,7 @@ fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
     fails(&["classifier", "train", "--data-dir", f, "--out", o], &["is unlabelled"]);
     fails(
         &["train", "--out", o, "--data-dir", f, "--test-fraction", "1.5"],
-        &["--test-fraction <F>", "expected a fraction between 0 and 1"],
+        &["--test-fraction <F>", "expected a fraction from 0 up to 1"],
     );
 }
 

@@ -106,9 +106,9 @@ fn a_few_hundred_steps_learn_mnist() {
     // 40 steps of 64 on 2,560 images: from 543 nats (784·ln 2 at logits 0) to well under 250.
     for kind in [ModelKind::Vae, ModelKind::Cvae, ModelKind::Ae] {
         let mut t = small_trainer(kind, 1, 2);
-        let before = t.test_loss();
+        let before = t.test_loss().unwrap();
         step_losses(&mut t);
-        let after = t.test_loss();
+        let after = t.test_loss().unwrap();
         let (b, a) = (before.bce + before.kl, after.bce + after.kl);
         assert!(b > 500.0 && a < 250.0, "{kind}: test loss {b} -> {a}");
         if kind == ModelKind::Ae {
@@ -124,9 +124,9 @@ fn importance_weighted_training_learns_and_is_reproducible() {
     for kind in [ModelKind::Vae, ModelKind::Cvae] {
         let iwae = Objective::Iwae { k: 5 };
         let mut t = small_trainer_with(kind, 1, 2, iwae);
-        let before = t.test_loss();
+        let before = t.test_loss().unwrap();
         let losses = step_losses(&mut t);
-        let after = t.test_loss();
+        let after = t.test_loss().unwrap();
         let (b, a) = (before.bce + before.kl, after.bce + after.kl);
         assert!(b > 500.0 && a < 250.0, "{kind} iwae: test loss {b} -> {a}");
         assert!(losses.last().unwrap() < &(0.5 * losses[0]), "{kind} iwae: running loss {losses:?}");

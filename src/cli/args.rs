@@ -37,14 +37,14 @@ pub fn non_negative(s: &str) -> Result<f32, String> {
     }
 }
 
-/// A fraction strictly between 0 and 1.
+/// A fraction from 0 up to (not including) 1.
 ///
 /// # Errors
 /// A message for clap if `s` is not such a number.
 pub fn fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
-        _ => Err(format!("expected a fraction between 0 and 1 (e.g. 0.1), got {s:?}")),
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a fraction from 0 up to 1 (e.g. 0.1; 0 holds nothing out), got {s:?}")),
     }
 }
 
@@ -64,6 +64,17 @@ mod tests {
         assert_eq!(non_negative("0"), Ok(0.0));
         assert!(non_negative("-0.5").is_err());
         assert_eq!(fraction("0.25"), Ok(0.25));
-        assert!(fraction("1").is_err() && fraction("0").is_err());
+        assert_eq!(fraction("0"), Ok(0.0));
+        assert!(fraction("1").is_err() && fraction("-0.1").is_err() && fraction("nan").is_err());
     }
+}
+
+/// `--data-dir` on the commands that read a trained run's images.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct MovedData {
+    /// Where the run's image folder is now, if it moved since training: it must hold the same
+    /// images (checked against the files the run recorded) [default: the folder in the run's
+    /// config.json]
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }

@@ -43,27 +43,27 @@ pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
     if metrics.is_empty() {
         bail!("{} has no completed epochs in metrics.jsonl yet", dir.path.display());
     }
-    let curve = |name: &str, f: &dyn Fn(&EpochMetrics) -> f64| Curve {
+    let curve = |name: &str, f: &dyn Fn(&EpochMetrics) -> Option<f64>| Curve {
         name: name.to_string(),
-        points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+        points: metrics.iter().filter_map(|m| Some((m.epoch as f64, f(m)?))).collect(),
     };
     let mut panels = vec![
         (
             "Loss per example".to_string(),
             "nats".to_string(),
-            vec![curve(&train_label(&config), &|m| m.train_objective), curve("test (−ELBO)", &|m| m.test_loss)],
+            vec![curve(&train_label(&config), &|m| Some(m.train_objective)), curve("test (−ELBO)", &|m| m.test_loss)],
         ),
         (
             "Reconstruction (BCE)".to_string(),
             "nats".to_string(),
-            vec![curve("train", &|m| m.train_bce), curve("test", &|m| m.test_bce)],
+            vec![curve("train", &|m| Some(m.train_bce)), curve("test", &|m| m.test_bce)],
         ),
     ];
     if config.model.kind.variational() {
         panels.push((
             "KL(q(z|x) ‖ p(z))".to_string(),
             "nats".to_string(),
-            vec![curve("train", &|m| m.train_kl), curve("test", &|m| m.test_kl)],
+            vec![curve("train", &|m| Some(m.train_kl)), curve("test", &|m| m.test_kl)],
         ));
     }
     let name = dir.path.canonicalize().unwrap_or_else(|_| dir.path.clone());
@@ -97,13 +97,16 @@ pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<Path
         }
         runs.push((run_name(dir, dirs), config.model.kind.variational(), metrics));
     }
-    type Figure = fn(&EpochMetrics) -> f64;
+    type Figure = fn(&EpochMetrics) -> Option<f64>;
     let panel = |title: &str, f: Figure, only_variational: bool| {
         // Every run keeps its place (so its colour) in every panel; an ae has no KL to draw.
         let curves = runs
             .iter()
             .map(|(name, variational, metrics)| match *variational || !only_variational {
-                true => Curve { name: name.clone(), points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect() },
+                true => Curve {
+                    name: name.clone(),
+                    points: metrics.iter().filter_map(|m| Some((m.epoch as f64, f(m)?))).collect(),
+                },
                 false => Curve { name: format!("{name} (no KL)"), points: Vec::new() },
             })
             .collect();
@@ -124,7 +127,7 @@ pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<Path
     if runs.iter().any(|r| r.1) {
         panels.push(panel("Test KL(q(z|x) ‖ p(z))", |m| m.test_kl, true));
     }
-    panels.push(panel("Train objective (BCE + β·KL)", |m| m.train_objective, false));
+    panels.push(panel("Train objective (BCE + β·KL)", |m| Some(m.train_objective), false));
     let names: Vec<String> = runs.iter().map(|r| r.0.clone()).collect();
     let mut title = format!("{} runs compared: {}", runs.len(), names.join(", "));
     if likelihoods.len() > 1 {

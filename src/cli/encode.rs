@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub struct EncodeArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: super::args::MovedData,
     /// Split to encode
     #[arg(long, value_enum, default_value_t = SplitName::Test)]
     pub split: SplitName,
@@ -48,7 +50,7 @@ struct Inputs {
 
 fn inputs(a: &EncodeArgs, l: &Loaded) -> Result<Inputs> {
     if a.input.is_empty() {
-        let (split, index) = eval_split_indexed(&l.config, a.split, a.limit)?;
+        let (split, index) = eval_split_indexed(&l.config, &l.data()?, a.split, a.limit)?;
         return Ok(Inputs { images: split.images_f32(split.len()), labels: split.labels, index, paths: None });
     }
     let c = l.model.config();
@@ -93,7 +95,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         _ => bail!("-o {}: latents are written as .csv, .npy or .npz; end the name in one of those", out.display()),
     };
     crate::io::check_writable(&out).with_context(|| format!("cannot write {}", out.display()))?;
-    let l = Loaded::open(&a.run_dir)?;
+    let l = Loaded::open(&a.run_dir, &a.moved)?;
     let Inputs { images, labels: y, index, paths } = inputs(&a, &l)?;
     let c = l.model.config();
     let labels = c.kind.conditional().then_some(&y[..]);

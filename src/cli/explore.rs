@@ -1,6 +1,7 @@
 //! The picture commands: interpolate, traverse, manifold, scatter (reconstruct and plot have
 //! their own files), and what they share: a loaded run, saving a grid.
 
+use super::args::MovedData;
 use super::resolve_label;
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::{Pool, Purpose, Rng};
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 pub struct InterpolateArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: MovedData,
     /// Start: a test-set index or a picture file (with --labels: optional, else a random z)
     #[arg(long)]
     pub from: Option<String>,
@@ -54,6 +57,8 @@ pub struct InterpolateArgs {
 pub struct TraverseArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: MovedData,
     /// Dimensions to sweep: a range `0..10` or a list `0,3,7` [default: 0..min(10, latent)]
     #[arg(long)]
     pub dims: Option<String>,
@@ -80,6 +85,8 @@ pub struct TraverseArgs {
 pub struct ManifoldArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: MovedData,
     /// Grid size N (N x N images), 2 to 100
     #[arg(short = 'n', long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub size: u32,
@@ -97,7 +104,12 @@ pub struct ManifoldArgs {
 pub struct ScatterArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
-    /// Plot N test images, a seeded sample across the classes, N ≥ 1 [default: all]
+    #[command(flatten)]
+    pub moved: MovedData,
+    /// Split to plot
+    #[arg(long, value_enum, default_value_t = SplitName::Test)]
+    pub split: SplitName,
+    /// Plot N images, a seeded sample across the classes, N ≥ 1 [default: all]
     #[arg(long, value_name = "N", value_parser = super::args::count(1, super::args::MAX_LIMIT))]
     pub limit: Option<usize>,
     /// Output picture, .png or .jpg [default: RUN_DIR/scatter.png]
@@ -111,21 +123,41 @@ pub(super) struct Loaded {
     pub config: RunConfig,
     pub model: Model,
     pub pool: Pool,
+    /// `--data-dir`: where the run's folder moved, if it did.
+    pub moved_to: Option<PathBuf>,
 }
 
 impl Loaded {
-    pub fn open(path: &Path) -> Result<Loaded> {
+    /// Opens the run at `path`, whose images are read (when a command needs them) from where
+    /// `moved` says its folder is now.
+    pub fn open(path: &Path, moved: &MovedData) -> Result<Loaded> {
         let dir = RunDir::new(path);
         let (config, model) = dir.load_model()?;
-        Ok(Loaded { dir, config, model, pool: Pool::new(0) })
+        Ok(Loaded { dir, config, model, pool: Pool::new(0), moved_to: moved.data_dir.clone() })
+    }
+
+    /// The run's dataset, from where it is now ([`crate::rundata::load`]).
+    pub fn data(&self) -> Result<crate::data::Dataset> {
+        crate::rundata::load(&self.dir, &self.config, self.moved_to.as_deref(), false)
     }
 
     pub fn conditional(&self) -> bool {
         self.model.config().kind.conditional()
     }
 
-    pub fn test(&self) -> Result<Split> {
-        eval_split(&self.config, SplitName::Test, None)
+    /// The run's test images, prepared as in training; for a run without any, an error
+    /// ending in `instead` (what the command can do without them).
+    pub fn test(&self, instead: &str) -> Result<Split> {
+        self.split(SplitName::Test, instead)
+    }
+
+    /// [`Loaded::test`], or the training images for `SplitName::Train`.
+    pub fn split(&self, which: SplitName, instead: &str) -> Result<Split> {
+        let data = self.data()?;
+        if which == SplitName::Test && data.test.is_empty() {
+            bail!("{}; {instead}", crate::eval::report::no_test_images(&self.config));
+        }
+        eval_split(&self.config, &data, which, None)
     }
 
     pub fn out(&self, given: Option<PathBuf>, name: &str) -> PathBuf {
@@ -185,17 +217,33 @@ pub(super) fn save(grid: &Image, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The test split, read the first time a test-set index asks for it (pictures of one's own
+/// need no data).
+#[derive(Default)]
+struct LazyTest(std::cell::OnceCell<Split>);
+
+impl LazyTest {
+    fn get(&self, l: &Loaded) -> Result<&Split> {
+        if let Some(split) = self.0.get() {
+            return Ok(split);
+        }
+        let split = l.test("give a picture file instead of a test-set index")?;
+        Ok(self.0.get_or_init(|| split))
+    }
+}
+
 /// An image named on the command line: a test-set index or a picture file, with its label
 /// and how to call it ("test image 3", "cat.png"). A cvae's picture takes its class from
 /// `--label`, else from its folder's or file's name.
 fn resolve_image(
     l: &Loaded,
-    test: &Split,
+    test: &LazyTest,
     spec: &str,
     flag: &str,
     label: Option<u8>,
 ) -> Result<(Vec<f32>, u8, String)> {
     if let Ok(i) = spec.parse::<usize>() {
+        let test = test.get(l)?;
         if i >= test.len() {
             bail!("{flag} {i} is not a test-set index (0..={}); give an index or a picture file", test.len() - 1);
         }
@@ -237,10 +285,10 @@ fn sweep(from: f32, to: f32, steps: usize) -> Vec<String> {
 /// test-set index nor a readable picture, `--labels` or `--label` is given for a model that is not
 /// conditional, or the grid cannot be written.
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
-    let l = Loaded::open(&a.run_dir)?;
+    let l = Loaded::open(&a.run_dir, &a.moved)?;
     let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
-    let test = l.test()?;
+    let test = LazyTest::default();
     let steps = a.steps as usize;
     if a.labels {
         if !l.conditional() {
@@ -340,7 +388,7 @@ pub fn parse_dims(spec: &str, latent: usize) -> Result<Vec<usize>> {
 /// If the run cannot be loaded, `--label`, `--range` or `--dims` is invalid, `--image` names
 /// neither a test-set index nor a readable picture, or the grid cannot be written.
 pub fn traverse(a: TraverseArgs) -> Result<()> {
-    let l = Loaded::open(&a.run_dir)?;
+    let l = Loaded::open(&a.run_dir, &a.moved)?;
     let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
     let dims = match &a.dims {
@@ -349,8 +397,7 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
     };
     let (base, label, around, file) = match &a.image {
         Some(spec) => {
-            let test = l.test()?;
-            let (img, label, name) = resolve_image(&l, &test, spec, "--image", label)?;
+            let (img, label, name) = resolve_image(&l, &LazyTest::default(), spec, "--image", label)?;
             (l.encode(&img, &[label])?, label, format!("{name}'s code"), format!("traverse-{}.png", spec_name(spec)))
         }
         None => (vec![0.0; c.latent_dim], label.unwrap_or(0), "z = 0".to_string(), "traverse.png".to_string()),
@@ -379,16 +426,23 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
 /// If the run cannot be loaded, `--label` does not fit it, its latent space has a single dimension,
 /// the test set (needed above two dimensions) cannot be read, or the grid cannot be written.
 pub fn manifold(a: ManifoldArgs) -> Result<()> {
-    let l = Loaded::open(&a.run_dir)?;
+    let l = Loaded::open(&a.run_dir, &a.moved)?;
     let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
     let (plane, axes) = match c.latent_dim {
         1 => bail!("manifold needs a latent space of at least 2 dimensions; {} has 1", l.dir.path.display()),
         2 => (prior_plane(), ("z0", "z1", "the prior's quantiles")),
         _ => {
-            let test = l.test()?;
-            let plane = principal_plane(&l.encode(&test.images_f32(test.len()), &test.labels)?, c.latent_dim);
-            (plane, ("PC1", "PC2", "the test codes' top principal plane (in standard deviations)"))
+            // The test codes' plane, or the training codes' for a run without test images.
+            let data = l.data()?;
+            let which = if data.test.is_empty() { SplitName::Train } else { SplitName::Test };
+            let split = eval_split(&l.config, &data, which, None)?;
+            let plane = principal_plane(&l.encode(&split.images_f32(split.len()), &split.labels)?, c.latent_dim);
+            let over = match which {
+                SplitName::Test => "the test codes' top principal plane (in standard deviations)",
+                SplitName::Train => "the training codes' top principal plane (in standard deviations)",
+            };
+            (plane, ("PC1", "PC2", over))
         }
     };
     let n = a.size as usize;
@@ -418,9 +472,9 @@ pub fn manifold(a: ManifoldArgs) -> Result<()> {
 /// If the run or its test set cannot be loaded, `--limit` is 0, or the plot cannot be drawn or
 /// written.
 pub fn scatter(a: ScatterArgs) -> Result<()> {
-    let l = Loaded::open(&a.run_dir)?;
+    let l = Loaded::open(&a.run_dir, &a.moved)?;
     let c = l.model.config().clone();
-    let mut test = l.test()?;
+    let mut test = l.split(a.split, "plot the training images with --split train")?;
     if let Some(n) = a.limit {
         test = crate::data::subset::sample(&test, n, l.config.train.seed);
     }
@@ -434,8 +488,13 @@ pub fn scatter(a: ScatterArgs) -> Result<()> {
         let pc = |k: usize| format!("principal direction {} of E[z|x] (s.d. {:.2})", k + 1, plane.scales[k]);
         (project(&mu, &plane), pc(0), pc(1))
     };
-    let title =
-        format!("{} test images in the latent space of {} ({}-d), coloured by class", test.len(), c.kind, c.latent_dim);
+    let title = format!(
+        "{} {} images in the latent space of {} ({}-d), coloured by class",
+        test.len(),
+        a.split.noun(),
+        c.kind,
+        c.latent_dim
+    );
     let names = if c.classes > 1 { l.config.class_names() } else { Vec::new() };
     let png = scatter_png(&points, &test.labels, &names, &title, &xl, &yl)?;
     let path = l.out(a.output, "scatter.png");

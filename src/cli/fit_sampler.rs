@@ -18,6 +18,8 @@ use std::path::PathBuf;
 pub struct FitSamplerArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: super::args::MovedData,
     /// Components of the Gaussian mixture (full covariances), 1 to 100; a cvae gets one
     /// mixture per label
     #[arg(long, value_name = "K", default_value_t = sampler::DEFAULT_COMPONENTS, value_parser = super::args::count(1, 100))]
@@ -38,7 +40,7 @@ pub struct FitSamplerArgs {
 /// images, or the file cannot be written. A label with fewer than 2·latent codes per component
 /// gets fewer components, with a warning.
 pub fn fit_sampler(a: FitSamplerArgs) -> Result<()> {
-    let l = Loaded::open(&a.run_dir)?;
+    let l = Loaded::open(&a.run_dir, &a.moved)?;
     let c = l.model.config();
     if !c.kind.variational() {
         bail!(
@@ -49,7 +51,7 @@ pub fn fit_sampler(a: FitSamplerArgs) -> Result<()> {
     crate::io::check_writable(&l.dir.file(sampler::GMM_FILE))
         .with_context(|| format!("cannot write in {}", a.run_dir.display()))?;
     // The images the model trained on (its --train-limit, if any).
-    let mut split = eval_split(&l.config, SplitName::Train, l.config.train.train_limit)?;
+    let mut split = eval_split(&l.config, &l.data()?, SplitName::Train, l.config.train.train_limit)?;
     if l.config.train.binarize == Binarize::Dynamic {
         // The encoder saw binary images: encode one fixed draw of them.
         binarize_split(&mut split, &mut Rng::stream(l.config.train.seed, Purpose::Binarize, 2));

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 pub struct EvalArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: super::args::MovedData,
     /// Split to evaluate on
     #[arg(long, value_enum, default_value_t = SplitName::Test)]
     pub split: SplitName,
@@ -66,6 +68,8 @@ pub struct EvalArgs {
 pub struct ServeArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: super::args::MovedData,
     /// Port to listen on (0 picks a free one)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
@@ -168,6 +172,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         sampler: a.sampler,
         quiet: a.quiet,
         output: a.output,
+        data_dir: a.moved.data_dir,
     };
     run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())
 }

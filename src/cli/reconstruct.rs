@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct ReconstructArgs {
     /// Run directory made by `vae train`
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub moved: super::args::MovedData,
     /// How many: N test images (a seeded sample across the classes), or at most N --input
     /// pictures (1 to 10000)
     #[arg(short = 'n', long = "count", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -83,14 +85,14 @@ fn default_name(inputs: &[PathBuf]) -> String {
 /// cannot be read, a cvae's picture has no class (neither `--label` nor its name tells), or
 /// the grid cannot be written.
 pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
-    let l = Loaded::open(&a.run_dir)?;
+    let l = Loaded::open(&a.run_dir, &a.moved)?;
     let label = l.label(a.label.as_deref())?;
     let c = l.model.config().clone();
     let n = a.count as usize;
     let names = l.config.class_names();
     let p = c.pixels();
     if a.input.is_empty() {
-        let test = l.test()?;
+        let test = l.test("give pictures of your own with --input FILE|DIR")?;
         // A seeded sample across the classes, each row showing them in turn.
         let shown = crate::data::subset::preview_indices(&test, n, l.config.train.seed);
         let test = crate::data::subset::select(&test, &shown);

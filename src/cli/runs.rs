@@ -47,7 +47,7 @@ fn row(path: &Path) -> Row {
                 }
             };
             let metrics = dir.load_metrics().unwrap_or_default();
-            let test = metrics.last().map_or("-".to_string(), |r| format!("{:.2}", r.test_loss));
+            let test = metrics.last().and_then(|r| r.test_loss).map_or("-".to_string(), |l| format!("{l:.2}"));
             let evals = crate::eval::history::load(path);
             let nll = crate::eval::history::fullest(&evals).map_or("-".to_string(), |e| {
                 let (nll, k, images) = (e["iwae"]["nll"].as_f64(), e["iwae"]["k"].as_u64(), e["images"].as_u64());

@@ -284,7 +284,7 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 31] = [
+        let fixed: [(&str, bool); 30] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
@@ -309,7 +309,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--batch-size", a.batch_size.is_some()),
             ("--seed", a.seed.is_some()),
             ("--dataset", a.data.dataset.is_some()),
-            ("--data-dir", a.data.data_dir.is_some()),
             ("--image-size", a.data.image_size.is_some()),
             ("--color", a.data.color.is_some()),
             ("--background", a.data.background.is_some()),
@@ -319,7 +318,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         ];
         if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
             bail!(
-                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs, --lr and --threads may be given with --resume)"
+                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs, --lr, --threads, and --data-dir for a folder that moved, may be given with --resume)"
             );
         }
         let config = RunDir::new(&dir).load_config()?;
@@ -334,8 +333,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 config.train.threads
             );
         }
-        let (data, _) = load_data(&config.train.dataset, a.quiet)?;
-        Run::resume(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads }, data)?
+        let run_dir = RunDir::new(&dir);
+        let moved_to = a.data.data_dir.as_deref();
+        let source = crate::rundata::source(&run_dir, &config, moved_to)?;
+        let (data, _) = load_data(&source, a.quiet)?;
+        // A moved folder must hold the same images; one changed in place is trained on as it
+        // is now, with a warning (and the record follows it).
+        crate::rundata::check(&run_dir, &source, &data, moved_to.is_some(), a.quiet)?;
+        let moved = moved_to.map(|_| source);
+        Run::resume(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads, moved }, data)?
     } else {
         let seed = a.seed.unwrap_or(1);
         check_early(&a)?;

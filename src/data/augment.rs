@@ -196,7 +196,12 @@ mod tests {
         Augment::default().apply(&mut x, shape, &mut rng, &mut Vec::new());
         assert_eq!(x, batch);
         assert_eq!(rng.next_u64(), Rng::stream(3, Purpose::Augment, 1).next_u64());
-        Augment { hflip: true, crop: 0 }.apply(&mut x, shape, &mut Rng::stream(5, Purpose::Augment, 1), &mut Vec::new());
+        Augment { hflip: true, crop: 0 }.apply(
+            &mut x,
+            shape,
+            &mut Rng::stream(5, Purpose::Augment, 1),
+            &mut Vec::new(),
+        );
         let flipped = x.chunks(64).filter(|img| img[0] == 7.0).count();
         assert!(flipped > 0 && flipped < 4, "{flipped} of 4 flipped");
         for img in x.chunks(64) {

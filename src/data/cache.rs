@@ -54,6 +54,8 @@ pub struct Meta {
     /// Which folder split each image came from (`train/`, `test/`), if the folder has them.
     pub from_test: Vec<bool>,
     pub report: super::folder::Skipped,
+    /// The file of each image, in order.
+    pub files: Vec<super::record::FileRecord>,
 }
 
 /// The cache directory, if one can be named.

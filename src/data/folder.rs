@@ -9,6 +9,7 @@
 //! a huge image is refused before anything is allocated. The result is cached (`cache`).
 
 use super::cache::{self, Fnv};
+use super::record::{FileList, FileRecord};
 use super::transform;
 use super::{Dataset, Split};
 use crate::core::{Purpose, Rng, Shape};
@@ -170,6 +171,13 @@ struct Entry {
     test: bool,
 }
 
+/// An image decoded from bytes in memory; `None` as the format if they are not an image.
+fn reader(bytes: &[u8]) -> Result<image::ImageReader<std::io::Cursor<&[u8]>>, String> {
+    let reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    Ok(reader)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
     move |source| FolderError::Io { path: path.to_owned(), source }
 }
@@ -305,8 +313,20 @@ fn list(dir: &Path) -> Result<(Vec<Entry>, Vec<String>, Skipped, Fnv, bool), Fol
 
 /// A decoder for `path` with the header read, refusing sides above [`MAX_SIDE`] or of 0.
 fn open(path: &Path) -> Result<impl ImageDecoder, String> {
-    let mut reader =
+    let reader =
         image::ImageReader::open(path).map_err(|e| e.to_string())?.with_guessed_format().map_err(|e| e.to_string())?;
+    limited(reader)
+}
+
+/// [`open`] for a file already read into memory.
+fn open_bytes(bytes: &[u8]) -> Result<impl ImageDecoder + '_, String> {
+    limited(reader(bytes)?)
+}
+
+/// The decoder of `reader` with [`MAX_SIDE`] as its limit, refusing sides above it or of 0.
+fn limited<'a, R: std::io::BufRead + std::io::Seek + 'a>(
+    mut reader: image::ImageReader<R>,
+) -> Result<impl ImageDecoder + 'a, String> {
     if reader.format().is_none() {
         return Err("not a PNG, JPEG, BMP, GIF or WebP image".into());
     }
@@ -353,14 +373,13 @@ fn bar(show: bool, len: usize, what: &str) -> indicatif::ProgressBar {
 /// What an image's header says: width, height, stored in colour; or why it is unreadable.
 type Header = Result<(u32, u32, bool), String>;
 
-/// Decodes the images of `entries` into one buffer of `shape`; returns the indices that
-/// decoded and the failures.
+/// Decodes the images of `entries` into one buffer, noting the failures in `skipped`.
 fn decode_all(
     entries: &[Entry],
     source: &FolderSource,
     skipped: &mut Skipped,
     show: bool,
-) -> Result<(Shape, Vec<u8>, Vec<usize>), FolderError> {
+) -> Result<Decoded, FolderError> {
     let n = entries.len();
     // Pass 1: headers.
     let headers: Vec<std::sync::Mutex<Header>> = (0..n).map(|_| std::sync::Mutex::new(Err(String::new()))).collect();
@@ -392,7 +411,9 @@ fn decode_all(
     let (height, width) = match source.image_size {
         Some(s) => (s, s),
         None => {
-            let Some(&first) = readable.first() else { return Ok((Shape::new(1, 0, 0), Vec::new(), Vec::new())) };
+            let Some(&first) = readable.first() else {
+                return Ok(Decoded { shape: Shape::new(1, 0, 0), images: vec![], kept: vec![], files: vec![] });
+            };
             if let Some(&other) = readable.iter().find(|&&i| size(i) != size(first)) {
                 let ((aw, ah), (bw, bh)) = (size(first), size(other));
                 let name = |i: usize| entries[i].path.display().to_string();
@@ -413,9 +434,15 @@ fn decode_all(
     let failures = std::sync::Mutex::new(Vec::new());
     let slots = crate::core::pool::SyncMut::new(&mut images);
     let b = bar(show, readable.len(), "decoding");
+    let records: Vec<std::sync::OnceLock<FileRecord>> = (0..readable.len()).map(|_| Default::default()).collect();
     parallel(readable.len(), &b, &|j| {
         let entry = &entries[readable[j]];
-        let decoded = open(&entry.path).and_then(|d| image::DynamicImage::from_decoder(d).map_err(|e| e.to_string()));
+        // Read once: hashed for the run's record of its files, then decoded from memory.
+        let decoded = std::fs::read(&entry.path).map_err(|e| e.to_string()).and_then(|bytes| {
+            let img = open_bytes(&bytes).and_then(|d| image::DynamicImage::from_decoder(d).map_err(|e| e.to_string()));
+            let _ = records[j].set(FileRecord::of(&source.dir, &entry.path, &bytes));
+            img
+        });
         match decoded {
             Ok(img) => {
                 // SAFETY: each j writes its own slot.
@@ -435,17 +462,27 @@ fn decode_all(
     }
     // Close the gaps of images that failed in pass 2, in place.
     let mut kept = Vec::with_capacity(readable.len());
-    for (j, &i) in readable.iter().enumerate() {
+    let mut files = Vec::with_capacity(readable.len());
+    for ((j, &i), record) in readable.iter().enumerate().zip(records) {
         if ok[j].load(Ordering::Relaxed) {
             let dst = kept.len();
             if dst != j {
                 images.copy_within(j * p..(j + 1) * p, dst * p);
             }
             kept.push(i);
+            files.push(record.into_inner().expect("a decoded image was read"));
         }
     }
     images.truncate(kept.len() * p);
-    Ok((shape, images, kept))
+    Ok(Decoded { shape, images, kept, files })
+}
+
+/// What [`decode_all`] made: the images of `shape`, which entries they are, and their files.
+struct Decoded {
+    shape: Shape,
+    images: Vec<u8>,
+    kept: Vec<usize>,
+    files: Vec<FileRecord>,
 }
 
 /// Loads an image folder (from the cache when nothing changed); `progress` shows bars on a
@@ -471,14 +508,14 @@ pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadRepor
         return Err(FolderError::BadFraction(source.test_fraction));
     }
     let (entries, classes, mut skipped, mut key, split_dirs) = list(dir)?;
-    key.bytes(b"vae-folder-2")
+    key.bytes(b"vae-folder-3")
         .bytes(&source.image_size.unwrap_or(0).to_le_bytes())
         .bytes(format!("{:?} {:?}", source.color, source.background).as_bytes());
     let key = key.value();
     let (meta, labels, images, was_cached) = match cache::read(key) {
         Some((meta, labels, images)) => (meta, labels, images, true),
         None => {
-            let (shape, images, kept) = decode_all(&entries, source, &mut skipped, progress)?;
+            let Decoded { shape, images, kept, files } = decode_all(&entries, source, &mut skipped, progress)?;
             let labels: Vec<u8> = kept.iter().map(|&i| entries[i].label).collect();
             let from_test = kept.iter().map(|&i| entries[i].test).collect();
             let meta = cache::Meta {
@@ -489,6 +526,7 @@ pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadRepor
                 split_dirs,
                 from_test,
                 report: skipped.clone(),
+                files,
             };
             if !labels.is_empty() {
                 cache::write(key, &meta, &labels, &images);
@@ -510,11 +548,12 @@ pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadRepor
         seconds: start.elapsed().as_secs_f64(),
         color,
     };
-    Ok((Dataset { train, test, classes: meta.classes }, report))
+    let files = Some(FileList { files: meta.files });
+    Ok((Dataset { train, test, classes: meta.classes, files }, report))
 }
 
 /// The train/test split: the folder's own, or `test_fraction` of the images drawn with the
-/// seed (in file order within each split).
+/// seed (in file order within each split; none at all for a fraction of 0).
 fn split(
     meta: &cache::Meta,
     labels: &[u8],
@@ -551,12 +590,12 @@ fn split(
         let fix = fix.to_string();
         return Err(FolderError::EmptySplit { dir: dir.to_owned(), what: "the training split".into(), fix });
     }
-    if test.is_empty() {
+    // --test-fraction 0 asks for no test images: everything trains.
+    let none_asked = source.test_fraction == 0.0 && !meta.split_dirs;
+    if test.is_empty() && !none_asked {
         let what = if meta.split_dirs { "test/" } else { "the test split" };
         let fix = if meta.split_dirs {
             "put test images in test/<class>/, or remove test/ to split by --test-fraction".to_string()
-        } else if source.test_fraction == 0.0 {
-            "raise --test-fraction above 0".to_string()
         } else {
             "add images: one image is not enough to split".to_string()
         };

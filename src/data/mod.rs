@@ -6,6 +6,7 @@ pub mod binarize;
 pub mod cache;
 pub mod folder;
 pub mod idx;
+pub mod record;
 pub mod subset;
 pub mod transform;
 
@@ -96,6 +97,25 @@ impl Source {
                 let color = f.color.map(|c| format!(" --color {}", c.name())).unwrap_or_default();
                 format!(" --data-dir {}{size}{color}", f.dir.display())
             }
+        }
+    }
+
+    /// The folder the images are read from (`None` for the built-in datasets).
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Source::Dir(d) => Some(d),
+            Source::Folder(f) => Some(&f.dir),
+            Source::Mnist | Source::FashionMnist => None,
+        }
+    }
+
+    /// The same source read from `dir` instead, with the same options (`None` for the
+    /// built-in datasets, which have no folder to move).
+    pub fn moved_to(&self, dir: &Path) -> Option<Source> {
+        match self {
+            Source::Dir(_) => Some(Source::Dir(dir.to_owned())),
+            Source::Folder(f) => Some(Source::Folder(FolderSource { dir: dir.to_owned(), ..f.clone() })),
+            Source::Mnist | Source::FashionMnist => None,
         }
     }
 
@@ -211,13 +231,14 @@ impl Split {
     }
 }
 
-/// The training and test splits of a dataset, and its classes' names (empty for
-/// unlabelled data).
+/// The training and test splits of a dataset, its classes' names (empty for unlabelled
+/// data), and the files it was read from (`None` for the built-in datasets).
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub train: Split,
     pub test: Split,
     pub classes: Vec<String>,
+    pub files: Option<record::FileList>,
 }
 
 impl Dataset {
@@ -254,7 +275,12 @@ impl Dataset {
         };
         let paths: [PathBuf; 4] = std::array::from_fn(|i| resolve(&dir, FILE_NAMES[i]).unwrap_or_default());
         let classes = source.idx_class_names().unwrap_or_default();
-        decode_pair(std::array::from_fn(|i| (files[i].as_slice(), paths[i].clone())), classes)
+        let mut data = decode_pair(std::array::from_fn(|i| (files[i].as_slice(), paths[i].clone())), classes)?;
+        if let Source::Dir(_) = source {
+            let files = (0..4).map(|i| record::FileRecord::of(&dir, &paths[i], &files[i])).collect();
+            data.files = Some(record::FileList { files });
+        }
+        Ok(data)
     }
 }
 
@@ -269,7 +295,7 @@ fn decode_pair(files: [(&[u8], PathBuf); 4], classes: Vec<String>) -> Result<Dat
     if train.shape != test.shape {
         return Err(DataError::Shape { path: tei.1.clone(), shape: test.shape, want: train.shape });
     }
-    Ok(Dataset { train, test, classes })
+    Ok(Dataset { train, test, classes, files: None })
 }
 
 /// `dir/name.gz` if present, else `dir/name`.

@@ -21,6 +21,16 @@ pub enum SplitName {
     Train,
 }
 
+impl SplitName {
+    /// `test` or `training`, as in "50 test images".
+    pub fn noun(self) -> &'static str {
+        match self {
+            SplitName::Test => "test",
+            SplitName::Train => "training",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
     pub split: SplitName,
@@ -41,6 +51,8 @@ pub struct EvalOptions {
     pub quiet: bool,
     /// Write the report here instead of into the run directory.
     pub output: Option<PathBuf>,
+    /// Where the run's data folder is now, if it moved (`--data-dir`).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Fewer generated images than this make the Fréchet distance mostly noise and bias (the
@@ -140,13 +152,14 @@ impl BitsPerDim {
 pub const SIGN_CONVENTION: &str = "elbo, iwae.bound and reconstruction are log-likelihoods (and bounds) in nats per \
      example: negative, higher is better, each <= log p(x); kl is positive; iwae.nll = -iwae.bound, lower is better";
 
-/// The split a run is evaluated on: its dataset with the run's binarization, and with
-/// `limit`, a seeded sample of that many stratified across classes.
+/// The split a run is evaluated on: `data` (the run's dataset, [`crate::rundata::load`])
+/// with the run's binarization, and with `limit`, a seeded sample of that many stratified
+/// across classes.
 ///
 /// # Errors
-/// If the run's dataset cannot be loaded (missing, unreadable or malformed files).
-pub fn eval_split(config: &RunConfig, which: SplitName, limit: Option<usize>) -> anyhow::Result<Split> {
-    Ok(eval_split_indexed(config, which, limit)?.0)
+/// If the test split is asked for and the run has none (trained with `--test-fraction 0`).
+pub fn eval_split(config: &RunConfig, data: &Dataset, which: SplitName, limit: Option<usize>) -> anyhow::Result<Split> {
+    Ok(eval_split_indexed(config, data, which, limit)?.0)
 }
 
 /// [`eval_split`], with each example's index in the whole split.
@@ -155,14 +168,17 @@ pub fn eval_split(config: &RunConfig, which: SplitName, limit: Option<usize>) ->
 /// As [`eval_split`].
 pub fn eval_split_indexed(
     config: &RunConfig,
+    data: &Dataset,
     which: SplitName,
     limit: Option<usize>,
 ) -> anyhow::Result<(Split, Vec<usize>)> {
-    let mut data = Dataset::load(&config.train.dataset)?;
     let whole = match which {
         SplitName::Test => &data.test,
         SplitName::Train => &data.train,
     };
+    if whole.is_empty() && which == SplitName::Test {
+        anyhow::bail!("{}; use the training images with --split train", no_test_images(config));
+    }
     // The sample depends on the labels and the seed only, so these are the indices `prepare`
     // keeps below.
     let indices = match limit {
@@ -171,16 +187,27 @@ pub fn eval_split_indexed(
     };
     // The limit applied as training applies its own (the same seeded stratified sample, then
     // binarization), so the run's own --train-limit gives back the images it trained on.
+    let empty = Split { images: Vec::new(), labels: Vec::new(), shape: whole.shape };
+    let mut one = Dataset { train: empty.clone(), test: empty, classes: Vec::new(), files: None };
     let mut train = config.train.clone();
     train.train_limit = limit.filter(|_| which == SplitName::Train);
     train.test_limit = limit.filter(|_| which == SplitName::Test);
-    train.prepare(&mut data);
+    match which {
+        SplitName::Test => one.test = whole.clone(),
+        SplitName::Train => one.train = whole.clone(),
+    }
+    train.prepare(&mut one);
     let split = match which {
-        SplitName::Test => data.test,
-        SplitName::Train => data.train,
+        SplitName::Test => one.test,
+        SplitName::Train => one.train,
     };
     debug_assert_eq!(split.len(), indices.len());
     Ok((split, indices))
+}
+
+/// Says that a run has no test images (a command adds what to do instead).
+pub fn no_test_images(config: &RunConfig) -> String {
+    format!("the run trained on all of {} (--test-fraction 0), so it has no test images", config.train.dataset)
 }
 
 fn bar(quiet: bool, len: usize, what: &str) -> indicatif::ProgressBar {
@@ -223,7 +250,9 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
         0 => LatentSampler::Prior,
         _ => LatentSampler::load(opts.sampler, dir, dir.model_epoch()?.unwrap_or(0), c.latent_dim, c.cond_dim())?,
     };
-    let split = eval_split(&config, opts.split, opts.limit)?;
+    let config = crate::rundata::relocated(dir, &config, opts.data_dir.as_deref())?;
+    let data = crate::rundata::load(dir, &config, opts.data_dir.as_deref(), opts.quiet)?;
+    let split = eval_split(&config, &data, opts.split, opts.limit)?;
     let pool = Pool::new(opts.threads);
     let elbo = elbo(&model, &split, &pool, opts.elbo_samples, opts.seed);
     let (mu, _) = encode_split(&model, &split, &pool);
@@ -234,7 +263,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     progress.finish_and_clear();
     let bound = super::Estimate::of(&bounds);
     let iwae = IwaeReport { k: opts.k, bound, nll: -bound.mean, seconds: start.elapsed().as_secs_f64() };
-    let (samples, classifier_note) = super::scores::sample_scores(dir, &config, &model, &pool, opts, &sampler)?;
+    let (samples, classifier_note) = super::scores::sample_scores(dir, &config, &data, &model, &pool, opts, &sampler)?;
     let report = EvalReport {
         run: dir.path.display().to_string(),
         time: crate::clock::rfc3339_now(),

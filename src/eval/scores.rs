@@ -80,11 +80,12 @@ fn same_path(a: &Path, b: &Path) -> bool {
 /// # Errors
 /// If the classifier cannot be loaded (a missing one is no error unless `--classifier` named it:
 /// the note says how to train it), was trained on other data, or its image shape or classes
-/// differ from the model's; the temperature is negative or not finite; or the dataset cannot be
-/// loaded or has fewer than two test images.
+/// differ from the model's; or the temperature is negative or not finite. (Fewer than two
+/// test images give a note, not an error.)
 pub fn sample_scores(
     dir: &RunDir,
     config: &RunConfig,
+    data: &Dataset,
     model: &Model,
     pool: &Pool,
     opts: &EvalOptions,
@@ -165,10 +166,10 @@ pub fn sample_scores(
     let generated = sampler.sample(model, pool, n, labels.as_deref(), opts.temperature, &mut rng)?;
     let (pred, gen_features) = clf.predict(pool, &generated);
     // Reference: grey-level test images (the classifier's domain), and the floor.
-    let data = Dataset::load(&config.train.dataset)?;
     let m = n.min(data.test.len());
     if m < 2 {
-        anyhow::bail!("{} has {} test images; the Fréchet distance needs at least 2", config.train.dataset, m);
+        let why = format!("the run has {m} test images, and the Fréchet distance needs at least 2 to compare with");
+        return Ok((None, Some(format!("not computed: {why}"))));
     }
     // One size for all three sets, so the two distances carry the same small-sample bias.
     let m = m.min(data.train.len());

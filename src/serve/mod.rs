@@ -56,14 +56,18 @@ impl AppState {
     /// The run directory cannot be loaded (missing, another kind, corrupt), or its test
     /// data cannot be read.
     pub fn load(dir: &Path) -> anyhow::Result<AppState> {
-        AppState::load_with(dir, crate::sampler::SamplerName::Auto)
+        AppState::load_with(dir, crate::sampler::SamplerName::Auto, None)
     }
 
     /// [`AppState::load`], sampling with `sampler` (a fitted mixture is read from the run).
     ///
     /// # Errors
     /// As [`AppState::load`], or [`crate::sampler::SamplerError`] when the sampler cannot be loaded.
-    pub fn load_with(dir: &Path, sampler: crate::sampler::SamplerName) -> anyhow::Result<AppState> {
+    pub fn load_with(
+        dir: &Path,
+        sampler: crate::sampler::SamplerName,
+        moved_to: Option<&Path>,
+    ) -> anyhow::Result<AppState> {
         let run = RunDir::new(dir);
         let (config, model) = run.load_model()?;
         let c = model.config();
@@ -75,7 +79,19 @@ impl AppState {
             c.cond_dim(),
         )?;
         let metrics = run.load_metrics()?;
-        let test = eval_split(&config, SplitName::Test, None)?;
+        // The page samples and decodes without data: a missing folder only turns off the
+        // test images (a folder that moved and was named must still be the same).
+        let test = match crate::rundata::source(&run, &config, moved_to) {
+            Err(e) if moved_to.is_none() => {
+                eprintln!("warning: {e:#}; serving without test images");
+                empty_split(model.config().shape())
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {
+                let data = crate::rundata::load(&run, &config, moved_to, false)?;
+                if data.test.is_empty() { data.test } else { eval_split(&config, &data, SplitName::Test, None)? }
+            }
+        };
         let mut state = AppState::new(dir.display().to_string(), config, model, metrics, test, Some(dir.to_owned()))?;
         state.sampler = sampler;
         Ok(state)
@@ -94,9 +110,11 @@ impl AppState {
         dir: Option<std::path::PathBuf>,
     ) -> Result<AppState, crate::model::InputError> {
         let l = model.config().latent_dim;
-        let (sliders, principal) = if l <= MAX_SLIDERS {
-            let axes = (0..l).map(|i| (0..l).map(|j| f32::from(i == j)).collect()).collect();
-            (Basis { origin: vec![0.0; l], axes, scales: vec![1.0; l] }, false)
+        let (sliders, principal) = if l <= MAX_SLIDERS || test.is_empty() {
+            // Without test codes to find principal directions: the first dimensions.
+            let shown = l.min(MAX_SLIDERS);
+            let axes = (0..shown).map(|i| (0..l).map(|j| f32::from(i == j)).collect()).collect();
+            (Basis { origin: vec![0.0; l], axes, scales: vec![1.0; shown] }, false)
         } else {
             let pool = Pool::new(0);
             let images = test.images_f32(test.len());
@@ -158,8 +176,9 @@ pub fn run(
     threads: usize,
     limits: Limits,
     sampler: crate::sampler::SamplerName,
+    moved_to: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let state = Arc::new(AppState::load_with(dir, sampler)?);
+    let state = Arc::new(AppState::load_with(dir, sampler, moved_to)?);
     let threads = if threads == 0 { crate::core::pool::available_threads() } else { threads };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let kind = state.model.config().kind;
@@ -179,4 +198,9 @@ pub fn run(
             );
         }
     }))
+}
+
+/// No images, of `shape`.
+fn empty_split(shape: crate::core::Shape) -> Split {
+    Split { images: Vec::new(), labels: Vec::new(), shape }
 }

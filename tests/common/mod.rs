@@ -179,7 +179,7 @@ pub fn start_server(run: &Path) -> std::net::SocketAddr {
 
 /// [`start_server`] with `--sampler`.
 pub fn start_server_with(run: &Path, sampler: vae::sampler::SamplerName) -> std::net::SocketAddr {
-    let state = std::sync::Arc::new(vae::serve::AppState::load_with(run, sampler).unwrap());
+    let state = std::sync::Arc::new(vae::serve::AppState::load_with(run, sampler, None).unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -1,0 +1,112 @@
+//! Runs and their data folders through the real binary: a run outlives its folder (moved,
+//! changed or gone), and `--test-fraction 0` trains on every image.
+
+mod common;
+
+use common::{colour_folder, fails, metrics, vae};
+use std::path::Path;
+
+/// Runs `args`, expecting success; returns stdout and stderr together.
+fn run(args: &[&str]) -> String {
+    let out = vae().args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{args:?} failed: {text}");
+    text
+}
+
+/// A conv vae on `data` in `out`, with `flags` (`--epochs` among them).
+fn train(data: &Path, out: &Path, flags: &[&str]) -> String {
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let base = ["train", "--data-dir", d, "--arch", "conv", "--batch-size", "16", "--out", o];
+    run(&[&base[..], flags].concat())
+}
+
+/// Train, move the folder: the commands that only decode still work, the ones that need
+/// images name `--data-dir`, which takes the moved folder as long as it holds the same
+/// images (an added, a removed and a changed file are each named). Changed in place, the
+/// folder is used with a warning, and a resume warns once and then records the new files.
+#[test]
+fn a_run_outlives_its_data_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, moved, r) = (tmp.path().join("squares"), tmp.path().join("elsewhere"), tmp.path().join("run"));
+    colour_folder(&data);
+    train(&data, &r, &["--epochs", "1"]);
+    let record = std::fs::read_to_string(r.join("data-files.tsv")).unwrap();
+    assert_eq!(record.lines().count(), 1 + 72, "a header and one line per image");
+    assert!(record.lines().nth(1).unwrap().ends_with("\ttrain/blue/00.png"), "{record}");
+    std::fs::rename(&data, &moved).unwrap();
+    let (rs, m) = (r.to_str().unwrap(), moved.to_str().unwrap());
+
+    // No data needed: sampling, decoding walks, the page.
+    run(&["sample", rs, "-n", "4"]);
+    run(&["traverse", rs]);
+    run(&["interpolate", rs, "--from", &format!("{m}/test/red/20.png"), "--to", &format!("{m}/test/blue/21.png")]);
+    let gone = "which is no longer there; if the folder moved, say where with --data-dir DIR";
+    for cmd in ["reconstruct", "scatter", "encode", "eval", "fit-sampler"] {
+        fails(&[cmd, rs], &[gone]);
+        run(&[cmd, rs, "--data-dir", m]);
+    }
+    fails(&["interpolate", rs, "--from", "0", "--to", "1"], &[gone]);
+    run(&["interpolate", rs, "--from", "0", "--to", "1", "--data-dir", m]);
+
+    // Not the same images: one error naming what differs.
+    std::fs::copy(moved.join("train/red/00.png"), moved.join("train/red/99.png")).unwrap();
+    std::fs::remove_file(moved.join("train/blue/03.png")).unwrap();
+    std::fs::copy(moved.join("train/green/00.png"), moved.join("train/green/01.png")).unwrap();
+    fails(
+        &["reconstruct", rs, "--data-dir", m],
+        &["does not hold the images", "1 file added, 1 file removed, 1 file changed", "train/red/99.png added"],
+    );
+    fails(&["train", "--resume", rs, "--epochs", "2", "--data-dir", m], &["does not hold the images"]);
+
+    // Put back where it was, but changed: used with a warning; a resume warns, trains on the
+    // folder as it is and records it, so the next command is quiet.
+    std::fs::rename(&moved, &data).unwrap();
+    let out = run(&["scatter", rs]);
+    assert!(out.contains("changed since") && out.contains("using it as it is now"), "{out}");
+    let out = run(&["train", "--resume", rs, "--epochs", "2"]);
+    assert!(out.contains("warning:") && out.contains("1 file added, 1 file removed, 1 file changed"), "{out}");
+    assert!(out.contains("60 train / 12 test images"), "{out}");
+    assert!(!run(&["scatter", rs]).contains("warning"));
+
+    // A resume from a moved folder with the same images continues there and remembers it.
+    std::fs::rename(&data, &moved).unwrap();
+    run(&["train", "--resume", rs, "--epochs", "3", "--data-dir", m]);
+    run(&["reconstruct", rs]);
+    let config = std::fs::read_to_string(r.join("config.json")).unwrap();
+    assert!(config.contains("elsewhere"), "{config}");
+    // MNIST has no folder to move.
+    let mnist = tmp.path().join("mnist");
+    run(&["train", "--train-limit", "256", "--test-limit", "64", "--epochs", "1", "--out", mnist.to_str().unwrap()]);
+    fails(&["scatter", mnist.to_str().unwrap(), "--data-dir", m], &["has no folder; drop --data-dir"]);
+}
+
+/// `--test-fraction 0`: every image trains, the epochs say there is no test loss (and
+/// metrics.jsonl has none), the end-of-training pictures show training images, and each
+/// command that needs test images says what to do instead.
+#[test]
+fn test_fraction_zero_trains_on_every_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, r) = (tmp.path().join("squares"), tmp.path().join("run"));
+    colour_folder(&folder);
+    let data = folder.join("train"); // 60 images in class folders, no train/ and test/
+    let out = train(&data, &r, &["--test-fraction", "0", "--epochs", "2", "--lr-schedule", "plateau:1"]);
+    assert!(out.contains("60 train / 0 test images"), "{out}");
+    assert!(out.contains("no test images"), "{out}");
+    let m = metrics(&r);
+    assert_eq!(m.len(), 2);
+    assert!(m[0].get("test_loss").is_none() && m[0]["train_objective"].as_f64().unwrap() > 0.0, "{}", m[0]);
+    assert!(r.join("reconstructions.png").is_file() && r.join("curves.png").is_file());
+    let rs = r.to_str().unwrap();
+    fails(&["reconstruct", rs], &["has no test images", "--input FILE|DIR"]);
+    fails(&["eval", rs], &["has no test images", "--split train"]);
+    fails(&["scatter", rs], &["has no test images", "--split train"]);
+    fails(&["interpolate", rs, "--from", "0", "--to", "1"], &["has no test images", "picture file"]);
+    run(&["scatter", rs, "--split", "train"]);
+    run(&["manifold", rs]);
+    run(&["eval", rs, "--split", "train", "--k", "2"]);
+    run(&["plot", rs]);
+    // Out of range, named with the range.
+    let d = data.to_str().unwrap();
+    fails(&["train", "--data-dir", d, "--test-fraction", "1"], &["--test-fraction", "from 0 up to 1"]);
+}
