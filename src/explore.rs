@@ -222,7 +222,13 @@ pub fn plane_grid(plane: &Plane, n: usize) -> Vec<f32> {
 
 /// The prior's own plane for a 2-D latent: origin 0, unit axes, unit scales.
 pub fn prior_plane() -> Plane {
-    Plane { origin: vec![0.0; 2], axes: [vec![1.0, 0.0], vec![0.0, 1.0]], scales: [1.0, 1.0] }
+    prior_plane_of(2)
+}
+
+/// The plane of the first two of `dims` ≥ 2 dimensions through the origin, the others at 0.
+pub fn prior_plane_of(dims: usize) -> Plane {
+    let unit = |i: usize| (0..dims).map(|j| f32::from(i == j)).collect();
+    Plane { origin: vec![0.0; dims], axes: [unit(0), unit(1)], scales: [1.0, 1.0] }
 }
 
 /// Projects points `[n, d]` onto a plane's axes: `[n, 2]` coordinates.

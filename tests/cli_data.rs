@@ -40,6 +40,8 @@ fn a_run_outlives_its_data_folder() {
     // No data needed: sampling, decoding walks, the page.
     run(&["sample", rs, "-n", "4"]);
     run(&["traverse", rs]);
+    assert!(run(&["manifold", rs]).contains("decoding over z0 and z1 instead"));
+    assert!(!run(&["manifold", rs, "--data-dir", m]).contains("note:"));
     run(&["interpolate", rs, "--from", &format!("{m}/test/red/20.png"), "--to", &format!("{m}/test/blue/21.png")]);
     let gone = "which is no longer there; if the folder moved, say where with --data-dir DIR";
     for cmd in ["reconstruct", "scatter", "encode", "eval", "fit-sampler"] {

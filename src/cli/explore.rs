@@ -7,7 +7,9 @@ use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::{Pool, Purpose, Rng};
 use crate::data::Split;
 use crate::eval::report::{SplitName, eval_split};
-use crate::explore::{lerp_path, plane_grid, principal_plane, prior_plane, project, slerp_path, traversal};
+use crate::explore::{
+    lerp_path, plane_grid, principal_plane, prior_plane, prior_plane_of, project, slerp_path, traversal,
+};
 use crate::images::{self, Image, load_picture};
 use crate::model::{Model, one_hot};
 use crate::plot::{Captions, annotate, save_png, scatter_png};
@@ -432,6 +434,18 @@ pub fn manifold(a: ManifoldArgs) -> Result<()> {
     let (plane, axes) = match c.latent_dim {
         1 => bail!("manifold needs a latent space of at least 2 dimensions; {} has 1", l.dir.path.display()),
         2 => (prior_plane(), ("z0", "z1", "the prior's quantiles")),
+        _ if l.moved_to.is_none() && crate::rundata::source(&l.dir, &l.config, None).is_err() => {
+            // Decoding needs no data: without the folder, the plane of the first two dimensions.
+            eprintln!(
+                "note: {} has no images at hand to find its codes' principal plane (give --data-dir DIR if its \
+                 folder moved); decoding over z0 and z1 instead",
+                l.dir.path.display()
+            );
+            (
+                prior_plane_of(c.latent_dim),
+                ("z0", "z1", "the prior's quantiles of z0 and z1, the other dimensions at 0"),
+            )
+        }
         _ => {
             // The test codes' plane, or the training codes' for a run without test images.
             let data = l.data()?;
