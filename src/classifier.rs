@@ -30,7 +30,9 @@ pub struct ClassifierRun {
 #[derive(Clone, Debug)]
 pub struct ClassifierOptions {
     pub dataset: Source,
-    pub epochs: usize,
+    /// `None`: [`DEFAULT_EPOCHS`], or for a small image folder enough epochs for about
+    /// [`DEFAULT_STEPS`] steps.
+    pub epochs: Option<usize>,
     pub seed: u64,
     pub threads: usize,
     pub out: Option<PathBuf>,
@@ -39,6 +41,8 @@ pub struct ClassifierOptions {
     pub quiet: bool,
     /// Replace a classifier already saved in the output directory.
     pub force: bool,
+    /// Convolutional or MLP (`None`: conv for an image folder, the MLP for MNIST-format data).
+    pub arch: Option<crate::model::Arch>,
 }
 
 /// `runs/classifier-mnist`, `runs/classifier-fashion-mnist`, `runs/classifier-<folder>`, or
@@ -60,6 +64,13 @@ pub fn default_dir(dataset: &Source) -> PathBuf {
     PathBuf::from("runs").join(format!("classifier-{name}"))
 }
 
+/// Epochs of MNIST-format data when `--epochs` is not given (7,020 steps on MNIST).
+pub const DEFAULT_EPOCHS: usize = 15;
+/// Steps an image folder's classifier takes when `--epochs` is not given (at least
+/// [`DEFAULT_EPOCHS`] epochs, at most [`MAX_DEFAULT_EPOCHS`]).
+pub const DEFAULT_STEPS: usize = 3000;
+pub const MAX_DEFAULT_EPOCHS: usize = 1000;
+
 /// Examples per step (at most) and the random shift of the augmentation (pixels).
 const BATCH: usize = 128;
 const SHIFT: i32 = 2;
@@ -73,7 +84,7 @@ const SHIFT: i32 = 2;
 /// training images; the directory cannot be created or is locked by another process; or the
 /// classifier cannot be saved.
 pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, ClassifierRun)> {
-    if opts.epochs == 0 {
+    if opts.epochs == Some(0) {
         anyhow::bail!("--epochs must be at least 1");
     }
     let dir = opts.out.clone().unwrap_or_else(|| default_dir(&opts.dataset));
@@ -97,18 +108,43 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
     // One writer at a time; checked again under the lock.
     let _lock = crate::lock::DirLock::acquire(&dir)?;
     check_out(&dir, opts.force)?;
-    let config = ClassifierConfig::for_data(data.train.shape, data.classes.len());
+    let (shape, classes) = (data.train.shape, data.classes.len());
+    let folder = matches!(opts.dataset, Source::Folder(_));
+    let conv = opts.arch.map_or(folder, |a| a == crate::model::Arch::Conv);
+    let config = match conv {
+        true => ClassifierConfig::conv_for_data(shape, classes),
+        false => ClassifierConfig::for_data(shape, classes),
+    };
+    // Pictures of things may be mirrored; digits and letters may not.
+    let augment = (SHIFT, folder);
+    if !opts.quiet {
+        println!(
+            "training a {} classifier ({} parameters) on {}: {} train / {} test images",
+            config.describe(),
+            crate::text::group(config.layout().2),
+            opts.dataset,
+            data.train.len(),
+            data.test.len()
+        );
+    }
     let mut clf = Classifier::init(config.clone(), opts.seed);
     let pool = Pool::new(opts.threads);
     let adam_config = AdamConfig::default();
     let mut adam = AdamState::new(clf.params.len());
     let mut grads = vec![0.0f32; clf.params.len()];
-    let mut ws = ClassifierWorkspace::new(&config, batch);
+    let mut ws = ClassifierWorkspace::with_threads(&config, batch, pool.threads());
     let mut order: Vec<u32> = (0..data.train.len() as u32).collect();
     let steps = data.train.len() / batch;
+    let epochs = match (opts.epochs, matches!(opts.dataset, Source::Folder(_))) {
+        (Some(e), _) => e,
+        (None, true) => DEFAULT_STEPS.div_ceil(steps).clamp(DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS),
+        (None, false) => DEFAULT_EPOCHS,
+    };
+    // Long trainings print about 20 lines, not one per epoch.
+    let every = epochs.div_ceil(20);
     let mut labels = Vec::with_capacity(batch);
     let mut accuracy = 0.0;
-    for epoch in 1..=opts.epochs {
+    for epoch in 1..=epochs {
         let start = Instant::now();
         let mut rng = Rng::stream(opts.seed, Purpose::Shuffle, 1_000_000 + epoch as u64);
         order.iter_mut().enumerate().for_each(|(i, o)| *o = i as u32);
@@ -116,22 +152,25 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
         let mut loss = 0.0;
         for step in 0..steps {
             let idx = &order[step * batch..(step + 1) * batch];
-            clf.fill_batch(&data.train, idx, SHIFT, &mut rng, &mut ws);
+            clf.fill_batch(&data.train, idx, augment, &mut rng, &mut ws);
             clf.forward(&pool, &mut ws);
             labels.clear();
             labels.extend(idx.iter().map(|&i| data.train.labels[i as usize]));
             loss += softmax_cross_entropy(&mut ws.logits, &labels, batch);
             clf.backward(&pool, &mut grads, &mut ws);
             // Cosine decay of the learning rate to 0 (Loshchilov & Hutter 2017, without restarts).
-            let progress = ((epoch - 1) * steps + step) as f64 / (opts.epochs * steps) as f64;
+            let progress = ((epoch - 1) * steps + step) as f64 / (epochs * steps) as f64;
             let lr = adam_config.lr * (0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32;
             adam_step(&pool, &AdamConfig { lr, ..adam_config }, &mut clf.params, &grads, &mut adam);
+        }
+        if epoch % every != 0 && epoch != epochs {
+            continue;
         }
         accuracy = clf.accuracy(&pool, &data.test);
         if !opts.quiet {
             println!(
                 "epoch {epoch:>3}/{}  train cross-entropy {:.4}  test accuracy {:.2}%  {:.2} s",
-                opts.epochs,
+                epochs,
                 loss / (steps * batch) as f64,
                 100.0 * accuracy,
                 start.elapsed().as_secs_f64()
@@ -144,7 +183,7 @@ pub fn train_classifier(opts: &ClassifierOptions) -> anyhow::Result<(PathBuf, Cl
         kind: DirKind::Classifier,
         classifier: config,
         dataset: opts.dataset.clone(),
-        epochs: opts.epochs,
+        epochs,
         seed: opts.seed,
         test_accuracy: accuracy,
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -208,6 +247,7 @@ pub fn load_classifier(dir: &Path) -> Result<(ClassifierRun, Classifier), Checkp
     if !path.is_file() {
         return Err(CheckpointError::NoWeights(dir.to_owned()));
     }
+    run.classifier.validate().map_err(|reason| CheckpointError::Corrupt { path: config_path.clone(), reason })?;
     let (layers, tensors, len) = run.classifier.layout();
     let params = tensors_from_bytes(&read(&path)?, &tensors, len, &path)?;
     let clf = Classifier { config: run.classifier.clone(), layers, params };

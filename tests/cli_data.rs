@@ -112,3 +112,44 @@ fn test_fraction_zero_trains_on_every_image() {
     let d = data.to_str().unwrap();
     fails(&["train", "--data-dir", d, "--test-fraction", "1"], &["--test-fraction", "from 0 up to 1"]);
 }
+
+/// An image folder's judge is a small convolutional classifier at the run's image size,
+/// trained for about 3,000 steps by default (here 1 step per epoch: 1,000 epochs, printed
+/// as 20 lines); the colour squares are told apart perfectly, and `eval` uses it.
+#[test]
+fn an_image_folders_judge_is_a_conv_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, judge, r) = (tmp.path().join("squares"), tmp.path().join("judge"), tmp.path().join("run"));
+    colour_folder(&data);
+    let (d, j) = (data.to_str().unwrap(), judge.to_str().unwrap());
+    let out = run(&["classifier", "train", "--data-dir", d, "--out", j]);
+    assert!(out.contains("training a conv 32,64 + 256 classifier"), "{out}");
+    assert!(out.contains("epoch 1000/1000") && out.lines().filter(|l| l.starts_with("epoch")).count() == 20, "{out}");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(judge.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["classifier"]["conv"], serde_json::json!([32, 64]));
+    assert_eq!(config["epochs"], 1000);
+    assert_eq!(config["test_accuracy"], 1.0, "{out}");
+    let st = std::fs::read(judge.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+    assert_eq!(st.tensor("conv.0.weight").unwrap().shape(), [32, 3, 4, 4]);
+    assert_eq!(st.tensor("fc2.weight").unwrap().shape(), [256, 64 * 4 * 4]);
+    // --arch mlp keeps the MLP on pixels.
+    let mlp = tmp.path().join("mlp");
+    let out = run(&[
+        "classifier",
+        "train",
+        "--data-dir",
+        d,
+        "--arch",
+        "mlp",
+        "--epochs",
+        "2",
+        "--out",
+        mlp.to_str().unwrap(),
+    ]);
+    assert!(out.contains("training a mlp 1024,256 classifier"), "{out}");
+    // The run's evaluation is judged by it.
+    train(&data, &r, &["--epochs", "1", "--model", "cvae"]);
+    let out = run(&["eval", r.to_str().unwrap(), "--k", "2", "--generated", "60", "--classifier", j]);
+    assert!(out.contains("classifier test accuracy") && out.contains("100.00%"), "{out}");
+}

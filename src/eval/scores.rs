@@ -228,7 +228,10 @@ pub fn table(s: &SampleScores) -> String {
     let mut t = String::new();
     let mut line = |name: &str, value: String, note: &str| t.push_str(&format!("{name:<34} {value:>22}   {note}\n"));
     let judge = if s.classifier_test_accuracy < RELIABLE_CLASSIFIER {
-        format!("{}: below 98%, so these scores are rough; retrain it with `vae classifier train`", s.classifier)
+        format!(
+            "{}: below 98%, so these scores are rough (read the samples' label accuracy against the judge's own)",
+            s.classifier
+        )
     } else {
         s.classifier.clone()
     };
