@@ -12,6 +12,9 @@ fn out_png(args: &[&str], run: &Path, out: &Path) -> (u32, u32) {
 
 /// Height of one caption strip (a title, column labels or a footer line).
 const STRIP: u32 = 23;
+/// The second line of column labels too wide for their cells ("input", "output" under
+/// 28-pixel cells), staggered below the first.
+const STAGGERED: u32 = 16;
 
 /// Checks a captioned grid: the grid of `grid` pixels plus `strips` lines of text above and
 /// below; row labels and a long title may only widen it.
@@ -102,14 +105,14 @@ fn png_inputs_are_converted_like_mnist() {
     std::fs::write(pics.join("notes.txt"), "ignored").unwrap();
     let o = tmp.path().join("o.png");
     // Two pictures → one row each: the file's name, the picture and its reconstruction.
-    captioned(out_png(&["reconstruct", "--input", pics.to_str().unwrap()], &run, &o), (62, 62), 2);
+    captioned(out_png(&["reconstruct", "--input", pics.to_str().unwrap()], &run, &o), (62, 62 + STAGGERED), 2);
     let a = pics.join("a.png");
     // Files as well as folders, several at once; the default name says which.
     let b = pics.join("b.png");
     vae().args(["reconstruct"]).arg(&run).arg("--input").arg(&a).arg(&b).assert().success();
-    captioned(png_size(&run.join("reconstructions-inputs.png")), (62, 62), 2);
+    captioned(png_size(&run.join("reconstructions-inputs.png")), (62, 62 + STAGGERED), 2);
     vae().args(["reconstruct"]).arg(&run).arg("--input").arg(&a).assert().success();
-    captioned(png_size(&run.join("reconstructions-a.png")), (62, 32), 2);
+    captioned(png_size(&run.join("reconstructions-a.png")), (62, 32 + STAGGERED), 2);
     captioned(out_png(&["interpolate", "--from", a.to_str().unwrap(), "--to", "5"], &run, &o), (332, 32), 3);
 }
 

@@ -69,9 +69,10 @@ fn a_colour_folder_trains_as_a_conv_cvae_and_every_command_works_on_it() {
     RgbImage::from_pixel(40, 30, Rgb([200, 30, 30])).save(&jpeg).unwrap();
     let rec = r.join("rec.png");
     run(&["reconstruct", rs, "--input", jpeg.to_str().unwrap(), "--label", "2", "-o", rec.to_str().unwrap()]);
-    // One row: the picture and its reconstruction, under a title, above "input"/"output".
+    // One row: the picture and its reconstruction, under a title, above "input"/"output"
+    // (staggered on two lines: they are wider than the 16-pixel cells).
     let (w, h) = png_size(&rec);
-    assert!(h == 20 + 2 * 23 && w > 2 * 18 + 2, "{w}x{h}");
+    assert!(h == 20 + 2 * 23 + 16 && w > 2 * 18 + 2, "{w}x{h}");
     for cmd in [
         &["interpolate", rs, "--from", "0", "--to", "5"][..],
         &["interpolate", rs, "--labels"],
@@ -81,8 +82,9 @@ fn a_colour_folder_trains_as_a_conv_cvae_and_every_command_works_on_it() {
         run(cmd);
     }
     run(&["scatter", rs]);
-    // --labels: one per class, the classes named below, a title above.
-    assert_eq!(png_size(&r.join("interpolate-labels-seed0.png")).1, 20 + 2 * 23);
+    // --labels: one per class, every class named below (on two staggered lines: the names
+    // are wider than the 16-pixel cells), a title above.
+    assert_eq!(png_size(&r.join("interpolate-labels-seed0.png")).1, 20 + 2 * 23 + 16);
 
     // Eval: a proper density, so bits per dimension; no classifier yet, so the hint.
     let out = run(&["eval", rs, "--k", "20", "--elbo-samples", "2", "--generated", "50"]);

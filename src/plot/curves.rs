@@ -106,7 +106,7 @@ fn clip(points: &[(f64, f64)], (y0, y1): (f64, f64)) -> Vec<Vec<(f64, f64)>> {
 
 /// Draws one panel of [`curves_png`] on `area`: title and legend above, the chart below.
 fn draw_panel(
-    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    area: &DrawingArea<super::text::Crisp<'_>, Shift>,
     title: &str,
     y_label: &str,
     curves: &[Curve],

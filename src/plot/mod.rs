@@ -21,6 +21,7 @@ use plotters::style::{FontStyle, register_font};
 mod captions;
 mod curves;
 mod scatter;
+pub mod text;
 
 pub use captions::{Captions, annotate, caption_rows};
 pub use curves::{Curve, curves_png};
@@ -123,13 +124,13 @@ fn tick(v: &f64) -> String {
 fn render(
     chart: &str,
     (w, h): (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+    draw: impl FnOnce(&DrawingArea<text::Crisp<'_>, Shift>) -> Result<(), String>,
 ) -> Result<Vec<u8>, PlotError> {
     ensure_font()?;
     let draw_err = |message: String| PlotError::Draw { chart: chart.to_string(), message };
     let mut buf = vec![255u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let root = text::Crisp(BitMapBackend::with_buffer(&mut buf, (w, h))).into_drawing_area();
         draw(&root).map_err(draw_err)?;
         root.present().map_err(|e| draw_err(e.to_string()))?;
     }
@@ -152,7 +153,7 @@ fn msg<E: std::fmt::Display>(e: E) -> String {
 /// Axis titles, tick counts, tick labels without float noise, and light grey grid lines: the
 /// look every chart shares. `fonts` are the tick-label and axis-title sizes in pixels.
 fn style_mesh(
-    chart: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    chart: &mut ChartContext<'_, text::Crisp<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     (x_label, y_label): (&str, &str),
     (x_ticks, y_ticks): (usize, usize),
     (label_size, desc_size): (u32, u32),
