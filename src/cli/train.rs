@@ -80,7 +80,7 @@ pub struct TrainArgs {
     pub lr: Option<f32>,
     /// Learning rate by epoch: constant; step:N:F (×F every N epochs); stages:S:G:F (S stages,
     /// stage i lasting G^i epochs at lr·F^i); burda (stages:8:3:10^(-1/7), 3,280 epochs, Burda
-    /// et al. 2015); plateau[:N[:F]] (×F, default 0.5, each time the test loss has gone N
+    /// et al. 2015); plateau, plateau:N or plateau:N:F (×F, default 0.5, each time the test loss has gone N
     /// epochs, default 10, without a new best; down to lr/1000) [default: constant]
     #[arg(long, value_name = "SCHEDULE")]
     pub lr_schedule: Option<crate::schedule::LrSchedule>,
