@@ -112,8 +112,8 @@ pub fn annotate(grid: &Image, cell: (usize, usize), padding: usize, captions: &C
     };
     let top = if captions.title.is_some() { STRIP } else { 0 };
     let line = TEXT as usize + 3;
-    let bottom = usize::from(column_lines > 0) * (STRIP + (column_lines - 1) * line)
-        + usize::from(captions.footer.is_some()) * STRIP;
+    let labels_height = if column_lines == 0 { 0 } else { STRIP + (column_lines - 1) * line };
+    let bottom = labels_height + usize::from(captions.footer.is_some()) * STRIP;
     let line_width = |t: &Option<String>| t.as_ref().map_or(0, |t| text_width(t) + 12);
     let w = (left + grid.width).max(right).max(line_width(&captions.title)).max(line_width(&captions.footer));
     let h = top + grid.height + bottom;
