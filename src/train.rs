@@ -279,8 +279,10 @@ pub struct Trainer {
     order: Vec<u32>,
     /// Scratch of [`Rng::fill_normal_on`].
     uniforms: Vec<f64>,
-    /// One image, the scratch of [`Augment::apply`].
-    augmented: Vec<f32>,
+    /// The batch's augmented images `[batch, pixels]` ([`Augment::batch`]).
+    augmented: Vec<u8>,
+    /// 0, 1, …, batch − 1: the augmented batch's indices.
+    order_identity: Vec<u32>,
 }
 
 impl Trainer {
@@ -293,7 +295,23 @@ impl Trainer {
         let interrupt = Arc::new(AtomicBool::new(false));
         let watched = Vec::new();
         let (uniforms, augmented) = (Vec::new(), Vec::new());
-        Trainer { config, model, adam, epoch, data, pool, interrupt, watched, grads, ws, order, uniforms, augmented }
+        let order_identity = (0..config.batch_size as u32).collect();
+        Trainer {
+            config,
+            model,
+            adam,
+            epoch,
+            data,
+            pool,
+            interrupt,
+            watched,
+            grads,
+            ws,
+            order,
+            uniforms,
+            augmented,
+            order_identity,
+        }
     }
 
     /// Starts the output bias as `config.output_bias` asks, from the prepared training set
@@ -344,9 +362,16 @@ impl Trainer {
                 return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
             }
             let idx = &self.order[step * b..(step + 1) * b];
-            fill_inputs(&self.pool, &self.data.train, idx, &c, &mut self.ws, dynamic.then_some(&mut coins));
-            let x = &mut self.ws.x[..c.pixels() * b];
-            self.config.augment.apply(x, self.data.train.shape, &mut moves, &mut self.augmented);
+            let (train, coins) = (&self.data.train, dynamic.then_some(&mut coins));
+            let labels = idx.iter().map(|&i| train.labels[i as usize]);
+            if self.config.augment.is_none() {
+                fill_from(&self.pool, (&train.images, idx), labels, &c, &mut self.ws, coins);
+            } else {
+                // The batch's images flipped and shifted, one after another, then read in order.
+                self.config.augment.batch(&train.images, idx, train.shape, &mut moves, &mut self.augmented);
+                let order = &self.order_identity[..b];
+                fill_from(&self.pool, (&self.augmented, order), labels, &c, &mut self.ws, coins);
+            }
             if c.kind.variational() {
                 noise.fill_normal_on(&self.pool, &mut self.ws.eps, &mut self.uniforms);
             }
@@ -438,14 +463,26 @@ pub fn fill_inputs(
     ws: &mut Workspace,
     coins: Option<&mut Rng>,
 ) {
+    fill_from(pool, (&split.images, idx), idx.iter().map(|&i| split.labels[i as usize]), config, ws, coins);
+}
+
+/// [`fill_inputs`] from `images` = (bytes `[n, pixels]`, the batch's indices into them) and
+/// the batch's labels.
+fn fill_from(
+    pool: &Pool,
+    (images, idx): (&[u8], &[u32]),
+    labels: impl Iterator<Item = u8>,
+    config: &crate::model::ModelConfig,
+    ws: &mut Workspace,
+    coins: Option<&mut Rng>,
+) {
     let (p, b) = (config.pixels(), ws.batch);
     debug_assert_eq!(idx.len(), b);
     match coins {
-        Some(rng) => gather_binarized(&split.images, p, idx, &mut ws.x[..p * b], rng),
-        None => kernels::gather_images_parallel(pool, &split.images, p, idx, &mut ws.x[..p * b]),
+        Some(rng) => gather_binarized(images, p, idx, &mut ws.x[..p * b], rng),
+        None => kernels::gather_images_parallel(pool, images, p, idx, &mut ws.x[..p * b]),
     }
     if config.cond_dim() > 0 {
-        let labels = idx.iter().map(|&i| split.labels[i as usize]);
         kernels::one_hot(labels, config.cond_dim(), &mut ws.y, b);
     }
 }

@@ -135,3 +135,32 @@ fn importance_weighted_training_learns_and_is_reproducible() {
         assert_eq!(again.model.params, t.model.params);
     }
 }
+
+/// Augmentation transforms each image of a batch on its own: on images that are their own
+/// mirror, `--augment hflip` must train exactly as no augmentation (its draws come from a
+/// stream of their own), whereas a flip that mixed pixels across the batch's images, or
+/// across the features × batch layout, would not. With shifts, the run differs.
+#[test]
+fn mirror_flips_of_symmetric_images_change_nothing() {
+    let symmetric = |mut t: Trainer| {
+        let split = &mut t.data.train;
+        for img in split.images.chunks_exact_mut(784) {
+            for y in 0..28 {
+                for x in 0..14 {
+                    let v = img[y * 28 + x].max(img[y * 28 + 27 - x]);
+                    (img[y * 28 + x], img[y * 28 + 27 - x]) = (v, v);
+                }
+            }
+        }
+        t
+    };
+    let with = |augment: vae::data::Augment| {
+        let mut t = symmetric(small_trainer(ModelKind::Cvae, 5, 2));
+        t.config.augment = augment;
+        let losses = step_losses(&mut t);
+        (losses, t.model.params)
+    };
+    let plain = with(Default::default());
+    assert_eq!(plain, with(vae::data::Augment { hflip: true, crop: 0 }));
+    assert_ne!(plain.0, with(vae::data::Augment { hflip: true, crop: 2 }).0);
+}

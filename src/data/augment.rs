@@ -99,35 +99,34 @@ impl Augment {
         if parts.is_empty() { "none".into() } else { parts.join(",") }
     }
 
-    /// Augments a batch in place: `x` is `[batch, channels·height·width]` (channel-major
-    /// images, the layout of [`crate::model::Workspace::x`]); `scratch` holds one image. Every
-    /// image draws three numbers from `rng` (flip, column and row shift) whatever is enabled,
-    /// so the stream's use does not depend on the options.
-    pub fn apply(&self, x: &mut [f32], shape: Shape, rng: &mut Rng, scratch: &mut Vec<f32>) {
-        if self.is_none() {
-            return;
-        }
-        let (h, w, p) = (shape.height, shape.width, shape.size());
+    /// Writes `src`, one channel-major image of `shape`, flipped and shifted into `dst`.
+    /// Every image draws three numbers from `rng` (flip, column and row shift) whatever is
+    /// enabled, so the stream's use does not depend on the options.
+    pub fn apply(&self, src: &[u8], dst: &mut [u8], shape: Shape, rng: &mut Rng) {
+        let (h, w) = (shape.height, shape.width);
         let span = 2 * self.crop as u64 + 1;
-        scratch.resize(p, 0.0);
-        for image in x.chunks_exact_mut(p) {
-            let flip = rng.next_u64() & 1 == 1 && self.hflip;
-            let dx = rng.below(span) as isize - self.crop as isize;
-            let dy = rng.below(span) as isize - self.crop as isize;
-            if !flip && dx == 0 && dy == 0 {
-                continue;
-            }
-            scratch.copy_from_slice(image);
-            let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
-            for (plane, src) in image.chunks_exact_mut(h * w).zip(scratch.chunks_exact(h * w)) {
-                for (y, row) in plane.chunks_exact_mut(w).enumerate() {
-                    let sy = clamp(y as isize + dy, h);
-                    for (xo, v) in row.iter_mut().enumerate() {
-                        let xs = if flip { w - 1 - xo } else { xo };
-                        *v = src[sy * w + clamp(xs as isize + dx, w)];
-                    }
+        let flip = rng.next_u64() & 1 == 1 && self.hflip;
+        let dx = rng.below(span) as isize - self.crop as isize;
+        let dy = rng.below(span) as isize - self.crop as isize;
+        let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+        for (plane, src) in dst.chunks_exact_mut(h * w).zip(src.chunks_exact(h * w)) {
+            for (y, row) in plane.chunks_exact_mut(w).enumerate() {
+                let sy = clamp(y as isize + dy, h);
+                for (xo, v) in row.iter_mut().enumerate() {
+                    let xs = if flip { w - 1 - xo } else { xo };
+                    *v = src[sy * w + clamp(xs as isize + dx, w)];
                 }
             }
+        }
+    }
+
+    /// The images `idx` of `images` (`[n, shape.size()]` bytes), each augmented, one after
+    /// another in `out` (resized to `[idx.len(), shape.size()]`).
+    pub fn batch(&self, images: &[u8], idx: &[u32], shape: Shape, rng: &mut Rng, out: &mut Vec<u8>) {
+        let p = shape.size();
+        out.resize(idx.len() * p, 0);
+        for (dst, &i) in out.chunks_exact_mut(p).zip(idx) {
+            self.apply(&images[i as usize * p..(i as usize + 1) * p], dst, shape, rng);
         }
     }
 }
@@ -158,7 +157,7 @@ mod tests {
     #[test]
     fn flips_and_shifts_with_edge_padding() {
         let shape = Shape::new(2, 2, 3);
-        let image: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let image: Vec<u8> = (0..12).collect();
         let aug = Augment { hflip: true, crop: 1 };
         let mut seen = std::collections::BTreeSet::new();
         for seed in 0..200 {
@@ -167,8 +166,8 @@ mod tests {
             let flip = probe.next_u64() & 1 == 1;
             let dx = probe.below(3) as isize - 1;
             let dy = probe.below(3) as isize - 1;
-            let mut x = image.clone();
-            aug.apply(&mut x, shape, &mut rng, &mut Vec::new());
+            let mut x = vec![0u8; 12];
+            aug.apply(&image, &mut x, shape, &mut rng);
             for c in 0..2 {
                 for y in 0..2isize {
                     for col in 0..3isize {
@@ -185,29 +184,28 @@ mod tests {
         assert_eq!(seen.len(), 18);
     }
 
-    /// Without an augmentation nothing moves and no number is drawn; with one, a batch's
-    /// images each get their own draw, and the pixel values are only rearranged.
+    /// A batch takes the images it names, in order, each with its own draw: only flips
+    /// here, so each output is its image or its mirror, and both occur.
     #[test]
-    fn augments_each_image_of_a_batch_independently() {
-        let shape = Shape::new(1, 8, 8);
-        let batch: Vec<f32> = (0..4 * 64).map(|v| (v % 64) as f32).collect();
-        let mut x = batch.clone();
-        let mut rng = Rng::stream(3, Purpose::Augment, 1);
-        Augment::default().apply(&mut x, shape, &mut rng, &mut Vec::new());
-        assert_eq!(x, batch);
-        assert_eq!(rng.next_u64(), Rng::stream(3, Purpose::Augment, 1).next_u64());
-        Augment { hflip: true, crop: 0 }.apply(
-            &mut x,
-            shape,
-            &mut Rng::stream(5, Purpose::Augment, 1),
-            &mut Vec::new(),
-        );
-        let flipped = x.chunks(64).filter(|img| img[0] == 7.0).count();
-        assert!(flipped > 0 && flipped < 4, "{flipped} of 4 flipped");
-        for img in x.chunks(64) {
-            let mut sorted = img.to_vec();
-            sorted.sort_by(f32::total_cmp);
-            assert_eq!(sorted, (0..64).map(|v| v as f32).collect::<Vec<_>>());
+    fn a_batch_augments_each_named_image() {
+        let shape = Shape::new(1, 1, 4);
+        let images: Vec<u8> = (0..12).collect(); // three 1×4 images
+        let mut out = Vec::new();
+        let (mut plain, mut mirrored) = (0, 0);
+        for seed in 0..20 {
+            let mut rng = Rng::stream(seed, Purpose::Augment, 1);
+            Augment { hflip: true, crop: 0 }.batch(&images, &[2, 0], shape, &mut rng, &mut out);
+            assert_eq!(out.len(), 8);
+            for (got, i) in out.chunks(4).zip([2usize, 0]) {
+                let src = &images[i * 4..i * 4 + 4];
+                let rev: Vec<u8> = src.iter().rev().copied().collect();
+                match got {
+                    g if g == src => plain += 1,
+                    g if g == &rev[..] => mirrored += 1,
+                    g => panic!("{g:?} is neither image {i} nor its mirror"),
+                }
+            }
         }
+        assert!(plain > 5 && mirrored > 5, "{plain} plain, {mirrored} mirrored");
     }
 }
