@@ -37,7 +37,7 @@ fn main() {
     for step in 0..steps {
         let idx: Vec<u32> = (step * b..(step + 1) * b).map(|i| i as u32).collect();
         let s0 = Instant::now();
-        fill_inputs(&pool, &data.train, &idx, model.config(), &mut ws, None);
+        fill_inputs(&pool, &data.train, &idx, model.config(), &mut ws, None, None);
         rng.fill_normal_on(&pool, &mut ws.eps, &mut uniforms);
         let s1 = Instant::now();
         if k > 1 {

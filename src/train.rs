@@ -346,6 +346,9 @@ impl Trainer {
         let mut noise = Rng::stream(seed, Purpose::TrainNoise, epoch);
         let mut coins = Rng::stream(seed, Purpose::DynamicBinarize, epoch);
         let mut moves = Rng::stream(seed, Purpose::Augment, epoch);
+        // A fresh u for every value at every use: each image is used once an epoch.
+        let dequantize =
+            self.model.config().dequantize.then(|| Rng::stream(seed, Purpose::Dequantize, epoch).next_u64());
         let dynamic = self.config.binarize == Binarize::Dynamic;
         for (i, o) in self.order.iter_mut().enumerate() {
             *o = i as u32;
@@ -362,15 +365,16 @@ impl Trainer {
                 return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
             }
             let idx = &self.order[step * b..(step + 1) * b];
-            let (train, coins) = (&self.data.train, dynamic.then_some(&mut coins));
+            let (train, coins) = (&self.data.train, (dynamic.then_some(&mut coins), dequantize));
             let labels = idx.iter().map(|&i| train.labels[i as usize]);
             if self.config.augment.is_none() {
-                fill_from(&self.pool, (&train.images, idx), labels, &c, &mut self.ws, coins);
+                let batch = Batch { images: &train.images, idx, ids: idx };
+                fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
             } else {
                 // The batch's images flipped and shifted, one after another, then read in order.
                 self.config.augment.batch(&train.images, idx, train.shape, &mut moves, &mut self.augmented);
-                let order = &self.order_identity[..b];
-                fill_from(&self.pool, (&self.augmented, order), labels, &c, &mut self.ws, coins);
+                let batch = Batch { images: &self.augmented, idx: &self.order_identity[..b], ids: idx };
+                fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
             }
             if c.kind.variational() {
                 noise.fill_normal_on(&self.pool, &mut self.ws.eps, &mut self.uniforms);
@@ -454,7 +458,9 @@ impl Trainer {
 }
 
 /// Copies the batch `idx` of `split` into `ws.x` (pixel rows) and a cvae's labels into `ws.y`.
-/// With `coins`, every pixel is a fresh Bernoulli(intensity) draw (dynamic binarization).
+/// With `coins`, every pixel is a fresh Bernoulli(intensity) draw (dynamic binarization);
+/// with `dequantize = Some(key)`, every value is (v + u)/256 with u drawn from the key and
+/// the image's index ([`kernels::dequantized`]).
 pub fn fill_inputs(
     pool: &Pool,
     split: &Split,
@@ -462,29 +468,49 @@ pub fn fill_inputs(
     config: &crate::model::ModelConfig,
     ws: &mut Workspace,
     coins: Option<&mut Rng>,
+    dequantize: Option<u64>,
 ) {
-    fill_from(pool, (&split.images, idx), idx.iter().map(|&i| split.labels[i as usize]), config, ws, coins);
+    let labels = idx.iter().map(|&i| split.labels[i as usize]);
+    let batch = Batch { images: &split.images, idx, ids: idx };
+    fill_from(pool, batch, labels, config, ws, (coins, dequantize));
 }
 
-/// [`fill_inputs`] from `images` = (bytes `[n, pixels]`, the batch's indices into them) and
-/// the batch's labels.
+/// Where a batch's images come from: bytes `[n, pixels]`, the batch's indices into them,
+/// and each column's image id (its index in the dataset, which keys its dequantization).
+struct Batch<'a> {
+    images: &'a [u8],
+    idx: &'a [u32],
+    ids: &'a [u32],
+}
+
+/// [`fill_inputs`] from a [`Batch`] and the batch's labels, with its binarization coins or
+/// dequantization key.
 fn fill_from(
     pool: &Pool,
-    (images, idx): (&[u8], &[u32]),
+    batch: Batch<'_>,
     labels: impl Iterator<Item = u8>,
     config: &crate::model::ModelConfig,
     ws: &mut Workspace,
-    coins: Option<&mut Rng>,
+    (coins, dequantize): (Option<&mut Rng>, Option<u64>),
 ) {
     let (p, b) = (config.pixels(), ws.batch);
+    let Batch { images, idx, ids } = batch;
     debug_assert_eq!(idx.len(), b);
-    match coins {
-        Some(rng) => gather_binarized(images, p, idx, &mut ws.x[..p * b], rng),
-        None => kernels::gather_images_parallel(pool, images, p, idx, &mut ws.x[..p * b]),
+    let x = &mut ws.x[..p * b];
+    match (coins, dequantize) {
+        (Some(rng), _) => gather_binarized(images, p, idx, x, rng),
+        (None, Some(key)) => kernels::gather_dequantized(pool, images, p, (idx, ids), key, x),
+        (None, None) => kernels::gather_images_parallel(pool, images, p, idx, x),
     }
     if config.cond_dim() > 0 {
         kernels::one_hot(labels, config.cond_dim(), &mut ws.y, b);
     }
+}
+
+/// The key of the dequantization noise of an evaluation seeded `seed` (`None` for a model
+/// fitted to the grid values).
+pub fn eval_dequantize_key(config: &crate::model::ModelConfig, seed: u64) -> Option<u64> {
+    config.dequantize.then(|| Rng::stream(seed, Purpose::Dequantize, u64::MAX).next_u64())
 }
 
 /// Mean per-example BCE and KL over `split` with one z ~ q(z|x) per image (z = μ for `ae`).
@@ -495,6 +521,8 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
     if n == 0 {
         return TestLoss::default();
     }
+    // The dequantization noise of this pass (drawn first, only for models that use it).
+    let dequantize = c.dequantize.then(|| rng.next_u64());
     let mut ws = Workspace::new(c, EVAL_BATCH.min(n), pool.threads());
     let mut small: Option<Workspace> = None;
     let mut sum = BatchLoss::default();
@@ -506,7 +534,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         } else {
             small.insert(Workspace::new(c, chunk.len(), pool.threads()))
         };
-        fill_inputs(pool, split, chunk, c, ws, None);
+        fill_inputs(pool, split, chunk, c, ws, None, dequantize);
         if c.kind.variational() {
             rng.fill_normal_on(pool, &mut ws.eps, &mut uniforms);
         }

@@ -89,6 +89,9 @@ fn a_colour_folder_trains_as_a_conv_cvae_and_every_command_works_on_it() {
     // Eval: a proper density, so bits per dimension; no classifier yet, so the hint.
     let out = run(&["eval", rs, "--k", "20", "--elbo-samples", "2", "--generated", "50"]);
     assert!(out.contains("bits per dimension") && out.contains("16x16 RGB, gaussian"), "{out}");
+    // Trained and evaluated on dequantized values, so the figure is a code length.
+    assert!(out.contains("on dequantized x = (v + u)/256"), "{out}");
+    assert_eq!(config["model"]["dequantize"], true);
     assert!(out.contains(&format!("vae classifier train --data-dir {d}")), "{out}");
     let judge = tmp.path().join("judge");
     run(&["classifier", "train", "--data-dir", d, "--epochs", "3", "--out", judge.to_str().unwrap(), "-q"]);

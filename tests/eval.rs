@@ -181,7 +181,7 @@ fn active_units_exclude_a_dimension_the_encoder_ignores() {
     let h = model.config().hidden_dim;
     let head = model.network.layout.head.w.start;
     model.params[head + 3 * h..head + 4 * h].fill(0.0);
-    let (mu, _) = vae::eval::iwae::encode_split(&model, &split, &pool);
+    let (mu, _) = vae::eval::iwae::encode_split(&model, &split, &pool, None);
     let activity = latent_activity(&mu, model.config().latent_dim);
     assert_eq!(activity[3], 0.0);
     let active = active_units(&activity);

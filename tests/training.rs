@@ -24,7 +24,7 @@ fn constant_model_loss(b3: f32, mu: f32, logvar: f32) -> (f64, f64, f64) {
     let pool = Pool::new(2);
     let mut ws = Workspace::new(&config, 128, 2);
     let idx: Vec<u32> = (0..128).collect();
-    fill_inputs(&pool, &data.train, &idx, &config, &mut ws, None);
+    fill_inputs(&pool, &data.train, &idx, &config, &mut ws, None, None);
     ws.eps.iter_mut().enumerate().for_each(|(i, e)| *e = (i % 7) as f32 - 3.0);
     let loss = model.network.forward(&pool, &model.params, &mut ws);
     let sum_x: f64 = data.train.images[..128 * 784].iter().map(|&v| v as f64 / 255.0).sum();

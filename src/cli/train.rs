@@ -234,6 +234,8 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
     config.prior = prior(a)?;
     config.activation = a.activation.unwrap_or_default();
     config.likelihood = likelihood(a)?;
+    // A density is fitted to dequantized values, so its bound is a code length for the bytes.
+    config.dequantize = config.likelihood.is_continuous();
     if !config.likelihood.is_continuous() || a.binarize.is_none_or(|b| b.is_none()) {
         return Ok(config);
     }

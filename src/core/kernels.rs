@@ -133,6 +133,46 @@ simd_fn! {
 // Input gather
 // ---------------------------------------------------------------------------------------
 
+/// The dequantized intensity of byte `v`, feature `feature` of image `image`: (v + u)/256
+/// with u uniform in [0, 1) (Theis, van den Oord & Bethge 2016, eq. 8), drawn by hashing
+/// (key, image, feature) with SplitMix64's finaliser (a counter-based draw: any value in any
+/// order, on any thread, gives the same u). 24 bits of u: values stay distinct in f32.
+#[inline]
+pub fn dequantized(v: u8, key: u64, image: u32, feature: usize) -> f32 {
+    let mut h = key ^ ((image as u64) << 32 | feature as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    let u = (h >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
+    (v as f32 + u) * (1.0 / 256.0)
+}
+
+/// [`gather_images_parallel`] with the intensities dequantized ([`dequantized`]): column c
+/// holds image `indices[c]` of `images`, its noise keyed by `key` and `ids[c]` (the image's
+/// index in its dataset, so a batch gathered from a copy draws the same noise). Shapes as
+/// there.
+pub fn gather_dequantized(
+    pool: &Pool,
+    images: &[u8],
+    pixels: usize,
+    (indices, ids): (&[u32], &[u32]),
+    key: u64,
+    x: &mut [f32],
+) {
+    let batch = indices.len();
+    assert!(x.len() >= pixels * batch && ids.len() == batch, "x must be [pixels, batch]");
+    let xp = SyncMut::new(&mut x[..pixels * batch]);
+    pool.for_ranges(pixels, 1, 64, &|_, rows| {
+        // SAFETY: parts write disjoint row ranges.
+        let x = unsafe { xp.slice(rows.start * batch..rows.end * batch) };
+        for (f, row) in rows.zip(x.chunks_exact_mut(batch)) {
+            for ((v, &i), &id) in row.iter_mut().zip(indices).zip(ids) {
+                *v = dequantized(images[i as usize * pixels + f], key, id, f);
+            }
+        }
+    });
+}
+
 /// Copies the images `indices` of a `[count, pixels]` u8 dataset into the columns of
 /// `x` \[pixels, batch\] as intensities `v / 255` (torchvision's `ToTensor`), transposing on
 /// the way. Works in blocks of 16 examples so every store is a contiguous run of a row.

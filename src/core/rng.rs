@@ -52,6 +52,8 @@ pub enum Purpose {
     Subset = 12,
     /// The flips and shifts of `--augment`.
     Augment = 13,
+    /// The uniform noise that dequantizes 8-bit values for a continuous likelihood.
+    Dequantize = 14,
 }
 
 impl Rng {

@@ -32,8 +32,9 @@ pub fn sample_rng(seed: u64, image: usize, sample: usize) -> Rng {
     Rng::stream(seed, Purpose::Iwae, ((image as u64) << 32) | sample as u64)
 }
 
-/// The encodings μ, log σ² of every image of `split`, `[n, latent]` each.
-pub fn encode_split(model: &Model, split: &Split, pool: &Pool) -> (Vec<f32>, Vec<f32>) {
+/// The encodings μ, log σ² of every image of `split`, `[n, latent]` each; with `dequantize =
+/// Some(key)`, of its dequantized values ([`crate::core::kernels::dequantized`]).
+pub fn encode_split(model: &Model, split: &Split, pool: &Pool, dequantize: Option<u64>) -> (Vec<f32>, Vec<f32>) {
     let c = model.config();
     let (l, p, n) = (c.latent_dim, c.pixels(), split.len());
     let (mut mu, mut logvar) = (vec![0.0; n * l], vec![0.0; n * l]);
@@ -45,7 +46,12 @@ pub fn encode_split(model: &Model, split: &Split, pool: &Pool) -> (Vec<f32>, Vec
         if b != ws.batch {
             ws = Workspace::new(c, b, pool.threads());
         }
-        crate::core::kernels::gather_images(&split.images, p, chunk, &mut ws.x[..p * b]);
+        match dequantize {
+            Some(key) => {
+                crate::core::kernels::gather_dequantized(pool, &split.images, p, (chunk, chunk), key, &mut ws.x)
+            }
+            None => crate::core::kernels::gather_images(&split.images, p, chunk, &mut ws.x[..p * b]),
+        }
         if c.cond_dim() > 0 {
             one_hot(chunk.iter().map(|&i| split.labels[i as usize]), c.cond_dim(), &mut ws.y, b);
         }
@@ -64,8 +70,16 @@ pub fn encode_split(model: &Model, split: &Split, pool: &Pool) -> (Vec<f32>, Vec
 
 /// The targets of a chunk, `x` \[pixels, cols\] with column c = image `images_of[c]`, where
 /// the columns come in runs of one image (k samples each): every row of a run is one value,
-/// so it is filled rather than gathered column by column.
-fn broadcast_images(pool: &Pool, images: &[u8], pixels: usize, image_of: &[u32], x: &mut [f32]) {
+/// so it is filled rather than gathered column by column. With `dequantize`, the values
+/// are the dequantized ones of [`encode_split`] with the same key.
+fn broadcast_images(
+    pool: &Pool,
+    images: &[u8],
+    pixels: usize,
+    image_of: &[u32],
+    dequantize: Option<u64>,
+    x: &mut [f32],
+) {
     let cols = image_of.len();
     let mut runs = Vec::new(); // (first column, end, image)
     for (c, &i) in image_of.iter().enumerate() {
@@ -80,7 +94,11 @@ fn broadcast_images(pool: &Pool, images: &[u8], pixels: usize, image_of: &[u32],
         let x = unsafe { xp.slice(rows.start * cols..rows.end * cols) };
         for (f, row) in rows.zip(x.chunks_exact_mut(cols)) {
             for &(c0, c1, image) in &runs {
-                row[c0..c1].fill(images[image as usize * pixels + f] as f32 / 255.0);
+                let v = images[image as usize * pixels + f];
+                row[c0..c1].fill(match dequantize {
+                    Some(key) => crate::core::kernels::dequantized(v, key, image, f),
+                    None => v as f32 / 255.0,
+                });
             }
         }
     });
@@ -99,7 +117,8 @@ pub fn iwae(
     assert!(k > 0, "k must be at least 1");
     let c = model.config();
     let (l, p, n) = (c.latent_dim, c.pixels(), split.len());
-    let (mu, logvar) = encode_split(model, split, pool);
+    let dequantize = crate::train::eval_dequantize_key(c, seed);
+    let (mu, logvar) = encode_split(model, split, pool, dequantize);
     let std: Vec<f32> = logvar.iter().map(|&lv| (0.5 * lv).exp()).collect();
     let total = n * k;
     let mut ws = Workspace::new(c, CHUNK.min(total.max(1)), pool.threads());
@@ -150,7 +169,7 @@ pub fn iwae(
             let labels = image_of[..cols].iter().map(|&i| split.labels[i as usize]);
             one_hot(labels, c.cond_dim(), &mut ws.z[l * cols..], cols);
         }
-        broadcast_images(pool, &split.images, p, &image_of[..cols], &mut ws.x[..p * cols]);
+        broadcast_images(pool, &split.images, p, &image_of[..cols], dequantize, &mut ws.x[..p * cols]);
         model.network.decode_logits(pool, &model.params, &mut ws);
         let x = std::mem::take(&mut ws.x);
         model.network.log_likelihood(pool, &model.params, &mut ws, &x[..p * cols]);
@@ -178,8 +197,22 @@ mod tests {
         let image_of: Vec<u32> = [1u32, 1, 1, 4, 4, 7, 7, 7, 7, 8].repeat(20);
         let (mut a, mut b) = (vec![0.0; pixels * 200], vec![1.0; pixels * 200]);
         crate::core::kernels::gather_images(&images, pixels, &image_of, &mut a);
-        broadcast_images(&Pool::new(2), &images, pixels, &image_of, &mut b);
+        broadcast_images(&Pool::new(2), &images, pixels, &image_of, None, &mut b);
         assert_eq!(a, b);
+        // Dequantized: the same values as the training gather of those images and keys.
+        let pool = Pool::new(2);
+        crate::core::kernels::gather_dequantized(&pool, &images, pixels, (&image_of, &image_of), 77, &mut a);
+        broadcast_images(&pool, &images, pixels, &image_of, Some(77), &mut b);
+        assert_eq!(a, b);
+        // Each value lies in its bin [v/256, (v+1)/256), and the noise differs by image.
+        for (f, row) in a.chunks(200).enumerate() {
+            for (&x, &i) in row.iter().zip(&image_of) {
+                let v = images[i as usize * pixels + f] as f32;
+                assert!(x >= v / 256.0 && x < (v + 1.0) / 256.0, "{x} for byte {v}");
+            }
+        }
+        let noise = |x: f32| x * 256.0 - (x * 256.0).floor();
+        assert_ne!(noise(a[0]), noise(a[3]), "images 1 and 4 share their noise");
     }
 
     #[test]

@@ -124,28 +124,27 @@ pub struct BitsPerDim {
 }
 
 impl BitsPerDim {
-    /// For a density on [0, 1]^D (Gaussian, continuous Bernoulli) the usual conversion to
-    /// 8-bit data (Theis, van den Oord & Bethge 2016, §3.1): the density at x = v/255 times
-    /// the bin width 1/256 per dimension is the probability of the byte v, so
-    /// bits/dim = (NLL + D·ln 256) / (D·ln 2). For the Bernoulli, a probability of binary
-    /// values, NLL / (D·ln 2): bits per binary dimension, which only means a code length for
-    /// binarized data.
-    pub fn of(nll: f64, dims: usize, continuous: bool) -> BitsPerDim {
+    /// For a density on [0, 1]^D (Gaussian, continuous Bernoulli) fitted to dequantized data
+    /// x = (v + u)/256 (Theis, van den Oord & Bethge 2016, eq. 8): the density of y = 256·x
+    /// is p(x)/256^D, and E_u[log p(y)] ≤ log P(v), so bits/dim = (NLL + D·ln 256) / (D·ln 2)
+    /// bounds the bytes' code length. A run made before dequantization saw x = v/255: the
+    /// same formula, labelled as not a code length (a density at grid points can exceed the
+    /// bin's probability, even give negative bits). For the Bernoulli, a probability of binary
+    /// values, NLL / (D·ln 2): bits per binary dimension, a code length for binarized data.
+    pub fn of(nll: f64, dims: usize, continuous: bool, dequantized: bool) -> BitsPerDim {
         let d = dims as f64;
         let ln2 = std::f64::consts::LN_2;
-        if continuous {
-            BitsPerDim {
-                value: (nll + d * 256f64.ln()) / (d * ln2),
-                how: format!(
-                    "(NLL + D·ln 256) / (D·ln 2), D = {dims}: the density at v/255 times the 8-bit bin width 1/256"
-                ),
-            }
-        } else {
-            BitsPerDim {
-                value: nll / (d * ln2),
-                how: format!("NLL / (D·ln 2), D = {dims}: bits per binary value of the Bernoulli likelihood"),
-            }
-        }
+        let value = if continuous { (nll + d * 256f64.ln()) / (d * ln2) } else { nll / (d * ln2) };
+        let how = match (continuous, dequantized) {
+            (true, true) => format!(
+                "(NLL + D·ln 256) / (D·ln 2), D = {dims}, on dequantized x = (v + u)/256: a bound on the bytes' code length"
+            ),
+            (true, false) => format!(
+                "(NLL + D·ln 256) / (D·ln 2), D = {dims}, at x = v/255: NOT a code length (trained before dequantization; retrain to get one)"
+            ),
+            (false, _) => format!("NLL / (D·ln 2), D = {dims}: bits per binary value of the Bernoulli likelihood"),
+        };
+        BitsPerDim { value, how }
     }
 }
 
@@ -255,7 +254,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     let split = eval_split(&config, &data, opts.split, opts.limit)?;
     let pool = Pool::new(opts.threads);
     let elbo = elbo(&model, &split, &pool, opts.elbo_samples, opts.seed);
-    let (mu, _) = encode_split(&model, &split, &pool);
+    let (mu, _) = encode_split(&model, &split, &pool, crate::train::eval_dequantize_key(model.config(), opts.seed));
     let activity = latent_activity(&mu, model.config().latent_dim);
     let start = Instant::now();
     let progress = bar(opts.quiet, split.len(), &format!("IWAE-{}", opts.k));
@@ -290,7 +289,12 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
         binarized: !config.train.binarize.is_none(),
         likelihood: config.model.likelihood.describe(),
         shape: config.model.shape().to_string(),
-        bits_per_dim: Some(BitsPerDim::of(iwae.nll, config.model.pixels(), config.model.likelihood.is_continuous())),
+        bits_per_dim: Some(BitsPerDim::of(
+            iwae.nll,
+            config.model.pixels(),
+            config.model.likelihood.is_continuous(),
+            config.model.dequantize,
+        )),
         sign_convention: SIGN_CONVENTION.to_string(),
         elbo,
         iwae,

@@ -112,6 +112,11 @@ pub struct ModelConfig {
     /// pseudo-inputs.
     #[serde(default, skip_serializing_if = "Prior::is_standard")]
     pub prior: Prior,
+    /// The continuous likelihood is fitted to dequantized data, x = (v + u)/256 with u ~ U(0, 1)
+    /// per value (Theis, van den Oord & Bethge 2016, eq. 8), so its bound on the 8-bit data's
+    /// log-likelihood is a code length. Absent in runs made before (which saw v/255).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dequantize: bool,
 }
 
 /// The prior over z.
@@ -189,6 +194,7 @@ impl ModelConfig {
             widths: Vec::new(),
             likelihood: Likelihood::Bernoulli,
             prior: Prior::Standard,
+            dequantize: false,
         }
     }
 

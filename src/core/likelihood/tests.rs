@@ -201,3 +201,34 @@ fn the_continuous_bernoulli_is_normalised_and_its_mean_is_right() {
     assert_eq!(cb_log_norm(0.0), std::f32::consts::LN_2);
     assert_eq!(cb_mean(0.0), 0.5);
 }
+
+/// Why dequantization: one byte v = 128, certain, modelled by a Gaussian centred on its
+/// value. At the grid point v/255 a narrow density exceeds 256, so "(NLL + ln 256)/ln 2"
+/// goes negative: not a code length. On dequantized x = (v + u)/256, E_u[−log p(x)] + ln 256
+/// ≥ −log P(v) = 0 for every σ (Theis et al. 2016, eq. 8), with the kernels as used.
+#[test]
+fn dequantized_gaussian_bits_are_never_negative() {
+    let pool = Pool::new(1);
+    let v = 128u8;
+    let draws: Vec<f32> = (0..4096).map(|i| crate::core::kernels::dequantized(v, 9, i, 0)).collect();
+    for sigma in [1e-4f32, 1e-3, 0.01, 0.1, 1.0] {
+        let logvar = [2.0 * sigma.ln()];
+        let bits = |x: &[f32], mu: f32| {
+            let n = x.len();
+            let mut ll = vec![0.0f32; n];
+            gaussian_log_likelihood(&pool, &vec![0.0; n], &[mu], &logvar, x, &mut ll, n);
+            let nll = -ll.iter().map(|&l| l as f64).sum::<f64>() / n as f64;
+            (nll + 256f64.ln()) / std::f64::consts::LN_2
+        };
+        let dequantized = bits(&draws, (v as f32 + 0.5) / 256.0);
+        assert!(dequantized >= -1e-3, "σ = {sigma}: {dequantized} bits");
+        if sigma <= 1e-3 {
+            let grid = bits(&[v as f32 / 255.0], v as f32 / 255.0);
+            assert!(grid < -0.5, "σ = {sigma}: the grid point gives {grid} bits");
+        }
+    }
+    // The noise fills the bin: its mean is near ½ and every value inside [v, v + 1)/256.
+    let mean_u = draws.iter().map(|&x| x as f64 * 256.0 - v as f64).sum::<f64>() / draws.len() as f64;
+    assert!((mean_u - 0.5).abs() < 0.02, "{mean_u}");
+    assert!(draws.iter().all(|&x| (x * 256.0) >= v as f32 && (x * 256.0) < v as f32 + 1.0));
+}
