@@ -383,6 +383,23 @@ pub fn cb_mean(l: f32) -> f32 {
     if l.abs() < CB_SERIES { series } else { closed.clamp(0.0, 1.0) }
 }
 
+/// The logit l whose continuous Bernoulli has mean `mean` ∈ (0, 1): the inverse of
+/// [`cb_mean`] (increasing in l), found by bisection in f64 on l ∈ [−10⁴, 10⁴] (a mean of
+/// 10⁻⁴ needs l ≈ −10⁴, as E\[x\] → −1/l).
+pub fn cb_logit_of_mean(mean: f64) -> f64 {
+    let f = |l: f64| if l.abs() < 1e-4 { 0.5 + l / 12.0 } else { 1.0 / (1.0 - (-l).exp()) - 1.0 / l };
+    let (mut lo, mut hi) = (-1e4f64, 1e4f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if f(mid) < mean {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// One pixel: (−log p, ∂/∂l, 0).
 #[inline(always)]
 fn cb_pixel(l: f32, x: f32) -> (f32, f32, f32) {

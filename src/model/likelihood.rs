@@ -55,18 +55,19 @@ impl Likelihood {
         !matches!(self, Likelihood::Bernoulli)
     }
 
-    /// The output value `o` whose mean parameter is `mean`: the logit of the mean, clipped to
-    /// [0.001, 0.999], for the Bernoulli and continuous Bernoulli (whose λ = σ(o)), and the
-    /// mean itself for the Gaussian. Starting the output bias here (Burda, Grosse &
-    /// Salakhutdinov 2015's code, `get_train_bias_np`) has the untrained decoder draw the
-    /// average image, so the first steps need not spend the encoder's signal learning it.
+    /// The output value `o` whose distribution has mean `mean` (clipped to [0.001, 0.999]):
+    /// the logit of the mean for the Bernoulli (whose mean is λ = σ(o)), the logit whose
+    /// continuous Bernoulli has that mean (its mean is not λ: Loaiza-Ganem & Cunningham 2019,
+    /// §4; [`k::cb_logit_of_mean`]), and the mean itself for the Gaussian. Starting the
+    /// output bias here (Burda, Grosse & Salakhutdinov 2015's code, `get_train_bias_np`) has
+    /// the untrained decoder draw the average image, so the first steps need not spend the
+    /// encoder's signal learning it.
     pub fn link_of_mean(&self, mean: f32) -> f32 {
+        let m = (mean as f64).clamp(0.001, 0.999);
         match self {
             Likelihood::Gaussian { .. } => mean,
-            Likelihood::Bernoulli | Likelihood::ContinuousBernoulli => {
-                let m = (mean as f64).clamp(0.001, 0.999);
-                (m / (1.0 - m)).ln() as f32
-            }
+            Likelihood::Bernoulli => (m / (1.0 - m)).ln() as f32,
+            Likelihood::ContinuousBernoulli => k::cb_logit_of_mean(m) as f32,
         }
     }
 

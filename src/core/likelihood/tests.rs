@@ -232,3 +232,17 @@ fn dequantized_gaussian_bits_are_never_negative() {
     assert!((mean_u - 0.5).abs() < 0.02, "{mean_u}");
     assert!(draws.iter().all(|&x| (x * 256.0) >= v as f32 && (x * 256.0) < v as f32 + 1.0));
 }
+
+/// `--output-bias data-mean` for the continuous Bernoulli: the logit found for a mean has
+/// that mean ([`cb_mean`], to f32 accuracy), across the range the bias is clipped to; λ = m
+/// would not (at λ = 0.2 the mean is 0.39).
+#[test]
+fn the_continuous_bernoulli_logit_of_a_mean_has_that_mean() {
+    for m in [0.001, 0.01, 0.2, 0.45, 0.5, 0.55, 0.8, 0.99, 0.999] {
+        let l = cb_logit_of_mean(m);
+        let got = cb_mean(l as f32) as f64;
+        assert!((got - m).abs() < 2e-6, "mean {m}: logit {l} has mean {got}");
+    }
+    let lambda_logit = (0.2f32 / 0.8).ln();
+    assert!((cb_mean(lambda_logit) - 0.388).abs() < 0.001, "{}", cb_mean(lambda_logit));
+}
