@@ -163,7 +163,8 @@ mod tests {
     use super::*;
 
     /// logit(m) = ln(m / (1 − m)): 0 at ½, ln(0.001/0.999) = −6.9068 at the lower clip; the
-    /// Gaussian's mean parameter is the mean itself; σ(logit(m)) = m inside the clip.
+    /// Gaussian's mean parameter is the mean itself; the continuous Bernoulli's output has
+    /// that mean (not λ = σ(o) = m, which has another).
     #[test]
     fn link_of_mean_inverts_each_mean() {
         let b = Likelihood::Bernoulli;
@@ -173,7 +174,7 @@ mod tests {
         assert_eq!(Likelihood::Gaussian { sigma: None }.link_of_mean(0.3), 0.3);
         for m in [0.001f32, 0.02, 0.4, 0.93, 0.999] {
             let o = Likelihood::ContinuousBernoulli.link_of_mean(m);
-            assert!((1.0 / (1.0 + (-o).exp()) - m).abs() < 1e-6, "{m}");
+            assert!((k::cb_mean(o) - m).abs() < 2e-6, "{m}: the mean of {o} is {}", k::cb_mean(o));
         }
     }
 }
