@@ -466,8 +466,8 @@ pub fn sample_grid_due(epoch: usize, total: usize) -> bool {
 /// train figure is the objective at that weight).
 pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
     let beta = m.beta.map(|b| format!("  β {b:.3}")).unwrap_or_default();
-    let test = match (m.test_loss, m.test_bce, m.test_kl) {
-        (Some(loss), Some(bce), Some(kl)) => format!("test {loss:>8.3} [bce {bce:.2} kl {kl:.2}]"),
+    let test = match (m.test_loss, m.test_reconstruction, m.test_kl) {
+        (Some(loss), Some(rec), Some(kl)) => format!("test {loss:>8.3} [rec {rec:.2} kl {kl:.2}]"),
         _ => "no test images".to_string(),
     };
     format!(

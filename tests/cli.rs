@@ -443,7 +443,7 @@ fn a_scheduled_run_records_each_epochs_rate_and_resumes_exactly() {
     for (i, m) in metrics(&whole).iter().enumerate() {
         let beta = 0.5 * ((i + 1) as f64 / 4.0).min(1.0);
         assert!((m["beta"].as_f64().unwrap() - beta).abs() < 1e-7, "epoch {}: {m}", i + 1);
-        let weighted = m["train_bce"].as_f64().unwrap() + beta * m["train_kl"].as_f64().unwrap();
+        let weighted = m["train_reconstruction"].as_f64().unwrap() + beta * m["train_kl"].as_f64().unwrap();
         assert!((m["train_objective"].as_f64().unwrap() - weighted).abs() < 1e-6 * weighted, "{m}");
     }
     let rates: Vec<f64> = metrics(&whole).iter().map(|m| m["lr"].as_f64().unwrap()).collect();

@@ -24,11 +24,11 @@ fn train_label(config: &crate::checkpoint::RunConfig) -> String {
     let weighted = if config.train.kl_warmup > 0 { "β·KL, β warming up" } else { "β·KL" };
     match config.train.objective {
         Objective::Iwae { k } => format!("train (−IWAE bound, k = {k})"),
-        Objective::ElboK { k } => format!("train (BCE + {weighted}, {k} draws)"),
+        Objective::ElboK { k } => format!("train (reconstruction + {weighted}, {k} draws)"),
         Objective::Elbo if config.model.prior.pseudo_inputs() > 0 => {
-            format!("train (BCE + {weighted}, KL at the draw)")
+            format!("train (reconstruction + {weighted}, KL at the draw)")
         }
-        Objective::Elbo => format!("train (BCE + {weighted})"),
+        Objective::Elbo => format!("train (reconstruction + {weighted})"),
     }
 }
 
@@ -54,9 +54,9 @@ pub fn write_curves(dir: &RunDir, output: Option<PathBuf>) -> Result<PathBuf> {
             vec![curve(&train_label(&config), &|m| Some(m.train_objective)), curve("test (−ELBO)", &|m| m.test_loss)],
         ),
         (
-            "Reconstruction (BCE)".to_string(),
+            "Reconstruction (−log p(x|z))".to_string(),
             "nats".to_string(),
-            vec![curve("train", &|m| Some(m.train_bce)), curve("test", &|m| m.test_bce)],
+            vec![curve("train", &|m| Some(m.train_reconstruction)), curve("test", &|m| m.test_reconstruction)],
         ),
     ];
     if config.model.kind.variational() {
@@ -122,12 +122,12 @@ pub fn write_comparison(dirs: &[RunDir], output: Option<PathBuf>) -> Result<Path
             |m| m.test_loss,
             false,
         ),
-        panel("Test reconstruction (BCE)", |m| m.test_bce, false),
+        panel("Test reconstruction (−log p(x|z))", |m| m.test_reconstruction, false),
     ];
     if runs.iter().any(|r| r.1) {
         panels.push(panel("Test KL(q(z|x) ‖ p(z))", |m| m.test_kl, true));
     }
-    panels.push(panel("Train objective (BCE + β·KL)", |m| Some(m.train_objective), false));
+    panels.push(panel("Train objective (reconstruction + β·KL)", |m| Some(m.train_objective), false));
     let names: Vec<String> = runs.iter().map(|r| r.0.clone()).collect();
     let mut title = format!("{} runs compared: {}", runs.len(), names.join(", "));
     if likelihoods.len() > 1 {
