@@ -110,8 +110,12 @@ fn a_vamp_prior_run_trains_resumes_evaluates_and_samples() {
     let out = vae().args(["eval", w, "--k", "20", "--limit", "50", "--generated", "0"]).assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("VampPrior of 10 pseudo-inputs"), "{stdout}");
+    // Its KL is a Monte Carlo estimate: said so, with its standard error over the draws.
+    let kl_line = stdout.lines().find(|l| l.contains("KL(q(z|x)")).unwrap();
+    assert!(kl_line.contains("estimated") && kl_line.contains(" ± ") && !kl_line.contains("analytic"), "{kl_line}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(whole.join("eval.json")).unwrap()).unwrap();
+    assert!(report["elbo"]["kl_se"].as_f64().unwrap() > 0.0, "{}", report["elbo"]);
     // IWAE-20 is a tighter bound than the ELBO, both finite.
     let (elbo, iwae) =
         (report["elbo"]["elbo"]["mean"].as_f64().unwrap(), report["iwae"]["bound"]["mean"].as_f64().unwrap());

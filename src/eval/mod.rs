@@ -45,8 +45,13 @@ pub struct ElboReport {
     pub elbo: Estimate,
     /// E_q\[log p(x|z)\] = −BCE, nats per example.
     pub reconstruction: Estimate,
-    /// KL(q(z|x) ‖ N(0, I)), analytic, nats per example.
+    /// KL(q(z|x) ‖ p(z)), nats per example: analytic for N(0, I) (the same in every pass),
+    /// estimated by log q(z|x) − log p(z) at each pass's draw for a VampPrior (the mean over
+    /// the passes).
     pub kl: f64,
+    /// The KL's standard error over the passes (0 for the analytic KL).
+    #[serde(default)]
+    pub kl_se: f64,
     pub draws: usize,
 }
 
@@ -55,13 +60,9 @@ pub fn elbo(model: &Model, split: &Split, pool: &Pool, draws: usize, seed: u64) 
     let passes: Vec<_> =
         (0..draws).map(|s| evaluate(model, split, pool, Rng::stream(seed, Purpose::Eval, s as u64))).collect();
     let recon: Vec<f64> = passes.iter().map(|t| -t.bce).collect();
+    let kl = Estimate::of(&passes.iter().map(|t| t.kl).collect::<Vec<_>>());
     let total: Vec<f64> = passes.iter().map(|t| -t.bce - t.kl).collect();
-    ElboReport {
-        elbo: Estimate::of(&total),
-        reconstruction: Estimate::of(&recon),
-        kl: passes.first().map_or(0.0, |t| t.kl),
-        draws,
-    }
+    ElboReport { elbo: Estimate::of(&total), reconstruction: Estimate::of(&recon), kl: kl.mean, kl_se: kl.se, draws }
 }
 
 /// The importance-weighted bound summarised over a split.
