@@ -153,3 +153,26 @@ fn an_image_folders_judge_is_a_conv_classifier() {
     let out = run(&["eval", r.to_str().unwrap(), "--k", "2", "--generated", "60", "--classifier", j]);
     assert!(out.contains("classifier test accuracy") && out.contains("100.00%"), "{out}");
 }
+
+/// `--likelihood discretized-gaussian`: a probability of the 256 values, so it trains on the
+/// grid values themselves (no dequantization) and `eval` reports NLL / (D ln 2) as a code
+/// length; the sampled objectives are refused before any data is read.
+#[test]
+fn a_discretized_gaussian_run_reports_bits_as_a_probability() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, r) = (tmp.path().join("squares"), tmp.path().join("run"));
+    colour_folder(&data);
+    train(&data, &r, &["--epochs", "2", "--likelihood", "discretized-gaussian"]);
+    let config = std::fs::read_to_string(r.join("config.json")).unwrap();
+    assert!(config.contains("\"likelihood\": \"discretized-gaussian\"") && !config.contains("dequantize"), "{config}");
+    let out = run(&["eval", r.to_str().unwrap(), "--k", "4", "--generated", "0"]);
+    let bits = out.lines().find(|l| l.starts_with("bits per dimension")).unwrap();
+    assert!(bits.contains("a probability of the 256 values"), "{bits}");
+    let value: f64 = bits.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(value > 0.0 && value.is_finite(), "{bits}");
+    run(&["sample", r.to_str().unwrap(), "-n", "4"]);
+    fails(
+        &["train", "--likelihood", "discretized-gaussian", "--objective", "iwae"],
+        &["trains on the ELBO with one draw for now"],
+    );
+}

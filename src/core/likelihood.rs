@@ -486,5 +486,8 @@ simd_fn! {
     }
 }
 
+pub mod discretized;
+pub use discretized::{discretized_gaussian_log_likelihood, discretized_gaussian_nll};
+
 #[cfg(test)]
 mod tests;

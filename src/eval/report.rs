@@ -131,11 +131,17 @@ impl BitsPerDim {
     /// same formula, labelled as not a code length (a density at grid points can exceed the
     /// bin's probability, even give negative bits). For the Bernoulli, a probability of binary
     /// values, NLL / (D·ln 2): bits per binary dimension, a code length for binarized data.
-    pub fn of(nll: f64, dims: usize, continuous: bool, dequantized: bool) -> BitsPerDim {
+    pub fn of(nll: f64, dims: usize, likelihood: &crate::model::Likelihood, dequantized: bool) -> BitsPerDim {
         let d = dims as f64;
         let ln2 = std::f64::consts::LN_2;
+        let continuous = likelihood.is_continuous();
         let value = if continuous { (nll + d * 256f64.ln()) / (d * ln2) } else { nll / (d * ln2) };
         let how = match (continuous, dequantized) {
+            _ if likelihood.is_discrete() => {
+                format!(
+                    "NLL / (D·ln 2), D = {dims}: a probability of the 256 values, so a bound on the bytes' code length"
+                )
+            }
             (true, true) => format!(
                 "(NLL + D·ln 256) / (D·ln 2), D = {dims}, on dequantized x = (v + u)/256: a bound on the bytes' code length"
             ),
@@ -292,7 +298,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
         bits_per_dim: Some(BitsPerDim::of(
             iwae.nll,
             config.model.pixels(),
-            config.model.likelihood.is_continuous(),
+            &config.model.likelihood,
             config.model.dequantize,
         )),
         sign_convention: SIGN_CONVENTION.to_string(),
@@ -381,7 +387,8 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
         "the papers' test NLL, lower is better",
     );
     // Bits per dimension: for colour images or densities, where papers report it.
-    let shown = |_: &&BitsPerDim| model.config().channels > 1 || model.config().likelihood.is_continuous();
+    let l = &model.config().likelihood;
+    let shown = |_: &&BitsPerDim| model.config().channels > 1 || l.is_continuous() || l.is_discrete();
     if let Some(b) = r.bits_per_dim.as_ref().filter(shown) {
         line(&mut t, "bits per dimension", format!("{:.4}", b.value), &b.how);
     }

@@ -18,6 +18,10 @@ pub enum Likelihood {
     /// Continuous Bernoulli(σ(o)) (Loaiza-Ganem & Cunningham 2019): a proper density on
     /// [0, 1], the Bernoulli with its normalising constant.
     ContinuousBernoulli,
+    /// A Normal(o, σ²)'s mass on each 8-bit value's bin, σ learned per channel
+    /// ([`k::discretized`]): a probability over the 256 values, so its bits per dimension
+    /// are a code length as they stand.
+    DiscretizedGaussian,
 }
 
 /// Initial log-variance of a learned Gaussian likelihood: σ = e^(−2) ≈ 0.135, the scale of
@@ -32,6 +36,7 @@ impl Likelihood {
             Likelihood::Bernoulli => "bernoulli",
             Likelihood::Gaussian { .. } => "gaussian",
             Likelihood::ContinuousBernoulli => "continuous-bernoulli",
+            Likelihood::DiscretizedGaussian => "discretized-gaussian",
         }
     }
 
@@ -40,19 +45,25 @@ impl Likelihood {
         match self {
             Likelihood::Gaussian { sigma: Some(s) } => format!("gaussian (σ = {s})"),
             Likelihood::Gaussian { sigma: None } => "gaussian (learned σ per channel)".into(),
+            Likelihood::DiscretizedGaussian => "discretized-gaussian (learned σ per channel)".into(),
             other => other.name().into(),
         }
     }
 
     /// Whether the model has a learned log-variance per channel (`likelihood.logvar`).
     pub fn learns_variance(&self) -> bool {
-        matches!(self, Likelihood::Gaussian { sigma: None })
+        matches!(self, Likelihood::Gaussian { sigma: None } | Likelihood::DiscretizedGaussian)
     }
 
     /// Whether it is a density on [0, 1] or ℝ (so bits per dimension of 8-bit data mean
     /// something), rather than a probability of binary values.
     pub fn is_continuous(&self) -> bool {
-        !matches!(self, Likelihood::Bernoulli)
+        matches!(self, Likelihood::Gaussian { .. } | Likelihood::ContinuousBernoulli)
+    }
+
+    /// Whether it is a probability of the 256 values of 8-bit data.
+    pub fn is_discrete(&self) -> bool {
+        matches!(self, Likelihood::DiscretizedGaussian)
     }
 
     /// The output value `o` whose distribution has mean `mean` (clipped to [0.001, 0.999]):
@@ -65,7 +76,7 @@ impl Likelihood {
     pub fn link_of_mean(&self, mean: f32) -> f32 {
         let m = (mean as f64).clamp(0.001, 0.999);
         match self {
-            Likelihood::Gaussian { .. } => mean,
+            Likelihood::Gaussian { .. } | Likelihood::DiscretizedGaussian => mean,
             Likelihood::Bernoulli => (m / (1.0 - m)).ln() as f32,
             Likelihood::ContinuousBernoulli => k::cb_logit_of_mean(m) as f32,
         }
@@ -89,7 +100,7 @@ impl Likelihood {
     pub fn fill_logvar(&self, learned: &[f32], plane: usize, rows: &mut [f32]) {
         match self {
             Likelihood::Gaussian { sigma: Some(s) } => rows.fill(2.0 * s.ln()),
-            Likelihood::Gaussian { sigma: None } => {
+            Likelihood::Gaussian { sigma: None } | Likelihood::DiscretizedGaussian => {
                 for (block, &lv) in rows.chunks_exact_mut(plane).zip(learned) {
                     block.fill(lv);
                 }
@@ -119,6 +130,9 @@ impl Likelihood {
             Likelihood::Bernoulli => k::bernoulli_bce(pool, out, bias, x, db, col_loss, cols),
             Likelihood::Gaussian { .. } => k::gaussian_nll(pool, out, bias, logvar, x, db, dlogvar, col_loss, cols),
             Likelihood::ContinuousBernoulli => k::continuous_bernoulli_nll(pool, out, bias, x, db, col_loss, cols),
+            Likelihood::DiscretizedGaussian => {
+                k::discretized_gaussian_nll(pool, out, bias, logvar, x, db, dlogvar, col_loss, cols)
+            }
         }
     }
 
@@ -138,6 +152,9 @@ impl Likelihood {
             Likelihood::Bernoulli => k::bernoulli_log_likelihood(pool, out, bias, x, col_ll, cols),
             Likelihood::Gaussian { .. } => k::gaussian_log_likelihood(pool, out, bias, logvar, x, col_ll, cols),
             Likelihood::ContinuousBernoulli => k::continuous_bernoulli_log_likelihood(pool, out, bias, x, col_ll, cols),
+            Likelihood::DiscretizedGaussian => {
+                k::discretized_gaussian_log_likelihood(pool, out, bias, logvar, x, col_ll, cols)
+            }
         }
     }
 
@@ -146,7 +163,7 @@ impl Likelihood {
     pub fn mean(&self, out: &mut [f32], bias: &[f32], cols: usize) {
         match self {
             Likelihood::Bernoulli => k::bias_sigmoid(out, bias, cols),
-            Likelihood::Gaussian { .. } => k::bias_clamp(out, bias, cols),
+            Likelihood::Gaussian { .. } | Likelihood::DiscretizedGaussian => k::bias_clamp(out, bias, cols),
             Likelihood::ContinuousBernoulli => k::bias_cb_mean(out, bias, cols),
         }
     }

@@ -196,6 +196,16 @@ impl<'a> Reference<'a> {
                     };
                     -0.5 * ((2.0 * std::f64::consts::PI).ln() + lv + (xi - o) * (xi - o) / lv.exp())
                 }
+                Likelihood::DiscretizedGaussian => {
+                    // log (Φ(b) − Φ(a)) over the bin of the nearest value v, the edge bins open.
+                    let lv = self.get("likelihood.logvar").0[i / plane];
+                    let sigma = (0.5 * lv).exp();
+                    let v = (xi * 255.0).round();
+                    let cdf = |t: f64| 0.5 * libm::erfc(-t / std::f64::consts::SQRT_2);
+                    let hi = if v < 255.0 { cdf(((v + 0.5) / 255.0 - o) / sigma) } else { 1.0 };
+                    let lo = if v > 0.0 { cdf(((v - 0.5) / 255.0 - o) / sigma) } else { 0.0 };
+                    (hi - lo).ln()
+                }
             })
             .sum()
     }
