@@ -156,7 +156,9 @@ mod tests {
             let (a, b) = edges(x, mu, (0.5 * lv).exp());
             -mass(a, b).ln()
         };
-        for (mu, v, sigma) in [(0.5f64, 128u32, 0.05f64), (0.1, 0, 0.02), (0.9, 255, 0.03), (0.3, 77, 0.004), (0.6, 10, 0.3)] {
+        for (mu, v, sigma) in
+            [(0.5f64, 128u32, 0.05f64), (0.1, 0, 0.02), (0.9, 255, 0.03), (0.3, 77, 0.004), (0.6, 10, 0.3)]
+        {
             let (x, lv) = (v as f64 / 255.0, 2.0 * sigma.ln());
             let (loss, dmu, dlv) = pixel(mu as f32, x as f32, lv as f32);
             let want = nll(mu, x, lv);
