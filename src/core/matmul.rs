@@ -33,8 +33,9 @@ impl<'a> Mat<'a> {
 
     fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Mat<'a> {
         if rows > 0 && cols > 0 {
-            let last = (rows - 1) * rs + (cols - 1) * cs;
-            assert!(last < data.len(), "matrix view {rows}x{cols} does not fit its buffer");
+            // Checked: a wrapped offset would let a huge view pass as a small one.
+            let last = (rows - 1).checked_mul(rs).zip((cols - 1).checked_mul(cs)).and_then(|(r, c)| r.checked_add(c));
+            assert!(last.is_some_and(|l| l < data.len()), "matrix view {rows}x{cols} does not fit its buffer");
         }
         Mat { data, rows, cols, row_stride: rs, col_stride: cs }
     }
@@ -90,7 +91,7 @@ const PARALLEL_MIN_MACS: usize = 64 * 1024;
 pub fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ: [{m}, {k}] x [{}, {n}]", b.rows);
-    assert!(dst.len() >= m * n, "destination too small for [{m}, {n}]");
+    assert!(m.checked_mul(n).is_some_and(|mn| dst.len() >= mn), "destination too small for [{m}, {n}]");
     if m == 0 || n == 0 {
         return;
     }
@@ -108,7 +109,7 @@ pub fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         // SAFETY: the destination was bounds-checked above; parts' blocks are disjoint.
         unsafe { matmul_serial(at, n, a.rows_range(rows), b.cols_range(cols), accumulate) };
     };
-    if parts == 1 || m * n * k < PARALLEL_MIN_MACS {
+    if parts == 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
         block_all(&block, parts);
     } else {
         pool.run(&block);
@@ -167,6 +168,28 @@ fn block_all(block: &dyn Fn(usize), parts: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 24's example: a 2⁶⁰-row column of stride 0 times a 1×16 row is a [2⁶⁰, 16]
+    /// product, whose size wraps to 0 in unchecked arithmetic and passed for an empty
+    /// destination, and the product then wrote out of bounds. Checked, it is refused with
+    /// the message below, with overflow checks on (tests) or off (release), where a wrap
+    /// would have panicked with another message or not at all.
+    #[test]
+    #[should_panic(expected = "destination too small for [1152921504606846976, 16]")]
+    fn a_product_whose_size_overflows_is_refused() {
+        let one = [1.0f32];
+        let row = [1.0f32; 16];
+        let a = Mat::columns(&one, 1 << 60, 1, 0);
+        matmul(&Pool::new(1), &mut [], a, Mat::new(&row, 1, 16), false);
+    }
+
+    /// A view whose last element's offset overflows is refused, not wrapped into range.
+    #[test]
+    #[should_panic(expected = "does not fit its buffer")]
+    fn a_view_whose_extent_overflows_is_refused() {
+        let data = [0.0f32; 4];
+        let _ = Mat::columns(&data, usize::MAX / 2 + 2, 1, 2);
+    }
 
     fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         let mut c = vec![0.0; m * n];

@@ -277,7 +277,8 @@ pub fn split_range(len: usize, parts: usize, part: usize, align: usize) -> std::
         if i >= parts {
             return len;
         }
-        let raw = len * i / parts;
+        // In u128: len · i may not fit a usize (it cannot overflow here).
+        let raw = (len as u128 * i as u128 / parts as u128) as usize;
         (raw / align * align).min(len)
     };
     bound(part)..bound(part + 1)
@@ -388,6 +389,19 @@ impl Drop for Pool {
 
 #[cfg(test)]
 mod tests {
+    /// Lengths near usize::MAX split without overflow: the parts tile the range exactly
+    /// (len · part / parts computed in u128; in usize it wrapped).
+    #[test]
+    fn huge_lengths_split_without_overflow() {
+        let len = usize::MAX - 7;
+        let parts = 3;
+        let ranges: Vec<_> = (0..parts).map(|p| super::split_range(len, parts, p, 1)).collect();
+        assert_eq!(ranges[0].start, 0);
+        assert_eq!(ranges[2].end, len);
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start && w[0].start <= w[0].end));
+        assert_eq!(ranges[1].start, (len as u128 / 3) as usize);
+    }
+
     use super::*;
     use std::sync::atomic::AtomicU64;
 
