@@ -28,6 +28,7 @@
 use super::im2col::ConvGeometry;
 use super::matmul::{Mat, matmul_serial};
 use super::pool::{Pool, SyncMut, split_range};
+use super::shape::holds;
 
 /// What a product's output gets before it is stored: a bias per output row (a channel), and
 /// optionally ReLU — a convolution layer's bias and activation fused into its product.
@@ -226,10 +227,13 @@ pub fn columns_product(
 ) {
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
     assert_eq!(a.cols(), k, "columns_product: a must be [M, {k}]");
-    assert!(x.len() >= g.in_size() * batch && y.len() >= m * n, "columns_product: buffers too small");
+    assert!(holds(x.len(), &[g.in_size(), batch]) && holds(y.len(), &[m, n]), "columns_product: buffers too small");
     assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product: scratch too small");
     assert!(epilogue.is_none_or(|e| e.bias.len() == m), "columns_product: a bias per output row");
-    assert!(mask.as_ref().is_none_or(|mk| mk.db.len() == m && mk.h.len() >= m * n), "columns_product: mask shape");
+    assert!(
+        mask.as_ref().is_none_or(|mk| mk.db.len() == m && holds(mk.h.len(), &[m, n])),
+        "columns_product: mask shape"
+    );
     #[cfg(target_arch = "x86_64")]
     if implicit(a) {
         // SAFETY: `implicit` checked for AVX-512.
@@ -289,7 +293,10 @@ pub fn columns_product_t(
     batch: usize,
 ) {
     let (k, n) = (g.col_rows(), g.out_plane() * batch);
-    assert!(e.len() >= m * n && d.len() >= m * k && x.len() >= g.in_size() * batch, "columns_product_t: buffers");
+    assert!(
+        holds(e.len(), &[m, n]) && holds(d.len(), &[m, k]) && holds(x.len(), &[g.in_size(), batch]),
+        "columns_product_t: buffers"
+    );
     assert!(scratch.len() >= scratch_len(pool.threads()), "columns_product_t: scratch too small");
     #[cfg(target_arch = "x86_64")]
     if implicit(Mat::new(e, m, n)) && m >= IMPLICIT_MIN_E_ROWS && k >= IMPLICIT_MIN_COLUMNS {
@@ -335,7 +342,7 @@ pub fn col2im_product(
 ) {
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
     assert_eq!(a.cols(), k, "col2im_product: a must be [M, {k}]");
-    assert!(e.len() >= m * n && out.len() >= g.in_size() * batch, "col2im_product: buffers too small");
+    assert!(holds(e.len(), &[m, n]) && holds(out.len(), &[g.in_size(), batch]), "col2im_product: buffers too small");
     assert!(scratch.len() >= scratch_len(pool.threads()), "col2im_product: scratch too small");
     assert!(epilogue.is_none_or(|e| e.bias.len() == g.channels), "col2im_product: a bias per channel");
     let plane = g.height * g.width * batch;

@@ -13,6 +13,7 @@
 //! forward of a transposed convolution.
 
 use super::pool::{Pool, SyncMut};
+use super::shape::holds;
 
 /// The geometry of a convolution's *input* side: channels, height, width, and the kernel,
 /// stride and padding that map it to the output side.
@@ -27,29 +28,45 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// Output side along an input `extent`: `(extent + 2p − k) / s + 1`, checked (a kernel
+    /// larger than the padded input, a zero stride or sizes past usize panic with a message
+    /// here, rather than wrap into a small, wrong size).
+    fn out_side(&self, extent: usize) -> usize {
+        let padded = self.padding.checked_mul(2).and_then(|p| extent.checked_add(p));
+        let span =
+            padded.and_then(|p| p.checked_sub(self.kernel)).expect("convolution: kernel larger than the padded input");
+        assert!(self.stride > 0, "convolution: stride 0");
+        span / self.stride + 1
+    }
+
+    /// The checked product of `dims`.
+    fn product(dims: &[usize]) -> usize {
+        dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d)).expect("convolution geometry overflows usize")
+    }
+
     /// Output height `(H + 2p − k) / s + 1`.
     pub fn out_height(&self) -> usize {
-        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
+        self.out_side(self.height)
     }
 
     /// Output width `(W + 2p − k) / s + 1`.
     pub fn out_width(&self) -> usize {
-        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
+        self.out_side(self.width)
     }
 
     /// Rows of the column matrix: `C·k·k`.
     pub fn col_rows(&self) -> usize {
-        self.channels * self.kernel * self.kernel
+        Self::product(&[self.channels, self.kernel, self.kernel])
     }
 
     /// Output positions per example: `Ho·Wo`.
     pub fn out_plane(&self) -> usize {
-        self.out_height() * self.out_width()
+        Self::product(&[self.out_height(), self.out_width()])
     }
 
     /// Input values per example: `C·H·W`.
     pub fn in_size(&self) -> usize {
-        self.channels * self.height * self.width
+        Self::product(&[self.channels, self.height, self.width])
     }
 
     /// The input coordinate read by output coordinate `o` at kernel offset `k`, if inside.
@@ -67,8 +84,8 @@ pub fn im2col(pool: &Pool, g: &ConvGeometry, x: &[f32], col: &mut [f32], batch: 
     let (ho, wo, k) = (g.out_height(), g.out_width(), g.kernel);
     let row_len = ho * wo * batch;
     let rows = g.col_rows();
-    assert!(x.len() >= g.in_size() * batch, "im2col: x must be [{}, {batch}]", g.in_size());
-    assert!(col.len() >= rows * row_len, "im2col: col must be [{rows}, {row_len}]");
+    assert!(holds(x.len(), &[g.in_size(), batch]), "im2col: x must be [{}, {batch}]", g.in_size());
+    assert!(holds(col.len(), &[rows, row_len]), "im2col: col must be [{rows}, {row_len}]");
     let cp = SyncMut::new(&mut col[..rows * row_len]);
     pool.for_ranges(rows, 1, PARALLEL_MIN_ROWS, &|_, range| {
         // SAFETY: parts write disjoint row ranges of `col`.
@@ -100,8 +117,8 @@ pub fn col2im(pool: &Pool, g: &ConvGeometry, col: &[f32], x: &mut [f32], batch: 
     let (ho, wo, k) = (g.out_height(), g.out_width(), g.kernel);
     let row_len = ho * wo * batch;
     let plane_len = g.height * g.width * batch;
-    assert!(col.len() >= g.col_rows() * row_len, "col2im: col must be [{}, {row_len}]", g.col_rows());
-    assert!(x.len() >= g.channels * plane_len, "col2im: x must be [{}, {batch}]", g.in_size());
+    assert!(holds(col.len(), &[g.col_rows(), row_len]), "col2im: col must be [{}, {row_len}]", g.col_rows());
+    assert!(holds(x.len(), &[g.channels, plane_len]), "col2im: x must be [{}, {batch}]", g.in_size());
     let xp = SyncMut::new(&mut x[..g.channels * plane_len]);
     pool.for_ranges(g.channels, 1, 2, &|_, channels| {
         // SAFETY: parts write disjoint channel planes of `x`.
@@ -139,6 +156,19 @@ mod tests {
         padding: usize,
     ) -> ConvGeometry {
         ConvGeometry { channels, height, width, kernel, stride, padding }
+    }
+
+    /// Sizes that would wrap are refused with a message, not turned into small wrong ones.
+    #[test]
+    #[should_panic(expected = "convolution geometry overflows usize")]
+    fn an_overflowing_geometry_is_refused() {
+        geometry(1 << 22, 1 << 21, 1 << 21, 1, 1, 0).in_size();
+    }
+
+    #[test]
+    #[should_panic(expected = "kernel larger than the padded input")]
+    fn a_kernel_larger_than_the_input_is_refused() {
+        geometry(1, 2, 2, 5, 1, 1).out_height();
     }
 
     fn ramp(n: usize, seed: u32) -> Vec<f32> {

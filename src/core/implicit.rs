@@ -26,6 +26,7 @@ use super::conv::Epilogue;
 use super::cpu::MAX_KC;
 use super::im2col::ConvGeometry;
 use super::pool::{Pool, SyncMut, split_range};
+use super::shape::holds;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
@@ -426,7 +427,10 @@ pub unsafe fn forward(
 ) {
     let (k, positions) = (g.col_rows(), g.out_plane());
     let n = positions * batch;
-    assert!(a.len() >= m * k && x.len() >= g.in_size() * batch && y.len() >= m * n, "implicit forward: buffers");
+    assert!(
+        holds(a.len(), &[m, k]) && holds(x.len(), &[g.in_size(), batch]) && holds(y.len(), &[m, n]),
+        "implicit forward: buffers"
+    );
     let mut packed = Vec::new();
     pack(pool, m, k, a, &mut packed);
     // Column (c, ky, kx)'s offset in x from its position's top-left tap.
@@ -501,7 +505,10 @@ pub unsafe fn transposed(
     let (ho, wo) = (g.out_height(), g.out_width());
     let n = ho * wo * batch;
     let plane = g.height * g.width * batch;
-    assert!(a.len() >= m * k && e.len() >= m * n && out.len() >= channels * plane, "implicit transposed: buffers");
+    assert!(
+        holds(a.len(), &[m, k]) && holds(e.len(), &[m, n]) && holds(out.len(), &[channels, plane]),
+        "implicit transposed: buffers"
+    );
     // The taps of each parity class: (ky, kx) with ky ≡ py + pad (mod s).
     let taps = |py: usize, px: usize| -> Vec<(usize, usize)> {
         let ky = (0..kk).filter(|ky| (ky + s - (py + pad) % s).is_multiple_of(s));
@@ -663,7 +670,10 @@ unsafe fn transpose_rows(src: &[*const f32], rb: usize, t: &mut [f32], stride: u
 pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x: &[f32], d: &mut [f32], batch: usize) {
     let (k, positions) = (g.col_rows(), g.out_plane());
     let n = positions * batch;
-    assert!(e.len() >= m * n && x.len() >= g.in_size() * batch && d.len() >= m * k, "implicit weight_grad: buffers");
+    assert!(
+        holds(e.len(), &[m, n]) && holds(x.len(), &[g.in_size(), batch]) && holds(d.len(), &[m, k]),
+        "implicit weight_grad: buffers"
+    );
     let kk = g.kernel;
     let offsets: Vec<usize> =
         (0..k).map(|j| ((j / (kk * kk) * g.height + j / kk % kk) * g.width + j % kk) * batch).collect();

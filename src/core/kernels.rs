@@ -8,6 +8,7 @@
 //! and added in part order, so results are reproducible for a given thread count.
 
 use super::pool::{Pool, SyncMut};
+use super::shape::holds;
 use super::simd::{self, simd_fn};
 
 /// Rows below this count run on the calling thread (for rows of up to 128 values).
@@ -160,7 +161,7 @@ pub fn gather_dequantized(
     x: &mut [f32],
 ) {
     let batch = indices.len();
-    assert!(x.len() >= pixels * batch && ids.len() == batch, "x must be [pixels, batch]");
+    assert!(holds(x.len(), &[pixels, batch]) && ids.len() == batch, "x must be [pixels, batch]");
     let xp = SyncMut::new(&mut x[..pixels * batch]);
     pool.for_ranges(pixels, 1, 64, &|_, rows| {
         // SAFETY: parts write disjoint row ranges.
@@ -178,7 +179,7 @@ pub fn gather_dequantized(
 /// the way. Works in blocks of 16 examples so every store is a contiguous run of a row.
 pub fn gather_images(images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32]) {
     let batch = indices.len();
-    assert!(x.len() >= pixels * batch, "x must be [pixels, batch]");
+    assert!(holds(x.len(), &[pixels, batch]), "x must be [pixels, batch]");
     // SAFETY: bounds checked above; we hold the only reference to x.
     unsafe { gather_columns(images, pixels, indices, x.as_mut_ptr(), batch, 0) }
 }
@@ -186,7 +187,7 @@ pub fn gather_images(images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32
 /// [`gather_images`] with the columns split across the pool. Shapes as there.
 pub fn gather_images_parallel(pool: &Pool, images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32]) {
     let batch = indices.len();
-    assert!(x.len() >= pixels * batch, "x must be [pixels, batch]");
+    assert!(holds(x.len(), &[pixels, batch]), "x must be [pixels, batch]");
     let xp = SyncMut::new(x);
     pool.for_ranges(batch, 16, 64, &|_, r| {
         // SAFETY: bounds checked above; parts write disjoint columns.

@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whether a buffer of `len` values holds the product of `dims`, computed with checked
+/// arithmetic: a product that overflows `usize` fits no buffer (unchecked, it would wrap to a
+/// small number and let a kernel write past the end).
+pub fn holds(len: usize, dims: &[usize]) -> bool {
+    dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d)).is_some_and(|n| len >= n)
+}
+
 /// The longest image side `vae` takes (pictures, folders, models).
 pub const MAX_SIDE: usize = 4096;
 
@@ -62,5 +69,12 @@ mod tests {
         assert_eq!(s.to_string(), "48x64 RGB");
         assert_eq!(Shape::mnist().to_string(), "28x28 grey");
         assert_eq!(Shape::mnist().size(), 784);
+    }
+
+    #[test]
+    fn holds_checks_the_product_without_wrapping() {
+        assert!(holds(12, &[3, 4]) && !holds(11, &[3, 4]) && holds(0, &[5, 0]));
+        // 2^32 · 2^32 wraps to 0 in usize: it fits no buffer, an empty one included.
+        assert!(!holds(0, &[1 << 32, 1 << 32]) && !holds(usize::MAX, &[1 << 40, 1 << 30]));
     }
 }

@@ -85,7 +85,7 @@ impl ClassifierConfig {
         while conv.is_empty() || side > 4 {
             conv.push(width);
             width = (2 * width).min(MAX_WIDTH);
-            side = (side + 2 * crate::nn::PADDING - crate::nn::KERNEL) / crate::nn::STRIDE + 1;
+            side = (side + 2 * crate::nn::PADDING).saturating_sub(crate::nn::KERNEL) / crate::nn::STRIDE + 1;
         }
         ClassifierConfig { conv, hidden: vec![CONV_FEATURES], ..Self::for_data(shape, classes) }
     }
