@@ -8,14 +8,14 @@
 //! row that falls in the padding). A 6 × 64 broadcast kernel (24 AVX-512 accumulators; `a`
 //! packed once per call) computes two of a convolution layer's products:
 //!
-//! - [`forward`] `y [M, N] = a [M, K] · im2col(x)` (a convolution's forward, a transposed
+//! - `forward` `y [M, N] = a [M, K] · im2col(x)` (a convolution's forward, a transposed
 //!   convolution's input gradient);
-//! - [`transposed`] `out = col2im(aᵀ · e)` as a gather (a convolution's input gradient, a
+//! - `transposed` `out = col2im(aᵀ · e)` as a gather (a convolution's input gradient, a
 //!   transposed convolution's forward): an input pixel of parity class (iy mod s, ix mod s)
 //!   receives exactly the kernel taps of that class, so each output block is one product over
 //!   (tap, row) pointer rows, written once — no scatter-add, no two threads on one pixel.
 //!
-//! - [`weight_grad`] `d [M, K] = e [M, N] · im2col(x)ᵀ`: the reduction runs over the batch, so
+//! - `weight_grad` `d [M, K] = e [M, N] · im2col(x)ᵀ`: the reduction runs over the batch, so
 //!   here the column block is transposed (16 × 16 in registers) to `[batch, K]` rows and
 //!   `e`'s block packed, and the same kernel sums over them.
 //!
@@ -412,9 +412,10 @@ fn source(g: &ConvGeometry, p: usize, k: usize) -> Option<usize> {
 /// `y [M, N] = a [M, K] · im2col_g(x)` with `a` row-major, overwriting `y`.
 ///
 /// # Safety
-/// AVX-512F must be available (`simd::level()` is `V4`).
+/// AVX-512F must be available (`simd::level()` is `V4`). Every buffer's length, the
+/// epilogue's bias and the mask's included, is checked at entry (a short one panics).
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn forward(
+pub(crate) unsafe fn forward(
     pool: &Pool,
     g: &ConvGeometry,
     a: &[f32],
@@ -430,6 +431,13 @@ pub unsafe fn forward(
     assert!(
         holds(a.len(), &[m, k]) && holds(x.len(), &[g.in_size(), batch]) && holds(y.len(), &[m, n]),
         "implicit forward: buffers"
+    );
+    // The epilogue's bias and the mask are read and written through raw pointers below:
+    // every length checked here, not only where each starts.
+    assert!(epilogue.as_ref().is_none_or(|e| e.bias.len() >= m), "implicit forward: bias");
+    assert!(
+        mask.as_ref().is_none_or(|mk| holds(mk.h.len(), &[m, n]) && holds(mk.sums.len(), &[pool.threads(), m])),
+        "implicit forward: mask"
     );
     let mut packed = Vec::new();
     pack(pool, m, k, a, &mut packed);
@@ -487,9 +495,10 @@ pub unsafe fn forward(
 /// overwriting `out`: every pixel gathers its own kernel taps.
 ///
 /// # Safety
-/// AVX-512F must be available.
+/// AVX-512F must be available. Every buffer's length, the epilogue's bias and the mask's
+/// included, is checked at entry (a short one panics).
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn transposed(
+pub(crate) unsafe fn transposed(
     pool: &Pool,
     g: &ConvGeometry,
     a: &[f32],
@@ -508,6 +517,13 @@ pub unsafe fn transposed(
     assert!(
         holds(a.len(), &[m, k]) && holds(e.len(), &[m, n]) && holds(out.len(), &[channels, plane]),
         "implicit transposed: buffers"
+    );
+    // As in `forward`: the raw-pointer reads and writes below stay inside these lengths.
+    assert!(epilogue.as_ref().is_none_or(|e| e.bias.len() >= channels), "implicit transposed: bias");
+    assert!(
+        mask.as_ref()
+            .is_none_or(|mk| holds(mk.h.len(), &[channels, plane]) && holds(mk.sums.len(), &[pool.threads(), channels])),
+        "implicit transposed: mask"
     );
     // The taps of each parity class: (ky, kx) with ky ≡ py + pad (mod s).
     let taps = |py: usize, px: usize| -> Vec<(usize, usize)> {
@@ -667,7 +683,15 @@ unsafe fn transpose_rows(src: &[*const f32], rb: usize, t: &mut [f32], stride: u
 ///
 /// # Safety
 /// AVX-512F must be available.
-pub unsafe fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x: &[f32], d: &mut [f32], batch: usize) {
+pub(crate) unsafe fn weight_grad(
+    pool: &Pool,
+    g: &ConvGeometry,
+    e: &[f32],
+    m: usize,
+    x: &[f32],
+    d: &mut [f32],
+    batch: usize,
+) {
     let (k, positions) = (g.col_rows(), g.out_plane());
     let n = positions * batch;
     assert!(

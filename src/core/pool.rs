@@ -308,6 +308,15 @@ impl<'a, T> SyncMut<'a, T> {
         self.0
     }
 
+    /// The buffer's length.
+    pub fn len(&self) -> usize {
+        self.1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.1 == 0
+    }
+
     /// Elements `range` of the buffer.
     ///
     /// # Safety
