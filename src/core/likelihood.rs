@@ -273,13 +273,49 @@ pub fn gaussian_nll(
     col_loss: &mut [f32],
     cols: usize,
 ) {
-    let rows = bias.len();
-    let (op, dbp, dvp) = (SyncMut::new(&mut out[..rows * cols]), SyncMut::new(db), SyncMut::new(dlogvar));
-    per_part_rows(pool, rows, col_loss, cols, &|r, c| {
+    with_logvar_nll(pool, (out, bias, logvar, x), (db, dlogvar), col_loss, cols, &gaussian_rows);
+}
+
+/// The rows of a likelihood with a log-variance per row: (`out`, `bias`, `logvar`, `x`,
+/// `db`, `dlogvar`, column-loss row, `cols`), as [`gaussian_rows`] takes them.
+type LogvarRows = dyn Fn(&mut [f32], &[f32], &[f32], &[f32], &mut [f32], &mut [f32], &mut [f32], usize) + Sync;
+
+/// Runs the `rows` of a likelihood with a per-row log-variance (the Gaussian's, the
+/// discretized Gaussian's) over the pool, as [`gaussian_nll`] describes: each part takes its
+/// row range of every buffer and sums its columns' losses into its own scratch row.
+fn with_logvar_nll(
+    pool: &Pool,
+    (out, bias, logvar, x): (&mut [f32], &[f32], &[f32], &[f32]),
+    (db, dlogvar): (&mut [f32], &mut [f32]),
+    col_loss: &mut [f32],
+    cols: usize,
+    rows: &LogvarRows,
+) {
+    let n = bias.len();
+    let (op, dbp, dvp) = (SyncMut::new(&mut out[..n * cols]), SyncMut::new(db), SyncMut::new(dlogvar));
+    per_part_rows(pool, n, col_loss, cols, &|r, c| {
         // SAFETY: row ranges of different parts are disjoint.
         let (o, d, v) = unsafe { (op.slice(r.start * cols..r.end * cols), dbp.slice(r.clone()), dvp.slice(r.clone())) };
         let span = r.start * cols..r.end * cols;
-        gaussian_rows(o, &bias[r.clone()], &logvar[r], &x[span], d, v, c, cols);
+        rows(o, &bias[r.clone()], &logvar[r], &x[span], d, v, c, cols);
+    });
+}
+
+/// Forward-only rows: (`out`, `bias`, `logvar`, `x`, column-log-likelihood row, `cols`).
+type LogvarLlRows = dyn Fn(&[f32], &[f32], &[f32], &[f32], &mut [f32], usize) + Sync;
+
+/// Forward only, for a likelihood with a per-row log-variance: `rows(out, bias, logvar, x,
+/// column-log-likelihood row, cols)` over the pool's row ranges, as [`with_logvar_nll`].
+fn with_logvar_ll(
+    pool: &Pool,
+    (out, bias, logvar, x): (&[f32], &[f32], &[f32], &[f32]),
+    col_ll: &mut [f32],
+    cols: usize,
+    rows: &LogvarLlRows,
+) {
+    per_part_rows(pool, bias.len(), col_ll, cols, &|r, c| {
+        let span = r.start * cols..r.end * cols;
+        rows(&out[span.clone()], &bias[r.clone()], &logvar[r], &x[span], c, cols);
     });
 }
 
@@ -306,10 +342,7 @@ pub fn gaussian_log_likelihood(
     col_ll: &mut [f32],
     cols: usize,
 ) {
-    per_part_rows(pool, bias.len(), col_ll, cols, &|r, c| {
-        let span = r.start * cols..r.end * cols;
-        gaussian_ll_rows(&out[span.clone()], &bias[r.clone()], &logvar[r], &x[span], c, cols);
-    });
+    with_logvar_ll(pool, (out, bias, logvar, x), col_ll, cols, &gaussian_ll_rows);
 }
 
 simd_fn! {

@@ -81,6 +81,34 @@ pub fn pixel(mu: f32, x: f32, logvar: f32) -> (f32, f32, f32) {
     }
 }
 
+/// Rows of [`discretized_gaussian_nll`], in [`gaussian_rows`]' form.
+#[allow(clippy::too_many_arguments)]
+fn nll_rows(
+    out: &mut [f32],
+    bias: &[f32],
+    logvar: &[f32],
+    x: &[f32],
+    db: &mut [f32],
+    dlogvar: &mut [f32],
+    col: &mut [f32],
+    cols: usize,
+) {
+    let rows = out.chunks_exact_mut(cols).zip(x.chunks_exact(cols));
+    for (r, (orow, xrow)) in rows.enumerate() {
+        let (b, lv) = (bias[r], logvar[r]);
+        (db[r], dlogvar[r]) = fused_row(orow, xrow, col, |o, x| pixel(o + b, x, lv));
+    }
+}
+
+/// Rows of [`discretized_gaussian_log_likelihood`].
+fn ll_rows(out: &[f32], bias: &[f32], logvar: &[f32], x: &[f32], col: &mut [f32], cols: usize) {
+    for (r, (orow, xrow)) in out.chunks_exact(cols).zip(x.chunks_exact(cols)).enumerate() {
+        for ((&o, &xv), acc) in orow.iter().zip(xrow).zip(col.iter_mut()) {
+            *acc -= pixel(o + bias[r], xv, logvar[r]).0;
+        }
+    }
+}
+
 /// The discretized Gaussian likelihood forward and backward, as [`gaussian_nll`]: means
 /// μ = `out` + `bias`, log-variances `logvar` per row, targets `x` on the grid v/255; each
 /// column's −log P(x|z) into `col_loss[..cols]`, ∂/∂μ into `out`, row sums into `db` and
@@ -97,17 +125,7 @@ pub fn discretized_gaussian_nll(
     col_loss: &mut [f32],
     cols: usize,
 ) {
-    let rows = bias.len();
-    let (op, dbp, dvp) = (SyncMut::new(&mut out[..rows * cols]), SyncMut::new(db), SyncMut::new(dlogvar));
-    per_part_rows(pool, rows, col_loss, cols, &|r, c| {
-        // SAFETY: row ranges of different parts are disjoint.
-        let (o, d, v) = unsafe { (op.slice(r.start * cols..r.end * cols), dbp.slice(r.clone()), dvp.slice(r.clone())) };
-        for (i, row) in r.clone().enumerate() {
-            let (orow, xrow) = (&mut o[i * cols..(i + 1) * cols], &x[row * cols..(row + 1) * cols]);
-            let (b, lv) = (bias[row], logvar[row]);
-            (d[i], v[i]) = fused_row(orow, xrow, c, |o, x| pixel(o + b, x, lv));
-        }
-    });
+    with_logvar_nll(pool, (out, bias, logvar, x), (db, dlogvar), col_loss, cols, &nll_rows);
 }
 
 /// Forward only: each column's log P(x|z) into `col_ll[..cols]`. Shapes as
@@ -121,14 +139,7 @@ pub fn discretized_gaussian_log_likelihood(
     col_ll: &mut [f32],
     cols: usize,
 ) {
-    per_part_rows(pool, bias.len(), col_ll, cols, &|r, c| {
-        for row in r {
-            let (b, lv) = (bias[row], logvar[row]);
-            for ((&o, &xv), acc) in out[row * cols..(row + 1) * cols].iter().zip(&x[row * cols..]).zip(c.iter_mut()) {
-                *acc -= pixel(o + b, xv, lv).0;
-            }
-        }
-    });
+    with_logvar_ll(pool, (out, bias, logvar, x), col_ll, cols, &ll_rows);
 }
 
 #[cfg(test)]
