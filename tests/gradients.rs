@@ -179,12 +179,14 @@ fn check_sampled(config: ModelConfig, k: usize, importance: bool, beta: f64) {
 }
 
 const KINDS: [ModelKind; 3] = [ModelKind::Vae, ModelKind::Cvae, ModelKind::Ae];
-const LIKELIHOODS: [Likelihood; 5] = [
+const LIKELIHOODS: [Likelihood; 7] = [
     Likelihood::Bernoulli,
     Likelihood::Gaussian { sigma: Some(0.3) },
     Likelihood::Gaussian { sigma: None },
     Likelihood::ContinuousBernoulli,
     Likelihood::DiscretizedGaussian,
+    Likelihood::LogisticMixture { mixtures: 1 },
+    Likelihood::LogisticMixture { mixtures: 3 },
 ];
 
 #[test]
@@ -207,6 +209,9 @@ fn every_likelihoods_gradients_match_finite_differences() {
         check(ModelConfig { likelihood, ..small(ModelKind::Vae) });
         check(ModelConfig { likelihood, ..small_conv(ModelKind::Cvae) });
     }
+    // RGB: the mixture's green and blue means depend on the red (and green) values.
+    let rgb = ModelConfig { widths: vec![3], ..ModelConfig::conv(ModelKind::Vae, Shape::new(3, 4, 4), 2) };
+    check(ModelConfig { likelihood: Likelihood::LogisticMixture { mixtures: 3 }, ..rgb });
 }
 
 #[test]
@@ -218,7 +223,7 @@ fn iwae_gradients_match_finite_differences() {
     }
     check_iwae(ModelConfig { hidden_layers: 2, activation: Activation::Tanh, ..small(ModelKind::Vae) }, 4);
     // The discretized Gaussian trains on the one-draw ELBO only (`vae train` refuses the rest).
-    for likelihood in LIKELIHOODS.into_iter().filter(|l| !l.is_discrete()) {
+    for likelihood in LIKELIHOODS.into_iter().filter(|l| *l != Likelihood::DiscretizedGaussian) {
         check_iwae(ModelConfig { likelihood, ..small_conv(ModelKind::Vae) }, 3);
     }
 }

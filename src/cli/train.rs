@@ -50,6 +50,9 @@ pub struct TrainArgs {
     /// channel]
     #[arg(long, value_name = "SIGMA", value_parser = positive)]
     pub sigma: Option<f32>,
+    /// Components of --likelihood logistic-mixture, 1 to 64 [default: 10, PixelCNN++'s]
+    #[arg(long, value_name = "K", value_parser = count(1, crate::model::likelihood::MAX_MIXTURES))]
+    pub mixtures: Option<usize>,
     /// The prior p(z) [default: standard]
     #[arg(long, value_enum)]
     pub prior: Option<PriorName>,
@@ -180,11 +183,18 @@ pub enum LikelihoodName {
     /// A Normal(o, σ²)'s mass on each 8-bit value's bin, σ learned per channel: a probability
     /// of the 256 values (PixelCNN++'s discretization)
     DiscretizedGaussian,
+    /// PixelCNN++'s discretized mixture of logistics (--mixtures components per pixel, RGB
+    /// channels depending on the earlier ones): a probability of the 256 values
+    LogisticMixture,
 }
 
 /// The likelihood the flags ask for; `--sigma` only makes sense with a Gaussian.
 fn likelihood(a: &TrainArgs) -> Result<Likelihood> {
-    Ok(match (a.likelihood.unwrap_or(LikelihoodName::Bernoulli), a.sigma) {
+    let name = a.likelihood.unwrap_or(LikelihoodName::Bernoulli);
+    if a.mixtures.is_some() && name != LikelihoodName::LogisticMixture {
+        bail!("--mixtures sets the components of --likelihood logistic-mixture; add --likelihood logistic-mixture");
+    }
+    Ok(match (name, a.sigma) {
         (LikelihoodName::Gaussian, sigma) => Likelihood::Gaussian { sigma },
         (_, Some(_)) => {
             bail!("--sigma sets the standard deviation of --likelihood gaussian; add --likelihood gaussian")
@@ -192,6 +202,9 @@ fn likelihood(a: &TrainArgs) -> Result<Likelihood> {
         (LikelihoodName::Bernoulli, None) => Likelihood::Bernoulli,
         (LikelihoodName::ContinuousBernoulli, None) => Likelihood::ContinuousBernoulli,
         (LikelihoodName::DiscretizedGaussian, None) => Likelihood::DiscretizedGaussian,
+        (LikelihoodName::LogisticMixture, None) => {
+            Likelihood::LogisticMixture { mixtures: a.mixtures.unwrap_or(crate::model::likelihood::DEFAULT_MIXTURES) }
+        }
     })
 }
 
@@ -290,7 +303,7 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 30] = [
+        let fixed: [(&str, bool); 31] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
@@ -303,6 +316,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--widths", a.widths.is_some()),
             ("--likelihood", a.likelihood.is_some()),
             ("--sigma", a.sigma.is_some()),
+            ("--mixtures", a.mixtures.is_some()),
             ("--objective", a.objective.is_some()),
             ("--k", a.k.is_some()),
             ("--binarize", a.binarize.is_some()),

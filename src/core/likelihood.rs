@@ -520,7 +520,9 @@ simd_fn! {
 }
 
 pub mod discretized;
+pub mod mixture;
 pub use discretized::{discretized_gaussian_log_likelihood, discretized_gaussian_nll};
+pub use mixture::{Mixture, logistic_mixture_log_likelihood, logistic_mixture_nll};
 
 #[cfg(test)]
 mod tests;

@@ -223,6 +223,12 @@ impl ModelConfig {
         self.shape().size()
     }
 
+    /// Rows of the decoder's output: the likelihood's parameters for every position
+    /// ([`Likelihood::output_channels`] · rows · cols; P for one parameter per value).
+    pub fn output_rows(&self) -> usize {
+        self.likelihood.output_channels(self.shape()) * self.shape().plane()
+    }
+
     /// Size of the label vector a cvae appends to its inputs (`classes`; 0 for the others).
     pub fn cond_dim(&self) -> usize {
         if self.kind.conditional() { self.classes } else { 0 }
@@ -382,7 +388,7 @@ impl ModelConfig {
                 let decoder = (0..self.hidden_layers)
                     .map(|j| b.linear(&numbered("fc2", j), if j == 0 { self.decoder_in() } else { h }, h))
                     .collect();
-                (decoder, b.linear("fc3", h, self.pixels()))
+                (decoder, b.linear("fc3", h, self.output_rows()))
             }
             Arch::Conv => {
                 let n = self.widths.len();
@@ -393,7 +399,8 @@ impl ModelConfig {
                 let mut layers: Vec<Layer> = (0..n)
                     .map(|j| {
                         let i = n - 1 - j; // its output is the encoder's layer-i input side
-                        let out_channels = if i == 0 { self.channels } else { self.widths[i - 1] };
+                        let out_channels =
+                            if i == 0 { self.likelihood.output_channels(self.shape()) } else { self.widths[i - 1] };
                         let (h, w) = side(i);
                         let kind = LayerKind::ConvTranspose2d {
                             geometry: halving(out_channels, h, w),

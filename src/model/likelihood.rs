@@ -1,8 +1,8 @@
 //! The decoder's likelihood p(x|z): which density the output parameterises, its loss and
 //! gradient, its log-density for evaluation, and the mean that pictures show.
 
-use crate::core::Pool;
-use crate::core::likelihood as k;
+use crate::core::likelihood::{self as k, Mixture};
+use crate::core::{Pool, Shape};
 use serde::{Deserialize, Serialize};
 
 /// The density of a pixel given the decoder's output o.
@@ -22,7 +22,21 @@ pub enum Likelihood {
     /// ([`k::discretized`]): a probability over the 256 values, so its bits per dimension
     /// are a code length as they stand.
     DiscretizedGaussian,
+    /// PixelCNN++'s discretized mixture of `mixtures` logistics per pixel, with RGB's
+    /// channels depending linearly on the earlier ones ([`k::mixture`]): a probability over
+    /// the 256 values; the decoder outputs every component's parameters.
+    LogisticMixture { mixtures: usize },
 }
+
+/// The default number of components of [`Likelihood::LogisticMixture`] (PixelCNN++'s).
+pub const DEFAULT_MIXTURES: usize = 10;
+
+/// The most components of a mixture.
+pub const MAX_MIXTURES: usize = 64;
+
+/// Initial log-scale of a mixture's logistics: s = e^(−2.5) ≈ 0.08, a standard deviation of
+/// sπ/√3 ≈ 0.15, close to [`LEARNED_LOGVAR_INIT`]'s σ for the same reason.
+pub const MIXTURE_LOG_SCALE_INIT: f32 = -2.5;
 
 /// Initial log-variance of a learned Gaussian likelihood: σ = e^(−2) ≈ 0.135, the scale of
 /// a blurry reconstruction's error on [0, 1] data. At σ = 1 the reconstruction term is so
@@ -37,6 +51,7 @@ impl Likelihood {
             Likelihood::Gaussian { .. } => "gaussian",
             Likelihood::ContinuousBernoulli => "continuous-bernoulli",
             Likelihood::DiscretizedGaussian => "discretized-gaussian",
+            Likelihood::LogisticMixture { .. } => "logistic-mixture",
         }
     }
 
@@ -46,6 +61,7 @@ impl Likelihood {
             Likelihood::Gaussian { sigma: Some(s) } => format!("gaussian (σ = {s})"),
             Likelihood::Gaussian { sigma: None } => "gaussian (learned σ per channel)".into(),
             Likelihood::DiscretizedGaussian => "discretized-gaussian (learned σ per channel)".into(),
+            Likelihood::LogisticMixture { mixtures } => format!("logistic-mixture ({mixtures} components)"),
             other => other.name().into(),
         }
     }
@@ -63,7 +79,23 @@ impl Likelihood {
 
     /// Whether it is a probability of the 256 values of 8-bit data.
     pub fn is_discrete(&self) -> bool {
-        matches!(self, Likelihood::DiscretizedGaussian)
+        matches!(self, Likelihood::DiscretizedGaussian | Likelihood::LogisticMixture { .. })
+    }
+
+    /// The mixture's parameter layout on images of `shape`, if it is one.
+    pub fn mixture(&self, shape: Shape) -> Option<Mixture> {
+        match *self {
+            Likelihood::LogisticMixture { mixtures } => {
+                Some(Mixture { channels: shape.channels, plane: shape.plane(), components: mixtures })
+            }
+            _ => None,
+        }
+    }
+
+    /// The decoder's output channels for images of `shape`: one per image channel, or the
+    /// mixture's parameters per position.
+    pub fn output_channels(&self, shape: Shape) -> usize {
+        self.mixture(shape).map_or(shape.channels, |m| m.params())
     }
 
     /// The output value `o` whose distribution has mean `mean` (clipped to [0.001, 0.999]):
@@ -76,7 +108,7 @@ impl Likelihood {
     pub fn link_of_mean(&self, mean: f32) -> f32 {
         let m = (mean as f64).clamp(0.001, 0.999);
         match self {
-            Likelihood::Gaussian { .. } | Likelihood::DiscretizedGaussian => mean,
+            Likelihood::Gaussian { .. } | Likelihood::DiscretizedGaussian | Likelihood::LogisticMixture { .. } => mean,
             Likelihood::Bernoulli => (m / (1.0 - m)).ln() as f32,
             Likelihood::ContinuousBernoulli => k::cb_logit_of_mean(m) as f32,
         }
@@ -91,6 +123,11 @@ impl Likelihood {
             && !(s.is_finite() && *s > 0.0)
         {
             return Err(format!("--sigma must be a positive number, got {s}"));
+        }
+        if let Likelihood::LogisticMixture { mixtures } = self
+            && !(1..=MAX_MIXTURES).contains(mixtures)
+        {
+            return Err(format!("--mixtures must be between 1 and {MAX_MIXTURES}, got {mixtures}"));
         }
         Ok(())
     }
@@ -109,14 +146,17 @@ impl Likelihood {
         }
     }
 
-    /// Forward and backward of Σ −log p(x|z) per column. `out` holds the output layer's
-    /// product `[P, cols]` on entry (bias `bias` \[P\] added here) and ∂loss/∂out on exit;
-    /// writes the row sums (the bias gradient) into `db` \[P\], a Gaussian's log-variance
-    /// row gradients into `dlogvar` \[P\], and each column's loss into `col_loss[..cols]`.
+    /// Forward and backward of Σ −log p(x|z) per column on images of `shape` (P values).
+    /// `out` holds the output layer's product `[R, cols]` on entry (R = P, or the mixture's
+    /// parameters · plane; bias `bias` \[R\] added here) and ∂loss/∂out on exit; writes the
+    /// row sums (the bias gradient) into `db` \[R\], a Gaussian's log-variance row gradients
+    /// into `dlogvar` \[P\], and each column's loss into `col_loss[..cols]`. Targets `x`
+    /// \[P, cols\].
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
         &self,
         pool: &Pool,
+        shape: Shape,
         out: &mut [f32],
         bias: &[f32],
         logvar: &[f32],
@@ -133,6 +173,10 @@ impl Likelihood {
             Likelihood::DiscretizedGaussian => {
                 k::discretized_gaussian_nll(pool, out, bias, logvar, x, db, dlogvar, col_loss, cols)
             }
+            Likelihood::LogisticMixture { .. } => {
+                let m = self.mixture(shape).expect("a mixture");
+                k::logistic_mixture_nll(pool, m, out, bias, x, db, col_loss, cols)
+            }
         }
     }
 
@@ -141,6 +185,7 @@ impl Likelihood {
     pub fn log_likelihood(
         &self,
         pool: &Pool,
+        shape: Shape,
         out: &[f32],
         bias: &[f32],
         logvar: &[f32],
@@ -155,13 +200,21 @@ impl Likelihood {
             Likelihood::DiscretizedGaussian => {
                 k::discretized_gaussian_log_likelihood(pool, out, bias, logvar, x, col_ll, cols)
             }
+            Likelihood::LogisticMixture { .. } => {
+                let m = self.mixture(shape).expect("a mixture");
+                k::logistic_mixture_log_likelihood(pool, m, out, bias, x, col_ll, cols)
+            }
         }
     }
 
     /// The image a decoder output stands for, in place: the mean of p(x|z) (σ(o) for the
-    /// Bernoulli, the continuous Bernoulli's own mean, the Gaussian's mean clamped to [0, 1]).
-    pub fn mean(&self, out: &mut [f32], bias: &[f32], cols: usize) {
+    /// Bernoulli, the continuous Bernoulli's own mean, the Gaussian's mean clamped to [0, 1],
+    /// the mixture's mean in the first P rows of `out`).
+    pub fn mean(&self, shape: Shape, out: &mut [f32], bias: &[f32], cols: usize) {
         match self {
+            Likelihood::LogisticMixture { .. } => {
+                k::mixture::logistic_mixture_mean(self.mixture(shape).expect("a mixture"), out, bias, cols)
+            }
             Likelihood::Bernoulli => k::bias_sigmoid(out, bias, cols),
             Likelihood::Gaussian { .. } | Likelihood::DiscretizedGaussian => k::bias_clamp(out, bias, cols),
             Likelihood::ContinuousBernoulli => k::bias_cb_mean(out, bias, cols),

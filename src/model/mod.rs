@@ -94,6 +94,16 @@ impl Model {
         if let Some(r) = &network.layout.logvar {
             params[r.clone()].fill(likelihood::LEARNED_LOGVAR_INIT);
         }
+        if let Some(m) = network.config.likelihood.mixture(network.config.shape()) {
+            let bias = &mut params[network.layout.output.b.clone()];
+            let per = bias.len() / m.params();
+            for c in 0..m.channels {
+                for k in 0..m.components {
+                    let i = m.log_scale(c, k);
+                    bias[i * per..(i + 1) * per].fill(likelihood::MIXTURE_LOG_SCALE_INIT);
+                }
+            }
+        }
         if let Some(r) = &network.layout.pseudo_inputs {
             // Tomczak & Welling's initialisation: N(0.05, 0.01²) per pixel.
             let u = &mut params[r.clone()];
@@ -111,11 +121,26 @@ impl Model {
     /// # Panics
     /// If `pixel_mean` is not one value per pixel.
     pub fn set_output_bias_to_mean(&mut self, pixel_mean: &[f32]) {
-        let likelihood = self.network.config.likelihood;
-        assert_eq!(pixel_mean.len(), self.network.config.pixels(), "one mean per pixel");
+        let config = &self.network.config;
+        let likelihood = config.likelihood;
+        assert_eq!(pixel_mean.len(), config.pixels(), "one mean per pixel");
         let out = &self.network.layout.output;
         let plane = out.spatial();
         let bias = &mut self.params[out.b.clone()];
+        if let Some(m) = likelihood.mixture(config.shape()) {
+            // Every component's mean of channel c starts at the data's, per pixel (MLP) or
+            // per channel (conv); the logits, log-scales and coefficients keep their start.
+            let per = bias.len() / m.params();
+            for (c, values) in pixel_mean.chunks_exact(m.plane).enumerate() {
+                for k in 0..m.components {
+                    let dst = &mut bias[m.mean(c, k) * per..(m.mean(c, k) + 1) * per];
+                    for (b, block) in dst.iter_mut().zip(values.chunks_exact(m.plane / per)) {
+                        *b = block.iter().map(|&v| v as f64).sum::<f64>() as f32 / block.len() as f32;
+                    }
+                }
+            }
+            return;
+        }
         for (b, block) in bias.iter_mut().zip(pixel_mean.chunks_exact(plane)) {
             let mean = block.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
             *b = likelihood.link_of_mean(mean as f32);

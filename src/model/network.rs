@@ -44,8 +44,8 @@ pub struct Workspace {
     pub z: Vec<f32>,
     /// Decoder activations before the output layer, one \[rows, k·B\] buffer per layer.
     pub dec_h: Vec<Buffer>,
-    /// The output layer's product on the forward pass, then ∂loss/∂out \[P, k·B\] (or the
-    /// likelihood's mean after `decode`).
+    /// The output layer's product on the forward pass, then ∂loss/∂out \[R, k·B\] (R = P,
+    /// or a mixture's parameters; after `decode`, the likelihood's mean in the first P rows).
     pub out: Buffer,
     /// Gradient scratch, two so stacked layers can ping-pong.
     dh: [Buffer; 2],
@@ -59,8 +59,8 @@ pub struct Workspace {
     x_rep: Vec<f32>,
     /// Normalised importance weights w̃ \[k·B\] (importance-weighted objective only).
     pub weights: Vec<f32>,
-    /// The output bias per row \[P\] (a convolution's is per channel), its gradient, and a
-    /// Gaussian likelihood's log-variance per row and its gradient.
+    /// The output bias per row \[R\] (a convolution's is per channel), its gradient, and a
+    /// Gaussian likelihood's log-variance per row \[P\] and its gradient.
     bias_rows: Vec<f32>,
     pub(super) db_rows: Vec<f32>,
     /// A fused ReLU backward's bias gradient (the largest layer's channels).
@@ -113,7 +113,7 @@ impl Workspace {
             eps: d(l),
             z: d(config.decoder_in()),
             dec_h,
-            out: Buffer::zeros(p * cols),
+            out: Buffer::zeros(config.output_rows() * cols),
             dh: [Buffer::zeros(grad_len), Buffer::zeros(grad_len)],
             dz: d(l),
             denc: v(config.encoder_out()),
@@ -121,8 +121,8 @@ impl Workspace {
             kl: v(1),
             x_rep: if samples > 1 { d(p) } else { Vec::new() },
             weights: d(1),
-            bias_rows: vec![0.0; p],
-            db_rows: vec![0.0; p],
+            bias_rows: vec![0.0; config.output_rows()],
+            db_rows: vec![0.0; config.output_rows()],
             db_below: vec![0.0; layout.encoder.iter().chain(&layout.decoder).map(Layer::bias_len).max().unwrap_or(0)],
             logvar_rows: vec![0.0; p],
             dlogvar_rows: vec![0.0; p],
@@ -239,7 +239,7 @@ impl Network {
         self.decode_logits(pool, params, ws);
         let cols = ws.columns();
         let bias = self.output_bias(params, &mut ws.bias_rows);
-        self.config.likelihood.mean(&mut ws.out, bias, cols);
+        self.config.likelihood.mean(self.config.shape(), &mut ws.out, bias, cols);
     }
 
     /// The output bias per row: the layer's own for a linear output, a convolution's
@@ -274,7 +274,18 @@ impl Network {
             Targets::Repeated => &ws.x_rep[..],
         };
         let lik = self.config.likelihood;
-        lik.loss(pool, &mut ws.out, bias, &ws.logvar_rows, x, &mut ws.db_rows, &mut ws.dlogvar_rows, &mut ws.bce, cols);
+        lik.loss(
+            pool,
+            self.config.shape(),
+            &mut ws.out,
+            bias,
+            &ws.logvar_rows,
+            x,
+            &mut ws.db_rows,
+            &mut ws.dlogvar_rows,
+            &mut ws.bce,
+            cols,
+        );
     }
 
     /// Full forward pass and loss. Needs `ws.x` (and `ws.y` for a cvae) and, for variational
@@ -322,7 +333,16 @@ impl Network {
         let cols = ws.columns();
         self.fill_logvar(params, &mut ws.logvar_rows);
         let bias = self.output_bias(params, &mut ws.bias_rows);
-        self.config.likelihood.log_likelihood(pool, &ws.out, bias, &ws.logvar_rows, x, &mut ws.bce, cols);
+        self.config.likelihood.log_likelihood(
+            pool,
+            self.config.shape(),
+            &ws.out,
+            bias,
+            &ws.logvar_rows,
+            x,
+            &mut ws.bce,
+            cols,
+        );
     }
 
     /// Output layer and decoder stack, from ∂loss/∂out in `ws.out` to ∂loss/∂z in `ws.dz`.

@@ -144,6 +144,27 @@ fn colour_and_learned_variance_layouts() {
     assert_eq!(l.logvar, Some(t.range.clone()));
 }
 
+/// The mixture widens the output layer to its parameters: 10 per component for RGB (logit,
+/// then per channel mean, log-scale and coefficient), 3 per component for grey; no
+/// `likelihood.logvar`; a serialised config names it and its components.
+#[test]
+fn mixture_layouts() {
+    let mut c = ModelConfig::conv(ModelKind::Vae, Shape::new(3, 32, 32), 64);
+    c.likelihood = Likelihood::LogisticMixture { mixtures: 10 };
+    let l = c.layout();
+    assert_eq!(l.output.weight_shape(), vec![32, 100, 4, 4]);
+    assert_eq!((l.output.outputs(), c.output_rows()), (100 * 32 * 32, 100 * 32 * 32));
+    assert!(l.logvar.is_none());
+    let mut m = ModelConfig::tutorial(ModelKind::Vae);
+    m.likelihood = Likelihood::LogisticMixture { mixtures: 5 };
+    assert_eq!(m.layout().output.weight_shape(), vec![15 * 784, 400]);
+    let json = serde_json::to_string(&m.likelihood).unwrap();
+    assert_eq!(json, r#"{"logistic-mixture":{"mixtures":5}}"#);
+    assert_eq!(serde_json::from_str::<Likelihood>(&json).unwrap(), m.likelihood);
+    m.likelihood = Likelihood::LogisticMixture { mixtures: 0 };
+    assert!(m.validate().unwrap_err().contains("--mixtures must be between 1 and 64"));
+}
+
 #[test]
 fn configs_written_before_shapes_and_likelihoods_still_load() {
     // A config.json model section as session 2 wrote it.
