@@ -189,12 +189,17 @@ pub struct SampleArgs {
     /// the run has one for its current weights; else the prior), prior, or gmm
     #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Auto)]
     pub sampler: crate::sampler::SamplerName,
+    /// Draw each image from p(x|z) instead of showing its mean: 0/1 pixels for the Bernoulli,
+    /// 8-bit values for the discretized likelihoods, noise around the mean for the densities
+    #[arg(long)]
+    pub sample_pixels: bool,
     /// Images per grid row, 1 to 1000
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nrow: u32,
     /// Output: a picture (.png or .jpg), or the images' values (.npy: float32 [N, channels,
     /// height, width] in [0, 1]) [default: RUN_DIR/samples/sample-seed<S>.png, plus -label<D>
-    /// and -t<T> when given, -gmm or -prior when --sampler names one]
+    /// and -t<T> when given, -gmm or -prior when --sampler names one, -pixels with
+    /// --sample-pixels]
     #[arg(short, long, value_name = "FILE.png", value_parser = sample_path)]
     pub output: Option<PathBuf>,
 }
@@ -383,7 +388,13 @@ fn sample(a: SampleArgs) -> Result<()> {
     )?;
     let pool = Pool::new(0);
     let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
-    let imgs = sampler.sample(&model, &pool, n, labels.as_deref(), a.temperature, &mut rng)?;
+    let imgs = if a.sample_pixels {
+        let z = sampler.codes(&model, &pool, n, labels.as_deref(), a.temperature, &mut rng)?;
+        let mut pixels = Rng::stream(a.seed, crate::core::Purpose::User, 1);
+        model.decode_drawn(&pool, &z, labels.as_deref(), &mut pixels)?
+    } else {
+        sampler.sample(&model, &pool, n, labels.as_deref(), a.temperature, &mut rng)?
+    };
     let c = model.config();
     if let Some(out) = a.output.as_ref().filter(|o| o.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))) {
         let s = c.shape();
@@ -412,7 +423,8 @@ fn sample(a: SampleArgs) -> Result<()> {
         let t = if a.temperature == 1.0 { String::new() } else { format!("-t{}", a.temperature) };
         // Named by the sampler only when one was asked for by name.
         let s = if a.sampler == crate::sampler::SamplerName::Auto { String::new() } else { format!("-{}", a.sampler) };
-        dir.samples_dir().join(format!("sample-seed{}{label}{t}{s}.png", a.seed))
+        let pixels = if a.sample_pixels { "-pixels" } else { "" };
+        dir.samples_dir().join(format!("sample-seed{}{label}{t}{s}{pixels}.png", a.seed))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;

@@ -353,16 +353,36 @@ impl LatentSampler {
         temperature: f32,
         rng: &mut Rng,
     ) -> Result<Vec<f32>, crate::model::InputError> {
-        let LatentSampler::Gmm(f) = self else {
+        let LatentSampler::Gmm(_) = self else {
             return model.sample_at(pool, n, labels, temperature, rng);
         };
+        let z = self.codes(model, pool, n, labels, temperature, rng)?;
+        model.decode(pool, &z, labels)
+    }
+
+    /// `n` codes `[n, latent]` drawn by this sampler at `temperature` (labels pick a
+    /// per-label mixture's component set), the draws [`LatentSampler::sample`] decodes.
+    ///
+    /// # Errors
+    /// [`crate::model::InputError`] when the temperature is negative or not finite.
+    pub fn codes(
+        &self,
+        model: &Model,
+        pool: &Pool,
+        n: usize,
+        labels: Option<&[u8]>,
+        temperature: f32,
+        rng: &mut Rng,
+    ) -> Result<Vec<f32>, crate::model::InputError> {
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(crate::model::InputError::Temperature(temperature));
         }
         let latent = model.config().latent_dim;
-        // Labels are checked by decode; draw clamps them so a bad one cannot panic first.
-        let z = Self::draw(f, n, latent, labels.filter(|l| l.len() == n), temperature, rng);
-        model.decode(pool, &z, labels)
+        Ok(match self {
+            LatentSampler::Prior => model.prior_codes(pool, n, temperature, rng),
+            // Labels are checked by decode; draw clamps them so a bad one cannot panic first.
+            LatentSampler::Gmm(f) => Self::draw(f, n, latent, labels.filter(|l| l.len() == n), temperature, rng),
+        })
     }
 
     /// One line for reports: `prior N(0, I)` or `fitted Gaussian mixture (10 components per

@@ -163,10 +163,7 @@ fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
         &["--sigma <SIGMA>", "expected a number greater than 0"],
     );
     fails(&["train", "--out", o, "--mixtures", "5"], &["--mixtures", "add --likelihood logistic-mixture"]);
-    fails(
-        &["train", "--out", o, "--likelihood", "logistic-mixture", "--mixtures", "65"],
-        &["--mixtures <K>", "65"],
-    );
+    fails(&["train", "--out", o, "--likelihood", "logistic-mixture", "--mixtures", "65"], &["--mixtures <K>", "65"]);
     fails(&["train", "--out", o, "--image-size", "32"], &["--data-dir"]);
     fails(
         &["train", "--out", o, "--model", "cvae", "--data-dir", tmp.path().join("none").to_str().unwrap()],

@@ -2,7 +2,7 @@
 //! gradient, its log-density for evaluation, and the mean that pictures show.
 
 use crate::core::likelihood::{self as k, Mixture};
-use crate::core::{Pool, Shape};
+use crate::core::{Pool, Rng, Shape};
 use serde::{Deserialize, Serialize};
 
 /// The density of a pixel given the decoder's output o.
@@ -218,6 +218,45 @@ impl Likelihood {
             Likelihood::Bernoulli => k::bias_sigmoid(out, bias, cols),
             Likelihood::Gaussian { .. } | Likelihood::DiscretizedGaussian => k::bias_clamp(out, bias, cols),
             Likelihood::ContinuousBernoulli => k::bias_cb_mean(out, bias, cols),
+        }
+    }
+}
+
+impl Likelihood {
+    /// One image drawn from p(x|z) per column, in place in the first P rows of `out`, as
+    /// [`Likelihood::mean`] writes the mean: `out` \[R, cols\] the output layer's product,
+    /// `bias` \[R\], `logvar` \[P\] a Gaussian's per-row log-variance. Each draw is a value
+    /// the likelihood gives mass to: 0 or 1 for the Bernoulli; μ + σε clamped to [0, 1] for
+    /// the Gaussian (a density on dequantized values in [0, 1)); the continuous Bernoulli's
+    /// inverse CDF ln(1 + u(eˡ − 1))/l; the discretized likelihoods' values v/255.
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw(&self, shape: Shape, out: &mut [f32], bias: &[f32], logvar: &[f32], cols: usize, rng: &mut Rng) {
+        if let Some(m) = self.mixture(shape) {
+            return k::mixture::logistic_mixture_sample(m, out, bias, cols, rng);
+        }
+        let p = shape.size();
+        assert!(bias.len() >= p && out.len() >= p * cols, "out needs [P, cols]");
+        let mut normal = [0.0f32; 1];
+        for (r, row) in out[..p * cols].chunks_exact_mut(cols).enumerate() {
+            for o in row {
+                let theta = (*o + bias[r]) as f64;
+                let u = rng.uniform();
+                *o = match self {
+                    Likelihood::Bernoulli => f32::from(u < 1.0 / (1.0 + (-theta).exp())),
+                    Likelihood::ContinuousBernoulli if theta.abs() < 1e-6 => u as f32,
+                    Likelihood::ContinuousBernoulli => ((u * theta.exp_m1()).ln_1p() / theta).clamp(0.0, 1.0) as f32,
+                    Likelihood::Gaussian { .. } | Likelihood::DiscretizedGaussian => {
+                        rng.fill_normal(&mut normal);
+                        let x = theta + (0.5 * logvar[r] as f64).exp() * normal[0] as f64;
+                        if self.is_discrete() {
+                            ((x * 255.0).round().clamp(0.0, 255.0) / 255.0) as f32
+                        } else {
+                            x.clamp(0.0, 1.0) as f32
+                        }
+                    }
+                    Likelihood::LogisticMixture { .. } => unreachable!("drawn above"),
+                };
+            }
         }
     }
 }

@@ -187,6 +187,17 @@ impl Model {
     /// [`InputError`] when `z` is not a whole number of codes, or the labels do not fit the
     /// model (as [`Model::encode`]).
     pub fn decode(&self, pool: &Pool, z: &[f32], labels: Option<&[u8]>) -> Result<Vec<f32>, InputError> {
+        self.decode_labelled(pool, z, labels, None)
+    }
+
+    /// [`Model::decode`], drawing the pixels with `draw` when given.
+    fn decode_labelled(
+        &self,
+        pool: &Pool,
+        z: &[f32],
+        labels: Option<&[u8]>,
+        draw: Option<&mut Rng>,
+    ) -> Result<Vec<f32>, InputError> {
         let c = self.config();
         let l = c.latent_dim;
         let n = z.len() / l;
@@ -197,7 +208,7 @@ impl Model {
         let classes = c.cond_dim();
         let cond: Option<Vec<f32>> =
             labels.filter(|_| classes > 0).map(|labels| labels.iter().flat_map(|&y| one_hot(y, classes)).collect());
-        self.decode_conditioned(pool, z, cond.as_deref())
+        self.decode_with(pool, z, cond.as_deref(), draw)
     }
 
     /// Decodes `[n, latent]` codes with condition vectors `[n, classes]` for `cvae` (one-hot
@@ -207,6 +218,33 @@ impl Model {
     /// [`InputError`] when `z` is not a whole number of codes, a `cvae` gets no condition or
     /// one of the wrong length, or another kind gets one.
     pub fn decode_conditioned(&self, pool: &Pool, z: &[f32], cond: Option<&[f32]>) -> Result<Vec<f32>, InputError> {
+        self.decode_with(pool, z, cond, None)
+    }
+
+    /// [`Model::decode`], but each image drawn from p(x|z) instead of its mean
+    /// ([`Likelihood::draw`]: binary pixels for the Bernoulli, 8-bit values for the
+    /// discretized likelihoods), with `rng`'s draws.
+    ///
+    /// # Errors
+    /// As [`Model::decode`].
+    pub fn decode_drawn(
+        &self,
+        pool: &Pool,
+        z: &[f32],
+        labels: Option<&[u8]>,
+        rng: &mut Rng,
+    ) -> Result<Vec<f32>, InputError> {
+        self.decode_labelled(pool, z, labels, Some(rng))
+    }
+
+    /// [`Model::decode_conditioned`], drawing the pixels with `draw` when given.
+    fn decode_with(
+        &self,
+        pool: &Pool,
+        z: &[f32],
+        cond: Option<&[f32]>,
+        draw: Option<&mut Rng>,
+    ) -> Result<Vec<f32>, InputError> {
         let c = self.config();
         let (p, l, classes) = (c.pixels(), c.latent_dim, c.cond_dim());
         let n = z.len() / l;
@@ -227,7 +265,10 @@ impl Model {
         if let Some(cond) = cond {
             transpose_into(cond, n, classes, &mut ws.z[l * n..]);
         }
-        self.network.decode(pool, &self.params, &mut ws);
+        match draw {
+            Some(rng) => self.network.decode_draw(pool, &self.params, &mut ws, rng),
+            None => self.network.decode(pool, &self.params, &mut ws),
+        }
         let mut out = vec![0.0; n * p];
         transpose_into(&ws.out[..p * n], p, n, &mut out);
         Ok(out)
@@ -263,11 +304,17 @@ impl Model {
             return Err(InputError::Temperature(temperature));
         }
         check_labels(self.config(), labels, n)?;
-        let z = match self.network.prior_mixture(pool, &self.params) {
+        let z = self.prior_codes(pool, n, temperature, rng);
+        self.decode(pool, &z, labels)
+    }
+
+    /// `n` codes `[n, latent]` from the model's prior at temperature T, as
+    /// [`Model::sample_at`] decodes them.
+    pub fn prior_codes(&self, pool: &Pool, n: usize, temperature: f32, rng: &mut Rng) -> Vec<f32> {
+        match self.network.prior_mixture(pool, &self.params) {
             Some(m) => m.sample(n, temperature, rng),
             None => prior_codes(n, self.config().latent_dim, temperature, rng),
-        };
-        self.decode(pool, &z, labels)
+        }
     }
 }
 

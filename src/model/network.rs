@@ -242,6 +242,16 @@ impl Network {
         self.config.likelihood.mean(self.config.shape(), &mut ws.out, bias, cols);
     }
 
+    /// Decoder to one image drawn from p(x|z) per column (`--sample-pixels`), in `ws.out`'s
+    /// first P rows (see [`crate::model::Likelihood::draw`]). Reads `ws.z`.
+    pub fn decode_draw(&self, pool: &Pool, params: &[f32], ws: &mut Workspace, rng: &mut crate::core::Rng) {
+        self.decode_logits(pool, params, ws);
+        let cols = ws.columns();
+        self.fill_logvar(params, &mut ws.logvar_rows);
+        let bias = self.output_bias(params, &mut ws.bias_rows);
+        self.config.likelihood.draw(self.config.shape(), &mut ws.out, bias, &ws.logvar_rows, cols, rng);
+    }
+
     /// The output bias per row: the layer's own for a linear output, a convolution's
     /// per-channel bias spread over its channel's rows in `rows`.
     fn output_bias<'a>(&self, params: &'a [f32], rows: &'a mut [f32]) -> &'a [f32] {

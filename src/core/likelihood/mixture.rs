@@ -388,14 +388,23 @@ fn component_mean(m: &Mixture, param: &impl Fn(usize) -> f32, c: usize, k: usize
     }
 }
 
+/// E\[clamp(X, 0, 1)\] for X ~ Logistic(μ, s): ∫₀¹ P(X > t) dt = s·(softplus(μ/s) −
+/// softplus((μ − 1)/s)), in f64. The discretized value's mean up to the rounding to v/255
+/// (whose ±½-bin errors cancel to first order); a component placed far beyond 1 to put its
+/// mass on 255 counts as 1, not as its μ.
+fn clamped_mean(mu: f64, s: f64) -> f64 {
+    let softplus = |t: f64| t.max(0.0) + (-t.abs()).exp().ln_1p();
+    (s * (softplus(mu / s) - softplus((mu - 1.0) / s))).clamp(0.0, 1.0)
+}
+
 /// The image the mixture stands for, in place: `out` \[params·plane, cols\] (bias `bias` per
 /// row added here) becomes, in its first `channels·plane` rows, each value's mean
-/// Σ_k π_k μ_ck clamped to [0, 1], with RGB's later channels' means taken at the earlier
-/// channels' component means (the logistic's mean is μ; the clamped tails at 0 and 255 are
-/// ignored).
+/// Σ_k π_k E_k\[x_c\], each component's value clamped to [0, 1] as the edge bins do
+/// ([`clamped_mean`]), RGB's later channels' means taken at the earlier channels' component
+/// means.
 pub fn logistic_mixture_mean(m: Mixture, out: &mut [f32], bias: &[f32], cols: usize) {
     m.check(out.len(), bias.len(), m.channels * m.plane * cols, cols);
-    let mut values = vec![0.0f32; m.channels];
+    let mut values = vec![0.0f64; m.channels];
     for pos in 0..m.plane {
         for col in 0..cols {
             let param = |i: usize| out[(i * m.plane + pos) * cols + col] + bias[i * m.plane + pos];
@@ -404,12 +413,13 @@ pub fn logistic_mixture_mean(m: Mixture, out: &mut [f32], bias: &[f32], cols: us
             for (k, &w) in pi.iter().enumerate() {
                 let mut prev = [0.0f32; 3];
                 for c in 0..m.channels {
-                    prev[c] = component_mean(&m, &param, c, k, &prev);
-                    values[c] += w as f32 * prev[c];
+                    let s = simd::exp(param(m.log_scale(c, k)).max(MIN_LOG_SCALE));
+                    prev[c] = clamped_mean(component_mean(&m, &param, c, k, &prev) as f64, s as f64) as f32;
+                    values[c] += w * prev[c] as f64;
                 }
             }
             for (c, &v) in values.iter().enumerate() {
-                out[(c * m.plane + pos) * cols + col] = v.clamp(0.0, 1.0);
+                out[(c * m.plane + pos) * cols + col] = v as f32;
             }
         }
     }

@@ -187,8 +187,7 @@ fn kernels_agree_across_threads() {
 }
 
 /// Draws follow the probabilities: 40,000 grey draws of one pixel, each value's count
-/// within 5 standard deviations of its expectation; the mean picture of one component is its
-/// μ.
+/// within 5 standard deviations of its expectation.
 #[test]
 fn draws_follow_the_probabilities_and_the_mean_is_mu() {
     let m = Mixture { channels: 1, plane: 1, components: 3 };
@@ -207,8 +206,13 @@ fn draws_follow_the_probabilities_and_the_mean_is_mu() {
         let sd = (want * (1.0 - probs[v])).sqrt().max(1.0);
         assert!((counts[v] as f64 - want).abs() < 5.0 * sd, "value {v}: {} draws, expected {want:.1}", counts[v]);
     }
-    let one = Mixture { channels: 1, plane: 1, components: 1 };
-    let mut out = vec![0.7f32, 0.3, -2.0];
-    logistic_mixture_mean(one, &mut out, &[0.0; 3], 1);
-    assert_eq!(out[0], 0.3);
+    // The mean picture is the distribution's mean, Σ_v (v/255)·P(v), within 2e-3 (the
+    // rounding to the grid), also with a component far beyond 1 that puts its mass on 255.
+    for p in [p, vec![0.5, -0.3, 0.1, 0.2, 3.0, -0.4, -3.0, -4.0, -2.5]] {
+        let probs: Vec<f64> = log_probs(&m, &p, &x, 256).iter().map(|&l| (l as f64).exp()).collect();
+        let want: f64 = probs.iter().enumerate().map(|(v, p)| v as f64 / 255.0 * p).sum();
+        let mut out = p.clone();
+        logistic_mixture_mean(m, &mut out, &[0.0; 9], 1);
+        assert!((out[0] as f64 - want).abs() < 2e-3, "{} vs {want}", out[0]);
+    }
 }
