@@ -120,16 +120,32 @@ pub fn bin(mu: f32, log_scale: f32, v: f32) -> (f32, f32, f32) {
     let (spa, siga) = simd::softplus_sigmoid(a);
     let (spb, sigb) = simd::softplus_sigmoid(b);
     let mid = log_expm1(d) - (spa - a) - spb;
+    // (log P, g_a + g_b, a·g_a + b·g_b), every case computed and one selected, so the
+    // lanes' loop stays branch-free.
+    let gb_mid = simd::exp(b - 2.0 * spb - mid);
+    let gb_lo = simd::exp(-spb);
+    let sum_mid = 1.0 - siga - sigb;
     let (lo, hi) = (v < 0.5, v > 254.5);
-    // (log P, g_a + g_b, a·g_a + b·g_b)
-    let (logp, sum, moment) = if lo {
-        let gb = simd::exp(-spb);
-        (b - spb, gb, b * gb)
+    let logp = if lo {
+        b - spb
     } else if hi {
-        (-spa, -siga, -a * siga)
+        -spa
     } else {
-        let sum = 1.0 - siga - sigb;
-        (mid, sum, a * sum + d * simd::exp(b - 2.0 * spb - mid))
+        mid
+    };
+    let sum = if lo {
+        gb_lo
+    } else if hi {
+        -siga
+    } else {
+        sum_mid
+    };
+    let moment = if lo {
+        b * gb_lo
+    } else if hi {
+        -a * siga
+    } else {
+        a * sum_mid + d * gb_mid
     };
     let dls = if log_scale < MIN_LOG_SCALE { 0.0 } else { -moment };
     (logp, -inv * sum, dls)
@@ -156,20 +172,34 @@ simd_fn! {
                     (3, 2) => &[(1, 0), (2, 1)],
                     _ => &[],
                 };
+                // Lane arrays throughout, one simple loop per step, so that each loop
+                // vectorises across the columns.
+                let mut mu = lanes(&g[mi..]);
+                for &(i, from) in deps {
+                    let (coef, x) = (lanes(&g[m.coef(i, k) * LANES..]), lanes(&xs[from * LANES..]));
+                    for j in 0..LANES {
+                        mu[j] += tanh(coef[j]) * (x[j] * (1.0 / 255.0));
+                    }
+                }
+                let (ls, v) = (lanes(&g[si..]), lanes(&xs[c * LANES..]));
+                let (mut logp, mut dmu, mut dls) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
                 for j in 0..LANES {
-                    let mut mu = g[mi + j];
-                    for &(i, from) in deps {
-                        mu += tanh(g[m.coef(i, k) * LANES + j]) * (xs[from * LANES + j] * (1.0 / 255.0));
+                    (logp[j], dmu[j], dls[j]) = bin(mu[j], ls[j], v[j]);
+                }
+                for j in 0..LANES {
+                    t[k * LANES + j] += logp[j];
+                }
+                g[mi..mi + LANES].copy_from_slice(&dmu);
+                g[si..si + LANES].copy_from_slice(&dls);
+                for &(i, from) in deps {
+                    let slot = m.coef(i, k) * LANES;
+                    let (coef, x) = (lanes(&g[slot..]), lanes(&xs[from * LANES..]));
+                    let mut d = [0.0f32; LANES];
+                    for j in 0..LANES {
+                        let th = tanh(coef[j]);
+                        d[j] = dmu[j] * (x[j] * (1.0 / 255.0)) * (1.0 - th * th);
                     }
-                    let (logp, dmu, dls) = bin(mu, g[si + j], xs[c * LANES + j]);
-                    t[k * LANES + j] += logp;
-                    g[mi + j] = dmu;
-                    g[si + j] = dls;
-                    for &(i, from) in deps {
-                        let slot = m.coef(i, k) * LANES + j;
-                        let th = tanh(g[slot]);
-                        g[slot] = dmu * (xs[from * LANES + j] * (1.0 / 255.0)) * (1.0 - th * th);
-                    }
+                    g[slot..slot + LANES].copy_from_slice(&d);
                 }
             }
         }
@@ -201,6 +231,12 @@ simd_fn! {
             }
         }
     }
+}
+
+/// The `LANES` values at the start of `v`, as an array.
+#[inline(always)]
+fn lanes(v: &[f32]) -> [f32; LANES] {
+    v[..LANES].try_into().expect("LANES values")
 }
 
 /// `out[k] = v[k] − logsumexp_k v[k]` per lane over the K rows of `v` \[K, LANES\], and the
@@ -389,11 +425,12 @@ fn component_mean(m: &Mixture, param: &impl Fn(usize) -> f32, c: usize, k: usize
 }
 
 /// E\[clamp(X, 0, 1)\] for X ~ Logistic(μ, s): ∫₀¹ P(X > t) dt = s·(softplus(μ/s) −
-/// softplus((μ − 1)/s)), in f64. The discretized value's mean up to the rounding to v/255
+/// softplus((μ − 1)/s)). The discretized value's mean up to the rounding to v/255
 /// (whose ±½-bin errors cancel to first order); a component placed far beyond 1 to put its
 /// mass on 255 counts as 1, not as its μ.
-fn clamped_mean(mu: f64, s: f64) -> f64 {
-    let softplus = |t: f64| t.max(0.0) + (-t.abs()).exp().ln_1p();
+#[inline(always)]
+fn clamped_mean(mu: f32, s: f32) -> f32 {
+    let softplus = |t: f32| simd::softplus_sigmoid(t).0;
     (s * (softplus(mu / s) - softplus((mu - 1.0) / s))).clamp(0.0, 1.0)
 }
 
@@ -414,7 +451,7 @@ pub fn logistic_mixture_mean(m: Mixture, out: &mut [f32], bias: &[f32], cols: us
                 let mut prev = [0.0f32; 3];
                 for c in 0..m.channels {
                     let s = simd::exp(param(m.log_scale(c, k)).max(MIN_LOG_SCALE));
-                    prev[c] = clamped_mean(component_mean(&m, &param, c, k, &prev) as f64, s as f64) as f32;
+                    prev[c] = clamped_mean(component_mean(&m, &param, c, k, &prev), s);
                     values[c] += w * prev[c] as f64;
                 }
             }
