@@ -214,6 +214,12 @@ fn runs_are_listed_and_codes_and_samples_exported() {
     assert_eq!(data.len(), 2 * 784 * 4);
     let values: Vec<f32> = data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(values.iter().any(|&v| v > 0.0 && v < 1.0), "means are grey levels");
+    // --sample-pixels: the Bernoulli's draws are binary pixels.
+    vae().args(["sample"]).arg(&a).args(["-n", "2", "--sample-pixels", "-o"]).arg(&s).assert().success();
+    let bytes = std::fs::read(&s).unwrap();
+    let values: Vec<f32> = npy_parts(&bytes).1.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert!(values.iter().all(|&v| v == 0.0 || v == 1.0) && values.contains(&1.0));
     // Flags that would do nothing are refused.
     fails(&["train", "--model", "ae", "--beta", "2"], &["--beta weights the KL term", "ae has none"]);
     fails(&["train", "--model", "ae", "--kl-warmup", "5"], &["--kl-warmup weights the KL term", "ae has none"]);
