@@ -354,7 +354,9 @@ unsafe fn blocked_product(
     let mut chunk_rows = [std::ptr::null::<f32>(); MAX_KC];
     let pass = kc();
     let mut k0 = 0;
-    while k0 < k {
+    // At least one pass, also for k = 0 (a transposed convolution's pixel class with no taps
+    // when kernel < stride): the kernel then stores zeros, and the epilogue and mask apply.
+    loop {
         let kc = pass.min(k - k0);
         let last = k0 + kc == k;
         let src: *const *const f32 = if copy {
@@ -395,6 +397,9 @@ unsafe fn blocked_product(
             }
         }
         k0 += kc;
+        if last {
+            break;
+        }
     }
 }
 

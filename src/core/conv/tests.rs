@@ -1,0 +1,303 @@
+//! Each product against the full column matrix's, every path against naive f64 loops.
+
+use super::*;
+use crate::core::im2col::{col2im, im2col};
+use crate::core::matmul;
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut v = vec![0.0f32; n];
+    crate::core::Rng::new(seed).fill_normal(&mut v);
+    v
+}
+
+fn geometries() -> Vec<ConvGeometry> {
+    let g = |channels, height, width| ConvGeometry { channels, height, width, kernel: 4, stride: 2, padding: 1 };
+    // One channel (the row passes), many channels (the channel split), odd maps, and a
+    // large one whose blocks end mid-position.
+    let odd = ConvGeometry { channels: 9, height: 7, width: 5, kernel: 3, stride: 1, padding: 1 };
+    vec![g(1, 8, 6), g(3, 6, 6), g(6, 14, 14), g(13, 10, 4), g(64, 16, 16), odd]
+}
+
+/// Equal up to rounding: summing thousands of terms in another order moves a result by a
+/// few ulps of the terms' scale, which for a value that cancels to near 0 is more than
+/// its own ulps, so the tolerance also scales with the largest value of the output.
+fn close(a: &[f32], b: &[f32], what: &str) {
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()) + 1e-5 * scale, "{what}[{i}]: {x} vs {y}");
+    }
+}
+
+#[test]
+fn blocked_products_equal_the_full_column_matrix_products() {
+    // Both implementations on this machine: the AVX-512 implicit kernels (when the CPU
+    // has them) and the portable blocked ones, chosen for this test's thread only.
+    for portable in [false, true] {
+        force_portable(portable);
+        all_products_match();
+    }
+    force_portable(false);
+}
+
+fn all_products_match() {
+    // A map whose rows are ≥ 16 KB (8 × 520 floats): the forward copies its row chunks.
+    let wide = ConvGeometry { channels: 4, height: 8, width: 8, kernel: 4, stride: 2, padding: 1 };
+    check_products(wide, 2, 520, 70);
+    for g in geometries() {
+        for (threads, batch, m) in [(1, 3, 5), (2, 3, 70), (2, 33, 5), (3, 7, 66), (2, 130, 64)] {
+            check_products(g, threads, batch, m);
+        }
+    }
+}
+
+/// Each product against the full column matrix's, for one geometry, thread count, batch
+/// and row count.
+fn check_products(g: ConvGeometry, threads: usize, batch: usize, m: usize) {
+    let pool = Pool::new(threads);
+    let (k, n) = (g.col_rows(), g.out_plane() * batch);
+    let x = random(g.in_size() * batch, 1);
+    let a = random(m * k, 2);
+    let e = random(m * n, 3);
+    let mut col = vec![0.0; k * n];
+    im2col(&pool, &g, &x, &mut col, batch);
+    let mut scratch = vec![f32::NAN; scratch_len(threads)];
+    let what = format!("{g:?}, {threads} threads, batch {batch}");
+
+    let mut want = vec![0.0; m * n];
+    matmul::matmul(&pool, &mut want, Mat::new(&a, m, k), Mat::new(&col, k, n), false);
+    let mut got = vec![f32::NAN; m * n];
+    columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut got, &mut scratch, batch, None, None);
+    close(&got, &want, &format!("columns_product {what}"));
+
+    let mut want = vec![0.0; m * k];
+    matmul::matmul(&pool, &mut want, Mat::new(&e, m, n), Mat::new(&col, k, n).t(), false);
+    let mut got = vec![f32::NAN; m * k];
+    columns_product_t(&pool, &g, &e, m, &x, &mut got, &mut scratch, batch);
+    close(&got, &want, &format!("columns_product_t {what}"));
+
+    let mut dcol = vec![0.0; k * n];
+    matmul::matmul(&pool, &mut dcol, Mat::new(&a, m, k).t(), Mat::new(&e, m, n), false);
+    let mut want = vec![0.0; x.len()];
+    col2im(&pool, &g, &dcol, &mut want, batch);
+    let mut got = vec![f32::NAN; x.len()];
+    col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut got, &mut scratch, batch, None, None);
+    close(&got, &want, &format!("col2im_product {what}"));
+}
+
+/// Outputs large enough to be streamed to memory (`implicit::stream_bytes`) equal, bit
+/// for bit, the same products stored the ordinary way (into a buffer one float off a
+/// line, which never streams), with the bias and ReLU epilogue and with the fused ReLU
+/// backward, for both products that stream.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn streamed_outputs_equal_stored_ones() {
+    use crate::core::Buffer;
+    use crate::core::implicit::{stream_bytes, streams};
+    if crate::core::simd::level() != crate::core::simd::Level::V4 {
+        return; // only the AVX-512 kernels stream
+    }
+    // The 64×64 colour model's second layer at batch 128: forward output 8.4 MB, its
+    // input gradient 16.8 MB.
+    let g = ConvGeometry { channels: 32, height: 32, width: 32, kernel: 4, stride: 2, padding: 1 };
+    let (batch, m, pool) = (128, 64, Pool::new(2));
+    let (k, n, xs) = (g.col_rows(), g.out_plane() * batch, g.in_size() * batch);
+    let (x, a, e) = (random(xs, 7), random(m * k, 8), random(m * n, 9));
+    let (bias, h_out, h_in) = (random(m, 10), random(m * n, 11), random(xs, 12));
+    // One product into `out` (the forward, or the transposed product, whose output has
+    // the input's shape), with the epilogue or the fused ReLU backward; returns the
+    // latter's bias gradient.
+    let run = |forward: bool, masked: bool, out: &mut [f32]| -> Vec<f32> {
+        let (rows, h) = if forward { (m, &h_out) } else { (g.channels, &h_in) };
+        let mut db = vec![0.0; rows];
+        let ep = (!masked).then(|| Epilogue { bias: &bias[..rows], relu: true });
+        let mk = masked.then(|| ReluGrad { h, db: &mut db });
+        let (a, mut scratch) = (Mat::new(&a, m, k), vec![0.0; scratch_len(2)]);
+        if forward {
+            columns_product(&pool, &g, a, &x, out, &mut scratch, batch, ep, mk);
+        } else {
+            col2im_product(&pool, &g, a, &e, out, &mut scratch, batch, ep, mk);
+        }
+        db
+    };
+    for (forward, masked) in [(true, false), (true, true), (false, false), (false, true)] {
+        let (len, rows) = if forward { (m * n, m) } else { (xs, g.channels) };
+        let what = format!("forward {forward}, masked {masked}");
+        let mut lined = Buffer::zeros(len);
+        assert!(streams(lined.as_ptr(), len * 4, len / rows, batch) && len * 4 >= stream_bytes());
+        let mut off = Buffer::zeros(len + 1);
+        let (db_lined, db_off) = (run(forward, masked, &mut lined), run(forward, masked, &mut off[1..]));
+        assert!(lined.iter().zip(&off[1..]).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: outputs differ");
+        assert_eq!(db_lined, db_off, "{what}: bias gradients differ");
+        assert!(lined.iter().any(|&v| v != 0.0), "{what}: nothing written");
+    }
+}
+
+#[test]
+fn results_repeat_exactly_for_a_thread_count() {
+    let g = geometries()[2];
+    let (batch, m) = (9, 4);
+    let pool = Pool::new(2);
+    let x = random(g.in_size() * batch, 4);
+    let a = random(m * g.col_rows(), 5);
+    let e = random(m * g.out_plane() * batch, 6);
+    let run = || {
+        let mut scratch = vec![0.0; scratch_len(2)];
+        let mut out = vec![0.0; x.len()];
+        col2im_product(&pool, &g, Mat::new(&a, m, g.col_rows()), &e, &mut out, &mut scratch, batch, None, None);
+        let mut d = vec![0.0; m * g.col_rows()];
+        columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut scratch, batch);
+        (out, d)
+    };
+    assert_eq!(run(), run());
+}
+
+/// The geometries of the naive comparison: kernel < stride (pixels no tap reaches), = and >,
+/// with channel and row counts on both sides of the implicit kernels' thresholds
+/// (`IMPLICIT_MIN_CHANNELS` for the transposed product, `IMPLICIT_MIN_E_ROWS` and
+/// `IMPLICIT_MIN_COLUMNS` for the weight gradient).
+fn naive_geometries() -> Vec<ConvGeometry> {
+    let g = |channels, height, width, kernel, stride, padding| ConvGeometry {
+        channels,
+        height,
+        width,
+        kernel,
+        stride,
+        padding,
+    };
+    vec![
+        g(9, 7, 6, 1, 2, 0),
+        g(33, 6, 6, 1, 2, 0),
+        g(9, 8, 8, 2, 3, 0),
+        g(10, 6, 6, 2, 2, 0),
+        g(9, 8, 6, 4, 2, 1),
+        g(3, 5, 5, 3, 1, 1),
+    ]
+}
+
+/// The input position output position (oy, ox) reads through tap (ky, kx), if inside.
+fn tap(g: &ConvGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+    let iy = (oy * g.stride + ky).checked_sub(g.padding).filter(|&i| i < g.height)?;
+    let ix = (ox * g.stride + kx).checked_sub(g.padding).filter(|&i| i < g.width)?;
+    Some((iy, ix))
+}
+
+/// The three products by their definitions, in f64: `y [M, Ho, Wo, B] = Σ a[o, (c, ky, kx)]
+/// x[c, iy, ix, b]`; `d [M, K] = Σ e[o, oy, ox, b] x[c, iy, ix, b]`; `t [C, H, W, B] =
+/// Σ a[o, (c, ky, kx)] e[o, oy, ox, b]`, summed over every tap that lands inside.
+fn naive(g: &ConvGeometry, m: usize, a: &[f32], x: &[f32], e: &[f32], batch: usize) -> [Vec<f64>; 3] {
+    let (k, kk, ho, wo) = (g.col_rows(), g.kernel, g.out_height(), g.out_width());
+    let xi = |c: usize, iy: usize, ix: usize, b: usize| ((c * g.height + iy) * g.width + ix) * batch + b;
+    let oi = |o: usize, oy: usize, ox: usize, b: usize| ((o * ho + oy) * wo + ox) * batch + b;
+    let (mut y, mut d, mut t) = (vec![0.0; m * ho * wo * batch], vec![0.0; m * k], vec![0.0; g.in_size() * batch]);
+    for o in 0..m {
+        for (oy, ox, b) in itertools_product(ho, wo, batch) {
+            for j in 0..k {
+                let (c, ky, kx) = (j / (kk * kk), j / kk % kk, j % kk);
+                let Some((iy, ix)) = tap(g, oy, ox, ky, kx) else { continue };
+                let (av, xv, ev) = (a[o * k + j] as f64, x[xi(c, iy, ix, b)] as f64, e[oi(o, oy, ox, b)] as f64);
+                y[oi(o, oy, ox, b)] += av * xv;
+                d[o * k + j] += ev * xv;
+                t[xi(c, iy, ix, b)] += av * ev;
+            }
+        }
+    }
+    [y, d, t]
+}
+
+/// (i, j, l) over [0, n1) × [0, n2) × [0, n3).
+fn itertools_product(n1: usize, n2: usize, n3: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..n1).flat_map(move |i| (0..n2).flat_map(move |j| (0..n3).map(move |l| (i, j, l))))
+}
+
+/// The naive output after a fused pass: `bias` per row of `rows` rows (`cols` values each)
+/// and ReLU, or the ReLU backward of `h` with its row sums.
+fn finish(v: &[f64], rows: usize, fused: Fused, bias: &[f32], h: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let cols = v.len() / rows;
+    let mut out = v.to_vec();
+    let mut sums = vec![0.0; rows];
+    for (i, o) in out.iter_mut().enumerate() {
+        let r = i / cols;
+        match fused {
+            Fused::None => {}
+            Fused::Bias => *o += bias[r] as f64,
+            Fused::BiasRelu => *o = (*o + bias[r] as f64).max(0.0),
+            Fused::Mask => {
+                *o = if h[i] > 0.0 { *o } else { 0.0 };
+                sums[r] += *o;
+            }
+        }
+    }
+    (out, sums)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fused {
+    None,
+    Bias,
+    BiasRelu,
+    Mask,
+}
+
+/// Every path of every product (the AVX-512 implicit kernels where the CPU has them, and the
+/// portable blocked ones, forced for this thread) against the naive f64 loops, without and
+/// with each fused pass, on geometries with kernel < stride, = and >, at widths on both
+/// sides of the implicit thresholds. Stale output (NaN on entry) must be overwritten
+/// everywhere, also where no tap lands.
+#[test]
+fn every_path_matches_naive_loops() {
+    let avx512 = crate::core::simd::level() == crate::core::simd::Level::V4;
+    if !avx512 {
+        eprintln!("no AVX-512 here: the portable path alone is checked");
+    }
+    let pool = Pool::new(2);
+    for portable in [false, true] {
+        force_portable(portable);
+        for g in naive_geometries() {
+            for (m, batch) in [(5, 3), (40, 17)] {
+                let (k, n) = (g.col_rows(), g.out_plane() * batch);
+                let (x, a, e) = (random(g.in_size() * batch, 21), random(m * k, 22), random(m * n, 23));
+                let [y, d, t] = naive(&g, m, &a, &x, &e, batch);
+                let what = format!("{g:?} m {m} batch {batch} portable {portable}");
+                let mut scratch = vec![f32::NAN; scratch_len(2)];
+                let mut got = vec![f32::NAN; m * k];
+                columns_product_t(&pool, &g, &e, m, &x, &mut got, &mut scratch, batch);
+                close_f64(&got, &d, &format!("columns_product_t {what}"));
+                for fused in [Fused::None, Fused::Bias, Fused::BiasRelu, Fused::Mask] {
+                    for forward in [true, false] {
+                        let (rows, want, len) = if forward { (m, &y, m * n) } else { (g.channels, &t, x.len()) };
+                        let (bias, h) = (random(rows, 24), random(len, 25));
+                        let (want, want_sums) = finish(want, rows, fused, &bias, &h);
+                        let mut db = vec![f32::NAN; rows];
+                        let ep = match fused {
+                            Fused::Bias | Fused::BiasRelu => {
+                                Some(Epilogue { bias: &bias, relu: fused == Fused::BiasRelu })
+                            }
+                            _ => None,
+                        };
+                        let mk = (fused == Fused::Mask).then(|| ReluGrad { h: &h, db: &mut db });
+                        let mut out = vec![f32::NAN; len];
+                        let am = Mat::new(&a, m, k);
+                        if forward {
+                            columns_product(&pool, &g, am, &x, &mut out, &mut scratch, batch, ep, mk);
+                        } else {
+                            col2im_product(&pool, &g, am, &e, &mut out, &mut scratch, batch, ep, mk);
+                        }
+                        let name = if forward { "columns_product" } else { "col2im_product" };
+                        close_f64(&out, &want, &format!("{name} {fused:?} {what}"));
+                        if fused == Fused::Mask {
+                            close_f64(&db, &want_sums, &format!("{name} bias gradient {what}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    force_portable(false);
+}
+
+/// [`close`] against an f64 reference.
+fn close_f64(got: &[f32], want: &[f64], what: &str) {
+    let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    close(got, &want, what);
+}
