@@ -51,12 +51,18 @@ fn a_folder_of_raw_files_loads_like_the_embedded_gzip_files() {
 
 #[test]
 fn fashion_mnist_loads_or_says_how_to_install_it() {
+    // Installed (as .ci/run does), it must load; absent, the error says how to install it.
+    let installed = std::path::Path::new("/usr/share/datasets/fashion-mnist").is_dir();
     match Dataset::load(&Source::FashionMnist) {
         Ok(d) => {
             assert_eq!((d.train.len(), d.test.len()), (60_000, 10_000));
             assert_eq!(d.train.label_counts(10), [6000; 10]);
             assert_eq!((d.classes[0].as_str(), d.classes[9].as_str()), ("T-shirt/top", "Ankle boot"));
         }
-        Err(e) => assert!(e.to_string().contains("apt-get install dataset-fashion-mnist"), "{e}"),
+        Err(e) if installed => panic!("Fashion-MNIST is installed but does not load: {e}"),
+        Err(e) => {
+            eprintln!("Fashion-MNIST is not installed here: only its error message is checked");
+            assert!(e.to_string().contains("apt-get install dataset-fashion-mnist"), "{e}");
+        }
     }
 }

@@ -493,24 +493,40 @@ mod tests {
     fn callers_on_several_threads_take_turns() {
         let pool = Arc::new(Pool::new(2));
         let total = Arc::new(AtomicU64::new(0));
-        let callers: Vec<_> = (0..4)
-            .map(|_| {
-                let (pool, total) = (Arc::clone(&pool), Arc::clone(&total));
+        // The caller whose run is in progress (0: none), claimed by each of its parts and
+        // released by the last one to finish: a part that finds another caller's id there
+        // ran during someone else's run.
+        let owner = Arc::new(AtomicU64::new(0));
+        let clashes = Arc::new(AtomicU64::new(0));
+        let callers: Vec<_> = (1..=4)
+            .map(|id| {
+                let (pool, total, owner, clashes) =
+                    (Arc::clone(&pool), Arc::clone(&total), Arc::clone(&owner), Arc::clone(&clashes));
                 std::thread::spawn(move || {
                     for _ in 0..500 {
-                        // Each job checks it is the only one running.
-                        let inside = AtomicU64::new(0);
+                        let done = AtomicU64::new(0);
                         pool.run(&|_| {
-                            inside.fetch_add(1, Ordering::SeqCst);
+                            let before = owner.swap(id, Ordering::SeqCst);
+                            if before != 0 && before != id {
+                                clashes.fetch_add(1, Ordering::SeqCst);
+                            }
+                            // Widen the window in which another run would show.
+                            for _ in 0..50 {
+                                std::hint::spin_loop();
+                            }
                             total.fetch_add(1, Ordering::Relaxed);
+                            if done.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+                                owner.store(0, Ordering::SeqCst);
+                            }
                         });
-                        assert_eq!(inside.load(Ordering::SeqCst), 2);
+                        assert_eq!(done.load(Ordering::SeqCst), 2, "both parts ran before run returned");
                     }
                 })
             })
             .collect();
         callers.into_iter().for_each(|c| c.join().unwrap());
         assert_eq!(total.load(Ordering::Relaxed), 4 * 500 * 2);
+        assert_eq!(clashes.load(Ordering::SeqCst), 0, "parts of two callers' runs overlapped");
     }
 
     #[test]

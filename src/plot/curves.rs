@@ -228,9 +228,22 @@ mod tests {
             (0..12).map(|i| curve(&format!("c{i}"), vec![(0.0, i as f64), (0.5, 1.0)])).collect(),
         ];
         for curves in cases {
+            // A curve with two finite points at finite, distinct values draws a line of its
+            // colour; the frame and text are drawn whatever the data.
+            let drawn: Vec<RGBColor> = (curves.iter().enumerate())
+                .filter(|(_, c)| c.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).count() >= 2)
+                .map(|(i, _)| TAB10[i % TAB10.len()])
+                .collect();
             let panels = vec![("t".to_string(), "y".to_string(), curves)];
             let img = decode(&curves_png("edge", &panels, "x").unwrap());
             assert_eq!((img.0, img.1), (CURVES_WIDTH, TITLE_STRIP + CURVES_ROW_HEIGHT));
+            assert!(count(&img, 0, |px| px.iter().all(|&v| v < 90)) > 200, "no frame or text");
+            // Below the title strip, whose legend shows each colour whether drawn or not.
+            let first = (TITLE_STRIP * CURVES_WIDTH * 3) as usize;
+            for c in drawn {
+                let n = img.2[first..].chunks(3).filter(|px| *px == [c.0, c.1, c.2]).count();
+                assert!(n > 10, "{:?}: a curve not drawn", panels[0].2);
+            }
         }
     }
 
@@ -273,11 +286,13 @@ mod tests {
         assert!(err.to_string().contains("missing-dir"), "{err}");
     }
 
-    /// Renders sample charts for a visual check: `VAE_PLOT_SAMPLES=/tmp cargo test --lib plot`.
+    /// Renders the sample charts into a temporary folder (or, for a visual check, into
+    /// `VAE_PLOT_SAMPLES`: `VAE_PLOT_SAMPLES=/tmp cargo test --lib plot`), and checks each
+    /// file is a PNG of the chart's size.
     #[test]
-    fn render_samples_when_asked() {
-        let Some(dir) = std::env::var_os("VAE_PLOT_SAMPLES") else { return };
-        let dir = PathBuf::from(dir);
+    fn render_samples() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::env::var_os("VAE_PLOT_SAMPLES").map_or_else(|| tmp.path().to_owned(), PathBuf::from);
         let (points, labels) = blobs(10_000);
         let scatter = scatter_png(&points, &labels, &[], "Latent means (test set)", "z[0]", "z[1]");
         save_png(&dir.join("plot-scatter.png"), &scatter.unwrap()).unwrap();
@@ -286,5 +301,12 @@ mod tests {
         panels[1].0 = "Reconstruction".into();
         save_png(&dir.join("plot-curves.png"), &curves_png("two", &panels[..2], "epoch").unwrap()).unwrap();
         save_png(&dir.join("plot-curves3.png"), &curves_png("three", &panels, "epoch").unwrap()).unwrap();
+        let size = |name: &str| {
+            let img = decode(&std::fs::read(dir.join(name)).unwrap());
+            (img.0, img.1)
+        };
+        assert_eq!(size("plot-scatter.png"), SCATTER_SIZE);
+        assert_eq!(size("plot-curves.png"), (CURVES_WIDTH, TITLE_STRIP + 2 * CURVES_ROW_HEIGHT));
+        assert_eq!(size("plot-curves3.png"), (CURVES_WIDTH, TITLE_STRIP + 3 * CURVES_ROW_HEIGHT));
     }
 }

@@ -109,6 +109,19 @@ mod tests {
         for (points, labels) in cases {
             let img = decode(&scatter_png(&points, &labels, &[], "t", "x", "y").unwrap());
             assert_eq!((img.0, img.1), SCATTER_SIZE);
+            // The frame, ticks and legend are drawn whatever the points, and a finite point of
+            // a palette label shows as coloured pixels in the plot area (left of the widest legend strip).
+            assert!(count(&img, 0, |px| px.iter().all(|&v| v < 90)) > 200, "{points:?}: no frame or text");
+            let coloured = |px: &[u8]| px.iter().max().unwrap() - px.iter().min().unwrap() > 40;
+            let in_plot = img
+                .2
+                .chunks(3)
+                .enumerate()
+                .filter(|(i, px)| (*i as u32 % img.0) < SCATTER_SIZE.0 - 230 && coloured(px));
+            let dots = in_plot.count();
+            // (Labels from 10 on are drawn in dark grey, "other".)
+            let palette = points.iter().zip(&labels).any(|(p, &l)| p[0].is_finite() && p[1].is_finite() && l < 10);
+            assert_eq!(dots > 0, palette, "{points:?}: {dots} coloured pixels");
         }
         let err = scatter_png(&[[0.0, 0.0]], &[], &[], "t", "x", "y").unwrap_err();
         assert!(matches!(err, PlotError::LabelCount { points: 1, labels: 0, .. }), "{err}");
