@@ -370,6 +370,10 @@ pub fn parse_dims(spec: &str, latent: usize) -> Result<Vec<usize>> {
     };
     let dims: Vec<usize> = if let Some((a, b)) = spec.split_once("..") {
         let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        // Checked before the range is built: `0..100000000000` would allocate 800 GB.
+        if b > latent {
+            bail!("--dims: dimension {} does not exist; the latent space has dimensions 0..{latent}", b - 1);
+        }
         (a..b).collect()
     } else {
         spec.split(',').map(|d| d.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?
@@ -524,5 +528,18 @@ mod tests {
         let t = super::sweep(0.0, 1.0, 11);
         assert_eq!((t[0].as_str(), t[5].as_str(), t[10].as_str()), ("0.0", "0.5", "1.0"));
         assert_eq!(super::sweep(-3.0, 3.0, 11)[5], "0.0");
+    }
+
+    /// Ranges and lists within the latent space parse; a huge range is refused before it is
+    /// built, and so is a dimension past the end, empty ranges and junk.
+    #[test]
+    fn dims_are_checked_before_they_are_built() {
+        use super::parse_dims;
+        assert_eq!(parse_dims("0..3", 20).unwrap(), [0, 1, 2]);
+        assert_eq!(parse_dims("4, 7,19", 20).unwrap(), [4, 7, 19]);
+        let huge = parse_dims("0..100000000000", 20).unwrap_err().to_string();
+        assert!(huge.contains("dimension 99999999999 does not exist") && huge.contains("0..20"), "{huge}");
+        assert!(parse_dims("0..21", 20).is_err() && parse_dims("20", 20).is_err());
+        assert!(parse_dims("5..5", 20).is_err() && parse_dims("a..b", 20).is_err() && parse_dims("", 20).is_err());
     }
 }

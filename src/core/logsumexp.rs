@@ -15,7 +15,12 @@ impl Default for LogSumExp {
 }
 
 impl LogSumExp {
+    /// Adds e^v: nothing for v = −∞ (which would otherwise give ∞ − ∞ = NaN on an empty
+    /// accumulator).
     pub fn add(&mut self, v: f64) {
+        if v == f64::NEG_INFINITY {
+            return;
+        }
         if v > self.max {
             self.sum = self.sum * (self.max - v).exp() + 1.0;
             self.max = v;
@@ -53,5 +58,9 @@ mod tests {
         assert!((log_sum_exp(&[-1e4 + 2.0, -1e4 - 1.0, -1e4]) - want).abs() < 1e-9);
         assert_eq!(log_sum_exp(&[-12345.5]), -12345.5);
         assert_eq!(log_sum_exp(&[]), f64::NEG_INFINITY);
+        // −∞ is e⁰ = 0 of mass: alone, or first, or among others.
+        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY]), f64::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY, 3.0]), 3.0);
+        assert_eq!(log_sum_exp(&[3.0, f64::NEG_INFINITY]), 3.0);
     }
 }

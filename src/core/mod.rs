@@ -1,5 +1,8 @@
 //! The compute core: hot thread pool, `gemm` wrapper, fused kernels, Adam, random numbers.
-//! Nothing here allocates per call except where noted; callers own every buffer.
+//! Callers own every buffer of activations and gradients. Small per-call allocations remain
+//! where noted: the implicit convolutions pack their weights per call (`implicit`), the
+//! likelihoods' per-part scratch (`likelihood::mixture`), the GMM's and the VampPrior's
+//! working vectors.
 
 pub mod activations;
 pub mod adam;
