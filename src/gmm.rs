@@ -97,24 +97,27 @@ impl Gmm {
     }
 
     fn factor(&mut self) -> Result<(), GmmError> {
-        let d = self.dim;
         self.chol = vec![0.0; self.covariances.len()];
         self.log_dets = vec![0.0; self.components()];
-        for k in 0..self.components() {
-            let cov = &self.covariances[k * d * d..(k + 1) * d * d];
-            let l = &mut self.chol[k * d * d..(k + 1) * d * d];
-            for i in 0..d {
-                for j in 0..i {
-                    if (cov[i * d + j] - cov[j * d + i]).abs() > 1e-9 * (1.0 + cov[i * d + j].abs()) {
-                        return Err(GmmError::Covariance(k));
-                    }
+        (0..self.components()).try_for_each(|k| self.factor_one(k))
+    }
+
+    /// Factors component k's covariance into `chol` and `log_dets` (allocated).
+    fn factor_one(&mut self, k: usize) -> Result<(), GmmError> {
+        let d = self.dim;
+        let cov = &self.covariances[k * d * d..(k + 1) * d * d];
+        let l = &mut self.chol[k * d * d..(k + 1) * d * d];
+        for i in 0..d {
+            for j in 0..i {
+                if (cov[i * d + j] - cov[j * d + i]).abs() > 1e-9 * (1.0 + cov[i * d + j].abs()) {
+                    return Err(GmmError::Covariance(k));
                 }
             }
-            if !cholesky(cov, l, d) {
-                return Err(GmmError::Covariance(k));
-            }
-            self.log_dets[k] = 2.0 * (0..d).map(|i| l[i * d + i].ln()).sum::<f64>();
         }
+        if !cholesky(cov, l, d) {
+            return Err(GmmError::Covariance(k));
+        }
+        self.log_dets[k] = 2.0 * (0..d).map(|i| l[i * d + i].ln()).sum::<f64>();
         Ok(())
     }
 
@@ -206,17 +209,24 @@ impl Gmm {
         for (i, &c) in labels.iter().enumerate() {
             resp[i * k + c] = 1.0;
         }
-        let mut gmm = m_step(data, dim, k, &resp);
+        let mut gmm = m_step(data, dim, k, &resp)?;
         let mut report = FitReport { log_likelihoods: Vec::new(), converged: false };
         for _ in 0..max_iter {
             let ll = e_step(&gmm, data, &mut resp);
-            let done = report.log_likelihoods.last().is_some_and(|&prev| ll - prev < tol);
+            let change = report.log_likelihoods.last().map(|&prev| ll - prev);
             report.log_likelihoods.push(ll);
-            if done {
-                report.converged = true;
-                break;
+            match change {
+                // Converged: the likelihood stopped moving.
+                Some(c) if c.abs() < tol => {
+                    report.converged = true;
+                    break;
+                }
+                // EM never lowers it but for rounding or a covariance made diagonal: stop,
+                // and do not call that converged.
+                Some(c) if c < 0.0 => break,
+                _ => {}
             }
-            gmm = m_step(data, dim, k, &resp);
+            gmm = m_step(data, dim, k, &resp)?;
         }
         Ok((gmm, report))
     }
@@ -244,10 +254,18 @@ fn e_step(gmm: &Gmm, data: &[f64], resp: &mut [f64]) -> f64 {
 }
 
 /// The maximising weights, means and covariances for responsibilities `resp` \[n, K\]. A
-/// component with (almost) no responsibility keeps a unit covariance at the data's mean
-/// and a weight of ~0.
-fn m_step(data: &[f64], d: usize, k: usize, resp: &[f64]) -> Gmm {
+/// component with (almost) no responsibility is parked at the data's mean with the data's
+/// variance on its diagonal (the data's scale, whatever it is) and a weight of ~0.
+///
+/// # Errors
+/// [`GmmError::Covariance`] when a component's covariance cannot be factored even as its
+/// diagonal (values so large that their squares overflow).
+fn m_step(data: &[f64], d: usize, k: usize, resp: &[f64]) -> Result<Gmm, GmmError> {
     let n = data.len() / d;
+    let data_mean: Vec<f64> = (0..d).map(|j| data.iter().skip(j).step_by(d).sum::<f64>() / n as f64).collect();
+    let data_var: Vec<f64> = (0..d)
+        .map(|j| data.iter().skip(j).step_by(d).map(|v| (v - data_mean[j]).powi(2)).sum::<f64>() / n as f64)
+        .collect();
     let mut nk = vec![0.0; k];
     let mut means = vec![0.0; k * d];
     for (x, r) in data.chunks_exact(d).zip(resp.chunks_exact(k)) {
@@ -263,12 +281,10 @@ fn m_step(data: &[f64], d: usize, k: usize, resp: &[f64]) -> Gmm {
     for c in 0..k {
         let mean = &mut means[c * d..(c + 1) * d];
         if nk[c] < 1e-10 {
-            // An empty component: park it at the data's mean with a unit covariance.
-            for (j, m) in mean.iter_mut().enumerate() {
-                *m = data.iter().skip(j).step_by(d).sum::<f64>() / n as f64;
-            }
+            // An empty component: park it at the data's mean with the data's variances.
+            mean.copy_from_slice(&data_mean);
             for j in 0..d {
-                covs[c * d * d + j * d + j] = 1.0;
+                covs[c * d * d + j * d + j] = data_var[j] + REG;
             }
             continue;
         }
@@ -301,21 +317,29 @@ fn m_step(data: &[f64], d: usize, k: usize, resp: &[f64]) -> Gmm {
     }
     let total: f64 = nk.iter().sum();
     let weights = nk.iter().map(|v| v / total).collect();
-    let mut g = Gmm { dim: d, weights, means, covariances: covs, chol: Vec::new(), log_dets: Vec::new() };
-    if g.factor().is_err() {
-        // Numerically indefinite despite λ: fall back to the diagonal.
-        for c in 0..k {
-            for i in 0..d {
-                for j in 0..d {
-                    if i != j {
-                        g.covariances[c * d * d + i * d + j] = 0.0;
-                    }
-                }
+    let mut g = Gmm { dim: d, weights, means, covariances: covs, chol: vec![0.0; k * d * d], log_dets: vec![0.0; k] };
+    (0..k).try_for_each(|c| factor_or_diagonal(&mut g, c))?;
+    Ok(g)
+}
+
+/// Factors component c, or, when its covariance is numerically indefinite despite λ, that
+/// component alone falls back to its diagonal.
+///
+/// # Errors
+/// [`GmmError::Covariance`] when even the diagonal does not factor (an infinite variance).
+fn factor_or_diagonal(g: &mut Gmm, c: usize) -> Result<(), GmmError> {
+    if g.factor_one(c).is_ok() {
+        return Ok(());
+    }
+    let d = g.dim;
+    for i in 0..d {
+        for j in 0..d {
+            if i != j {
+                g.covariances[c * d * d + i * d + j] = 0.0;
             }
         }
-        g.factor().expect("a positive diagonal factors");
     }
-    g
+    g.factor_one(c)
 }
 
 /// Lloyd's k-means from k-means++ seeds (Arthur & Vassilvitskii 2007); returns each

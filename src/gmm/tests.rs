@@ -109,3 +109,47 @@ fn bad_mixtures_are_refused() {
     let back: Gmm = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
     assert_eq!(back.checked().unwrap(), g);
 }
+
+/// An empty component is parked at the data's mean with the data's variances, whatever the
+/// data's scale (points 1e4 out).
+#[test]
+fn m_step_parks_empty_components_at_the_datas_scale() {
+    let mut data = Vec::new();
+    let mut resp = Vec::new();
+    for i in 0..20 {
+        let t = (i as f64 - 10.0) * 1e4;
+        data.extend([t, 0.5 * t + 1e3 * (i % 3) as f64]);
+        resp.extend([1.0, 0.0]);
+    }
+    let g = m_step(&data, 2, 2, &resp).unwrap();
+    for j in 0..2 {
+        let mean = data.iter().skip(j).step_by(2).sum::<f64>() / 20.0;
+        let var = data.iter().skip(j).step_by(2).map(|v| (v - mean).powi(2)).sum::<f64>() / 20.0;
+        assert!((g.means[2 + j] - mean).abs() < 1e-6 * (1.0 + mean.abs()), "parked at the mean");
+        assert!((g.covariances[4 + j * 3] - var).abs() < 1e-9 * var, "the data's variance, not 1");
+    }
+}
+
+/// A component whose covariance does not factor falls back to its own diagonal; the other
+/// keeps its correlation.
+#[test]
+fn only_the_broken_component_is_made_diagonal() {
+    let mut g = known();
+    let (good, bad) = (g.covariances[..4].to_vec(), [1.0, 2.0, 2.0, 1.0]);
+    g.covariances[4..8].copy_from_slice(&bad);
+    g.chol = vec![0.0; g.covariances.len()];
+    g.log_dets = vec![0.0; 3];
+    for c in 0..3 {
+        factor_or_diagonal(&mut g, c).unwrap();
+    }
+    assert_eq!(g.covariances[..4], good[..]);
+    assert_eq!(g.covariances[4..8], [1.0, 0.0, 0.0, 1.0]);
+    assert!(g.log_density(&[0.3, -0.2]).is_finite());
+}
+
+/// Values whose squares overflow are refused with an error, not a panic.
+#[test]
+fn overflowing_data_is_an_error() {
+    let data: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 1e200 } else { -1e200 } * (1.0 + i as f64)).collect();
+    assert!(Gmm::fit(&data, 2, 2, 10, 1e-6, &mut Rng::new(1)).is_err());
+}
