@@ -152,6 +152,13 @@ fn binarized_runs_train_and_evaluate_on_binary_data() {
         assert_eq!(config["train"]["binarize"], mode);
         vae().args(["eval"]).arg(&run).args(["--k", "5", "--limit", "30", "--generated", "0"]).assert().success();
         assert_eq!(eval_json(&run)["binarized"], true);
+        // Its training images are evaluated (and encoded) binary as well, dynamic or static.
+        let cfg: vae::checkpoint::RunConfig = serde_json::from_value(config).unwrap();
+        let data = vae::data::Dataset::load(&vae::data::Source::Mnist).unwrap();
+        let train = vae::eval::report::SplitName::Train;
+        let split = vae::eval::report::eval_split(&cfg, &data, train, Some(50)).unwrap();
+        assert!(split.images.iter().all(|&v| v == 0 || v == 255), "{mode}: grey training images");
+        assert!(split.images.contains(&255));
         fails(&["train", "--resume", run.to_str().unwrap(), "--binarize", "none"], &["--binarize cannot be changed"]);
     }
 }

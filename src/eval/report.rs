@@ -158,7 +158,8 @@ pub const SIGN_CONVENTION: &str = "elbo, iwae.bound and reconstruction are log-l
      example: negative, higher is better, each <= log p(x); kl is positive; iwae.nll = -iwae.bound, lower is better";
 
 /// The split a run is evaluated on: `data` (the run's dataset, [`crate::rundata::load`])
-/// with the run's binarization, and with `limit`, a seeded sample of that many stratified
+/// with the run's binarization (a dynamically binarized run's training images drawn binary
+/// once, seeded, as its test images are), and with `limit`, a seeded sample of that many stratified
 /// across classes.
 ///
 /// # Errors
@@ -202,6 +203,12 @@ pub fn eval_split_indexed(
         SplitName::Train => one.train = whole.clone(),
     }
     train.prepare(&mut one);
+    if which == SplitName::Train && config.train.binarize == crate::data::binarize::Binarize::Dynamic {
+        // Training drew fresh binary images every epoch, so the training images are scored
+        // as binary images too: one seeded draw, as the test set's (its own stream).
+        let mut rng = crate::core::Rng::stream(config.train.seed, crate::core::Purpose::Binarize, 2);
+        crate::data::binarize::binarize_split(&mut one.train, &mut rng);
+    }
     let split = match which {
         SplitName::Test => one.test,
         SplitName::Train => one.train,
