@@ -20,9 +20,11 @@
 
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc, clippy::missing_errors_doc)]
 
+#[cfg(feature = "app")]
 pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
+#[cfg(feature = "app")]
 pub mod cli;
 pub mod clock;
 pub mod core;
@@ -31,6 +33,7 @@ pub mod dirkind;
 pub mod eval;
 pub mod explore;
 pub mod export;
+#[cfg(feature = "app")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gmm;
@@ -39,12 +42,15 @@ pub mod io;
 pub mod lock;
 pub mod model;
 pub mod nn;
+#[cfg(feature = "app")]
 pub mod plot;
 pub mod progress;
+#[cfg(feature = "app")]
 pub mod run;
 pub mod rundata;
 pub mod sampler;
 pub mod schedule;
+#[cfg(feature = "app")]
 pub mod serve;
 pub mod text;
 pub mod train;

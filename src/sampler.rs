@@ -20,7 +20,8 @@ use std::path::PathBuf;
 pub const GMM_FILE: &str = "sampler-gmm.json";
 
 /// `--sampler`'s values.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SamplerName {
     /// The fitted mixture when the run has one for its current weights (`vae train` fits it

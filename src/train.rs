@@ -63,7 +63,8 @@ fn is_zero(v: &usize) -> bool {
 }
 
 /// How weights start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Init {
     /// PyTorch's default: weights and biases uniform in ±1/√fan_in
@@ -80,7 +81,8 @@ impl Init {
 }
 
 /// Where the decoder's output bias starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputBias {
     /// As `--init` sets every bias

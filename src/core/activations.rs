@@ -9,7 +9,8 @@ use super::simd::{self, simd_fn};
 use serde::{Deserialize, Serialize};
 
 /// The hidden layers' non-linearity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// max(0, x), the tutorial's.

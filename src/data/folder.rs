@@ -22,7 +22,8 @@ use std::time::{Instant, UNIX_EPOCH};
 pub use super::transform::Background;
 
 /// Grey or colour tensors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Color {
     /// One channel (PIL's luma of colour images).

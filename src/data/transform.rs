@@ -6,7 +6,8 @@
 use image::{DynamicImage, ImageBuffer, Pixel, Rgb, imageops};
 
 /// What transparent pixels are composited onto.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Background {
     #[default]

@@ -10,7 +10,8 @@ use std::ops::Range;
 pub use crate::core::activations::Activation;
 
 /// Which model: the tutorial's VAE, its conditional VAE, or the plain autoencoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Variational autoencoder (Kingma & Welling 2014): Gaussian q(z|x), Bernoulli p(x|z).
@@ -49,7 +50,8 @@ impl std::fmt::Display for ModelKind {
 }
 
 /// The encoder's and decoder's kind of layers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// Fully connected layers on the flattened image (the tutorial's).
