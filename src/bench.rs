@@ -178,7 +178,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         println!(
             "model {kind} ({arch}, latent {}, {} parameters){trained} on {data_name}, {t}, {e} of {steps} steps (batch {batch}), SIMD {:?}",
             config.latent_dim,
-            crate::cli::group(trainer.model.params.len()),
+            crate::text::group(trainer.model.params.len()),
             crate::core::simd::level()
         );
         println!("cpu                 {}", crate::core::cpu::cpu().summary());

@@ -13,10 +13,12 @@
 //! drops metric records past it, so killing the process at any moment leaves the last
 //! completed epoch loadable.
 
+pub mod dirkind;
+
 use crate::core::AdamState;
-use crate::dirkind::DirKind;
 use crate::model::{Model, ModelConfig, Network, TensorInfo};
 use crate::train::TrainConfig;
+use dirkind::DirKind;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -69,7 +71,7 @@ impl CheckpointError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// Always [`DirKind::VaeRun`]: what the directory is (see `dirkind`).
-    #[serde(default = "crate::dirkind::vae_run")]
+    #[serde(default = "crate::checkpoint::dirkind::vae_run")]
     pub kind: DirKind,
     pub model: ModelConfig,
     pub train: TrainConfig,
@@ -120,47 +122,7 @@ impl RunConfig {
     }
 }
 
-/// One epoch's record in `metrics.jsonl`. Losses are in nats per example unless named
-/// otherwise; "reconstruction" is the likelihood's −log p(x|z) (the BCE of a Bernoulli);
-/// "loss" is the negative ELBO (reconstruction + KL) for variational models and the
-/// reconstruction for `ae`; `train_objective` is what was minimised (reconstruction + β·KL).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub step: u64,
-    pub train_objective: f64,
-    /// The likelihood's −log p(x|z) per example (the tutorial's BCE for a Bernoulli; called
-    /// `train_bce` in runs made before it was renamed).
-    #[serde(alias = "train_bce")]
-    pub train_reconstruction: f64,
-    pub train_kl: f64,
-    /// The tutorial's figure: the mean over steps of the summed batch objective.
-    pub train_batch_loss: f64,
-    /// The test figures; absent for a run with no test images (`--test-fraction 0`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_loss: Option<f64>,
-    #[serde(default, alias = "test_bce", skip_serializing_if = "Option::is_none")]
-    pub test_reconstruction: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_kl: Option<f64>,
-    pub seconds: f64,
-    pub images_per_sec: f64,
-    /// The learning rate of this epoch (`--resume --lr` can change it; absent in runs
-    /// written before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f32>,
-    /// The KL weight of this epoch, recorded while a run has a KL warm-up.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub beta: Option<f32>,
-}
-
-impl EpochMetrics {
-    /// The loss `--lr-schedule plateau` watches: the test loss, or for a run without test
-    /// images the training objective.
-    pub fn watched(&self) -> f64 {
-        self.test_loss.unwrap_or(self.train_objective)
-    }
-}
+pub use crate::metrics::EpochMetrics;
 
 pub use crate::io::write_atomic;
 

@@ -1,10 +1,10 @@
 //! `vae classifier train`: trains the built-in classifier and saves it like a VAE run
 //! (`config.json` + `model.safetensors`), by default in `runs/classifier-<dataset>/`.
 
+use crate::checkpoint::dirkind::DirKind;
 use crate::checkpoint::{CheckpointError, read, tensors_bytes, tensors_from_bytes, write};
 use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step};
 use crate::data::{Dataset, Source};
-use crate::dirkind::DirKind;
 use crate::model::classifier::{Classifier, ClassifierConfig, ClassifierWorkspace, softmax_cross_entropy};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use std::time::Instant;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierRun {
     /// Always [`DirKind::Classifier`]: what the directory is (see `dirkind`).
-    #[serde(default = "crate::dirkind::classifier")]
+    #[serde(default = "crate::checkpoint::dirkind::classifier")]
     pub kind: DirKind,
     pub classifier: ClassifierConfig,
     pub dataset: Source,

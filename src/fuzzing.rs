@@ -4,10 +4,10 @@
 //! (an `Err` is the right answer to bad bytes). Each returns whether the input was accepted
 //! (parsed, or answered with a success), which the seed test checks. Not part of the public API.
 
+use crate::checkpoint::dirkind::DirKind;
 use crate::checkpoint::{self, EpochMetrics, RunConfig};
 use crate::core::{AdamConfig, Shape};
 use crate::data::{Binarize, Source, Split, idx};
-use crate::dirkind::DirKind;
 use crate::images::picture;
 use crate::model::{Arch, Model, ModelConfig, ModelKind, config::MAX_PARAMETERS};
 use crate::serve::{AppState, router};

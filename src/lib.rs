@@ -29,7 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod core;
 pub mod data;
-pub mod dirkind;
+pub use checkpoint::dirkind;
 pub mod eval;
 pub mod explore;
 pub mod export;
@@ -40,6 +40,7 @@ pub mod gmm;
 pub mod images;
 pub mod io;
 pub mod lock;
+pub mod metrics;
 pub mod model;
 pub mod nn;
 #[cfg(feature = "app")]

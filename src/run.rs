@@ -1,10 +1,10 @@
 //! A training run end to end: set-up or resume, the epoch loop with its progress bar and
 //! report line, and the files each epoch leaves in the run directory.
 
+use crate::checkpoint::dirkind::DirKind;
 use crate::checkpoint::{CheckpointError, EpochMetrics, RunConfig, RunDir};
 use crate::core::{AdamState, Purpose, Rng};
 use crate::data::Dataset;
-use crate::dirkind::DirKind;
 use crate::images;
 use crate::lock::{DirLock, LockError};
 use crate::model::{Model, ModelConfig};

@@ -4,10 +4,10 @@
 //! fresh permutation each epoch, the last incomplete batch dropped (468 steps on MNIST),
 //! Adam on the summed batch loss.
 
-use crate::checkpoint::EpochMetrics;
 use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, kernels};
 use crate::data::binarize::{binarize_split, gather_binarized};
 use crate::data::{Augment, Binarize, Dataset, Source, Split};
+use crate::metrics::EpochMetrics;
 use crate::model::{BatchLoss, Model, Workspace};
 use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
@@ -62,23 +62,7 @@ fn is_zero(v: &usize) -> bool {
     *v == 0
 }
 
-/// How weights start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Init {
-    /// PyTorch's default: weights and biases uniform in ±1/√fan_in
-    #[default]
-    Pytorch,
-    /// Glorot & Bengio (2010): weights uniform in ±√(6/(fan_in + fan_out)), biases zero (Burda et al.'s)
-    Glorot,
-}
-
-impl Init {
-    pub fn is_pytorch(&self) -> bool {
-        *self == Init::Pytorch
-    }
-}
+pub use crate::model::Init;
 
 /// Where the decoder's output bias starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,7 +258,7 @@ pub struct Trainer {
     /// before its next step.
     pub interrupt: Arc<AtomicBool>,
     /// The loss `--lr-schedule plateau` watches, one per completed epoch in order
-    /// ([`EpochMetrics::watched`]); [`crate::run::Run`] appends to it.
+    /// ([`EpochMetrics::watched`]); the run (`run::Run`) appends to it.
     pub watched: Vec<f64>,
     grads: Vec<f32>,
     ws: Workspace,

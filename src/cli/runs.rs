@@ -3,7 +3,7 @@
 //! Doc comments on arguments are clap's `--help` text, not rustdoc.
 
 use crate::checkpoint::RunDir;
-use crate::dirkind::DirKind;
+use crate::checkpoint::dirkind::DirKind;
 use anyhow::{Context, Result};
 use clap::Args;
 use clap::ValueEnum as _;

@@ -400,7 +400,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {
-            kind: crate::dirkind::DirKind::VaeRun,
+            kind: crate::checkpoint::dirkind::DirKind::VaeRun,
             model,
             train,
             version: env!("CARGO_PKG_VERSION").to_string(),

@@ -306,7 +306,7 @@ fn list(dir: &Path) -> Result<(Vec<Entry>, Vec<String>, Skipped, Fnv, bool), Fol
             entries.push(Entry { path, label, test: *is_test });
         }
     }
-    if classes.len() > crate::model::config::MAX_CLASSES {
+    if classes.len() > super::MAX_CLASSES {
         return Err(FolderError::TooManyClasses { dir: dir.to_owned(), n: classes.len() });
     }
     Ok((entries, classes, skipped, key, split_dirs))

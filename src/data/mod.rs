@@ -1,6 +1,9 @@
 //! Image datasets: MNIST embedded in the binary, Debian's Fashion-MNIST, any folder holding
 //! the four standard IDX files, or any folder of images (`folder`).
 
+/// Most classes a labelled dataset may have (labels are stored as bytes).
+pub const MAX_CLASSES: usize = 256;
+
 pub mod augment;
 pub mod binarize;
 pub mod cache;

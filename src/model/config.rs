@@ -71,8 +71,7 @@ fn ten() -> usize {
     10
 }
 
-/// Most classes a labelled dataset may have (labels are stored as bytes).
-pub const MAX_CLASSES: usize = 256;
+pub use crate::data::MAX_CLASSES;
 /// Most parameters a model may have (f32: 4 GB), checked before anything is allocated.
 pub const MAX_PARAMETERS: usize = 1 << 30;
 

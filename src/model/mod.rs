@@ -14,7 +14,6 @@ pub use likelihood::Likelihood;
 pub use network::{BatchLoss, Network, Workspace};
 
 use crate::core::{Pool, Purpose, Rng};
-use crate::train::Init;
 
 /// A network with its parameters: what a checkpoint holds.
 #[derive(Clone, Debug)]
@@ -57,6 +56,24 @@ pub struct Encoding {
     pub mu: Vec<f32>,
     /// Log-variances of q(z|x), `[n, latent]` (all zero for `ae`, which has none).
     pub logvar: Vec<f32>,
+}
+
+/// How weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// PyTorch's default: weights and biases uniform in ±1/√fan_in
+    #[default]
+    Pytorch,
+    /// Glorot & Bengio (2010): weights uniform in ±√(6/(fan_in + fan_out)), biases zero (Burda et al.'s)
+    Glorot,
+}
+
+impl Init {
+    pub fn is_pytorch(&self) -> bool {
+        *self == Init::Pytorch
+    }
 }
 
 impl Model {

@@ -437,7 +437,7 @@ fn clamped_mean(mu: f32, s: f32) -> f32 {
 /// The image the mixture stands for, in place: `out` \[params·plane, cols\] (bias `bias` per
 /// row added here) becomes, in its first `channels·plane` rows, each value's mean
 /// Σ_k π_k E_k\[x_c\], each component's value clamped to [0, 1] as the edge bins do
-/// ([`clamped_mean`]), RGB's later channels' means taken at the earlier channels' component
+/// (`clamped_mean`), RGB's later channels' means taken at the earlier channels' component
 /// means.
 pub fn logistic_mixture_mean(m: Mixture, out: &mut [f32], bias: &[f32], cols: usize) {
     m.check(out.len(), bias.len(), m.channels * m.plane * cols, cols);

@@ -5,7 +5,7 @@
 //! Directories written before the field existed are recognised by their keys (a VAE run's
 //! `model` and `train`, a classifier's `classifier`).
 
-use crate::checkpoint::{CONFIG_FILE, CheckpointError, read};
+use super::{CONFIG_FILE, CheckpointError, read};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
