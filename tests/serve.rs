@@ -209,3 +209,76 @@ fn many_concurrent_clients_get_no_errors() {
         all[all.len() / 2]
     );
 }
+
+/// A burst of 200 concurrent 1 MB picture uploads: each is answered 200, or 503 with
+/// `Retry-After` when it waited too long for a slot; none fails otherwise, and `/api/model`
+/// keeps answering meanwhile (heavy work runs on the blocking pool behind a few slots). Its
+/// latency and the process's peak memory are printed, not asserted (BENCHMARKS.md records
+/// them).
+#[test]
+fn a_burst_of_uploads_waits_its_turn() {
+    let (v, _) = servers();
+    // 1000×1000 grey noise: a PNG of about 1 MB that does not compress.
+    let mut rng = vae::core::Rng::new(3);
+    let pixels: Vec<u8> = (0..1000 * 1000).map(|_| rng.below(256) as u8).collect();
+    let mut png = Vec::new();
+    image::GrayImage::from_raw(1000, 1000, pixels)
+        .unwrap()
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    assert!(png.len() > 900_000 && png.len() <= vae::serve::MAX_BODY, "{} bytes", png.len());
+    let png = std::sync::Arc::new(png);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let monitor = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut conn = Conn::open(v);
+            let mut latencies = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = conn.request("GET", "/api/model", "", b"");
+                latencies.push(t.elapsed());
+                assert_eq!(r.status, 200, "/api/model during the burst");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            latencies
+        })
+    };
+    let uploads: Vec<_> = (0..200)
+        .map(|_| {
+            let png = std::sync::Arc::clone(&png);
+            std::thread::spawn(move || {
+                let r = request(v, "POST", "/api/encode", "image/png", &png);
+                match r.status {
+                    200 => assert_eq!(r.json()["input"].as_array().unwrap().len(), 784),
+                    503 => assert_eq!(r.header("retry-after"), Some("1"), "{}", error_of(&r)),
+                    s => panic!("status {s}: {}", error_of(&r)),
+                }
+                r.status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = uploads.into_iter().map(|h| h.join().expect("an upload failed")).collect();
+    // A flat 2000×1000 picture is a small file but 2 million pixels: refused before decoding.
+    let mut flat = Vec::new();
+    image::GrayImage::new(2000, 1000).write_to(&mut std::io::Cursor::new(&mut flat), image::ImageFormat::Png).unwrap();
+    let r = request(v, "POST", "/api/encode", "image/png", &flat);
+    assert_eq!(r.status, 400);
+    assert!(error_of(&r).contains("2000x1000; at most 1048576 pixels"), "{}", error_of(&r));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut latencies = monitor.join().expect("the monitor failed");
+    latencies.sort();
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    assert!(ok > 0, "no upload was served");
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
+        .unwrap_or_default();
+    eprintln!(
+        "burst: {ok} of 200 uploads served, {} told to retry; /api/model p50 {:?}, p99 {:?} over {} requests; {hwm}",
+        200 - ok,
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+        latencies.len()
+    );
+}

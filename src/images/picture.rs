@@ -23,6 +23,10 @@ pub enum PictureError {
     Decode { name: String, reason: String },
     #[error("{name} is {width}x{height}; pictures up to {MAX_SIDE}x{MAX_SIDE} are accepted")]
     TooLarge { name: String, width: u32, height: u32 },
+    #[error(
+        "{name} is {width}x{height}; at most {max_pixels} pixels are accepted here (the model is far smaller: scale it down first)"
+    )]
+    TooManyPixels { name: String, width: u32, height: u32, max_pixels: u64 },
 }
 
 /// Decodes picture bytes, refusing a header larger than [`MAX_SIDE`] before decoding.
@@ -32,6 +36,16 @@ pub enum PictureError {
 /// has no pixels (a side of 0),
 /// [`PictureError::TooLarge`] if the header claims a side above [`MAX_SIDE`].
 pub fn decode(bytes: &[u8], name: &str) -> Result<image::DynamicImage, PictureError> {
+    decode_limited(bytes, name, u64::from(MAX_SIDE) * u64::from(MAX_SIDE))
+}
+
+/// [`decode`], also refusing a header that claims more than `max_pixels` pixels (width ×
+/// height) before any pixel is decoded: a 1 MB upload of a flat 4096×4096 PNG would
+/// otherwise take 64 MB to decode.
+///
+/// # Errors
+/// As [`decode`]; [`PictureError::TooManyPixels`] above `max_pixels`.
+pub fn decode_limited(bytes: &[u8], name: &str, max_pixels: u64) -> Result<image::DynamicImage, PictureError> {
     use image::ImageDecoder;
     let err = |e: &dyn std::fmt::Display| PictureError::Decode { name: name.to_string(), reason: e.to_string() };
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| err(&e))?;
@@ -42,6 +56,9 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<image::DynamicImage, PictureEr
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(PictureError::TooLarge { name: name.to_string(), width, height });
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(PictureError::TooManyPixels { name: name.to_string(), width, height, max_pixels });
     }
     if width == 0 || height == 0 {
         return Err(err(&format_args!("it is {width}x{height}: no pixels")));

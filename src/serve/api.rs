@@ -1,9 +1,9 @@
 //! The HTTP handlers. Every error is a 4xx with `{"error": "..."}` saying what to change.
 
-use super::{AppState, MAX_IMAGES};
+use super::{AppState, HEAVY_WAIT, MAX_IMAGES, MAX_UPLOAD_PIXELS};
 use crate::core::{Pool, Purpose, Rng};
 use crate::explore::{lerp_path, slerp_path};
-use crate::images::picture::{decode as decode_picture, to_input};
+use crate::images::picture::{decode_limited, to_input};
 use crate::images::{Image, grid};
 use crate::model::one_hot;
 use axum::body::Bytes;
@@ -24,8 +24,37 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+        let mut r = (self.0, axum::Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+        }
+        r
     }
+}
+
+/// Runs a heavy handler's work (a model pass over many images, a picture decode) on the
+/// blocking pool once one of the state's [`AppState::heavy`] slots is free, so the async
+/// executor keeps answering light requests and memory stays bounded by the slots. A request
+/// that waits longer than [`HEAVY_WAIT`] gets 503 with `Retry-After: 1`.
+async fn heavy<T: Send + 'static>(
+    s: &Arc<AppState>,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let slot = match tokio::time::timeout(HEAVY_WAIT, Arc::clone(&s.heavy).acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy with other requests; retry in a second".into(),
+            ));
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 impl From<crate::model::InputError> for ApiError {
@@ -157,7 +186,7 @@ pub async fn model_info(State(s): St) -> Response {
         "evaluations": evals.len(),
         "sliders": { "principal": s.principal, "origin": s.sliders.origin, "axes": s.sliders.axes, "scales": s.sliders.scales },
         "test_images": s.test.len(),
-        "limits": { "max_images": MAX_IMAGES, "max_body_bytes": super::MAX_BODY },
+        "limits": { "max_images": MAX_IMAGES, "max_body_bytes": super::MAX_BODY, "max_upload_pixels": MAX_UPLOAD_PIXELS },
     }))
     .into_response()
 }
@@ -174,17 +203,17 @@ pub async fn sample(State(s): St, q: Params) -> ApiResult {
     let nrow = int(&q, "nrow", Some(default_row), 1..=MAX_IMAGES as u64)?.unwrap_or(default_row) as usize;
     let temperature = number(&q, "temperature", 1.0, 0.0..=MAX_TEMPERATURE)?;
     let c = s.model.config().clone();
-    let image = tokio::task::spawn_blocking(move || {
+    let state = Arc::clone(&s);
+    let image = heavy(&s, move || {
         let labels: Option<Vec<u8>> = c.kind.conditional().then(|| match label {
             Some(d) => vec![d; n],
             None => (0..n).map(|i| ((i / nrow) % c.classes.max(1)) as u8).collect(),
         });
         let mut rng = Rng::stream(seed, Purpose::User, 0);
-        let imgs = s.sampler.sample(&s.model, &Pool::new(1), n, labels.as_deref(), temperature, &mut rng)?;
-        Ok::<_, ApiError>(grid(&imgs, c.shape(), nrow, 2))
+        let imgs = state.sampler.sample(&state.model, &Pool::new(1), n, labels.as_deref(), temperature, &mut rng)?;
+        Ok(grid(&imgs, c.shape(), nrow, 2))
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .await?;
     let mut r = png(&image);
     r.headers_mut().insert("x-seed", HeaderValue::from(seed));
     Ok(r)
@@ -245,11 +274,11 @@ struct EncodeRequest {
 pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let c = s.model.config().clone();
     let is_picture = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/"));
-    let (pixels, label) = if is_picture {
+    // What to encode: a picture's bytes (decoded below, on the blocking pool), or pixels.
+    let (input, label) = if is_picture {
         let q = params(q)?;
         let body = body.map_err(|e| ApiError(e.status(), format!("{} (bodies are limited to 1 MB)", e.body_text())))?;
-        let img = decode_picture(&body, "the uploaded image").map_err(|e| bad(e.to_string()))?;
-        (to_input(&img, c.shape(), s.config.picture_preparation()), label_param(&s, &q)?.map(u64::from))
+        (Err(body), label_param(&s, &q)?.map(u64::from))
     } else {
         let req: EncodeRequest = json_body(body)?;
         if req.pixels.len() != c.pixels() {
@@ -263,29 +292,37 @@ pub async fn encode(State(s): St, headers: HeaderMap, q: Params, body: Result<By
         if req.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(bad("pixels must be intensities in [0, 1]"));
         }
-        (req.pixels, req.label)
+        (Ok(req.pixels), req.label)
     };
     let label = check_label(&s, label)?;
     if c.kind.conditional() && label.is_none() {
         return Err(bad(format!("this conditional model needs a label 0-{}", c.classes - 1)));
     }
-    let pool = Pool::new(1);
-    let labels = label.map(|l| vec![l]);
-    let enc = s.model.encode(&pool, &pixels, labels.as_deref())?;
-    let recon = s.model.decode(&pool, &enc.mu, labels.as_deref())?;
-    let b = &s.sliders;
-    let coords: Vec<f32> = b
-        .axes
-        .iter()
-        .zip(&b.scales)
-        .map(|(axis, sc)| {
-            enc.mu.iter().zip(&b.origin).zip(axis).map(|((m, o), a)| (m - o) * a).sum::<f32>() / sc.max(1e-6)
-        })
-        .collect();
-    Ok(axum::Json(
-        json!({ "mu": enc.mu, "logvar": enc.logvar, "coords": coords, "input": pixels, "reconstruction": recon }),
-    )
-    .into_response())
+    let state = Arc::clone(&s);
+    let json = heavy(&s, move || {
+        let pixels = match input {
+            Ok(pixels) => pixels,
+            Err(bytes) => {
+                let img =
+                    decode_limited(&bytes, "the uploaded image", MAX_UPLOAD_PIXELS).map_err(|e| bad(e.to_string()))?;
+                drop(bytes);
+                to_input(&img, c.shape(), state.config.picture_preparation())
+            }
+        };
+        let pool = Pool::new(1);
+        let labels = label.map(|l| vec![l]);
+        let enc = state.model.encode(&pool, &pixels, labels.as_deref())?;
+        let recon = state.model.decode(&pool, &enc.mu, labels.as_deref())?;
+        let b = &state.sliders;
+        let coords: Vec<f32> = (b.axes.iter().zip(&b.scales))
+            .map(|(axis, sc)| {
+                enc.mu.iter().zip(&b.origin).zip(axis).map(|((m, o), a)| (m - o) * a).sum::<f32>() / sc.max(1e-6)
+            })
+            .collect();
+        Ok(json!({ "mu": enc.mu, "logvar": enc.logvar, "coords": coords, "input": pixels, "reconstruction": recon }))
+    })
+    .await?;
+    Ok(axum::Json(json).into_response())
 }
 
 /// The last test-set index, or an error if the run has no test images.
@@ -307,22 +344,28 @@ pub async fn interpolate(State(s): St, q: Params) -> ApiResult {
     let steps = int(&q, "steps", Some(10), 2..=50)?.unwrap_or(10) as usize;
     let slerp = flag(&q, "slerp")?;
     let c = s.model.config().clone();
-    let pool = Pool::new(1);
-    let (a, b) = (from as usize, to as usize);
-    let (la, lb) = (s.test.labels[a], s.test.labels[b]);
-    let cond = c.kind.conditional();
-    let za = s.model.encode(&pool, &s.test.image_f32(a), cond.then_some(&[la][..]))?.mu;
-    let zb = s.model.encode(&pool, &s.test.image_f32(b), cond.then_some(&[lb][..]))?.mu;
-    let mut paths = vec![lerp_path(&za, &zb, steps)];
-    if slerp {
-        paths.push(slerp_path(&za, &zb, steps));
-    }
-    let labels = lerp_path(&one_hot(la, c.classes), &one_hot(lb, c.classes), steps);
-    let mut imgs = Vec::new();
-    for p in &paths {
-        imgs.extend(s.model.decode_conditioned(&pool, p, cond.then_some(&labels[..]))?);
-    }
-    Ok(png(&grid(&imgs, c.shape(), steps, 2)))
+    let state = Arc::clone(&s);
+    let image = heavy(&s, move || {
+        let s = state;
+        let pool = Pool::new(1);
+        let (a, b) = (from as usize, to as usize);
+        let (la, lb) = (s.test.labels[a], s.test.labels[b]);
+        let cond = c.kind.conditional();
+        let za = s.model.encode(&pool, &s.test.image_f32(a), cond.then_some(&[la][..]))?.mu;
+        let zb = s.model.encode(&pool, &s.test.image_f32(b), cond.then_some(&[lb][..]))?.mu;
+        let mut paths = vec![lerp_path(&za, &zb, steps)];
+        if slerp {
+            paths.push(slerp_path(&za, &zb, steps));
+        }
+        let labels = lerp_path(&one_hot(la, c.classes), &one_hot(lb, c.classes), steps);
+        let mut imgs = Vec::new();
+        for p in &paths {
+            imgs.extend(s.model.decode_conditioned(&pool, p, cond.then_some(&labels[..]))?);
+        }
+        Ok(grid(&imgs, c.shape(), steps, 2))
+    })
+    .await?;
+    Ok(png(&image))
 }
 
 /// `GET /api/test-image?index=7`: one test image as a PNG (its label in `x-label`).

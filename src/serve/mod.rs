@@ -27,6 +27,12 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const MAX_IMAGES: usize = 400;
 /// Sliders shown: every latent dimension up to this many, else this many principal directions.
 pub const MAX_SLIDERS: usize = 32;
+/// Most pixels of an uploaded picture (1024×1024; the largest model is 128×128): decoding is
+/// refused above it before a pixel is decoded.
+pub const MAX_UPLOAD_PIXELS: u64 = 1 << 20;
+/// How long a heavy request (sample, encode, interpolate) waits for one of the
+/// [`AppState::heavy`] slots before it is answered 503 with `Retry-After`.
+pub const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What every request reads: the model and what the page needs around it.
 pub struct AppState {
@@ -46,6 +52,15 @@ pub struct AppState {
     pub dir: Option<std::path::PathBuf>,
     /// Where `/api/sample` draws its codes from (the prior unless `--sampler gmm`).
     pub sampler: crate::sampler::LatentSampler,
+    /// Slots for the heavy handlers, which run on the blocking pool: as many as the machine
+    /// has cores (2 to 8), so a burst of uploads waits its turn (bounded memory, and the
+    /// async executor stays free for the light requests) instead of all decoding at once.
+    pub heavy: Arc<tokio::sync::Semaphore>,
+}
+
+/// [`AppState::heavy`]'s slots: the cores, between 2 and 8.
+fn heavy_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8)
 }
 
 impl AppState {
@@ -123,7 +138,8 @@ impl AppState {
             (principal_axes(&mu, l, MAX_SLIDERS), true)
         };
         let sampler = crate::sampler::LatentSampler::Prior;
-        Ok(AppState { run, config, model, metrics, test, sliders, principal, dir, sampler })
+        let heavy = Arc::new(tokio::sync::Semaphore::new(heavy_slots()));
+        Ok(AppState { run, config, model, metrics, test, sliders, principal, dir, sampler, heavy })
     }
 }
 
