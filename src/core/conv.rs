@@ -130,7 +130,7 @@ fn im2col_block(
             let run = (batch - b).min(cols.end - j);
             let dst = &mut out[j - cols.start..j - cols.start + run];
             let (oy, ox) = (pos / wo, pos % wo);
-            match (source(g, oy, ky, g.height), source(g, ox, kx, g.width)) {
+            match (g.source(oy, ky, g.height), g.source(ox, kx, g.width)) {
                 (Some(iy), Some(ix)) => dst.copy_from_slice(&src[(iy * g.width + ix) * batch + b..][..run]),
                 _ => dst.fill(0.0),
             }
@@ -159,7 +159,7 @@ fn col2im_block(
             let (pos, b) = (j / batch, j % batch);
             let run = (batch - b).min(cols.end - j);
             let (oy, ox) = (pos / wo, pos % wo);
-            if let (Some(iy), Some(ix)) = (source(g, oy, ky, g.height), source(g, ox, kx, g.width)) {
+            if let (Some(iy), Some(ix)) = (g.source(oy, ky, g.height), g.source(ox, kx, g.width)) {
                 // SAFETY: the caller owns these pixels of `out` (see `col2im_product`).
                 let dst = unsafe {
                     std::slice::from_raw_parts_mut(out.add(c * plane + (iy * g.width + ix) * batch + b), run)
@@ -170,12 +170,6 @@ fn col2im_block(
             j += run;
         }
     }
-}
-
-/// The input coordinate output coordinate `o` reads at kernel offset `k`, if inside.
-#[inline]
-fn source(g: &ConvGeometry, o: usize, k: usize, extent: usize) -> Option<usize> {
-    (o * g.stride + k).checked_sub(g.padding).filter(|&i| i < extent)
 }
 
 /// Whether the AVX-512 implicit-GEMM kernels (`core::implicit`) run a product, rather than

@@ -69,10 +69,23 @@ impl ConvGeometry {
         Self::product(&[self.channels, self.height, self.width])
     }
 
-    /// The input coordinate read by output coordinate `o` at kernel offset `k`, if inside.
+    /// The input coordinate read by output coordinate `o` at kernel offset `k`, if inside
+    /// `extent` (the input's height or width): the one place the convolutions' paths ask
+    /// which pixel an output reads.
     #[inline]
-    fn source(&self, o: usize, k: usize, extent: usize) -> Option<usize> {
+    pub(crate) fn source(&self, o: usize, k: usize, extent: usize) -> Option<usize> {
         (o * self.stride + k).checked_sub(self.padding).filter(|&i| i < extent)
+    }
+
+    /// The input pixel (`(c·H + iy)·W + ix`) that column-matrix row `k = (c, ky, kx)` reads
+    /// for output position `p` (`oy·Wo + ox`), if inside.
+    #[inline]
+    pub(crate) fn pixel(&self, p: usize, k: usize) -> Option<usize> {
+        let (kk, wo) = (self.kernel, self.out_width());
+        let (c, ky, kx) = (k / (kk * kk), k / kk % kk, k % kk);
+        let iy = self.source(p / wo, ky, self.height)?;
+        let ix = self.source(p % wo, kx, self.width)?;
+        Some((c * self.height + iy) * self.width + ix)
     }
 }
 

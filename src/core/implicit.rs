@@ -403,17 +403,6 @@ unsafe fn blocked_product(
     }
 }
 
-/// The image pixel column `k = (c, ky, kx)` of output position `p` reads, if inside.
-#[inline]
-fn source(g: &ConvGeometry, p: usize, k: usize) -> Option<usize> {
-    let (kk, wo) = (g.kernel, g.out_width());
-    let (c, ky, kx) = (k / (kk * kk), k / kk % kk, k % kk);
-    let (oy, ox) = (p / wo, p % wo);
-    let iy = (oy * g.stride + ky).checked_sub(g.padding).filter(|&i| i < g.height)?;
-    let ix = (ox * g.stride + kx).checked_sub(g.padding).filter(|&i| i < g.width)?;
-    Some((c * g.height + iy) * g.width + ix)
-}
-
 /// `y [M, N] = a [M, K] · im2col_g(x)` with `a` row-major, overwriting `y`.
 ///
 /// # Safety
@@ -477,7 +466,7 @@ pub(crate) unsafe fn forward(
                     }
                 } else {
                     for (j, row) in s.rows.iter_mut().enumerate() {
-                        *row = source(g, p, j).map_or(std::ptr::null(), |off| x[off * batch + b0..].as_ptr());
+                        *row = g.pixel(p, j).map_or(std::ptr::null(), |off| x[off * batch + b0..].as_ptr());
                     }
                 }
                 let c = yp.ptr().wrapping_add(p * batch + b0);
@@ -736,7 +725,7 @@ pub(crate) unsafe fn weight_grad(
                     unsafe { transpose_rows(&src, rb, t, stride) };
                     // Column j of the column matrix, in place in x (zeros in the padding).
                     let column = |j: usize| {
-                        let off = if interior { Some(base + offsets[j]) } else { source(g, p, j).map(|o| o * batch) };
+                        let off = if interior { Some(base + offsets[j]) } else { g.pixel(p, j).map(|o| o * batch) };
                         off.map_or(zeros.as_ptr(), |o| x[o + b0..].as_ptr())
                     };
                     let width = if m <= NR2 { NR2 } else { NR };
