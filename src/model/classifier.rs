@@ -219,15 +219,10 @@ pub fn softmax_cross_entropy(logits: &mut [f32], labels: &[u8], batch: usize) ->
 impl Classifier {
     /// PyTorch's initialisation of `nn.Linear` and `nn.Conv2d` (U(±1/√fan_in)).
     pub fn init(config: ClassifierConfig, seed: u64) -> Classifier {
-        let (layers, _, len) = config.layout();
+        let (layers, tensors, len) = config.layout();
         let mut params = vec![0.0f32; len];
         let mut rng = Rng::stream(seed, Purpose::Init, 1);
-        for layer in &layers {
-            let bound = 1.0 / (layer.fan_in() as f64).sqrt();
-            for i in layer.w.clone().chain(layer.b.clone()) {
-                params[i] = ((rng.uniform() * 2.0 - 1.0) * bound) as f32;
-            }
-        }
+        super::init_params(&tensors, super::Init::Pytorch, &mut rng, &mut params);
         Classifier { config, layers, params }
     }
 

@@ -76,6 +76,26 @@ impl Init {
     }
 }
 
+/// Draws every tensor that has a fan-in, in layout order, uniform in ±bound: PyTorch's
+/// 1/√fan_in for weights and biases, or Glorot & Bengio's √(6/(fan_in + fan_out)) for
+/// weights (biases then stay 0). The VAE's and the classifier's one initialisation.
+pub(crate) fn init_params(tensors: &[TensorInfo], init: Init, rng: &mut Rng, params: &mut [f32]) {
+    for t in tensors {
+        let Some(fan_in) = t.fan_in else { continue };
+        let bound = match init {
+            Init::Pytorch => 1.0 / (fan_in as f64).sqrt(),
+            Init::Glorot if t.shape.len() < 2 => continue,
+            Init::Glorot => {
+                let fan_out = t.shape[0] * t.shape[2..].iter().product::<usize>();
+                (6.0 / (fan_in + fan_out) as f64).sqrt()
+            }
+        };
+        for p in &mut params[t.range.clone()] {
+            *p = ((rng.uniform() * 2.0 - 1.0) * bound) as f32;
+        }
+    }
+}
+
 impl Model {
     /// A freshly initialised model, as PyTorch's `nn.Linear`, `nn.Conv2d` and
     /// `nn.ConvTranspose2d` do it: every weight and bias of a layer uniform in
@@ -94,20 +114,7 @@ impl Model {
         let network = Network::new(config);
         let mut params = vec![0.0f32; network.layout.len];
         let mut rng = Rng::stream(seed, Purpose::Init, 0);
-        for t in &network.layout.tensors {
-            let Some(fan_in) = t.fan_in else { continue };
-            let bound = match init {
-                Init::Pytorch => 1.0 / (fan_in as f64).sqrt(),
-                Init::Glorot if t.shape.len() < 2 => continue,
-                Init::Glorot => {
-                    let fan_out = t.shape[0] * t.shape[2..].iter().product::<usize>();
-                    (6.0 / (fan_in + fan_out) as f64).sqrt()
-                }
-            };
-            for p in &mut params[t.range.clone()] {
-                *p = ((rng.uniform() * 2.0 - 1.0) * bound) as f32;
-            }
-        }
+        init_params(&network.layout.tensors, init, &mut rng, &mut params);
         if let Some(r) = &network.layout.logvar {
             params[r.clone()].fill(likelihood::LEARNED_LOGVAR_INIT);
         }
