@@ -4,6 +4,7 @@ passed in instead of drawn, and the image shape, widths, latent size and label c
 arguments).
 
     python bench/conv_fixture.py make tests/fixtures     # writes conv-vae.safetensors, conv-cvae.safetensors
+    python bench/conv_fixture.py make-mixture tests/fixtures   # conv-vae-mixture.safetensors
     python bench/conv_fixture.py check RUN_DIR           # loads vae's weights into the module, strict
 
 `make` writes, per fixture: the module's state_dict under its own names, the input batch
@@ -19,10 +20,45 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file, load_file
 
 
+def mixture_params(C, K):
+    """Output channels of vae's `--likelihood logistic-mixture --mixtures K` on C channels."""
+    return K * (1 + C * (3 if C == 3 else 2)) if K else C
+
+
+def mixture_nll(l, x, K):
+    """-log p(x) summed over the batch, of PixelCNN++'s discretized logistic mixture in vae's
+    layout and convention (src/core/likelihood/mixture.rs), computed in float64 from the
+    definition: l [B, P, H, W] holds per position the K logits, then per channel c the K
+    means, K log-scales (clamped at -7) and, for RGB, K coefficients (c = 0: G on R, 1: B on R,
+    2: B on G); x [B, C, H, W] holds values v/255; bin v is [(v - 1/2)/255, (v + 1/2)/255], the
+    edge bins open."""
+    l, x = l.double(), x.double()
+    C = x.shape[1]
+    per = 3 if C == 3 else 2
+    v = torch.round(x * 255)
+    xs = v / 255
+    block = lambda c, j: l[:, K + (c * per + j) * K: K + (c * per + j + 1) * K]
+    total = torch.log_softmax(l[:, :K], 1)
+    for c in range(C):
+        mu = block(c, 0)
+        if C == 3 and c == 1:
+            mu = mu + torch.tanh(block(0, 2)) * xs[:, 0:1]
+        if C == 3 and c == 2:
+            mu = mu + torch.tanh(block(1, 2)) * xs[:, 0:1] + torch.tanh(block(2, 2)) * xs[:, 1:2]
+        inv = torch.exp(-torch.clamp(block(c, 1), min=-7.0))
+        vc = v[:, c:c + 1]
+        a, b = ((vc - 0.5) / 255 - mu) * inv, ((vc + 0.5) / 255 - mu) * inv
+        # sigma(b) - sigma(a), from the upper tails right of the mean (no cancellation near 1).
+        mass = torch.where(a > 0, torch.sigmoid(-a) - torch.sigmoid(-b), torch.sigmoid(b) - torch.sigmoid(a))
+        mid = torch.log(torch.clamp(mass, min=1e-300))
+        total = total + torch.where(vc == 0, F.logsigmoid(b), torch.where(vc == 255, F.logsigmoid(-a), mid))
+    return -torch.logsumexp(total, 1).sum()
+
+
 class ConvVAE(nn.Module):
-    def __init__(m, C, S, CH, L, NC):
+    def __init__(m, C, S, CH, L, NC, K=0):
         super().__init__()
-        m.C, m.S, m.CH, m.L, m.NC = C, S, CH, L, NC
+        m.C, m.S, m.CH, m.L, m.NC, m.K = C, S, CH, L, NC, K
         m.s = S >> len(CH)
         m.encoder = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip([C] + CH[:-1], CH))
         flat = CH[-1] * m.s * m.s
@@ -30,7 +66,7 @@ class ConvVAE(nn.Module):
         m.fc_logvar = nn.Linear(flat + NC, L)
         m.decoder_input = nn.Linear(L + NC, flat)
         rev = CH[::-1]
-        m.decoder = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(rev, rev[1:] + [C]))
+        m.decoder = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(rev, rev[1:] + [mixture_params(C, K)]))
 
     def forward(m, x, y, eps):
         h = x
@@ -44,7 +80,10 @@ class ConvVAE(nn.Module):
         for i, dc in enumerate(m.decoder):
             g = dc(g)
             g = F.relu(g) if i < len(m.decoder) - 1 else g
-        return F.binary_cross_entropy_with_logits(g, x, reduction="sum") - 0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2)
+        kl = -0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2)
+        if m.K:
+            return mixture_nll(g, x, m.K).float() + kl
+        return F.binary_cross_entropy_with_logits(g, x, reduction="sum") + kl
 
 
 def make(out):
@@ -67,6 +106,28 @@ def make(out):
         print(name, "loss", loss.item(), "parameters", sum(p.numel() for p in m.parameters()))
 
 
+def make_mixture(out):
+    """conv-vae-mixture.safetensors: an RGB conv VAE with vae's logistic-mixture output (K = 3)
+    on 8-bit values, its loss from `mixture_nll`."""
+    C, S, CH, L, K, B = 3, 16, [4, 8], 5, 3, 3
+    torch.manual_seed(11)
+    m = ConvVAE(C, S, CH, L, 0, K)
+    with torch.no_grad():  # a spread of scales, so tails and edge bins all count
+        m.decoder[-1].bias[K:].uniform_(-3.0, 0.5)
+    x = torch.randint(0, 256, (B, C, S, S)).float() / 255
+    x[:, :, 0, :4] = 0.0
+    x[:, :, 1, :4] = 1.0
+    eps = torch.randn(B, L)
+    with torch.no_grad():
+        loss = m(x, torch.zeros(B, 0), eps)
+    tensors = {k: v.contiguous() for k, v in m.state_dict().items()}
+    tensors.update({"x": x, "y": torch.zeros(B, 0), "eps": eps, "loss": loss.reshape(1)})
+    meta = {"channels": str(C), "side": str(S), "widths": ",".join(map(str, CH)), "latent": str(L), "classes": "0",
+            "mixtures": str(K)}
+    save_file(tensors, os.path.join(out, "conv-vae-mixture.safetensors"), metadata=meta)
+    print("conv-vae-mixture loss", loss.item())
+
+
 def check(run):
     cfg = json.load(open(os.path.join(run, "config.json")))["model"]
     NC = cfg.get("classes", 10) if cfg["kind"] == "cvae" else 0
@@ -83,4 +144,4 @@ def check(run):
 
 
 if __name__ == "__main__":
-    {"make": make, "check": check}[sys.argv[1]](sys.argv[2])
+    {"make": make, "make-mixture": make_mixture, "check": check}[sys.argv[1]](sys.argv[2])
