@@ -25,7 +25,7 @@ fn main() {
     for (c, side, m) in
         [(1usize, 28usize, 32usize), (32, 14, 64), (3, 64, 32), (32, 32, 64), (64, 16, 128), (128, 8, 256)]
     {
-        let g = ConvGeometry { channels: c, height: side, width: side, kernel: 4, stride: 2, padding: 1 };
+        let g = ConvGeometry::new(c, side, side, 4, 2, 1).unwrap();
         let (k, n) = (g.col_rows(), g.out_plane() * b);
         let (x, a, e) = (vec![0.5f32; g.in_size() * b], vec![0.1f32; m * k], vec![0.1f32; m * n]);
         let (mut y, mut d, mut dx) = (vec![0.0f32; m * n], vec![0.0f32; m * k], vec![0.0f32; g.in_size() * b]);

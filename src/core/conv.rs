@@ -118,8 +118,8 @@ fn im2col_block(
     cols: std::ops::Range<usize>,
     col: &mut [f32],
 ) {
-    let (wo, k) = (g.out_width(), g.kernel);
-    let plane = g.height * g.width * batch;
+    let (wo, k) = (g.out_width(), g.kernel());
+    let plane = g.height() * g.width() * batch;
     let n = cols.len();
     for (r, out) in rows.zip(col.chunks_exact_mut(n)) {
         let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
@@ -130,8 +130,8 @@ fn im2col_block(
             let run = (batch - b).min(cols.end - j);
             let dst = &mut out[j - cols.start..j - cols.start + run];
             let (oy, ox) = (pos / wo, pos % wo);
-            match (g.source(oy, ky, g.height), g.source(ox, kx, g.width)) {
-                (Some(iy), Some(ix)) => dst.copy_from_slice(&src[(iy * g.width + ix) * batch + b..][..run]),
+            match (g.source(oy, ky, g.height()), g.source(ox, kx, g.width())) {
+                (Some(iy), Some(ix)) => dst.copy_from_slice(&src[(iy * g.width() + ix) * batch + b..][..run]),
                 _ => dst.fill(0.0),
             }
             j += run;
@@ -149,8 +149,8 @@ fn col2im_block(
     cols: std::ops::Range<usize>,
     out: *mut f32,
 ) {
-    let (wo, k) = (g.out_width(), g.kernel);
-    let plane = g.height * g.width * batch;
+    let (wo, k) = (g.out_width(), g.kernel());
+    let plane = g.height() * g.width() * batch;
     let n = cols.len();
     for (r, src) in rows.zip(col.chunks_exact(n)) {
         let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
@@ -159,10 +159,10 @@ fn col2im_block(
             let (pos, b) = (j / batch, j % batch);
             let run = (batch - b).min(cols.end - j);
             let (oy, ox) = (pos / wo, pos % wo);
-            if let (Some(iy), Some(ix)) = (g.source(oy, ky, g.height), g.source(ox, kx, g.width)) {
+            if let (Some(iy), Some(ix)) = (g.source(oy, ky, g.height()), g.source(ox, kx, g.width())) {
                 // SAFETY: the caller owns these pixels of `out` (see `col2im_product`).
                 let dst = unsafe {
-                    std::slice::from_raw_parts_mut(out.add(c * plane + (iy * g.width + ix) * batch + b), run)
+                    std::slice::from_raw_parts_mut(out.add(c * plane + (iy * g.width() + ix) * batch + b), run)
                 };
                 let s = &src[j - cols.start..j - cols.start + run];
                 dst.iter_mut().zip(s).for_each(|(d, v)| *d += v);
@@ -338,23 +338,23 @@ pub fn col2im_product(
     assert_eq!(a.cols(), k, "col2im_product: a must be [M, {k}]");
     assert!(holds(e.len(), &[m, n]) && holds(out.len(), &[g.in_size(), batch]), "col2im_product: buffers too small");
     assert!(scratch.len() >= scratch_len(pool.threads()), "col2im_product: scratch too small");
-    assert!(epilogue.is_none_or(|e| e.bias.len() == g.channels), "col2im_product: a bias per channel");
-    let plane = g.height * g.width * batch;
+    assert!(epilogue.is_none_or(|e| e.bias.len() == g.channels()), "col2im_product: a bias per channel");
+    let plane = g.height() * g.width() * batch;
     assert!(
-        mask.as_ref().is_none_or(|mk| mk.db.len() == g.channels && mk.h.len() >= g.channels * plane),
+        mask.as_ref().is_none_or(|mk| mk.db.len() == g.channels() && mk.h.len() >= g.channels() * plane),
         "col2im_product: mask shape"
     );
     #[cfg(target_arch = "x86_64")]
-    if implicit(a) && g.channels >= IMPLICIT_MIN_CHANNELS {
+    if implicit(a) && g.channels() >= IMPLICIT_MIN_CHANNELS {
         // SAFETY: `implicit` checked for AVX-512.
         let run = |mk: Option<super::implicit::Mask>| unsafe {
             super::implicit::transposed(pool, g, a.data(), m, e, out, batch, epilogue, mk)
         };
-        return with_mask(pool, mask, g.channels, scratch, run);
+        return with_mask(pool, mask, g.channels(), scratch, run);
     }
     blocked_col2im_product(pool, g, a, e, out, scratch, batch);
     if let Some(ep) = epilogue {
-        ep.apply(pool, &mut out[..g.channels * plane], plane);
+        ep.apply(pool, &mut out[..g.channels() * plane], plane);
     }
     if let Some(mk) = mask {
         mk.apply(pool, out, plane);
@@ -374,9 +374,9 @@ fn blocked_col2im_product(
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
     let e = Mat::new(e, m, n);
     let threads = pool.threads();
-    let plane = g.height * g.width * batch;
-    let (op, sp) = (SyncMut::new(&mut out[..g.channels * plane]), SyncMut::new(scratch));
-    let kk = g.kernel * g.kernel;
+    let plane = g.height() * g.width() * batch;
+    let (op, sp) = (SyncMut::new(&mut out[..g.channels() * plane]), SyncMut::new(scratch));
+    let kk = g.kernel() * g.kernel();
     // Column rows of the block [rows, cols] as aᵀ · e, then scattered.
     let block = |col: &mut [f32], rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
         let c = &mut col[..rows.len() * cols.len()];
@@ -385,10 +385,10 @@ fn blocked_col2im_product(
         unsafe { matmul_serial(c.as_mut_ptr(), cols.len(), at, e.cols_range(cols.clone()), false) };
         col2im_block(g, c, batch, rows, cols, op.ptr());
     };
-    if g.channels >= 2 * threads || threads == 1 {
+    if g.channels() >= 2 * threads || threads == 1 {
         // Each part owns whole channels: their column rows and their pixels.
         pool.run(&|part| {
-            let channels = split_range(g.channels, threads, part, 1);
+            let channels = split_range(g.channels(), threads, part, 1);
             if channels.is_empty() {
                 return;
             }
@@ -410,9 +410,9 @@ fn blocked_col2im_product(
     // Few channels: split the rows of output positions. Row oy scatters into input rows
     // oy·s − p … oy·s − p + k − 1 (2·oy − 1 … 2·oy + 2 for kernel 4, stride 2), so rows
     // ⌈k/s⌉ apart never meet: one pass per residue of oy modulo ⌈k/s⌉ (even rows, then odd).
-    let passes = g.kernel.div_ceil(g.stride);
+    let passes = g.kernel().div_ceil(g.stride());
     pool.run(&|part| {
-        let len = g.channels * plane;
+        let len = g.channels() * plane;
         // SAFETY: parts zero disjoint ranges.
         unsafe { op.slice(split_range(len, threads, part, 16)).fill(0.0) };
     });

@@ -16,18 +16,88 @@ use super::pool::{Pool, SyncMut};
 use super::shape::holds;
 
 /// The geometry of a convolution's *input* side: channels, height, width, and the kernel,
-/// stride and padding that map it to the output side.
+/// stride and padding that map it to the output side. Made only by [`ConvGeometry::new`],
+/// which checks it, so every size a kernel computes from it is valid: the fields are private
+/// and read through methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+/// Why a convolution geometry was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GeometryError {
+    #[error("a convolution needs at least one channel, pixel, kernel tap and stride step ({0:?})")]
+    Zero([usize; 6]),
+    #[error("the kernel ({kernel}) is larger than the padded input ({height}x{width} with padding {padding})")]
+    KernelTooLarge { kernel: usize, height: usize, width: usize, padding: usize },
+    #[error("the convolution's sizes overflow ({0:?})")]
+    Overflow([usize; 6]),
 }
 
 impl ConvGeometry {
+    /// A checked geometry: every count at least 1, a kernel no larger than the padded input,
+    /// and every size derived from it (input, column matrix, output plane, their products
+    /// with up to 2¹⁶ images) within usize.
+    ///
+    /// # Errors
+    /// [`GeometryError`] saying which of these fails.
+    pub fn new(
+        channels: usize,
+        height: usize,
+        width: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<ConvGeometry, GeometryError> {
+        let all = [channels, height, width, kernel, stride, padding];
+        if all[..5].contains(&0) {
+            return Err(GeometryError::Zero(all));
+        }
+        let padded = |e: usize| padding.checked_mul(2).and_then(|p| e.checked_add(p));
+        let (ph, pw) =
+            (padded(height).ok_or(GeometryError::Overflow(all))?, padded(width).ok_or(GeometryError::Overflow(all))?);
+        if kernel > ph || kernel > pw {
+            return Err(GeometryError::KernelTooLarge { kernel, height, width, padding });
+        }
+        let g = ConvGeometry { channels, height, width, kernel, stride, padding };
+        let fits = |dims: &[usize]| dims.iter().try_fold(1usize << 16, |p, &d| p.checked_mul(d)).is_some();
+        let (ho, wo) = ((ph - kernel) / stride + 1, (pw - kernel) / stride + 1);
+        if !(fits(&[channels, height, width]) && fits(&[channels, kernel, kernel, ho, wo])) {
+            return Err(GeometryError::Overflow(all));
+        }
+        Ok(g)
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn kernel(&self) -> usize {
+        self.kernel
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub fn padding(&self) -> usize {
+        self.padding
+    }
+
     /// Output side along an input `extent`: `(extent + 2p − k) / s + 1`, checked (a kernel
     /// larger than the padded input, a zero stride or sizes past usize panic with a message
     /// here, rather than wrap into a small, wrong size).
@@ -168,20 +238,25 @@ mod tests {
         stride: usize,
         padding: usize,
     ) -> ConvGeometry {
-        ConvGeometry { channels, height, width, kernel, stride, padding }
+        ConvGeometry::new(channels, height, width, kernel, stride, padding).unwrap()
     }
 
-    /// Sizes that would wrap are refused with a message, not turned into small wrong ones.
+    /// Sizes that would wrap, a kernel wider than the padded input and zero counts are
+    /// refused by the constructor, not turned into small wrong sizes later.
     #[test]
-    #[should_panic(expected = "convolution geometry overflows usize")]
-    fn an_overflowing_geometry_is_refused() {
-        geometry(1 << 22, 1 << 21, 1 << 21, 1, 1, 0).in_size();
-    }
-
-    #[test]
-    #[should_panic(expected = "kernel larger than the padded input")]
-    fn a_kernel_larger_than_the_input_is_refused() {
-        geometry(1, 2, 2, 5, 1, 1).out_height();
+    fn bad_geometries_are_refused() {
+        use GeometryError as E;
+        assert!(matches!(ConvGeometry::new(1 << 22, 1 << 21, 1 << 21, 1, 1, 0), Err(E::Overflow(_))));
+        assert!(matches!(ConvGeometry::new(1, usize::MAX, 4, 1, 1, 1), Err(E::Overflow(_))));
+        assert!(matches!(ConvGeometry::new(1, 2, 2, 5, 1, 1), Err(E::KernelTooLarge { kernel: 5, .. })));
+        for zero in 0..5 {
+            let mut a = [3usize, 8, 8, 4, 2, 1];
+            a[zero] = 0;
+            assert!(matches!(ConvGeometry::new(a[0], a[1], a[2], a[3], a[4], a[5]), Err(E::Zero(_))), "{a:?}");
+        }
+        let g = geometry(3, 8, 6, 4, 2, 1);
+        assert_eq!((g.channels(), g.height(), g.width(), g.kernel(), g.stride(), g.padding()), (3, 8, 6, 4, 2, 1));
+        assert_eq!((g.out_height(), g.out_width(), g.col_rows()), (4, 3, 48));
     }
 
     fn ramp(n: usize, seed: u32) -> Vec<f32> {

@@ -87,7 +87,7 @@ fn pack_classes(
     classes: &[Vec<(usize, usize)>],
     packed: &mut [Vec<f32>],
 ) {
-    let (kk, k, channels) = (g.kernel, g.col_rows(), g.channels);
+    let (kk, k, channels) = (g.kernel(), g.col_rows(), g.channels());
     let blocks = channels.div_ceil(MR);
     // Tap (ky, kx) → (its class, its index among the class's taps); the classes partition
     // the taps (ky's residue picks the row class, kx's the column class).
@@ -436,15 +436,15 @@ pub(crate) unsafe fn forward(
     let mut packed = Vec::new();
     pack(pool, m, k, a, &mut packed);
     // Column (c, ky, kx)'s offset in x from its position's top-left tap.
-    let kk = g.kernel;
+    let kk = g.kernel();
     let offsets: Vec<usize> =
-        (0..k).map(|j| ((j / (kk * kk) * g.height + j / kk % kk) * g.width + j % kk) * batch).collect();
+        (0..k).map(|j| ((j / (kk * kk) * g.height() + j / kk % kk) * g.width() + j % kk) * batch).collect();
     let chunks = batch.div_ceil(NR);
     let yp = SyncMut::new(&mut y[..m * n]);
     let stream = streams(yp.ptr(), m * n * 4, n, batch);
     // Rows of a map at least 16 KB long alias in L1 (10–15% faster copied at 32×32 and 64×64
     // at batch 128, no gain at 16×16; examples/conv_parts.rs).
-    let copy = g.width * batch >= 4096;
+    let copy = g.width() * batch >= 4096;
     pool.run(&|part| {
         SCRATCH.with_borrow_mut(|s| {
             s.rows.resize(k, std::ptr::null());
@@ -456,11 +456,12 @@ pub(crate) unsafe fn forward(
                 let nc = NR.min(batch - b0);
                 let (oy, ox) = (p / g.out_width(), p % g.out_width());
                 let inside = |o: usize, extent: usize| {
-                    o * g.stride >= g.padding && o * g.stride + g.kernel - g.padding <= extent
+                    o * g.stride() >= g.padding() && o * g.stride() + g.kernel() - g.padding() <= extent
                 };
-                if inside(oy, g.height) && inside(ox, g.width) {
+                if inside(oy, g.height()) && inside(ox, g.width()) {
                     // Every tap inside: one base plus each column's fixed offset.
-                    let base = ((oy * g.stride - g.padding) * g.width + ox * g.stride - g.padding) * batch + b0;
+                    let base =
+                        ((oy * g.stride() - g.padding()) * g.width() + ox * g.stride() - g.padding()) * batch + b0;
                     for (row, &off) in s.rows.iter_mut().zip(&offsets) {
                         *row = x[base + off..].as_ptr();
                     }
@@ -503,11 +504,11 @@ pub(crate) unsafe fn transposed(
     epilogue: Option<Epilogue>,
     mask: Option<Mask>,
 ) {
-    let (kk, s, pad) = (g.kernel, g.stride, g.padding);
-    let (k, channels) = (g.col_rows(), g.channels);
+    let (kk, s, pad) = (g.kernel(), g.stride(), g.padding());
+    let (k, channels) = (g.col_rows(), g.channels());
     let (ho, wo) = (g.out_height(), g.out_width());
     let n = ho * wo * batch;
-    let plane = g.height * g.width * batch;
+    let plane = g.height() * g.width() * batch;
     assert!(
         holds(a.len(), &[m, k]) && holds(e.len(), &[m, n]) && holds(out.len(), &[channels, plane]),
         "implicit transposed: buffers"
@@ -536,9 +537,9 @@ pub(crate) unsafe fn transposed(
             if stream {
                 sc.tile.resize(channels.div_ceil(MR) * MR * NR, 0.0);
             }
-            for item in split_range(g.height * g.width * chunks, pool.threads(), part, 1) {
+            for item in split_range(g.height() * g.width() * chunks, pool.threads(), part, 1) {
                 let (pixel, b0) = (item / chunks, item % chunks * NR);
-                let (iy, ix) = (pixel / g.width, pixel % g.width);
+                let (iy, ix) = (pixel / g.width(), pixel % g.width());
                 let nc = NR.min(batch - b0);
                 let class = (iy % s) * s + ix % s;
                 let t = &classes[class];
@@ -692,9 +693,9 @@ pub(crate) unsafe fn weight_grad(
         holds(e.len(), &[m, n]) && holds(x.len(), &[g.in_size(), batch]) && holds(d.len(), &[m, k]),
         "implicit weight_grad: buffers"
     );
-    let kk = g.kernel;
+    let kk = g.kernel();
     let offsets: Vec<usize> =
-        (0..k).map(|j| ((j / (kk * kk) * g.height + j / kk % kk) * g.width + j % kk) * batch).collect();
+        (0..k).map(|j| ((j / (kk * kk) * g.height() + j / kk % kk) * g.width() + j % kk) * batch).collect();
     let threads = pool.threads();
     let partials: Vec<std::sync::Mutex<Vec<f32>>> = (0..threads).map(|_| Default::default()).collect();
     // Rows of eᵀ a multiple of 16 floats apart, plus 16, so that they do not share L1 sets.
@@ -709,11 +710,12 @@ pub(crate) unsafe fn weight_grad(
             let mut first = true;
             for p in mine.clone() {
                 let (oy, ox) = (p / g.out_width(), p % g.out_width());
-                let inside =
-                    |o: usize, extent: usize| o * g.stride >= g.padding && o * g.stride + kk - g.padding <= extent;
-                let interior = inside(oy, g.height) && inside(ox, g.width);
+                let inside = |o: usize, extent: usize| {
+                    o * g.stride() >= g.padding() && o * g.stride() + kk - g.padding() <= extent
+                };
+                let interior = inside(oy, g.height()) && inside(ox, g.width());
                 let base = if interior {
-                    ((oy * g.stride - g.padding) * g.width + ox * g.stride - g.padding) * batch
+                    ((oy * g.stride() - g.padding()) * g.width() + ox * g.stride() - g.padding()) * batch
                 } else {
                     0
                 };

@@ -49,9 +49,11 @@ impl Layer {
     pub fn weight_shape(&self) -> Vec<usize> {
         match &self.kind {
             LayerKind::Linear { inputs, outputs } => vec![*outputs, *inputs],
-            LayerKind::Conv2d { geometry: g, out_channels } => vec![*out_channels, g.channels, g.kernel, g.kernel],
+            LayerKind::Conv2d { geometry: g, out_channels } => {
+                vec![*out_channels, g.channels(), g.kernel(), g.kernel()]
+            }
             LayerKind::ConvTranspose2d { geometry: g, in_channels } => {
-                vec![*in_channels, g.channels, g.kernel, g.kernel]
+                vec![*in_channels, g.channels(), g.kernel(), g.kernel()]
             }
         }
     }
@@ -61,7 +63,7 @@ impl Layer {
         match &self.kind {
             LayerKind::Linear { outputs, .. } => *outputs,
             LayerKind::Conv2d { out_channels, .. } => *out_channels,
-            LayerKind::ConvTranspose2d { geometry, .. } => geometry.channels,
+            LayerKind::ConvTranspose2d { geometry, .. } => geometry.channels(),
         }
     }
 
@@ -91,7 +93,7 @@ impl Layer {
         match &self.kind {
             LayerKind::Linear { .. } => 1,
             LayerKind::Conv2d { geometry, .. } => geometry.out_plane(),
-            LayerKind::ConvTranspose2d { geometry, .. } => geometry.height * geometry.width,
+            LayerKind::ConvTranspose2d { geometry, .. } => geometry.height() * geometry.width(),
         }
     }
 
@@ -239,8 +241,14 @@ impl LayoutBuilder {
 }
 
 /// The geometry of a `KERNEL`/`STRIDE`/`PADDING` convolution reading `channels × side × side`.
+///
+/// # Panics
+/// If the geometry is refused ([`ConvGeometry::new`]): a zero count, or sizes that overflow.
+/// Model configurations are validated before their layout is built
+/// (`ModelConfig::validate`), so a run's config never gets here with such sizes.
 pub fn halving(channels: usize, height: usize, width: usize) -> ConvGeometry {
-    ConvGeometry { channels, height, width, kernel: KERNEL, stride: STRIDE, padding: PADDING }
+    ConvGeometry::new(channels, height, width, KERNEL, STRIDE, PADDING)
+        .unwrap_or_else(|e| panic!("convolution {channels}x{height}x{width}: {e}"))
 }
 
 #[cfg(test)]

@@ -14,21 +14,21 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 /// `torch.nn.functional.conv2d` with no bias, batch innermost: x `[C_in, H, W, B]`,
 /// w `[C_out, C_in, k, k]`, result `[C_out, Ho, Wo, B]`.
 fn naive_conv2d(g: &ConvGeometry, cout: usize, w: &[f64], x: &[f64], batch: usize) -> Vec<f64> {
-    let (ho, wo, k) = (g.out_height(), g.out_width(), g.kernel);
+    let (ho, wo, k) = (g.out_height(), g.out_width(), g.kernel());
     let mut y = vec![0.0; cout * ho * wo * batch];
     for co in 0..cout {
         for oy in 0..ho {
             for ox in 0..wo {
                 for b in 0..batch {
                     let mut acc = 0.0;
-                    for ci in 0..g.channels {
+                    for ci in 0..g.channels() {
                         for ky in 0..k {
                             for kx in 0..k {
-                                let iy = (oy * g.stride + ky) as i64 - g.padding as i64;
-                                let ix = (ox * g.stride + kx) as i64 - g.padding as i64;
-                                if (0..g.height as i64).contains(&iy) && (0..g.width as i64).contains(&ix) {
-                                    let xv = x[((ci * g.height + iy as usize) * g.width + ix as usize) * batch + b];
-                                    acc += w[((co * g.channels + ci) * k + ky) * k + kx] * xv;
+                                let iy = (oy * g.stride() + ky) as i64 - g.padding() as i64;
+                                let ix = (ox * g.stride() + kx) as i64 - g.padding() as i64;
+                                if (0..g.height() as i64).contains(&iy) && (0..g.width() as i64).contains(&ix) {
+                                    let xv = x[((ci * g.height() + iy as usize) * g.width() + ix as usize) * batch + b];
+                                    acc += w[((co * g.channels() + ci) * k + ky) * k + kx] * xv;
                                 }
                             }
                         }
@@ -45,7 +45,7 @@ fn naive_conv2d(g: &ConvGeometry, cout: usize, w: &[f64], x: &[f64], batch: usiz
 /// `x[ci, oy, ox] · w[ci, co, ky, kx]` to output pixel `(oy·s − p + ky, ox·s − p + kx)`.
 /// x `[C_in, Ho, Wo, B]`, w `[C_in, C_out, k, k]`; `g` is the output side.
 fn naive_conv_transpose2d(g: &ConvGeometry, cin: usize, w: &[f64], x: &[f64], batch: usize) -> Vec<f64> {
-    let (hi, wi, k, cout) = (g.out_height(), g.out_width(), g.kernel, g.channels);
+    let (hi, wi, k, cout) = (g.out_height(), g.out_width(), g.kernel(), g.channels());
     let mut y = vec![0.0; g.in_size() * batch];
     for ci in 0..cin {
         for oy in 0..hi {
@@ -53,14 +53,14 @@ fn naive_conv_transpose2d(g: &ConvGeometry, cin: usize, w: &[f64], x: &[f64], ba
                 for co in 0..cout {
                     for ky in 0..k {
                         for kx in 0..k {
-                            let ty = (oy * g.stride + ky) as i64 - g.padding as i64;
-                            let tx = (ox * g.stride + kx) as i64 - g.padding as i64;
-                            if !((0..g.height as i64).contains(&ty) && (0..g.width as i64).contains(&tx)) {
+                            let ty = (oy * g.stride() + ky) as i64 - g.padding() as i64;
+                            let tx = (ox * g.stride() + kx) as i64 - g.padding() as i64;
+                            if !((0..g.height() as i64).contains(&ty) && (0..g.width() as i64).contains(&tx)) {
                                 continue;
                             }
                             for b in 0..batch {
                                 let xv = x[((ci * hi + oy) * wi + ox) * batch + b];
-                                y[((co * g.height + ty as usize) * g.width + tx as usize) * batch + b] +=
+                                y[((co * g.height() + ty as usize) * g.width() + tx as usize) * batch + b] +=
                                     xv * w[((ci * cout + co) * k + ky) * k + kx];
                             }
                         }
@@ -99,13 +99,7 @@ fn layers() -> Vec<Layer> {
         // Distinct channel counts and a non-square map, so a swapped index shows up.
         b.layer("conv", LayerKind::Conv2d { geometry: halving(3, 6, 4), out_channels: 2 }),
         b.layer("convt", LayerKind::ConvTranspose2d { geometry: halving(2, 6, 4), in_channels: 3 }),
-        b.layer(
-            "conv3",
-            LayerKind::Conv2d {
-                geometry: ConvGeometry { channels: 2, height: 5, width: 5, kernel: 3, stride: 1, padding: 1 },
-                out_channels: 3,
-            },
-        ),
+        b.layer("conv3", LayerKind::Conv2d { geometry: ConvGeometry::new(2, 5, 5, 3, 1, 1).unwrap(), out_channels: 3 }),
     ]
 }
 
@@ -225,7 +219,7 @@ fn a_fused_relu_backward_equals_the_separate_pass() {
     // product followed by the activation backward.
     for layer in layers().into_iter().filter(|l| !matches!(l.kind, LayerKind::Linear { .. })) {
         let (channels, spatial) = match &layer.kind {
-            LayerKind::Conv2d { geometry, .. } => (geometry.channels, geometry.height * geometry.width),
+            LayerKind::Conv2d { geometry, .. } => (geometry.channels(), geometry.height() * geometry.width()),
             LayerKind::ConvTranspose2d { geometry, in_channels } => (*in_channels, geometry.out_plane()),
             LayerKind::Linear { .. } => unreachable!(),
         };

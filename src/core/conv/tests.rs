@@ -11,10 +11,10 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn geometries() -> Vec<ConvGeometry> {
-    let g = |channels, height, width| ConvGeometry { channels, height, width, kernel: 4, stride: 2, padding: 1 };
+    let g = |channels, height, width| ConvGeometry::new(channels, height, width, 4, 2, 1).unwrap();
     // One channel (the row passes), many channels (the channel split), odd maps, and a
     // large one whose blocks end mid-position.
-    let odd = ConvGeometry { channels: 9, height: 7, width: 5, kernel: 3, stride: 1, padding: 1 };
+    let odd = ConvGeometry::new(9, 7, 5, 3, 1, 1).unwrap();
     vec![g(1, 8, 6), g(3, 6, 6), g(6, 14, 14), g(13, 10, 4), g(64, 16, 16), odd]
 }
 
@@ -41,7 +41,7 @@ fn blocked_products_equal_the_full_column_matrix_products() {
 
 fn all_products_match() {
     // A map whose rows are ≥ 16 KB (8 × 520 floats): the forward copies its row chunks.
-    let wide = ConvGeometry { channels: 4, height: 8, width: 8, kernel: 4, stride: 2, padding: 1 };
+    let wide = ConvGeometry::new(4, 8, 8, 4, 2, 1).unwrap();
     check_products(wide, 2, 520, 70);
     for g in geometries() {
         for (threads, batch, m) in [(1, 3, 5), (2, 3, 70), (2, 33, 5), (3, 7, 66), (2, 130, 64)] {
@@ -99,7 +99,7 @@ fn streamed_outputs_equal_stored_ones() {
     }
     // The 64×64 colour model's second layer at batch 128: forward output 8.4 MB, its
     // input gradient 16.8 MB.
-    let g = ConvGeometry { channels: 32, height: 32, width: 32, kernel: 4, stride: 2, padding: 1 };
+    let g = ConvGeometry::new(32, 32, 32, 4, 2, 1).unwrap();
     let (batch, m, pool) = (128, 64, Pool::new(2));
     let (k, n, xs) = (g.col_rows(), g.out_plane() * batch, g.in_size() * batch);
     let (x, a, e) = (random(xs, 7), random(m * k, 8), random(m * n, 9));
@@ -108,7 +108,7 @@ fn streamed_outputs_equal_stored_ones() {
     // the input's shape), with the epilogue or the fused ReLU backward; returns the
     // latter's bias gradient.
     let run = |forward: bool, masked: bool, out: &mut [f32]| -> Vec<f32> {
-        let (rows, h) = if forward { (m, &h_out) } else { (g.channels, &h_in) };
+        let (rows, h) = if forward { (m, &h_out) } else { (g.channels(), &h_in) };
         let mut db = vec![0.0; rows];
         let ep = (!masked).then(|| Epilogue { bias: &bias[..rows], relu: true });
         let mk = masked.then(|| ReluGrad { h, db: &mut db });
@@ -121,7 +121,7 @@ fn streamed_outputs_equal_stored_ones() {
         db
     };
     for (forward, masked) in [(true, false), (true, true), (false, false), (false, true)] {
-        let (len, rows) = if forward { (m * n, m) } else { (xs, g.channels) };
+        let (len, rows) = if forward { (m * n, m) } else { (xs, g.channels()) };
         let what = format!("forward {forward}, masked {masked}");
         let mut lined = Buffer::zeros(len);
         assert!(streams(lined.as_ptr(), len * 4, len / rows, batch) && len * 4 >= stream_bytes());
@@ -157,13 +157,8 @@ fn results_repeat_exactly_for_a_thread_count() {
 /// (`IMPLICIT_MIN_CHANNELS` for the transposed product, `IMPLICIT_MIN_E_ROWS` and
 /// `IMPLICIT_MIN_COLUMNS` for the weight gradient).
 fn naive_geometries() -> Vec<ConvGeometry> {
-    let g = |channels, height, width, kernel, stride, padding| ConvGeometry {
-        channels,
-        height,
-        width,
-        kernel,
-        stride,
-        padding,
+    let g = |channels, height, width, kernel, stride, padding| {
+        ConvGeometry::new(channels, height, width, kernel, stride, padding).unwrap()
     };
     vec![
         g(9, 7, 6, 1, 2, 0),
@@ -177,8 +172,8 @@ fn naive_geometries() -> Vec<ConvGeometry> {
 
 /// The input position output position (oy, ox) reads through tap (ky, kx), if inside.
 fn tap(g: &ConvGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
-    let iy = (oy * g.stride + ky).checked_sub(g.padding).filter(|&i| i < g.height)?;
-    let ix = (ox * g.stride + kx).checked_sub(g.padding).filter(|&i| i < g.width)?;
+    let iy = (oy * g.stride() + ky).checked_sub(g.padding()).filter(|&i| i < g.height())?;
+    let ix = (ox * g.stride() + kx).checked_sub(g.padding()).filter(|&i| i < g.width())?;
     Some((iy, ix))
 }
 
@@ -186,8 +181,8 @@ fn tap(g: &ConvGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(
 /// x[c, iy, ix, b]`; `d [M, K] = Σ e[o, oy, ox, b] x[c, iy, ix, b]`; `t [C, H, W, B] =
 /// Σ a[o, (c, ky, kx)] e[o, oy, ox, b]`, summed over every tap that lands inside.
 fn naive(g: &ConvGeometry, m: usize, a: &[f32], x: &[f32], e: &[f32], batch: usize) -> [Vec<f64>; 3] {
-    let (k, kk, ho, wo) = (g.col_rows(), g.kernel, g.out_height(), g.out_width());
-    let xi = |c: usize, iy: usize, ix: usize, b: usize| ((c * g.height + iy) * g.width + ix) * batch + b;
+    let (k, kk, ho, wo) = (g.col_rows(), g.kernel(), g.out_height(), g.out_width());
+    let xi = |c: usize, iy: usize, ix: usize, b: usize| ((c * g.height() + iy) * g.width() + ix) * batch + b;
     let oi = |o: usize, oy: usize, ox: usize, b: usize| ((o * ho + oy) * wo + ox) * batch + b;
     let (mut y, mut d, mut t) = (vec![0.0; m * ho * wo * batch], vec![0.0; m * k], vec![0.0; g.in_size() * batch]);
     for o in 0..m {
@@ -265,7 +260,7 @@ fn every_path_matches_naive_loops() {
                 close_f64(&got, &d, &format!("columns_product_t {what}"));
                 for fused in [Fused::None, Fused::Bias, Fused::BiasRelu, Fused::Mask] {
                     for forward in [true, false] {
-                        let (rows, want, len) = if forward { (m, &y, m * n) } else { (g.channels, &t, x.len()) };
+                        let (rows, want, len) = if forward { (m, &y, m * n) } else { (g.channels(), &t, x.len()) };
                         let (bias, h) = (random(rows, 24), random(len, 25));
                         let (want, want_sums) = finish(want, rows, fused, &bias, &h);
                         let mut db = vec![f32::NAN; rows];
