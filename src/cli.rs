@@ -4,17 +4,13 @@
 //! `<dataset>` are meant literally.
 #![allow(rustdoc::invalid_html_tags)]
 
-use crate::checkpoint::RunDir;
-use crate::core::{Pool, Rng};
 use crate::data::{Dataset, Source};
-use crate::images;
-use crate::model::ModelKind;
-use crate::run::GRID_PADDING;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub mod args;
+pub mod bench;
 pub mod cache;
 pub mod curves;
 pub mod encode;
@@ -23,10 +19,13 @@ pub mod fit_sampler;
 pub mod measure;
 pub mod reconstruct;
 pub mod runs;
+pub mod sample;
 pub mod train;
 
 pub use crate::text::{group, plural};
+pub use bench::BenchArgs;
 pub use measure::{ClassifierCommand, ClassifierTrainArgs, EvalArgs, ServeArgs};
+pub use sample::SampleArgs;
 pub use train::TrainArgs;
 
 #[derive(Parser, Debug)]
@@ -166,86 +165,6 @@ impl DataArgs {
     }
 }
 
-#[derive(Args, Debug)]
-#[command(next_line_help = true)]
-#[command(allow_negative_numbers = true)]
-pub struct SampleArgs {
-    /// Run directory made by `vae train`
-    pub run_dir: PathBuf,
-    /// Number of images, 1 to 10000
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub n: u32,
-    /// Class to draw, by number or name (cvae only); without it a cvae's row r shows class r
-    #[arg(long)]
-    pub label: Option<String>,
-    /// Random seed of the latent draws
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Draw z ~ N(0, T² I) (with --sampler gmm, each component's spread × T): below 1, more
-    /// typical and less varied images
-    #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = temperature_arg)]
-    pub temperature: f32,
-    /// Where codes come from: auto (the mixture `vae train` fitted to the training codes, when
-    /// the run has one for its current weights; else the prior), prior, or gmm
-    #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Auto)]
-    pub sampler: crate::sampler::SamplerName,
-    /// Draw each image from p(x|z) instead of showing its mean: 0/1 pixels for the Bernoulli,
-    /// 8-bit values for the discretized likelihoods, noise around the mean for the densities
-    #[arg(long)]
-    pub sample_pixels: bool,
-    /// Images per grid row, 1 to 1000
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub nrow: u32,
-    /// Output: a picture (.png or .jpg), or the images' values (.npy: float32 [N, channels,
-    /// height, width] in [0, 1]) [default: RUN_DIR/samples/sample-seed<S>.png, plus -label<D>
-    /// and -t<T> when given, -gmm or -prior when --sampler names one, -pixels with
-    /// --sample-pixels]
-    #[arg(short, long, value_name = "FILE.png", value_parser = sample_path)]
-    pub output: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-#[command(next_line_help = true)]
-pub struct BenchArgs {
-    /// Epochs to train, 1 to 1000
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub epochs: u32,
-    /// Model to benchmark
-    #[arg(long, value_enum, default_value_t = ModelKind::Vae)]
-    pub model: ModelKind,
-    /// Layers: the tutorial's mlp, or the reference's convolutions
-    #[arg(long, value_enum, default_value_t = crate::model::Arch::Mlp)]
-    pub arch: crate::model::Arch,
-    /// conv: channels per stride-2 layer [default: by image side, as `vae train`]
-    #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
-    pub widths: Option<Vec<usize>>,
-    /// Dimension of z, 1 to 16384
-    #[arg(long, value_name = "D", default_value_t = 20, value_parser = args::count(1, 1 << 14))]
-    pub latent_dim: usize,
-    /// Train on random binary images of C channels and side S instead of MNIST (as the
-    /// PyTorch reference's SHAPE=C,S), e.g. 3,64
-    #[arg(long, value_name = "C,S", value_parser = shape_arg)]
-    pub shape: Option<crate::core::Shape>,
-    /// Steps per epoch on --shape's random images, 1 to 100000
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub steps: u32,
-    /// Examples per step, 1 to 65536
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub batch_size: u32,
-    /// Objective to train on
-    #[arg(long, value_enum, default_value_t = train::ObjectiveName::Elbo)]
-    pub objective: train::ObjectiveName,
-    /// Importance samples per example for --objective iwae, 1 to 100 [default: 5]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::train::MAX_IWAE_SAMPLES as i64))]
-    pub k: Option<u32>,
-    /// Threads; 0 = all cores
-    #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
-    pub threads: usize,
-    /// Print one JSON object on one line
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Runs the command `cli` names.
 ///
 /// # Errors
@@ -256,7 +175,7 @@ pub fn run(cli: Cli) -> Result<()> {
     crate::core::simd::requested()?;
     match cli.command {
         Command::Train(a) => train::train(*a),
-        Command::Sample(a) => sample(a),
+        Command::Sample(a) => sample::sample(a),
         Command::Reconstruct(a) => reconstruct::reconstruct(a),
         Command::Interpolate(a) => explore::interpolate(a),
         Command::Traverse(a) => explore::traverse(a),
@@ -271,7 +190,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let moved = a.moved.data_dir.as_deref();
             crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits(), a.sampler, moved)
         }
-        Command::Bench(a) => bench(a),
+        Command::Bench(a) => bench::bench(a),
         Command::Eval(a) => measure::eval(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
         Command::Completions(a) => {
@@ -301,144 +220,6 @@ pub(crate) fn load_data(source: &Source, quiet: bool) -> Result<(Dataset, Source
         }
         other => Ok((Dataset::load(other)?, other.clone())),
     }
-}
-
-/// Parses `--shape C,S`: 1 or 3 channels, a side from 4 to 1024.
-fn shape_arg(s: &str) -> std::result::Result<crate::core::Shape, String> {
-    let parsed = s.split_once(',').and_then(|(c, side)| Some((c.trim().parse().ok()?, side.trim().parse().ok()?)));
-    match parsed {
-        Some((c @ (1 | 3), side @ 4..=1024)) => Ok(crate::core::Shape::new(c, side, side)),
-        _ => Err(format!("expected CHANNELS,SIDE with 1 or 3 channels and a side of 4 to 1024 (e.g. 3,64), got {s:?}")),
-    }
-}
-
-fn bench(a: BenchArgs) -> Result<()> {
-    if a.objective == train::ObjectiveName::Elbo && a.k.is_some() {
-        bail!("--k sets the samples of --objective iwae; add --objective iwae");
-    }
-    let objective = a.objective.with_k(a.k.map_or(train::DEFAULT_K, |k| k as usize));
-    objective.check_model(a.model).map_err(anyhow::Error::msg)?;
-    let shape = a.shape.unwrap_or(crate::core::Shape::mnist());
-    let mut model = match a.arch {
-        crate::model::Arch::Mlp => {
-            if a.widths.is_some() {
-                bail!("--widths sets the channels of --arch conv; add --arch conv");
-            }
-            let t = crate::model::ModelConfig::tutorial(a.model);
-            crate::model::ModelConfig {
-                image_rows: shape.height,
-                image_cols: shape.width,
-                channels: shape.channels,
-                latent_dim: a.latent_dim,
-                ..t
-            }
-        }
-        crate::model::Arch::Conv => {
-            let mut c = crate::model::ModelConfig::conv(a.model, shape, a.latent_dim);
-            if let Some(w) = a.widths {
-                c.widths = w;
-            }
-            c
-        }
-    };
-    model.classes = 10;
-    model.validate().map_err(anyhow::Error::msg)?;
-    let opts = crate::bench::BenchOptions {
-        model,
-        objective,
-        epochs: a.epochs as usize,
-        threads: a.threads,
-        batch: a.batch_size as usize,
-        random_steps: a.shape.map(|_| a.steps as usize),
-        json: a.json,
-    };
-    crate::bench::bench(&opts)
-}
-
-fn sample(a: SampleArgs) -> Result<()> {
-    let dir = RunDir::new(&a.run_dir);
-    let (config, model) = dir.load_model()?;
-    let kind = config.model.kind;
-    if !kind.variational() {
-        bail!(
-            "{} holds an ae, which has no prior to sample from (its codes follow no known distribution); \
-             `vae reconstruct` shows what it learned, or train --model vae",
-            a.run_dir.display()
-        );
-    }
-    if a.label.is_some() && !kind.conditional() {
-        bail!(
-            "--label needs a conditional model, but {} holds a {kind} model; train one with `vae train --model cvae`",
-            a.run_dir.display()
-        );
-    }
-    let label = a.label.as_deref().map(|spec| resolve_label(&config, spec, &a.run_dir)).transpose()?;
-    let n = a.n as usize;
-    let classes = config.model.classes.max(1);
-    let labels: Option<Vec<u8>> = kind.conditional().then(|| match label {
-        Some(d) => vec![d; n],
-        None => (0..n).map(|i| ((i / a.nrow as usize) % classes) as u8).collect(),
-    });
-    let sampler = crate::sampler::LatentSampler::load(
-        a.sampler,
-        &dir,
-        dir.model_epoch()?.unwrap_or(0),
-        config.model.latent_dim,
-        config.model.cond_dim(),
-    )?;
-    let pool = Pool::new(0);
-    let mut rng = Rng::stream(a.seed, crate::core::Purpose::User, 0);
-    let imgs = if a.sample_pixels {
-        let z = sampler.codes(&model, &pool, n, labels.as_deref(), a.temperature, &mut rng)?;
-        let mut pixels = Rng::stream(a.seed, crate::core::Purpose::User, 1);
-        model.decode_drawn(&pool, &z, labels.as_deref(), &mut pixels)?
-    } else {
-        sampler.sample(&model, &pool, n, labels.as_deref(), a.temperature, &mut rng)?
-    };
-    let c = model.config();
-    if let Some(out) = a.output.as_ref().filter(|o| o.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))) {
-        let s = c.shape();
-        crate::io::write_atomic(out, &crate::export::npy(&[n, s.channels, s.height, s.width], &imgs))
-            .with_context(|| format!("cannot write {}", out.display()))?;
-        println!(
-            "wrote {} ({}, float32 [{n}, {}, {}, {}])",
-            out.display(),
-            plural(n, "sample"),
-            s.channels,
-            s.height,
-            s.width
-        );
-        return Ok(());
-    }
-    let mut grid = images::grid(&imgs, c.shape(), a.nrow as usize, GRID_PADDING);
-    if kind.conditional() && label.is_none() {
-        // Row r shows class r: say which, beside the row.
-        let names = config.class_names();
-        let rows = n.div_ceil(a.nrow as usize);
-        let captions: Vec<String> = (0..rows).map(|r| names[r % classes].clone()).collect();
-        grid = crate::plot::caption_rows(&grid, c.image_rows, GRID_PADDING, &captions)?;
-    }
-    let out = a.output.unwrap_or_else(|| {
-        let label = label.map(|d| format!("-label{d}")).unwrap_or_default();
-        let t = if a.temperature == 1.0 { String::new() } else { format!("-t{}", a.temperature) };
-        // Named by the sampler only when one was asked for by name.
-        let s = if a.sampler == crate::sampler::SamplerName::Auto { String::new() } else { format!("-{}", a.sampler) };
-        let pixels = if a.sample_pixels { "-pixels" } else { "" };
-        dir.samples_dir().join(format!("sample-seed{}{label}{t}{s}{pixels}.png", a.seed))
-    });
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    grid.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
-        "wrote {} ({}x{}, {}; codes from the {})",
-        out.display(),
-        grid.width,
-        grid.height,
-        plural(n, "sample"),
-        sampler.describe()
-    );
-    Ok(())
 }
 
 /// A `--label` value: a class number (`3`) or name (`cat`, any case), checked against the
