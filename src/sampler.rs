@@ -354,9 +354,6 @@ impl LatentSampler {
         temperature: f32,
         rng: &mut Rng,
     ) -> Result<Vec<f32>, crate::model::InputError> {
-        let LatentSampler::Gmm(_) = self else {
-            return model.sample_at(pool, n, labels, temperature, rng);
-        };
         let z = self.codes(model, pool, n, labels, temperature, rng)?;
         model.decode(pool, &z, labels)
     }

@@ -154,13 +154,14 @@ pub fn bin(mu: f32, log_scale: f32, v: f32) -> (f32, f32, f32) {
 simd_fn! {
     /// One position of `LANES` columns: `g` \[params, LANES\] holds the parameters on entry
     /// and ∂(−log p)/∂parameter on exit (when `grad`); `xs` \[channels, LANES\] the values
-    /// 0…255; `t` \[2K, LANES\] scratch; `loss` receives −log p(x) per lane.
+    /// 0…255; `t` \[3K, LANES\] scratch; `loss` receives −log p(x) per lane.
     fn chunk(m: &Mixture, g: &mut [f32], xs: &[f32], t: &mut [f32], loss: &mut [f32], grad: bool) {
         let (kk, channels) = (m.components, m.channels);
         let g = &mut g[..m.params() * LANES];
         let (xs, loss) = (&xs[..channels * LANES], &mut loss[..LANES]);
-        // log π_k in `lp`, log π_k + Σ_c log P_ck in `t`.
-        let (lp, t) = t[..2 * kk * LANES].split_at_mut(kk * LANES);
+        // log π_k in `lp`, log π_k + Σ_c log P_ck in `t`, log r_k in `lr`.
+        let (lp, rest) = t[..3 * kk * LANES].split_at_mut(kk * LANES);
+        let (t, lr) = rest.split_at_mut(kk * LANES);
         log_softmax_lanes(&g[..kk * LANES], lp, &mut [0.0; LANES]);
         t.copy_from_slice(lp);
         for k in 0..kk {
@@ -175,10 +176,13 @@ simd_fn! {
                 // Lane arrays throughout, one simple loop per step, so that each loop
                 // vectorises across the columns.
                 let mut mu = lanes(&g[mi..]);
-                for &(i, from) in deps {
+                // tanh of each dependency's coefficient, for the mean and its gradient.
+                let mut ths = [[0.0f32; LANES]; 2];
+                for (&(i, from), th) in deps.iter().zip(&mut ths) {
                     let (coef, x) = (lanes(&g[m.coef(i, k) * LANES..]), lanes(&xs[from * LANES..]));
                     for j in 0..LANES {
-                        mu[j] += tanh(coef[j]) * (x[j] * (1.0 / 255.0));
+                        th[j] = tanh(coef[j]);
+                        mu[j] += th[j] * (x[j] * (1.0 / 255.0));
                     }
                 }
                 let (ls, v) = (lanes(&g[si..]), lanes(&xs[c * LANES..]));
@@ -191,32 +195,29 @@ simd_fn! {
                 }
                 g[mi..mi + LANES].copy_from_slice(&dmu);
                 g[si..si + LANES].copy_from_slice(&dls);
-                for &(i, from) in deps {
-                    let slot = m.coef(i, k) * LANES;
-                    let (coef, x) = (lanes(&g[slot..]), lanes(&xs[from * LANES..]));
+                for (&(i, from), th) in deps.iter().zip(&ths) {
+                    let (slot, x) = (m.coef(i, k) * LANES, lanes(&xs[from * LANES..]));
                     let mut d = [0.0f32; LANES];
                     for j in 0..LANES {
-                        let th = tanh(coef[j]);
-                        d[j] = dmu[j] * (x[j] * (1.0 / 255.0)) * (1.0 - th * th);
+                        d[j] = dmu[j] * (x[j] * (1.0 / 255.0)) * (1.0 - th[j] * th[j]);
                     }
                     g[slot..slot + LANES].copy_from_slice(&d);
                 }
             }
         }
-        // log p = logsumexp_k t_k; log r_k = t_k − log p into `lp`.
+        // log p = logsumexp_k t_k; log r_k = t_k − log p.
         let mut log_p = [0.0f32; LANES];
-        log_softmax_lanes(&t[..], lp, &mut log_p);
+        log_softmax_lanes(&t[..], lr, &mut log_p);
         for j in 0..LANES {
             loss[j] = -log_p[j];
         }
         if !grad {
             return;
         }
-        // r_k into `t`, and log π_k back into `lp` from the logits (still in g's first K rows).
-        for (r, l) in t.iter_mut().zip(lp.iter()) {
+        // r_k into `t`.
+        for (r, l) in t.iter_mut().zip(lr.iter()) {
             *r = simd::exp(*l);
         }
-        log_softmax_lanes(&g[..kk * LANES], lp, &mut [0.0; LANES]);
         for k in 0..kk {
             for j in 0..LANES {
                 let r = t[k * LANES + j];
@@ -315,7 +316,7 @@ impl Src<'_> {
     }
 }
 
-/// Scratch of one part: gathered parameters, values, the kernel's \[2K, LANES\] and losses.
+/// Scratch of one part: gathered parameters, values, the kernel's \[3K, LANES\] and losses.
 struct Scratch {
     g: Vec<f32>,
     xs: Vec<f32>,
@@ -328,10 +329,50 @@ impl Scratch {
         Scratch {
             g: vec![0.0; m.params() * LANES],
             xs: vec![0.0; m.channels * LANES],
-            t: vec![0.0; 2 * m.components * LANES],
+            t: vec![0.0; 3 * m.components * LANES],
             loss: [0.0; LANES],
         }
     }
+}
+
+/// Runs [`chunk`] over every position and `LANES` columns of the pool's position ranges,
+/// adding `sign` × each column's −log p into the part's row of `col_sums`; with `grads`
+/// (`out` itself and `db`), writes the gradients back into `out` and their row sums into
+/// `db`. The one loop of [`logistic_mixture_nll`] and [`logistic_mixture_log_likelihood`].
+#[allow(clippy::too_many_arguments)]
+fn over_positions(
+    pool: &Pool,
+    m: Mixture,
+    out: Src,
+    (bias, x): (&[f32], &[f32]),
+    col_sums: &mut [f32],
+    cols: usize,
+    sign: f32,
+    grads: Option<(&SyncMut<f32>, &SyncMut<f32>)>,
+) {
+    per_part_rows(pool, m.plane, col_sums, cols, &|positions, c| {
+        let mut s = Scratch::new(&m);
+        for pos in positions {
+            for col in (0..cols).step_by(LANES) {
+                let w = gather(&m, (out, bias, x), pos, col, cols, &mut s.g, &mut s.xs);
+                chunk(&m, &mut s.g, &s.xs, &mut s.t, &mut s.loss, grads.is_some());
+                for (acc, &l) in c[col..col + w].iter_mut().zip(&s.loss) {
+                    *acc += sign * l;
+                }
+                let Some((op, dbp)) = grads else { continue };
+                for i in 0..m.params() {
+                    let row = i * m.plane + pos;
+                    // SAFETY: a row of this part's own position, which no other part touches.
+                    let (dst, d) =
+                        unsafe { (op.slice(row * cols + col..row * cols + col + w), dbp.slice(row..row + 1)) };
+                    let src = &s.g[i * LANES..i * LANES + w];
+                    dst.copy_from_slice(src);
+                    let sum: f32 = src.iter().sum();
+                    d[0] = if col == 0 { sum } else { d[0] + sum };
+                }
+            }
+        }
+    });
 }
 
 /// The mixture's likelihood forward and backward: parameters `out` + `bias` \[params·plane,
@@ -353,28 +394,7 @@ pub fn logistic_mixture_nll(
     m.check(out.len(), bias.len(), x.len(), cols);
     assert!(db.len() >= m.params() * m.plane, "db needs one value per row");
     let (op, dbp) = (SyncMut::new(out), SyncMut::new(db));
-    per_part_rows(pool, m.plane, col_loss, cols, &|positions, c| {
-        let mut s = Scratch::new(&m);
-        for pos in positions {
-            for col in (0..cols).step_by(LANES) {
-                let w = gather(&m, (Src::Part(&op), bias, x), pos, col, cols, &mut s.g, &mut s.xs);
-                chunk(&m, &mut s.g, &s.xs, &mut s.t, &mut s.loss, true);
-                for (acc, &l) in c[col..col + w].iter_mut().zip(&s.loss) {
-                    *acc += l;
-                }
-                for i in 0..m.params() {
-                    let row = i * m.plane + pos;
-                    // SAFETY: as above: a row of this part's position.
-                    let (dst, d) =
-                        unsafe { (op.slice(row * cols + col..row * cols + col + w), dbp.slice(row..row + 1)) };
-                    let src = &s.g[i * LANES..i * LANES + w];
-                    dst.copy_from_slice(src);
-                    let sum: f32 = src.iter().sum();
-                    d[0] = if col == 0 { sum } else { d[0] + sum };
-                }
-            }
-        }
-    });
+    over_positions(pool, m, Src::Part(&op), (bias, x), col_loss, cols, 1.0, Some((&op, &dbp)));
 }
 
 /// Forward only: each column's log p(x|z) into `col_ll[..cols]`. Shapes as
@@ -389,18 +409,7 @@ pub fn logistic_mixture_log_likelihood(
     cols: usize,
 ) {
     m.check(out.len(), bias.len(), x.len(), cols);
-    per_part_rows(pool, m.plane, col_ll, cols, &|positions, c| {
-        let mut s = Scratch::new(&m);
-        for pos in positions {
-            for col in (0..cols).step_by(LANES) {
-                let w = gather(&m, (Src::Shared(out), bias, x), pos, col, cols, &mut s.g, &mut s.xs);
-                chunk(&m, &mut s.g, &s.xs, &mut s.t, &mut s.loss, false);
-                for (acc, &l) in c[col..col + w].iter_mut().zip(&s.loss) {
-                    *acc -= l;
-                }
-            }
-        }
-    });
+    over_positions(pool, m, Src::Shared(out), (bias, x), col_ll, cols, -1.0, None);
 }
 
 /// The component weights π = softmax(logits) of one position and column, where `param(i)`
