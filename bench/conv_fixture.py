@@ -5,6 +5,7 @@ arguments).
 
     python bench/conv_fixture.py make tests/fixtures     # writes conv-vae.safetensors, conv-cvae.safetensors
     python bench/conv_fixture.py make-mixture tests/fixtures   # conv-vae-mixture.safetensors
+    python bench/conv_fixture.py make-resnet tests/fixtures    # conv-resnet.safetensors (--arch resnet)
     python bench/conv_fixture.py check RUN_DIR           # loads vae's weights into the module, strict
 
 `make` writes, per fixture: the module's state_dict under its own names, the input batch
@@ -55,10 +56,25 @@ def mixture_nll(l, x, K):
     return -torch.logsumexp(total, 1).sum()
 
 
-class ConvVAE(nn.Module):
-    def __init__(m, C, S, CH, L, NC, K=0):
+class ResBlock(nn.Module):
+    """vae's `--arch resnet` block (He et al. 2016, without batch normalisation):
+    relu(x + conv2(relu(conv1(x)))), 3x3 convolutions keeping the channels and the side."""
+    def __init__(m, w):
         super().__init__()
-        m.C, m.S, m.CH, m.L, m.NC, m.K = C, S, CH, L, NC, K
+        m.conv1 = nn.Conv2d(w, w, 3, 1, 1)
+        m.conv2 = nn.Conv2d(w, w, 3, 1, 1)
+
+    def forward(m, x):
+        return F.relu(x + m.conv2(F.relu(m.conv1(x))))
+
+
+class ConvVAE(nn.Module):
+    """The reference conv VAE; with R > 0, vae's `--arch resnet --blocks R`: R residual blocks
+    after each encoder convolution (`encoder_res.{i}`) and before each transposed one
+    (`decoder_res.{j}`)."""
+    def __init__(m, C, S, CH, L, NC, K=0, R=0):
+        super().__init__()
+        m.C, m.S, m.CH, m.L, m.NC, m.K, m.R = C, S, CH, L, NC, K, R
         m.s = S >> len(CH)
         m.encoder = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip([C] + CH[:-1], CH))
         flat = CH[-1] * m.s * m.s
@@ -67,20 +83,40 @@ class ConvVAE(nn.Module):
         m.decoder_input = nn.Linear(L + NC, flat)
         rev = CH[::-1]
         m.decoder = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(rev, rev[1:] + [mixture_params(C, K)]))
+        if R:
+            m.encoder_res = nn.ModuleList(nn.Sequential(*[ResBlock(w) for _ in range(R)]) for w in CH)
+            m.decoder_res = nn.ModuleList(nn.Sequential(*[ResBlock(w) for _ in range(R)]) for w in rev)
 
     def forward(m, x, y, eps):
+        g, mu, lv = m.decoder_output(x, y, eps)
+        return m.loss(g, x, -0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2))
+
+    def encode(m, x, y):
         h = x
-        for conv in m.encoder:
+        for i, conv in enumerate(m.encoder):
             h = F.relu(conv(h))
+            if m.R:
+                h = m.encoder_res[i](h)
         h = h.flatten(1)
         h = torch.cat((h, y), 1) if m.NC else h
-        mu, lv = m.fc_mu(h), m.fc_logvar(h)
-        z = eps * torch.exp(lv / 2) + mu
+        return m.fc_mu(h), m.fc_logvar(h)
+
+    def decode(m, z, y):
+        """The decoder's output: Bernoulli logits, or the mixture's parameters."""
         g = F.relu(m.decoder_input(torch.cat((z, y), 1) if m.NC else z)).view(-1, m.CH[-1], m.s, m.s)
         for i, dc in enumerate(m.decoder):
+            if m.R:
+                g = m.decoder_res[i](g)
             g = dc(g)
             g = F.relu(g) if i < len(m.decoder) - 1 else g
-        kl = -0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2)
+        return g
+
+    def decoder_output(m, x, y, eps):
+        mu, lv = m.encode(x, y)
+        z = eps * torch.exp(lv / 2) + mu
+        return m.decode(z, y), mu, lv
+
+    def loss(m, g, x, kl):
         if m.K:
             return mixture_nll(g, x, m.K).float() + kl
         return F.binary_cross_entropy_with_logits(g, x, reduction="sum") + kl
@@ -128,10 +164,31 @@ def make_mixture(out):
     print("conv-vae-mixture loss", loss.item())
 
 
+def make_resnet(out):
+    """conv-resnet.safetensors: an RGB cvae with two residual blocks per resolution, widths
+    8,16 (past the AVX-512 kernels' channel thresholds), three classes."""
+    C, S, CH, L, NC, R, B = 3, 16, [8, 16], 5, 3, 2, 3
+    torch.manual_seed(13)
+    m = ConvVAE(C, S, CH, L, NC, 0, R)
+    x = torch.rand(B, C, S, S)
+    y = F.one_hot(torch.arange(B) % NC, NC).float()
+    eps = torch.randn(B, L)
+    with torch.no_grad():
+        loss = m(x, y, eps)
+    tensors = {k: v.contiguous() for k, v in m.state_dict().items()}
+    tensors.update({"x": x, "y": y, "eps": eps, "loss": loss.reshape(1)})
+    meta = {"channels": str(C), "side": str(S), "widths": ",".join(map(str, CH)), "latent": str(L), "classes": str(NC),
+            "blocks": str(R)}
+    save_file(tensors, os.path.join(out, "conv-resnet.safetensors"), metadata=meta)
+    print("conv-resnet loss", loss.item(), "parameters", sum(p.numel() for p in m.parameters()))
+
+
 def check(run):
     cfg = json.load(open(os.path.join(run, "config.json")))["model"]
     NC = cfg.get("classes", 10) if cfg["kind"] == "cvae" else 0
-    m = ConvVAE(cfg.get("channels", 1), cfg["image_rows"], cfg["widths"], cfg["latent_dim"], NC)
+    lik = cfg.get("likelihood", {})
+    K = lik.get("mixtures", 0) if isinstance(lik, dict) else 0
+    m = ConvVAE(cfg.get("channels", 1), cfg["image_rows"], cfg["widths"], cfg["latent_dim"], NC, K, cfg.get("blocks", 0))
     state = load_file(os.path.join(run, "model.safetensors"))
     m.load_state_dict(state, strict=True)
     torch.manual_seed(0)
@@ -144,4 +201,4 @@ def check(run):
 
 
 if __name__ == "__main__":
-    {"make": make, "make-mixture": make_mixture, "check": check}[sys.argv[1]](sys.argv[2])
+    {"make": make, "make-mixture": make_mixture, "make-resnet": make_resnet, "check": check}[sys.argv[1]](sys.argv[2])

@@ -171,10 +171,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
             Objective::Iwae { k } => format!(" on IWAE-{k}"),
             Objective::ElboK { k } => format!(" on the {k}-draw ELBO"),
         };
-        let arch = match config.arch {
-            crate::model::Arch::Mlp => "mlp".to_string(),
-            crate::model::Arch::Conv => format!("conv {:?}", config.widths),
-        };
+        let arch = config.layers_summary();
         println!(
             "model {kind} ({arch}, latent {}, {} parameters){trained} on {data_name}, {t}, {e} of {steps} steps (batch {batch}), SIMD {:?}",
             config.latent_dim,

@@ -157,6 +157,10 @@ fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
     );
     fails(&["train", "--out", o, "--arch", "conv", "--hidden-dim", "100"], &["--hidden-dim sizes an mlp", "--widths"]);
     fails(&["train", "--out", o, "--widths", "8"], &["--widths sets the channels of --arch conv"]);
+    fails(&["train", "--out", o, "--blocks", "2"], &["--blocks sets the residual blocks of --arch resnet"]);
+    fails(&["train", "--out", o, "--arch", "conv", "--blocks", "2"], &["--blocks", "--arch resnet"]);
+    fails(&["train", "--out", o, "--arch", "resnet", "--blocks", "0"], &["--blocks <N>"]);
+    fails(&["bench", "--blocks", "2"], &["--blocks", "add --arch resnet"]);
     fails(&["train", "--out", o, "--sigma", "0.1"], &["--sigma", "add --likelihood gaussian"]);
     fails(
         &["train", "--out", o, "--likelihood", "gaussian", "--sigma", "-1"],

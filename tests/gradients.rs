@@ -21,6 +21,12 @@ fn small_conv(kind: ModelKind) -> ModelConfig {
     ModelConfig { widths: vec![3, 2], classes: 4, ..ModelConfig::conv(kind, Shape::new(2, 8, 4), 3) }
 }
 
+/// [`small_conv`] with two residual blocks per resolution: consecutive blocks, and the
+/// output layer and the head reading a block's output.
+fn small_resnet(kind: ModelKind) -> ModelConfig {
+    ModelConfig { arch: vae::model::Arch::Resnet, blocks: 2, ..small_conv(kind) }
+}
+
 const BATCH: usize = 5;
 const BETA: f64 = 0.7;
 
@@ -201,6 +207,21 @@ fn conv_gradients_match_finite_differences() {
     for kind in KINDS {
         check(small_conv(kind));
     }
+}
+
+/// Residual blocks: the skip's gradient meeting the first convolution's, for every kind, both
+/// activations, the importance-weighted bound, the VampPrior (through the blocks to the
+/// pseudo-inputs) and the RGB mixture.
+#[test]
+fn resnet_gradients_match_finite_differences() {
+    for kind in KINDS {
+        check(small_resnet(kind));
+    }
+    check(ModelConfig { activation: Activation::Tanh, ..small_resnet(ModelKind::Vae) });
+    check_iwae(ModelConfig { blocks: 1, ..small_resnet(ModelKind::Cvae) }, 3);
+    check_iwae(ModelConfig { prior: Prior::Vamp { pseudo_inputs: 2 }, blocks: 1, ..small_resnet(ModelKind::Vae) }, 2);
+    let rgb = ModelConfig { widths: vec![3], ..ModelConfig::resnet(ModelKind::Vae, Shape::new(3, 4, 4), 2, 1) };
+    check(ModelConfig { likelihood: Likelihood::LogisticMixture { mixtures: 2 }, ..rgb });
 }
 
 #[test]

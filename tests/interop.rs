@@ -2,7 +2,7 @@
 //! reference module of `reference/torch_conv_reference.py` (its weights under their
 //! state_dict names, an input batch, labels, noise, and the module's loss) load into vae's
 //! conv model and give the same loss (also with the discretized logistic mixture, against the
-//! script's float64 port of it); vae's own weights carry exactly the module's names and
+//! script's float64 port of it, and with `--arch resnet`'s residual blocks); vae's own weights carry exactly the module's names and
 //! shapes (the script's `check` loads them with `load_state_dict(strict=True)`).
 
 use safetensors::SafeTensors;
@@ -27,6 +27,10 @@ fn fixture(name: &str) -> Fixture {
     let mut config = ModelConfig::conv(kind, Shape::new(num("channels"), num("side"), num("side")), num("latent"));
     config.widths = meta["widths"].split(',').map(|w| w.parse().unwrap()).collect();
     config.classes = if classes > 0 { classes } else { 10 };
+    if let Some(blocks) = meta.get("blocks") {
+        config.arch = vae::model::Arch::Resnet;
+        config.blocks = blocks.parse().unwrap();
+    }
     if let Some(k) = meta.get("mixtures") {
         config.likelihood = vae::model::Likelihood::LogisticMixture { mixtures: k.parse().unwrap() };
     }
@@ -61,8 +65,8 @@ fn loss(f: &Fixture, model: &Model, threads: usize) -> (f64, f64) {
 #[test]
 fn pytorch_weights_load_and_give_the_reference_loss() {
     // conv-vae-mixture: RGB with the logistic mixture, its loss from the script's own
-    // float64 port of the likelihood (`mixture_nll`).
-    for name in ["conv-vae", "conv-cvae", "conv-vae-mixture"] {
+    // float64 port of the likelihood (`mixture_nll`); conv-resnet: `--arch resnet --blocks 2`.
+    for name in ["conv-vae", "conv-cvae", "conv-vae-mixture", "conv-resnet"] {
         let f = fixture(name);
         let model = model_from_bytes(&f.bytes, &f.config, std::path::Path::new(name)).unwrap();
         for threads in [1, 2] {
@@ -74,7 +78,7 @@ fn pytorch_weights_load_and_give_the_reference_loss() {
 
 #[test]
 fn our_weights_have_the_modules_names_and_shapes() {
-    for name in ["conv-vae", "conv-cvae", "conv-vae-mixture"] {
+    for name in ["conv-vae", "conv-cvae", "conv-vae-mixture", "conv-resnet"] {
         let f = fixture(name);
         let st = SafeTensors::deserialize(&f.bytes).unwrap();
         let theirs: BTreeMap<String, Vec<usize>> = st

@@ -16,12 +16,15 @@ pub struct BenchArgs {
     /// Model to benchmark
     #[arg(long, value_enum, default_value_t = ModelKind::Vae)]
     pub model: ModelKind,
-    /// Layers: the tutorial's mlp, or the reference's convolutions
+    /// Layers: the tutorial's mlp, the reference's convolutions, or those with residual blocks
     #[arg(long, value_enum, default_value_t = crate::model::Arch::Mlp)]
     pub arch: crate::model::Arch,
-    /// conv: channels per stride-2 layer [default: by image side, as `vae train`]
+    /// conv, resnet: channels per stride-2 layer [default: by image side, as `vae train`]
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
+    /// resnet: residual blocks per resolution, 1 to 16 [default: 1]
+    #[arg(long, value_name = "N", value_parser = args::count(1, crate::model::config::MAX_BLOCKS))]
+    pub blocks: Option<usize>,
     /// Dimension of z, 1 to 16384
     #[arg(long, value_name = "D", default_value_t = 20, value_parser = args::count(1, 1 << 14))]
     pub latent_dim: usize,
@@ -69,6 +72,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let objective = a.objective.with_k(a.k.map_or(train::DEFAULT_K, |k| k as usize));
     objective.check_model(a.model).map_err(anyhow::Error::msg)?;
     let shape = a.shape.unwrap_or(crate::core::Shape::mnist());
+    if a.blocks.is_some() && a.arch != crate::model::Arch::Resnet {
+        bail!("--blocks sets the residual blocks of --arch resnet; add --arch resnet");
+    }
     let mut model = match a.arch {
         crate::model::Arch::Mlp => {
             if a.widths.is_some() {
@@ -83,8 +89,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 ..t
             }
         }
-        crate::model::Arch::Conv => {
+        arch @ (crate::model::Arch::Conv | crate::model::Arch::Resnet) => {
             let mut c = crate::model::ModelConfig::conv(a.model, shape, a.latent_dim);
+            if arch == crate::model::Arch::Resnet {
+                c.arch = arch;
+                c.blocks = a.blocks.unwrap_or(crate::model::config::DEFAULT_BLOCKS);
+            }
             if let Some(w) = a.widths {
                 c.widths = w;
             }

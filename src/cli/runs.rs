@@ -39,13 +39,7 @@ fn row(path: &Path) -> Row {
     let cells = match dir.load_config() {
         Ok(config) => {
             let m = &config.model;
-            let layers = match m.arch {
-                crate::model::Arch::Mlp if m.hidden_layers > 1 => format!("mlp {}x{}", m.hidden_dim, m.hidden_layers),
-                crate::model::Arch::Mlp => format!("mlp {}", m.hidden_dim),
-                crate::model::Arch::Conv => {
-                    format!("conv {}", m.widths.iter().map(usize::to_string).collect::<Vec<_>>().join(","))
-                }
-            };
+            let layers = m.layers_summary();
             let metrics = dir.load_metrics().unwrap_or_default();
             let test = metrics.last().and_then(|r| r.test_loss).map_or("-".to_string(), |l| format!("{l:.2}"));
             let evals = crate::eval::history::load(path);

@@ -26,8 +26,8 @@ pub struct TrainArgs {
     /// Model to train [default: vae]
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
-    /// Layers of the encoder and decoder: fully connected (the tutorial's) or stride-2
-    /// convolutions [default: mlp]
+    /// Layers of the encoder and decoder: fully connected (the tutorial's), stride-2
+    /// convolutions, or those with residual blocks at each resolution [default: mlp]
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
     /// Dimension of the latent space z, 1 to 16384 [default: 20]
@@ -39,7 +39,11 @@ pub struct TrainArgs {
     /// mlp: hidden layers in the encoder and in the decoder, 1 to 16 [default: 1]
     #[arg(long, value_name = "L", value_parser = count(1, 16))]
     pub hidden_layers: Option<usize>,
-    /// conv: channels of each stride-2 4x4 convolution, mirrored by the decoder [default:
+    /// resnet: residual blocks (two 3x3 convolutions and a skip) per resolution, in the
+    /// encoder and the decoder, 1 to 16 [default: 1]
+    #[arg(long, value_name = "N", value_parser = count(1, crate::model::config::MAX_BLOCKS))]
+    pub blocks: Option<usize>,
+    /// conv, resnet: channels of each stride-2 4x4 convolution, mirrored by the decoder [default:
     /// 32,64 for 28x28; 32,64,128 for 32; 32,64,128,256 for 64; 32,64,128,256,256 for 128]
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
@@ -218,6 +222,9 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
     let latent = a.latent_dim.unwrap_or(20);
     let mut config = match a.arch.unwrap_or_default() {
         Arch::Mlp => {
+            if a.blocks.is_some() {
+                bail!("--blocks sets the residual blocks of --arch resnet; add --arch resnet");
+            }
             if a.widths.is_some() {
                 bail!("--widths sets the channels of --arch conv; add --arch conv, or use --hidden-dim for an mlp");
             }
@@ -232,7 +239,7 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
                 ..ModelConfig::tutorial(kind)
             }
         }
-        Arch::Conv => {
+        arch @ (Arch::Conv | Arch::Resnet) => {
             if let Some(flag) =
                 [("--hidden-dim", a.hidden_dim.is_some()), ("--hidden-layers", a.hidden_layers.is_some())]
                     .iter()
@@ -241,6 +248,11 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
                 bail!("{flag} sizes an mlp; a conv model's layers are set by --widths (e.g. --widths 32,64)");
             }
             let mut c = ModelConfig::conv(kind, shape, latent);
+            if arch == Arch::Resnet {
+                c = ModelConfig::resnet(kind, shape, latent, a.blocks.unwrap_or(crate::model::config::DEFAULT_BLOCKS));
+            } else if a.blocks.is_some() {
+                bail!("--blocks sets the residual blocks of --arch resnet; use --arch resnet");
+            }
             if let Some(w) = &a.widths {
                 c.widths = w.clone();
             }
@@ -303,7 +315,7 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 31] = [
+        let fixed: [(&str, bool); 32] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
@@ -314,6 +326,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--output-bias", a.output_bias.is_some()),
             ("--arch", a.arch.is_some()),
             ("--widths", a.widths.is_some()),
+            ("--blocks", a.blocks.is_some()),
             ("--likelihood", a.likelihood.is_some()),
             ("--sigma", a.sigma.is_some()),
             ("--mixtures", a.mixtures.is_some()),

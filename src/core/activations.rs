@@ -72,6 +72,65 @@ pub fn bias_activation(pool: &Pool, act: Activation, h: &mut [f32], bias: &[f32]
     });
 }
 
+simd_fn! {
+    fn bias_relu_skip_rows(h: &mut [f32], bias: &[f32], skip: &[f32], batch: usize) {
+        for ((row, srow), &b) in h.chunks_exact_mut(batch).zip(skip.chunks_exact(batch)).zip(bias) {
+            for (v, &s) in row.iter_mut().zip(srow) {
+                *v = (*v + b + s).max(0.0);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    fn bias_tanh_skip_rows(h: &mut [f32], bias: &[f32], skip: &[f32], batch: usize) {
+        for ((row, srow), &b) in h.chunks_exact_mut(batch).zip(skip.chunks_exact(batch)).zip(bias) {
+            for (v, &s) in row.iter_mut().zip(srow) {
+                *v = tanh(*v + b + s);
+            }
+        }
+    }
+}
+
+/// Forward of a residual block's `act(W·x + b + s)` after the product (He et al. 2016,
+/// eq. 1): `h[r, b] = act(h[r, b] + bias[r] + skip[r, b])` in place, `skip` \[rows, batch\]
+/// the block's input. The backward is [`activation_backward`]'s: ∂/∂(h + b + s) is the
+/// gradient of the product, of the bias (row sums) and of the skip alike.
+pub fn bias_residual_activation(pool: &Pool, act: Activation, h: &mut [f32], bias: &[f32], skip: &[f32], batch: usize) {
+    let rows = bias.len();
+    assert!(h.len() >= rows * batch && skip.len() >= rows * batch, "bias_residual_activation: buffers too small");
+    let hp = SyncMut::new(&mut h[..rows * batch]);
+    pool.for_ranges(rows, 1, min_parallel_rows(batch), &|_, r| {
+        // SAFETY: row ranges of different parts are disjoint.
+        let block = unsafe { hp.slice(r.start * batch..r.end * batch) };
+        let s = &skip[r.start * batch..r.end * batch];
+        match act {
+            Activation::Relu => bias_relu_skip_rows(block, &bias[r], s, batch),
+            Activation::Tanh => bias_tanh_skip_rows(block, &bias[r], s, batch),
+        }
+    });
+}
+
+simd_fn! {
+    fn add_rows(dst: &mut [f32], src: &[f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
+}
+
+/// `dst += src` elementwise on the pool: a residual block's two gradient paths into its input
+/// meeting (the skip's and the first convolution's).
+pub fn add_assign(pool: &Pool, dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    assert!(src.len() >= n, "add_assign: src shorter than dst");
+    let dp = SyncMut::new(dst);
+    pool.for_ranges(n, 16, 1 << 14, &|_, r| {
+        // SAFETY: ranges of different parts are disjoint.
+        add_rows(unsafe { dp.slice(r.clone()) }, &src[r]);
+    });
+}
+
 /// ReLU shorthand of [`bias_activation`].
 pub fn bias_relu(pool: &Pool, h: &mut [f32], bias: &[f32], batch: usize) {
     bias_activation(pool, Activation::Relu, h, bias, batch);
@@ -131,6 +190,34 @@ mod tests {
         assert_eq!(tanh(1e-20), 1e-20);
         assert_eq!(tanh(100.0), 1.0);
         assert_eq!(tanh(-100.0), -1.0);
+    }
+
+    /// `act(h + b + s)` against its definition in f64, on rows split across two threads
+    /// (rows of 4,100 columns are past the parallel threshold) and on a short tail.
+    #[test]
+    fn residual_activation_matches_its_definition() {
+        let pool = Pool::new(2);
+        for (rows, batch) in [(5, 4100), (3, 7)] {
+            let mut rng = crate::core::Rng::new(rows as u64);
+            let mut normal = |n: usize| {
+                let mut v = vec![0.0f32; n];
+                rng.fill_normal(&mut v);
+                v
+            };
+            let (h0, bias, skip) = (normal(rows * batch), normal(rows), normal(rows * batch));
+            for act in [Activation::Relu, Activation::Tanh] {
+                let mut h = h0.clone();
+                bias_residual_activation(&pool, act, &mut h, &bias, &skip, batch);
+                for (i, &got) in h.iter().enumerate() {
+                    let pre = h0[i] as f64 + bias[i / batch] as f64 + skip[i] as f64;
+                    let want = if act == Activation::Relu { pre.max(0.0) } else { pre.tanh() };
+                    assert!((got as f64 - want).abs() < 1e-6 * (1.0 + want.abs()), "{act:?}[{i}]: {got} vs {want}");
+                }
+            }
+            let mut sum = h0.clone();
+            add_assign(&pool, &mut sum, &skip);
+            assert!(sum.iter().zip(&h0).zip(&skip).all(|((&s, &a), &b)| s == a + b));
+        }
     }
 
     #[test]

@@ -60,10 +60,32 @@ pub enum Arch {
     /// Stride-2 4×4 convolutions, mirrored by transposed convolutions
     /// (`reference/conv-model.md`).
     Conv,
+    /// `conv` with residual blocks at each resolution (He et al. 2016, without batch
+    /// normalisation, so evaluation equals training): after each of the encoder's stride-2
+    /// convolutions, and before each of the decoder's transposed ones, `blocks` times
+    /// `act(x + conv2(act(conv1(x))))` with 3×3 convolutions keeping the channels.
+    Resnet,
 }
+
+impl Arch {
+    /// Whether the layers are convolutions on feature maps (`conv`, `resnet`), configured by
+    /// `widths`, rather than fully connected.
+    pub fn convolutional(self) -> bool {
+        matches!(self, Arch::Conv | Arch::Resnet)
+    }
+}
+
+/// Residual blocks per resolution of `--arch resnet` when `--blocks` is not given.
+pub const DEFAULT_BLOCKS: usize = 1;
+/// Most residual blocks per resolution `--blocks` accepts.
+pub const MAX_BLOCKS: usize = 16;
 
 fn one() -> usize {
     1
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// Classes of the runs made before the class count was recorded: MNIST's ten.
@@ -107,6 +129,10 @@ pub struct ModelConfig {
     /// Conv: channels of each stride-2 convolution of the encoder, mirrored by the decoder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub widths: Vec<usize>,
+    /// Resnet: residual blocks at each resolution of the encoder and of the decoder (0 for the
+    /// other architectures).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blocks: usize,
     #[serde(default)]
     pub likelihood: Likelihood,
     /// The prior p(z): N(0, I), or the VampPrior's mixture of posteriors of learned
@@ -156,7 +182,9 @@ impl Prior {
 /// `fc1_3`, … when `hidden_layers` > 1), heads `fc_mu` and `fc_logvar`, decoder hidden
 /// layers `fc2` (then `fc2_2`, …), output `fc3`. Conv names follow the reference module
 /// (`reference/torch_conv_reference.py`): `encoder.{i}`, `fc_mu`, `fc_logvar`,
-/// `decoder_input`, `decoder.{j}`. The μ and log σ² heads are adjacent (`fc_mu.weight` then
+/// `decoder_input`, `decoder.{j}`; a resnet adds `encoder_res.{i}.{r}.conv1`/`.conv2` after
+/// `encoder.{i}` and `decoder_res.{j}.{r}.conv1`/`.conv2` before `decoder.{j}`
+/// (`bench/conv_fixture.py`'s module). The μ and log σ² heads are adjacent (`fc_mu.weight` then
 /// `fc_logvar.weight`, likewise the biases), so both are one `[2·latent, in]` product.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
@@ -193,6 +221,7 @@ impl ModelConfig {
             hidden_layers: 1,
             activation: Activation::Relu,
             widths: Vec::new(),
+            blocks: 0,
             likelihood: Likelihood::Bernoulli,
             prior: Prior::Standard,
             dequantize: false,
@@ -212,6 +241,23 @@ impl ModelConfig {
             latent_dim,
             widths: default_widths(shape.height.min(shape.width)),
             ..ModelConfig::tutorial(kind)
+        }
+    }
+
+    /// The conv model with `blocks` residual blocks per resolution (`--arch resnet`).
+    pub fn resnet(kind: ModelKind, shape: Shape, latent_dim: usize, blocks: usize) -> ModelConfig {
+        ModelConfig { arch: Arch::Resnet, blocks, ..ModelConfig::conv(kind, shape, latent_dim) }
+    }
+
+    /// The layers in a few words, as `vae runs` and `vae bench` show them: `mlp 400`,
+    /// `mlp 400x2`, `conv 32,64`, `resnet 32,64 x2` (blocks per resolution).
+    pub fn layers_summary(&self) -> String {
+        let widths = || self.widths.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        match self.arch {
+            Arch::Mlp if self.hidden_layers > 1 => format!("mlp {}x{}", self.hidden_dim, self.hidden_layers),
+            Arch::Mlp => format!("mlp {}", self.hidden_dim),
+            Arch::Conv => format!("conv {}", widths()),
+            Arch::Resnet => format!("resnet {} x{}", widths(), self.blocks),
         }
     }
 
@@ -239,7 +285,7 @@ impl ModelConfig {
     pub fn encoder_in(&self) -> usize {
         match self.arch {
             Arch::Mlp => self.pixels() + self.cond_dim(),
-            Arch::Conv => self.pixels(),
+            Arch::Conv | Arch::Resnet => self.pixels(),
         }
     }
 
@@ -318,7 +364,16 @@ impl ModelConfig {
                     return Err("--hidden-dim is too large (max 65536)".into());
                 }
             }
-            Arch::Conv => check_widths(&self.widths, self.shape())?,
+            Arch::Conv | Arch::Resnet => check_widths(&self.widths, self.shape())?,
+        }
+        match (self.arch, self.blocks) {
+            (Arch::Resnet, 1..=MAX_BLOCKS) | (Arch::Mlp | Arch::Conv, 0) => {}
+            (Arch::Resnet, n) => return Err(format!("--blocks must be between 1 and {MAX_BLOCKS}, got {n}")),
+            (_, _) => {
+                return Err(
+                    "--blocks sets the residual blocks of --arch resnet; drop --blocks, or train --arch resnet".into(),
+                );
+            }
         }
         let parameters = self.layout().len;
         if parameters > MAX_PARAMETERS {
@@ -370,13 +425,17 @@ impl ModelConfig {
                     .collect();
                 (encoder, h)
             }
-            Arch::Conv => {
+            Arch::Conv | Arch::Resnet => {
                 let mut encoder = Vec::new();
                 let (mut c, mut h, mut w) = (self.channels, self.image_rows, self.image_cols);
                 for (i, &width) in self.widths.iter().enumerate() {
                     let kind = LayerKind::Conv2d { geometry: halving(c, h, w), out_channels: width };
                     encoder.push(b.layer(&format!("encoder.{i}"), kind));
                     (c, h, w) = (width, h / 2, w / 2);
+                    // encoder_res.{i}.{j}: the blocks at the side encoder.{i} made.
+                    for j in 0..self.blocks {
+                        encoder.extend(b.residual_block(&format!("encoder_res.{i}.{j}"), c, h, w));
+                    }
                 }
                 // The flattened features, then a cvae's one-hot label (the reference's torch.cat).
                 (encoder, c * h * w + self.cond_dim())
@@ -391,27 +450,29 @@ impl ModelConfig {
                     .collect();
                 (decoder, b.linear("fc3", h, self.output_rows()))
             }
-            Arch::Conv => {
+            Arch::Conv | Arch::Resnet => {
                 let n = self.widths.len();
                 let side = |i: usize| (self.image_rows >> i, self.image_cols >> i);
                 let (h, w) = side(n);
                 let mut decoder = vec![b.linear("decoder_input", self.decoder_in(), self.widths[n - 1] * h * w)];
-                // decoder.{j}: ConvTranspose2d(w_{n−j} → w_{n−j−1}), back up to the image's channels.
-                let mut layers: Vec<Layer> = (0..n)
-                    .map(|j| {
-                        let i = n - 1 - j; // its output is the encoder's layer-i input side
-                        let out_channels =
-                            if i == 0 { self.likelihood.output_channels(self.shape()) } else { self.widths[i - 1] };
-                        let (h, w) = side(i);
-                        let kind = LayerKind::ConvTranspose2d {
-                            geometry: halving(out_channels, h, w),
-                            in_channels: self.widths[i],
-                        };
-                        b.layer(&format!("decoder.{j}"), kind)
-                    })
-                    .collect();
-                let output = layers.pop().expect("at least one width");
-                decoder.extend(layers);
+                // decoder_res.{j}, then decoder.{j}: ConvTranspose2d(w_{n−j} → w_{n−j−1}), back up
+                // to the image's channels.
+                for j in 0..n {
+                    let i = n - 1 - j; // decoder.{j}'s output is the encoder's layer-i input side
+                    let (h, w) = side(i + 1);
+                    for r in 0..self.blocks {
+                        decoder.extend(b.residual_block(&format!("decoder_res.{j}.{r}"), self.widths[i], h, w));
+                    }
+                    let out_channels =
+                        if i == 0 { self.likelihood.output_channels(self.shape()) } else { self.widths[i - 1] };
+                    let (h, w) = side(i);
+                    let kind = LayerKind::ConvTranspose2d {
+                        geometry: halving(out_channels, h, w),
+                        in_channels: self.widths[i],
+                    };
+                    decoder.push(b.layer(&format!("decoder.{j}"), kind));
+                }
+                let output = decoder.pop().expect("at least one width");
                 (decoder, output)
             }
         };
@@ -435,6 +496,7 @@ impl ModelConfig {
             kind: LayerKind::Linear { inputs, outputs: self.encoder_out() },
             w: mu_w.start..lv_w.map_or(mu_w.end, |r| r.end),
             b: mu_b.start..lv_b.map_or(mu_b.end, |r| r.end),
+            residual: false,
         }
     }
 }

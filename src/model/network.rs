@@ -20,7 +20,7 @@
 
 use super::config::{Arch, Layout, ModelConfig};
 use super::prior::PriorWork;
-use crate::core::activations::activation_backward;
+use crate::core::activations::{Activation, activation_backward, add_assign};
 use crate::core::{Buffer, Pool, kernels};
 use crate::nn::Layer;
 
@@ -49,6 +49,9 @@ pub struct Workspace {
     pub out: Buffer,
     /// Gradient scratch, two so stacked layers can ping-pong.
     dh: [Buffer; 2],
+    /// A residual block's skip gradient, kept until it meets the first convolution's (empty
+    /// without residual blocks).
+    dskip: Buffer,
     pub(super) dz: Vec<f32>,
     pub(super) denc: Vec<f32>,
     /// Per-column reconstruction loss −log p(x|z) \[k·B\], plus per-thread scratch.
@@ -88,7 +91,7 @@ impl Workspace {
         let v = |rows: usize| vec![0.0f32; rows * batch];
         let d = |rows: usize| vec![0.0f32; rows * cols];
         let last = layout.encoder.len() - 1;
-        let conv = config.arch == Arch::Conv;
+        let conv = config.arch.convolutional();
         // Activations and their gradients start on cache lines, for the kernels' streaming
         // stores (`core::buffer`).
         let enc_h = (layout.encoder.iter().enumerate())
@@ -115,6 +118,7 @@ impl Workspace {
             dec_h,
             out: Buffer::zeros(config.output_rows() * cols),
             dh: [Buffer::zeros(grad_len), Buffer::zeros(grad_len)],
+            dskip: Buffer::zeros(if config.blocks > 0 { grad_len } else { 0 }),
             dz: d(l),
             denc: v(config.encoder_out()),
             bce: d(threads.max(1)),
@@ -193,13 +197,10 @@ impl Network {
         if k > 0 && c.arch == Arch::Mlp {
             ws.x[p * b..(p + k) * b].copy_from_slice(&ws.y[..k * b]);
         }
-        for (j, layer) in self.layout.encoder.iter().enumerate() {
-            let (before, rest) = ws.enc_h.split_at_mut(j);
-            let src: &[f32] = if j == 0 { &ws.x } else { &before[j - 1] };
-            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, b, Some(c.activation));
-        }
+        let stack = (&self.layout.encoder[..], &ws.x[..]);
+        stack_forward(pool, params, c.activation, stack, &mut ws.enc_h, &mut ws.col, b);
         let last = ws.enc_h.last_mut().expect("one layer at least");
-        if k > 0 && c.arch == Arch::Conv {
+        if k > 0 && c.arch.convolutional() {
             let f = self.layout.encoder.last().expect("one layer at least").outputs();
             last[f * b..(f + k) * b].copy_from_slice(&ws.y[..k * b]);
         }
@@ -225,11 +226,8 @@ impl Network {
     /// yet added), on all k·B columns. Reads `ws.z`.
     pub fn decode_logits(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) {
         let cols = ws.columns();
-        for (j, layer) in self.layout.decoder.iter().enumerate() {
-            let (before, rest) = ws.dec_h.split_at_mut(j);
-            let src: &[f32] = if j == 0 { &ws.z } else { &before[j - 1] };
-            layer.forward(pool, params, src, &mut rest[0], &mut ws.col, cols, Some(self.config.activation));
-        }
+        let stack = (&self.layout.decoder[..], &ws.z[..]);
+        stack_forward(pool, params, self.config.activation, stack, &mut ws.dec_h, &mut ws.col, cols);
         let last = ws.dec_h.last().expect("one layer at least");
         self.layout.output.forward(pool, params, last, &mut ws.out, &mut ws.col, cols, None);
     }
@@ -378,7 +376,8 @@ impl Network {
         // latent rows of dz are computed).
         let dz = Some((&mut ws.dz[..], c.latent_dim));
         let stack = Stack { layers: &lay.decoder, outputs: &ws.dec_h, input: &ws.z };
-        stack_backward(pool, c, params, grads, stack, &mut ws.dh, dz, done, &mut ws.db_below, &mut ws.col, cols);
+        let scratch = Scratch { dh: &mut ws.dh, dskip: &mut ws.dskip, db: &mut ws.db_below, col: &mut ws.col };
+        stack_backward(pool, c, params, grads, stack, scratch, dz, done, cols);
     }
 
     /// Encoder head and encoder stack, from ∂loss/∂enc in `ws.denc` (and the head's bias
@@ -399,7 +398,8 @@ impl Network {
         lay.head.backward(pool, params, grads, last, &ws.denc, Some((&mut ws.dh[0], rows)), None, &mut ws.col, b);
         // Encoder layers (x needs no gradient unless asked: a VampPrior's pseudo-inputs).
         let stack = Stack { layers: &lay.encoder, outputs: &ws.enc_h, input: &ws.x };
-        stack_backward(pool, c, params, grads, stack, &mut ws.dh, dx, false, &mut ws.db_below, &mut ws.col, b);
+        let scratch = Scratch { dh: &mut ws.dh, dskip: &mut ws.dskip, db: &mut ws.db_below, col: &mut ws.col };
+        stack_backward(pool, c, params, grads, stack, scratch, dx, false, b);
     }
 }
 
@@ -436,11 +436,47 @@ struct Stack<'a> {
     input: &'a [f32],
 }
 
+/// Forward through a stack of `act(layer(x) + b)` layers, `(layers, input)`, on `cols`
+/// columns, each layer's output into its buffer of `outputs`; a residual block's second
+/// convolution adds the output two layers below it (the block's input) before its activation.
+fn stack_forward(
+    pool: &Pool,
+    params: &[f32],
+    act: Activation,
+    (layers, input): (&[Layer], &[f32]),
+    outputs: &mut [Buffer],
+    col: &mut [f32],
+    cols: usize,
+) {
+    for (j, layer) in layers.iter().enumerate() {
+        let (before, rest) = outputs.split_at_mut(j);
+        let src: &[f32] = if j == 0 { input } else { &before[j - 1] };
+        if layer.residual {
+            let skip = &before[j.checked_sub(2).expect("a residual block follows a layer")];
+            layer.forward_residual(pool, params, src, skip, &mut rest[0], col, cols, act);
+        } else {
+            layer.forward(pool, params, src, &mut rest[0], col, cols, Some(act));
+        }
+    }
+}
+
+/// The backward pass's scratch: `dh` two gradient buffers to ping-pong, `dskip` a residual
+/// block's skip gradient, `db` a fused ReLU backward's bias gradient, `col` the products'.
+struct Scratch<'a> {
+    dh: &'a mut [Buffer; 2],
+    dskip: &'a mut [f32],
+    db: &'a mut [f32],
+    col: &'a mut [f32],
+}
+
 /// Backward through a stack, last layer to first. On entry `dh[0]` holds ∂loss/∂(last
 /// layer's output) — with its activation's backward already applied when `done` (fused into
 /// the product above). Writes every weight and bias gradient, and, when
 /// `dx = Some((buf, rows))`, the gradient of the input's first `rows` rows into `buf`.
-/// `dh[1]` and `db` are scratch.
+///
+/// A residual block `y = act(s + conv2(act(conv1(s))) + b)` sends ∂loss/∂(pre-activation) to
+/// both conv2 and its input s: it is kept in `dskip` and added to the gradient conv1's input
+/// product gives s, before s's own activation backward (which therefore is not fused).
 #[allow(clippy::too_many_arguments)]
 fn stack_backward(
     pool: &Pool,
@@ -448,40 +484,48 @@ fn stack_backward(
     params: &[f32],
     grads: &mut [f32],
     stack: Stack,
-    dh: &mut [Buffer; 2],
+    scratch: Scratch,
     mut dx: Option<(&mut [f32], usize)>,
     mut done: bool,
-    db: &mut [f32],
-    col: &mut [f32],
     b: usize,
 ) {
     let Stack { layers, outputs, input } = stack;
-    let [d0, d1] = dh;
+    let Scratch { dh: [d0, d1], dskip, db, col } = scratch;
     let (mut cur, mut next) = (d0, d1);
     for j in (0..layers.len()).rev() {
         let layer = &layers[j];
+        let n = layer.outputs() * b;
         if !done {
-            let cols = layer.spatial() * b;
             activation_backward(
                 pool,
                 c.activation,
-                &mut cur[..layer.outputs() * b],
+                &mut cur[..n],
                 &outputs[j],
                 &mut grads[layer.b.clone()],
-                cols,
+                layer.spatial() * b,
             );
         }
+        if layer.residual {
+            dskip[..n].copy_from_slice(&cur[..n]);
+        }
+        // This layer is a block's conv1: its input is the block's, which the skip also reaches.
+        let opens_block = layers.get(j + 1).is_some_and(|l| l.residual);
         if j > 0 {
             let under = &layers[j - 1];
-            let below = fusable(c, under).then_some((&outputs[j - 1][..], &mut db[..under.bias_len()]));
+            let below =
+                (fusable(c, under) && !opens_block).then_some((&outputs[j - 1][..], &mut db[..under.bias_len()]));
             let rows = under.outputs();
             done =
                 layer.backward(pool, params, grads, &outputs[j - 1], cur, Some((&mut next[..], rows)), below, col, b);
             if done {
                 grads[under.b.clone()].copy_from_slice(&db[..under.bias_len()]);
             }
+            if opens_block {
+                add_assign(pool, &mut next[..rows * b], &dskip[..rows * b]);
+            }
             std::mem::swap(&mut cur, &mut next);
         } else {
+            assert!(!opens_block, "a residual block's input is a layer's output");
             layer.backward(pool, params, grads, input, cur, dx.take(), None, col, b);
         }
     }

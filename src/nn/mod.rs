@@ -12,7 +12,7 @@ pub mod conv;
 pub mod linear;
 
 use crate::core::Pool;
-use crate::core::activations::{Activation, bias_activation};
+use crate::core::activations::{Activation, bias_activation, bias_residual_activation};
 use crate::core::conv::{Epilogue, ReluGrad};
 use crate::core::im2col::ConvGeometry;
 use std::ops::Range;
@@ -21,6 +21,9 @@ use std::ops::Range;
 pub const KERNEL: usize = 4;
 pub const STRIDE: usize = 2;
 pub const PADDING: usize = 1;
+/// Kernel of the two convolutions of an `--arch resnet` residual block (stride 1, padding 1:
+/// each keeps the side).
+pub const BLOCK_KERNEL: usize = 3;
 
 /// What a layer computes.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +45,10 @@ pub struct Layer {
     pub kind: LayerKind,
     pub w: Range<usize>,
     pub b: Range<usize>,
+    /// The second convolution of a residual block (He et al. 2016, eq. 1, without batch
+    /// normalisation): its output is `act(W ⊛ x + b + s)`, where `s`, the block's input, is
+    /// the output of the layer two before it in its stack ([`Layer::forward_residual`]).
+    pub residual: bool,
 }
 
 impl Layer {
@@ -153,6 +160,26 @@ impl Layer {
         }
     }
 
+    /// Forward of a residual block's second convolution: `y = act(W ⊛ x + b + skip)`, with
+    /// `skip` `[outputs, B]` the block's input. Its backward is [`Layer::backward`] after the
+    /// activation's backward: the pre-activation gradient is also the skip's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_residual(
+        &self,
+        pool: &Pool,
+        params: &[f32],
+        x: &[f32],
+        skip: &[f32],
+        y: &mut [f32],
+        col: &mut [f32],
+        batch: usize,
+        act: Activation,
+    ) {
+        self.forward(pool, params, x, y, col, batch, None);
+        let n = self.outputs() * batch;
+        bias_residual_activation(pool, act, &mut y[..n], &params[self.b.clone()], &skip[..n], self.spatial() * batch);
+    }
+
     /// Backward product: the weight gradient into `grads[self.w]` from the layer's input
     /// `x` and output gradient `dy` (the bias gradient is the fused pass's), and, when
     /// `dx = Some((buf, rows))`, the gradient of the input's first `rows` features (all of
@@ -227,11 +254,23 @@ impl LayoutBuilder {
 
     /// Appends a layer's weight, then its bias, as `{name}.weight` and `{name}.bias`.
     pub fn layer(&mut self, name: &str, kind: LayerKind) -> Layer {
-        let mut layer = Layer { name: name.to_string(), kind, w: 0..0, b: 0..0 };
+        let mut layer = Layer { name: name.to_string(), kind, w: 0..0, b: 0..0, residual: false };
         let fan_in = Some(layer.fan_in());
         layer.w = self.push(format!("{name}.weight"), layer.weight_shape(), fan_in);
         layer.b = self.push(format!("{name}.bias"), vec![layer.bias_len()], fan_in);
         layer
+    }
+
+    /// Appends a residual block on `channels × height × width` feature maps: `{name}.conv1`
+    /// and `{name}.conv2`, 3×3 convolutions keeping the channels and the side, the second
+    /// adding the block's input before its activation.
+    pub fn residual_block(&mut self, name: &str, channels: usize, height: usize, width: usize) -> [Layer; 2] {
+        let geometry = ConvGeometry::new(channels, height, width, BLOCK_KERNEL, 1, BLOCK_KERNEL / 2)
+            .unwrap_or_else(|e| panic!("residual block {channels}x{height}x{width}: {e}"));
+        let kind = LayerKind::Conv2d { geometry, out_channels: channels };
+        let first = self.layer(&format!("{name}.conv1"), kind.clone());
+        let second = Layer { residual: true, ..self.layer(&format!("{name}.conv2"), kind) };
+        [first, second]
     }
 
     /// Appends `nn.Linear(inputs → outputs)`.

@@ -1,6 +1,7 @@
 //! An independent f64 evaluation of every model's loss, written from PyTorch's definitions
 //! with plain loops over single examples (channel-major images), sharing no code with the
-//! compute core: `nn.Linear`, `nn.Conv2d` and `nn.ConvTranspose2d` (kernel 4, stride 2,
+//! compute core: `nn.Linear`, `nn.Conv2d` (kernel 4, stride 2, padding 1, and a residual
+//! block's kernel 3, stride 1, padding 1) and `nn.ConvTranspose2d` (kernel 4, stride 2,
 //! padding 1), the reparameterisation, and each likelihood's density.
 
 use vae::model::config::Activation;
@@ -53,21 +54,26 @@ impl<'a> Reference<'a> {
 
     /// `nn.Conv2d(k=4, s=2, p=1)` on one image `[C_in, h, w]`: weight [C_out, C_in, 4, 4].
     fn conv2d(&self, name: &str, x: &[f64], h: usize, w: usize) -> Vec<f64> {
+        self.conv2d_with(name, x, h, w, (K, S, P))
+    }
+
+    /// `nn.Conv2d(k, s, p)` on one image `[C_in, h, w]`: weight [C_out, C_in, k, k].
+    fn conv2d_with(&self, name: &str, x: &[f64], h: usize, w: usize, (k, s, p): (usize, usize, i64)) -> Vec<f64> {
         let (wt, shape) = self.get(&format!("{name}.weight"));
         let (b, _) = self.get(&format!("{name}.bias"));
         let (cout, cin) = (shape[0], shape[1]);
-        let (ho, wo) = (h / 2, w / 2);
+        let (ho, wo) = ((h as i64 + 2 * p - k as i64) as usize / s + 1, (w as i64 + 2 * p - k as i64) as usize / s + 1);
         let mut y = vec![0.0; cout * ho * wo];
         for co in 0..cout {
             for oy in 0..ho {
                 for ox in 0..wo {
                     let mut acc = b[co];
                     for ci in 0..cin {
-                        for ky in 0..K {
-                            for kx in 0..K {
-                                let (iy, ix) = ((oy * S + ky) as i64 - P, (ox * S + kx) as i64 - P);
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (iy, ix) = ((oy * s + ky) as i64 - p, (ox * s + kx) as i64 - p);
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                    acc += wt[((co * cin + ci) * K + ky) * K + kx]
+                                    acc += wt[((co * cin + ci) * k + ky) * k + kx]
                                         * x[(ci * h + iy as usize) * w + ix as usize];
                                 }
                             }
@@ -108,6 +114,17 @@ impl<'a> Reference<'a> {
         y
     }
 
+    /// A resnet's residual blocks `{prefix}.{r}` on one map `[C, h, w]`:
+    /// `x ← act(x + conv2(act(conv1(x))))` with 3×3 convolutions, stride 1, padding 1.
+    fn residual_blocks(&self, prefix: &str, mut x: Vec<f64>, h: usize, w: usize) -> Vec<f64> {
+        for r in 0..self.config.blocks {
+            let inner = self.act(self.conv2d_with(&format!("{prefix}.{r}.conv1"), &x, h, w, (3, 1, 1)));
+            let outer = self.conv2d_with(&format!("{prefix}.{r}.conv2"), &inner, h, w, (3, 1, 1));
+            x = self.act(x.iter().zip(&outer).map(|(a, b)| a + b).collect());
+        }
+        x
+    }
+
     fn hidden_names(&self, base: &str) -> Vec<String> {
         (0..self.config.hidden_layers)
             .map(|j| if j == 0 { base.to_string() } else { format!("{base}_{}", j + 1) })
@@ -125,11 +142,12 @@ impl<'a> Reference<'a> {
                 }
                 h
             }
-            Arch::Conv => {
+            Arch::Conv | Arch::Resnet => {
                 let (mut h, mut rows, mut cols) = (x.to_vec(), c.image_rows, c.image_cols);
                 for i in 0..c.widths.len() {
                     h = self.act(self.conv2d(&format!("encoder.{i}"), &h, rows, cols));
                     (rows, cols) = (rows / 2, cols / 2);
+                    h = self.residual_blocks(&format!("encoder_res.{i}"), h, rows, cols);
                 }
                 h.extend(self.onehot(label)); // flatten, then torch.cat((h, y), 1)
                 h
@@ -154,11 +172,12 @@ impl<'a> Reference<'a> {
                 }
                 self.linear("fc3", &h)
             }
-            Arch::Conv => {
+            Arch::Conv | Arch::Resnet => {
                 let n = c.widths.len();
                 let mut h = self.act(self.linear("decoder_input", &input)); // then .view(-1, C, s, s)
                 let (mut rows, mut cols) = (c.image_rows >> n, c.image_cols >> n);
                 for j in 0..n {
+                    h = self.residual_blocks(&format!("decoder_res.{j}"), h, rows, cols);
                     h = self.conv_transpose2d(&format!("decoder.{j}"), &h, rows, cols);
                     if j < n - 1 {
                         h = self.act(h);

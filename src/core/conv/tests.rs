@@ -167,6 +167,7 @@ fn naive_geometries() -> Vec<ConvGeometry> {
         g(10, 6, 6, 2, 2, 0),
         g(9, 8, 6, 4, 2, 1),
         g(3, 5, 5, 3, 1, 1),
+        g(9, 6, 5, 3, 1, 1), // a residual block's convolution, past the implicit thresholds
     ]
 }
 

@@ -96,6 +96,63 @@ fn the_reference_conv_vae_has_its_names_shapes_and_258025_parameters() {
     assert_eq!(shape("decoder_input.weight"), vec![3136, 30]);
 }
 
+/// A resnet is the conv model plus, per resolution and block, two `[w, w, 3, 3]`
+/// convolutions and their biases: MNIST 32,64 with 2 blocks adds 2·2·(32·32·9 + 32) in the
+/// encoder at 14×14, 2·2·(64·64·9 + 64) at 7×7, and the same again in the decoder.
+#[test]
+fn resnet_layouts_add_named_blocks_at_each_resolution() {
+    let c = ModelConfig::resnet(ModelKind::Vae, Shape::mnist(), 20, 2);
+    c.validate().unwrap();
+    let l = c.layout();
+    assert_eq!(l.len, 258_025 + 2 * 2 * 2 * (32 * 32 * 9 + 32 + 64 * 64 * 9 + 64));
+    let names: Vec<&str> = l.encoder.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "encoder.0",
+            "encoder_res.0.0.conv1",
+            "encoder_res.0.0.conv2",
+            "encoder_res.0.1.conv1",
+            "encoder_res.0.1.conv2",
+            "encoder.1",
+            "encoder_res.1.0.conv1",
+            "encoder_res.1.0.conv2",
+            "encoder_res.1.1.conv1",
+            "encoder_res.1.1.conv2"
+        ]
+    );
+    let names: Vec<&str> = l.decoder.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names[0], "decoder_input");
+    assert_eq!(
+        names[1..5],
+        ["decoder_res.0.0.conv1", "decoder_res.0.0.conv2", "decoder_res.0.1.conv1", "decoder_res.0.1.conv2"]
+    );
+    assert_eq!(names[5], "decoder.0");
+    assert_eq!(
+        names[6..],
+        ["decoder_res.1.0.conv1", "decoder_res.1.0.conv2", "decoder_res.1.1.conv1", "decoder_res.1.1.conv2"]
+    );
+    assert_eq!(l.output.name, "decoder.1");
+    // The second convolution of each block adds the block's input, two layers below.
+    for stack in [&l.encoder, &l.decoder] {
+        for (j, layer) in stack.iter().enumerate() {
+            assert_eq!(layer.residual, layer.name.ends_with("conv2"), "{}", layer.name);
+            if layer.residual {
+                assert_eq!(stack[j - 2].outputs(), layer.outputs());
+            }
+        }
+    }
+    let shape = |n: &str| l.tensors.iter().find(|t| t.name == n).unwrap().shape.clone();
+    assert_eq!(shape("encoder_res.1.1.conv2.weight"), vec![64, 64, 3, 3]);
+    assert_eq!(shape("decoder_res.1.0.conv1.bias"), vec![32]);
+    // The flags' combinations.
+    assert!(ModelConfig { blocks: 0, ..c.clone() }.validate().unwrap_err().contains("--blocks must be between 1"));
+    let conv = ModelConfig::conv(ModelKind::Vae, Shape::mnist(), 20);
+    assert!(ModelConfig { blocks: 1, ..conv.clone() }.validate().unwrap_err().contains("--arch resnet"));
+    assert_eq!(c.layers_summary(), "resnet 32,64 x2");
+    assert_eq!(conv.layers_summary(), "conv 32,64");
+}
+
 #[test]
 fn conv_work_per_example_matches_the_design_note() {
     // conv-model.md: 3.6 M multiply-adds per image forward. Encoder 1·32·16·196 +
