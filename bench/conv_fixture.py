@@ -26,14 +26,15 @@ def mixture_params(C, K):
     return K * (1 + C * (3 if C == 3 else 2)) if K else C
 
 
-def mixture_nll(l, x, K):
+def mixture_nll(l, x, K, per_image=False, dtype=torch.float64):
     """-log p(x) summed over the batch, of PixelCNN++'s discretized logistic mixture in vae's
     layout and convention (src/core/likelihood/mixture.rs), computed in float64 from the
     definition: l [B, P, H, W] holds per position the K logits, then per channel c the K
     means, K log-scales (clamped at -7) and, for RGB, K coefficients (c = 0: G on R, 1: B on R,
     2: B on G); x [B, C, H, W] holds values v/255; bin v is [(v - 1/2)/255, (v + 1/2)/255], the
-    edge bins open."""
-    l, x = l.double(), x.double()
+    edge bins open. With per_image, the [B] values instead of their sum; dtype float32 trains
+    as a PyTorch user would (bins' masses floored at 1e-12, as PixelCNN++'s code)."""
+    l, x = l.to(dtype), x.to(dtype)
     C = x.shape[1]
     per = 3 if C == 3 else 2
     v = torch.round(x * 255)
@@ -51,9 +52,10 @@ def mixture_nll(l, x, K):
         a, b = ((vc - 0.5) / 255 - mu) * inv, ((vc + 0.5) / 255 - mu) * inv
         # sigma(b) - sigma(a), from the upper tails right of the mean (no cancellation near 1).
         mass = torch.where(a > 0, torch.sigmoid(-a) - torch.sigmoid(-b), torch.sigmoid(b) - torch.sigmoid(a))
-        mid = torch.log(torch.clamp(mass, min=1e-300))
+        mid = torch.log(torch.clamp(mass, min=1e-300 if dtype == torch.float64 else 1e-12))
         total = total + torch.where(vc == 0, F.logsigmoid(b), torch.where(vc == 255, F.logsigmoid(-a), mid))
-    return -torch.logsumexp(total, 1).sum()
+    nll = -torch.logsumexp(total, 1).flatten(1).sum(1)
+    return nll if per_image else nll.sum()
 
 
 class ResBlock(nn.Module):

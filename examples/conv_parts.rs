@@ -1,6 +1,7 @@
 //! Times the three convolution products (`core::conv`) on the shapes of the reference models,
 //! for both implementations: the portable blocked one and, on AVX-512 CPUs, the implicit-GEMM
-//! kernels. `cargo run --release --example conv_parts`. Best of 7 rounds of 8 calls, in ms.
+//! kernels. `cargo run --release --example conv_parts [BATCH]` (default 128). Best of 7 rounds of
+//! 8 calls, in ms.
 
 use std::time::Instant;
 use vae::core::conv::{col2im_product, columns_product, columns_product_t, force_portable, scratch_len};
@@ -19,19 +20,29 @@ fn time(f: &mut dyn FnMut()) -> f64 {
 
 fn main() {
     let pool = Pool::new(0);
-    let b = 128;
-    // (input channels, side, output channels): MNIST's two convolutions, a 64x64 colour
-    // model's first, second, third and fourth.
-    for (c, side, m) in
-        [(1usize, 28usize, 32usize), (32, 14, 64), (3, 64, 32), (32, 32, 64), (64, 16, 128), (128, 8, 256)]
-    {
-        let g = ConvGeometry::new(c, side, side, 4, 2, 1).unwrap();
+    let b: usize = std::env::args().nth(1).map_or(128, |s| s.parse().expect("a batch size"));
+    // (input channels, side, output channels, kernel, stride): MNIST's two convolutions, a
+    // 64x64 colour model's first, second, third and fourth; a 32x32 resnet's block
+    // convolutions (3x3, stride 1) at each resolution.
+    let shapes = [
+        (1usize, 28usize, 32usize, 4usize, 2usize),
+        (32, 14, 64, 4, 2),
+        (3, 64, 32, 4, 2),
+        (32, 32, 64, 4, 2),
+        (64, 16, 128, 4, 2),
+        (128, 8, 256, 4, 2),
+        (32, 16, 32, 3, 1),
+        (64, 8, 64, 3, 1),
+        (128, 4, 128, 3, 1),
+    ];
+    for (c, side, m, kernel, stride) in shapes {
+        let g = ConvGeometry::new(c, side, side, kernel, stride, 1).unwrap();
         let (k, n) = (g.col_rows(), g.out_plane() * b);
         let (x, a, e) = (vec![0.5f32; g.in_size() * b], vec![0.1f32; m * k], vec![0.1f32; m * n]);
         let (mut y, mut d, mut dx) = (vec![0.0f32; m * n], vec![0.0f32; m * k], vec![0.0f32; g.in_size() * b]);
         let mut s = vec![0.0f32; scratch_len(pool.threads())];
         let gflops = |ms: f64| 2.0 * (m * k * n) as f64 / ms / 1e6;
-        println!("C={c} side={side} M={m}: K={k} N={n}");
+        println!("C={c} side={side} M={m} kernel {kernel} stride {stride}: K={k} N={n}");
         for (name, portable) in [("blocked ", true), ("implicit", false)] {
             force_portable(portable);
             let f = time(&mut || columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut y, &mut s, b, None, None));

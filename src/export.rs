@@ -18,6 +18,15 @@ pub fn npy_u8(data: &[u8]) -> Vec<u8> {
     npy_raw("|u1", &[data.len()], data)
 }
 
+/// A `.npy` file of bytes (`|u1`) in C order with `shape` (images `[N, C, H, W]`).
+///
+/// # Panics
+/// If `data` does not hold exactly the product of `shape` values.
+pub fn npy_u8_shaped(shape: &[usize], data: &[u8]) -> Vec<u8> {
+    assert_eq!(shape.iter().product::<usize>(), data.len(), "shape {shape:?} vs {} values", data.len());
+    npy_raw("|u1", shape, data)
+}
+
 /// A `.npy` file of 64-bit integers (`<i8`), shape `[n]`.
 pub fn npy_i64(data: &[i64]) -> Vec<u8> {
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -186,6 +186,12 @@ fn implicit(a: Mat) -> bool {
 /// (`examples/conv_parts.rs`: 0.11 vs 0.39 ms for MNIST's first layer).
 const IMPLICIT_MIN_CHANNELS: usize = 8;
 
+/// Below this batch the gathering `col2im_product` fills its 64-column blocks only at stride
+/// 1, where adjacent pixels share their taps and can share a block; at stride 2 each block
+/// holds one pixel's batch, and the blocked scatter is faster (batch 32, 64 → 32 channels at
+/// 32×32: 3.2 vs 5.5 ms; `examples/conv_parts.rs 32`).
+const IMPLICIT_MIN_BATCH: usize = 64;
+
 /// The implicit weight gradient runs `e`'s rows 32 or 64 at a time (below 32 most lanes idle),
 /// and pays a transpose of `e`'s block per position, which MNIST's first layer's 16 columns
 /// do not repay (0.15 vs 0.12 ms); a colour image's 48 do (1.4 vs 2.5 ms at 64×64).
@@ -345,7 +351,7 @@ pub fn col2im_product(
         "col2im_product: mask shape"
     );
     #[cfg(target_arch = "x86_64")]
-    if implicit(a) && g.channels() >= IMPLICIT_MIN_CHANNELS {
+    if implicit(a) && g.channels() >= IMPLICIT_MIN_CHANNELS && (batch >= IMPLICIT_MIN_BATCH || g.stride() == 1) {
         // SAFETY: `implicit` checked for AVX-512.
         let run = |mk: Option<super::implicit::Mask>| unsafe {
             super::implicit::transposed(pool, g, a.data(), m, e, out, batch, epilogue, mk)

@@ -314,17 +314,21 @@ fn kc() -> usize {
 }
 
 /// `c (m rows at stride ldc, nc columns) = packed · rows` over `k` pointer rows, in passes of
-/// [`kc`] rows across all row blocks, so each row is fetched once into L1 (with `copy`, the
-/// chunk's rows are first copied side by side: rows of a large feature map lie a multiple
-/// of 16 KB apart and, read in place, compete for the same few L1 sets); the epilogue
-/// (`bias` per row, ReLU) is applied as the last pass stores, and so is `mask` = (h at `c`'s
-/// offset, this part's row sums): the ReLU backward of the layer whose output h is. With
-/// `tile` (`nc` = [`NR`], `c`'s rows on lines), the passes accumulate there and each finished
-/// block is streamed to `c` ([`stream_tile`]).
+/// [`kc`] rows across all row blocks, so each row is fetched once into L1. With
+/// `copy = Some(seg)`, each pass's rows are first copied side by side into a chunk: rows of a
+/// large feature map lie a multiple of 16 KB apart and, read in place, compete for the same
+/// few L1 sets (`seg` = `nc`); and a batch narrower than [`NR`] fills the kernel's width with
+/// `nc / seg` positions of `seg` = batch values each, `rows` then holding `k` pointers per
+/// position (`rows[g·k + j]`; a null one a zero segment). The epilogue (`bias` per row, ReLU)
+/// is applied as the last pass stores, and so is `mask` = (h at `c`'s offset, this part's row
+/// sums): the ReLU backward of the layer whose output h is. With `tile` (`nc` = [`NR`], `c`'s
+/// rows on lines), the passes accumulate there and each finished block is streamed to `c`
+/// ([`stream_tile`]).
 ///
 /// # Safety
 /// As [`broadcast_kernel`], for every block: `packed` from [`pack`] with `m` rows and `k`
-/// columns, `rows` `k` pointers; with `tile`, as [`stream_tile`] for `c`.
+/// columns, `rows` `k` pointers (`k · nc / seg` with `copy = Some(seg)`, each non-null one
+/// holding `seg` floats); with `tile`, as [`stream_tile`] for `c`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn blocked_product(
@@ -337,7 +341,7 @@ unsafe fn blocked_product(
     nc: usize,
     epilogue: Option<Epilogue>,
     mask: Option<(*const f32, *mut f32)>,
-    copy: bool,
+    copy: Option<usize>,
     tile: Option<&mut [f32]>,
 ) {
     // Where the passes accumulate: `c` itself, or the tile.
@@ -359,18 +363,25 @@ unsafe fn blocked_product(
     loop {
         let kc = pass.min(k - k0);
         let last = k0 + kc == k;
-        let src: *const *const f32 = if copy {
+        let src: *const *const f32 = if let Some(seg) = copy {
+            let groups = nc / seg;
             for j in 0..kc {
-                let r = rows[k0 + j];
-                chunk_rows[j] = if r.is_null() {
-                    std::ptr::null()
-                } else {
-                    let d = chunk[j * NR..j * NR + nc].as_mut_ptr().cast::<f32>();
-                    // SAFETY: per the contract, a non-null row holds `nc` ≤ NR floats, and the
-                    // chunk's row j has room for NR; the two do not overlap.
-                    unsafe { std::ptr::copy_nonoverlapping(r, d, nc) };
-                    d.cast_const()
-                };
+                let row = chunk[j * NR..j * NR + nc].as_mut_ptr().cast::<f32>();
+                let mut any = false;
+                for g in 0..groups {
+                    let r = rows[g * k + k0 + j];
+                    let d = row.wrapping_add(g * seg);
+                    if !r.is_null() {
+                        // SAFETY: per the contract, a non-null row holds `seg` floats, and the
+                        // chunk's row j has room for NR ≥ nc = groups · seg; no overlap.
+                        unsafe { std::ptr::copy_nonoverlapping(r, d, seg) };
+                        any = true;
+                    } else if groups > 1 {
+                        // SAFETY: as above, inside the chunk's row j.
+                        unsafe { std::ptr::write_bytes(d, 0, seg) };
+                    }
+                }
+                chunk_rows[j] = if any { row.cast_const() } else { std::ptr::null() };
             }
             chunk_rows.as_ptr()
         } else {
@@ -440,6 +451,10 @@ pub(crate) unsafe fn forward(
     let offsets: Vec<usize> =
         (0..k).map(|j| ((j / (kk * kk) * g.height() + j / kk % kk) * g.width() + j % kk) * batch).collect();
     let chunks = batch.div_ceil(NR);
+    // A batch narrower than the kernel: `per` adjacent positions per block (their output
+    // columns are adjacent), each position's rows copied into its segment of the chunk.
+    let per = if batch < NR { NR / batch } else { 1 };
+    let items = if per > 1 { positions.div_ceil(per) } else { positions * chunks };
     let yp = SyncMut::new(&mut y[..m * n]);
     let stream = streams(yp.ptr(), m * n * 4, n, batch);
     // Rows of a map at least 16 KB long alias in L1 (10–15% faster copied at 32×32 and 64×64
@@ -447,36 +462,29 @@ pub(crate) unsafe fn forward(
     let copy = g.width() * batch >= 4096;
     pool.run(&|part| {
         SCRATCH.with_borrow_mut(|s| {
-            s.rows.resize(k, std::ptr::null());
+            s.rows.resize(k * per, std::ptr::null());
             if stream {
                 s.tile.resize(m.div_ceil(MR) * MR * NR, 0.0);
             }
-            for item in split_range(positions * chunks, pool.threads(), part, 1) {
-                let (p, b0) = (item / chunks, item % chunks * NR);
-                let nc = NR.min(batch - b0);
-                let (oy, ox) = (p / g.out_width(), p % g.out_width());
-                let inside = |o: usize, extent: usize| {
-                    o * g.stride() >= g.padding() && o * g.stride() + g.kernel() - g.padding() <= extent
-                };
-                if inside(oy, g.height()) && inside(ox, g.width()) {
-                    // Every tap inside: one base plus each column's fixed offset.
-                    let base =
-                        ((oy * g.stride() - g.padding()) * g.width() + ox * g.stride() - g.padding()) * batch + b0;
-                    for (row, &off) in s.rows.iter_mut().zip(&offsets) {
-                        *row = x[base + off..].as_ptr();
-                    }
+            for item in split_range(items, pool.threads(), part, 1) {
+                let (p0, b0, count) = if per > 1 {
+                    (item * per, 0, per.min(positions - item * per))
                 } else {
-                    for (j, row) in s.rows.iter_mut().enumerate() {
-                        *row = g.pixel(p, j).map_or(std::ptr::null(), |off| x[off * batch + b0..].as_ptr());
-                    }
+                    (item / chunks, item % chunks * NR, 1)
+                };
+                let nc = if per > 1 { count * batch } else { NR.min(batch - b0) };
+                for (i, rows) in s.rows.chunks_exact_mut(k).take(count).enumerate() {
+                    position_rows(g, &offsets, x, batch, p0 + i, b0, rows);
                 }
-                let c = yp.ptr().wrapping_add(p * batch + b0);
-                let mk = mask.map(|mk| (mk.h[p * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * m)));
+                let c = yp.ptr().wrapping_add(p0 * batch + b0);
+                let mk = mask.map(|mk| (mk.h[p0 * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * m)));
                 let tile = (stream && nc == NR).then_some(&mut s.tile[..]);
-                // SAFETY: AVX-512F per the contract; the rows point into x, `c` at this part's
-                // own columns of y (items are disjoint columns), its row sums its own; a
-                // streamed block's rows start on lines (`streams`).
-                unsafe { blocked_product(m, k, &packed, &s.rows, c, n, nc, epilogue, mk, copy, tile) };
+                let copy = if per > 1 { Some(batch) } else { copy.then_some(nc) };
+                // SAFETY: AVX-512F per the contract; the rows point into x (each with `batch`
+                // values from b0 when grouped), `c` at this part's own columns of y (items are
+                // disjoint columns), its row sums its own; a streamed block's rows start on
+                // lines (`streams`).
+                unsafe { blocked_product(m, k, &packed, &s.rows[..k * count], c, n, nc, epilogue, mk, copy, tile) };
             }
             if stream {
                 // SAFETY: SSE; orders this part's streaming stores before the pool's hand-back.
@@ -484,6 +492,33 @@ pub(crate) unsafe fn forward(
             }
         });
     });
+}
+
+/// The `k` pointer rows of output position `p` from batch column `b0`: where each column
+/// (c, ky, kx) of the column matrix reads x, null where its tap falls in the padding.
+fn position_rows(
+    g: &ConvGeometry,
+    offsets: &[usize],
+    x: &[f32],
+    batch: usize,
+    p: usize,
+    b0: usize,
+    rows: &mut [*const f32],
+) {
+    let (oy, ox) = (p / g.out_width(), p % g.out_width());
+    let inside =
+        |o: usize, extent: usize| o * g.stride() >= g.padding() && o * g.stride() + g.kernel() - g.padding() <= extent;
+    if inside(oy, g.height()) && inside(ox, g.width()) {
+        // Every tap inside: one base plus each column's fixed offset.
+        let base = ((oy * g.stride() - g.padding()) * g.width() + ox * g.stride() - g.padding()) * batch + b0;
+        for (row, &off) in rows.iter_mut().zip(offsets) {
+            *row = x[base + off..].as_ptr();
+        }
+    } else {
+        for (j, row) in rows.iter_mut().enumerate() {
+            *row = g.pixel(p, j).map_or(std::ptr::null(), |off| x[off * batch + b0..].as_ptr());
+        }
+    }
 }
 
 /// `out [C, H, W, B] = col2im_g(aᵀ · e)` with `a` `[M, K]` row-major and `e` `[M, Ho·Wo·B]`,
@@ -530,6 +565,11 @@ pub(crate) unsafe fn transposed(
     let mut packed = vec![Vec::new(); classes.len()];
     pack_classes(pool, a, m, g, &classes, &mut packed);
     let chunks = batch.div_ceil(NR);
+    let pixels = g.height() * g.width();
+    // A batch narrower than the kernel, at stride 1 (one class, so adjacent pixels share
+    // their taps and their output columns are adjacent): `per` pixels per block, as `forward`.
+    let per = if batch < NR && s == 1 { NR / batch } else { 1 };
+    let items = if per > 1 { pixels.div_ceil(per) } else { pixels * chunks };
     let op = SyncMut::new(&mut out[..channels * plane]);
     let stream = streams(op.ptr(), channels * plane * 4, plane, batch);
     pool.run(&|part| {
@@ -537,22 +577,31 @@ pub(crate) unsafe fn transposed(
             if stream {
                 sc.tile.resize(channels.div_ceil(MR) * MR * NR, 0.0);
             }
-            for item in split_range(g.height() * g.width() * chunks, pool.threads(), part, 1) {
-                let (pixel, b0) = (item / chunks, item % chunks * NR);
-                let (iy, ix) = (pixel / g.width(), pixel % g.width());
-                let nc = NR.min(batch - b0);
-                let class = (iy % s) * s + ix % s;
+            for item in split_range(items, pool.threads(), part, 1) {
+                let (pixel, b0, count) = if per > 1 {
+                    (item * per, 0, per.min(pixels - item * per))
+                } else {
+                    (item / chunks, item % chunks * NR, 1)
+                };
+                let nc = if per > 1 { count * batch } else { NR.min(batch - b0) };
+                let class = (pixel / g.width() % s) * s + pixel % g.width() % s;
                 let t = &classes[class];
-                sc.rows.resize(t.len() * m, std::ptr::null());
-                for (ti, &(ky, kx)) in t.iter().enumerate() {
-                    // The output position that read pixel (iy, ix) through tap (ky, kx).
-                    let oy = (iy + pad).checked_sub(ky).map(|v| v / s).filter(|&o| o < ho);
-                    let ox = (ix + pad).checked_sub(kx).map(|v| v / s).filter(|&o| o < wo);
-                    let base = oy.zip(ox).map(|(oy, ox)| (oy * wo + ox) * batch + b0);
-                    for r in 0..m {
-                        sc.rows[ti * m + r] = base.map_or(std::ptr::null(), |b| e[r * n + b..].as_ptr());
+                let k = t.len() * m;
+                sc.rows.resize(k * count, std::ptr::null());
+                // (A class with no taps, kernel < stride, has no rows: k = 0.)
+                for (i, rows) in sc.rows.chunks_exact_mut(k.max(1)).take(if k > 0 { count } else { 0 }).enumerate() {
+                    let (iy, ix) = ((pixel + i) / g.width(), (pixel + i) % g.width());
+                    for (ti, &(ky, kx)) in t.iter().enumerate() {
+                        // The output position that read pixel (iy, ix) through tap (ky, kx).
+                        let oy = (iy + pad).checked_sub(ky).map(|v| v / s).filter(|&o| o < ho);
+                        let ox = (ix + pad).checked_sub(kx).map(|v| v / s).filter(|&o| o < wo);
+                        let base = oy.zip(ox).map(|(oy, ox)| (oy * wo + ox) * batch + b0);
+                        for r in 0..m {
+                            rows[ti * m + r] = base.map_or(std::ptr::null(), |b| e[r * n + b..].as_ptr());
+                        }
                     }
                 }
+                let copy = (per > 1).then_some(batch);
                 let c = op.ptr().wrapping_add(pixel * batch + b0);
                 let mk =
                     mask.map(|mk| (mk.h[pixel * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * channels)));
@@ -562,19 +611,7 @@ pub(crate) unsafe fn transposed(
                 // rows start on lines (`streams`).
                 unsafe {
                     let rows = &sc.rows;
-                    blocked_product(
-                        channels,
-                        t.len() * m,
-                        &packed[class],
-                        rows,
-                        c,
-                        plane,
-                        nc,
-                        epilogue,
-                        mk,
-                        false,
-                        tile,
-                    )
+                    blocked_product(channels, k, &packed[class], rows, c, plane, nc, epilogue, mk, copy, tile)
                 };
             }
             if stream {

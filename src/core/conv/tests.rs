@@ -250,7 +250,7 @@ fn every_path_matches_naive_loops() {
     for portable in [false, true] {
         force_portable(portable);
         for g in naive_geometries() {
-            for (m, batch) in [(5, 3), (40, 17)] {
+            for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65)] {
                 let (k, n) = (g.col_rows(), g.out_plane() * batch);
                 let (x, a, e) = (random(g.in_size() * batch, 21), random(m * k, 22), random(m * n, 23));
                 let [y, d, t] = naive(&g, m, &a, &x, &e, batch);
