@@ -298,12 +298,12 @@ impl Run {
     }
 
     /// Writes `samples/epoch-NNN.png`, the grid decoded from the fixed z (and labels); for a
-    /// VampPrior, z placed in the prior's components ([`crate::core::vamp::Mixture::place`]).
+    /// mixture prior, z placed in the prior's components ([`crate::model::PriorDensity::place`]).
     fn save_grid(&self, epoch: usize, z: &[f32], labels: Option<&[u8]>) -> Result<(), RunError> {
         let trainer = &self.trainer;
-        // A VampPrior's grid: the fixed noise placed in the current prior's components.
-        let placed = trainer.model.network.prior_mixture(&trainer.pool, &trainer.model.params).map(|m| m.place(z));
-        let z = placed.as_deref().unwrap_or(z);
+        // A mixture prior's grid: the fixed noise placed in the current prior's components.
+        let placed = trainer.model.network.prior_density(&trainer.pool, &trainer.model.params).place(z);
+        let z = &placed[..];
         let imgs = trainer.model.decode(&trainer.pool, z, labels).map_err(|e| RunError::Invalid(e.to_string()))?;
         self.save_grid_images(epoch, &imgs)
     }

@@ -28,7 +28,7 @@ pub enum SamplerName {
     /// at the end), else the prior
     #[default]
     Auto,
-    /// z ~ the model's prior: N(0, I), or a VampPrior's mixture
+    /// z ~ the model's prior: N(0, I), or its mixture (VampPrior, `--prior mog`)
     Prior,
     /// z ~ the Gaussian mixture fitted to the training codes (per label for a cvae); an error
     /// when the run has none
@@ -383,11 +383,12 @@ impl LatentSampler {
         })
     }
 
-    /// One line for reports: `prior N(0, I)` or `fitted Gaussian mixture (10 components per
-    /// label, epoch 50)`.
-    pub fn describe(&self) -> String {
+    /// One line for reports: `prior N(0, I)` (or the model's mixture prior, `prior: mixture of
+    /// 10 Gaussians`) or `fitted Gaussian mixture (10 components per label, epoch 50)`.
+    pub fn describe(&self, prior: &crate::model::config::Prior) -> String {
         match self {
-            LatentSampler::Prior => "prior N(0, I)".into(),
+            LatentSampler::Prior if prior.is_standard() => "prior N(0, I)".into(),
+            LatentSampler::Prior => format!("prior: {}", prior.describe()),
             LatentSampler::Gmm(f) => format!(
                 "fitted Gaussian mixture ({}{} components{}, epoch {})",
                 if f.mixtures.iter().any(|m| m.gmm.components() < f.components) { "up to " } else { "" },

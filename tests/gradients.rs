@@ -291,6 +291,18 @@ fn vamp_prior_gradients_match_finite_differences() {
     check_iwae(ModelConfig { prior, ..small_conv(ModelKind::Vae) }, 2);
 }
 
+/// The learned Gaussian mixture prior (`--prior mog`): every gradient, the components' means
+/// and log-variances included, for the one-draw ELBO (the training default), the k-draw ELBO
+/// with β, and the importance-weighted bound, on the MLP and the resnet.
+#[test]
+fn mixture_of_gaussians_prior_gradients_match_finite_differences() {
+    let prior = Prior::Mog { components: 3 };
+    check_elbo_k(ModelConfig { prior, ..small(ModelKind::Vae) }, 1);
+    check_sampled(ModelConfig { prior, hidden_layers: 2, ..small(ModelKind::Vae) }, 2, false, 0.5);
+    check_iwae(ModelConfig { prior, activation: Activation::Tanh, ..small(ModelKind::Vae) }, 3);
+    check_iwae(ModelConfig { prior: Prior::Mog { components: 1 }, blocks: 1, ..small_resnet(ModelKind::Vae) }, 2);
+}
+
 /// β ≠ 1 in the sampled ELBO (a KL warm-up's β < 1): the k-draw ELBO with each draw's KL
 /// estimate weighted, with N(0, I) and with a VampPrior (whose pseudo-inputs' gradients then
 /// carry β too).

@@ -132,6 +132,33 @@ fn a_vamp_prior_run_trains_resumes_evaluates_and_samples() {
     fails(&["train", "--resume", w, "--prior", "standard"], &["--prior cannot be changed when resuming"]);
 }
 
+/// A learned Gaussian mixture prior: its means and log-variances under readable names, the
+/// evaluation's KL named as an estimate of it, samples from it; misuse refused.
+#[test]
+fn a_mixture_of_gaussians_prior_run_trains_evaluates_and_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("mog");
+    train(&run, &["--prior", "mog", "--components", "4", "--epochs", "1"]);
+    let st = std::fs::read(run.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+    assert_eq!(st.tensor("prior.means").unwrap().shape(), &[4, 20]);
+    assert_eq!(st.tensor("prior.logvars").unwrap().shape(), &[4, 20]);
+    let r = run.to_str().unwrap();
+    let out = vae().args(["eval", r, "--k", "10", "--limit", "50", "--generated", "0"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let kl_line = stdout.lines().find(|l| l.contains("KL(q(z|x)")).unwrap();
+    assert!(kl_line.contains("estimated: mixture of 4 Gaussians") && kl_line.contains(" ± "), "{kl_line}");
+    let out = vae().args(["sample", r, "-n", "4", "--sampler", "prior"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("prior: mixture of 4 Gaussians"), "{stdout}");
+    let o = tmp.path().join("x");
+    let o = o.to_str().unwrap();
+    fails(&["train", "--out", o, "--prior", "mog", "--model", "ae"], &["--prior mog needs --model vae"]);
+    fails(&["train", "--out", o, "--components", "5"], &["--components sets the Gaussians of --prior mog"]);
+    fails(&["train", "--out", o, "--prior", "vamp", "--components", "5"], &["add --prior mog"]);
+    fails(&["train", "--resume", r, "--components", "3"], &["--components cannot be changed when resuming"]);
+}
+
 /// The default path: `vae train` fits the mixture at its end (and after each resumed
 /// stretch), redraws the last grid from it, and `sample`, `eval` and `serve` use it unless
 /// told `--sampler prior`; a stale one falls back to the prior.

@@ -25,7 +25,7 @@ fn train_label(config: &crate::checkpoint::RunConfig) -> String {
     match config.train.objective {
         Objective::Iwae { k } => format!("train (−IWAE bound, k = {k})"),
         Objective::ElboK { k } => format!("train (reconstruction + {weighted}, {k} draws)"),
-        Objective::Elbo if config.model.prior.pseudo_inputs() > 0 => {
+        Objective::Elbo if !config.model.prior.is_standard() => {
             format!("train (reconstruction + {weighted}, KL at the draw)")
         }
         Objective::Elbo => format!("train (reconstruction + {weighted})"),

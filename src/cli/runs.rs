@@ -57,9 +57,10 @@ fn row(path: &Path) -> Row {
                 {
                     let objective = config.train.objective;
                     let trained = if objective.is_elbo() { String::new() } else { format!(", {}", objective.label()) };
-                    let prior = match m.prior.pseudo_inputs() {
-                        0 => String::new(),
-                        k => format!(", vamp {k}"),
+                    let prior = match m.prior {
+                        crate::model::config::Prior::Standard => String::new(),
+                        crate::model::config::Prior::Vamp { pseudo_inputs: k } => format!(", vamp {k}"),
+                        crate::model::config::Prior::Mog { components: k } => format!(", mog {k}"),
                     };
                     let t = &config.train;
                     let beta = if t.beta == 1.0 { String::new() } else { format!(", β {}", t.beta) };

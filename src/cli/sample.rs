@@ -135,7 +135,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         grid.width,
         grid.height,
         plural(n, "sample"),
-        sampler.describe()
+        sampler.describe(&config.model.prior)
     );
     Ok(())
 }

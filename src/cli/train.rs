@@ -63,6 +63,9 @@ pub struct TrainArgs {
     /// --prior vamp: learned pseudo-inputs, 1 to 4096 [default: 500, Tomczak & Welling's]
     #[arg(long, value_name = "K", value_parser = count(1, crate::model::config::MAX_PSEUDO_INPUTS))]
     pub pseudo_inputs: Option<usize>,
+    /// --prior mog: Gaussian components, 1 to 4096 [default: 10]
+    #[arg(long, value_name = "K", value_parser = count(1, crate::model::config::MAX_PSEUDO_INPUTS))]
+    pub components: Option<usize>,
     /// Non-linearity of the hidden layers [default: relu]
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
@@ -157,22 +160,32 @@ pub enum PriorName {
     Standard,
     /// The VampPrior (Tomczak & Welling 2018): a mixture of the posteriors of --pseudo-inputs learned inputs; the KL term is estimated by sampling
     Vamp,
+    /// A learned mixture of --components diagonal Gaussians (equal weights); the KL term is estimated by sampling
+    Mog,
 }
+
+/// Components of `--prior mog` without `--components`.
+pub const DEFAULT_COMPONENTS: usize = 10;
 
 /// Pseudo-inputs of `--prior vamp` without `--pseudo-inputs` (Tomczak & Welling's MNIST setting).
 pub const DEFAULT_PSEUDO_INPUTS: usize = 500;
 
-/// The prior the flags ask for; `--pseudo-inputs` only with vamp (which needs a vae:
-/// [`ModelConfig::validate`] checks).
+/// The prior the flags ask for; `--pseudo-inputs` only with vamp, `--components` only with
+/// mog (both need a vae: [`ModelConfig::validate`] checks).
 fn prior(a: &TrainArgs) -> Result<crate::model::config::Prior> {
     use crate::model::config::Prior;
-    match (a.prior.unwrap_or(PriorName::Standard), a.pseudo_inputs) {
-        (PriorName::Standard, Some(_)) => {
-            bail!("--pseudo-inputs sets the components of --prior vamp; add --prior vamp")
-        }
-        (PriorName::Standard, None) => Ok(Prior::Standard),
-        (PriorName::Vamp, k) => Ok(Prior::Vamp { pseudo_inputs: k.unwrap_or(DEFAULT_PSEUDO_INPUTS) }),
+    let name = a.prior.unwrap_or(PriorName::Standard);
+    if a.pseudo_inputs.is_some() && name != PriorName::Vamp {
+        bail!("--pseudo-inputs sets the components of --prior vamp; add --prior vamp")
     }
+    if a.components.is_some() && name != PriorName::Mog {
+        bail!("--components sets the Gaussians of --prior mog; add --prior mog")
+    }
+    Ok(match name {
+        PriorName::Standard => Prior::Standard,
+        PriorName::Vamp => Prior::Vamp { pseudo_inputs: a.pseudo_inputs.unwrap_or(DEFAULT_PSEUDO_INPUTS) },
+        PriorName::Mog => Prior::Mog { components: a.components.unwrap_or(DEFAULT_COMPONENTS) },
+    })
 }
 
 /// `--likelihood`'s values.
@@ -315,11 +328,12 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 32] = [
+        let fixed: [(&str, bool); 33] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
             ("--pseudo-inputs", a.pseudo_inputs.is_some()),
+            ("--components", a.components.is_some()),
             ("--lr-schedule", a.lr_schedule.is_some()),
             ("--adam-eps", a.adam_eps.is_some()),
             ("--init", a.init.is_some()),

@@ -125,11 +125,9 @@ pub fn iwae(
     let mut acc = vec![LogSumExp::default(); n];
     let mut image_of = vec![0u32; CHUNK];
     let mut log_ratio = vec![0.0f32; CHUNK]; // log p(z) − log q(z|x) per column
-    // A VampPrior's log p(z) comes from its mixture, per chunk, in place of −½‖z‖².
-    let mixture = model.network.prior_mixture(pool, &model.params);
-    let k_mix = mixture.as_ref().map_or(0, |m| m.components);
-    let (mut z2, mut resp, mut log_prior) = (vec![0.0; l * CHUNK], vec![0.0; k_mix * CHUNK], vec![0.0; CHUNK]);
-    let vamp = mixture.is_some();
+    // log p(z) per chunk from the prior (N(0, I)'s −½‖z‖², or a mixture's).
+    let prior = model.network.prior_density(pool, &model.params);
+    let mut log_prior = vec![0.0; CHUNK];
     let mut start = 0usize;
     while start < total {
         let cols = CHUNK.min(total - start);
@@ -150,8 +148,7 @@ pub fn iwae(
                 for j in 0..l {
                     let (m, lv) = (mu[image * l + j], logvar[image * l + j]);
                     let z = m + std[image * l + j] * eps[j];
-                    let prior = if vamp { 0.0 } else { z * z };
-                    lr += 0.5 * (eps[j] * eps[j] - prior + lv);
+                    lr += 0.5 * (eps[j] * eps[j] + lv); // − log q(z|x); log p(z) below
                     // SAFETY: each column is written by one part only.
                     unsafe { zp.slice(j * cols + col..j * cols + col + 1)[0] = z };
                 }
@@ -159,11 +156,9 @@ pub fn iwae(
                 unsafe { rp.slice(col..col + 1)[0] = lr };
             }
         });
-        if let Some(m) = &mixture {
-            m.log_density(pool, &ws.z[..l * cols], &mut z2, &mut resp[..k_mix * cols], &mut log_prior[..cols]);
-            for (r, &v) in log_ratio[..cols].iter_mut().zip(&log_prior[..cols]) {
-                *r += v;
-            }
+        prior.log_density(pool, &ws.z[..l * cols], &mut log_prior[..cols]);
+        for (r, &v) in log_ratio[..cols].iter_mut().zip(&log_prior[..cols]) {
+            *r += v;
         }
         if c.cond_dim() > 0 {
             let labels = image_of[..cols].iter().map(|&i| split.labels[i as usize]);

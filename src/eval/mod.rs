@@ -46,7 +46,7 @@ pub struct ElboReport {
     /// E_q\[log p(x|z)\] = −BCE, nats per example.
     pub reconstruction: Estimate,
     /// KL(q(z|x) ‖ p(z)), nats per example: analytic for N(0, I) (the same in every pass),
-    /// estimated by log q(z|x) − log p(z) at each pass's draw for a VampPrior (the mean over
+    /// estimated by log q(z|x) − log p(z) at each pass's draw for a mixture prior (the mean over
     /// the passes).
     pub kl: f64,
     /// The KL's standard error over the passes (0 for the analytic KL).

@@ -363,16 +363,18 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
         line(&mut t, "ELBO", format!("{:.3} ± {:.3}", e.elbo.mean, e.elbo.se), &note);
         let recon = format!("{:.3} ± {:.3}", e.reconstruction.mean, e.reconstruction.se);
         line(&mut t, "  reconstruction E_q[log p(x|z)]", recon, "");
-        let (value, how) = match model.config().prior {
-            crate::model::config::Prior::Standard => (format!("{:.3}", e.kl), "analytic".to_string()),
-            crate::model::config::Prior::Vamp { pseudo_inputs } => (
+        let prior = model.config().prior;
+        let (value, how) = if prior.is_standard() {
+            (format!("{:.3}", e.kl), "analytic".to_string())
+        } else {
+            (
                 format!("{:.3} ± {:.3}", e.kl, e.kl_se),
                 format!(
-                    "estimated: VampPrior of {pseudo_inputs} pseudo-inputs, log q(z|x) − log p(z) at one draw per \
-                     image; ± s.e. over {} draws",
+                    "estimated: {}, log q(z|x) − log p(z) at one draw per image; ± s.e. over {} draws",
+                    prior.describe(),
                     e.draws
                 ),
-            ),
+            )
         };
         line(&mut t, "  KL(q(z|x) ‖ p(z))", value, &how);
     } else {

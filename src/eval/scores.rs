@@ -201,7 +201,7 @@ pub fn sample_scores(
             classifier_test_accuracy: run.test_accuracy,
             generated: n,
             temperature: opts.temperature,
-            sampler: sampler.describe(),
+            sampler: sampler.describe(&model.config().prior),
             frechet_distance: fd,
             frechet_distance_train_vs_test: floor,
             frechet_images: m,

@@ -157,6 +157,11 @@ pub enum Prior {
     /// pseudo-inputs u_k, stored as `prior.pseudo_inputs` \[K, C, H, W\] and clipped to \[0, 1\]
     /// (their hardtanh).
     Vamp { pseudo_inputs: usize },
+    /// A learned mixture of K diagonal Gaussians, p(z) = (1/K) Σ_k N(z; m_k, diag(e^{v_k}))
+    /// (the VampPrior's mixture with free components: Tomczak & Welling 2018, §3's "mixture
+    /// of Gaussians" baseline; Dilokthanakul et al. 2016), stored as `prior.means` \[K, L\]
+    /// and `prior.logvars` \[K, L\].
+    Mog { components: usize },
 }
 
 /// Most pseudo-inputs `--pseudo-inputs` accepts.
@@ -168,10 +173,28 @@ impl Prior {
     }
 
     /// The pseudo-inputs of a VampPrior (0 for the standard prior).
+    /// The mixture's components: K for a VampPrior or a Gaussian mixture, 0 for N(0, I).
+    pub fn components(&self) -> usize {
+        match self {
+            Prior::Standard => 0,
+            Prior::Vamp { pseudo_inputs: k } | Prior::Mog { components: k } => *k,
+        }
+    }
+
+    /// The prior in a few words, as `vae runs` and `vae eval` name it (empty for N(0, I)).
+    pub fn describe(&self) -> String {
+        match self {
+            Prior::Standard => String::new(),
+            Prior::Vamp { pseudo_inputs } => format!("VampPrior of {pseudo_inputs} pseudo-inputs"),
+            Prior::Mog { components } => format!("mixture of {components} Gaussians"),
+        }
+    }
+
     pub fn pseudo_inputs(&self) -> usize {
         match self {
             Prior::Standard => 0,
             Prior::Vamp { pseudo_inputs } => *pseudo_inputs,
+            Prior::Mog { .. } => 0,
         }
     }
 }
@@ -201,6 +224,10 @@ pub struct Layout {
     pub logvar: Option<Range<usize>>,
     /// A VampPrior's pseudo-inputs \[K, C, H, W\] (`prior.pseudo_inputs`).
     pub pseudo_inputs: Option<Range<usize>>,
+    /// A Gaussian-mixture prior's means and log-variances, each \[K, L\] (`prior.means`,
+    /// `prior.logvars`).
+    pub prior_means: Option<Range<usize>>,
+    pub prior_logvars: Option<Range<usize>>,
     pub tensors: Vec<TensorInfo>,
     pub len: usize,
 }
@@ -352,6 +379,18 @@ impl ModelConfig {
                 return Err(format!("--pseudo-inputs must be between 1 and {MAX_PSEUDO_INPUTS}, got {pseudo_inputs}"));
             }
         }
+        if let Prior::Mog { components } = self.prior {
+            if self.kind != ModelKind::Vae {
+                return Err(format!(
+                    "--prior mog needs --model vae: its components carry no label for a cvae, and an ae has no \
+                     prior (got {})",
+                    self.kind
+                ));
+            }
+            if !(1..=MAX_PSEUDO_INPUTS).contains(&components) {
+                return Err(format!("--components must be between 1 and {MAX_PSEUDO_INPUTS}, got {components}"));
+            }
+        }
         match self.arch {
             Arch::Mlp => {
                 if self.hidden_dim == 0 {
@@ -480,7 +519,25 @@ impl ModelConfig {
         let k = self.prior.pseudo_inputs();
         let shape = vec![k, self.channels, self.image_rows, self.image_cols];
         let pseudo_inputs = (k > 0).then(|| b.push("prior.pseudo_inputs", shape, None));
-        Layout { encoder, head, decoder, output, logvar, pseudo_inputs, tensors: b.tensors, len: b.len }
+        let (prior_means, prior_logvars) = match self.prior {
+            Prior::Mog { components } => {
+                let shape = vec![components, self.latent_dim];
+                (Some(b.push("prior.means", shape.clone(), None)), Some(b.push("prior.logvars", shape, None)))
+            }
+            _ => (None, None),
+        };
+        Layout {
+            encoder,
+            head,
+            decoder,
+            output,
+            logvar,
+            pseudo_inputs,
+            prior_means,
+            prior_logvars,
+            tensors: b.tensors,
+            len: b.len,
+        }
     }
 
     /// `fc_mu` and, for variational models, `fc_logvar`, laid out as one `[E, inputs]` layer.

@@ -12,6 +12,7 @@ pub use crate::nn::TensorInfo;
 pub use config::{Arch, Layout, ModelConfig, ModelKind};
 pub use likelihood::Likelihood;
 pub use network::{BatchLoss, Network, Workspace};
+pub use prior::PriorDensity;
 
 use crate::core::{Pool, Purpose, Rng};
 
@@ -127,6 +128,11 @@ impl Model {
                     bias[i * per..(i + 1) * per].fill(likelihood::MIXTURE_LOG_SCALE_INIT);
                 }
             }
+        }
+        if let Some(r) = &network.layout.prior_means {
+            // Spread over N(0, I), the standard prior the mixture starts near; unit variances
+            // (prior.logvars stays 0).
+            rng.fill_normal(&mut params[r.clone()]);
         }
         if let Some(r) = &network.layout.pseudo_inputs {
             // Tomczak & Welling's initialisation: N(0.05, 0.01²) per pixel.
@@ -298,7 +304,7 @@ impl Model {
         Ok(out)
     }
 
-    /// Draws `n` images from the generative model: z ~ p(z) (N(0, I), or a VampPrior's
+    /// Draws `n` images from the generative model: z ~ p(z) (N(0, I), or a mixture prior's
     /// mixture), then the decoder's means.
     /// The result is flat, `[n, pixels]` row-major: image i is `[i·pixels..(i+1)·pixels]`,
     /// channel-major within (see [`ModelConfig::shape`]).
@@ -311,7 +317,7 @@ impl Model {
 
     /// [`Model::sample`] at a temperature: z ~ N(0, T² I), so T < 1 trades diversity for
     /// typical-looking images (T = 1 is the model's own prior; T = 0 decodes z = 0). A
-    /// VampPrior's z: a pseudo-input's posterior mean plus T times its spread.
+    /// mixture prior's z: a component's mean plus T times its spread.
     ///
     /// # Errors
     /// [`InputError`] when the labels do not fit the model or the temperature is negative
@@ -335,10 +341,7 @@ impl Model {
     /// `n` codes `[n, latent]` from the model's prior at temperature T, as
     /// [`Model::sample_at`] decodes them.
     pub fn prior_codes(&self, pool: &Pool, n: usize, temperature: f32, rng: &mut Rng) -> Vec<f32> {
-        match self.network.prior_mixture(pool, &self.params) {
-            Some(m) => m.sample(n, temperature, rng),
-            None => prior_codes(n, self.config().latent_dim, temperature, rng),
-        }
+        self.network.prior_density(pool, &self.params).sample(n, temperature, rng)
     }
 }
 

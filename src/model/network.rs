@@ -72,7 +72,7 @@ pub struct Workspace {
     pub(super) dlogvar_rows: Vec<f32>,
     /// The convolutions' per-thread column blocks.
     col: Vec<f32>,
-    /// A VampPrior's buffers (the pseudo-inputs' pass through the encoder and the mixture's
+    /// A mixture prior's buffers (a VampPrior's pass of the pseudo-inputs through the encoder, the mixture's
     /// terms); `None` for the standard prior.
     pub(super) prior: Option<Box<PriorWork>>,
 }
@@ -300,7 +300,7 @@ impl Network {
     /// models, `ws.eps` filled. Leaves per-example reconstruction losses in `ws.bce[..B]`, KL
     /// in `ws.kl`, and ∂loss/∂out in `ws.out` for [`Network::backward`].
     ///
-    /// With a VampPrior the KL term has no closed form: the loss is the one-draw ELBO with
+    /// With a mixture prior (VampPrior, `mog`) the KL term has no closed form: the loss is the one-draw ELBO with
     /// the KL estimated at the draw ([`Network::forward_samples`] with k = 1), and `ws.kl`
     /// holds each example's loss.
     pub fn forward(&self, pool: &Pool, params: &[f32], ws: &mut Workspace) -> BatchLoss {

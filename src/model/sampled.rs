@@ -1,6 +1,6 @@
 //! The sampled objectives: k draws of z per example, weighted by importance (the IWAE bound,
 //! Burda, Grosse & Salakhutdinov 2015, eq. 8) or uniformly (the k-draw ELBO), with N(0, I)
-//! or a VampPrior as the prior. Kernels in `core::importance`.
+//! or a mixture prior (`model::prior`). Kernels in `core::importance`.
 
 use super::network::{BatchLoss, Network, Targets, Workspace};
 use crate::core::likelihood::gaussian_weighted_logvar_grad;

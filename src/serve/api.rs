@@ -176,7 +176,7 @@ pub async fn model_info(State(s): St) -> Response {
         "hidden_layers": c.hidden_layers,
         "widths": c.widths,
         "likelihood": c.likelihood.describe(),
-        "sampler": s.sampler.describe(),
+        "sampler": s.sampler.describe(&c.prior),
         "image": { "rows": c.image_rows, "cols": c.image_cols, "channels": c.channels },
         "classes": s.config.class_names(),
         "epoch": s.metrics.last().map_or(0, |m| m.epoch),

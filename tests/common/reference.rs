@@ -328,12 +328,19 @@ fn sampled_loss(
     };
     // A VampPrior (Tomczak & Welling 2018, eq. 9): the encodings of the pseudo-inputs,
     // clipped to [0, 1], as the mixture's components, each weighted 1/K.
-    let components: Vec<(Vec<f64>, Vec<f64>)> = match config.layout().pseudo_inputs {
-        Some(range) => params[range]
+    // A Gaussian mixture prior: its means and log-variances, [K, L] each, as the components.
+    let layout = config.layout();
+    let components: Vec<(Vec<f64>, Vec<f64>)> = match (layout.pseudo_inputs, layout.prior_means, layout.prior_logvars) {
+        (Some(range), _, _) => params[range]
             .chunks_exact(p)
             .map(|u| r.encode(&u.iter().map(|v| v.clamp(0.0, 1.0)).collect::<Vec<_>>(), 0))
             .collect(),
-        None => Vec::new(),
+        (None, Some(means), Some(logvars)) => params[means]
+            .chunks_exact(l)
+            .zip(params[logvars].chunks_exact(l))
+            .map(|(m, v)| (m.to_vec(), v.to_vec()))
+            .collect(),
+        _ => Vec::new(),
     };
     let log_prior = |z: &[f64]| -> f64 {
         if components.is_empty() {
