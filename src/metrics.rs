@@ -44,3 +44,25 @@ impl EpochMetrics {
         self.test_loss.unwrap_or(self.train_objective)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs made before the rename wrote `train_bce`/`test_bce`: still read, into the new
+    /// fields; new records write `train_reconstruction`/`test_reconstruction`, and a run
+    /// without test images writes no test fields at all.
+    #[test]
+    fn metrics_read_the_old_names_and_write_the_new() {
+        let old = r#"{"epoch":1,"step":468,"train_objective":163.8,"train_bce":149.9,"train_kl":13.9,
+            "train_batch_loss":20971.8,"test_loss":126.4,"test_bce":107.5,"test_kl":18.8,"seconds":1.1,
+            "images_per_sec":52676.6}"#;
+        let m: EpochMetrics = serde_json::from_str(old).unwrap();
+        assert_eq!((m.train_reconstruction, m.test_reconstruction), (149.9, Some(107.5)));
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(text.contains("\"train_reconstruction\":149.9") && text.contains("\"test_reconstruction\":107.5"));
+        assert!(!text.contains("bce"), "{text}");
+        let none = EpochMetrics { test_loss: None, test_reconstruction: None, test_kl: None, ..m };
+        assert!(!serde_json::to_string(&none).unwrap().contains("test"));
+    }
+}
