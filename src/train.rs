@@ -509,7 +509,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
     }
     // The dequantization noise of this pass (drawn first, only for models that use it).
     let dequantize = c.dequantize.then(|| rng.next_u64());
-    let mut ws = Workspace::new(c, EVAL_BATCH.min(n), pool.threads());
+    let mut ws = Workspace::inference(c, EVAL_BATCH.min(n), 1, pool.threads());
     let mut small: Option<Workspace> = None;
     let mut sum = BatchLoss::default();
     let mut uniforms = Vec::new();
@@ -518,7 +518,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         let ws = if chunk.len() == ws.batch {
             &mut ws
         } else {
-            small.insert(Workspace::new(c, chunk.len(), pool.threads()))
+            small.insert(Workspace::inference(c, chunk.len(), 1, pool.threads()))
         };
         fill_inputs(pool, split, chunk, c, ws, None, dequantize);
         if c.kind.variational() {

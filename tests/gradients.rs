@@ -393,3 +393,26 @@ fn one_sample_iwae_is_the_elbo_with_a_sampled_kl() {
     let analytic = model.network.forward(&pool, &model.params, &mut elbo_ws).kl;
     assert!((iwae_kl - analytic).abs() < 0.05 * analytic, "sampled KL {iwae_kl} vs analytic {analytic}");
 }
+
+/// A forward-only workspace (`Workspace::inference`, for evaluation and sampling) gives the
+/// training workspace's loss exactly, and refuses a backward pass instead of reading buffers
+/// it does not have.
+#[test]
+fn an_inference_workspace_computes_the_same_loss_and_refuses_backward() {
+    let config = small_resnet(ModelKind::Vae);
+    let model = test_model(&config);
+    let c = case(&config);
+    let pool = Pool::new(2);
+    let mut train = Workspace::new(&config, BATCH, 2);
+    let mut infer = Workspace::inference(&config, BATCH, 1, 2);
+    fill(&mut train, &config, &c, &c.eps, 1);
+    fill(&mut infer, &config, &c, &c.eps, 1);
+    let want = model.network.forward(&pool, &model.params, &mut train);
+    assert_eq!(model.network.forward(&pool, &model.params, &mut infer), want);
+    assert!(train.trains() && !infer.trains());
+    let mut grads = vec![0.0; model.params.len()];
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model.network.backward(&pool, &model.params, &mut grads, &mut infer, 1.0)
+    }));
+    assert!(refused.is_err());
+}

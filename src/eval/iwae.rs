@@ -39,12 +39,12 @@ pub fn encode_split(model: &Model, split: &Split, pool: &Pool, dequantize: Optio
     let (l, p, n) = (c.latent_dim, c.pixels(), split.len());
     let (mut mu, mut logvar) = (vec![0.0; n * l], vec![0.0; n * l]);
     let batch = crate::train::EVAL_BATCH.min(n.max(1));
-    let mut ws = Workspace::new(c, batch, pool.threads());
+    let mut ws = Workspace::inference(c, batch, 1, pool.threads());
     let all: Vec<u32> = (0..n as u32).collect();
     for chunk in all.chunks(batch) {
         let b = chunk.len();
         if b != ws.batch {
-            ws = Workspace::new(c, b, pool.threads());
+            ws = Workspace::inference(c, b, 1, pool.threads());
         }
         match dequantize {
             Some(key) => {
@@ -121,7 +121,7 @@ pub fn iwae(
     let (mu, logvar) = encode_split(model, split, pool, dequantize);
     let std: Vec<f32> = logvar.iter().map(|&lv| (0.5 * lv).exp()).collect();
     let total = n * k;
-    let mut ws = Workspace::new(c, CHUNK.min(total.max(1)), pool.threads());
+    let mut ws = Workspace::inference(c, CHUNK.min(total.max(1)), 1, pool.threads());
     let mut acc = vec![LogSumExp::default(); n];
     let mut image_of = vec![0u32; CHUNK];
     let mut log_ratio = vec![0.0f32; CHUNK]; // log p(z) − log q(z|x) per column
@@ -132,7 +132,7 @@ pub fn iwae(
     while start < total {
         let cols = CHUNK.min(total - start);
         if cols != ws.batch {
-            ws = Workspace::new(c, cols, pool.threads());
+            ws = Workspace::inference(c, cols, 1, pool.threads());
         }
         for (col, slot) in image_of[..cols].iter_mut().enumerate() {
             *slot = ((start + col) / k) as u32;

@@ -197,7 +197,7 @@ impl Model {
             return Err(InputError::Images { len: images.len(), pixels: p, shape: c.shape() });
         }
         check_labels(c, labels, n)?;
-        let mut ws = Workspace::new(c, n.max(1), pool.threads());
+        let mut ws = Workspace::inference(c, n.max(1), 1, pool.threads());
         transpose_into(images, n, p, &mut ws.x);
         fill_labels(c, labels, n, &mut ws.y);
         self.network.encode(pool, &self.params, &mut ws);
@@ -290,7 +290,7 @@ impl Model {
             }
             (_, Some(_)) => {}
         }
-        let mut ws = Workspace::new(c, n.max(1), pool.threads());
+        let mut ws = Workspace::inference(c, n.max(1), 1, pool.threads());
         transpose_into(z, n, l, &mut ws.z);
         if let Some(cond) = cond {
             transpose_into(cond, n, classes, &mut ws.z[l * n..]);

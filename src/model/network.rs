@@ -75,6 +75,8 @@ pub struct Workspace {
     /// A mixture prior's buffers (a VampPrior's pass of the pseudo-inputs through the encoder, the mixture's
     /// terms); `None` for the standard prior.
     pub(super) prior: Option<Box<PriorWork>>,
+    /// Whether the backward pass's buffers exist ([`Workspace::inference`] leaves them out).
+    trains: bool,
 }
 
 impl Workspace {
@@ -82,8 +84,24 @@ impl Workspace {
         Workspace::with_samples(config, batch, 1, threads)
     }
 
+    /// Buffers for the forward passes only (encoding, decoding, the loss, the likelihood:
+    /// evaluation, sampling, the test pass): without the backward pass's activation
+    /// gradients, the largest buffers after the activations themselves (two, or three with
+    /// residual blocks, of the widest layer's size). [`Network::backward`] and
+    /// [`Network::backward_iwae`] refuse such a workspace.
+    pub fn inference(config: &ModelConfig, batch: usize, samples: usize, threads: usize) -> Workspace {
+        let mut ws = Workspace::sized(config, batch, samples, threads, false);
+        ws.trains = false;
+        ws
+    }
+
     /// Buffers for `samples` draws of z per example (the decoder runs on samples·batch columns).
     pub fn with_samples(config: &ModelConfig, batch: usize, samples: usize, threads: usize) -> Workspace {
+        Workspace::sized(config, batch, samples, threads, true)
+    }
+
+    /// The buffers, with the backward pass's (`gradients`) or without.
+    fn sized(config: &ModelConfig, batch: usize, samples: usize, threads: usize, gradients: bool) -> Workspace {
         assert!(samples >= 1, "at least one sample");
         let layout = config.layout();
         let (l, p, k) = (config.latent_dim, config.pixels(), config.cond_dim());
@@ -101,7 +119,8 @@ impl Workspace {
         let grad_len = (layout.encoder.iter().map(|l| l.outputs() * batch))
             .chain(layout.decoder.iter().map(|l| l.outputs() * cols))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            * usize::from(gradients);
         let col_len = (layout.encoder.iter().chain(&layout.decoder).chain([&layout.output]))
             .map(|l| l.scratch_len(threads.max(1)))
             .max()
@@ -119,8 +138,8 @@ impl Workspace {
             out: Buffer::zeros(config.output_rows() * cols),
             dh: [Buffer::zeros(grad_len), Buffer::zeros(grad_len)],
             dskip: Buffer::zeros(if config.blocks > 0 { grad_len } else { 0 }),
-            dz: d(l),
-            denc: v(config.encoder_out()),
+            dz: if gradients { d(l) } else { Vec::new() },
+            denc: if gradients { v(config.encoder_out()) } else { Vec::new() },
             bce: d(threads.max(1)),
             kl: v(1),
             x_rep: if samples > 1 { d(p) } else { Vec::new() },
@@ -132,7 +151,13 @@ impl Workspace {
             dlogvar_rows: vec![0.0; p],
             col: vec![0.0; col_len],
             prior: PriorWork::new(config, cols, threads),
+            trains: gradients,
         }
+    }
+
+    /// Whether the backward pass's buffers exist (not a [`Workspace::inference`] one).
+    pub fn trains(&self) -> bool {
+        self.trains
     }
 
     /// Decoder columns: samples × batch.
@@ -319,6 +344,7 @@ impl Network {
     /// Gradients of Σ_b −log p(x_b|z_b) + β·KL_b with respect to every parameter, after
     /// [`Network::forward`]. `grads` has the parameters' layout; every entry is overwritten.
     pub fn backward(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
+        assert!(ws.trains, "backward needs a workspace with gradients (Workspace::new, not ::inference)");
         if ws.prior.is_some() {
             return self.backward_iwae(pool, params, grads, ws, beta);
         }

@@ -65,6 +65,7 @@ impl Network {
     /// `beta` must be 1 with importance weights (the bound has no separate KL term to weight).
     /// Overwrites every entry of `grads`; leaves β·w̃ in `ws.weights`.
     pub fn backward_iwae(&self, pool: &Pool, params: &[f32], grads: &mut [f32], ws: &mut Workspace, beta: f32) {
+        assert!(ws.trains(), "backward needs a workspace with gradients (Workspace::new, not ::inference)");
         self.backward_decoder(pool, params, grads, ws);
         let (cols, l) = (ws.columns(), self.config.latent_dim * ws.columns());
         // The decoder's gradient already carries w̃ (forward's weight_columns); the prior and
