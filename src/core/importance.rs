@@ -17,6 +17,26 @@
 use super::kernels::map_row_sum;
 use super::simd::{self, simd_fn};
 
+/// The reparameterised draw z = μ + ε·exp(½ log σ²) (Kingma & Welling 2014, eq. 10): the one
+/// definition every kernel and the evaluation use.
+#[inline(always)]
+pub fn draw(mu: f32, logvar: f32, eps: f32) -> f32 {
+    mu + eps * simd::exp(0.5 * logvar)
+}
+
+/// −log q(z|x) of one dimension at the draw z = μ + σε, without its ½ log 2π:
+/// ½ (ε² + log σ²) (the 2π factors cancel against the prior's).
+#[inline(always)]
+pub fn neg_log_posterior(eps: f32, logvar: f32) -> f32 {
+    0.5 * (eps * eps + logvar)
+}
+
+/// log N(z; 0, 1) of one dimension, without its −½ log 2π: −½ z².
+#[inline(always)]
+pub fn log_standard_normal(z: f32) -> f32 {
+    -0.5 * z * z
+}
+
 simd_fn! {
     /// `z[j, s·B + b] = μ[j, b] + ε[j, s·B + b]·exp(½ log σ²[j, b])` for every sample s.
     /// Shapes: `enc` \[2·latent, B\]; `eps`, `z` \[latent, k·B\].
@@ -27,7 +47,7 @@ simd_fn! {
         for ((mrow, lrow), (erow, zrow)) in rows.zip(eps.chunks_exact(cols).zip(z.chunks_exact_mut(cols))) {
             for (eblock, zblock) in erow.chunks_exact(batch).zip(zrow.chunks_exact_mut(batch)) {
                 for i in 0..batch {
-                    zblock[i] = mrow[i] + eblock[i] * simd::exp(0.5 * lrow[i]);
+                    zblock[i] = draw(mrow[i], lrow[i], eblock[i]);
                 }
             }
         }
@@ -68,9 +88,9 @@ pub fn importance_weights(
         let blocks = weights.chunks_exact_mut(batch).zip(erow.chunks_exact(batch).zip(zrow.chunks_exact(batch)));
         for (wblock, (eblock, zblock)) in blocks {
             for (((w, &e), &z), &lv) in wblock.iter_mut().zip(eblock).zip(zblock).zip(lrow) {
-                // N(0, I)'s log-density −½z², unless another prior's is added below.
-                let prior = if log_prior.is_some() { 0.0 } else { z * z };
-                *w += 0.5 * (e * e - prior + lv);
+                // N(0, I)'s log-density, unless another prior's is added below.
+                let prior = if log_prior.is_some() { 0.0 } else { log_standard_normal(z) };
+                *w += neg_log_posterior(e, lv) + prior;
             }
         }
     }

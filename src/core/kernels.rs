@@ -76,6 +76,7 @@ simd_fn! {
     ///
     /// Shapes: `enc` \[2·latent, batch\] = μ rows then logσ² rows; `eps` \[latent, batch\];
     /// `z` \[latent, batch\] (output); `kl` \[batch\] receives each example's KL (overwritten).
+    /// z is [`super::importance::draw`]'s, with σ computed once for the draw and the KL.
     pub fn reparameterize(enc: &[f32], eps: &[f32], z: &mut [f32], kl: &mut [f32], batch: usize) {
         let (mu, logvar) = enc.split_at(enc.len() / 2);
         kl.fill(0.0);

@@ -14,6 +14,7 @@
 //! bounded whatever k is. IWAE_1 is exactly the single-sample ELBO estimator
 //! log p(x|z) + log p(z) − log q(z|x) on the same draw.
 
+use crate::core::importance;
 use crate::core::kernels::one_hot;
 use crate::core::logsumexp::LogSumExp;
 pub use crate::core::logsumexp::log_sum_exp;
@@ -119,7 +120,6 @@ pub fn iwae(
     let (l, p, n) = (c.latent_dim, c.pixels(), split.len());
     let dequantize = crate::train::eval_dequantize_key(c, seed);
     let (mu, logvar) = encode_split(model, split, pool, dequantize);
-    let std: Vec<f32> = logvar.iter().map(|&lv| (0.5 * lv).exp()).collect();
     let total = n * k;
     let mut ws = Workspace::inference(c, CHUNK.min(total.max(1)), 1, pool.threads());
     let mut acc = vec![LogSumExp::default(); n];
@@ -147,8 +147,8 @@ pub fn iwae(
                 let mut lr = 0.0f32;
                 for j in 0..l {
                     let (m, lv) = (mu[image * l + j], logvar[image * l + j]);
-                    let z = m + std[image * l + j] * eps[j];
-                    lr += 0.5 * (eps[j] * eps[j] + lv); // − log q(z|x); log p(z) below
+                    let z = importance::draw(m, lv, eps[j]);
+                    lr += importance::neg_log_posterior(eps[j], lv); // − log q(z|x); log p(z) below
                     // SAFETY: each column is written by one part only.
                     unsafe { zp.slice(j * cols + col..j * cols + col + 1)[0] = z };
                 }
