@@ -80,6 +80,15 @@ impl<'a> Mat<'a> {
     pub fn cols(&self) -> usize {
         self.cols
     }
+
+    /// The element at row `r`, column `c`.
+    ///
+    /// # Panics
+    /// If `(r, c)` is outside the view.
+    pub fn at(&self, r: usize, c: usize) -> f32 {
+        assert!(r < self.rows && c < self.cols, "({r}, {c}) outside a {}x{} view", self.rows, self.cols);
+        self.data[r * self.row_stride + c * self.col_stride]
+    }
 }
 
 /// Products smaller than this many multiply-adds run on one thread: a hand-off costs more.

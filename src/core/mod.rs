@@ -6,6 +6,7 @@
 
 pub mod activations;
 pub mod adam;
+pub mod bf16;
 pub mod buffer;
 pub mod conv;
 pub mod cpu;

@@ -1,0 +1,120 @@
+//! The bf16 products against f64 sums of the same bf16-rounded operands (equal to f32
+//! accumulation error), and against the f32 product (within bf16's rounding).
+
+use super::*;
+use crate::core::{Rng, matmul};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut v = vec![0.0f32; n];
+    Rng::new(seed).fill_normal(&mut v);
+    v
+}
+
+#[test]
+fn rounding_is_to_nearest_even() {
+    assert_eq!(to_bf16(1.0), 0x3f80);
+    assert_eq!(to_bf16(-2.0), 0xc000);
+    // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even 1.
+    assert_eq!(round(1.0 + 2f32.powi(-8)), 1.0);
+    // 1 + 3·2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up to the even one.
+    assert_eq!(round(1.0 + 3.0 * 2f32.powi(-8)), 1.0 + 2f32.powi(-6));
+    assert_eq!(round(1.0 + 2f32.powi(-8) + 2f32.powi(-20)), 1.0 + 2f32.powi(-7));
+    assert!(round(f32::NAN).is_nan());
+    assert_eq!(round(f32::INFINITY), f32::INFINITY);
+    assert_eq!(round(f32::MAX), f32::INFINITY); // rounds past the largest bf16
+    assert_eq!(from_bf16(to_bf16(3.140625)), 3.140625); // exactly representable
+}
+
+/// Shapes with odd K (a padded pair), row and column remainders, strided (transposed) views,
+/// on both paths where the CPU has the instruction.
+#[test]
+fn products_match_f64_sums_of_the_rounded_operands() {
+    let pool = Pool::new(2);
+    for (m, k, n) in [(1, 1, 1), (7, 13, 37), (6, 64, 64), (13, 200, 130), (400, 33, 9)] {
+        let (a, b) = (random(m * k, m as u64), random(k * n, n as u64 + 100));
+        for transposed in [false, true] {
+            // The same matrices, stored transposed and viewed back.
+            let (at, bt): (Vec<f32>, Vec<f32>) = (
+                (0..k * m).map(|i| a[(i % m) * k + i / m]).collect(),
+                (0..n * k).map(|i| b[(i % k) * n + i / k]).collect(),
+            );
+            let (va, vb) = if transposed {
+                (Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t())
+            } else {
+                (Mat::new(&a, m, k), Mat::new(&b, k, n))
+            };
+            let mut got = vec![f32::NAN; m * n];
+            matmul_bf16(&pool, &mut got, va, vb, false);
+            let mut fp32 = vec![0.0; m * n];
+            matmul(&pool, &mut fp32, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
+            for i in 0..m {
+                for j in 0..n {
+                    let terms = (0..k).map(|p| round(a[i * k + p]) as f64 * round(b[p * n + j]) as f64);
+                    let (want, scale) = terms.fold((0.0, 0.0), |(s, t), v| (s + v, t + v.abs()));
+                    let g = got[i * n + j] as f64;
+                    let what = format!("[{m}, {k}] x [{k}, {n}] transposed {transposed} ({i}, {j})");
+                    assert!((g - want).abs() <= 1e-6 * k as f64 * scale + 1e-30, "{what}: {g} vs f64 {want}");
+                    // Against the f32 product: each operand's relative rounding is ≤ 2^-9.
+                    let f = fp32[i * n + j] as f64;
+                    assert!((g - f).abs() <= 2.0 * 2f64.powi(-8) * scale + 1e-6, "{what}: {g} vs f32 {f}");
+                }
+            }
+            // Accumulating adds the product to what is there.
+            let mut twice = got.clone();
+            matmul_bf16(&pool, &mut twice, va, vb, true);
+            for (t, g) in twice.iter().zip(&got) {
+                assert!((t - 2.0 * g).abs() <= 1e-6 * g.abs().max(1e-3), "accumulate: {t} vs 2·{g}");
+            }
+        }
+    }
+}
+
+/// The `vdpbf16ps` kernel and the portable loop agree, on a CPU with the instruction (on one
+/// without, the test above checks the portable loop).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_hardware_kernel_matches_the_portable_loop() {
+    if !hardware() {
+        eprintln!("no AVX512_BF16 here: the portable path alone is checked");
+        return;
+    }
+    let (m, k, n) = (11, 77, 70);
+    let (a, b) = (random(m * k, 1), random(k * n, 2));
+    let pool = Pool::new(2);
+    let (pa, pb, p) = (pack_a(&pool, Mat::new(&a, m, k)), pack_b(&pool, Mat::new(&b, k, n)), k.div_ceil(2));
+    for (block, panel) in [(0, 0), (1, 1)] {
+        let mr = MR.min(m - block * MR);
+        let nc = NR.min(n - panel * NR);
+        let (sa, sb) = (&pa[block * p * MR..(block + 1) * p * MR], &pb[panel * p * NR..(panel + 1) * p * NR]);
+        let (mut h, mut s) = (vec![0.0f32; MR * NR], vec![0.0f32; MR * NR]);
+        // SAFETY: this test checked the feature; the buffers hold MR rows of NR at stride NR.
+        unsafe {
+            kernel(p, sa, sb, h.as_mut_ptr(), NR, mr, nc, false);
+            portable(p, sa, sb, s.as_mut_ptr(), NR, mr, nc, false);
+        }
+        for (i, (x, y)) in h.iter().zip(&s).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "block {block} panel {panel} [{i}]: {x} vs {y}");
+        }
+        // Past mr rows and nc columns nothing is written.
+        assert!(h[mr * NR..].iter().all(|&v| v == 0.0));
+        assert!((0..mr).all(|r| h[r * NR + nc..(r + 1) * NR].iter().all(|&v| v == 0.0)));
+    }
+}
+
+/// A left operand packed once gives every later product exactly what packing it each time
+/// gives.
+#[test]
+fn a_prepacked_operand_gives_identical_products() {
+    let pool = Pool::new(2);
+    let (m, k, n) = (20, 31, 70);
+    let a = random(m * k, 5);
+    let packed = PackedA::new(&pool, Mat::new(&a, m, k));
+    assert_eq!(packed.shape(), (m, k));
+    for seed in [6, 7] {
+        let b = random(k * n, seed);
+        let (mut once, mut each) = (vec![0.0; m * n], vec![0.0; m * n]);
+        matmul_packed(&pool, &mut once, &packed, Mat::new(&b, k, n), false);
+        matmul_bf16(&pool, &mut each, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
+        assert_eq!(once, each);
+    }
+}
