@@ -102,12 +102,6 @@ impl Run {
         config.model.validate().map_err(RunError::Invalid)?;
         config.train.validate().map_err(RunError::Invalid)?;
         config.train.objective.check_model(config.model.kind).map_err(RunError::Invalid)?;
-        if config.model.likelihood.is_discrete() && !config.train.objective.is_elbo() {
-            return Err(RunError::Invalid(
-                "--likelihood discretized-gaussian trains on the ELBO with one draw for now; drop --objective and --k"
-                    .into(),
-            ));
-        }
         let dir = RunDir::new(dir);
         check_new(&dir)?;
         let model = Model::init_with(config.model.clone(), config.train.seed, config.train.init);

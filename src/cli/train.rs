@@ -564,9 +564,6 @@ fn warn_small_classes(data: &crate::data::Dataset, batch: usize, limit: Option<u
 /// shape: MNIST's, or a folder's with `--image-size` (its channels from `--color`, RGB
 /// otherwise: either is valid). The class count is checked once the data is loaded.
 fn check_early(a: &TrainArgs) -> Result<()> {
-    if !objective(a)?.is_elbo() && a.likelihood == Some(LikelihoodName::DiscretizedGaussian) {
-        bail!("--likelihood discretized-gaussian trains on the ELBO with one draw for now; drop --objective and --k");
-    }
     let shape = match (&a.data.data_dir, a.data.image_size) {
         (None, _) => Shape::mnist(),
         (Some(_), Some(s)) => {

@@ -521,7 +521,9 @@ simd_fn! {
 
 pub mod discretized;
 pub mod mixture;
-pub use discretized::{discretized_gaussian_log_likelihood, discretized_gaussian_nll};
+pub use discretized::{
+    discretized_gaussian_log_likelihood, discretized_gaussian_nll, discretized_gaussian_weighted_logvar_grad,
+};
 pub use mixture::{Mixture, logistic_mixture_log_likelihood, logistic_mixture_nll};
 
 #[cfg(test)]

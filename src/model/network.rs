@@ -59,12 +59,16 @@ pub struct Workspace {
     /// Per-example KL(q(z|x) ‖ p(z)) \[B\]; after [`Network::forward_iwae`], each example's loss.
     pub kl: Vec<f32>,
     /// The targets \[P, k·B\]: `x`'s pixel rows once per sample (empty when k = 1).
-    x_rep: Vec<f32>,
+    pub(super) x_rep: Vec<f32>,
+    /// A discretized Gaussian's output product \[P, k·B\], kept from before the loss
+    /// overwrote it, for the sampled objectives' weighted log-variance gradient (empty for
+    /// the other likelihoods).
+    pub(super) out_kept: Vec<f32>,
     /// Normalised importance weights w̃ \[k·B\] (importance-weighted objective only).
     pub weights: Vec<f32>,
     /// The output bias per row \[R\] (a convolution's is per channel), its gradient, and a
     /// Gaussian likelihood's log-variance per row \[P\] and its gradient.
-    bias_rows: Vec<f32>,
+    pub(super) bias_rows: Vec<f32>,
     pub(super) db_rows: Vec<f32>,
     /// A fused ReLU backward's bias gradient (the largest layer's channels).
     db_below: Vec<f32>,
@@ -143,6 +147,11 @@ impl Workspace {
             bce: d(threads.max(1)),
             kl: v(1),
             x_rep: if samples > 1 { d(p) } else { Vec::new() },
+            out_kept: if gradients && config.likelihood == crate::model::Likelihood::DiscretizedGaussian {
+                d(p)
+            } else {
+                Vec::new()
+            },
             weights: d(1),
             bias_rows: vec![0.0; config.output_rows()],
             db_rows: vec![0.0; config.output_rows()],
@@ -277,7 +286,7 @@ impl Network {
 
     /// The output bias per row: the layer's own for a linear output, a convolution's
     /// per-channel bias spread over its channel's rows in `rows`.
-    fn output_bias<'a>(&self, params: &'a [f32], rows: &'a mut [f32]) -> &'a [f32] {
+    pub(super) fn output_bias<'a>(&self, params: &'a [f32], rows: &'a mut [f32]) -> &'a [f32] {
         let out = &self.layout.output;
         let bias = &params[out.b.clone()];
         if out.spatial() == 1 {

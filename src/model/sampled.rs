@@ -3,8 +3,9 @@
 //! or a mixture prior (`model::prior`). Kernels in `core::importance`.
 
 use super::network::{BatchLoss, Network, Targets, Workspace};
-use crate::core::likelihood::gaussian_weighted_logvar_grad;
+use crate::core::likelihood::{discretized_gaussian_weighted_logvar_grad, gaussian_weighted_logvar_grad};
 use crate::core::{Pool, importance};
+use crate::model::Likelihood;
 
 impl Network {
     /// The importance-weighted objective with k = `ws.samples` draws of z per example
@@ -29,6 +30,10 @@ impl Network {
         self.decode_logits(pool, params, ws);
         ws.fill_targets(p);
         let targets = if ws.samples == 1 { Targets::Batch } else { Targets::Repeated };
+        let discretized = self.config.likelihood == Likelihood::DiscretizedGaussian;
+        if discretized && !ws.out_kept.is_empty() {
+            ws.out_kept.copy_from_slice(&ws.out[..p * cols]);
+        }
         self.reconstruction(pool, params, ws, targets);
         let log_prior = match ws.prior.as_deref_mut() {
             Some(pw) => {
@@ -50,7 +55,12 @@ impl Network {
             !importance,
             log_prior,
         );
-        if self.layout.logvar.is_some() {
+        if discretized && !ws.out_kept.is_empty() {
+            let bias = self.output_bias(params, &mut ws.bias_rows);
+            let x = if ws.samples == 1 { &ws.x[..p * b] } else { &ws.x_rep[..] };
+            let (w, lv) = (&ws.weights[..cols], &ws.logvar_rows);
+            discretized_gaussian_weighted_logvar_grad(pool, &ws.out_kept, bias, lv, x, w, &mut ws.dlogvar_rows);
+        } else if self.layout.logvar.is_some() && !discretized {
             // From the unweighted mean gradient, before weight_columns scales it.
             gaussian_weighted_logvar_grad(&ws.out, &ws.weights[..cols], &ws.logvar_rows, &mut ws.dlogvar_rows);
         }

@@ -142,6 +142,40 @@ pub fn discretized_gaussian_log_likelihood(
     with_logvar_ll(pool, (out, bias, logvar, x), col_ll, cols, &ll_rows);
 }
 
+/// The log-variance gradient of the sampled objectives, each column weighted:
+/// `dlogvar[r] = Σ_c w_c ∂(−log P(x_rc|z_c))/∂log σ²_r`, from the output product `out`
+/// \[P, cols\] as it was before [`discretized_gaussian_nll`] overwrote it, `bias` and
+/// `logvar` \[P\], the targets `x` \[P, cols\] and the weights \[cols\]. (The Gaussian's
+/// version recovers the same from ∂/∂μ; here it is not a function of ∂/∂μ alone, so each
+/// pixel's is evaluated again.)
+pub fn discretized_gaussian_weighted_logvar_grad(
+    pool: &Pool,
+    out: &[f32],
+    bias: &[f32],
+    logvar: &[f32],
+    x: &[f32],
+    weights: &[f32],
+    dlogvar: &mut [f32],
+) {
+    let (rows, cols) = (bias.len(), weights.len());
+    assert!(out.len() >= rows * cols && x.len() >= rows * cols && dlogvar.len() >= rows, "buffers too small");
+    let dp = SyncMut::new(&mut dlogvar[..rows]);
+    pool.for_ranges(rows, 1, 1, &|_, r| {
+        // SAFETY: row ranges of different parts are disjoint.
+        let d = unsafe { dp.slice(r.clone()) };
+        for (slot, row) in d.iter_mut().zip(r) {
+            let (o, xr) = (&out[row * cols..(row + 1) * cols], &x[row * cols..(row + 1) * cols]);
+            let (b, lv) = (bias[row], logvar[row]);
+            *slot = o
+                .iter()
+                .zip(xr)
+                .zip(weights)
+                .map(|((&o, &x), &w)| w as f64 * pixel(o + b, x, lv).2 as f64)
+                .sum::<f64>() as f32;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
