@@ -280,6 +280,21 @@ fn bench_prints_json_with_the_documented_keys() {
     }
 }
 
+/// `--precision bf16` runs where the CPU has AVX512_BF16, and without it (here forced by
+/// `VAE_SIMD=v3`) is one line naming what is missing and the fix.
+#[test]
+fn bench_in_bf16_needs_the_instruction_and_says_so() {
+    let out = vae().args(["bench", "--precision", "bf16", "--epochs", "1"]).env("VAE_SIMD", "v3").assert().failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("--precision bf16 needs AVX512_BF16") && stderr.contains("drop --precision"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    if vae::core::bf16::hardware() {
+        let out = vae().args(["bench", "--precision", "bf16", "--epochs", "1"]).assert().success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(stdout.contains("bf16 linear products"), "{stdout}");
+    }
+}
+
 #[test]
 fn killing_training_at_any_moment_leaves_the_last_epoch_loadable() {
     let tmp = tempfile::tempdir().unwrap();

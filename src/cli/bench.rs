@@ -50,6 +50,17 @@ pub struct BenchArgs {
     /// Print one JSON object on one line
     #[arg(long)]
     pub json: bool,
+    /// Number format of the linear layers' products: f32, or bf16 with f32 sums (`vdpbf16ps`;
+    /// needs AVX512_BF16; experimental: convolutions, Adam and losses stay f32)
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+}
+
+/// `--precision`'s values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    Bf16,
 }
 
 /// Parses `--shape C,S`: 1 or 3 channels, a side from 4 to 1024.
@@ -68,6 +79,18 @@ fn shape_arg(s: &str) -> std::result::Result<crate::core::Shape, String> {
 pub fn bench(a: BenchArgs) -> Result<()> {
     if a.objective == train::ObjectiveName::Elbo && a.k.is_some() {
         bail!("--k sets the samples of --objective iwae; add --objective iwae");
+    }
+    if a.precision == Precision::Bf16 {
+        if !crate::core::bf16::hardware() {
+            bail!(
+                "--precision bf16 needs AVX512_BF16 (vdpbf16ps), which this CPU lacks (or VAE_SIMD lowered): drop \
+                 --precision, or run on an AMD Zen 4/5 or an Intel Xeon from Cooper Lake on"
+            );
+        }
+        crate::core::bf16::set_linear(true);
+        if !a.json {
+            println!("precision           bf16 linear products (vdpbf16ps, f32 sums); convolutions, Adam, losses f32");
+        }
     }
     let objective = a.objective.with_k(a.k.map_or(train::DEFAULT_K, |k| k as usize));
     objective.check_model(a.model).map_err(anyhow::Error::msg)?;

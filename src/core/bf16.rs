@@ -48,6 +48,23 @@ fn pair(lo: f32, hi: f32) -> u32 {
     u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
 }
 
+thread_local! {
+    /// Whether the linear layers' products that this thread starts run in bf16 ([`set_linear`]).
+    static LINEAR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs the linear layers' products that this thread starts in bf16 (`true`) or f32 (the
+/// default): `vae bench --precision bf16`'s switch, per thread as `conv::force_portable` is,
+/// since the path is chosen on the calling thread. The convolutions stay f32.
+pub fn set_linear(on: bool) {
+    LINEAR.set(on);
+}
+
+/// Whether [`set_linear`] switched this thread's linear products to bf16.
+pub fn linear() -> bool {
+    LINEAR.get()
+}
+
 /// Whether this CPU runs the `vdpbf16ps` path (AVX512_BF16 with AVX-512 enabled, and the
 /// portable products not forced by `VAE_SIMD`).
 pub fn hardware() -> bool {

@@ -10,7 +10,17 @@
 //! The bias is left to a fused pass (bias + activation, or bias + likelihood) whose row sum
 //! is the bias gradient.
 
-use crate::core::{Mat, Pool, matmul};
+use crate::core::{Mat, Pool, bf16};
+
+/// The product the layer's products use: f32, or bf16 with f32 sums when this thread asked
+/// for it ([`bf16::set_linear`]).
+fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    if bf16::linear() {
+        bf16::matmul_bf16(pool, dst, a, b, accumulate);
+    } else {
+        crate::core::matmul(pool, dst, a, b, accumulate);
+    }
+}
 
 /// `y [out, B] = W [out, in] · x [in, B]`, overwriting `y`.
 pub fn forward(pool: &Pool, w: &[f32], (outputs, inputs): (usize, usize), x: &[f32], y: &mut [f32], batch: usize) {
