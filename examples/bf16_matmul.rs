@@ -4,19 +4,11 @@
 //! rounds of 8 calls, in ms; GFLOP/s counts 2·M·N·K, packing included for bf16 (and, in the
 //! last column, the left operand packed beforehand, as a weight would be once per update).
 
-use std::time::Instant;
+#[path = "common/timing.rs"]
+mod timing;
+use timing::time;
 use vae::core::bf16::{PackedA, hardware, matmul_bf16, matmul_packed};
 use vae::core::{Mat, Pool, matmul};
-
-fn time(f: &mut dyn FnMut()) -> f64 {
-    f();
-    let round = |f: &mut dyn FnMut()| {
-        let s = Instant::now();
-        (0..8).for_each(|_| f());
-        s.elapsed().as_secs_f64() / 8.0 * 1e3
-    };
-    (0..7).map(|_| round(f)).fold(f64::INFINITY, f64::min)
-}
 
 fn main() {
     let pool = Pool::new(2);

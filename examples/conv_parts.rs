@@ -3,20 +3,12 @@
 //! kernels. `cargo run --release --example conv_parts [BATCH]` (default 128). Best of 7 rounds of
 //! 8 calls, in ms.
 
-use std::time::Instant;
+#[path = "common/timing.rs"]
+mod timing;
+use timing::time;
 use vae::core::conv::{col2im_product, columns_product, columns_product_t, force_portable, scratch_len};
 use vae::core::im2col::ConvGeometry;
 use vae::core::{Mat, Pool};
-
-fn time(f: &mut dyn FnMut()) -> f64 {
-    f();
-    let round = |f: &mut dyn FnMut()| {
-        let s = Instant::now();
-        (0..8).for_each(|_| f());
-        s.elapsed().as_secs_f64() / 8.0 * 1e3
-    };
-    (0..7).map(|_| round(f)).fold(f64::INFINITY, f64::min)
-}
 
 fn main() {
     let pool = Pool::new(0);
