@@ -450,11 +450,8 @@ pub(crate) unsafe fn forward(
     let kk = g.kernel();
     let offsets: Vec<usize> =
         (0..k).map(|j| ((j / (kk * kk) * g.height() + j / kk % kk) * g.width() + j % kk) * batch).collect();
-    let chunks = batch.div_ceil(NR);
-    // A batch narrower than the kernel: `per` adjacent positions per block (their output
-    // columns are adjacent), each position's rows copied into its segment of the chunk.
-    let per = if batch < NR { NR / batch } else { 1 };
-    let items = if per > 1 { positions.div_ceil(per) } else { positions * chunks };
+    // Adjacent output positions have adjacent output columns, so narrow batches can share.
+    let blocks = Blocks::new(positions, batch, true);
     let yp = SyncMut::new(&mut y[..m * n]);
     let stream = streams(yp.ptr(), m * n * 4, n, batch);
     // Rows of a map at least 16 KB long alias in L1 (10–15% faster copied at 32×32 and 64×64
@@ -462,24 +459,19 @@ pub(crate) unsafe fn forward(
     let copy = g.width() * batch >= 4096;
     pool.run(&|part| {
         SCRATCH.with_borrow_mut(|s| {
-            s.rows.resize(k * per, std::ptr::null());
+            s.rows.resize(k * blocks.per, std::ptr::null());
             if stream {
                 s.tile.resize(m.div_ceil(MR) * MR * NR, 0.0);
             }
-            for item in split_range(items, pool.threads(), part, 1) {
-                let (p0, b0, count) = if per > 1 {
-                    (item * per, 0, per.min(positions - item * per))
-                } else {
-                    (item / chunks, item % chunks * NR, 1)
-                };
-                let nc = if per > 1 { count * batch } else { NR.min(batch - b0) };
+            for item in split_range(blocks.items(), pool.threads(), part, 1) {
+                let (p0, b0, count, nc) = blocks.item(item);
                 for (i, rows) in s.rows.chunks_exact_mut(k).take(count).enumerate() {
                     position_rows(g, &offsets, x, batch, p0 + i, b0, rows);
                 }
                 let c = yp.ptr().wrapping_add(p0 * batch + b0);
                 let mk = mask.map(|mk| (mk.h[p0 * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * m)));
                 let tile = (stream && nc == NR).then_some(&mut s.tile[..]);
-                let copy = if per > 1 { Some(batch) } else { copy.then_some(nc) };
+                let copy = if blocks.per > 1 { Some(batch) } else { copy.then_some(nc) };
                 // SAFETY: AVX-512F per the contract; the rows point into x (each with `batch`
                 // values from b0 when grouped), `c` at this part's own columns of y (items are
                 // disjoint columns), its row sums its own; a streamed block's rows start on
@@ -492,6 +484,40 @@ pub(crate) unsafe fn forward(
             }
         });
     });
+}
+
+/// How a product's columns (`positions` of `batch` values each) are cut into blocks of at
+/// most [`NR`]: a batch of NR or more in chunks of NR per position; a narrower one, when
+/// `shareable` (adjacent positions have adjacent output columns), `per` = ⌊NR/batch⌋
+/// positions per block, each position's rows copied into its segment of the chunk.
+struct Blocks {
+    positions: usize,
+    batch: usize,
+    chunks: usize,
+    per: usize,
+}
+
+impl Blocks {
+    fn new(positions: usize, batch: usize, shareable: bool) -> Blocks {
+        let per = if batch < NR && shareable { NR / batch } else { 1 };
+        Blocks { positions, batch, chunks: batch.div_ceil(NR), per }
+    }
+
+    /// How many blocks there are.
+    fn items(&self) -> usize {
+        if self.per > 1 { self.positions.div_ceil(self.per) } else { self.positions * self.chunks }
+    }
+
+    /// Block `item`: (first position, first batch column, positions, columns).
+    fn item(&self, item: usize) -> (usize, usize, usize, usize) {
+        if self.per > 1 {
+            let count = self.per.min(self.positions - item * self.per);
+            (item * self.per, 0, count, count * self.batch)
+        } else {
+            let b0 = item % self.chunks * NR;
+            (item / self.chunks, b0, 1, NR.min(self.batch - b0))
+        }
+    }
 }
 
 /// The `k` pointer rows of output position `p` from batch column `b0`: where each column
@@ -564,12 +590,8 @@ pub(crate) unsafe fn transposed(
     let classes: Vec<Vec<(usize, usize)>> = (0..s * s).map(|c| taps(c / s, c % s)).collect();
     let mut packed = vec![Vec::new(); classes.len()];
     pack_classes(pool, a, m, g, &classes, &mut packed);
-    let chunks = batch.div_ceil(NR);
-    let pixels = g.height() * g.width();
-    // A batch narrower than the kernel, at stride 1 (one class, so adjacent pixels share
-    // their taps and their output columns are adjacent): `per` pixels per block, as `forward`.
-    let per = if batch < NR && s == 1 { NR / batch } else { 1 };
-    let items = if per > 1 { pixels.div_ceil(per) } else { pixels * chunks };
+    // At stride 1 (one class) adjacent pixels share their taps and their output columns.
+    let blocks = Blocks::new(g.height() * g.width(), batch, s == 1);
     let op = SyncMut::new(&mut out[..channels * plane]);
     let stream = streams(op.ptr(), channels * plane * 4, plane, batch);
     pool.run(&|part| {
@@ -577,13 +599,8 @@ pub(crate) unsafe fn transposed(
             if stream {
                 sc.tile.resize(channels.div_ceil(MR) * MR * NR, 0.0);
             }
-            for item in split_range(items, pool.threads(), part, 1) {
-                let (pixel, b0, count) = if per > 1 {
-                    (item * per, 0, per.min(pixels - item * per))
-                } else {
-                    (item / chunks, item % chunks * NR, 1)
-                };
-                let nc = if per > 1 { count * batch } else { NR.min(batch - b0) };
+            for item in split_range(blocks.items(), pool.threads(), part, 1) {
+                let (pixel, b0, count, nc) = blocks.item(item);
                 let class = (pixel / g.width() % s) * s + pixel % g.width() % s;
                 let t = &classes[class];
                 let k = t.len() * m;
@@ -601,7 +618,7 @@ pub(crate) unsafe fn transposed(
                         }
                     }
                 }
-                let copy = (per > 1).then_some(batch);
+                let copy = (blocks.per > 1).then_some(batch);
                 let c = op.ptr().wrapping_add(pixel * batch + b0);
                 let mk =
                     mask.map(|mk| (mk.h[pixel * batch + b0..].as_ptr(), mk.sums.ptr().wrapping_add(part * channels)));
