@@ -113,11 +113,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             }
         }
         arch @ (crate::model::Arch::Conv | crate::model::Arch::Resnet) => {
-            let mut c = crate::model::ModelConfig::conv(a.model, shape, a.latent_dim);
-            if arch == crate::model::Arch::Resnet {
-                c.arch = arch;
-                c.blocks = a.blocks.unwrap_or(crate::model::config::DEFAULT_BLOCKS);
-            }
+            let blocks = a.blocks.unwrap_or(crate::model::config::DEFAULT_BLOCKS);
+            let mut c = match arch {
+                crate::model::Arch::Resnet => crate::model::ModelConfig::resnet(a.model, shape, a.latent_dim, blocks),
+                _ => crate::model::ModelConfig::conv(a.model, shape, a.latent_dim),
+            };
             if let Some(w) = a.widths {
                 c.widths = w;
             }

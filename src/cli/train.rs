@@ -233,11 +233,11 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
         bail!("{flag} weights the KL term, and an ae has none; drop {flag}, or train --model vae");
     }
     let latent = a.latent_dim.unwrap_or(20);
+    if a.blocks.is_some() && a.arch != Some(Arch::Resnet) {
+        bail!("--blocks sets the residual blocks of --arch resnet; add --arch resnet");
+    }
     let mut config = match a.arch.unwrap_or_default() {
         Arch::Mlp => {
-            if a.blocks.is_some() {
-                bail!("--blocks sets the residual blocks of --arch resnet; add --arch resnet");
-            }
             if a.widths.is_some() {
                 bail!("--widths sets the channels of --arch conv; add --arch conv, or use --hidden-dim for an mlp");
             }
@@ -260,12 +260,11 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
             {
                 bail!("{flag} sizes an mlp; a conv model's layers are set by --widths (e.g. --widths 32,64)");
             }
-            let mut c = ModelConfig::conv(kind, shape, latent);
-            if arch == Arch::Resnet {
-                c = ModelConfig::resnet(kind, shape, latent, a.blocks.unwrap_or(crate::model::config::DEFAULT_BLOCKS));
-            } else if a.blocks.is_some() {
-                bail!("--blocks sets the residual blocks of --arch resnet; use --arch resnet");
-            }
+            let blocks = a.blocks.unwrap_or(crate::model::config::DEFAULT_BLOCKS);
+            let mut c = match arch {
+                Arch::Resnet => ModelConfig::resnet(kind, shape, latent, blocks),
+                _ => ModelConfig::conv(kind, shape, latent),
+            };
             if let Some(w) = &a.widths {
                 c.widths = w.clone();
             }

@@ -229,11 +229,7 @@ impl Model {
         draw: Option<&mut Rng>,
     ) -> Result<Vec<f32>, InputError> {
         let c = self.config();
-        let l = c.latent_dim;
-        let n = z.len() / l;
-        if z.len() != n * l {
-            return Err(InputError::Latent { len: z.len(), latent: l });
-        }
+        let n = codes(c, z)?;
         check_labels(c, labels, n)?;
         let classes = c.cond_dim();
         let cond: Option<Vec<f32>> =
@@ -277,10 +273,7 @@ impl Model {
     ) -> Result<Vec<f32>, InputError> {
         let c = self.config();
         let (p, l, classes) = (c.pixels(), c.latent_dim, c.cond_dim());
-        let n = z.len() / l;
-        if z.len() != n * l {
-            return Err(InputError::Latent { len: z.len(), latent: l });
-        }
+        let n = codes(c, z)?;
         match (classes, cond) {
             (0, None) => {}
             (0, Some(_)) => return Err(InputError::UnexpectedLabels),
@@ -353,6 +346,16 @@ pub fn prior_codes(n: usize, latent: usize, temperature: f32, rng: &mut Rng) -> 
         z.iter_mut().for_each(|v| *v *= temperature);
     }
     z
+}
+
+/// How many codes `z` holds: a whole number of `config`'s latent vectors, or an error.
+fn codes(config: &ModelConfig, z: &[f32]) -> Result<usize, InputError> {
+    let l = config.latent_dim;
+    let n = z.len() / l;
+    if z.len() != n * l {
+        return Err(InputError::Latent { len: z.len(), latent: l });
+    }
+    Ok(n)
 }
 
 /// Labels fit `config` for `n` examples: present exactly for a conditional model, one per

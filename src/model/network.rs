@@ -159,7 +159,7 @@ impl Workspace {
             logvar_rows: vec![0.0; p],
             dlogvar_rows: vec![0.0; p],
             col: vec![0.0; col_len],
-            prior: PriorWork::new(config, cols, threads),
+            prior: PriorWork::new(config, cols, threads, gradients),
             trains: gradients,
         }
     }

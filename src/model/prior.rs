@@ -89,7 +89,9 @@ pub(super) struct PriorWork {
 }
 
 impl PriorWork {
-    pub(super) fn new(config: &ModelConfig, cols: usize, threads: usize) -> Option<Box<PriorWork>> {
+    /// The buffers for `cols` columns of codes; without `gradients`, for the forward pass only
+    /// (a VampPrior's encoder workspace then has no backward buffers either).
+    pub(super) fn new(config: &ModelConfig, cols: usize, threads: usize, gradients: bool) -> Option<Box<PriorWork>> {
         let k = config.prior.components();
         if k == 0 {
             return None;
@@ -97,8 +99,16 @@ impl PriorWork {
         let (l, p) = (config.latent_dim, config.pixels());
         let vamp = matches!(config.prior, Prior::Vamp { .. });
         let plain = ModelConfig { prior: Prior::Standard, ..config.clone() };
+        let encoder = |cols| {
+            if gradients {
+                Workspace::with_samples(&plain, cols, 1, threads)
+            } else {
+                Workspace::inference(&plain, cols, 1, threads)
+            }
+        };
+        let trains = vamp && gradients;
         Some(Box::new(PriorWork {
-            ws: vamp.then(|| Workspace::with_samples(&plain, k, 1, threads)),
+            ws: vamp.then(|| encoder(k)),
             enc: vec![0.0; 2 * l * k],
             denc: vec![0.0; 2 * l * k],
             mixture: None,
@@ -109,8 +119,8 @@ impl PriorWork {
             scratch: vec![0.0; l * cols],
             zs: vec![0.0; l * k],
             z2s: vec![0.0; l * k],
-            grads: if vamp { vec![0.0; config.layout().len] } else { Vec::new() },
-            dx: if vamp { vec![0.0; p * k] } else { Vec::new() },
+            grads: if trains { vec![0.0; config.layout().len] } else { Vec::new() },
+            dx: if trains { vec![0.0; p * k] } else { Vec::new() },
         }))
     }
 }
@@ -194,7 +204,7 @@ impl Network {
 
     /// The prior's density for `params`, for sampling, evaluation and the page.
     pub fn prior_density(&self, pool: &Pool, params: &[f32]) -> PriorDensity {
-        match PriorWork::new(&self.config, 1, pool.threads()) {
+        match PriorWork::new(&self.config, 1, pool.threads(), false) {
             Some(mut pw) => {
                 self.prior_forward(pool, params, &mut pw);
                 PriorDensity::Mixture(pw.mixture.expect("just built"))
