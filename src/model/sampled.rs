@@ -30,8 +30,8 @@ impl Network {
         self.decode_logits(pool, params, ws);
         ws.fill_targets(p);
         let targets = if ws.samples == 1 { Targets::Batch } else { Targets::Repeated };
-        let discretized = self.config.likelihood == Likelihood::DiscretizedGaussian;
-        if discretized && !ws.out_kept.is_empty() {
+        // Kept only where a discretized Gaussian trains (see `Workspace::out_kept`).
+        if !ws.out_kept.is_empty() {
             ws.out_kept.copy_from_slice(&ws.out[..p * cols]);
         }
         self.reconstruction(pool, params, ws, targets);
@@ -55,14 +55,19 @@ impl Network {
             !importance,
             log_prior,
         );
-        if discretized && !ws.out_kept.is_empty() {
-            let bias = self.output_bias(params, &mut ws.bias_rows);
-            let x = if ws.samples == 1 { &ws.x[..p * b] } else { &ws.x_rep[..] };
-            let (w, lv) = (&ws.weights[..cols], &ws.logvar_rows);
-            discretized_gaussian_weighted_logvar_grad(pool, &ws.out_kept, bias, lv, x, w, &mut ws.dlogvar_rows);
-        } else if self.layout.logvar.is_some() && !discretized {
-            // From the unweighted mean gradient, before weight_columns scales it.
-            gaussian_weighted_logvar_grad(&ws.out, &ws.weights[..cols], &ws.logvar_rows, &mut ws.dlogvar_rows);
+        // A learned log-variance's gradient, each column weighted.
+        match self.config.likelihood {
+            Likelihood::DiscretizedGaussian if !ws.out_kept.is_empty() => {
+                let bias = self.output_bias(params, &mut ws.bias_rows);
+                let x = if ws.samples == 1 { &ws.x[..p * b] } else { &ws.x_rep[..] };
+                let (w, lv) = (&ws.weights[..cols], &ws.logvar_rows);
+                discretized_gaussian_weighted_logvar_grad(pool, &ws.out_kept, bias, lv, x, w, &mut ws.dlogvar_rows);
+            }
+            Likelihood::Gaussian { sigma: None } => {
+                // From the unweighted mean gradient, before weight_columns scales it.
+                gaussian_weighted_logvar_grad(&ws.out, &ws.weights[..cols], &ws.logvar_rows, &mut ws.dlogvar_rows);
+            }
+            _ => {}
         }
         importance::weight_columns(&mut ws.out, &ws.weights, &mut ws.db_rows);
         BatchLoss { bce, kl: loss - bce }
