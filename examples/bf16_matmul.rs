@@ -34,4 +34,18 @@ fn main() {
             gf(pk_ms)
         );
     }
+    // Packing a weight alone: [400, 784] row-major (the forward's) and its transpose (the
+    // input gradient's).
+    let w: Vec<f32> = (0..400 * 784).map(|i| (i % 7) as f32 * 0.1).collect();
+    let fwd = time(&mut || drop(PackedA::new(&pool, Mat::new(&w, 400, 784))));
+    let back = time(&mut || drop(PackedA::new(&pool, Mat::new(&w, 784, 400).t())));
+    println!("packing [400, 784]: row-major {fwd:.3} ms, transposed view {back:.3} ms");
+    // Packing a right operand (a one-row left operand makes the product negligible): an
+    // activation [784, 128] as the forward reads it, and transposed as the weight gradient does.
+    let one = PackedA::new(&pool, Mat::new(&w[..784], 1, 784));
+    let one_b = PackedA::new(&pool, Mat::new(&w[..128], 1, 128));
+    let mut c = vec![0.0f32; 784];
+    let fwd = time(&mut || matmul_packed(&pool, &mut c, &one, Mat::new(&w[..784 * 128], 784, 128), false));
+    let back = time(&mut || matmul_packed(&pool, &mut c, &one_b, Mat::new(&w[..784 * 128], 784, 128).t(), false));
+    println!("packing [784, 128] on the right: row-major {fwd:.3} ms, transposed view {back:.3} ms");
 }

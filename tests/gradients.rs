@@ -416,26 +416,30 @@ fn an_inference_workspace_computes_the_same_loss_and_refuses_backward() {
     assert!(refused.is_err());
 }
 
-/// `vae bench --precision bf16`'s linear products: the loss and every gradient of the MLP stay
+/// `--precision bf16`'s products (linear and convolution, on `vdpbf16ps` where the CPU has
+/// it, the portable loop elsewhere): the loss and every gradient of each kind of model stay
 /// within bf16's rounding (2^-8 relative per operand) of the f32 ones, and switching back
 /// restores the f32 figures exactly.
 #[test]
-fn bf16_linear_products_stay_within_bf16_rounding_of_f32() {
-    if !vae::core::bf16::hardware() {
-        eprintln!("no AVX512_BF16 here: the bf16 linear path is not run");
-        return;
+fn bf16_products_stay_within_bf16_rounding_of_f32() {
+    let configs = [
+        ModelConfig { hidden_layers: 2, ..small(ModelKind::Vae) },
+        small_conv(ModelKind::Cvae),
+        small_resnet(ModelKind::Vae),
+    ];
+    for config in configs {
+        let model = test_model(&config);
+        let c = case(&config);
+        let (l32, g32) = core_gradients(&model, &c, 2);
+        vae::core::bf16::set_enabled(true);
+        let (l16, g16) = core_gradients(&model, &c, 2);
+        vae::core::bf16::set_enabled(false);
+        let what = format!("{:?} {:?}", config.arch, config.kind);
+        assert!((l16 - l32).abs() < 1e-2 * l32.abs(), "{what}: loss {l16} vs f32 {l32}");
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let diff: Vec<f32> = g16.iter().zip(&g32).map(|(a, b)| a - b).collect();
+        assert!(norm(&diff) < 2e-2 * norm(&g32), "{what}: gradient differs by {} of {}", norm(&diff), norm(&g32));
+        assert!(l16 != l32, "{what}: the bf16 path did not run");
+        assert_eq!(core_gradients(&model, &c, 2), (l32, g32), "{what}: f32 after bf16");
     }
-    let config = ModelConfig { hidden_layers: 2, ..small(ModelKind::Vae) };
-    let model = test_model(&config);
-    let c = case(&config);
-    let (l32, g32) = core_gradients(&model, &c, 2);
-    vae::core::bf16::set_linear(true);
-    let (l16, g16) = core_gradients(&model, &c, 2);
-    vae::core::bf16::set_linear(false);
-    assert!((l16 - l32).abs() < 1e-2 * l32.abs(), "loss {l16} vs f32 {l32}");
-    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let diff: Vec<f32> = g16.iter().zip(&g32).map(|(a, b)| a - b).collect();
-    assert!(norm(&diff) < 2e-2 * norm(&g32), "gradient differs by {} of {}", norm(&diff), norm(&g32));
-    assert!(l16 != l32, "the bf16 path did not run");
-    assert_eq!(core_gradients(&model, &c, 2), (l32, g32));
 }

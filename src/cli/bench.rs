@@ -87,7 +87,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                  --precision, or run on an AMD Zen 4/5 or an Intel Xeon from Cooper Lake on"
             );
         }
-        crate::core::bf16::set_linear(true);
+        crate::core::bf16::set_enabled(true);
         if !a.json {
             println!("precision           bf16 linear products (vdpbf16ps, f32 sums); convolutions, Adam, losses f32");
         }

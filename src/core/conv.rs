@@ -25,6 +25,7 @@
 //! Every split depends on the thread count only, and each pixel's terms are added in a fixed
 //! order, so results are reproducible for a given thread count.
 
+use super::bf16::{self, PackedA, matmul_bf16_serial, matmul_packed_serial};
 use super::im2col::ConvGeometry;
 use super::matmul::{Mat, matmul_serial};
 use super::pool::{Pool, SyncMut, split_range};
@@ -179,6 +180,7 @@ fn implicit(a: Mat) -> bool {
         && super::simd::level() == super::simd::Level::V4
         && a.is_row_major()
         && !PORTABLE.get()
+        && !bf16::enabled()
 }
 
 /// The gathering `col2im_product` fills blocks of 6 output channels: below 8 channels (an
@@ -264,6 +266,8 @@ fn blocked_columns_product(
     let (m, k, n) = (a.rows(), g.col_rows(), g.out_plane() * batch);
     let (yp, sp) = (SyncMut::new(&mut y[..m * n]), SyncMut::new(scratch));
     let nb = block_cols(k);
+    // In bf16 the weight is packed once for every block.
+    let packed = bf16::enabled().then(|| PackedA::new(pool, a));
     pool.run(&|part| {
         // SAFETY: each part uses its own scratch block.
         let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
@@ -273,8 +277,14 @@ fn blocked_columns_product(
             let cols = j..(j + nb).min(mine.end);
             let c = &mut col[..k * cols.len()];
             im2col_block(g, x, batch, 0..k, cols.clone(), c);
+            let (dst, b) = (yp.ptr().wrapping_add(cols.start), Mat::new(c, k, cols.len()));
             // SAFETY: parts write disjoint column ranges of y.
-            unsafe { matmul_serial(yp.ptr().add(cols.start), n, a, Mat::new(c, k, cols.len()), false) };
+            unsafe {
+                match &packed {
+                    Some(pa) => matmul_packed_serial(dst, n, pa, b, false),
+                    None => matmul_serial(dst, n, a, b, false),
+                }
+            }
             j = cols.end;
         }
     });
@@ -305,6 +315,7 @@ pub fn columns_product_t(
     }
     let e = Mat::new(e, m, n);
     let (dp, sp) = (SyncMut::new(&mut d[..m * k]), SyncMut::new(scratch));
+    let bf = bf16::enabled();
     pool.run(&|part| {
         // SAFETY: each part uses its own scratch block.
         let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
@@ -319,8 +330,15 @@ pub fn columns_product_t(
             let c = &mut col[..rows.len() * cols.len()];
             im2col_block(g, x, batch, rows.clone(), cols.clone(), c);
             let colt = Mat::new(c, rows.len(), cols.len()).t();
+            let (dst, ecols) = (dp.ptr().wrapping_add(rows.start), e.cols_range(cols.clone()));
             // SAFETY: parts write disjoint column ranges (their rows of col) of d.
-            unsafe { matmul_serial(dp.ptr().add(rows.start), k, e.cols_range(cols.clone()), colt, j > 0) };
+            unsafe {
+                if bf {
+                    matmul_bf16_serial(dst, k, ecols, colt, j > 0);
+                } else {
+                    matmul_serial(dst, k, ecols, colt, j > 0);
+                }
+            }
             j = cols.end;
         }
     });
@@ -384,13 +402,21 @@ fn blocked_col2im_product(
     let (op, sp) = (SyncMut::new(&mut out[..g.channels() * plane]), SyncMut::new(scratch));
     let kk = g.kernel() * g.kernel();
     // Column rows of the block [rows, cols] as aᵀ · e, then scattered.
-    let block = |col: &mut [f32], rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
-        let c = &mut col[..rows.len() * cols.len()];
-        let at = a.cols_range(rows.clone()).t();
-        // SAFETY: `c` is this part's own scratch.
-        unsafe { matmul_serial(c.as_mut_ptr(), cols.len(), at, e.cols_range(cols.clone()), false) };
-        col2im_block(g, c, batch, rows, cols, op.ptr());
-    };
+    // In bf16, `packed` is aᵀ's `rows` packed once by the caller.
+    let bf = bf16::enabled();
+    let block =
+        |col: &mut [f32], packed: Option<&PackedA>, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+            let c = &mut col[..rows.len() * cols.len()];
+            let (at, ecols) = (a.cols_range(rows.clone()).t(), e.cols_range(cols.clone()));
+            // SAFETY: `c` is this part's own scratch.
+            unsafe {
+                match packed {
+                    Some(pa) => matmul_packed_serial(c.as_mut_ptr(), cols.len(), pa, ecols, false),
+                    None => matmul_serial(c.as_mut_ptr(), cols.len(), at, ecols, false),
+                }
+            }
+            col2im_block(g, c, batch, rows, cols, op.ptr());
+        };
     if g.channels() >= 2 * threads || threads == 1 {
         // Each part owns whole channels: their column rows and their pixels.
         pool.run(&|part| {
@@ -403,11 +429,12 @@ fn blocked_col2im_product(
             // SAFETY: part `part`'s own block of the scratch.
             let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
             let rows = channels.start * kk..channels.end * kk;
+            let packed = bf.then(|| PackedA::serial(a.cols_range(rows.clone()).t()));
             let nb = block_cols(rows.len());
             let mut j = 0;
             while j < n {
                 let cols = j..(j + nb).min(n);
-                block(col, rows.clone(), cols.clone());
+                block(col, packed.as_ref(), rows.clone(), cols.clone());
                 j = cols.end;
             }
         });
@@ -423,6 +450,7 @@ fn blocked_col2im_product(
         unsafe { op.slice(split_range(len, threads, part, 16)).fill(0.0) };
     });
     let (ho, row_cols) = (g.out_height(), g.out_width() * batch);
+    let packed = bf.then(|| PackedA::new(pool, a.t()));
     for residue in 0..passes {
         let rows_of_parity: Vec<usize> = (residue..ho).step_by(passes).collect();
         pool.run(&|part| {
@@ -433,7 +461,7 @@ fn blocked_col2im_product(
                 let mut j = oy * row_cols;
                 while j < (oy + 1) * row_cols {
                     let cols = j..(j + nb).min((oy + 1) * row_cols);
-                    block(col, 0..k, cols.clone());
+                    block(col, packed.as_ref(), 0..k, cols.clone());
                     j = cols.end;
                 }
             }

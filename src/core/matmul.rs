@@ -72,6 +72,11 @@ impl<'a> Mat<'a> {
         self.col_stride == 1 && (self.row_stride == self.cols || self.rows <= 1)
     }
 
+    /// The row stride, when each row is contiguous in memory (column stride 1, or one column).
+    pub(crate) fn unit_col_stride(&self) -> Option<usize> {
+        (self.col_stride == 1 || self.cols <= 1).then_some(self.row_stride)
+    }
+
     /// The underlying slice, from the view's first element.
     pub fn data(&self) -> &'a [f32] {
         self.data

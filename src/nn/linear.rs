@@ -13,9 +13,9 @@
 use crate::core::{Mat, Pool, bf16};
 
 /// The product the layer's products use: f32, or bf16 with f32 sums when this thread asked
-/// for it ([`bf16::set_linear`]).
+/// for it ([`bf16::set_enabled`]).
 fn matmul(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
-    if bf16::linear() {
+    if bf16::enabled() {
         bf16::matmul_bf16(pool, dst, a, b, accumulate);
     } else {
         crate::core::matmul(pool, dst, a, b, accumulate);

@@ -81,7 +81,9 @@ fn the_hardware_kernel_matches_the_portable_loop() {
     let (m, k, n) = (11, 77, 70);
     let (a, b) = (random(m * k, 1), random(k * n, 2));
     let pool = Pool::new(2);
-    let (pa, pb, p) = (pack_a(&pool, Mat::new(&a, m, k)), pack_b(&pool, Mat::new(&b, k, n)), k.div_ceil(2));
+    let (mut pa, mut pb, p) =
+        (vec![0; pack::a_len(&Mat::new(&a, m, k))], vec![0; pack::b_len(&Mat::new(&b, k, n))], k.div_ceil(2));
+    pack::pack(&pool, Some((Mat::new(&a, m, k), &mut pa)), Some((Mat::new(&b, k, n), &mut pb)));
     for (block, panel) in [(0, 0), (1, 1)] {
         let mr = MR.min(m - block * MR);
         let nc = NR.min(n - panel * NR);
@@ -89,8 +91,8 @@ fn the_hardware_kernel_matches_the_portable_loop() {
         let (mut h, mut s) = (vec![0.0f32; MR * NR], vec![0.0f32; MR * NR]);
         // SAFETY: this test checked the feature; the buffers hold MR rows of NR at stride NR.
         unsafe {
-            kernel(p, sa, sb, h.as_mut_ptr(), NR, mr, nc, false);
-            portable(p, sa, sb, s.as_mut_ptr(), NR, mr, nc, false);
+            kernel::kernel(p, sa, sb, h.as_mut_ptr(), NR, mr, nc, false);
+            kernel::portable(p, sa, sb, s.as_mut_ptr(), NR, mr, nc, false);
         }
         for (i, (x, y)) in h.iter().zip(&s).enumerate() {
             assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "block {block} panel {panel} [{i}]: {x} vs {y}");

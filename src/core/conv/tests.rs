@@ -235,9 +235,9 @@ enum Fused {
     Mask,
 }
 
-/// Every path of every product (the AVX-512 implicit kernels where the CPU has them, and the
-/// portable blocked ones, forced for this thread) against the naive f64 loops, without and
-/// with each fused pass, on geometries with kernel < stride, = and >, at widths on both
+/// Every path of every product (the AVX-512 implicit kernels where the CPU has them, the
+/// portable blocked ones, forced for this thread, and those in bf16) against the naive f64
+/// loops, without and with each fused pass, on geometries with kernel < stride, = and >, at widths on both
 /// sides of the implicit thresholds. Stale output (NaN on entry) must be overwritten
 /// everywhere, also where no tap lands.
 #[test]
@@ -247,14 +247,18 @@ fn every_path_matches_naive_loops() {
         eprintln!("no AVX-512 here: the portable path alone is checked");
     }
     let pool = Pool::new(2);
-    for portable in [false, true] {
+    // (portable, bf16): the implicit kernels, the blocked ones, and the blocked ones in bf16
+    // (against the loops fed the same bf16-rounded operands).
+    for (portable, bf16) in [(false, false), (true, false), (false, true)] {
         force_portable(portable);
+        crate::core::bf16::set_enabled(bf16);
+        let rounded = |v: Vec<f32>| if bf16 { v.into_iter().map(crate::core::bf16::round).collect() } else { v };
         for g in naive_geometries() {
             for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65)] {
                 let (k, n) = (g.col_rows(), g.out_plane() * batch);
                 let (x, a, e) = (random(g.in_size() * batch, 21), random(m * k, 22), random(m * n, 23));
-                let [y, d, t] = naive(&g, m, &a, &x, &e, batch);
-                let what = format!("{g:?} m {m} batch {batch} portable {portable}");
+                let [y, d, t] = naive(&g, m, &rounded(a.clone()), &rounded(x.clone()), &rounded(e.clone()), batch);
+                let what = format!("{g:?} m {m} batch {batch} portable {portable} bf16 {bf16}");
                 let mut scratch = vec![f32::NAN; scratch_len(2)];
                 let mut got = vec![f32::NAN; m * k];
                 columns_product_t(&pool, &g, &e, m, &x, &mut got, &mut scratch, batch);
@@ -290,6 +294,7 @@ fn every_path_matches_naive_loops() {
         }
     }
     force_portable(false);
+    crate::core::bf16::set_enabled(false);
 }
 
 /// [`close`] against an f64 reference.

@@ -1,0 +1,178 @@
+//! The bf16 blocks: the `vdpbf16ps` kernel and a portable loop with the same rounding, and
+//! the driver that splits a product's blocks across the pool.
+
+use super::{MR, NR, from_bf16, hardware};
+use crate::core::pool::{Pool, SyncMut, split_range};
+use std::ops::Range;
+
+/// Products smaller than this many multiply-adds run on one thread: a hand-off costs more.
+const PARALLEL_MIN_MACS: usize = 64 * 1024;
+
+/// `dst [m, n] (+)= a·b` from packed operands: `pa` [m, k] in row blocks, `pb` [k, n] in
+/// column panels (the parent module's layouts). Split across the pool in whole row blocks
+/// or whole column panels, whichever gives more, so the result does not depend on the
+/// number of threads.
+pub(super) fn product(
+    pool: &Pool,
+    dst: &mut [f32],
+    pa: &[u32],
+    (m, k): (usize, usize),
+    pb: &[u32],
+    n: usize,
+    accumulate: bool,
+) {
+    let p = k.div_ceil(2);
+    let (blocks, panels) = (m.div_ceil(MR), n.div_ceil(NR));
+    assert!(pa.len() >= blocks * p * MR && pb.len() >= panels * p * NR, "bf16 product: packed operands");
+    let out = SyncMut::new(&mut dst[..m * n]);
+    let by_rows = blocks >= panels;
+    let parts = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { 1 } else { pool.threads() };
+    let job = |part: usize| {
+        let (rb, pn) = if by_rows {
+            (split_range(blocks, parts, part, 1), 0..panels)
+        } else {
+            (0..blocks, split_range(panels, parts, part, 1))
+        };
+        // SAFETY: the part's blocks and panels are its own block of `dst`.
+        unsafe { blocks_of(pa, pb, (m, k, n), rb, pn, out.ptr(), n, accumulate) };
+    };
+    if parts == 1 {
+        // As on the pool's threads: subnormals flushed.
+        let _flush = crate::core::fpmode::FlushDenormals::new();
+        job(0);
+    } else {
+        pool.run(&|part| {
+            if part < parts {
+                job(part)
+            }
+        });
+    }
+}
+
+/// Row blocks `rb` × column panels `pn` of `c [m, n] (+)= a·b` (packed operands, K = k), on
+/// the calling thread, into `c` at row stride `ldc`.
+///
+/// # Safety
+/// `c` valid for writes of the blocks' rows (`m` rows of `n` floats at stride `ldc`, `n ≤
+/// ldc`), and no other thread touches those blocks during the call.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn blocks_of(
+    pa: &[u32],
+    pb: &[u32],
+    (m, k, n): (usize, usize, usize),
+    rb: Range<usize>,
+    pn: Range<usize>,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let p = k.div_ceil(2);
+    assert!(rb.end <= m.div_ceil(MR) && pn.end <= n.div_ceil(NR), "bf16 blocks outside the product");
+    assert!(pa.len() >= rb.end * p * MR && pb.len() >= pn.end * p * NR, "bf16 blocks: packed operands");
+    let hw = hardware();
+    for block in rb {
+        let mr = MR.min(m - block * MR);
+        for panel in pn.clone() {
+            let nc = NR.min(n - panel * NR);
+            let a = &pa[block * p * MR..(block + 1) * p * MR];
+            let b = &pb[panel * p * NR..(panel + 1) * p * NR];
+            let c = c.wrapping_add(block * MR * ldc + panel * NR);
+            #[cfg(target_arch = "x86_64")]
+            if hw {
+                // SAFETY: AVX512_BF16 checked by `hardware`; `c` is the caller's block (mr rows
+                // of nc columns at stride ldc), per the contract.
+                unsafe { kernel(p, a, b, c, ldc, mr, nc, accumulate) };
+                continue;
+            }
+            let _ = hw;
+            // SAFETY: as above.
+            unsafe { portable(p, a, b, c, ldc, mr, nc, accumulate) };
+        }
+    }
+}
+
+/// The portable block: per output, f32 sums of the pairs' exact products, pair by pair.
+///
+/// # Safety
+/// `c` valid for `mr` rows of `nc` floats at stride `ldc`, owned by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn portable(
+    p: usize,
+    a: &[u32],
+    b: &[u32],
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nc: usize,
+    acc: bool,
+) {
+    let half = |v: u32, hi: bool| from_bf16(if hi { (v >> 16) as u16 } else { v as u16 });
+    for i in 0..mr {
+        for j in 0..nc {
+            let mut s = 0.0f32;
+            for q in 0..p {
+                let (x, y) = (a[q * MR + i], b[q * NR + j]);
+                s += half(x, false) * half(y, false) + half(x, true) * half(y, true);
+            }
+            // SAFETY: per the contract.
+            unsafe {
+                let d = c.add(i * ldc + j);
+                *d = if acc { *d + s } else { s };
+            }
+        }
+    }
+}
+
+/// The `vdpbf16ps` block: [`MR`] × [`NR`] accumulators over the P pairs, then stored (masked
+/// past `nc` columns, only `mr` rows).
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16 available; `a` holds `p·MR` pairs, `b` `p·NR`; `c` as
+/// [`portable`]'s.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn kernel(
+    p: usize,
+    a: &[u32],
+    b: &[u32],
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    assert!(a.len() >= p * MR && b.len() >= p * NR, "bf16 kernel: packed operands");
+    let mut acc = [[_mm512_setzero_ps(); NR / 16]; MR];
+    for q in 0..p {
+        // SAFETY: q·NR + 64 ≤ p·NR, checked above.
+        let bv: [__m512bh; NR / 16] = std::array::from_fn(|v| unsafe {
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.as_ptr().add(q * NR + 16 * v).cast()))
+        });
+        for (i, row) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_epi32(a[q * MR + i] as i32);
+            // SAFETY: same size, a bit pattern of 32 bf16 values.
+            let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(av) };
+            for (s, &bvv) in row.iter_mut().zip(&bv) {
+                *s = _mm512_dpbf16_ps(*s, av, bvv);
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        for (v, &s) in row.iter().enumerate() {
+            let start = 16 * v;
+            if start >= nc {
+                break;
+            }
+            let lanes = (nc - start).min(16);
+            let mask: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
+            // SAFETY: per the contract, the masked lanes stay inside the block's row.
+            unsafe {
+                let d = c.add(i * ldc + start);
+                let s = if accumulate { _mm512_add_ps(s, _mm512_maskz_loadu_ps(mask, d)) } else { s };
+                _mm512_mask_storeu_ps(d, mask, s);
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Packing f32 operands into the bf16 pair layouts of the kernels (see the parent module):
+//! the left operand in row blocks of [`MR`], the right one in column panels of [`NR`].
+//!
+//! Every layout a layer's product meets is packed a run at a time: a run of K values that
+//! is contiguous in memory (a row of a row-major left operand, a column of a transposed right
+//! one) is rounded into pairs in one vectorised pass and then interleaved; two K-adjacent
+//! rows that are contiguous across M or N (a transposed left operand, a row-major right one)
+//! are zipped into pairs lane by lane. Other strides go element by element.
+
+use super::{MR, NR, pair, to_bf16};
+use crate::core::matmul::Mat;
+use crate::core::pool::{Pool, SyncMut, split_range};
+use crate::core::simd::simd_fn;
+use std::cell::RefCell;
+
+simd_fn! {
+    /// `out[i] = bf16(src[i])`, vectorised.
+    fn round_run(src: &[f32], out: &mut [u16]) {
+        for (h, &x) in out.iter_mut().zip(src) {
+            *h = to_bf16(x);
+        }
+    }
+}
+
+simd_fn! {
+    /// `out[j] = (lo[j], hi[j])` as bf16 pairs, vectorised.
+    fn zip_two(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+        for ((o, &x), &y) in out.iter_mut().zip(lo).zip(hi) {
+            *o = pair(x, y);
+        }
+    }
+}
+
+simd_fn! {
+    /// `out[j] = (lo[j], 0)` as bf16 pairs, vectorised.
+    fn zip_one(lo: &[f32], out: &mut [u32]) {
+        for (o, &x) in out.iter_mut().zip(lo) {
+            *o = pair(x, 0.0);
+        }
+    }
+}
+
+/// `out[q] = (src[2q], src[2q + 1])` as a bf16 pair (the high half 0 past `src`'s end), for
+/// `q < ⌈len/2⌉`: the pairs of a run of K values contiguous in memory.
+fn run_pairs(src: &[f32], out: &mut [u32]) {
+    let p = src.len().div_ceil(2);
+    let out = &mut out[..p];
+    let whole = src.len() / 2;
+    if cfg!(target_endian = "little") {
+        // SAFETY: a u32 is two u16s at the same address, the even-k one first on a
+        // little-endian machine, so the pairs are the rounded run written in order.
+        let halves = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u16>(), 2 * whole) };
+        round_run(&src[..2 * whole], halves);
+    } else {
+        for (o, c) in out.iter_mut().zip(src.chunks_exact(2)) {
+            *o = pair(c[0], c[1]);
+        }
+    }
+    if whole < p {
+        out[whole] = pair(src[2 * whole], 0.0);
+    }
+}
+
+/// `out[j] = (lo[j], hi[j])` as bf16 pairs (`hi` 0 when absent: an odd K's last pair).
+fn zip_pairs(lo: &[f32], hi: Option<&[f32]>, out: &mut [u32]) {
+    match hi {
+        Some(hi) => zip_two(lo, hi, out),
+        None => zip_one(lo, out),
+    }
+}
+
+/// How a view's K runs lie in memory.
+enum Runs<'a> {
+    /// Each of the `lines` (rows of a left operand, columns of a right one) holds its K
+    /// values contiguously: `line(i)` is that run.
+    Contiguous(Box<dyn Fn(usize) -> &'a [f32] + 'a>),
+    /// Each k holds its lines contiguously: `across(k)` is that run of lines.
+    Across(Box<dyn Fn(usize) -> &'a [f32] + 'a>),
+    /// Neither: element by element.
+    Strided,
+}
+
+/// The runs of `m` seen with `lines` rows and K columns (a right operand is passed
+/// transposed).
+fn runs<'a>(m: Mat<'a>) -> Runs<'a> {
+    let (lines, k) = (m.rows(), m.cols());
+    if let Some(rs) = m.unit_col_stride() {
+        let data = m.data();
+        return Runs::Contiguous(Box::new(move |i| &data[i * rs..i * rs + k]));
+    }
+    if let Some(cs) = m.t().unit_col_stride() {
+        let data = m.data();
+        return Runs::Across(Box::new(move |p| &data[p * cs..p * cs + lines]));
+    }
+    Runs::Strided
+}
+
+/// Packs `lines` `first..first + count` of `m` (K columns) into `dst`, group by group of `G`
+/// lines: `dst[(g·P + q)·G + l] = (m[first + g·G + l, 2q], m[…, 2q + 1])`, the lines past
+/// `m`'s end padded with 0. `tmp` is scratch.
+fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u32], tmp: &mut Vec<u32>) {
+    let (lines, k) = (m.rows(), m.cols());
+    let p = k.div_ceil(2);
+    let runs = runs(*m);
+    if let Runs::Across(across) = &runs {
+        // Each k's lines are contiguous: zip two k's over all of this call's lines at once
+        // (vectorised), then deal the pairs out to their groups.
+        let end = lines.min(first + count * G);
+        let span = end.saturating_sub(first);
+        tmp.resize(span, 0);
+        for q in 0..p {
+            let lo = &across(2 * q)[first..end];
+            let hi = (2 * q + 1 < k).then(|| &across(2 * q + 1)[first..end]);
+            zip_pairs(lo, hi, &mut tmp[..span]);
+            for g in 0..count {
+                let n = G.min(span.saturating_sub(g * G));
+                let out = &mut dst[(g * p + q) * G..(g * p + q + 1) * G];
+                out[..n].copy_from_slice(&tmp[g * G..g * G + n]);
+                out[n..].fill(0);
+            }
+        }
+        return;
+    }
+    for g in 0..count {
+        let start = first + g * G;
+        let n = G.min(lines.saturating_sub(start));
+        let out = &mut dst[g * p * G..(g + 1) * p * G];
+        if n < G {
+            out.fill(0);
+        }
+        match &runs {
+            Runs::Contiguous(line) => {
+                tmp.resize(p * G, 0);
+                for l in 0..n {
+                    run_pairs(line(start + l), &mut tmp[l * p..(l + 1) * p]);
+                }
+                for q in 0..p {
+                    for l in 0..n {
+                        out[q * G + l] = tmp[l * p + q];
+                    }
+                }
+            }
+            Runs::Across(_) => unreachable!("handled above"),
+            Runs::Strided => {
+                for q in 0..p {
+                    for l in 0..n {
+                        let hi = if 2 * q + 1 < k { m.at(start + l, 2 * q + 1) } else { 0.0 };
+                        out[q * G + l] = pair(m.at(start + l, 2 * q), hi);
+                    }
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Packing buffers kept between products on this thread (fresh ones would be zeroed
+    /// pages each time).
+    static SPARE: RefCell<Vec<Vec<u32>>> = const { RefCell::new(Vec::new()) };
+    /// Each pool thread's interleaving scratch.
+    static TMP: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of at least `len` u32s from this thread's spares (contents stale: the packers
+/// write every element).
+pub(super) fn take(len: usize) -> Vec<u32> {
+    let mut v = SPARE.with_borrow_mut(|s| s.pop()).unwrap_or_default();
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    v
+}
+
+/// Returns a buffer from [`take`] to this thread's spares.
+pub(super) fn give_back(v: Vec<u32>) {
+    SPARE.with_borrow_mut(|s| {
+        if s.len() < 4 {
+            s.push(v);
+        }
+    });
+}
+
+/// Packs `a` [M, K] in row blocks of [`MR`] and `b` [K, N] in column panels of [`NR`] into
+/// `pa` and `pb` (either may be skipped), in one pass on the pool: each part packs its share
+/// of both.
+pub(super) fn pack(pool: &Pool, a: Option<(Mat, &mut [u32])>, b: Option<(Mat, &mut [u32])>) {
+    let blocks = a.as_ref().map_or(0, |(a, _)| a.rows().div_ceil(MR));
+    let panels = b.as_ref().map_or(0, |(b, _)| b.cols().div_ceil(NR));
+    let (pa_len, pb_len) = (a.as_ref().map_or(0, |(a, _)| a.cols().div_ceil(2) * MR), {
+        b.as_ref().map_or(0, |(b, _)| b.rows().div_ceil(2) * NR)
+    });
+    let (am, ad) = a.map_or((None, None), |(m, d)| (Some(m), Some(SyncMut::new(d))));
+    let (bm, bd) = b.map_or((None, None), |(m, d)| (Some(m.t()), Some(SyncMut::new(d))));
+    let work = blocks * pa_len + panels * pb_len;
+    let parts = if work < 64 * 1024 { 1 } else { pool.threads() };
+    let job = |part: usize| {
+        TMP.with_borrow_mut(|tmp| {
+            if let (Some(m), Some(d)) = (&am, &ad) {
+                let r = split_range(blocks, parts, part, 1);
+                // SAFETY: each part owns its range of blocks.
+                let dst = unsafe { d.slice(r.start * pa_len..r.end * pa_len) };
+                pack_lines::<MR>(m, r.start * MR, r.len(), dst, tmp);
+            }
+            if let (Some(m), Some(d)) = (&bm, &bd) {
+                let r = split_range(panels, parts, part, 1);
+                // SAFETY: each part owns its range of panels.
+                let dst = unsafe { d.slice(r.start * pb_len..r.end * pb_len) };
+                pack_lines::<NR>(m, r.start * NR, r.len(), dst, tmp);
+            }
+        })
+    };
+    if parts == 1 {
+        // As on the pool's threads: subnormals flushed.
+        let _flush = crate::core::fpmode::FlushDenormals::new();
+        job(0);
+    } else {
+        pool.run(&|part| {
+            if part < parts {
+                job(part)
+            }
+        });
+    }
+}
+
+/// Packs `a` [M, K] in row blocks of [`MR`] into `dst` on the calling thread.
+pub(super) fn pack_a_serial(a: Mat, dst: &mut [u32]) {
+    TMP.with_borrow_mut(|tmp| pack_lines::<MR>(&a, 0, a.rows().div_ceil(MR), dst, tmp));
+}
+
+/// Packs `b` [K, N] in column panels of [`NR`] into `dst` on the calling thread.
+pub(super) fn pack_b_serial(b: Mat, dst: &mut [u32]) {
+    TMP.with_borrow_mut(|tmp| pack_lines::<NR>(&b.t(), 0, b.cols().div_ceil(NR), dst, tmp));
+}
+
+/// Length of `a`'s packing ([M, K] in blocks of [`MR`]).
+pub(super) fn a_len(a: &Mat) -> usize {
+    a.rows().div_ceil(MR) * a.cols().div_ceil(2) * MR
+}
+
+/// Length of `b`'s packing ([K, N] in panels of [`NR`]).
+pub(super) fn b_len(b: &Mat) -> usize {
+    b.cols().div_ceil(NR) * b.rows().div_ceil(2) * NR
+}
