@@ -20,6 +20,9 @@ pub struct BenchOptions {
     /// Random binary images of the model's shape, this many steps per epoch (`None`: MNIST).
     pub random_steps: Option<usize>,
     pub json: bool,
+    /// The products' number format (bf16 only where the CPU runs it; the CLI refuses it
+    /// elsewhere).
+    pub precision: crate::core::bf16::Precision,
 }
 
 /// `steps · batch` random binary images of `shape` (each value 0 or 255 with probability ½,
@@ -103,6 +106,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         output_bias: Default::default(),
         kl_warmup: 0,
         augment: Default::default(),
+        precision: o.precision,
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());
@@ -159,6 +163,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
                 "train_loss": train_loss,
                 "test_loss": test.bce + test.kl,
                 "simd": format!("{:?}", crate::core::simd::level()),
+                "precision": o.precision.name(),
                 "cpu": cpu_json(),
             })
         );
@@ -179,6 +184,8 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
             crate::core::simd::level()
         );
         println!("cpu                 {}", crate::core::cpu::cpu().summary());
+        let path = o.precision.path().map_or_else(|e| e, String::from);
+        println!("precision           {path}");
         println!("seconds per epoch   {mean:.3} (best {best:.3}; each: {})", list.join(", "));
         println!("steps per second    {:.1}", steps as f64 / mean);
         println!("images per second   {images_per_sec:.0}");

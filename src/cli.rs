@@ -188,7 +188,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cache(a) => cache::cache(a),
         Command::Serve(a) => {
             let moved = a.moved.data_dir.as_deref();
-            crate::serve::run(&a.run_dir, &a.host, a.port, a.threads, a.limits(), a.sampler, moved)
+            crate::serve::run(&a.run_dir, &a.options(), moved)
         }
         Command::Bench(a) => bench::bench(a),
         Command::Eval(a) => measure::eval(a),

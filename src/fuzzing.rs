@@ -130,6 +130,7 @@ fn states() -> &'static [Arc<AppState>; 2] {
                 output_bias: Default::default(),
                 kl_warmup: 0,
                 augment: Default::default(),
+                precision: Default::default(),
             };
             let config = RunConfig { kind: DirKind::VaeRun, model: model.clone(), train, version: "fuzz".into() };
             let model = Model::init(model, 1);

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use crate::core::bf16::Precision;
+
 /// How a run is trained; saved in `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -56,6 +58,11 @@ pub struct TrainConfig {
     /// Random flips and shifts of the training images ([`crate::data::augment`]).
     #[serde(default, skip_serializing_if = "Augment::is_none")]
     pub augment: Augment,
+    /// The number format of the products (`--precision`): f32, or bf16 with f32 sums where
+    /// the CPU has it (elsewhere the run trains in f32). Weights, Adam and checkpoints stay
+    /// f32 either way.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -326,6 +333,7 @@ impl Trainer {
         // Subnormals flushed for the serial kernels too (the pool's jobs flush on their own);
         // the caller's mode comes back when the epoch returns.
         let _flush = crate::core::FlushDenormals::new();
+        let _precision = self.config.precision.scope();
         let epoch = self.epoch as u64 + 1;
         let seed = self.config.seed;
         let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
@@ -417,6 +425,7 @@ impl Trainer {
     /// with noise drawn from the epoch's own stream; `None` without test images.
     pub fn test_loss(&self) -> Option<TestLoss> {
         let rng = Rng::stream(self.config.seed, Purpose::TestNoise, self.epoch as u64);
+        let _precision = self.config.precision.scope();
         (!self.data.test.is_empty()).then(|| evaluate(&self.model, &self.data.test, &self.pool, rng))
     }
 

@@ -280,19 +280,75 @@ fn bench_prints_json_with_the_documented_keys() {
     }
 }
 
-/// `--precision bf16` runs where the CPU has AVX512_BF16, and without it (here forced by
-/// `VAE_SIMD=v3`) is one line naming what is missing and the fix.
+/// `vae bench --precision bf16` runs where the CPU has AVX512_BF16, and without it (here
+/// forced by `VAE_SIMD=v3`) is one line naming what is missing and the fix: a benchmark of
+/// the f32 fallback would mislead.
 #[test]
 fn bench_in_bf16_needs_the_instruction_and_says_so() {
     let out = vae().args(["bench", "--precision", "bf16", "--epochs", "1"]).env("VAE_SIMD", "v3").assert().failure();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(stderr.contains("--precision bf16 needs AVX512_BF16") && stderr.contains("drop --precision"), "{stderr}");
+    assert!(stderr.contains("bf16 needs AVX512_BF16") && stderr.contains("drop --precision"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     if vae::core::bf16::hardware() {
-        let out = vae().args(["bench", "--precision", "bf16", "--epochs", "1"]).assert().success();
-        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-        assert!(stdout.contains("bf16 linear products"), "{stdout}");
+        let out = vae().args(["bench", "--precision", "bf16", "--epochs", "1", "--json"]).assert().success();
+        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        assert_eq!(v["precision"], "bf16");
     }
+}
+
+/// `vae train --precision bf16`: recorded in config.json, resumed exactly (bf16 products are
+/// as deterministic as f32 ones), not changeable on resume; evaluated in bf16 on request,
+/// which the report records. Where the CPU lacks AVX512_BF16 (forced here with
+/// `VAE_SIMD=v3`), it says so once and trains exactly the f32 run.
+#[test]
+fn a_bf16_run_records_its_precision_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, split, f32_run) = (tmp.path().join("whole"), tmp.path().join("split"), tmp.path().join("f32"));
+    let bf16 = ["--precision", "bf16"];
+    train(&whole, &[&["--epochs", "2"][..], &bf16].concat());
+    train(&split, &[&["--epochs", "1"][..], &bf16].concat());
+    train(&f32_run, &["--epochs", "2"]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(split.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["precision"], "bf16");
+    assert!(!std::fs::read_to_string(f32_run.join("config.json")).unwrap().contains("precision"));
+    vae().args(["train", "--resume"]).arg(&split).args(["--epochs", "2"]).assert().success();
+    let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(weights(&whole), weights(&split), "resumed bf16 run differs");
+    let loss = |d: &Path| metrics(d)[1]["test_loss"].as_f64().unwrap();
+    if vae::core::bf16::hardware() {
+        assert_ne!(loss(&whole), loss(&f32_run), "the bf16 run trained in f32");
+        assert!((loss(&whole) - loss(&f32_run)).abs() < 2.0, "{} vs f32 {}", loss(&whole), loss(&f32_run));
+    }
+    fails(&["train", "--resume", split.to_str().unwrap(), "--precision", "f32"], &["--precision cannot be changed"]);
+    // Evaluated in bf16, the report says so.
+    let args = ["--k", "2", "--limit", "20", "--generated", "0", "--precision", "bf16"];
+    vae().arg("eval").arg(&whole).args(args).assert().success();
+    let evals = std::fs::read_to_string(whole.join("evals.jsonl")).unwrap();
+    let want = if vae::core::bf16::hardware() { "\"precision\":\"bf16\"" } else { "\"threads\"" };
+    assert!(evals.contains(want), "{evals}");
+    // Without the instruction: one note, then the f32 run to the last digit.
+    let fallback = tmp.path().join("fallback");
+    let out = vae()
+        .args(["train", "--out"])
+        .arg(&fallback)
+        .args(common::SMALL)
+        .args(["--epochs", "2", "--precision", "bf16"])
+        .env("VAE_SIMD", "v3")
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("bf16 needs AVX512_BF16") && stderr.contains("training in f32"), "{stderr}");
+    let f32_v3 = tmp.path().join("f32-v3");
+    vae()
+        .args(["train", "--out"])
+        .arg(&f32_v3)
+        .args(common::SMALL)
+        .args(["--epochs", "2"])
+        .env("VAE_SIMD", "v3")
+        .assert()
+        .success();
+    assert_eq!(loss(&fallback), loss(&f32_v3));
 }
 
 #[test]

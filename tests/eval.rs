@@ -32,6 +32,7 @@ fn trained_with(config: ModelConfig) -> (Model, Split) {
         output_bias: Default::default(),
         kl_warmup: 0,
         augment: Default::default(),
+        precision: Default::default(),
     };
     let model = Model::init(config, 3);
     let adam = AdamState::new(model.params.len());

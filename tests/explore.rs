@@ -25,6 +25,7 @@ fn decoding_the_encoding_mean_reconstructs_better_than_a_random_z() {
         output_bias: Default::default(),
         kl_warmup: 0,
         augment: Default::default(),
+        precision: Default::default(),
     };
     let model = Model::init(ModelConfig::tutorial(ModelKind::Vae), 4);
     let adam = AdamState::new(model.params.len());

@@ -75,6 +75,7 @@ fn small_trainer_with(kind: ModelKind, seed: u64, threads: usize, objective: Obj
         output_bias: Default::default(),
         kl_warmup: 0,
         augment: Default::default(),
+        precision: Default::default(),
     };
     let model = Model::init(config, seed);
     let adam = AdamState::new(model.params.len());

@@ -50,17 +50,11 @@ pub struct BenchArgs {
     /// Print one JSON object on one line
     #[arg(long)]
     pub json: bool,
-    /// Number format of the linear layers' products: f32, or bf16 with f32 sums (`vdpbf16ps`;
-    /// needs AVX512_BF16; experimental: convolutions, Adam and losses stay f32)
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
-}
-
-/// `--precision`'s values.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    Bf16,
+    /// Number format of the products (linear layers and convolutions): f32, or bf16 with f32
+    /// sums (`vdpbf16ps`, where the CPU has AVX512_BF16); Adam, losses and element-wise
+    /// kernels stay f32
+    #[arg(long, value_enum, default_value_t = crate::core::bf16::Precision::F32)]
+    pub precision: crate::core::bf16::Precision,
 }
 
 /// Parses `--shape C,S`: 1 or 3 channels, a side from 4 to 1024.
@@ -80,17 +74,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.objective == train::ObjectiveName::Elbo && a.k.is_some() {
         bail!("--k sets the samples of --objective iwae; add --objective iwae");
     }
-    if a.precision == Precision::Bf16 {
-        if !crate::core::bf16::hardware() {
-            bail!(
-                "--precision bf16 needs AVX512_BF16 (vdpbf16ps), which this CPU lacks (or VAE_SIMD lowered): drop \
-                 --precision, or run on an AMD Zen 4/5 or an Intel Xeon from Cooper Lake on"
-            );
-        }
-        crate::core::bf16::set_enabled(true);
-        if !a.json {
-            println!("precision           bf16 linear products (vdpbf16ps, f32 sums); convolutions, Adam, losses f32");
-        }
+    if let Err(why) = a.precision.path() {
+        bail!(
+            "--precision {}: {why}; a benchmark of the fallback would mislead, so drop --precision",
+            a.precision.name()
+        );
     }
     let objective = a.objective.with_k(a.k.map_or(train::DEFAULT_K, |k| k as usize));
     objective.check_model(a.model).map_err(anyhow::Error::msg)?;
@@ -134,6 +122,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         batch: a.batch_size as usize,
         random_steps: a.shape.map(|_| a.steps as usize),
         json: a.json,
+        precision: a.precision,
     };
     crate::bench::bench(&opts)
 }

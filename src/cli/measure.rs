@@ -54,6 +54,10 @@ pub struct EvalArgs {
     /// Threads; 0 = all cores
     #[arg(long, default_value_t = 0, value_parser = crate::cli::threads_arg)]
     pub threads: usize,
+    /// Number format of the products: f32, or bf16 with f32 sums where the CPU has
+    /// AVX512_BF16 (faster; the figures move by bf16's rounding, and the report records it)
+    #[arg(long, value_enum, default_value_t = crate::core::bf16::Precision::F32)]
+    pub precision: crate::core::bf16::Precision,
     /// Write the report (JSON) to FILE instead of adding it to RUN_DIR/evals.jsonl and
     /// RUN_DIR/eval.json
     #[arg(short, long, value_name = "FILE")]
@@ -96,6 +100,10 @@ pub struct ServeArgs {
     /// has one for its current weights, else the prior), prior, or gmm
     #[arg(long, value_enum, default_value_t = crate::sampler::SamplerName::Auto)]
     pub sampler: crate::sampler::SamplerName,
+    /// Number format of the products: f32, or bf16 with f32 sums where the CPU has
+    /// AVX512_BF16 (faster; pictures and figures move by bf16's rounding)
+    #[arg(long, value_enum, default_value_t = crate::core::bf16::Precision::F32)]
+    pub precision: crate::core::bf16::Precision,
 }
 
 /// A timeout flag: a positive number of seconds, at most a day.
@@ -108,6 +116,21 @@ fn seconds(s: &str) -> Result<f64, String> {
 
 impl ServeArgs {
     /// The connection limits the flags ask for.
+    /// The server's options from these flags (saying so when `--precision bf16` falls back).
+    pub fn options(&self) -> crate::serve::ServeOptions {
+        if let Err(why) = self.precision.path() {
+            eprintln!("note: --precision {}: {why}; serving in f32", self.precision.name());
+        }
+        crate::serve::ServeOptions {
+            host: self.host.clone(),
+            port: self.port,
+            threads: self.threads,
+            limits: self.limits(),
+            sampler: self.sampler,
+            precision: self.precision,
+        }
+    }
+
     pub fn limits(&self) -> crate::serve::Limits {
         crate::serve::Limits {
             header_timeout: std::time::Duration::from_secs_f64(self.header_timeout),
@@ -179,7 +202,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         quiet: a.quiet,
         output: a.output,
         data_dir: a.moved.data_dir,
+        precision: a.precision,
     };
+    if let Err(why) = a.precision.path() {
+        eprintln!("note: --precision {}: {why}; evaluating in f32", a.precision.name());
+    }
     run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())
 }
 

@@ -117,6 +117,12 @@ pub struct TrainArgs {
     /// (its results then differ in the last bits from an uninterrupted run)
     #[arg(long, value_parser = threads_arg)]
     pub threads: Option<usize>,
+    /// Number format of the products (linear layers and convolutions): f32, or bf16 with f32
+    /// sums where the CPU has AVX512_BF16 (AMD Zen 4/5, Intel Xeon from Cooper Lake on;
+    /// elsewhere the run trains in f32 and says so). Weights, Adam, losses and checkpoints
+    /// stay f32 [default: f32]
+    #[arg(long, value_enum)]
+    pub precision: Option<crate::core::bf16::Precision>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Run directory to create [default: runs/<model>-<UTC time>]
@@ -327,7 +333,7 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 33] = [
+        let fixed: [(&str, bool); 34] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
@@ -361,6 +367,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--test-fraction", a.data.test_fraction.is_some()),
             ("--train-limit", a.train_limit.is_some()),
             ("--test-limit", a.test_limit.is_some()),
+            ("--precision", a.precision.is_some()),
         ];
         if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
             bail!(
@@ -423,6 +430,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             output_bias: a.output_bias.unwrap_or_default(),
             kl_warmup: a.kl_warmup.unwrap_or(0),
             augment: a.augment.unwrap_or_default().resolve(data.train.shape).map_err(anyhow::Error::msg)?,
+            precision: a.precision.unwrap_or_default(),
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {
@@ -462,6 +470,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             crate::text::plural(t.pool.threads(), "thread"),
             run.dir.path.display()
         );
+        match t.config.precision.path() {
+            Ok(path) if t.config.precision.runs_bf16() => println!("precision: {path}"),
+            Ok(_) => {}
+            Err(why) => eprintln!("note: --precision {}: {why}; training in f32", t.config.precision.name()),
+        }
     }
     // First Ctrl-C: stop before the next step, keeping every completed epoch (the error names
     // the resume command). A second one exits at once, which is safe too: files are replaced

@@ -53,6 +53,73 @@ pub(crate) fn pair(lo: f32, hi: f32) -> u32 {
     u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
 }
 
+/// The number format of the layers' products: `--precision`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 throughout.
+    #[default]
+    F32,
+    /// Matrix products and convolutions in bf16 with f32 sums; master weights, Adam, losses
+    /// and element-wise kernels in f32.
+    Bf16,
+}
+
+impl Precision {
+    /// `f32` or `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// Whether this is the default (f32), for `skip_serializing_if`.
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    /// What runs for this precision on this CPU: `Ok(the path's name)` where it runs as asked
+    /// (bf16 on `vdpbf16ps`), or `Err(why not)` for bf16 without the hardware, in which case
+    /// the products run in f32 ([`Precision::scope`]), which the caller says once.
+    pub fn path(self) -> Result<&'static str, String> {
+        match self {
+            Precision::F32 => Ok("f32"),
+            Precision::Bf16 if hardware() => Ok("bf16 (vdpbf16ps, f32 sums)"),
+            Precision::Bf16 => Err(format!(
+                "bf16 needs AVX512_BF16 (vdpbf16ps: AMD Zen 4/5, Intel Xeon from Cooper Lake on), which this CPU {}",
+                if super::cpu::cpu().avx512_bf16 { "has but VAE_SIMD turned off" } else { "lacks" }
+            )),
+        }
+    }
+
+    /// Whether bf16 products run for this precision on this CPU ([`Precision::path`]).
+    pub fn runs_bf16(self) -> bool {
+        self == Precision::Bf16 && hardware()
+    }
+
+    /// Switches this thread's products to this precision where the CPU runs it, else to f32,
+    /// until the returned guard drops (which restores the previous setting).
+    pub fn scope(self) -> Scope {
+        let previous = enabled();
+        set_enabled(self.runs_bf16());
+        Scope { previous }
+    }
+}
+
+/// Restores this thread's product precision when dropped ([`Precision::scope`]).
+#[must_use = "the precision reverts when the guard drops"]
+pub struct Scope {
+    previous: bool,
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        set_enabled(self.previous);
+    }
+}
+
 thread_local! {
     /// Whether the layers' products that this thread starts run in bf16 ([`set_enabled`]).
     static ENABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

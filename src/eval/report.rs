@@ -5,6 +5,7 @@ use super::iwae::{encode_split, iwae};
 use super::{ElboReport, IwaeReport, active_units, elbo, latent_activity};
 use crate::checkpoint::{RunConfig, RunDir, write_atomic};
 use crate::core::Pool;
+use crate::core::bf16::Precision;
 use crate::data::{Dataset, Split};
 use crate::model::Model;
 use crate::sampler::{LatentSampler, SamplerName};
@@ -54,6 +55,8 @@ pub struct EvalOptions {
     pub output: Option<PathBuf>,
     /// Where the run's data folder is now, if it moved (`--data-dir`).
     pub data_dir: Option<PathBuf>,
+    /// The products' number format (bf16 where the CPU runs it, else f32).
+    pub precision: Precision,
 }
 
 /// Fewer generated images than this make the Fréchet distance mostly noise and bias (the
@@ -73,6 +76,9 @@ pub struct EvalSettings {
     pub threads: usize,
     #[serde(default, skip_serializing_if = "is_prior")]
     pub sampler: SamplerName,
+    /// The products' number format that ran (f32 unless bf16 ran).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 fn is_prior(s: &SamplerName) -> bool {
@@ -267,6 +273,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     let data = crate::rundata::load(dir, &config, opts.data_dir.as_deref(), opts.quiet)?;
     let split = eval_split(&config, &data, opts.split, opts.limit)?;
     let pool = Pool::new(opts.threads);
+    let _precision = opts.precision.scope();
     let elbo = elbo(&model, &split, &pool, opts.elbo_samples, opts.seed);
     let (mu, _) = encode_split(&model, &split, &pool, crate::train::eval_dequantize_key(model.config(), opts.seed));
     let activity = latent_activity(&mu, model.config().latent_dim);
@@ -294,6 +301,7 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
                 (0, asked) => asked,
                 _ => sampler.name(),
             },
+            precision: if opts.precision.runs_bf16() { Precision::Bf16 } else { Precision::F32 },
         }),
         model: config.model.kind.to_string(),
         objective: config.train.objective.label(),

@@ -181,22 +181,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// How `vae serve` serves (its flags).
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Runtime worker threads; 0 = all cores.
+    pub threads: usize,
+    pub limits: Limits,
+    pub sampler: crate::sampler::SamplerName,
+    /// The products' number format on every thread of the runtime (bf16 where the CPU runs
+    /// it, else f32).
+    pub precision: crate::core::bf16::Precision,
+}
+
 /// `vae serve`: load, bind, print the address, serve on a runtime of `threads` workers.
 ///
 /// # Errors
 /// As [`AppState::load`] and [`serve`], or when the runtime cannot start.
-pub fn run(
-    dir: &Path,
-    host: &str,
-    port: u16,
-    threads: usize,
-    limits: Limits,
-    sampler: crate::sampler::SamplerName,
-    moved_to: Option<&Path>,
-) -> anyhow::Result<()> {
-    let state = Arc::new(AppState::load_with(dir, sampler, moved_to)?);
-    let threads = if threads == 0 { crate::core::pool::available_threads() } else { threads };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+pub fn run(dir: &Path, o: &ServeOptions, moved_to: Option<&Path>) -> anyhow::Result<()> {
+    let (host, port, limits) = (o.host.as_str(), o.port, o.limits);
+    let precision = o.precision;
+    let state = {
+        let _precision = precision.scope();
+        Arc::new(AppState::load_with(dir, o.sampler, moved_to)?)
+    };
+    let threads = if o.threads == 0 { crate::core::pool::available_threads() } else { o.threads };
+    // Every request runs its products on a thread of this runtime (a worker, or the blocking
+    // pool's): each starts in the asked precision.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .on_thread_start(move || crate::core::bf16::set_enabled(precision.runs_bf16()))
+        .enable_all()
+        .build()?;
     let kind = state.model.config().kind;
     runtime.block_on(serve(state, host, port, limits, |addr, cap| {
         println!("serving {kind} from {} at http://{addr}/ (Ctrl-C to stop)", dir.display());
