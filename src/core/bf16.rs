@@ -83,6 +83,9 @@ impl Precision {
     /// What runs for this precision on this CPU: `Ok(the path's name)` where it runs as asked
     /// (bf16 on `vdpbf16ps`), or `Err(why not)` for bf16 without the hardware, in which case
     /// the products run in f32 ([`Precision::scope`]), which the caller says once.
+    ///
+    /// # Errors
+    /// bf16 on a CPU without AVX512_BF16 (or with it turned off by `VAE_SIMD`).
     pub fn path(self) -> Result<&'static str, String> {
         match self {
             Precision::F32 => Ok("f32"),
