@@ -20,6 +20,8 @@
 mod kernel;
 mod pack;
 
+pub(crate) use pack::{give_back, take, zip_hi, zip_one, zip_two};
+
 use super::matmul::Mat;
 use super::pool::Pool;
 
@@ -237,6 +239,24 @@ pub unsafe fn matmul_packed_serial(dst: *mut f32, ldc: usize, a: &PackedA, b: Ma
     // SAFETY: per the contract.
     unsafe { kernel::blocks_of(&a.pairs, &pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
     pack::give_back(pb);
+}
+
+/// `dst = a·b` (or `+=`) on the calling thread from a right operand `b` [k, n] that the
+/// caller packed itself into `pb` (column panels of [`NR`], pairs along K: the module's
+/// layout), e.g. straight from an image by a convolution's gather; `dst` as
+/// [`matmul_packed_serial`]'s.
+///
+/// # Safety
+/// As [`matmul_packed_serial`].
+pub unsafe fn matmul_panels_serial(dst: *mut f32, ldc: usize, a: &PackedA, pb: &[u32], n: usize, accumulate: bool) {
+    let (m, k) = a.shape();
+    assert!(n <= ldc || m <= 1, "destination rows overlap");
+    assert!(pb.len() >= n.div_ceil(NR) * k.div_ceil(2) * NR, "panels of [{k}, {n}] too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: per the contract.
+    unsafe { kernel::blocks_of(&a.pairs, pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
 }
 
 /// [`matmul_packed_serial`] with `a` packed too, into this thread's scratch.

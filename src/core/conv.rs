@@ -25,7 +25,7 @@
 //! Every split depends on the thread count only, and each pixel's terms are added in a fixed
 //! order, so results are reproducible for a given thread count.
 
-use super::bf16::{self, PackedA, matmul_bf16_serial, matmul_packed_serial};
+use super::bf16::{self, PackedA, matmul_bf16_serial, matmul_packed_serial, matmul_panels_serial};
 use super::im2col::ConvGeometry;
 use super::matmul::{Mat, matmul_serial};
 use super::pool::{Pool, SyncMut, split_range};
@@ -275,15 +275,19 @@ fn blocked_columns_product(
         let mut j = mine.start;
         while j < mine.end {
             let cols = j..(j + nb).min(mine.end);
-            let c = &mut col[..k * cols.len()];
-            im2col_block(g, x, batch, 0..k, cols.clone(), c);
-            let (dst, b) = (yp.ptr().wrapping_add(cols.start), Mat::new(c, k, cols.len()));
-            // SAFETY: parts write disjoint column ranges of y.
-            unsafe {
-                match &packed {
-                    Some(pa) => matmul_packed_serial(dst, n, pa, b, false),
-                    None => matmul_serial(dst, n, a, b, false),
-                }
+            let dst = yp.ptr().wrapping_add(cols.start);
+            if let Some(pa) = &packed {
+                // The block gathered straight into bf16 pairs (in a buffer of this thread's).
+                let mut pb = bf16::take(cols.len().div_ceil(bf16::NR) * k.div_ceil(2) * bf16::NR);
+                pairs::im2col_pairs(g, x, batch, cols.clone(), &mut pb);
+                // SAFETY: parts write disjoint column ranges of y.
+                unsafe { matmul_panels_serial(dst, n, pa, &pb, cols.len(), false) };
+                bf16::give_back(pb);
+            } else {
+                let c = &mut col[..k * cols.len()];
+                im2col_block(g, x, batch, 0..k, cols.clone(), c);
+                // SAFETY: parts write disjoint column ranges of y.
+                unsafe { matmul_serial(dst, n, a, Mat::new(c, k, cols.len()), false) };
             }
             j = cols.end;
         }
@@ -468,6 +472,8 @@ fn blocked_col2im_product(
         });
     }
 }
+
+mod pairs;
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,7 @@ simd_fn! {
 
 simd_fn! {
     /// `out[j] = (lo[j], hi[j])` as bf16 pairs, vectorised.
-    fn zip_two(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+    pub(crate) fn zip_two(lo: &[f32], hi: &[f32], out: &mut [u32]) {
         for ((o, &x), &y) in out.iter_mut().zip(lo).zip(hi) {
             *o = pair(x, y);
         }
@@ -33,9 +33,18 @@ simd_fn! {
 
 simd_fn! {
     /// `out[j] = (lo[j], 0)` as bf16 pairs, vectorised.
-    fn zip_one(lo: &[f32], out: &mut [u32]) {
+    pub(crate) fn zip_one(lo: &[f32], out: &mut [u32]) {
         for (o, &x) in out.iter_mut().zip(lo) {
             *o = pair(x, 0.0);
+        }
+    }
+}
+
+simd_fn! {
+    /// `out[j] = (0, hi[j])` as bf16 pairs, vectorised.
+    pub(crate) fn zip_hi(hi: &[f32], out: &mut [u32]) {
+        for (o, &y) in out.iter_mut().zip(hi) {
+            *o = pair(0.0, y);
         }
     }
 }
@@ -134,11 +143,7 @@ fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u3
                 for l in 0..n {
                     run_pairs(line(start + l), &mut tmp[l * p..(l + 1) * p]);
                 }
-                for q in 0..p {
-                    for l in 0..n {
-                        out[q * G + l] = tmp[l * p + q];
-                    }
-                }
+                transpose(&tmp[..n * p], n, p, out, G);
             }
             Runs::Across(_) => unreachable!("handled above"),
             Runs::Strided => {
@@ -153,6 +158,66 @@ fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u3
     }
 }
 
+/// `dst[q·ld + l] = src[l·p + q]` for `l < n`, `q < p`: the `n` runs of `p` pairs dealt
+/// out to their lanes. In 16 × 16 tiles transposed in registers where the CPU has AVX-512
+/// (a run per lane is the layout's slow direction), element by element elsewhere and for the
+/// edges.
+fn transpose(src: &[u32], n: usize, p: usize, dst: &mut [u32], ld: usize) {
+    assert!(src.len() >= n * p && (p == 0 || dst.len() >= (p - 1) * ld + n), "transpose: buffers");
+    let (mut tn, mut tp) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if crate::core::simd::level() == crate::core::simd::Level::V4 {
+        (tn, tp) = (n / 16 * 16, p / 16 * 16);
+        for l in (0..tn).step_by(16) {
+            for q in (0..tp).step_by(16) {
+                // SAFETY: AVX-512 checked; rows l..l+16 of src from q, and rows q..q+16 of
+                // dst from l, are inside the buffers (asserted above).
+                unsafe { transpose16(src.as_ptr().add(l * p + q), p, dst.as_mut_ptr().add(q * ld + l), ld) };
+            }
+        }
+    }
+    for l in 0..n {
+        let qs = if l < tn { tp..p } else { 0..p };
+        for q in qs {
+            dst[q * ld + l] = src[l * p + q];
+        }
+    }
+}
+
+/// A 16 × 16 tile of u32s transposed in registers: `dst[j·lds + i] = src[i·ls + j]`.
+///
+/// # Safety
+/// AVX-512F available; `src` valid for 16 rows of 16 at stride `ls`, `dst` for 16 rows of
+/// 16 at stride `lds`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(src: *const u32, ls: usize, dst: *mut u32, lds: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: per the contract.
+    let r: [__m512i; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_si512(src.add(i * ls).cast()) });
+    // Pairs of rows interleaved 32 bits at a time, then 64, then 128-bit lanes twice.
+    let t: [__m512i; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 { _mm512_unpacklo_epi32(a, b) } else { _mm512_unpackhi_epi32(a, b) }
+    });
+    let u: [__m512i; 16] = std::array::from_fn(|i| {
+        let base = i / 4 * 4;
+        let (a, b) = (t[base + (i % 4) / 2], t[base + 2 + (i % 4) / 2]);
+        if i % 2 == 0 { _mm512_unpacklo_epi64(a, b) } else { _mm512_unpackhi_epi64(a, b) }
+    });
+    let v: [__m512i; 16] = std::array::from_fn(|i| {
+        let base = i / 8 * 8;
+        let (a, b) = (u[base + i % 4], u[base + 4 + i % 4]);
+        if i % 8 < 4 { _mm512_shuffle_i32x4::<0x88>(a, b) } else { _mm512_shuffle_i32x4::<0xdd>(a, b) }
+    });
+    for j in 0..16 {
+        let (a, b) = (v[j % 8], v[8 + j % 8]);
+        let row = if j < 8 { _mm512_shuffle_i32x4::<0x88>(a, b) } else { _mm512_shuffle_i32x4::<0xdd>(a, b) };
+        // SAFETY: per the contract.
+        unsafe { _mm512_storeu_si512(dst.add(j * lds).cast(), row) };
+    }
+}
+
 thread_local! {
     /// Packing buffers kept between products on this thread (fresh ones would be zeroed
     /// pages each time).
@@ -163,7 +228,7 @@ thread_local! {
 
 /// A buffer of at least `len` u32s from this thread's spares (contents stale: the packers
 /// write every element).
-pub(super) fn take(len: usize) -> Vec<u32> {
+pub(crate) fn take(len: usize) -> Vec<u32> {
     let mut v = SPARE.with_borrow_mut(|s| s.pop()).unwrap_or_default();
     if v.len() < len {
         v.resize(len, 0);
@@ -172,7 +237,7 @@ pub(super) fn take(len: usize) -> Vec<u32> {
 }
 
 /// Returns a buffer from [`take`] to this thread's spares.
-pub(super) fn give_back(v: Vec<u32>) {
+pub(crate) fn give_back(v: Vec<u32>) {
     SPARE.with_borrow_mut(|s| {
         if s.len() < 4 {
             s.push(v);
@@ -240,4 +305,26 @@ pub(super) fn a_len(a: &Mat) -> usize {
 /// Length of `b`'s packing ([K, N] in panels of [`NR`]).
 pub(super) fn b_len(b: &Mat) -> usize {
     b.cols().div_ceil(NR) * b.rows().div_ceil(2) * NR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tiled transpose (AVX-512 where the CPU has it) against the definition, with edges
+    /// on both sides and a wider destination stride.
+    #[test]
+    fn transpose_deals_every_run_to_its_lane() {
+        for (n, p, ld) in [(16, 16, 16), (64, 64, 64), (37, 50, 64), (6, 9, 6), (64, 17, 64), (33, 16, 40)] {
+            let src: Vec<u32> = (0..(n * p) as u32).map(|v| v.wrapping_mul(2_654_435_761)).collect();
+            let mut dst = vec![u32::MAX; p * ld];
+            transpose(&src, n, p, &mut dst, ld);
+            for q in 0..p {
+                for l in 0..ld {
+                    let want = if l < n { src[l * p + q] } else { u32::MAX };
+                    assert_eq!(dst[q * ld + l], want, "n {n} p {p} ld {ld}: q {q} l {l}");
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,55 @@
+//! The convolution's column matrix gathered straight into bf16 pairs (`--precision bf16`):
+//! the right operand of the forward product `y = W · col` in the kernel's panel layout
+//! (`core::bf16`: pairs along K, [`NR`] columns per panel), without writing the f32 column
+//! block first.
+
+use crate::core::bf16::{NR, zip_hi, zip_one, zip_two};
+use crate::core::im2col::ConvGeometry;
+
+/// Packs columns `cols` of `col = im2col_g(x)` ([K, N], K = C·k·k, N = Ho·Wo·B; `x` is
+/// `[C, H, W, B]`) into `out` as bf16 pairs: `out[(panel·P + q)·NR + lane] = (col[2q, j],
+/// col[2q + 1, j])` with `j − cols.start = panel·NR + lane`, P = ⌈K/2⌉, 0 where a tap falls
+/// in the padding, past K or past the last column. Column j is image `j mod B` at output
+/// position `j div B`, so each (pair, position) is a run of up to B contiguous images:
+/// zipped 16 lanes at a time.
+pub(super) fn im2col_pairs(g: &ConvGeometry, x: &[f32], batch: usize, cols: std::ops::Range<usize>, out: &mut [u32]) {
+    let (k, wo, kk) = (g.col_rows(), g.out_width(), g.kernel());
+    let p = k.div_ceil(2);
+    let n = cols.len();
+    let panels = n.div_ceil(NR);
+    assert!(out.len() >= panels * p * NR, "im2col_pairs: output too short");
+    let plane = g.height() * g.width() * batch;
+    if n % NR != 0 {
+        // The last panel's lanes past the last column.
+        let (panel, from) = (panels - 1, n % NR);
+        for q in 0..p {
+            out[(panel * p + q) * NR + from..(panel * p + q + 1) * NR].fill(0);
+        }
+    }
+    // The run of images at (row r of col, output position pos) starting at image b.
+    let source = |r: usize, pos: usize, b: usize, run: usize| -> Option<&[f32]> {
+        if r >= k {
+            return None;
+        }
+        let (c, ky, kx) = (r / (kk * kk), r / kk % kk, r % kk);
+        let (iy, ix) = (g.source(pos / wo, ky, g.height())?, g.source(pos % wo, kx, g.width())?);
+        Some(&x[c * plane + (iy * g.width() + ix) * batch + b..][..run])
+    };
+    for q in 0..p {
+        let mut j = cols.start;
+        while j < cols.end {
+            let (pos, b) = (j / batch, j % batch);
+            let offset = j - cols.start;
+            let (panel, lane) = (offset / NR, offset % NR);
+            let run = (batch - b).min(cols.end - j).min(NR - lane);
+            let dst = &mut out[(panel * p + q) * NR + lane..][..run];
+            match (source(2 * q, pos, b, run), source(2 * q + 1, pos, b, run)) {
+                (Some(lo), Some(hi)) => zip_two(lo, hi, dst),
+                (Some(lo), None) => zip_one(lo, dst),
+                (None, Some(hi)) => zip_hi(hi, dst),
+                (None, None) => dst.fill(0),
+            }
+            j += run;
+        }
+    }
+}
