@@ -19,7 +19,7 @@ pub(super) fn im2col_pairs(g: &ConvGeometry, x: &[f32], batch: usize, cols: std:
     let panels = n.div_ceil(NR);
     assert!(out.len() >= panels * p * NR, "im2col_pairs: output too short");
     let plane = g.height() * g.width() * batch;
-    if n % NR != 0 {
+    if !n.is_multiple_of(NR) {
         // The last panel's lanes past the last column.
         let (panel, from) = (panels - 1, n % NR);
         for q in 0..p {
