@@ -94,7 +94,7 @@ impl Precision {
             Precision::Bf16 if hardware() => Ok("bf16 (vdpbf16ps, f32 sums)"),
             Precision::Bf16 => Err(format!(
                 "bf16 needs AVX512_BF16 (vdpbf16ps: AMD Zen 4/5, Intel Xeon from Cooper Lake on), which this CPU {}",
-                if super::cpu::cpu().avx512_bf16 { "has but VAE_SIMD turned off" } else { "lacks" }
+                if super::cpu::cpu().avx512_bf16 { "has but VAE_SIMD turns off" } else { "lacks" }
             )),
         }
     }
@@ -144,17 +144,16 @@ pub fn enabled() -> bool {
     ENABLED.get()
 }
 
-/// Whether this CPU runs the `vdpbf16ps` path (AVX512_BF16 with AVX-512 enabled, and the
-/// portable products not forced by `VAE_SIMD`).
+/// Whether this CPU runs the `vdpbf16ps` path: AVX512_BF16 with AVX-512 enabled, and
+/// neither a lower level nor `fp32` forced by `VAE_SIMD`. Decided once per process.
 pub fn hardware() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        super::simd::level() == super::simd::Level::V4 && super::cpu::cpu().avx512_bf16
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static HARDWARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HARDWARE.get_or_init(|| {
+        cfg!(target_arch = "x86_64")
+            && super::simd::level() == super::simd::Level::V4
+            && super::cpu::cpu().avx512_bf16
+            && super::simd::bf16_requested().ok().flatten() != Some(super::simd::Bf16Path::Fp32)
+    })
 }
 
 /// A left operand `a` [M, K] packed once (a layer's weight after each update), for any

@@ -83,28 +83,94 @@ impl Level {
     }
 }
 
-/// The environment variable that lowers the level: `VAE_SIMD=v4|v3|baseline`.
+/// The environment variable that lowers the level or picks the bf16 path:
+/// `VAE_SIMD=v4|v3|baseline|avx512bf16|fp32`.
 pub const OVERRIDE_VAR: &str = "VAE_SIMD";
+
+/// The bf16 paths `VAE_SIMD` can force (`--precision bf16`'s products).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Path {
+    /// AMX tiles (`tdpbf16ps`): not built yet, so refused.
+    Amx,
+    /// `vdpbf16ps` (AVX512_BF16), at SIMD level v4.
+    Avx512Bf16,
+    /// No bf16 instructions: `--precision bf16` falls back to f32 (and the bf16 products,
+    /// called directly, run their portable loop).
+    Fp32,
+}
+
+impl Bf16Path {
+    /// The name `VAE_SIMD` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Path::Amx => "amx",
+            Bf16Path::Avx512Bf16 => "avx512bf16",
+            Bf16Path::Fp32 => "fp32",
+        }
+    }
+}
 
 /// What is wrong with `VAE_SIMD`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OverrideError {
-    #[error("VAE_SIMD={0:?} is not a SIMD level: set it to v4, v3 or baseline, or unset it")]
+    #[error(
+        "VAE_SIMD={0:?} is not a SIMD level or bf16 path: set it to v4, v3, baseline, avx512bf16 or fp32, or unset it"
+    )]
     Unknown(String),
     #[error("VAE_SIMD={asked} asks for more than this CPU has ({has}): set it to {has} or lower, or unset it")]
     Unsupported { asked: &'static str, has: &'static str },
+    #[error("VAE_SIMD=avx512bf16 asks for vdpbf16ps, which this CPU lacks: set it to fp32, or unset it")]
+    NoBf16,
+    #[error(
+        "VAE_SIMD=amx: this build has no AMX tile path yet (bf16 runs on vdpbf16ps): set it to avx512bf16 or fp32, or unset it"
+    )]
+    NoAmx,
 }
 
-/// The level `VAE_SIMD` asks for (`None` when unset or empty), checked against what the CPU
-/// has ([`detected`]).
+/// `VAE_SIMD`'s value, trimmed and lower-cased (`None` when unset or empty).
+fn override_value() -> Option<String> {
+    let value = std::env::var_os(OVERRIDE_VAR)?.to_string_lossy().trim().to_ascii_lowercase();
+    (!value.is_empty()).then_some(value)
+}
+
+/// The bf16 path `VAE_SIMD` asks for (`None` when it names a SIMD level, or is unset),
+/// checked against the CPU.
 ///
 /// # Errors
-/// An unknown name, or a level above the CPU's.
+/// `amx` (not built), or `avx512bf16` on a CPU without it.
+pub fn bf16_requested() -> Result<Option<Bf16Path>, OverrideError> {
+    let Some(value) = override_value() else { return Ok(None) };
+    let path = [Bf16Path::Amx, Bf16Path::Avx512Bf16, Bf16Path::Fp32].into_iter().find(|p| p.name() == value);
+    match path {
+        Some(Bf16Path::Amx) => Err(OverrideError::NoAmx),
+        Some(Bf16Path::Avx512Bf16) if !(detected() == Level::V4 && has_avx512_bf16()) => Err(OverrideError::NoBf16),
+        other => Ok(other),
+    }
+}
+
+/// Whether the CPU has `vdpbf16ps`.
+fn has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The level `VAE_SIMD` asks for (`None` when unset, empty, or `fp32`; `avx512bf16` means
+/// v4), checked against what the CPU has ([`detected`]).
+///
+/// # Errors
+/// An unknown name, a level above the CPU's, or a bf16 path it lacks ([`bf16_requested`]).
 pub fn requested() -> Result<Option<Level>, OverrideError> {
-    let Some(value) = std::env::var_os(OVERRIDE_VAR) else { return Ok(None) };
-    let value = value.to_string_lossy().trim().to_ascii_lowercase();
-    if value.is_empty() {
-        return Ok(None);
+    let Some(value) = override_value() else { return Ok(None) };
+    match bf16_requested()? {
+        Some(Bf16Path::Avx512Bf16) => return Ok(Some(Level::V4)),
+        Some(_) => return Ok(None),
+        None => {}
     }
     let asked = Level::ALL.into_iter().find(|l| l.name() == value).ok_or(OverrideError::Unknown(value))?;
     let has = detected();
@@ -297,22 +363,25 @@ mod tests {
             return; // this is a child run
         }
         let exe = std::env::current_exe().expect("the test binary's path");
-        for lower in Level::ALL.into_iter().filter(|l| l.rank() < detected().rank()) {
+        let lower = Level::ALL.into_iter().filter(|l| l.rank() < detected().rank()).map(Level::name);
+        // With vdpbf16ps: also without it (the bf16 products' portable loop in every test).
+        let no_bf16 = (detected() == Level::V4 && has_avx512_bf16()).then_some(Bf16Path::Fp32.name());
+        for name in lower.chain(no_bf16) {
             let out = std::process::Command::new(&exe)
                 .args(["core::", "nn::", "--skip", "kernel_tests_pass_at_every_lower_simd_level"])
                 .args(["--test-threads", "2"])
-                .env(OVERRIDE_VAR, lower.name())
+                .env(OVERRIDE_VAR, name)
                 .output()
                 .expect("the test binary runs");
             let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "VAE_SIMD={}: kernel tests failed:\n{text}", lower.name());
+            assert!(out.status.success(), "VAE_SIMD={name}: kernel tests failed:\n{text}");
             let passed: usize = text
                 .lines()
                 .find_map(|l| l.strip_prefix("test result: ok. "))
                 .and_then(|l| l.split(' ').next()?.parse().ok())
                 .unwrap_or(0);
-            assert!(passed >= 40, "VAE_SIMD={}: only {passed} tests ran:\n{text}", lower.name());
-            println!("VAE_SIMD={}: {passed} kernel tests passed", lower.name());
+            assert!(passed >= 40, "VAE_SIMD={name}: only {passed} tests ran:\n{text}");
+            println!("VAE_SIMD={name}: {passed} kernel tests passed");
         }
     }
 
