@@ -134,6 +134,8 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         None => "MNIST".to_string(),
     };
     let gflops = flops_per_epoch / mean / 1e9;
+    // The bf16 ceiling of this CPU, for the fraction of it a bf16 run reached.
+    let peak = if o.precision.runs_bf16() { crate::core::bf16::peak_gflops(&trainer.pool, 0.2) } else { None };
     let rss = peak_rss_mb();
     let train_loss = last.map_or(0.0, |e| (e.loss.bce + e.loss.kl) / e.examples as f64);
     if json {
@@ -164,6 +166,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
                 "test_loss": test.bce + test.kl,
                 "simd": format!("{:?}", crate::core::simd::level()),
                 "precision": o.precision.name(),
+                "bf16_peak_gflops": peak,
                 "cpu": cpu_json(),
             })
         );
@@ -190,6 +193,13 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         println!("steps per second    {:.1}", steps as f64 / mean);
         println!("images per second   {images_per_sec:.0}");
         println!("achieved GFLOP/s    {gflops:.1} ({:.1} GFLOP per epoch)", flops_per_epoch / 1e9);
+        if let Some(peak) = peak {
+            println!(
+                "bf16 peak           {peak:.0} GFLOP/s ({}, measured by a 0.2 s probe): this run reached {:.0}% of it",
+                crate::text::plural(threads, "thread"),
+                100.0 * gflops / peak
+            );
+        }
         println!(
             "test pass           {test_secs:.3} s ({test_images} images), test loss {:.3} nats/example",
             test.bce + test.kl

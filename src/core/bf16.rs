@@ -186,6 +186,38 @@ impl PackedA {
     }
 }
 
+/// The bf16 peak of this CPU on `pool`'s threads, in GFLOP/s (2 per multiply-add), measured
+/// by a probe of independent `vdpbf16ps` on registers for about `seconds`: what the kernel
+/// could reach at best (`None` without the instruction).
+pub fn peak_gflops(pool: &Pool, seconds: f64) -> Option<f64> {
+    if !hardware() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // FLOP per round: 16 instructions × 16 lanes × 2 multiply-adds × 2.
+        const ROUND: f64 = 16.0 * 16.0 * 4.0;
+        // SAFETY: `hardware` checked the features.
+        let probe = |iters: usize| unsafe { kernel::peak_loop(iters) };
+        // Size the run from a short one, then time it on every thread at once.
+        let t = std::time::Instant::now();
+        std::hint::black_box(probe(10_000));
+        let per_round = t.elapsed().as_secs_f64() / 10_000.0;
+        let iters = ((seconds / per_round.max(1e-12)) as usize).clamp(1000, 1 << 30);
+        let t = std::time::Instant::now();
+        pool.run(&|_| {
+            std::hint::black_box(probe(iters));
+        });
+        let elapsed = t.elapsed().as_secs_f64();
+        Some(iters as f64 * ROUND * pool.threads() as f64 / elapsed / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (pool, seconds);
+        None
+    }
+}
+
 /// `dst = a·b` (or `dst += a·b` when `accumulate`) with the operands rounded to bf16 and the
 /// sums in f32; `dst` row-major `[m, n]`. Shapes: `a` [m, k], `b` [k, n]. Both operands are
 /// packed in one pass on the pool, then the blocks are split across it in whole row blocks

@@ -176,3 +176,29 @@ pub(super) unsafe fn kernel(
         }
     }
 }
+
+/// `iters` rounds of 16 independent `vdpbf16ps` (each 16 lanes × 2 multiply-adds = 64 FLOP)
+/// on registers alone: the instruction's throughput, the kernel's ceiling. Returns a sum so
+/// the work is kept.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16 available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn peak_loop(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    // SAFETY: plain bit patterns of 32 bf16 values each.
+    let (a, b) = unsafe {
+        (
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(0x3f80_3f80)),
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(0x3c00_3c00)),
+        )
+    };
+    let mut acc = [_mm512_setzero_ps(); 16];
+    for _ in 0..iters {
+        for s in acc.iter_mut() {
+            *s = _mm512_dpbf16_ps(*s, a, b);
+        }
+    }
+    acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+}
