@@ -268,7 +268,8 @@ pub unsafe fn matmul_packed_serial(dst: *mut f32, ldc: usize, a: &PackedA, b: Ma
     let mut pb = pack::take(pack::b_len(&b));
     pack::pack_b_serial(b, &mut pb);
     // SAFETY: per the contract.
-    unsafe { kernel::blocks_of(&a.pairs, &pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
+    let a = (&a.pairs[..], k.div_ceil(2) * MR, 0);
+    unsafe { kernel::blocks_of(a, &pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
     pack::give_back(pb);
 }
 
@@ -287,20 +288,40 @@ pub unsafe fn matmul_panels_serial(dst: *mut f32, ldc: usize, a: &PackedA, pb: &
         return;
     }
     // SAFETY: per the contract.
-    unsafe { kernel::blocks_of(&a.pairs, pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
+    let a = (&a.pairs[..], k.div_ceil(2) * MR, 0);
+    unsafe { kernel::blocks_of(a, pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
 }
 
-/// [`matmul_packed_serial`] with `a` packed too, into this thread's scratch.
+/// `dst = a[:, cols]·b` (or `+=`) on the calling thread, where `a` [m, K] was packed whole
+/// and `cols` (starting at an even column: a pair boundary) picks the product's K range;
+/// `b` [cols.len(), n] is packed into this thread's scratch. For a product whose K is cut
+/// into chunks that several threads each multiply in full (a convolution's weight gradient,
+/// K = the output positions), so the left operand is packed once instead of once per
+/// thread and chunk.
 ///
 /// # Safety
 /// As [`matmul_packed_serial`].
-pub unsafe fn matmul_bf16_serial(dst: *mut f32, ldc: usize, a: Mat, b: Mat, accumulate: bool) {
-    let mut pa = pack::take(pack::a_len(&a));
-    pack::pack_a_serial(a, &mut pa);
-    let packed = PackedA { rows: a.rows(), depth: a.cols(), pairs: pa };
+pub unsafe fn matmul_packed_cols_serial(
+    dst: *mut f32,
+    ldc: usize,
+    a: &PackedA,
+    cols: std::ops::Range<usize>,
+    b: Mat,
+    accumulate: bool,
+) {
+    let ((m, depth), (k, n)) = (a.shape(), (cols.len(), b.cols()));
+    assert!(cols.start.is_multiple_of(2) && cols.end <= depth, "columns {cols:?} of a [{m}, {depth}] operand");
+    assert_eq!(b.rows(), k, "inner dimensions differ: [{m}, {k}] x [{}, {n}]", b.rows());
+    assert!(n <= ldc || m <= 1, "destination rows overlap");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let mut pb = pack::take(pack::b_len(&b));
+    pack::pack_b_serial(b, &mut pb);
+    let a = (&a.pairs[..], depth.div_ceil(2) * MR, cols.start / 2 * MR);
     // SAFETY: per the contract.
-    unsafe { matmul_packed_serial(dst, ldc, &packed, b, accumulate) };
-    pack::give_back(packed.pairs);
+    unsafe { kernel::blocks_of(a, &pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
+    pack::give_back(pb);
 }
 
 #[cfg(test)]

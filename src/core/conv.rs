@@ -25,7 +25,7 @@
 //! Every split depends on the thread count only, and each pixel's terms are added in a fixed
 //! order, so results are reproducible for a given thread count.
 
-use super::bf16::{self, PackedA, matmul_bf16_serial, matmul_packed_serial, matmul_panels_serial};
+use super::bf16::{self, PackedA, matmul_packed_cols_serial, matmul_packed_serial, matmul_panels_serial};
 use super::im2col::ConvGeometry;
 use super::matmul::{Mat, matmul_serial};
 use super::pool::{Pool, SyncMut, split_range};
@@ -319,7 +319,8 @@ pub fn columns_product_t(
     }
     let e = Mat::new(e, m, n);
     let (dp, sp) = (SyncMut::new(&mut d[..m * k]), SyncMut::new(scratch));
-    let bf = bf16::enabled();
+    // In bf16, e is packed once for every part and chunk.
+    let packed = bf16::enabled().then(|| PackedA::new(pool, e));
     pool.run(&|part| {
         // SAFETY: each part uses its own scratch block.
         let col = unsafe { sp.slice(part * block_floats()..(part + 1) * block_floats()) };
@@ -337,10 +338,9 @@ pub fn columns_product_t(
             let (dst, ecols) = (dp.ptr().wrapping_add(rows.start), e.cols_range(cols.clone()));
             // SAFETY: parts write disjoint column ranges (their rows of col) of d.
             unsafe {
-                if bf {
-                    matmul_bf16_serial(dst, k, ecols, colt, j > 0);
-                } else {
-                    matmul_serial(dst, k, ecols, colt, j > 0);
+                match &packed {
+                    Some(pa) => matmul_packed_cols_serial(dst, k, pa, cols.clone(), colt, j > 0),
+                    None => matmul_serial(dst, k, ecols, colt, j > 0),
                 }
             }
             j = cols.end;

@@ -34,7 +34,7 @@ pub(super) fn product(
             (0..blocks, split_range(panels, parts, part, 1))
         };
         // SAFETY: the part's blocks and panels are its own block of `dst`.
-        unsafe { blocks_of(pa, pb, (m, k, n), rb, pn, out.ptr(), n, accumulate) };
+        unsafe { blocks_of((pa, p * MR, 0), pb, (m, k, n), rb, pn, out.ptr(), n, accumulate) };
     };
     if parts == 1 {
         // As on the pool's threads: subnormals flushed.
@@ -50,14 +50,16 @@ pub(super) fn product(
 }
 
 /// Row blocks `rb` × column panels `pn` of `c [m, n] (+)= a·b` (packed operands, K = k), on
-/// the calling thread, into `c` at row stride `ldc`.
+/// the calling thread, into `c` at row stride `ldc`. Row block `i` of `a` starts at
+/// `pa[i·stride + offset]` (`stride` = ⌈k/2⌉·MR and `offset` 0 for `a` packed alone; a
+/// range of pairs of a wider packing otherwise).
 ///
 /// # Safety
 /// `c` valid for writes of the blocks' rows (`m` rows of `n` floats at stride `ldc`, `n ≤
 /// ldc`), and no other thread touches those blocks during the call.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn blocks_of(
-    pa: &[u32],
+    (pa, stride, offset): (&[u32], usize, usize),
     pb: &[u32],
     (m, k, n): (usize, usize, usize),
     rb: Range<usize>,
@@ -68,13 +70,14 @@ pub(super) unsafe fn blocks_of(
 ) {
     let p = k.div_ceil(2);
     assert!(rb.end <= m.div_ceil(MR) && pn.end <= n.div_ceil(NR), "bf16 blocks outside the product");
-    assert!(pa.len() >= rb.end * p * MR && pb.len() >= pn.end * p * NR, "bf16 blocks: packed operands");
+    let fits = rb.is_empty() || (rb.end - 1) * stride + offset + p * MR <= pa.len();
+    assert!(fits && pb.len() >= pn.end * p * NR, "bf16 blocks: packed operands");
     let hw = hardware();
     for block in rb {
         let mr = MR.min(m - block * MR);
         for panel in pn.clone() {
             let nc = NR.min(n - panel * NR);
-            let a = &pa[block * p * MR..(block + 1) * p * MR];
+            let a = &pa[block * stride + offset..][..p * MR];
             let b = &pb[panel * p * NR..(panel + 1) * p * NR];
             let c = c.wrapping_add(block * MR * ldc + panel * NR);
             #[cfg(target_arch = "x86_64")]

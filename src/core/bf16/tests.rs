@@ -120,3 +120,29 @@ fn a_prepacked_operand_gives_identical_products() {
         assert_eq!(once, each);
     }
 }
+
+/// A column range of a left operand packed whole gives what packing that range alone gives,
+/// and the serial products match the pooled one.
+#[test]
+fn a_column_range_of_a_whole_packing_multiplies_as_the_range_alone() {
+    let pool = Pool::new(2);
+    let (m, depth, n) = (13, 75, 70);
+    let a = random(m * depth, 8);
+    let whole = PackedA::new(&pool, Mat::new(&a, m, depth));
+    for cols in [0..75, 0..16, 16..48, 64..75] {
+        let k = cols.len();
+        let b = random(k * n, 9);
+        let range = Mat::new(&a, m, depth).cols_range(cols.clone());
+        let mut want = vec![0.0; m * n];
+        matmul_bf16(&pool, &mut want, range, Mat::new(&b, k, n), false);
+        let (mut got, mut alone) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+        let single = PackedA::serial(range);
+        // SAFETY: both destinations hold m rows of n.
+        unsafe {
+            matmul_packed_cols_serial(got.as_mut_ptr(), n, &whole, cols.clone(), Mat::new(&b, k, n), false);
+            matmul_packed_serial(alone.as_mut_ptr(), n, &single, Mat::new(&b, k, n), false);
+        }
+        assert_eq!(got, want, "columns {cols:?}");
+        assert_eq!(alone, want, "columns {cols:?} packed alone");
+    }
+}
