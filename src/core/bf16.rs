@@ -267,8 +267,8 @@ pub unsafe fn matmul_packed_serial(dst: *mut f32, ldc: usize, a: &PackedA, b: Ma
     }
     let mut pb = pack::take(pack::b_len(&b));
     pack::pack_b_serial(b, &mut pb);
-    // SAFETY: per the contract.
     let a = (&a.pairs[..], k.div_ceil(2) * MR, 0);
+    // SAFETY: per the contract.
     unsafe { kernel::blocks_of(a, &pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
     pack::give_back(pb);
 }
@@ -287,8 +287,8 @@ pub unsafe fn matmul_panels_serial(dst: *mut f32, ldc: usize, a: &PackedA, pb: &
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: per the contract.
     let a = (&a.pairs[..], k.div_ceil(2) * MR, 0);
+    // SAFETY: per the contract.
     unsafe { kernel::blocks_of(a, pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
 }
 
