@@ -229,6 +229,38 @@ pub fn matmul_bf16(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: boo
     if m == 0 || n == 0 {
         return;
     }
+    if block_use(n, m) > 1.25 * block_use(m, n) {
+        // A narrow product (a small batch: 20 columns fill a third of a 64-wide panel) runs
+        // transposed, dstᵀ = bᵀ·aᵀ, into scratch that is then transposed into dst: the same
+        // pair products summed in the same order, so the same bits.
+        let mut t = vec![0.0f32; n * m];
+        product(pool, &mut t, b.t(), a.t(), false);
+        for (i, row) in dst[..m * n].chunks_exact_mut(n).enumerate() {
+            for (j, d) in row.iter_mut().enumerate() {
+                *d = if accumulate { *d + t[j * m + i] } else { t[j * m + i] };
+            }
+        }
+        return;
+    }
+    product(pool, dst, a, b, accumulate);
+}
+
+/// The share of the kernel's [`MR`] × [`NR`] blocks that an `[m, n]` product fills.
+fn block_use(m: usize, n: usize) -> f64 {
+    (m * n) as f64 / (m.div_ceil(MR) * MR * n.div_ceil(NR) * NR) as f64
+}
+
+/// Products with fewer multiply-adds than this pack and multiply in one hand-off, each
+/// thread packing what it needs ([`kernel::product_fused`]); larger ones pack both operands
+/// on the pool first.
+const FUSED_MAX_MACS: usize = 16 << 20;
+
+/// [`matmul_bf16`] in the given orientation.
+fn product(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if m.saturating_mul(n).saturating_mul(k) < FUSED_MAX_MACS {
+        return kernel::product_fused(pool, dst, a, b, accumulate);
+    }
     let (mut pa, mut pb) = (pack::take(pack::a_len(&a)), pack::take(pack::b_len(&b)));
     pack::pack(pool, Some((a, &mut pa)), Some((b, &mut pb)));
     kernel::product(pool, dst, &pa, (m, k), &pb, n, accumulate);

@@ -2,6 +2,7 @@
 //! the driver that splits a product's blocks across the pool.
 
 use super::{MR, NR, from_bf16, hardware};
+use crate::core::matmul::Mat;
 use crate::core::pool::{Pool, SyncMut, split_range};
 use std::ops::Range;
 
@@ -35,6 +36,54 @@ pub(super) fn product(
         };
         // SAFETY: the part's blocks and panels are its own block of `dst`.
         unsafe { blocks_of((pa, p * MR, 0), pb, (m, k, n), rb, pn, out.ptr(), n, accumulate) };
+    };
+    if parts == 1 {
+        // As on the pool's threads: subnormals flushed.
+        let _flush = crate::core::fpmode::FlushDenormals::new();
+        job(0);
+    } else {
+        pool.run(&|part| {
+            if part < parts {
+                job(part)
+            }
+        });
+    }
+}
+
+/// `dst [m, n] (+)= a·b` with each part of the pool packing what it multiplies, in one
+/// hand-off: split by row blocks, a part packs its own blocks of `a` and all of `b`; split
+/// by panels, its own panels of `b` and all of `a` (whichever operand is smaller is the one
+/// packed twice). For products small enough that a second hand-off would cost more than
+/// that repeated packing.
+pub(super) fn product_fused(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let p = k.div_ceil(2);
+    let (blocks, panels) = (m.div_ceil(MR), n.div_ceil(NR));
+    let out = SyncMut::new(&mut dst[..m * n]);
+    let parts = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { 1 } else { pool.threads() };
+    // Split where each part repeats the smaller packing (b's when n ≤ m), if both splits
+    // give every part work.
+    let by_rows = if blocks >= parts && panels >= parts { n <= m } else { blocks >= panels };
+    let job = |part: usize| {
+        let (rb, pn) = if by_rows {
+            (split_range(blocks, parts, part, 1), 0..panels)
+        } else {
+            (0..blocks, split_range(panels, parts, part, 1))
+        };
+        if rb.is_empty() || pn.is_empty() {
+            return;
+        }
+        let (mut pa, mut pb) = (super::pack::take(rb.len() * p * MR), super::pack::take(pn.len() * p * NR));
+        super::pack::pack_a_blocks(a, rb.clone(), &mut pa);
+        super::pack::pack_b_panels(b, pn.clone(), &mut pb);
+        // The part's corner of dst, its blocks and panels counted from 0.
+        let (m0, n0) = (rb.start * MR, pn.start * NR);
+        let c = out.ptr().wrapping_add(m0 * n + n0);
+        let shape = (m - m0, k, n - n0);
+        // SAFETY: the part's blocks and panels are its own block of `dst`.
+        unsafe { blocks_of((&pa, p * MR, 0), &pb, shape, 0..rb.len(), 0..pn.len(), c, n, accumulate) };
+        super::pack::give_back(pa);
+        super::pack::give_back(pb);
     };
     if parts == 1 {
         // As on the pool's threads: subnormals flushed.

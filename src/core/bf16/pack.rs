@@ -289,7 +289,19 @@ pub(super) fn pack(pool: &Pool, a: Option<(Mat, &mut [u32])>, b: Option<(Mat, &m
 
 /// Packs `a` [M, K] in row blocks of [`MR`] into `dst` on the calling thread.
 pub(super) fn pack_a_serial(a: Mat, dst: &mut [u32]) {
-    TMP.with_borrow_mut(|tmp| pack_lines::<MR>(&a, 0, a.rows().div_ceil(MR), dst, tmp));
+    pack_a_blocks(a, 0..a.rows().div_ceil(MR), dst);
+}
+
+/// Packs row blocks `blocks` of `a` [M, K] into `dst` (block `blocks.start` first) on the
+/// calling thread.
+pub(super) fn pack_a_blocks(a: Mat, blocks: std::ops::Range<usize>, dst: &mut [u32]) {
+    TMP.with_borrow_mut(|tmp| pack_lines::<MR>(&a, blocks.start * MR, blocks.len(), dst, tmp));
+}
+
+/// Packs column panels `panels` of `b` [K, N] into `dst` (panel `panels.start` first) on
+/// the calling thread.
+pub(super) fn pack_b_panels(b: Mat, panels: std::ops::Range<usize>, dst: &mut [u32]) {
+    TMP.with_borrow_mut(|tmp| pack_lines::<NR>(&b.t(), panels.start * NR, panels.len(), dst, tmp));
 }
 
 /// Packs `b` [K, N] in column panels of [`NR`] into `dst` on the calling thread.

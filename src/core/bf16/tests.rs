@@ -30,7 +30,8 @@ fn rounding_is_to_nearest_even() {
 #[test]
 fn products_match_f64_sums_of_the_rounded_operands() {
     let pool = Pool::new(2);
-    for (m, k, n) in [(1, 1, 1), (7, 13, 37), (6, 64, 64), (13, 200, 130), (400, 33, 9)] {
+    // The last is above the fused products' size: packed on the pool first.
+    for (m, k, n) in [(1, 1, 1), (7, 13, 37), (6, 64, 64), (13, 200, 130), (400, 33, 9), (260, 301, 230)] {
         let (a, b) = (random(m * k, m as u64), random(k * n, n as u64 + 100));
         for transposed in [false, true] {
             // The same matrices, stored transposed and viewed back.
@@ -144,5 +145,20 @@ fn a_column_range_of_a_whole_packing_multiplies_as_the_range_alone() {
         }
         assert_eq!(got, want, "columns {cols:?}");
         assert_eq!(alone, want, "columns {cols:?} packed alone");
+    }
+}
+
+/// A narrow product runs transposed ([`matmul_bf16`]'s choice by block use) and gives the
+/// bits of the direct orientation, accumulating too.
+#[test]
+fn narrow_products_run_transposed_with_the_same_bits() {
+    let pool = Pool::new(2);
+    for (m, k, n) in [(200, 784, 20), (784, 200, 20), (50, 33, 7)] {
+        let (a, b) = (random(m * k, 10), random(k * n, 11));
+        assert!(block_use(n, m) > 1.25 * block_use(m, n), "[{m}, {n}] should run transposed");
+        let (mut got, mut direct) = (random(m * n, 12), random(m * n, 12));
+        matmul_bf16(&pool, &mut got, Mat::new(&a, m, k), Mat::new(&b, k, n), true);
+        product(&pool, &mut direct, Mat::new(&a, m, k), Mat::new(&b, k, n), true);
+        assert_eq!(got, direct, "[{m}, {k}] x [{k}, {n}]");
     }
 }
