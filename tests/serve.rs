@@ -282,3 +282,51 @@ fn a_burst_of_uploads_waits_its_turn() {
         latencies.len()
     );
 }
+
+/// `vae serve --precision bf16` as a user starts it: every request's products run in bf16
+/// (the codes differ from an f32 server's by bf16's rounding, no more), and without the
+/// instruction (`VAE_SIMD=fp32`) it says so once and serves exactly the f32 figures.
+#[test]
+fn serve_in_bf16_runs_the_requests_in_bf16() {
+    use std::io::BufRead;
+    let (_, _, tmp) = shared();
+    let run = tmp.path().join("vae");
+    let start = |precision: &str, simd: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vae"));
+        cmd.args(["serve"]).arg(&run).args(["--port", "0", "--precision", precision]);
+        if let Some(s) = simd {
+            cmd.env("VAE_SIMD", s);
+        }
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.split("http://").nth(1).and_then(|r| r.trim().split('/').next()).expect(&line).to_string();
+        (child, addr.parse::<SocketAddr>().unwrap())
+    };
+    let digit: Vec<f32> = (0..784).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
+    let mut codes = Vec::new();
+    let mut children = Vec::new();
+    for (precision, simd) in [("f32", None), ("bf16", None), ("bf16", Some("fp32"))] {
+        let (child, addr) = start(precision, simd);
+        let e = post_json(addr, "/api/encode", &json!({ "pixels": digit })).json();
+        let mu: Vec<f64> = e["mu"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        codes.push(mu);
+        children.push(child);
+    }
+    for mut c in children.drain(..2) {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let mut fallback = children.pop().unwrap();
+    fallback.kill().unwrap();
+    let out = fallback.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("bf16 needs AVX512_BF16") && stderr.contains("serving in f32"), "{stderr}");
+    assert_eq!(codes[2], codes[0], "the fallback serves the f32 figures");
+    let scale = codes[0].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let diff = codes[0].iter().zip(&codes[1]).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff < 0.05 * scale, "bf16 codes differ by {diff} (scale {scale})");
+    if vae::core::bf16::hardware() {
+        assert!(diff > 0.0, "the bf16 server computed in f32");
+    }
+}
