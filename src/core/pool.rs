@@ -244,6 +244,22 @@ impl Pool {
         }
     }
 
+    /// Runs `f(part)` for `part in 0..parts` (at most [`Pool::threads`]): on the calling
+    /// thread alone, with subnormals flushed as in a job, when `parts` is 1; else on the
+    /// pool, whose threads past `parts` idle. For work too small to be worth a hand-off.
+    pub fn run_parts(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
+        if parts <= 1 {
+            let _flush = super::fpmode::FlushDenormals::new();
+            f(0);
+            return;
+        }
+        self.run(&|part| {
+            if part < parts {
+                f(part)
+            }
+        });
+    }
+
     /// Splits `0..len` into `self.threads()` contiguous ranges, each a multiple of `align`
     /// (except the last), and runs `f(part, range)` on each in parallel. Lengths below
     /// `min_parallel` run as one range on the calling thread (a hand-off costs ~1 µs).

@@ -37,17 +37,7 @@ pub(super) fn product(
         // SAFETY: the part's blocks and panels are its own block of `dst`.
         unsafe { blocks_of((pa, p * MR, 0), pb, (m, k, n), rb, pn, out.ptr(), n, accumulate) };
     };
-    if parts == 1 {
-        // As on the pool's threads: subnormals flushed.
-        let _flush = crate::core::fpmode::FlushDenormals::new();
-        job(0);
-    } else {
-        pool.run(&|part| {
-            if part < parts {
-                job(part)
-            }
-        });
-    }
+    pool.run_parts(parts, &job);
 }
 
 /// `dst [m, n] (+)= a·b` with each part of the pool packing what it multiplies, in one
@@ -85,17 +75,7 @@ pub(super) fn product_fused(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumu
         super::pack::give_back(pa);
         super::pack::give_back(pb);
     };
-    if parts == 1 {
-        // As on the pool's threads: subnormals flushed.
-        let _flush = crate::core::fpmode::FlushDenormals::new();
-        job(0);
-    } else {
-        pool.run(&|part| {
-            if part < parts {
-                job(part)
-            }
-        });
-    }
+    pool.run_parts(parts, &job);
 }
 
 /// Row blocks `rb` × column panels `pn` of `c [m, n] (+)= a·b` (packed operands, K = k), on

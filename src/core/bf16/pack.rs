@@ -274,17 +274,7 @@ pub(super) fn pack(pool: &Pool, a: Option<(Mat, &mut [u32])>, b: Option<(Mat, &m
             }
         })
     };
-    if parts == 1 {
-        // As on the pool's threads: subnormals flushed.
-        let _flush = crate::core::fpmode::FlushDenormals::new();
-        job(0);
-    } else {
-        pool.run(&|part| {
-            if part < parts {
-                job(part)
-            }
-        });
-    }
+    pool.run_parts(parts, &job);
 }
 
 /// Packs `a` [M, K] in row blocks of [`MR`] into `dst` on the calling thread.
