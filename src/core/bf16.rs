@@ -284,7 +284,7 @@ pub fn matmul_packed(pool: &Pool, dst: &mut [f32], a: &PackedA, b: Mat, accumula
 
 /// `dst = a·b` (or `+=`) on the calling thread, `a` already packed, into the row-major
 /// block at `dst` whose rows are `ldc` apart: the bf16 counterpart of
-/// [`crate::core::matmul_serial`], for kernels that split a product across the pool
+/// [`crate::core::matmul::matmul_serial`], for kernels that split a product across the pool
 /// themselves. `b` is packed into this thread's scratch.
 ///
 /// # Safety
