@@ -339,6 +339,14 @@ fn a_bf16_run_records_its_precision_and_resumes_exactly() {
         .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains("bf16 needs AVX512_BF16") && stderr.contains("training in f32"), "{stderr}");
+    assert_eq!(stderr.matches("training in f32").count(), 1, "{stderr}");
+    // It records what it trained in, and `vae runs` shows only the bf16 runs as such.
+    assert!(!std::fs::read_to_string(fallback.join("config.json")).unwrap().contains("precision"));
+    let out = vae().arg("runs").arg(tmp.path()).assert().success();
+    let listing = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let line = |name: &str| listing.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+    assert!(line("whole").contains(", bf16") && !line("fallback").contains("bf16"), "{listing}");
+    assert!(!line("f32 ").contains("bf16"), "{listing}");
     let f32_v3 = tmp.path().join("f32-v3");
     vae()
         .args(["train", "--out"])

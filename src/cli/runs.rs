@@ -65,7 +65,8 @@ fn row(path: &Path) -> Row {
                     let t = &config.train;
                     let beta = if t.beta == 1.0 { String::new() } else { format!(", β {}", t.beta) };
                     let warmup = if t.kl_warmup == 0 { String::new() } else { format!(", warm-up {}", t.kl_warmup) };
-                    format!("{} {layers}, z{}{trained}{prior}{beta}{warmup}", m.kind, m.latent_dim)
+                    let bf16 = if t.precision.is_f32() { "" } else { ", bf16" };
+                    format!("{} {layers}, z{}{trained}{prior}{beta}{warmup}{bf16}", m.kind, m.latent_dim)
                 },
                 match config.train.binarize.to_possible_value().filter(|_| !config.train.binarize.is_none()) {
                     // The flag's own value name (`--binarize dynamic`).

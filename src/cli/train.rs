@@ -430,7 +430,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             output_bias: a.output_bias.unwrap_or_default(),
             kl_warmup: a.kl_warmup.unwrap_or(0),
             augment: a.augment.unwrap_or_default().resolve(data.train.shape).map_err(anyhow::Error::msg)?,
-            precision: a.precision.unwrap_or_default(),
+            precision: recorded_precision(a.precision.unwrap_or_default()),
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {
@@ -586,6 +586,18 @@ fn check_early(a: &TrainArgs) -> Result<()> {
     };
     a.augment.unwrap_or_default().resolve(shape).map_err(anyhow::Error::msg)?;
     model_config(a, shape, 10)?.validate().map_err(anyhow::Error::msg)
+}
+
+/// The precision a new run records: the one asked for, or f32 where bf16 cannot run here
+/// (said once, so that `config.json` and `vae runs` tell what the run trained in).
+fn recorded_precision(asked: crate::core::bf16::Precision) -> crate::core::bf16::Precision {
+    match asked.path() {
+        Ok(_) => asked,
+        Err(why) => {
+            eprintln!("note: --precision {}: {why}; training in f32 (and config.json says so)", asked.name());
+            crate::core::bf16::Precision::F32
+        }
+    }
 }
 
 /// `--threads`: 0 means all cores.
