@@ -323,7 +323,9 @@ fn a_bf16_run_records_its_precision_and_resumes_exactly() {
     fails(&["train", "--resume", split.to_str().unwrap(), "--precision", "f32"], &["--precision cannot be changed"]);
     // Evaluated in bf16, the report says so.
     let args = ["--k", "2", "--limit", "20", "--generated", "0", "--precision", "bf16"];
-    vae().arg("eval").arg(&whole).args(args).assert().success();
+    let out = vae().arg("eval").arg(&whole).args(args).assert().success();
+    let table = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(table.contains("products in bf16"), vae::core::bf16::hardware(), "{table}");
     let evals = std::fs::read_to_string(whole.join("evals.jsonl")).unwrap();
     let want = if vae::core::bf16::hardware() { "\"precision\":\"bf16\"" } else { "\"threads\"" };
     assert!(evals.contains(want), "{evals}");

@@ -351,7 +351,7 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
         t.push_str(&format!("{name:<34} {value:>22}   {note}\n"));
     };
     t.push_str(&format!(
-        "{}{} after epoch {} on the {} set ({} images{}{}); nats per example\n",
+        "{}{} after epoch {} on the {} set ({} images{}{}); nats per example{}\n",
         r.model,
         if r.objective == "elbo" { String::new() } else { format!(" (trained on the {} bound)", r.objective) },
         r.epoch,
@@ -362,7 +362,8 @@ pub fn table(r: &EvalReport, model: &Model) -> String {
             String::new()
         } else {
             format!(", {}, {} likelihood", r.shape, r.likelihood)
-        }
+        },
+        if r.settings.as_ref().is_some_and(|s| !s.precision.is_f32()) { "; products in bf16" } else { "" }
     ));
     let e = &r.elbo;
     let cond = if model.config().kind.conditional() { "log p(x|y)" } else { "log p(x)" };
