@@ -1,6 +1,6 @@
-//! Matrix products in bf16 with f32 accumulation, the first kernel of issue 25's
-//! `--precision bf16`: `vdpbf16ps` (AVX512_BF16: AMD Zen 4/5, Intel Cooper Lake and later)
-//! where the CPU has it, a portable loop with the same rounding elsewhere.
+//! Matrix products in bf16 with f32 accumulation, for `--precision bf16` ([`Precision`]):
+//! `vdpbf16ps` (AVX512_BF16: AMD Zen 4/5, Intel Cooper Lake and later) where the CPU has it,
+//! a portable loop with the same rounding elsewhere (tests, and `VAE_SIMD=fp32`).
 //!
 //! bf16 keeps f32's exponent and 8 of its 24 significand bits, so a product of two bf16
 //! values is exact in f32; `vdpbf16ps` adds two such products per 32-bit lane into an f32
@@ -10,12 +10,15 @@
 //! c[i, j] (+)= Σ_p  bf16(a[i, 2p])·bf16(b[2p, j]) + bf16(a[i, 2p+1])·bf16(b[2p+1, j])
 //! ```
 //!
-//! Layouts (packed once per call here; a weight's packing is what a training step would
-//! keep between products): `a` [M, K] as pairs along K in blocks of [`MR`] rows,
+//! Layouts (operands are rounded as they are packed, per product; [`PackedA`] keeps a left
+//! operand's packing for many): `a` [M, K] as pairs along K in blocks of [`MR`] rows,
 //! `pa[(block·P + p)·MR + i] = (a[block·MR + i, 2p], a[…, 2p + 1])`; `b` [K, N] as pairs
 //! along K in panels of [`NR`] columns, `pb[(panel·P + p)·NR + j] = (b[2p, panel·NR + j],
 //! b[2p + 1, …])`, each pair one u32 with the even-k value in its low half (the instruction's
-//! element order); P = ⌈K/2⌉, an odd K's last pair padded with 0.
+//! element order); P = ⌈K/2⌉, an odd K's last pair padded with 0. Packing is in `pack`, the
+//! 6 × 64 block and the drivers that split a product across the pool in `kernel`; a
+//! convolution gathers its column matrix straight into the right operand's layout
+//! (`core::conv`).
 
 mod kernel;
 mod pack;
