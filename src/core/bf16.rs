@@ -23,7 +23,7 @@
 mod kernel;
 mod pack;
 
-pub(crate) use pack::{give_back, take, zip_hi, zip_one, zip_two};
+pub(crate) use pack::{give_back, run_pairs, take, transpose, zip_hi, zip_one, zip_two};
 
 use super::matmul::Mat;
 use super::pool::Pool;
@@ -308,31 +308,39 @@ pub unsafe fn matmul_packed_serial(dst: *mut f32, ldc: usize, a: &PackedA, b: Ma
     pack::give_back(pb);
 }
 
-/// `dst = a·b` (or `+=`) on the calling thread from a right operand `b` [k, n] that the
-/// caller packed itself into `pb` (column panels of [`NR`], pairs along K: the module's
-/// layout), e.g. straight from an image by a convolution's gather; `dst` as
-/// [`matmul_packed_serial`]'s.
+/// `dst = a[:, cols]·b` (or `+=`) on the calling thread from a right operand `b`
+/// [cols.len(), n] that the caller packed itself into `pb` (column panels of [`NR`], pairs
+/// along K: the module's layout), e.g. straight from an image by a convolution's gather.
+/// `cols` (starting at an even column: a pair boundary) picks the product's K range of `a`
+/// [m, K], packed whole: all of it (`0..K`), or a chunk of a product whose K is cut into
+/// chunks that several threads each multiply in full (a convolution's weight gradient, K =
+/// the output positions), so `a` is packed once instead of once per thread and chunk.
+/// `dst` as [`matmul_packed_serial`]'s.
 ///
 /// # Safety
 /// As [`matmul_packed_serial`].
-pub unsafe fn matmul_panels_serial(dst: *mut f32, ldc: usize, a: &PackedA, pb: &[u32], n: usize, accumulate: bool) {
-    let (m, k) = a.shape();
+pub unsafe fn matmul_panels_serial(
+    dst: *mut f32,
+    ldc: usize,
+    a: &PackedA,
+    cols: std::ops::Range<usize>,
+    pb: &[u32],
+    n: usize,
+    accumulate: bool,
+) {
+    let ((m, depth), k) = (a.shape(), cols.len());
+    assert!(cols.start.is_multiple_of(2) && cols.end <= depth, "columns {cols:?} of a [{m}, {depth}] operand");
     assert!(n <= ldc || m <= 1, "destination rows overlap");
     assert!(pb.len() >= n.div_ceil(NR) * k.div_ceil(2) * NR, "panels of [{k}, {n}] too short");
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || k == 0 {
         return;
     }
-    let a = (&a.pairs[..], k.div_ceil(2) * MR, 0);
+    let a = (&a.pairs[..], depth.div_ceil(2) * MR, cols.start / 2 * MR);
     // SAFETY: per the contract.
     unsafe { kernel::blocks_of(a, pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
 }
 
-/// `dst = a[:, cols]·b` (or `+=`) on the calling thread, where `a` [m, K] was packed whole
-/// and `cols` (starting at an even column: a pair boundary) picks the product's K range;
-/// `b` [cols.len(), n] is packed into this thread's scratch. For a product whose K is cut
-/// into chunks that several threads each multiply in full (a convolution's weight gradient,
-/// K = the output positions), so the left operand is packed once instead of once per
-/// thread and chunk.
+/// [`matmul_panels_serial`] with `b` [cols.len(), n] packed into this thread's scratch.
 ///
 /// # Safety
 /// As [`matmul_packed_serial`].
@@ -344,18 +352,11 @@ pub unsafe fn matmul_packed_cols_serial(
     b: Mat,
     accumulate: bool,
 ) {
-    let ((m, depth), (k, n)) = (a.shape(), (cols.len(), b.cols()));
-    assert!(cols.start.is_multiple_of(2) && cols.end <= depth, "columns {cols:?} of a [{m}, {depth}] operand");
-    assert_eq!(b.rows(), k, "inner dimensions differ: [{m}, {k}] x [{}, {n}]", b.rows());
-    assert!(n <= ldc || m <= 1, "destination rows overlap");
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
+    assert_eq!(b.rows(), cols.len(), "inner dimensions differ: {cols:?} x [{}, {}]", b.rows(), b.cols());
     let mut pb = pack::take(pack::b_len(&b));
     pack::pack_b_serial(b, &mut pb);
-    let a = (&a.pairs[..], depth.div_ceil(2) * MR, cols.start / 2 * MR);
     // SAFETY: per the contract.
-    unsafe { kernel::blocks_of(a, &pb, (m, k, n), 0..m.div_ceil(MR), 0..n.div_ceil(NR), dst, ldc, accumulate) };
+    unsafe { matmul_panels_serial(dst, ldc, a, cols, &pb, b.cols(), accumulate) };
     pack::give_back(pb);
 }
 

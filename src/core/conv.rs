@@ -281,7 +281,7 @@ fn blocked_columns_product(
                 let mut pb = bf16::take(cols.len().div_ceil(bf16::NR) * k.div_ceil(2) * bf16::NR);
                 pairs::im2col_pairs(g, x, batch, cols.clone(), &mut pb);
                 // SAFETY: parts write disjoint column ranges of y.
-                unsafe { matmul_panels_serial(dst, n, pa, &pb, cols.len(), false) };
+                unsafe { matmul_panels_serial(dst, n, pa, 0..k, &pb, cols.len(), false) };
                 bf16::give_back(pb);
             } else {
                 let c = &mut col[..k * cols.len()];
@@ -332,15 +332,26 @@ pub fn columns_product_t(
         let mut j = 0;
         while j < n {
             let cols = j..(j + nb).min(n);
+            let dst = dp.ptr().wrapping_add(rows.start);
+            if let Some(pa) = packed.as_ref().filter(|_| batch.is_multiple_of(2)) {
+                // colᵀ's block gathered straight into bf16 pairs (an even batch: a pair of
+                // columns is two images at one position).
+                let mut pb = bf16::take(rows.len().div_ceil(bf16::NR) * cols.len().div_ceil(2) * bf16::NR);
+                pairs::im2col_pairs_t(g, x, batch, rows.clone(), cols.clone(), &mut pb);
+                // SAFETY: parts write disjoint column ranges (their rows of col) of d.
+                unsafe { matmul_panels_serial(dst, k, pa, cols.clone(), &pb, rows.len(), j > 0) };
+                bf16::give_back(pb);
+                j = cols.end;
+                continue;
+            }
             let c = &mut col[..rows.len() * cols.len()];
             im2col_block(g, x, batch, rows.clone(), cols.clone(), c);
             let colt = Mat::new(c, rows.len(), cols.len()).t();
-            let (dst, ecols) = (dp.ptr().wrapping_add(rows.start), e.cols_range(cols.clone()));
             // SAFETY: parts write disjoint column ranges (their rows of col) of d.
             unsafe {
                 match &packed {
                     Some(pa) => matmul_packed_cols_serial(dst, k, pa, cols.clone(), colt, j > 0),
-                    None => matmul_serial(dst, k, ecols, colt, j > 0),
+                    None => matmul_serial(dst, k, e.cols_range(cols.clone()), colt, j > 0),
                 }
             }
             j = cols.end;

@@ -51,7 +51,7 @@ simd_fn! {
 
 /// `out[q] = (src[2q], src[2q + 1])` as a bf16 pair (the high half 0 past `src`'s end), for
 /// `q < ⌈len/2⌉`: the pairs of a run of K values contiguous in memory.
-fn run_pairs(src: &[f32], out: &mut [u32]) {
+pub(crate) fn run_pairs(src: &[f32], out: &mut [u32]) {
     let p = src.len().div_ceil(2);
     let out = &mut out[..p];
     let whole = src.len() / 2;
@@ -162,7 +162,7 @@ fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u3
 /// out to their lanes. In 16 × 16 tiles transposed in registers where the CPU has AVX-512
 /// (a run per lane is the layout's slow direction), element by element elsewhere and for the
 /// edges.
-fn transpose(src: &[u32], n: usize, p: usize, dst: &mut [u32], ld: usize) {
+pub(crate) fn transpose(src: &[u32], n: usize, p: usize, dst: &mut [u32], ld: usize) {
     assert!(src.len() >= n * p && (p == 0 || dst.len() >= (p - 1) * ld + n), "transpose: buffers");
     let (mut tn, mut tp) = (0, 0);
     #[cfg(target_arch = "x86_64")]

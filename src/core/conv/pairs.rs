@@ -3,7 +3,7 @@
 //! (`core::bf16`: pairs along K, [`NR`] columns per panel), without writing the f32 column
 //! block first.
 
-use crate::core::bf16::{NR, zip_hi, zip_one, zip_two};
+use crate::core::bf16::{NR, give_back, run_pairs, take, transpose, zip_hi, zip_one, zip_two};
 use crate::core::im2col::ConvGeometry;
 
 /// Packs columns `cols` of `col = im2col_g(x)` ([K, N], K = C·k·k, N = Ho·Wo·B; `x` is
@@ -52,4 +52,54 @@ pub(super) fn im2col_pairs(g: &ConvGeometry, x: &[f32], batch: usize, cols: std:
             j += run;
         }
     }
+}
+
+/// Packs the block `[cols, rows]` of `colᵀ` (`col = im2col_g(x)` as above) as the right
+/// operand of the weight gradient `d[:, rows] (+)= e[:, cols] · colᵀ[cols, rows]`: panels
+/// of [`NR`] K rows (the lanes), pairs along the columns, `out[(panel·P + q)·NR + lane] =
+/// (col[r, j], col[r, j + 1])` with `r = rows.start + panel·NR + lane`, `j = cols.start +
+/// 2q`, P = `cols.len()/2`, 0 past the last row. Each lane's pairs are runs of images at one
+/// position (an even batch and an even `cols.start` keep a pair inside a position): rounded
+/// a run at a time, then dealt to the lanes in register transposes.
+pub(super) fn im2col_pairs_t(
+    g: &ConvGeometry,
+    x: &[f32],
+    batch: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    out: &mut [u32],
+) {
+    assert!(batch.is_multiple_of(2) && cols.start.is_multiple_of(2), "im2col_pairs_t: pairs would straddle positions");
+    let (wo, kk) = (g.out_width(), g.kernel());
+    let p = cols.len().div_ceil(2);
+    let panels = rows.len().div_ceil(NR);
+    assert!(out.len() >= panels * p * NR, "im2col_pairs_t: output too short");
+    let plane = g.height() * g.width() * batch;
+    let mut lines = take(NR * p);
+    for panel in 0..panels {
+        let first = rows.start + panel * NR;
+        let count = NR.min(rows.end - first);
+        for l in 0..count {
+            let r = first + l;
+            let (c, ky, kx) = (r / (kk * kk), r / kk % kk, r % kk);
+            let line = &mut lines[l * p..(l + 1) * p];
+            let mut j = cols.start;
+            while j < cols.end {
+                let (pos, b) = (j / batch, j % batch);
+                let run = (batch - b).min(cols.end - j);
+                let dst = &mut line[(j - cols.start) / 2..][..run.div_ceil(2)];
+                match (g.source(pos / wo, ky, g.height()), g.source(pos % wo, kx, g.width())) {
+                    (Some(iy), Some(ix)) => run_pairs(&x[c * plane + (iy * g.width() + ix) * batch + b..][..run], dst),
+                    _ => dst.fill(0),
+                }
+                j += run;
+            }
+        }
+        let dst = &mut out[panel * p * NR..(panel + 1) * p * NR];
+        if count < NR {
+            dst.fill(0);
+        }
+        transpose(&lines[..count * p], count, p, dst, NR);
+    }
+    give_back(lines);
 }

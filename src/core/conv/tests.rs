@@ -303,3 +303,29 @@ fn close_f64(got: &[f32], want: &[f64], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     close(got, &want, what);
 }
+
+/// The weight gradient's gather straight into pairs (`pairs::im2col_pairs_t`) on blocks that
+/// start and end inside an output position and inside a panel of K rows: the product it
+/// feeds equals the one from the f32 column block packed the ordinary way, bit for bit.
+#[test]
+fn the_gathered_weight_gradient_block_equals_the_packed_column_block() {
+    let pool = Pool::new(1);
+    let g = ConvGeometry::new(9, 7, 5, 3, 1, 1).unwrap();
+    let (batch, m) = (6, 7);
+    let (k, n) = (g.col_rows(), g.out_plane() * batch);
+    let (x, e) = (random(g.in_size() * batch, 31), random(m * n, 32));
+    let packed = PackedA::new(&pool, Mat::new(&e, m, n));
+    for (rows, cols) in [(0..k, 0..n), (3..k - 1, 4..n - 6), (70..75, 10..44)] {
+        let mut col = vec![0.0f32; rows.len() * cols.len()];
+        im2col_block(&g, &x, batch, rows.clone(), cols.clone(), &mut col);
+        let colt = Mat::new(&col, rows.len(), cols.len()).t();
+        let mut want = vec![0.0f32; m * rows.len()];
+        crate::core::bf16::matmul_bf16(&pool, &mut want, Mat::new(&e, m, n).cols_range(cols.clone()), colt, false);
+        let mut pb = vec![u32::MAX; rows.len().div_ceil(bf16::NR) * cols.len().div_ceil(2) * bf16::NR];
+        pairs::im2col_pairs_t(&g, &x, batch, rows.clone(), cols.clone(), &mut pb);
+        let mut got = vec![f32::NAN; m * rows.len()];
+        // SAFETY: `got` holds m rows of rows.len().
+        unsafe { matmul_panels_serial(got.as_mut_ptr(), rows.len(), &packed, cols.clone(), &pb, rows.len(), false) };
+        assert_eq!(got, want, "rows {rows:?} cols {cols:?}");
+    }
+}
