@@ -1,6 +1,7 @@
 //! Each product against the full column matrix's, every path against naive f64 loops.
 
 use super::*;
+use crate::core::bf16::{PackedA, matmul_panels_serial};
 use crate::core::im2col::{col2im, im2col};
 use crate::core::matmul;
 
