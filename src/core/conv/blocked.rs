@@ -14,6 +14,39 @@ pub(super) fn block_cols(rows: usize) -> usize {
     (block_floats() / rows.max(1)) / 16 * 16
 }
 
+/// The runs of columns `cols` of a column matrix ([K, N], N = positions × batch, column j
+/// image `j mod B` at position `j div B`): `(offset from cols.start, position, first image,
+/// images)`, one per position, also cut every `width` columns from `cols.start` (a panel's
+/// lanes; `usize::MAX` for no cut).
+pub(super) fn column_runs(
+    batch: usize,
+    cols: std::ops::Range<usize>,
+    width: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut j = cols.start;
+    std::iter::from_fn(move || {
+        (j < cols.end).then(|| {
+            let (pos, b, offset) = (j / batch, j % batch, j - cols.start);
+            let run = (batch - b).min(cols.end - j).min(width - offset % width);
+            j += run;
+            (offset, pos, b, run)
+        })
+    })
+}
+
+/// Where row `r` of the column matrix (`(c, ky, kx)`) reads at output position `pos`: the
+/// offset in `x` (`[C, H, W, B]`) of image 0 of its tap, or `None` where the tap falls in the
+/// padding (or past the last row).
+pub(super) fn tap(g: &ConvGeometry, batch: usize, r: usize, pos: usize) -> Option<usize> {
+    let (kk, wo) = (g.kernel(), g.out_width());
+    if r >= g.col_rows() {
+        return None;
+    }
+    let (c, ky, kx) = (r / (kk * kk), r / kk % kk, r % kk);
+    let (iy, ix) = (g.source(pos / wo, ky, g.height())?, g.source(pos % wo, kx, g.width())?);
+    Some(((c * g.height() + iy) * g.width() + ix) * batch)
+}
+
 /// Rows `rows` × columns `cols` of `im2col_g(x)` into `col` (`[rows.len(), cols.len()]`).
 pub(super) fn im2col_block(
     g: &ConvGeometry,
@@ -23,23 +56,13 @@ pub(super) fn im2col_block(
     cols: std::ops::Range<usize>,
     col: &mut [f32],
 ) {
-    let (wo, k) = (g.out_width(), g.kernel());
-    let plane = g.height() * g.width() * batch;
-    let n = cols.len();
-    for (r, out) in rows.zip(col.chunks_exact_mut(n)) {
-        let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
-        let src = &x[c * plane..(c + 1) * plane];
-        let mut j = cols.start;
-        while j < cols.end {
-            let (pos, b) = (j / batch, j % batch);
-            let run = (batch - b).min(cols.end - j);
-            let dst = &mut out[j - cols.start..j - cols.start + run];
-            let (oy, ox) = (pos / wo, pos % wo);
-            match (g.source(oy, ky, g.height()), g.source(ox, kx, g.width())) {
-                (Some(iy), Some(ix)) => dst.copy_from_slice(&src[(iy * g.width() + ix) * batch + b..][..run]),
-                _ => dst.fill(0.0),
+    for (r, out) in rows.zip(col.chunks_exact_mut(cols.len())) {
+        for (offset, pos, b, run) in column_runs(batch, cols.clone(), usize::MAX) {
+            let dst = &mut out[offset..offset + run];
+            match tap(g, batch, r, pos) {
+                Some(at) => dst.copy_from_slice(&x[at + b..][..run]),
+                None => dst.fill(0.0),
             }
-            j += run;
         }
     }
 }
@@ -54,25 +77,13 @@ pub(super) fn col2im_block(
     cols: std::ops::Range<usize>,
     out: *mut f32,
 ) {
-    let (wo, k) = (g.out_width(), g.kernel());
-    let plane = g.height() * g.width() * batch;
-    let n = cols.len();
-    for (r, src) in rows.zip(col.chunks_exact(n)) {
-        let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
-        let mut j = cols.start;
-        while j < cols.end {
-            let (pos, b) = (j / batch, j % batch);
-            let run = (batch - b).min(cols.end - j);
-            let (oy, ox) = (pos / wo, pos % wo);
-            if let (Some(iy), Some(ix)) = (g.source(oy, ky, g.height()), g.source(ox, kx, g.width())) {
+    for (r, src) in rows.zip(col.chunks_exact(cols.len())) {
+        for (offset, pos, b, run) in column_runs(batch, cols.clone(), usize::MAX) {
+            if let Some(at) = tap(g, batch, r, pos) {
                 // SAFETY: the caller owns these pixels of `out` (see `col2im_product`).
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(out.add(c * plane + (iy * g.width() + ix) * batch + b), run)
-                };
-                let s = &src[j - cols.start..j - cols.start + run];
-                dst.iter_mut().zip(s).for_each(|(d, v)| *d += v);
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.add(at + b), run) };
+                dst.iter_mut().zip(&src[offset..offset + run]).for_each(|(d, v)| *d += v);
             }
-            j += run;
         }
     }
 }

@@ -3,6 +3,7 @@
 //! (`core::bf16`: pairs along K, [`NR`] columns per panel), without writing the f32 column
 //! block first.
 
+use super::blocked::{column_runs, tap};
 use crate::core::bf16::{NR, give_back, run_pairs, take, transpose, zip_hi, zip_one, zip_two};
 use crate::core::im2col::ConvGeometry;
 
@@ -13,12 +14,10 @@ use crate::core::im2col::ConvGeometry;
 /// position `j div B`, so each (pair, position) is a run of up to B contiguous images:
 /// zipped 16 lanes at a time.
 pub(super) fn im2col_pairs(g: &ConvGeometry, x: &[f32], batch: usize, cols: std::ops::Range<usize>, out: &mut [u32]) {
-    let (k, wo, kk) = (g.col_rows(), g.out_width(), g.kernel());
-    let p = k.div_ceil(2);
+    let p = g.col_rows().div_ceil(2);
     let n = cols.len();
     let panels = n.div_ceil(NR);
     assert!(out.len() >= panels * p * NR, "im2col_pairs: output too short");
-    let plane = g.height() * g.width() * batch;
     if !n.is_multiple_of(NR) {
         // The last panel's lanes past the last column.
         let (panel, from) = (panels - 1, n % NR);
@@ -26,30 +25,16 @@ pub(super) fn im2col_pairs(g: &ConvGeometry, x: &[f32], batch: usize, cols: std:
             out[(panel * p + q) * NR + from..(panel * p + q + 1) * NR].fill(0);
         }
     }
-    // The run of images at (row r of col, output position pos) starting at image b.
-    let source = |r: usize, pos: usize, b: usize, run: usize| -> Option<&[f32]> {
-        if r >= k {
-            return None;
-        }
-        let (c, ky, kx) = (r / (kk * kk), r / kk % kk, r % kk);
-        let (iy, ix) = (g.source(pos / wo, ky, g.height())?, g.source(pos % wo, kx, g.width())?);
-        Some(&x[c * plane + (iy * g.width() + ix) * batch + b..][..run])
-    };
     for q in 0..p {
-        let mut j = cols.start;
-        while j < cols.end {
-            let (pos, b) = (j / batch, j % batch);
-            let offset = j - cols.start;
-            let (panel, lane) = (offset / NR, offset % NR);
-            let run = (batch - b).min(cols.end - j).min(NR - lane);
-            let dst = &mut out[(panel * p + q) * NR + lane..][..run];
-            match (source(2 * q, pos, b, run), source(2 * q + 1, pos, b, run)) {
+        for (offset, pos, b, run) in column_runs(batch, cols.clone(), NR) {
+            let dst = &mut out[(offset / NR * p + q) * NR + offset % NR..][..run];
+            let source = |r: usize| tap(g, batch, r, pos).map(|at| &x[at + b..][..run]);
+            match (source(2 * q), source(2 * q + 1)) {
                 (Some(lo), Some(hi)) => zip_two(lo, hi, dst),
                 (Some(lo), None) => zip_one(lo, dst),
                 (None, Some(hi)) => zip_hi(hi, dst),
                 (None, None) => dst.fill(0),
             }
-            j += run;
         }
     }
 }
@@ -70,29 +55,21 @@ pub(super) fn im2col_pairs_t(
     out: &mut [u32],
 ) {
     assert!(batch.is_multiple_of(2) && cols.start.is_multiple_of(2), "im2col_pairs_t: pairs would straddle positions");
-    let (wo, kk) = (g.out_width(), g.kernel());
     let p = cols.len().div_ceil(2);
     let panels = rows.len().div_ceil(NR);
     assert!(out.len() >= panels * p * NR, "im2col_pairs_t: output too short");
-    let plane = g.height() * g.width() * batch;
     let mut lines = take(NR * p);
     for panel in 0..panels {
         let first = rows.start + panel * NR;
         let count = NR.min(rows.end - first);
         for l in 0..count {
-            let r = first + l;
-            let (c, ky, kx) = (r / (kk * kk), r / kk % kk, r % kk);
             let line = &mut lines[l * p..(l + 1) * p];
-            let mut j = cols.start;
-            while j < cols.end {
-                let (pos, b) = (j / batch, j % batch);
-                let run = (batch - b).min(cols.end - j);
-                let dst = &mut line[(j - cols.start) / 2..][..run.div_ceil(2)];
-                match (g.source(pos / wo, ky, g.height()), g.source(pos % wo, kx, g.width())) {
-                    (Some(iy), Some(ix)) => run_pairs(&x[c * plane + (iy * g.width() + ix) * batch + b..][..run], dst),
-                    _ => dst.fill(0),
+            for (offset, pos, b, run) in column_runs(batch, cols.clone(), usize::MAX) {
+                let dst = &mut line[offset / 2..][..run.div_ceil(2)];
+                match tap(g, batch, first + l, pos) {
+                    Some(at) => run_pairs(&x[at + b..][..run], dst),
+                    None => dst.fill(0),
                 }
-                j += run;
             }
         }
         let dst = &mut out[panel * p * NR..(panel + 1) * p * NR];
