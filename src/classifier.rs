@@ -51,7 +51,9 @@ pub fn default_dir(dataset: &Source) -> PathBuf {
     let name = match dataset {
         Source::Mnist => "mnist".to_string(),
         Source::FashionMnist => "fashion-mnist".to_string(),
-        Source::Dir(d) => d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned()),
+        Source::Dir(d) | Source::Arrays(d) => {
+            d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned())
+        }
         // A folder's judges at different sizes coexist: `classifier-icons-32px`, `-64px`.
         Source::Folder(f) => {
             let name = f.dir.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned());

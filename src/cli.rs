@@ -146,10 +146,11 @@ impl DataArgs {
             (None, Some(DatasetName::FashionMnist)) => Source::FashionMnist,
             _ => Source::Mnist,
         };
-        if let Source::Dir(d) = &source
+        if let Source::Dir(d) | Source::Arrays(d) = &source
             && let Some((flag, _)) = self.folder_flags().into_iter().find(|(_, given)| *given)
         {
-            bail!("{flag} applies to image folders, but {} holds MNIST-format files; drop {flag}", d.display());
+            let what = if matches!(source, Source::Dir(_)) { "MNIST-format files" } else { "NumPy arrays" };
+            bail!("{flag} applies to image folders, but {} holds {what}; drop {flag}", d.display());
         }
         Ok(source)
     }

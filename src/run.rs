@@ -9,9 +9,10 @@ use crate::images;
 use crate::lock::{DirLock, LockError};
 use crate::model::{Model, ModelConfig};
 use crate::train::{Diverged, EpochError, Trainer, sample_grid_inputs};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
 use std::path::PathBuf;
+
+pub mod observer;
+pub use observer::{Observer, Terminal, format_epoch};
 use std::time::Instant;
 
 /// Images in the per-epoch sample grid (10 × 10, as the tutorial).
@@ -44,6 +45,9 @@ pub enum RunError {
     Lock(#[from] LockError),
     #[error("{0}")]
     Invalid(String),
+    /// An [`Observer`] stopped training after an epoch (every completed epoch is kept).
+    #[error("{0}")]
+    Stopped(String),
     /// Ctrl-C: the run directory holds every completed epoch and nothing of the interrupted one.
     #[error("{}", interrupted_message(*epoch, *last_saved, dir))]
     Interrupted { epoch: usize, last_saved: usize, dir: PathBuf },
@@ -192,32 +196,36 @@ impl Run {
         Ok(Run { dir, config, trainer, metrics, _lock: lock, created_dir: false })
     }
 
-    /// Trains up to the configured number of epochs, saving after each.
+    /// Trains up to the configured number of epochs, saving after each, with the command
+    /// line's progress bar and report lines ([`Terminal`]; nothing when `quiet`).
+    ///
+    /// # Errors
+    /// As [`Run::train_observed`].
+    pub fn train(&mut self, quiet: bool) -> Result<(), RunError> {
+        let mut terminal = Terminal::new(quiet, self.config.train.lr_schedule.to_string());
+        self.train_observed(&mut terminal)
+    }
+
+    /// Trains up to the configured number of epochs, saving after each, telling `observer`.
     ///
     /// # Errors
     /// [`RunError::Diverged`] if the loss stops being finite, [`RunError::Interrupted`] if
-    /// [`Trainer::interrupt`] is raised, [`RunError::Checkpoint`] if an epoch's files cannot be
-    /// written, and [`RunError::Invalid`] if its sample grid cannot be drawn.
-    pub fn train(&mut self, quiet: bool) -> Result<(), RunError> {
+    /// [`Trainer::interrupt`] is raised, [`RunError::Stopped`] if the observer stops it,
+    /// [`RunError::Checkpoint`] if an epoch's files cannot be written, and
+    /// [`RunError::Invalid`] if its sample grid cannot be drawn.
+    pub fn train_observed(&mut self, observer: &mut dyn Observer) -> Result<(), RunError> {
         let total = self.config.train.epochs;
         let steps = self.trainer.steps_per_epoch();
         let (grid_z, grid_labels) = sample_grid_inputs(&self.trainer.model, self.config.train.seed, GRID_IMAGES);
-        let tty = std::io::stdout().is_terminal() && !quiet;
         while self.trainer.epoch < total {
             let epoch = self.trainer.epoch + 1;
             let interrupted = || RunError::Interrupted { epoch, last_saved: epoch - 1, dir: self.dir.path.clone() };
             if self.trainer.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(interrupted());
             }
-            let bar = progress_bar(tty, steps, epoch, total);
+            observer.epoch_start(epoch, total, steps);
             let start = Instant::now();
-            let t = self.trainer.train_epoch(&mut |step, _, running| {
-                if step % 4 == 0 || step == steps {
-                    bar.set_position(step as u64);
-                    bar.set_message(format!("{running:.2}"));
-                }
-            });
-            bar.finish_and_clear();
+            let t = self.trainer.train_epoch(&mut |step, _, running| observer.step(step, running));
             let t = match t {
                 Ok(t) => t,
                 Err(EpochError::Diverged(d)) => return Err(self.diverged(d)),
@@ -227,15 +235,10 @@ impl Run {
             let test = self.trainer.test_loss();
             let m = self.trainer.metrics(&t, test, seconds);
             self.trainer.watched.push(m.watched());
-            if !quiet {
-                println!("{}", format_epoch(&m, total));
-                let next = self.trainer.adam_config(epoch + 1).lr;
-                if epoch < total && m.lr.is_some_and(|lr| lr != next) {
-                    println!("learning rate {next:e} from epoch {} ({})", epoch + 1, self.config.train.lr_schedule);
-                }
-            }
             let grid = sample_grid_due(m.epoch, total).then_some((&grid_z[..], grid_labels.as_deref()));
             self.save_epoch(&m, grid)?;
+            let next_lr = self.trainer.adam_config(epoch + 1).lr;
+            observer.epoch_end(&m, total, next_lr).map_err(RunError::Stopped)?;
         }
         Ok(())
     }
@@ -437,20 +440,6 @@ fn check_data(model: &ModelConfig, data: &Dataset) -> Result<(), RunError> {
     Ok(())
 }
 
-fn progress_bar(tty: bool, steps: usize, epoch: usize, total: usize) -> ProgressBar {
-    if !tty {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
-    let style = ProgressStyle::with_template("epoch {prefix} [{bar:24.cyan/blue}] {pos}/{len} loss {msg} eta {eta}")
-        .expect("valid template")
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(format!("{epoch:>3}/{total}"));
-    bar.set_message("…");
-    bar
-}
-
 /// Sample grids a run keeps at most (plus its last epoch's): a long schedule's 3,280 epochs
 /// would otherwise leave 3,280 pictures (92 MB).
 pub const MAX_SAMPLE_GRIDS: usize = 100;
@@ -460,20 +449,6 @@ pub const MAX_SAMPLE_GRIDS: usize = 100;
 pub fn sample_grid_due(epoch: usize, total: usize) -> bool {
     let every = total.div_ceil(MAX_SAMPLE_GRIDS).max(1);
     epoch == 1 || epoch == total || epoch.is_multiple_of(every)
-}
-
-/// The report line of an epoch (with the epoch's KL weight while a warm-up ramps it; the
-/// train figure is the objective at that weight).
-pub fn format_epoch(m: &EpochMetrics, total: usize) -> String {
-    let beta = m.beta.map(|b| format!("  β {b:.3}")).unwrap_or_default();
-    let test = match (m.test_loss, m.test_reconstruction, m.test_kl) {
-        (Some(loss), Some(rec), Some(kl)) => format!("test {loss:>8.3} [rec {rec:.2} kl {kl:.2}]"),
-        _ => "no test images".to_string(),
-    };
-    format!(
-        "epoch {:>3}/{total}  train {:>8.3} (batch {:>9.2})  {test}  {:>6.2} s  {:>7.0} img/s{beta}",
-        m.epoch, m.train_objective, m.train_batch_loss, m.seconds, m.images_per_sec
-    )
 }
 
 #[cfg(test)]

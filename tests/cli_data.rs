@@ -178,3 +178,41 @@ fn a_discretized_gaussian_run_reports_bits_as_a_probability() {
         assert!(config.contains("\"iwae\""), "{config}");
     }
 }
+
+/// A folder of NumPy arrays (what `vae.train` in Python writes): colour images with named
+/// classes train a cvae, whose config carries the names; a float array is refused naming the
+/// file and the fix.
+#[test]
+fn a_folder_of_numpy_arrays_trains() {
+    use vae::export::{npy, npy_i64, npy_u8_shaped};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("arrays");
+    std::fs::create_dir(&data).unwrap();
+    // 40 training and 8 test pictures 3×8×8: class 0 reddish, class 1 bluish.
+    let picture = |i: usize| -> Vec<u8> {
+        let c = i % 2;
+        (0..3 * 64).map(|v| if v / 64 == 2 * c { 200 + (i % 7) as u8 } else { (v % 50) as u8 }).collect()
+    };
+    let split = |n: usize| (0..n).flat_map(picture).collect::<Vec<u8>>();
+    let labels = |n: usize| (0..n).map(|i| (i % 2) as i64).collect::<Vec<i64>>();
+    std::fs::write(data.join("train-images.npy"), npy_u8_shaped(&[40, 3, 8, 8], &split(40))).unwrap();
+    std::fs::write(data.join("train-labels.npy"), npy_i64(&labels(40))).unwrap();
+    std::fs::write(data.join("test-images.npy"), npy_u8_shaped(&[8, 3, 8, 8], &split(8))).unwrap();
+    std::fs::write(data.join("test-labels.npy"), npy_i64(&labels(8))).unwrap();
+    std::fs::write(data.join("classes.json"), r#"["red", "blue"]"#).unwrap();
+    let out = tmp.path().join("run");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let text = run(&["train", "--data-dir", d, "--model", "cvae", "--batch-size", "8", "--epochs", "1", "--out", o]);
+    assert!(text.contains("arrays in") && text.contains("40 train / 8 test images"), "{text}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["class_names"], serde_json::json!(["red", "blue"]), "{config}");
+    assert_eq!(metrics(&out).len(), 1);
+    run(&["train", "--resume", o, "--epochs", "2"]);
+    assert_eq!(metrics(&out).len(), 2);
+    // --image-size is for picture folders.
+    fails(&["train", "--data-dir", d, "--image-size", "8"], &["--image-size", "NumPy arrays", "drop --image-size"]);
+    std::fs::write(data.join("train-images.npy"), npy(&[40, 3, 8, 8], &vec![0.5; 40 * 192])).unwrap();
+    let o2 = tmp.path().join("run2");
+    fails(&["train", "--data-dir", d, "--out", o2.to_str().unwrap()], &["train-images.npy", "dtype <f4", "uint8"]);
+}

@@ -332,7 +332,31 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// [`Run::resume`]), training diverges or is interrupted, or the closing pictures cannot be
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
-    let mut run = if let Some(dir) = a.resume.clone() {
+    let Some(mut run) = open(&a)? else { return Ok(()) };
+    if !a.quiet {
+        announce(&run);
+    }
+    // First Ctrl-C: stop before the next step, keeping every completed epoch (the error names
+    // the resume command). A second one exits at once, which is safe too: files are replaced
+    // atomically.
+    let interrupt = run.trainer.interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if interrupt.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    run.train(a.quiet)?;
+    finish(&run, a.fit_sampler, a.quiet)
+}
+
+/// The run the flags ask for, ready to train: a new one, or `--resume`'s. `None` when it has
+/// already completed its epochs (said on stdout, and its closing pictures made if it was
+/// killed before them).
+///
+/// # Errors
+/// As [`train`], for everything before the first step.
+pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
+    let run = if let Some(dir) = a.resume.clone() {
         let fixed: [(&str, bool); 34] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
@@ -397,11 +421,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         Run::resume(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads, moved }, data)?
     } else {
         let seed = a.seed.unwrap_or(1);
-        check_early(&a)?;
+        check_early(a)?;
         let (data, source) = load_data(&a.data.source(seed)?, a.quiet)?;
         let kind = a.model.unwrap_or(ModelKind::Vae);
-        let mut model = model_config(&a, data.train.shape, data.classes.len())?;
-        if matches!(source, Source::Folder(_)) {
+        let mut model = model_config(a, data.train.shape, data.classes.len())?;
+        if matches!(source, Source::Folder(_) | Source::Arrays(_)) {
             model.class_names = data.classes.clone();
         }
         if kind.conditional() && data.classes.len() >= 2 && !a.quiet {
@@ -424,7 +448,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             train_limit: a.train_limit,
             test_limit: a.test_limit,
             binarize: a.binarize.unwrap_or_default(),
-            objective: objective(&a)?,
+            objective: objective(a)?,
             lr_schedule: schedule,
             init: a.init.unwrap_or_default(),
             output_bias: a.output_bias.unwrap_or_default(),
@@ -453,44 +477,46 @@ pub fn train(a: TrainArgs) -> Result<()> {
             run.save_reconstructions()?;
             curves::write_curves(&run.dir, None)?;
         }
-        return Ok(());
+        return Ok(None);
     }
-    if !a.quiet {
-        let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
-        let augment = t.config.augment;
-        println!(
-            "{verb} {} ({} parameters) on {}: {} train{} / {} test images, {} steps/epoch, {} -> {}",
-            t.model.config().kind,
-            group(t.model.params.len()),
-            t.config.dataset,
-            t.data.train.len(),
-            if augment.is_none() { String::new() } else { format!(" ({})", augment.label()) },
-            t.data.test.len(),
-            t.steps_per_epoch(),
-            crate::text::plural(t.pool.threads(), "thread"),
-            run.dir.path.display()
-        );
-        match t.config.precision.path() {
-            Ok(path) if t.config.precision.runs_bf16() => println!("precision: {path}"),
-            Ok(_) => {}
-            Err(why) => eprintln!("note: --precision {}: {why}; training in f32", t.config.precision.name()),
-        }
+    Ok(Some(run))
+}
+
+/// The line that starts training: what trains on what, where, and in which precision.
+pub fn announce(run: &Run) {
+    let t = &run.trainer;
+    let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
+    let augment = t.config.augment;
+    println!(
+        "{verb} {} ({} parameters) on {}: {} train{} / {} test images, {} steps/epoch, {} -> {}",
+        t.model.config().kind,
+        group(t.model.params.len()),
+        t.config.dataset,
+        t.data.train.len(),
+        if augment.is_none() { String::new() } else { format!(" ({})", augment.label()) },
+        t.data.test.len(),
+        t.steps_per_epoch(),
+        crate::text::plural(t.pool.threads(), "thread"),
+        run.dir.path.display()
+    );
+    match t.config.precision.path() {
+        Ok(path) if t.config.precision.runs_bf16() => println!("precision: {path}"),
+        Ok(_) => {}
+        Err(why) => eprintln!("note: --precision {}: {why}; training in f32", t.config.precision.name()),
     }
-    // First Ctrl-C: stop before the next step, keeping every completed epoch (the error names
-    // the resume command). A second one exits at once, which is safe too: files are replaced
-    // atomically.
-    let interrupt = run.trainer.interrupt.clone();
-    let _ = ctrlc::set_handler(move || {
-        if interrupt.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
-    run.train(a.quiet)?;
-    let fitted = fit_sampler(&run, a.fit_sampler, a.quiet)?;
+}
+
+/// The end of a run that trained to its last epoch: the latent mixture (`--fit-sampler K`,
+/// 0 to skip), the learning curves and the reconstructions, said on stdout unless `quiet`.
+///
+/// # Errors
+/// If the mixture cannot be fitted or a file cannot be written.
+pub fn finish(run: &Run, fit_sampler_k: usize, quiet: bool) -> Result<()> {
+    let fitted = fit_sampler(run, fit_sampler_k, quiet)?;
     // Curves first: reconstructions.png is the last file a finished run writes.
     let curves = curves::write_curves(&run.dir, None)?;
     let recon = run.save_reconstructions()?;
-    if !a.quiet {
+    if !quiet {
         println!(
             "done: weights in {}, samples in {}, reconstructions in {}, learning curves in {}",
             run.dir.file(crate::checkpoint::MODEL_FILE).display(),

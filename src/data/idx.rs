@@ -33,6 +33,8 @@ pub enum DataError {
     Label { path: PathBuf, label: u8, index: usize },
     #[error("{path} holds {shape} images but the training images are {want}; the two must match")]
     Shape { path: PathBuf, shape: crate::core::Shape, want: crate::core::Shape },
+    #[error("{path}: {reason}")]
+    Npy { path: PathBuf, reason: String },
     #[error("{0}")]
     Missing(String),
     #[error(transparent)]

@@ -9,6 +9,7 @@ pub mod binarize;
 pub mod cache;
 pub mod folder;
 pub mod idx;
+pub mod npy;
 pub mod record;
 pub mod subset;
 pub mod transform;
@@ -60,6 +61,8 @@ pub enum Source {
     Dir(PathBuf),
     /// A folder of images, with how they were turned into tensors.
     Folder(FolderSource),
+    /// A folder of NumPy arrays ([`npy`]): what `vae.train` in Python trains on.
+    Arrays(PathBuf),
 }
 
 impl Source {
@@ -67,6 +70,8 @@ impl Source {
     pub fn for_dir(dir: &Path, folder: impl FnOnce() -> FolderSource) -> Source {
         if FILE_NAMES.iter().any(|name| resolve(dir, name).is_some()) {
             Source::Dir(dir.to_owned())
+        } else if npy::holds_arrays(dir) {
+            Source::Arrays(dir.to_owned())
         } else {
             Source::Folder(folder())
         }
@@ -82,7 +87,7 @@ impl Source {
         };
         match (self, other) {
             (Source::Mnist, Source::Mnist) | (Source::FashionMnist, Source::FashionMnist) => true,
-            (Source::Dir(a), Source::Dir(b)) => same_dir(a, b),
+            (Source::Dir(a), Source::Dir(b)) | (Source::Arrays(a), Source::Arrays(b)) => same_dir(a, b),
             (Source::Folder(a), Source::Folder(b)) => same_dir(&a.dir, &b.dir),
             _ => false,
         }
@@ -94,7 +99,7 @@ impl Source {
         match self {
             Source::Mnist => String::new(),
             Source::FashionMnist => " --dataset fashion-mnist".to_string(),
-            Source::Dir(d) => format!(" --data-dir {}", d.display()),
+            Source::Dir(d) | Source::Arrays(d) => format!(" --data-dir {}", d.display()),
             Source::Folder(f) => {
                 let size = f.image_size.map(|s| format!(" --image-size {s}")).unwrap_or_default();
                 let color = f.color.map(|c| format!(" --color {}", c.name())).unwrap_or_default();
@@ -106,7 +111,7 @@ impl Source {
     /// The folder the images are read from (`None` for the built-in datasets).
     pub fn dir(&self) -> Option<&Path> {
         match self {
-            Source::Dir(d) => Some(d),
+            Source::Dir(d) | Source::Arrays(d) => Some(d),
             Source::Folder(f) => Some(&f.dir),
             Source::Mnist | Source::FashionMnist => None,
         }
@@ -117,6 +122,7 @@ impl Source {
     pub fn moved_to(&self, dir: &Path) -> Option<Source> {
         match self {
             Source::Dir(_) => Some(Source::Dir(dir.to_owned())),
+            Source::Arrays(_) => Some(Source::Arrays(dir.to_owned())),
             Source::Folder(f) => Some(Source::Folder(FolderSource { dir: dir.to_owned(), ..f.clone() })),
             Source::Mnist | Source::FashionMnist => None,
         }
@@ -127,7 +133,7 @@ impl Source {
         match self {
             Source::FashionMnist => Some(FASHION_CLASSES.iter().map(|s| s.to_string()).collect()),
             Source::Mnist | Source::Dir(_) => Some((0..NUM_CLASSES).map(|d| d.to_string()).collect()),
-            Source::Folder(_) => None,
+            Source::Folder(_) | Source::Arrays(_) => None,
         }
     }
 }
@@ -138,6 +144,7 @@ impl std::fmt::Display for Source {
             Source::Mnist => write!(f, "MNIST (embedded)"),
             Source::FashionMnist => write!(f, "Fashion-MNIST ({FASHION_MNIST_DIR})"),
             Source::Dir(d) => write!(f, "{}", d.display()),
+            Source::Arrays(d) => write!(f, "arrays in {}", d.display()),
             Source::Folder(s) => write!(f, "{}", s.dir.display()),
         }
     }
@@ -257,8 +264,11 @@ impl Dataset {
         if let Source::Folder(f) = source {
             return Ok(folder::load(f, false)?.0);
         }
+        if let Source::Arrays(dir) = source {
+            return npy::load(dir);
+        }
         let (files, dir): ([Vec<u8>; 4], PathBuf) = match source {
-            Source::Folder(_) => unreachable!("handled above"),
+            Source::Folder(_) | Source::Arrays(_) => unreachable!("handled above"),
             Source::Mnist => {
                 let dir = PathBuf::from("<embedded>/data/mnist");
                 let files = std::array::from_fn(|i| (EMBEDDED[i], dir.join(FILE_NAMES[i])));
