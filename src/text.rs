@@ -37,13 +37,20 @@ mod tests {
     }
 }
 
+static COMMAND_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes [`command_name`] `name` from now on, for a program that is not the `vae` binary (the
+/// Python package, started as `python`, says `vae`). Returns false if it was already read.
+pub fn set_command_name(name: &str) -> bool {
+    COMMAND_NAME.set(name.to_string()).is_ok()
+}
+
 /// How the user ran this program, for the commands messages tell them to type next: `vae`
 /// when it was found on the PATH; `cargo run --release --` when cargo started it from its
 /// target directory (the README's first command; `vae` is then not on the PATH); otherwise
 /// the path it was started by (`target/release/vae`, `./vae`).
 pub fn command_name() -> &'static str {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
+    COMMAND_NAME.get_or_init(|| {
         let argv0 = std::env::args_os().next().map(std::path::PathBuf::from).unwrap_or_default();
         command_name_for(&argv0, std::env::var_os("CARGO").is_some())
     })

@@ -188,26 +188,32 @@ pub struct ClassifierTrainArgs {
 /// As [`run_eval`]: a flag is out of range, the run, its data or the classifier cannot be loaded,
 /// or the report cannot be written.
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let opts = EvalOptions {
-        split: a.split,
-        elbo_samples: a.elbo_samples,
-        k: a.k,
-        seed: a.seed,
-        limit: a.limit,
-        threads: a.threads,
-        classifier: a.classifier,
-        generated: a.generated,
-        temperature: a.temperature,
-        sampler: a.sampler,
-        quiet: a.quiet,
-        output: a.output,
-        data_dir: a.moved.data_dir,
-        precision: a.precision,
-    };
     if let Err(why) = a.precision.path() {
         eprintln!("note: --precision {}: {why}; evaluating in f32", a.precision.name());
     }
-    run_eval(&RunDir::new(&a.run_dir), &opts).map(|_| ())
+    run_eval(&RunDir::new(&a.run_dir), &a.options()).map(|_| ())
+}
+
+impl EvalArgs {
+    /// The evaluation these flags ask for.
+    pub fn options(&self) -> EvalOptions {
+        EvalOptions {
+            split: self.split,
+            elbo_samples: self.elbo_samples,
+            k: self.k,
+            seed: self.seed,
+            limit: self.limit,
+            threads: self.threads,
+            classifier: self.classifier.clone(),
+            generated: self.generated,
+            temperature: self.temperature,
+            sampler: self.sampler,
+            quiet: self.quiet,
+            output: self.output.clone(),
+            data_dir: self.moved.data_dir.clone(),
+            precision: self.precision,
+        }
+    }
 }
 
 /// `vae classifier train`: trains the classifier and says where it was saved.
