@@ -130,6 +130,35 @@ impl Run {
         self.config.model.kind.conditional()
     }
 
+    /// The run's own images of `split` ("test" or "train"; `limit`: a sample of that many,
+    /// stratified across classes as `vae eval --limit` takes it): 8-bit `[N, D]` and labels
+    /// `[N]`, read from its data as `vae eval` reads them.
+    #[pyo3(signature = (split = "test", limit = None))]
+    fn images<'py>(
+        &self,
+        py: Python<'py>,
+        split: &str,
+        limit: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray2<u8>>, Bound<'py, PyArray1<u8>>)> {
+        use vae::eval::report::SplitName;
+        let which = match split {
+            "test" => SplitName::Test,
+            "train" => SplitName::Train,
+            other => return Err(value_error(format!("split must be \"test\" or \"train\", got {other:?}"))),
+        };
+        if limit == Some(0) {
+            return Err(value_error("limit must be at least 1 (None: the whole split)"));
+        }
+        let chosen = py
+            .detach(|| {
+                let data = vae::rundata::load(&self.dir, &self.config, None, true)?;
+                vae::eval::report::eval_split(&self.config, &data, which, limit)
+            })
+            .map_err(|e| VaeError::new_err(vae::cli::error_line(&e)))?;
+        let pixels = chosen.pixels();
+        Ok((matrix(py, chosen.images, pixels)?, PyArray1::from_vec(py, chosen.labels)))
+    }
+
     /// μ and log σ² of q(z|x), `[N, L]` each, for images `[N, D]` in [0, 1].
     #[pyo3(signature = (x, labels = None))]
     fn encode<'py>(
@@ -214,19 +243,16 @@ impl Run {
             let p = split.pixels();
             (0..split.len())
                 .map(|i| {
-                    let one = vae::data::Split {
-                        images: split.images[i * p..(i + 1) * p].to_vec(),
-                        labels: vec![split.labels[i]],
+                    // The image `samples` times: one pass draws each copy's z afresh, and the
+                    // pass's mean is the mean over the draws.
+                    let copies = vae::data::Split {
+                        images: split.images[i * p..(i + 1) * p].repeat(samples),
+                        labels: vec![split.labels[i]; samples],
                         shape: split.shape,
                     };
-                    let total: f64 = (0..samples)
-                        .map(|s| {
-                            let rng = Rng::stream(seed, Purpose::Eval, ((i as u64) << 32) | s as u64);
-                            let t = vae::train::evaluate(&self.model, &one, &self.pool, rng);
-                            -(t.bce + t.kl)
-                        })
-                        .sum();
-                    total / samples as f64
+                    let rng = Rng::stream(seed, Purpose::Eval, i as u64);
+                    let t = vae::train::evaluate(&self.model, &copies, &self.pool, rng);
+                    -(t.bce + t.kl)
                 })
                 .collect::<Vec<f64>>()
         });

@@ -84,6 +84,16 @@ class Run:
         """Whether the model takes a label (a cvae)."""
         return self._run.conditional
 
+    def images(self, split: str = "test", limit: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """The run's own pictures: ``(x, labels)``, x float32 ``[N, C, H, W]`` in [0, 1] and labels
+        int64 ``[N]`` (indices into :attr:`classes`), of the "test" or "train" split, read from
+        its data as ``vae eval`` reads it; ``limit`` takes a sample of that many, stratified
+        across classes (seeded by the run's seed)."""
+        data, labels = self._run.images(split, limit)
+        x = data.astype(np.float32)
+        x /= np.float32(255)
+        return self._pictures(x), labels.astype(np.int64)
+
     # The model.
 
     def _labels(self, labels: Labels, n: int) -> Optional[np.ndarray]:
