@@ -24,9 +24,12 @@ pub struct Run {
     pool: Pool,
 }
 
+/// Two arrays returned together.
+type Pair<'py, A, B> = (Bound<'py, A>, Bound<'py, B>);
+
 /// A flat result as a `[rows, cols]` array, without a copy.
 fn matrix<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, cols: usize) -> PyResult<Bound<'py, PyArray2<T>>> {
-    let rows = if cols == 0 { 0 } else { v.len() / cols };
+    let rows = v.len().checked_div(cols).unwrap_or(0);
     PyArray1::from_vec(py, v).reshape([rows, cols])
 }
 
@@ -139,7 +142,7 @@ impl Run {
         py: Python<'py>,
         split: &str,
         limit: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray2<u8>>, Bound<'py, PyArray1<u8>>)> {
+    ) -> PyResult<Pair<'py, PyArray2<u8>, PyArray1<u8>>> {
         use vae::eval::report::SplitName;
         let which = match split {
             "test" => SplitName::Test,
@@ -166,7 +169,7 @@ impl Run {
         py: Python<'py>,
         x: PyReadonlyArray2<'py, f32>,
         labels: Option<PyReadonlyArray1<'py, u8>>,
-    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+    ) -> PyResult<Pair<'py, PyArray2<f32>, PyArray2<f32>>> {
         self.rows(x.shape(), "x")?;
         let (images, labels) = (slice(&x, "x")?, self.labels(&labels)?);
         let e = py.detach(|| self.model.encode(&self.pool, images, labels)).map_err(value_error)?;

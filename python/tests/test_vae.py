@@ -259,3 +259,22 @@ def test_to_torch_gives_the_same_model(run, digits):
     mine = run.elbo(digits, samples=500)
     tolerance = 5 * spread * np.sqrt(2 / 500)
     assert np.all(np.abs(theirs - mine) < tolerance), (theirs, mine, tolerance)
+
+
+def test_the_default_progress_is_tqdm_where_installed_else_lines(tmp_path, monkeypatch, capsys):
+    from vae import _progress
+
+    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # as if not installed
+    monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
+    assert isinstance(_progress.default_progress(), vae.Lines)
+    vae.train(tmp_path / "a", epochs=1, **SMALL)
+    assert "epoch   1/1  train" in capsys.readouterr().out
+    monkeypatch.undo()
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        pytest.skip("tqdm is not installed: the bar itself is not tried")
+    assert type(_progress.default_progress()).__name__ == "Tqdm"
+    vae.train(tmp_path / "b", epochs=1, **SMALL)
+    shown = capsys.readouterr()
+    assert "epoch   1/1  train" in shown.out and "20/20" in shown.err and "loss=" in shown.err, shown

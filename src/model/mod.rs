@@ -360,6 +360,10 @@ fn codes(config: &ModelConfig, z: &[f32]) -> Result<usize, InputError> {
 
 /// Labels fit `config` for `n` examples: present exactly for a conditional model, one per
 /// example, each a class it knows.
+///
+/// # Errors
+/// [`InputError::MissingLabels`], [`InputError::UnexpectedLabels`], [`InputError::LabelCount`]
+/// or [`InputError::LabelRange`], saying which.
 pub fn check_labels(config: &ModelConfig, labels: Option<&[u8]>, n: usize) -> Result<(), InputError> {
     let classes = config.cond_dim();
     match (classes, labels) {

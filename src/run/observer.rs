@@ -48,7 +48,7 @@ impl Observer for Terminal {
     }
 
     fn step(&mut self, step: usize, running: f64) {
-        if step % 4 == 0 || step == self.steps {
+        if step.is_multiple_of(4) || step == self.steps {
             self.bar.set_position(step as u64);
             self.bar.set_message(format!("{running:.2}"));
         }
