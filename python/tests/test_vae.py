@@ -278,3 +278,22 @@ def test_the_default_progress_is_tqdm_where_installed_else_lines(tmp_path, monke
     vae.train(tmp_path / "b", epochs=1, **SMALL)
     shown = capsys.readouterr()
     assert "epoch   1/1  train" in shown.out and "20/20" in shown.err and "loss=" in shown.err, shown
+
+
+def test_training_releases_the_gil(tmp_path):
+    """A Python thread keeps running while vae trains (it could not, were the GIL held)."""
+    count, stop = [0], threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        run = vae.train(tmp_path / "a", epochs=2, progress=False, **SMALL)
+    finally:
+        stop.set()
+        worker.join()
+    seconds = sum(m["seconds"] for m in run.metrics)
+    assert count[0] > 10_000 * seconds, (count[0], seconds)
