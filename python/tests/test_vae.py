@@ -156,6 +156,17 @@ def test_training_on_arrays_with_named_labels_and_a_callback(tmp_path):
     assert abs(report["iwae"]["bound"]["mean"] - mine) < 1e-6 * abs(mine), (report["iwae"], mine)
 
 
+def test_an_array_never_replaces_the_data_of_an_existing_run(tmp_path):
+    x, names = labelled_arrays(60)
+    vae.train(tmp_path / "a", x, names, arch="conv", widths=[8], epochs=1, batch_size=20, progress=False)
+    before = open(tmp_path / "a" / "arrays" / "train-images.npy", "rb").read()
+    with pytest.raises(vae.VaeError, match="already holds a run"):
+        vae.train(tmp_path / "a", x[::-1].copy(), names[::-1], epochs=1, progress=False)
+    assert open(tmp_path / "a" / "arrays" / "train-images.npy", "rb").read() == before
+    # It resumes on its own arrays.
+    assert len(vae.train(resume=tmp_path / "a", epochs=2, progress=False).metrics) == 2
+
+
 def test_array_data_is_checked(tmp_path):
     x, names = labelled_arrays(10)
     with pytest.raises(ValueError, match="10 labels for 9 images|holds 10 labels for 9 images"):
@@ -297,3 +308,29 @@ def test_training_releases_the_gil(tmp_path):
         worker.join()
     seconds = sum(m["seconds"] for m in run.metrics)
     assert count[0] > 10_000 * seconds, (count[0], seconds)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "logistic-mixture"])
+def test_to_torch_gives_the_same_conv_model(tmp_path, likelihood):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch safetensors)")
+    pytest.importorskip("safetensors", reason="safetensors is not installed")
+    x, names = labelled_arrays(60)
+    run = vae.train(tmp_path / "a", x, names, model="cvae", arch="resnet", widths=[8, 16], likelihood=likelihood,
+                    epochs=1, batch_size=20, progress=False, **({"mixtures": 2} if likelihood != "bernoulli" else {}))
+    m = run.to_torch()
+    pictures = x[:4].astype(np.float32) / 255
+    labels = np.arange(4) % 2
+    y = torch.nn.functional.one_hot(torch.from_numpy(labels), 2).float()
+    with torch.no_grad():
+        mu, logvar = m.encode(torch.from_numpy(pictures), y)
+        mine_mu, mine_logvar = run.encode(pictures, labels)
+        np.testing.assert_allclose(mu.numpy(), mine_mu, atol=1e-4)
+        np.testing.assert_allclose(logvar.numpy(), mine_logvar, atol=1e-4)
+        if likelihood == "bernoulli":
+            means = torch.sigmoid(m.decode(mu, y)).numpy()
+            np.testing.assert_allclose(means, run.decode(mine_mu, labels), atol=1e-5)
+        draws = torch.stack([m.elbo(torch.from_numpy(pictures), y) for _ in range(300)])
+    theirs, spread = draws.mean(0).numpy(), draws.std(0).numpy()
+    mine = run.elbo(pictures, labels, samples=300)
+    tolerance = 5 * spread * np.sqrt(2 / 300) + 1e-3 * np.abs(mine)
+    assert np.all(np.abs(theirs - mine) < tolerance), (theirs, mine, tolerance)

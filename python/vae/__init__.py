@@ -283,6 +283,9 @@ def train(out: Optional[Union[str, os.PathLike]] = None, data: Any = "mnist", la
 def _data_flags(out: str, data: Any, labels: Labels, test_data: Any, test_labels: Labels,
                 classes: Optional[Sequence[str]], test_fraction: float, seed: int) -> List[str]:
     if isinstance(data, np.ndarray):
+        if os.path.exists(os.path.join(out, "config.json")):
+            # Checked before the arrays are written: they would replace that run's data.
+            raise VaeError(f"{out} already holds a run; continue it with vae.train(resume={out!r}) or choose another out")
         folder = os.path.abspath(os.path.join(out, "arrays"))
         write_arrays(folder, data, labels, test_data, test_labels, classes, test_fraction, seed)
         return ["--data-dir", folder]
