@@ -270,8 +270,6 @@ pub struct Trainer {
     grads: Vec<f32>,
     ws: Workspace,
     order: Vec<u32>,
-    /// Scratch of [`Rng::fill_normal_on`].
-    uniforms: Vec<f64>,
     /// The batch's augmented images `[batch, pixels]` ([`Augment::batch`]).
     augmented: Vec<u8>,
     /// 0, 1, …, batch − 1: the augmented batch's indices.
@@ -287,7 +285,7 @@ impl Trainer {
         let order = (0..data.train.len() as u32).collect();
         let interrupt = Arc::new(AtomicBool::new(false));
         let watched = Vec::new();
-        let (uniforms, augmented) = (Vec::new(), Vec::new());
+        let augmented = Vec::new();
         let order_identity = (0..config.batch_size as u32).collect();
         Trainer {
             config,
@@ -301,7 +299,6 @@ impl Trainer {
             grads,
             ws,
             order,
-            uniforms,
             augmented,
             order_identity,
         }
@@ -337,9 +334,11 @@ impl Trainer {
         let epoch = self.epoch as u64 + 1;
         let seed = self.config.seed;
         let mut shuffle = Rng::stream(seed, Purpose::Shuffle, epoch);
-        let mut noise = Rng::stream(seed, Purpose::TrainNoise, epoch);
-        let mut coins = Rng::stream(seed, Purpose::DynamicBinarize, epoch);
-        let mut moves = Rng::stream(seed, Purpose::Augment, epoch);
+        // Every example's noise, coins and moves are its own (seed, epoch and example), never
+        // its batch position's or its worker's: a batch split across workers draws the same.
+        let noise = Rng::example_key(seed, Purpose::TrainNoise, epoch);
+        let coins = Rng::example_key(seed, Purpose::DynamicBinarize, epoch);
+        let moves = Rng::example_key(seed, Purpose::Augment, epoch);
         // A fresh u for every value at every use: each image is used once an epoch.
         let dequantize =
             self.model.config().dequantize.then(|| Rng::stream(seed, Purpose::Dequantize, epoch).next_u64());
@@ -359,19 +358,19 @@ impl Trainer {
                 return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
             }
             let idx = &self.order[step * b..(step + 1) * b];
-            let (train, coins) = (&self.data.train, (dynamic.then_some(&mut coins), dequantize));
+            let (train, coins) = (&self.data.train, (dynamic.then_some(coins), dequantize));
             let labels = idx.iter().map(|&i| train.labels[i as usize]);
             if self.config.augment.is_none() {
                 let batch = Batch { images: &train.images, idx, ids: idx };
                 fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
             } else {
                 // The batch's images flipped and shifted, one after another, then read in order.
-                self.config.augment.batch(&train.images, idx, train.shape, &mut moves, &mut self.augmented);
+                self.config.augment.batch(&train.images, idx, train.shape, moves, &mut self.augmented);
                 let batch = Batch { images: &self.augmented, idx: &self.order_identity[..b], ids: idx };
                 fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
             }
             if c.kind.variational() {
-                noise.fill_normal_on(&self.pool, &mut self.ws.eps, &mut self.uniforms);
+                Rng::fill_example_normals(&self.pool, noise, idx, self.config.objective.samples(), &mut self.ws.eps);
             }
             let iwae = !self.config.objective.is_elbo();
             let importance = matches!(self.config.objective, Objective::Iwae { .. });
@@ -453,7 +452,8 @@ impl Trainer {
 }
 
 /// Copies the batch `idx` of `split` into `ws.x` (pixel rows) and a cvae's labels into `ws.y`.
-/// With `coins`, every pixel is a fresh Bernoulli(intensity) draw (dynamic binarization);
+/// With `coins = Some(key)`, every pixel is a fresh Bernoulli(intensity) draw from the
+/// image's own stream under the key (dynamic binarization);
 /// with `dequantize = Some(key)`, every value is (v + u)/256 with u drawn from the key and
 /// the image's index ([`kernels::dequantized`]).
 pub fn fill_inputs(
@@ -462,7 +462,7 @@ pub fn fill_inputs(
     idx: &[u32],
     config: &crate::model::ModelConfig,
     ws: &mut Workspace,
-    coins: Option<&mut Rng>,
+    coins: Option<u64>,
     dequantize: Option<u64>,
 ) {
     let labels = idx.iter().map(|&i| split.labels[i as usize]);
@@ -486,14 +486,14 @@ fn fill_from(
     labels: impl Iterator<Item = u8>,
     config: &crate::model::ModelConfig,
     ws: &mut Workspace,
-    (coins, dequantize): (Option<&mut Rng>, Option<u64>),
+    (coins, dequantize): (Option<u64>, Option<u64>),
 ) {
     let (p, b) = (config.pixels(), ws.batch);
     let Batch { images, idx, ids } = batch;
     debug_assert_eq!(idx.len(), b);
     let x = &mut ws.x[..p * b];
     match (coins, dequantize) {
-        (Some(rng), _) => gather_binarized(images, p, idx, x, rng),
+        (Some(key), _) => gather_binarized(images, p, (idx, ids), x, key),
         (None, Some(key)) => kernels::gather_dequantized(pool, images, p, (idx, ids), key, x),
         (None, None) => kernels::gather_images_parallel(pool, images, p, idx, x),
     }

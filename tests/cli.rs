@@ -596,7 +596,7 @@ fn cargo_run() -> &'static str {
 }
 
 /// `--augment` and `--lr-schedule plateau` are saved, and a run resumed halfway equals the
-/// uninterrupted one byte for byte: the augmentation's draws come from the epoch's own
+/// uninterrupted one byte for byte: the augmentation's draws come from each example's own
 /// stream, and the plateau's history from metrics.jsonl. Each epoch's rate follows the rule,
 /// re-derived here from the recorded test losses: halve after 1 epoch without a new best
 /// (by a relative 1e-4).
@@ -620,10 +620,10 @@ fn augmented_plateau_runs_record_their_rates_and_resume_exactly() {
             assert!(out.contains(&format!("learning rate {rate:e} from epoch")) || e["epoch"] == 6, "{out}");
         }
     }
-    // On 2 threads the test loss misses its epoch-1 best in epochs 2 and 3, so epochs 3
-    // and 4 run at a half and a quarter of the rate.
-    assert!((m[2]["lr"].as_f64().unwrap() - 2.5e-2).abs() < 1e-9, "{out}");
-    assert!((m[3]["lr"].as_f64().unwrap() - 1.25e-2).abs() < 1e-9, "{out}");
+    // The rule must have acted, or it went untested: on 2 threads the test loss misses its
+    // best in epoch 5, so epoch 6 runs at half the rate.
+    let last = m.last().unwrap()["lr"].as_f64().unwrap();
+    assert!(last < 5e-2 * 0.75, "the rate was never lowered: {out}");
     let config = std::fs::read_to_string(whole.join("config.json")).unwrap();
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["train"]["augment"], serde_json::json!({ "hflip": true, "crop": 2 }));

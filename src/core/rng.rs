@@ -72,6 +72,19 @@ impl Rng {
         Rng::new(b ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
+    /// The key of `purpose`'s per-example streams in epoch `epoch` ([`Rng::example`]).
+    pub fn example_key(seed: u64, purpose: Purpose, epoch: u64) -> u64 {
+        Rng::stream(seed, purpose, epoch).next_u64()
+    }
+
+    /// The draws of example `id` under `key` ([`Rng::example_key`]): the same whichever
+    /// process, thread or batch position handles the example, so a batch split across
+    /// workers (threads or MPI ranks) draws exactly what the whole batch draws.
+    pub fn example(key: u64, id: u64) -> Rng {
+        let mut sm = key ^ id.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        Rng::new(splitmix64(&mut sm))
+    }
+
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
@@ -145,6 +158,42 @@ impl Rng {
         });
     }
 
+    /// Fills `eps` \[rows, k·B\] (column s·B + b: sample s of batch position b) with N(0, 1)
+    /// draws, column group b from example `ids[b]`'s own stream under `key` (k·rows values in
+    /// order: sample by sample, each a column top to bottom), the positions in parallel on
+    /// `pool`. A sub-batch of `ids` gets the columns the whole batch gets for those examples.
+    pub fn fill_example_normals(pool: &Pool, key: u64, ids: &[u32], samples: usize, eps: &mut [f32]) {
+        let b = ids.len();
+        let cols = samples * b;
+        if cols == 0 {
+            return;
+        }
+        let rows = eps.len() / cols;
+        let dst = SyncMut::new(eps);
+        pool.for_ranges(b, 8, 64, &|_, r| {
+            for pos in r {
+                let mut rng = Rng::example(key, ids[pos] as u64);
+                for s in 0..samples {
+                    let col = s * b + pos;
+                    let mut l = 0;
+                    while l < rows {
+                        let (u, v) = (rng.uniform(), rng.uniform());
+                        let (x, y) = box_muller(u, v);
+                        // SAFETY: column `col` belongs to this position alone; the parts'
+                        // position ranges are disjoint.
+                        unsafe {
+                            dst.slice(l * cols + col..l * cols + col + 1)[0] = x as f32;
+                            if l + 1 < rows {
+                                dst.slice((l + 1) * cols + col..(l + 1) * cols + col + 1)[0] = y as f32;
+                            }
+                        }
+                        l += 2;
+                    }
+                }
+            }
+        });
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -211,5 +260,35 @@ mod tests {
         assert_ne!(v, (0..1000).collect::<Vec<_>>());
         v.sort();
         assert_eq!(v, (0..1000).collect::<Vec<_>>());
+    }
+
+    /// Each example's normals are its own: a sub-batch, or the batch in another order, gets
+    /// the same columns for the same examples; k samples are k columns of one stream.
+    #[test]
+    fn example_normals_follow_the_example_not_its_position() {
+        let pool = Pool::new(2);
+        let (rows, k) = (5, 3);
+        let ids: Vec<u32> = (0..100).map(|i| i * 7 + 3).collect();
+        let mut whole = vec![0.0f32; rows * k * ids.len()];
+        Rng::fill_example_normals(&pool, 11, &ids, k, &mut whole);
+        let column = |eps: &[f32], b: usize, s: usize, pos: usize| -> Vec<f32> {
+            (0..rows).map(|l| eps[l * k * b + s * b + pos]).collect()
+        };
+        let part = &ids[40..45];
+        let mut sub = vec![0.0f32; rows * k * part.len()];
+        Rng::fill_example_normals(&pool, 11, part, k, &mut sub);
+        for s in 0..k {
+            for pos in 0..part.len() {
+                assert_eq!(column(&sub, part.len(), s, pos), column(&whole, ids.len(), s, 40 + pos));
+            }
+        }
+        // Another key, other draws; the draws are standard normal.
+        let mut other = vec![0.0f32; whole.len()];
+        Rng::fill_example_normals(&pool, 12, &ids, k, &mut other);
+        assert_ne!(whole, other);
+        let n = whole.len() as f64;
+        let mean = whole.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = whole.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 4.0 / n.sqrt() && (var - 1.0).abs() < 0.15, "{mean} {var}");
     }
 }

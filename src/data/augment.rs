@@ -120,13 +120,14 @@ impl Augment {
         }
     }
 
-    /// The images `idx` of `images` (`[n, shape.size()]` bytes), each augmented, one after
-    /// another in `out` (resized to `[idx.len(), shape.size()]`).
-    pub fn batch(&self, images: &[u8], idx: &[u32], shape: Shape, rng: &mut Rng, out: &mut Vec<u8>) {
+    /// The images `idx` of `images` (`[n, shape.size()]` bytes), each augmented by the draws
+    /// of its own stream under `key` ([`Rng::example`]), one after another in `out` (resized
+    /// to `[idx.len(), shape.size()]`).
+    pub fn batch(&self, images: &[u8], idx: &[u32], shape: Shape, key: u64, out: &mut Vec<u8>) {
         let p = shape.size();
         out.resize(idx.len() * p, 0);
         for (dst, &i) in out.chunks_exact_mut(p).zip(idx) {
-            self.apply(&images[i as usize * p..(i as usize + 1) * p], dst, shape, rng);
+            self.apply(&images[i as usize * p..(i as usize + 1) * p], dst, shape, &mut Rng::example(key, i as u64));
         }
     }
 }
@@ -193,8 +194,8 @@ mod tests {
         let mut out = Vec::new();
         let (mut plain, mut mirrored) = (0, 0);
         for seed in 0..20 {
-            let mut rng = Rng::stream(seed, Purpose::Augment, 1);
-            Augment { hflip: true, crop: 0 }.batch(&images, &[2, 0], shape, &mut rng, &mut out);
+            let key = Rng::example_key(seed, Purpose::Augment, 1);
+            Augment { hflip: true, crop: 0 }.batch(&images, &[2, 0], shape, key, &mut out);
             assert_eq!(out.len(), 8);
             for (got, i) in out.chunks(4).zip([2usize, 0]) {
                 let src = &images[i * 4..i * 4 + 4];

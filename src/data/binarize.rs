@@ -42,11 +42,14 @@ pub fn binarize_split(split: &mut Split, rng: &mut Rng) {
     }
 }
 
-/// Like `kernels::gather_images`, but each pixel is a fresh Bernoulli(v/255) draw in {0, 1}.
+/// Like `kernels::gather_images`, but each pixel is a fresh Bernoulli(v/255) draw in {0, 1},
+/// the image at `indices[b]` tossing the coins of example `ids[b]`'s own stream under `key`
+/// ([`Rng::example`]; the two differ when the images are an augmented copy of the batch).
 /// Shapes: `images` [count, pixels] bytes, `x` [pixels, batch].
-pub fn gather_binarized(images: &[u8], pixels: usize, indices: &[u32], x: &mut [f32], rng: &mut Rng) {
+pub fn gather_binarized(images: &[u8], pixels: usize, (indices, ids): (&[u32], &[u32]), x: &mut [f32], key: u64) {
     let batch = indices.len();
-    for (b, &i) in indices.iter().enumerate() {
+    for (b, (&i, &id)) in indices.iter().zip(ids).enumerate() {
+        let rng = &mut Rng::example(key, id as u64);
         let img = &images[i as usize * pixels..(i as usize + 1) * pixels];
         for (f, pair) in img.chunks(2).enumerate() {
             let r = rng.next_u64();
@@ -84,15 +87,21 @@ mod tests {
     fn dynamic_gather_draws_fresh_values_in_the_transposed_layout() {
         let images = [0u8, 255, 128, 255, 0, 128];
         let (mut a, mut b) = (vec![9.0f32; 6], vec![9.0f32; 6]);
-        let mut rng = Rng::new(3);
         let mut differs = false;
-        for _ in 0..50 {
-            gather_binarized(&images, 3, &[1, 0], &mut a, &mut rng);
-            gather_binarized(&images, 3, &[1, 0], &mut b, &mut rng);
+        for key in 0..50 {
+            gather_binarized(&images, 3, (&[1, 0], &[1, 0]), &mut a, 2 * key);
+            gather_binarized(&images, 3, (&[1, 0], &[1, 0]), &mut b, 2 * key + 1);
             // x[f, b]: column 0 is image 1, column 1 is image 0.
             assert_eq!((a[0], a[1], a[2], a[3]), (1.0, 0.0, 0.0, 1.0));
             differs |= a[4] != b[4] || a[5] != b[5];
         }
         assert!(differs, "grey pixels never changed between draws");
+        // An image's coins are its own: alone, or at another batch position, the same draw.
+        let (mut one, mut two) = (vec![0.0f32; 3], vec![0.0f32; 6]);
+        for key in 0..20 {
+            gather_binarized(&images, 3, (&[0], &[0]), &mut one, key);
+            gather_binarized(&images, 3, (&[1, 0], &[1, 0]), &mut two, key);
+            assert_eq!(one, [two[1], two[3], two[5]]);
+        }
     }
 }
