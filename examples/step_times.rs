@@ -31,14 +31,12 @@ fn main() {
     let mut ws = Workspace::with_samples(model.config(), b, k, pool.threads());
     let mut grads = vec![0.0; params.len()];
     let mut adam = AdamState::new(params.len());
-    let mut rng = Rng::new(1);
-    let mut uniforms = Vec::new();
     let mut t = [0.0f64; 4];
     for step in 0..steps {
         let idx: Vec<u32> = (step * b..(step + 1) * b).map(|i| i as u32).collect();
         let s0 = Instant::now();
         fill_inputs(&pool, &data.train, &idx, model.config(), &mut ws, None, None);
-        rng.fill_normal_on(&pool, &mut ws.eps, &mut uniforms);
+        Rng::fill_example_normals(&pool, step as u64, &idx, k, &mut ws.eps);
         let s1 = Instant::now();
         if k > 1 {
             model.network.forward_iwae(&pool, &params, &mut ws);

@@ -508,7 +508,8 @@ pub fn eval_dequantize_key(config: &crate::model::ModelConfig, seed: u64) -> Opt
     config.dequantize.then(|| Rng::stream(seed, Purpose::Dequantize, u64::MAX).next_u64())
 }
 
-/// Mean per-example BCE and KL over `split` with one z ~ q(z|x) per image (z = μ for `ae`).
+/// Mean per-example BCE and KL over `split` with one z ~ q(z|x) per image (z = μ for `ae`),
+/// each image's noise its own (drawn from `rng`'s key and its index, [`Rng::example`]).
 pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> TestLoss {
     let _flush = crate::core::FlushDenormals::new();
     let c = model.config();
@@ -518,10 +519,10 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
     }
     // The dequantization noise of this pass (drawn first, only for models that use it).
     let dequantize = c.dequantize.then(|| rng.next_u64());
+    let noise = rng.next_u64();
     let mut ws = Workspace::inference(c, EVAL_BATCH.min(n), 1, pool.threads());
     let mut small: Option<Workspace> = None;
     let mut sum = BatchLoss::default();
-    let mut uniforms = Vec::new();
     let all: Vec<u32> = (0..n as u32).collect();
     for chunk in all.chunks(EVAL_BATCH) {
         let ws = if chunk.len() == ws.batch {
@@ -531,7 +532,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         };
         fill_inputs(pool, split, chunk, c, ws, None, dequantize);
         if c.kind.variational() {
-            rng.fill_normal_on(pool, &mut ws.eps, &mut uniforms);
+            Rng::fill_example_normals(pool, noise, chunk, 1, &mut ws.eps);
         }
         let loss = model.network.forward(pool, &model.params, ws);
         sum.bce += loss.bce;

@@ -7,9 +7,6 @@
 
 use super::pool::{Pool, SyncMut};
 
-/// Pairs below which [`Rng::fill_normal_on`] stays on the calling thread.
-const PARALLEL_MIN_PAIRS: usize = 512;
-
 /// Two independent N(0, 1) draws from two uniforms in [0, 1) (Box & Muller 1958), in f64.
 #[inline]
 fn box_muller(u: f64, v: f64) -> (f64, f64) {
@@ -135,29 +132,6 @@ impl Rng {
         box_muller(u, v)
     }
 
-    /// [`Rng::fill_normal`] with the transforms on `pool`: the same values, bit for bit (the
-    /// uniforms are drawn in order on the calling thread, ~2 ns a pair; the logarithm, root
-    /// and sine/cosine, ~30 ns a pair, run in parallel). `uniforms` is scratch, grown as
-    /// needed and kept by the caller so a training step allocates nothing.
-    pub fn fill_normal_on(&mut self, pool: &Pool, out: &mut [f32], uniforms: &mut Vec<f64>) {
-        let pairs = out.len().div_ceil(2);
-        uniforms.clear();
-        uniforms.extend((0..2 * pairs).map(|_| self.uniform()));
-        let n = out.len();
-        let dst = SyncMut::new(out);
-        pool.for_ranges(pairs, 8, PARALLEL_MIN_PAIRS, &|_, r| {
-            // SAFETY: the parts' pair ranges, hence their output ranges, are disjoint.
-            let out = unsafe { dst.slice(2 * r.start..(2 * r.end).min(n)) };
-            for (slot, uv) in out.chunks_mut(2).zip(uniforms[2 * r.start..2 * r.end].chunks_exact(2)) {
-                let (a, b) = box_muller(uv[0], uv[1]);
-                slot[0] = a as f32;
-                if let Some(s) = slot.get_mut(1) {
-                    *s = b as f32;
-                }
-            }
-        });
-    }
-
     /// Fills `eps` \[rows, k·B\] (column s·B + b: sample s of batch position b) with N(0, 1)
     /// draws, column group b from example `ids[b]`'s own stream under `key` (k·rows values in
     /// order: sample by sample, each a column top to bottom), the positions in parallel on
@@ -206,22 +180,6 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normals_on_a_pool_equal_the_serial_ones_bit_for_bit() {
-        let pool = Pool::new(2);
-        let mut scratch = Vec::new();
-        // Below the parallel threshold, above it, and odd lengths (the last pair half used).
-        for n in [0, 1, 7, 1000, 5000, 5001] {
-            let (mut a, mut b) = (vec![0.0f32; n], vec![1.0f32; n]);
-            let (mut ra, mut rb) = (Rng::new(9), Rng::new(9));
-            ra.fill_normal(&mut a);
-            rb.fill_normal_on(&pool, &mut b, &mut scratch);
-            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "n = {n}");
-            // Both streams advanced alike: the next draw agrees too.
-            assert_eq!(ra.next_u64(), rb.next_u64(), "n = {n}");
-        }
-    }
 
     #[test]
     fn reference_output_of_xoshiro256plusplus() {
