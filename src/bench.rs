@@ -121,7 +121,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         last = Some(e);
     }
     let t = Instant::now();
-    let test = trainer.test_loss().unwrap_or_default();
+    let test = trainer.test_loss()?.unwrap_or_default();
     let test_secs = t.elapsed().as_secs_f64();
     let steps = trainer.steps_per_epoch();
     let mean = epoch_secs.iter().sum::<f64>() / epochs as f64;

@@ -45,6 +45,9 @@ pub enum RunError {
     Lock(#[from] LockError),
     #[error("{0}")]
     Invalid(String),
+    /// The workers of a data-parallel run could not sum a step or a test pass.
+    #[error(transparent)]
+    Collective(#[from] crate::core::collective::CollectiveError),
     /// An [`Observer`] stopped training after an epoch (every completed epoch is kept).
     #[error("{0}")]
     Stopped(String),
@@ -230,9 +233,10 @@ impl Run {
                 Ok(t) => t,
                 Err(EpochError::Diverged(d)) => return Err(self.diverged(d)),
                 Err(EpochError::Interrupted { .. }) => return Err(interrupted()),
+                Err(EpochError::Collective(e)) => return Err(e.into()),
             };
             let seconds = start.elapsed().as_secs_f64();
-            let test = self.trainer.test_loss();
+            let test = self.trainer.test_loss()?;
             let m = self.trainer.metrics(&t, test, seconds);
             self.trainer.watched.push(m.watched());
             let grid = sample_grid_due(m.epoch, total).then_some((&grid_z[..], grid_labels.as_deref()));

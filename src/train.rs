@@ -4,6 +4,7 @@
 //! fresh permutation each epoch, the last incomplete batch dropped (468 steps on MNIST),
 //! Adam on the summed batch loss.
 
+use crate::core::collective::{Alone, Collective, part};
 use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, kernels};
 use crate::data::binarize::{binarize_split, gather_binarized};
 use crate::data::{Augment, Binarize, Dataset, Source, Split};
@@ -232,6 +233,9 @@ pub enum EpochError {
     /// live only in memory; the run directory still holds the last completed epoch.
     #[error("interrupted during epoch {epoch}, before step {step}")]
     Interrupted { epoch: usize, step: usize },
+    /// The workers training together could not sum a step ([`Trainer::join`]).
+    #[error(transparent)]
+    Collective(#[from] crate::core::collective::CollectiveError),
 }
 
 /// Sums over one training epoch.
@@ -274,6 +278,8 @@ pub struct Trainer {
     augmented: Vec<u8>,
     /// 0, 1, …, batch − 1: the augmented batch's indices.
     order_identity: Vec<u32>,
+    /// The workers this trainer shares each batch with ([`Trainer::join`]); alone by default.
+    collective: Box<dyn Collective>,
 }
 
 impl Trainer {
@@ -301,7 +307,35 @@ impl Trainer {
             order,
             augmented,
             order_identity,
+            collective: Box::new(Alone),
         }
+    }
+
+    /// Trains data-parallel with the workers of `collective` from now on: each takes its
+    /// part of every batch (the batch of `config.batch_size` stays the global one), and the
+    /// gradients and losses are summed across workers before the same Adam step on each.
+    /// With the same seed the workers train what one trainer would, up to summation order:
+    /// every draw belongs to its example, not to the worker computing it.
+    ///
+    /// # Errors
+    /// If the batch does not split evenly across the workers.
+    pub fn join(&mut self, collective: Box<dyn Collective>) -> Result<(), String> {
+        let (b, n) = (self.config.batch_size, collective.size());
+        if !b.is_multiple_of(n) {
+            return Err(format!(
+                "--batch-size {b} does not split evenly across {n} workers; use a multiple of {n} (e.g. {})",
+                b.div_ceil(n) * n
+            ));
+        }
+        let c = self.model.config();
+        self.ws = Workspace::with_samples(c, b / n, self.config.objective.samples(), self.pool.threads());
+        self.collective = collective;
+        Ok(())
+    }
+
+    /// This worker's part of each batch: positions `start..end` of the global batch.
+    fn batch_part(&self) -> std::ops::Range<usize> {
+        part(self.config.batch_size, self.collective.rank(), self.collective.size())
     }
 
     /// Starts the output bias as `config.output_bias` asks, from the prepared training set
@@ -348,6 +382,7 @@ impl Trainer {
         }
         shuffle.shuffle(&mut self.order);
         let (b, steps) = (self.config.batch_size, self.steps_per_epoch());
+        let mine = self.batch_part();
         let adam = self.adam_config(epoch as usize);
         let beta = self.beta_at(epoch as usize);
         let mut total = EpochTrain::default();
@@ -357,7 +392,7 @@ impl Trainer {
             if self.interrupt.load(Ordering::Relaxed) {
                 return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
             }
-            let idx = &self.order[step * b..(step + 1) * b];
+            let idx = &self.order[step * b + mine.start..step * b + mine.end];
             let (train, coins) = (&self.data.train, (dynamic.then_some(coins), dequantize));
             let labels = idx.iter().map(|&i| train.labels[i as usize]);
             if self.config.augment.is_none() {
@@ -366,7 +401,7 @@ impl Trainer {
             } else {
                 // The batch's images flipped and shifted, one after another, then read in order.
                 self.config.augment.batch(&train.images, idx, train.shape, moves, &mut self.augmented);
-                let batch = Batch { images: &self.augmented, idx: &self.order_identity[..b], ids: idx };
+                let batch = Batch { images: &self.augmented, idx: &self.order_identity[..idx.len()], ids: idx };
                 fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
             }
             if c.kind.variational() {
@@ -374,11 +409,15 @@ impl Trainer {
             }
             let iwae = !self.config.objective.is_elbo();
             let importance = matches!(self.config.objective, Objective::Iwae { .. });
-            let loss = if iwae {
+            let mut loss = if iwae {
                 net.forward_samples(&self.pool, &self.model.params, &mut self.ws, importance)
             } else {
                 net.forward(&self.pool, &self.model.params, &mut self.ws)
             };
+            // The batch's loss over every worker, so that all agree on a divergence.
+            let mut sums = [loss.bce, loss.kl];
+            self.collective.sum_f64(&mut sums)?;
+            (loss.bce, loss.kl) = (sums[0], sums[1]);
             let objective = loss.bce + beta as f64 * loss.kl;
             if !objective.is_finite() {
                 return Err(EpochError::Diverged(Diverged {
@@ -394,6 +433,7 @@ impl Trainer {
             } else {
                 net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
             }
+            self.collective.sum_f32(&mut self.grads)?;
             adam_step(&self.pool, &adam, &mut self.model.params, &self.grads, &mut self.adam);
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;
@@ -421,11 +461,23 @@ impl Trainer {
     }
 
     /// Test loss per example with z sampled once per image (the tutorial's test figure),
-    /// with noise drawn from the epoch's own stream; `None` without test images.
-    pub fn test_loss(&self) -> Option<TestLoss> {
+    /// with noise drawn from the epoch's own stream; `None` without test images. Workers
+    /// ([`Trainer::join`]) each evaluate their part of the split and sum.
+    ///
+    /// # Errors
+    /// When the workers cannot sum.
+    pub fn test_loss(&mut self) -> Result<Option<TestLoss>, crate::core::collective::CollectiveError> {
         let rng = Rng::stream(self.config.seed, Purpose::TestNoise, self.epoch as u64);
         let _precision = self.config.precision.scope();
-        (!self.data.test.is_empty()).then(|| evaluate(&self.model, &self.data.test, &self.pool, rng))
+        let n = self.data.test.len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let range = part(n, self.collective.rank(), self.collective.size());
+        let sum = evaluate_range(&self.model, &self.data.test, range, &self.pool, rng);
+        let mut sums = [sum.bce, sum.kl];
+        self.collective.sum_f64(&mut sums)?;
+        Ok(Some(TestLoss { bce: sums[0] / n as f64, kl: sums[1] / n as f64 }))
     }
 
     /// Builds an epoch's metrics record from its sums and the test pass.
@@ -510,12 +562,29 @@ pub fn eval_dequantize_key(config: &crate::model::ModelConfig, seed: u64) -> Opt
 
 /// Mean per-example BCE and KL over `split` with one z ~ q(z|x) per image (z = μ for `ae`),
 /// each image's noise its own (drawn from `rng`'s key and its index, [`Rng::example`]).
-pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> TestLoss {
-    let _flush = crate::core::FlushDenormals::new();
-    let c = model.config();
+pub fn evaluate(model: &Model, split: &Split, pool: &Pool, rng: Rng) -> TestLoss {
     let n = split.len();
     if n == 0 {
         return TestLoss::default();
+    }
+    let sum = evaluate_range(model, split, 0..n, pool, rng);
+    TestLoss { bce: sum.bce / n as f64, kl: sum.kl / n as f64 }
+}
+
+/// [`evaluate`]'s sums (not means) over the images `range` of `split`, each drawing the noise
+/// it draws in the whole split's pass.
+pub fn evaluate_range(
+    model: &Model,
+    split: &Split,
+    range: std::ops::Range<usize>,
+    pool: &Pool,
+    mut rng: Rng,
+) -> BatchLoss {
+    let _flush = crate::core::FlushDenormals::new();
+    let c = model.config();
+    let n = range.len();
+    if n == 0 {
+        return BatchLoss::default();
     }
     // The dequantization noise of this pass (drawn first, only for models that use it).
     let dequantize = c.dequantize.then(|| rng.next_u64());
@@ -523,7 +592,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
     let mut ws = Workspace::inference(c, EVAL_BATCH.min(n), 1, pool.threads());
     let mut small: Option<Workspace> = None;
     let mut sum = BatchLoss::default();
-    let all: Vec<u32> = (0..n as u32).collect();
+    let all: Vec<u32> = (range.start as u32..range.end as u32).collect();
     for chunk in all.chunks(EVAL_BATCH) {
         let ws = if chunk.len() == ws.batch {
             &mut ws
@@ -538,7 +607,7 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, mut rng: Rng) -> Test
         sum.bce += loss.bce;
         sum.kl += loss.kl;
     }
-    TestLoss { bce: sum.bce / n as f64, kl: sum.kl / n as f64 }
+    sum
 }
 
 /// The fixed latent draws (and labels) of the per-epoch sample grid: `rows × 10` images;

@@ -8,6 +8,7 @@ pub mod activations;
 pub mod adam;
 pub mod bf16;
 pub mod buffer;
+pub mod collective;
 pub mod conv;
 pub mod cpu;
 pub mod fpmode;
