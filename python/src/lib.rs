@@ -61,7 +61,8 @@ fn train(py: Python<'_>, args: Vec<String>, observer: Py<PyAny>) -> PyResult<Str
         (Err(e), None) => return Err(vae_error(&e.into())),
         (Ok(()), None) => {}
     }
-    py.detach(|| vae::cli::train::finish(&run, a.fit_sampler, true)).map_err(|e| vae_error(&e))?;
+    let fit = a.fit_sampler;
+    py.detach(move || vae::cli::train::finish(&run, fit, true)).map_err(|e| vae_error(&e))?;
     Ok(dir)
 }
 
