@@ -146,6 +146,19 @@ fn broken_run_directories_get_one_clear_error() {
     fails(&["sample", run.to_str().unwrap()], &["config.json is corrupt"]);
 }
 
+/// Started by `mpirun -n 2` (as its environment says), a build without MPI refuses to train
+/// instead of two copies training the same run into one directory (issue 27).
+#[test]
+fn a_build_without_mpi_refuses_to_train_as_one_of_several_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let assert = vae().args(["train", "--out"]).arg(&out).env("OMPI_COMM_WORLD_SIZE", "2").assert().failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("one of 2 processes") && stderr.contains("--features mpi"), "{stderr}");
+    assert!(!out.exists(), "nothing may be written");
+}
+
 #[test]
 fn impossible_flags_get_one_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

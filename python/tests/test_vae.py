@@ -334,3 +334,11 @@ def test_to_torch_gives_the_same_conv_model(tmp_path, likelihood):
     mine = run.elbo(pictures, labels, samples=300)
     tolerance = 5 * spread * np.sqrt(2 / 300) + 1e-3 * np.abs(mine)
     assert np.all(np.abs(theirs - mine) < tolerance), (theirs, mine, tolerance)
+
+
+def test_training_on_fashion_mnist_by_name(tmp_path):
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    run = vae.train(tmp_path / "f", data="fashion-mnist", model="cvae", epochs=1, progress=False, **SMALL)
+    assert run.classes[0] == "T-shirt/top" and run.shape == (1, 28, 28)
+    assert run.sample(2, label="Sneaker").shape == (2, 1, 28, 28)

@@ -332,6 +332,9 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// [`Run::resume`]), training diverges or is interrupted, or the closing pictures cannot be
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
+    if let Some(why) = launched_in_parallel(|name| std::env::var(name).ok()) {
+        bail!("{why}");
+    }
     let Some(mut run) = open(&a)? else { return Ok(()) };
     if !a.quiet {
         announce(&run);
@@ -614,6 +617,24 @@ fn check_early(a: &TrainArgs) -> Result<()> {
     model_config(a, shape, 10)?.validate().map_err(anyhow::Error::msg)
 }
 
+/// Why this build must not train here: started as one of N > 1 processes by `mpirun` or
+/// Slurm's `srun` (their environment says so), it has no MPI to train data-parallel with, and
+/// N copies would each train the same run into the same directory. `None` when alone.
+fn launched_in_parallel(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    // Open MPI's, the PMI standard's (MPICH, Slurm), PMIx's.
+    let size = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+        .iter()
+        .find_map(|name| var(name).and_then(|v| v.trim().parse::<usize>().ok()).map(|n| (*name, n)))?;
+    (size.1 > 1).then(|| {
+        format!(
+            "started as one of {} processes ({}={}), but this vae was built without MPI, so each would train the \
+             same run; build it with `cargo build --release --features mpi` (needs Debian's openmpi-bin \
+             libopenmpi-dev clang libclang-dev), or start one process",
+            size.1, size.0, size.1
+        )
+    })
+}
+
 /// The precision a new run records: the one asked for, or f32 where bf16 cannot run here
 /// (said once, so that `config.json` and `vae runs` tell what the run trained in).
 fn recorded_precision(asked: crate::core::bf16::Precision) -> crate::core::bf16::Precision {
@@ -623,6 +644,23 @@ fn recorded_precision(asked: crate::core::bf16::Precision) -> crate::core::bf16:
             eprintln!("note: --precision {}: {why}; training in f32 (and config.json says so)", asked.name());
             crate::core::bf16::Precision::F32
         }
+    }
+}
+
+#[cfg(test)]
+mod launcher_tests {
+    use super::launched_in_parallel;
+
+    #[test]
+    fn several_processes_under_a_launcher_are_refused_one_is_not() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert!(launched_in_parallel(env(&[])).is_none());
+        assert!(launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "1")])).is_none());
+        let why = launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "2")])).unwrap();
+        assert!(why.contains("one of 2 processes (OMPI_COMM_WORLD_SIZE=2)") && why.contains("--features mpi"), "{why}");
+        assert!(launched_in_parallel(env(&[("PMI_SIZE", "4")])).unwrap().contains("one of 4 processes"));
     }
 }
 
