@@ -647,23 +647,6 @@ fn recorded_precision(asked: crate::core::bf16::Precision) -> crate::core::bf16:
     }
 }
 
-#[cfg(test)]
-mod launcher_tests {
-    use super::launched_in_parallel;
-
-    #[test]
-    fn several_processes_under_a_launcher_are_refused_one_is_not() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
-        };
-        assert!(launched_in_parallel(env(&[])).is_none());
-        assert!(launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "1")])).is_none());
-        let why = launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "2")])).unwrap();
-        assert!(why.contains("one of 2 processes (OMPI_COMM_WORLD_SIZE=2)") && why.contains("--features mpi"), "{why}");
-        assert!(launched_in_parallel(env(&[("PMI_SIZE", "4")])).unwrap().contains("one of 4 processes"));
-    }
-}
-
 /// `--threads`: 0 means all cores.
 fn resolve_threads(threads: usize) -> usize {
     if threads == 0 { crate::core::pool::available_threads() } else { threads }
@@ -679,4 +662,21 @@ fn default_run_dir(kind: ModelKind) -> PathBuf {
         i += 1;
     }
     path
+}
+
+#[cfg(test)]
+mod launcher_tests {
+    use super::launched_in_parallel;
+
+    #[test]
+    fn several_processes_under_a_launcher_are_refused_one_is_not() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert!(launched_in_parallel(env(&[])).is_none());
+        assert!(launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "1")])).is_none());
+        let why = launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "2")])).unwrap();
+        assert!(why.contains("one of 2 processes (OMPI_COMM_WORLD_SIZE=2)") && why.contains("--features mpi"), "{why}");
+        assert!(launched_in_parallel(env(&[("PMI_SIZE", "4")])).unwrap().contains("one of 4 processes"));
+    }
 }
