@@ -571,27 +571,45 @@ pub fn evaluate(model: &Model, split: &Split, pool: &Pool, rng: Rng) -> TestLoss
     TestLoss { bce: sum.bce / n as f64, kl: sum.kl / n as f64 }
 }
 
+/// Each image's loss in [`evaluate`]'s pass (−ELBO at its one draw, nats), `[n]`.
+pub fn evaluate_each(model: &Model, split: &Split, pool: &Pool, rng: Rng) -> Vec<f64> {
+    let mut out = Vec::with_capacity(split.len());
+    evaluate_chunks(model, split, 0..split.len(), pool, rng, &mut |ws, _| out.extend(ws.example_losses()));
+    out
+}
+
 /// [`evaluate`]'s sums (not means) over the images `range` of `split`, each drawing the noise
 /// it draws in the whole split's pass.
-pub fn evaluate_range(
+pub fn evaluate_range(model: &Model, split: &Split, range: std::ops::Range<usize>, pool: &Pool, rng: Rng) -> BatchLoss {
+    let mut sum = BatchLoss::default();
+    evaluate_chunks(model, split, range, pool, rng, &mut |_, loss| {
+        sum.bce += loss.bce;
+        sum.kl += loss.kl;
+    });
+    sum
+}
+
+/// The test pass over the images `range` of `split`, chunk by chunk, each chunk's workspace
+/// and loss handed to `each` after its forward pass.
+fn evaluate_chunks(
     model: &Model,
     split: &Split,
     range: std::ops::Range<usize>,
     pool: &Pool,
     mut rng: Rng,
-) -> BatchLoss {
+    each: &mut dyn FnMut(&Workspace, BatchLoss),
+) {
     let _flush = crate::core::FlushDenormals::new();
     let c = model.config();
     let n = range.len();
     if n == 0 {
-        return BatchLoss::default();
+        return;
     }
     // The dequantization noise of this pass (drawn first, only for models that use it).
     let dequantize = c.dequantize.then(|| rng.next_u64());
     let noise = rng.next_u64();
     let mut ws = Workspace::inference(c, EVAL_BATCH.min(n), 1, pool.threads());
     let mut small: Option<Workspace> = None;
-    let mut sum = BatchLoss::default();
     let all: Vec<u32> = (range.start as u32..range.end as u32).collect();
     for chunk in all.chunks(EVAL_BATCH) {
         let ws = if chunk.len() == ws.batch {
@@ -604,10 +622,8 @@ pub fn evaluate_range(
             Rng::fill_example_normals(pool, noise, chunk, 1, &mut ws.eps);
         }
         let loss = model.network.forward(pool, &model.params, ws);
-        sum.bce += loss.bce;
-        sum.kl += loss.kl;
+        each(ws, loss);
     }
-    sum
 }
 
 /// The fixed latent draws (and labels) of the per-epoch sample grid: `rows × 10` images;

@@ -76,6 +76,7 @@ fn small_trainer_with(kind: ModelKind, seed: u64, threads: usize, objective: Obj
         kl_warmup: 0,
         augment: Default::default(),
         precision: Default::default(),
+        world_size: 1,
     };
     let model = Model::init(config, seed);
     let adam = AdamState::new(model.params.len());
@@ -227,4 +228,20 @@ fn a_batch_that_does_not_split_evenly_is_refused() {
     let mut t = small_trainer(ModelKind::Vae, 1, 1);
     let err = t.join(Box::new(vae::core::collective::LocalGroup::new(3).remove(0))).unwrap_err();
     assert!(err.contains("--batch-size 64 does not split evenly across 3 workers") && err.contains("e.g. 66"), "{err}");
+}
+
+/// The per-image losses of a test pass add up to the pass's own sums.
+#[test]
+fn per_image_losses_add_up_to_the_test_loss() {
+    use vae::core::{Purpose, Rng};
+    for kind in [ModelKind::Vae, ModelKind::Cvae] {
+        let mut t = small_trainer(kind, 2, 2);
+        t.train_epoch(&mut |_, _, _| {}).unwrap();
+        let rng = || Rng::stream(5, Purpose::Eval, 0);
+        let each = vae::train::evaluate_each(&t.model, &t.data.test, &t.pool, rng());
+        let whole = vae::train::evaluate(&t.model, &t.data.test, &t.pool, rng());
+        assert_eq!(each.len(), t.data.test.len());
+        let mean = each.iter().sum::<f64>() / each.len() as f64;
+        assert!((mean - (whole.bce + whole.kl)).abs() < 1e-6 * mean, "{kind}: {mean} vs {whole:?}");
+    }
 }

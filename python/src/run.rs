@@ -228,7 +228,8 @@ impl Run {
 
     /// The ELBO of each image of 8-bit `x` `[N, D]`, nats: the reconstruction term at one draw
     /// of z and the closed-form KL (sampled for a mixture prior), averaged over `samples`
-    /// draws; each image's draws are its own (seeded by `seed` and its index).
+    /// draws; each image's draws are its own (seeded by `seed` and its index), all in one
+    /// batched pass.
     #[pyo3(signature = (x, labels = None, samples = 1, seed = 0))]
     fn elbo<'py>(
         &self,
@@ -243,21 +244,17 @@ impl Run {
         }
         let split = self.split(&x, &labels)?;
         let values = py.detach(|| {
+            // Each image `samples` times in a row: one pass draws every copy's z afresh (each
+            // position its own noise), and an image's value is the mean over its copies.
             let p = split.pixels();
-            (0..split.len())
-                .map(|i| {
-                    // The image `samples` times: one pass draws each copy's z afresh, and the
-                    // pass's mean is the mean over the draws.
-                    let copies = vae::data::Split {
-                        images: split.images[i * p..(i + 1) * p].repeat(samples),
-                        labels: vec![split.labels[i]; samples],
-                        shape: split.shape,
-                    };
-                    let rng = Rng::stream(seed, Purpose::Eval, i as u64);
-                    let t = vae::train::evaluate(&self.model, &copies, &self.pool, rng);
-                    -(t.bce + t.kl)
-                })
-                .collect::<Vec<f64>>()
+            let copies = vae::data::Split {
+                images: split.images.chunks_exact(p).flat_map(|img| img.repeat(samples)).collect(),
+                labels: split.labels.iter().flat_map(|&l| std::iter::repeat_n(l, samples)).collect(),
+                shape: split.shape,
+            };
+            let losses =
+                vae::train::evaluate_each(&self.model, &copies, &self.pool, Rng::stream(seed, Purpose::Eval, 0));
+            losses.chunks_exact(samples).map(|c| -c.iter().sum::<f64>() / samples as f64).collect::<Vec<f64>>()
         });
         Ok(PyArray1::from_vec(py, values))
     }

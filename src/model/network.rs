@@ -84,6 +84,16 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// Each example's loss after [`Network::forward`], `[B]`: the negative ELBO at its draw,
+    /// BCE + KL (a mixture prior's forward leaves the whole loss in `kl`).
+    pub fn example_losses(&self) -> Vec<f64> {
+        let b = self.batch;
+        match self.prior {
+            Some(_) => self.kl[..b].iter().map(|&v| v as f64).collect(),
+            None => self.bce[..b].iter().zip(&self.kl[..b]).map(|(&r, &k)| r as f64 + k as f64).collect(),
+        }
+    }
+
     pub fn new(config: &ModelConfig, batch: usize, threads: usize) -> Workspace {
         Workspace::with_samples(config, batch, 1, threads)
     }
