@@ -107,6 +107,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         kl_warmup: 0,
         augment: Default::default(),
         precision: o.precision,
+        world_size: 1,
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());

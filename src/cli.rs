@@ -16,6 +16,7 @@ pub mod curves;
 pub mod encode;
 pub mod explore;
 pub mod fit_sampler;
+pub mod launch;
 pub mod measure;
 pub mod reconstruct;
 pub mod runs;

@@ -131,6 +131,7 @@ fn states() -> &'static [Arc<AppState>; 2] {
                 kl_warmup: 0,
                 augment: Default::default(),
                 precision: Default::default(),
+                world_size: 1,
             };
             let config = RunConfig { kind: DirKind::VaeRun, model: model.clone(), train, version: "fuzz".into() };
             let model = Model::init(model, 1);

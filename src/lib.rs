@@ -27,6 +27,8 @@ pub mod classifier;
 #[cfg(feature = "app")]
 pub mod cli;
 pub mod clock;
+#[cfg(feature = "mpi")]
+pub mod cluster;
 pub mod core;
 pub mod data;
 pub use checkpoint::dirkind;

@@ -81,6 +81,20 @@ pub struct ResumeChanges {
     pub threads: Option<usize>,
     /// Where the run's data folder moved (checked by the caller to hold the same images).
     pub moved: Option<crate::data::Source>,
+    /// Data-parallel workers from now on (MPI ranks). Another count splits each batch
+    /// differently, so sums run in another order, as with `threads`.
+    pub world_size: Option<usize>,
+}
+
+/// A process's part in a run trained by several data-parallel workers (MPI ranks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Role {
+    /// The run's only writer (alone, or rank 0): creates, locks and writes the run directory.
+    #[default]
+    Writer,
+    /// Any other worker: reads what it needs from the run directory (a shared file system),
+    /// trains its part of every batch, and writes nothing.
+    Follower,
 }
 
 /// A run ready to train: fresh or resumed.
@@ -89,8 +103,10 @@ pub struct Run {
     pub config: RunConfig,
     pub trainer: Trainer,
     pub metrics: Vec<EpochMetrics>,
-    /// Held while the run trains: a second process writing here is refused.
-    _lock: DirLock,
+    /// Held while the run trains: a second process writing here is refused (the writer's).
+    _lock: Option<DirLock>,
+    /// Whether this process writes the run directory ([`Role::Writer`]).
+    writes: bool,
     /// Whether this process made the directory (so a run that diverges before saving
     /// anything can take it away again).
     created_dir: bool,
@@ -106,16 +122,38 @@ impl Run {
     /// process holds `dir`; and [`RunError::Checkpoint`] if `dir` cannot be read, created or
     /// written.
     pub fn create(dir: PathBuf, config: RunConfig, data: Dataset) -> Result<Run, RunError> {
+        Run::create_as(dir, config, data, Role::Writer)
+    }
+
+    /// [`Run::create`] for a process in `role`: a [`Role::Follower`] builds the same trainer
+    /// from the same seed and touches nothing on disk (the writer makes the directory).
+    ///
+    /// # Errors
+    /// As [`Run::create`].
+    pub fn create_as(dir: PathBuf, config: RunConfig, data: Dataset, role: Role) -> Result<Run, RunError> {
         config.model.validate().map_err(RunError::Invalid)?;
         config.train.validate().map_err(RunError::Invalid)?;
         config.train.objective.check_model(config.model.kind).map_err(RunError::Invalid)?;
         let dir = RunDir::new(dir);
-        check_new(&dir)?;
+        if role == Role::Writer {
+            check_new(&dir)?;
+        }
         let model = Model::init_with(config.model.clone(), config.train.seed, config.train.init);
         let adam = AdamState::new(model.params.len());
         let mut trainer = Trainer::new(config.train.clone(), model, adam, 0, data);
         trainer.init_output_bias();
         check_batch(&trainer)?;
+        if role == Role::Follower {
+            return Ok(Run {
+                dir,
+                config,
+                trainer,
+                metrics: Vec::new(),
+                _lock: None,
+                writes: false,
+                created_dir: false,
+            });
+        }
         let created_dir = !dir.path.exists();
         dir.create()?;
         // Checked again under the lock: another process may have started a run here.
@@ -125,7 +163,7 @@ impl Run {
         if let Some(files) = &trainer.data.files {
             dir.save_files(files)?;
         }
-        Ok(Run { dir, config, trainer, metrics: Vec::new(), _lock: lock, created_dir })
+        Ok(Run { dir, config, trainer, metrics: Vec::new(), _lock: Some(lock), writes: true, created_dir })
     }
 
     /// Reopens a run after its last completed epoch; what `changes` gives replaces the run's
@@ -137,11 +175,22 @@ impl Run {
     /// and [`RunError::Invalid`] if the data does not fit the model, the learning rate is
     /// invalid, or the epochs are fewer than those already completed.
     pub fn resume(dir: PathBuf, changes: ResumeChanges, data: Dataset) -> Result<Run, RunError> {
-        let ResumeChanges { epochs, lr, threads, moved } = changes;
+        Run::resume_as(dir, changes, data, Role::Writer)
+    }
+
+    /// [`Run::resume`] for a process in `role`: a [`Role::Follower`] reads the run and applies
+    /// `changes` in memory only (the writer saves them), without taking the lock.
+    ///
+    /// # Errors
+    /// As [`Run::resume`].
+    pub fn resume_as(dir: PathBuf, changes: ResumeChanges, data: Dataset, role: Role) -> Result<Run, RunError> {
+        let ResumeChanges { epochs, lr, threads, moved, world_size } = changes;
+        let writes = role == Role::Writer;
         let dir = RunDir::new(dir);
         dir.load_config()?; // a clear error before taking a lock in the wrong directory
-        let lock = DirLock::acquire(&dir.path)?;
+        let lock = if writes { Some(DirLock::acquire(&dir.path)?) } else { None };
         let mut config = dir.load_config()?;
+        let save_config = |config: &RunConfig| if writes { dir.save_config(config) } else { Ok(()) };
         let mut fresh = false;
         let state = match dir.load_state(&config.model) {
             // Killed before its first train state was committed (during epoch 1, or while
@@ -159,18 +208,22 @@ impl Run {
         if let Some(lr) = lr {
             config.train.adam.lr = lr;
             config.train.validate().map_err(RunError::Invalid)?;
-            dir.save_config(&config)?;
+            save_config(&config)?;
         }
         if let Some(t) = threads.filter(|&t| t != config.train.threads) {
             config.train.threads = t;
-            dir.save_config(&config)?;
+            save_config(&config)?;
+        }
+        if let Some(n) = world_size.filter(|&n| n != config.train.world_size) {
+            config.train.world_size = n;
+            save_config(&config)?;
         }
         if let Some(source) = moved {
             config.train.dataset = source;
-            dir.save_config(&config)?;
+            save_config(&config)?;
         }
         // What the run trains on from here: the folder as it is now.
-        if let Some(files) = &data.files {
+        if let Some(files) = data.files.as_ref().filter(|_| writes) {
             dir.save_files(files)?;
         }
         if let Some(e) = epochs {
@@ -183,12 +236,14 @@ impl Run {
                 )));
             }
             config.train.epochs = e;
-            dir.save_config(&config)?;
+            save_config(&config)?;
         }
-        dir.create()?; // samples/ may have been removed, or never made
-        // Half-written files of a process killed while saving: never read, only clutter.
-        crate::io::remove_stale_temps(&dir.path);
-        crate::io::remove_stale_temps(&dir.samples_dir());
+        if writes {
+            dir.create()?; // samples/ may have been removed, or never made
+            // Half-written files of a process killed while saving: never read, only clutter.
+            crate::io::remove_stale_temps(&dir.path);
+            crate::io::remove_stale_temps(&dir.samples_dir());
+        }
         let mut metrics = dir.load_metrics()?;
         metrics.retain(|m| m.epoch <= state.epoch);
         let mut trainer = Trainer::new(config.train.clone(), state.model, state.adam, state.epoch, data);
@@ -196,7 +251,7 @@ impl Run {
         if fresh {
             trainer.init_output_bias();
         }
-        Ok(Run { dir, config, trainer, metrics, _lock: lock, created_dir: false })
+        Ok(Run { dir, config, trainer, metrics, _lock: lock, writes, created_dir: false })
     }
 
     /// Trains up to the configured number of epochs, saving after each, with the command
@@ -237,6 +292,8 @@ impl Run {
             };
             let seconds = start.elapsed().as_secs_f64();
             let test = self.trainer.test_loss()?;
+            // Data-parallel workers must still hold one model before it is saved.
+            self.trainer.check_agreement()?;
             let m = self.trainer.metrics(&t, test, seconds);
             self.trainer.watched.push(m.watched());
             let grid = sample_grid_due(m.epoch, total).then_some((&grid_z[..], grid_labels.as_deref()));
@@ -274,6 +331,9 @@ impl Run {
     /// `samples/`, its lock file, and the directory itself when this process made it and it
     /// is now empty. Whatever else is there stays. Returns whether the config went.
     fn remove_unsaved(&self) -> bool {
+        if !self.writes {
+            return false;
+        }
         let removed = std::fs::remove_file(self.dir.file(crate::checkpoint::CONFIG_FILE)).is_ok();
         let _ = std::fs::remove_file(self.dir.file(crate::checkpoint::DATA_FILES));
         let _ = std::fs::remove_dir(self.dir.samples_dir()); // only if empty
@@ -287,10 +347,13 @@ impl Run {
     /// Saves an epoch: its sample grid from the fixed `grid` = (z, labels) when given, its
     /// metrics, the weights and the train state.
     fn save_epoch(&mut self, m: &EpochMetrics, grid: Option<(&[f32], Option<&[u8]>)>) -> Result<(), RunError> {
+        self.metrics.push(m.clone());
+        if !self.writes {
+            return Ok(());
+        }
         if let Some((z, labels)) = grid {
             self.save_grid(m.epoch, z, labels)?;
         }
-        self.metrics.push(m.clone());
         // Order matters: the train state is the commit point (see `checkpoint`).
         self.dir.save_metrics(&self.metrics)?;
         self.dir.save_model(&self.trainer.model, m.epoch)?;

@@ -64,10 +64,23 @@ pub struct TrainConfig {
     /// f32 either way.
     #[serde(default, skip_serializing_if = "Precision::is_f32")]
     pub precision: Precision,
+    /// Data-parallel workers (MPI ranks, `mpirun -n N`), each computing 1/N of every batch
+    /// on `threads` threads; 1 for one process. Results are reproducible for the same seed,
+    /// threads and world size.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub world_size: usize,
 }
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 pub use crate::model::Init;
@@ -321,12 +334,7 @@ impl Trainer {
     /// If the batch does not split evenly across the workers.
     pub fn join(&mut self, collective: Box<dyn Collective>) -> Result<(), String> {
         let (b, n) = (self.config.batch_size, collective.size());
-        if !b.is_multiple_of(n) {
-            return Err(format!(
-                "--batch-size {b} does not split evenly across {n} workers; use a multiple of {n} (e.g. {})",
-                b.div_ceil(n) * n
-            ));
-        }
+        crate::core::collective::check_split(b, n)?;
         let c = self.model.config();
         self.ws = Workspace::with_samples(c, b / n, self.config.objective.samples(), self.pool.threads());
         self.collective = collective;
@@ -334,7 +342,7 @@ impl Trainer {
     }
 
     /// This worker's part of each batch: positions `start..end` of the global batch.
-    fn batch_part(&self) -> std::ops::Range<usize> {
+    pub fn batch_part(&self) -> std::ops::Range<usize> {
         part(self.config.batch_size, self.collective.rank(), self.collective.size())
     }
 
@@ -478,6 +486,33 @@ impl Trainer {
         let mut sums = [sum.bce, sum.kl];
         self.collective.sum_f64(&mut sums)?;
         Ok(Some(TestLoss { bce: sums[0] / n as f64, kl: sums[1] / n as f64 }))
+    }
+
+    /// Compares a checksum of this worker's parameters and Adam state with every other
+    /// worker's ([`Trainer::join`]); alone, nothing to compare. Called before each checkpoint:
+    /// workers that drifted apart (a flipped bit, a different build) stop the run there.
+    ///
+    /// # Errors
+    /// [`CollectiveError::Drift`](crate::core::collective::CollectiveError::Drift) naming the
+    /// first worker that differs from worker 0, or when the workers cannot gather.
+    pub fn check_agreement(&mut self) -> Result<(), crate::core::collective::CollectiveError> {
+        if self.collective.size() == 1 {
+            return Ok(());
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let words = [bits(&self.model.params), bits(&self.adam.m), bits(&self.adam.v)];
+        let step = [self.adam.step as u32, (self.adam.step >> 32) as u32];
+        let mine = crate::core::collective::checksum(words.iter().flatten().copied().chain(step));
+        let all = self.collective.gather_u64(mine)?;
+        match all.iter().position(|&c| c != all[0]) {
+            None => Ok(()),
+            Some(rank) => Err(crate::core::collective::CollectiveError::Drift {
+                rank,
+                epoch: self.epoch,
+                theirs: all[rank],
+                first: all[0],
+            }),
+        }
     }
 
     /// Builds an epoch's metrics record from its sums and the test pass.

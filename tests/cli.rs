@@ -149,6 +149,7 @@ fn broken_run_directories_get_one_clear_error() {
 /// Started by `mpirun -n 2` (as its environment says), a build without MPI refuses to train
 /// instead of two copies training the same run into one directory (issue 27).
 #[test]
+#[cfg(not(feature = "mpi"))]
 fn a_build_without_mpi_refuses_to_train_as_one_of_several_ranks() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x");

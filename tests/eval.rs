@@ -33,6 +33,7 @@ fn trained_with(config: ModelConfig) -> (Model, Split) {
         kl_warmup: 0,
         augment: Default::default(),
         precision: Default::default(),
+        world_size: 1,
     };
     let model = Model::init(config, 3);
     let adam = AdamState::new(model.params.len());

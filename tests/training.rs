@@ -245,3 +245,33 @@ fn per_image_losses_add_up_to_the_test_loss() {
         assert!((mean - (whole.bce + whole.kl)).abs() < 1e-6 * mean, "{kind}: {mean} vs {whole:?}");
     }
 }
+
+/// Workers whose weights drifted apart (a flipped bit) are caught before a checkpoint, on
+/// every worker, naming the one that differs.
+#[test]
+fn workers_that_drift_apart_are_stopped() {
+    use vae::core::collective::{CollectiveError, LocalGroup};
+    let results: Vec<Result<(), CollectiveError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = LocalGroup::new(2)
+            .into_iter()
+            .map(|g| {
+                s.spawn(move || {
+                    let mut t = small_trainer(ModelKind::Vae, 1, 1);
+                    t.join(Box::new(g)).unwrap();
+                    t.train_epoch(&mut |_, _, _| {}).unwrap();
+                    t.check_agreement()?; // in step: agreed
+                    if t.batch_part().start > 0 {
+                        t.model.params[7] = f32::from_bits(t.model.params[7].to_bits() ^ 1);
+                    }
+                    t.check_agreement()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in results {
+        let e = r.unwrap_err();
+        assert!(matches!(e, CollectiveError::Drift { rank: 1, epoch: 1, .. }), "{e}");
+        assert!(e.to_string().contains("worker 1's parameters differ from worker 0's after epoch 1"), "{e}");
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 use super::args::{MAX_EPOCHS, MAX_LIMIT, count, non_negative, positive};
+use super::launch::{Group, check_batch};
 use super::{DataArgs, curves, group, load_data, threads_arg};
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::core::AdamConfig;
@@ -13,7 +14,7 @@ use crate::data::Binarize;
 use crate::data::Source;
 use crate::model::config::Activation;
 use crate::model::{Arch, Likelihood, ModelConfig, ModelKind};
-use crate::run::{RECONSTRUCTIONS, ResumeChanges, Run};
+use crate::run::{RECONSTRUCTIONS, ResumeChanges, Role, Run};
 use crate::train::{Objective, TrainConfig};
 use anyhow::{Result, bail};
 use clap::Args;
@@ -332,11 +333,20 @@ fn objective(a: &TrainArgs) -> Result<Objective> {
 /// [`Run::resume`]), training diverges or is interrupted, or the closing pictures cannot be
 /// written.
 pub fn train(a: TrainArgs) -> Result<()> {
-    if let Some(why) = launched_in_parallel(|name| std::env::var(name).ok()) {
-        bail!("{why}");
+    let mut group = Group::from_launcher()?;
+    let result = train_in(a, &mut group);
+    group.conclude(result)
+}
+
+/// [`train`] as a process of `group`: rank 0 (or a process alone) writes the run and prints;
+/// the other ranks train their part of every batch silently.
+fn train_in(a: TrainArgs, group: &mut Group) -> Result<()> {
+    let quiet = a.quiet || group.role == Role::Follower;
+    let Some(mut run) = open_as(&a, group)? else { return Ok(()) };
+    if let Some(collective) = group.take_collective() {
+        run.trainer.join(collective).map_err(anyhow::Error::msg)?;
     }
-    let Some(mut run) = open(&a)? else { return Ok(()) };
-    if !a.quiet {
+    if !quiet {
         announce(&run);
     }
     // First Ctrl-C: stop before the next step, keeping every completed epoch (the error names
@@ -348,7 +358,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
             std::process::exit(130);
         }
     });
-    run.train(a.quiet)?;
+    let (step, start) = (run.trainer.adam.step, std::time::Instant::now());
+    run.train(quiet)?;
+    if group.role == Role::Follower {
+        return Ok(());
+    }
+    group.report(run.trainer.adam.step - step, start.elapsed().as_secs_f64());
     finish(&run, a.fit_sampler, a.quiet)
 }
 
@@ -359,6 +374,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
 /// # Errors
 /// As [`train`], for everything before the first step.
 pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
+    open_as(a, &Group::alone())
+}
+
+/// [`open`] for a process of `group`: a follower reads the run rank 0 writes, and says
+/// nothing.
+fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
+    let quiet = a.quiet || group.role == Role::Follower;
     let run = if let Some(dir) = a.resume.clone() {
         let fixed: [(&str, bool); 34] = [
             ("--augment", a.augment.is_some()),
@@ -402,9 +424,10 @@ pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
             );
         }
         let config = RunDir::new(&dir).load_config()?;
-        let threads = a.threads.map(resolve_threads);
+        check_batch(config.train.batch_size, group.size)?;
+        let threads = a.threads.map(|t| resolve_threads(t, group));
         if let Some(t) = threads.filter(|&t| t != config.train.threads)
-            && !a.quiet
+            && !quiet
         {
             eprintln!(
                 "note: resuming on {t} thread{} where the run used {}: sums now add up in another order, so from here \
@@ -413,28 +436,41 @@ pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
                 config.train.threads
             );
         }
+        if group.size != config.train.world_size && !quiet {
+            eprintln!(
+                "note: resuming on {} where the run used {}: each batch splits differently, so from here on the \
+                 figures and weights differ in the last bits from an uninterrupted run",
+                match group.size {
+                    1 => "1 process".to_string(),
+                    n => format!("{n} processes"),
+                },
+                config.train.world_size
+            );
+        }
         let run_dir = RunDir::new(&dir);
         let moved_to = a.data.data_dir.as_deref();
         let source = crate::rundata::source(&run_dir, &config, moved_to)?;
-        let (data, _) = load_data(&source, a.quiet)?;
+        let (data, _) = load_data(&source, quiet)?;
         // A moved folder must hold the same images; one changed in place is trained on as it
         // is now, with a warning (and the record follows it).
-        crate::rundata::check(&run_dir, &source, &data, moved_to.is_some(), a.quiet)?;
+        crate::rundata::check(&run_dir, &source, &data, moved_to.is_some(), quiet)?;
         let moved = moved_to.map(|_| source);
-        Run::resume(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads, moved }, data)?
+        let world_size = Some(group.size);
+        Run::resume_as(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads, moved, world_size }, data, group.role)?
     } else {
         let seed = a.seed.unwrap_or(1);
         check_early(a)?;
-        let (data, source) = load_data(&a.data.source(seed)?, a.quiet)?;
+        check_batch(a.batch_size.unwrap_or(128), group.size)?;
+        let (data, source) = load_data(&a.data.source(seed)?, quiet)?;
         let kind = a.model.unwrap_or(ModelKind::Vae);
         let mut model = model_config(a, data.train.shape, data.classes.len())?;
         if matches!(source, Source::Folder(_) | Source::Arrays(_)) {
             model.class_names = data.classes.clone();
         }
-        if kind.conditional() && data.classes.len() >= 2 && !a.quiet {
+        if kind.conditional() && data.classes.len() >= 2 && !quiet {
             warn_small_classes(&data, a.batch_size.unwrap_or(128), a.train_limit);
         }
-        let threads = resolve_threads(a.threads.unwrap_or(0));
+        let threads = resolve_threads(a.threads.unwrap_or(0), group);
         let schedule = a.lr_schedule.unwrap_or_default();
         let train = TrainConfig {
             epochs: a.epochs.or(schedule.epochs()).unwrap_or(50),
@@ -458,6 +494,7 @@ pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
             kl_warmup: a.kl_warmup.unwrap_or(0),
             augment: a.augment.unwrap_or_default().resolve(data.train.shape).map_err(anyhow::Error::msg)?,
             precision: recorded_precision(a.precision.unwrap_or_default()),
+            world_size: group.size,
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {
@@ -466,10 +503,13 @@ pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
             train,
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        Run::create(out, config, data)?
+        Run::create_as(out, config, data, group.role)?
     };
     let t = &run.trainer;
     if t.epoch >= t.config.epochs {
+        if group.role == Role::Follower {
+            return Ok(None);
+        }
         println!(
             "{} already completed its {}; pass --epochs N (the new total) to train further",
             run.dir.path.display(),
@@ -499,7 +539,10 @@ pub fn announce(run: &Run) {
         if augment.is_none() { String::new() } else { format!(" ({})", augment.label()) },
         t.data.test.len(),
         t.steps_per_epoch(),
-        crate::text::plural(t.pool.threads(), "thread"),
+        match t.config.world_size {
+            1 => crate::text::plural(t.pool.threads(), "thread"),
+            n => format!("{n} processes × {}", crate::text::plural(t.pool.threads(), "thread")),
+        },
         run.dir.path.display()
     );
     match t.config.precision.path() {
@@ -617,24 +660,6 @@ fn check_early(a: &TrainArgs) -> Result<()> {
     model_config(a, shape, 10)?.validate().map_err(anyhow::Error::msg)
 }
 
-/// Why this build must not train here: started as one of N > 1 processes by `mpirun` or
-/// Slurm's `srun` (their environment says so), it has no MPI to train data-parallel with, and
-/// N copies would each train the same run into the same directory. `None` when alone.
-fn launched_in_parallel(var: impl Fn(&str) -> Option<String>) -> Option<String> {
-    // Open MPI's, the PMI standard's (MPICH, Slurm), PMIx's.
-    let size = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
-        .iter()
-        .find_map(|name| var(name).and_then(|v| v.trim().parse::<usize>().ok()).map(|n| (*name, n)))?;
-    (size.1 > 1).then(|| {
-        format!(
-            "started as one of {} processes ({}={}), but this vae was built without MPI, so each would train the \
-             same run; build it with `cargo build --release --features mpi` (needs Debian's openmpi-bin \
-             libopenmpi-dev clang libclang-dev), or start one process",
-            size.1, size.0, size.1
-        )
-    })
-}
-
 /// The precision a new run records: the one asked for, or f32 where bf16 cannot run here
 /// (said once, so that `config.json` and `vae runs` tell what the run trained in).
 fn recorded_precision(asked: crate::core::bf16::Precision) -> crate::core::bf16::Precision {
@@ -647,9 +672,9 @@ fn recorded_precision(asked: crate::core::bf16::Precision) -> crate::core::bf16:
     }
 }
 
-/// `--threads`: 0 means all cores.
-fn resolve_threads(threads: usize) -> usize {
-    if threads == 0 { crate::core::pool::available_threads() } else { threads }
+/// `--threads`: 0 means all cores (shared among the group's processes on this machine).
+fn resolve_threads(threads: usize, group: &Group) -> usize {
+    if threads == 0 { group.default_threads() } else { threads }
 }
 
 /// `runs/<model>-YYYYMMDD-HHMMSS` (UTC), with a suffix if that already exists.
@@ -662,21 +687,4 @@ fn default_run_dir(kind: ModelKind) -> PathBuf {
         i += 1;
     }
     path
-}
-
-#[cfg(test)]
-mod launcher_tests {
-    use super::launched_in_parallel;
-
-    #[test]
-    fn several_processes_under_a_launcher_are_refused_one_is_not() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
-        };
-        assert!(launched_in_parallel(env(&[])).is_none());
-        assert!(launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "1")])).is_none());
-        let why = launched_in_parallel(env(&[("OMPI_COMM_WORLD_SIZE", "2")])).unwrap();
-        assert!(why.contains("one of 2 processes (OMPI_COMM_WORLD_SIZE=2)") && why.contains("--features mpi"), "{why}");
-        assert!(launched_in_parallel(env(&[("PMI_SIZE", "4")])).unwrap().contains("one of 4 processes"));
-    }
 }

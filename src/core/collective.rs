@@ -20,6 +20,13 @@ pub enum CollectiveError {
         "worker {rank} summed {len} values where worker 0 summed {expected}; every worker must train the same model"
     )]
     Length { rank: usize, len: usize, expected: usize },
+    /// The workers' parameters (or Adam state) differ: they no longer train one model.
+    #[error(
+        "worker {rank}'s parameters differ from worker 0's after epoch {epoch} (checksums {theirs:016x} and \
+         {first:016x}): the workers drifted apart, so this epoch is not saved; resume from the last saved epoch, \
+         with every worker running the same build"
+    )]
+    Drift { rank: usize, epoch: usize, theirs: u64, first: u64 },
 }
 
 /// The workers training one model together.
@@ -38,6 +45,26 @@ pub trait Collective: Send {
     /// # Errors
     /// As [`Collective::sum_f32`].
     fn sum_f64(&mut self, values: &mut [f64]) -> Result<(), CollectiveError>;
+    /// Every worker's `value`, in rank order, on every worker (checksums compared across
+    /// workers).
+    ///
+    /// # Errors
+    /// [`CollectiveError::Gone`] when a worker is gone.
+    fn gather_u64(&mut self, value: u64) -> Result<Vec<u64>, CollectiveError>;
+}
+
+/// The sum over workers of element `i`, from each worker's value in rank order: added in
+/// f64, then rounded once by the caller. Every implementation sums this way, so a sum is the
+/// same bits on every worker, from run to run, and across implementations.
+pub fn rank_order_sum(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, |acc, v| acc + v)
+}
+
+/// 64-bit FNV-1a of `words` (the bits of parameters and optimiser moments): equal states give
+/// equal checksums; a single flipped bit changes it.
+pub fn checksum(words: impl Iterator<Item = u32>) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    words.fold(0xcbf2_9ce4_8422_2325, |h, w| w.to_le_bytes().iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(PRIME)))
 }
 
 /// The part of `n` items worker `rank` of `size` takes: contiguous, in rank order, the
@@ -46,6 +73,20 @@ pub fn part(n: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
     let (base, extra) = (n / size, n % size);
     let start = rank * base + rank.min(extra);
     start..start + base + usize::from(rank < extra)
+}
+
+/// Whether a batch of `batch` examples splits evenly across `size` workers.
+///
+/// # Errors
+/// A message naming the next batch size that does.
+pub fn check_split(batch: usize, size: usize) -> Result<(), String> {
+    if batch.is_multiple_of(size) {
+        return Ok(());
+    }
+    Err(format!(
+        "--batch-size {batch} does not split evenly across {size} workers; use a multiple of {size} (e.g. {})",
+        batch.div_ceil(size) * size
+    ))
 }
 
 /// One worker alone: sums are the values themselves.
@@ -64,6 +105,9 @@ impl Collective for Alone {
     }
     fn sum_f64(&mut self, _: &mut [f64]) -> Result<(), CollectiveError> {
         Ok(())
+    }
+    fn gather_u64(&mut self, value: u64) -> Result<Vec<u64>, CollectiveError> {
+        Ok(vec![value])
     }
 }
 
@@ -87,30 +131,30 @@ impl LocalGroup {
         (0..size).map(|rank| LocalGroup { rank, shared: shared.clone() }).collect()
     }
 
-    fn sum(
-        &mut self,
-        values: &mut dyn Iterator<Item = f64>,
-        write: &mut dyn FnMut(usize, f64),
-    ) -> Result<(), CollectiveError> {
-        let mine: Vec<f64> = values.collect();
-        let len = mine.len();
+    /// Deposits `mine`, waits for every worker's, and hands them all (rank order) to `read`.
+    fn exchange<T>(&mut self, mine: Vec<f64>, read: impl FnOnce(&[Vec<f64>]) -> T) -> Result<T, CollectiveError> {
         self.shared.slots.lock().map_err(|_| self.gone("a worker panicked"))?[self.rank] = mine;
         self.shared.barrier.wait();
         let result = {
             let slots = self.shared.slots.lock().map_err(|_| self.gone("a worker panicked"))?;
-            if let Some((rank, s)) = slots.iter().enumerate().find(|(_, s)| s.len() != slots[0].len()) {
-                Err(CollectiveError::Length { rank, len: s.len(), expected: slots[0].len() })
-            } else {
-                for i in 0..len {
-                    // Rank order, in f64, then rounded once: the same on every worker.
-                    write(i, slots.iter().map(|s| s[i]).sum());
-                }
-                Ok(())
-            }
+            read(&slots)
         };
         // Nobody deposits the next values before everyone has read these.
         self.shared.barrier.wait();
-        result
+        Ok(result)
+    }
+
+    fn sum(&mut self, mine: Vec<f64>, write: &mut dyn FnMut(usize, f64)) -> Result<(), CollectiveError> {
+        let len = mine.len();
+        self.exchange(mine, |slots| {
+            if let Some((rank, s)) = slots.iter().enumerate().find(|(_, s)| s.len() != slots[0].len()) {
+                return Err(CollectiveError::Length { rank, len: s.len(), expected: slots[0].len() });
+            }
+            for i in 0..len {
+                write(i, rank_order_sum(slots.iter().map(|s| s[i])));
+            }
+            Ok(())
+        })?
     }
 
     fn gone(&self, why: &str) -> CollectiveError {
@@ -126,12 +170,17 @@ impl Collective for LocalGroup {
         self.shared.size
     }
     fn sum_f32(&mut self, values: &mut [f32]) -> Result<(), CollectiveError> {
-        let copy: Vec<f32> = values.to_vec();
-        self.sum(&mut copy.iter().map(|&v| v as f64), &mut |i, s| values[i] = s as f32)
+        let mine = values.iter().map(|&v| v as f64).collect();
+        self.sum(mine, &mut |i, s| values[i] = s as f32)
     }
     fn sum_f64(&mut self, values: &mut [f64]) -> Result<(), CollectiveError> {
-        let copy: Vec<f64> = values.to_vec();
-        self.sum(&mut copy.into_iter(), &mut |i, s| values[i] = s)
+        let mine = values.to_vec();
+        self.sum(mine, &mut |i, s| values[i] = s)
+    }
+    fn gather_u64(&mut self, value: u64) -> Result<Vec<u64>, CollectiveError> {
+        // Two exact 32-bit halves per f64 slot.
+        let halves = vec![(value >> 32) as f64, (value & 0xffff_ffff) as f64];
+        self.exchange(halves, |slots| slots.iter().map(|s| ((s[0] as u64) << 32) | s[1] as u64).collect())
     }
 }
 
@@ -180,6 +229,31 @@ mod tests {
             assert_eq!(a, &[3.0, 3.0, 3e8, -0.75]);
             assert_eq!(b, &[1.5]);
         }
+    }
+
+    #[test]
+    fn a_local_group_gathers_every_value_in_rank_order() {
+        let members = LocalGroup::new(3);
+        let gathered: Vec<Vec<u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = members
+                .into_iter()
+                .map(|mut g| s.spawn(move || g.gather_u64(u64::MAX - g.rank() as u64).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(gathered.iter().all(|v| v == &[u64::MAX, u64::MAX - 1, u64::MAX - 2]), "{gathered:?}");
+    }
+
+    #[test]
+    fn checksums_see_one_flipped_bit() {
+        let a = [1.0f32, -2.5, 3e-8];
+        let bits = |v: &[f32]| checksum(v.iter().map(|x| x.to_bits()));
+        let mut b = a;
+        b[2] = f32::from_bits(b[2].to_bits() ^ 1);
+        assert_eq!(bits(&a), bits(&a));
+        assert_ne!(bits(&a), bits(&b));
+        // FNV-1a's offset basis for no input.
+        assert_eq!(checksum(std::iter::empty()), 0xcbf2_9ce4_8422_2325);
     }
 
     #[test]
