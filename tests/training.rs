@@ -57,7 +57,10 @@ fn small_trainer(kind: ModelKind, seed: u64, threads: usize) -> Trainer {
 }
 
 fn small_trainer_with(kind: ModelKind, seed: u64, threads: usize, objective: Objective) -> Trainer {
-    let config = ModelConfig::tutorial(kind);
+    small_trainer_of(ModelConfig::tutorial(kind), seed, threads, objective)
+}
+
+fn small_trainer_of(config: ModelConfig, seed: u64, threads: usize, objective: Objective) -> Trainer {
     let train = TrainConfig {
         epochs: 2,
         batch_size: 64,
@@ -273,5 +276,54 @@ fn workers_that_drift_apart_are_stopped() {
         let e = r.unwrap_err();
         assert!(matches!(e, CollectiveError::Drift { rank: 1, epoch: 1, .. }), "{e}");
         assert!(e.to_string().contains("worker 1's parameters differ from worker 0's after epoch 1"), "{e}");
+    }
+}
+
+/// Every architecture, prior and likelihood splits across workers as the tutorial's model
+/// does: the workers agree to the bit, and their test loss is the lone trainer's up to
+/// summation order (an MPI build's ranks sum exactly as these workers do: tests/mpi.rs).
+#[test]
+fn two_workers_train_every_architecture_prior_and_likelihood_as_one_trainer() {
+    use vae::core::Shape;
+    use vae::model::config::Prior;
+    use vae::model::{Likelihood, ModelConfig};
+    let mnist = Shape::mnist();
+    let small_conv = |c: ModelConfig| ModelConfig { widths: vec![8, 16], ..c };
+    let configs = [
+        ("conv", small_conv(ModelConfig::conv(ModelKind::Vae, mnist, 8))),
+        ("resnet", ModelConfig { blocks: 1, ..small_conv(ModelConfig::resnet(ModelKind::Cvae, mnist, 8, 1)) }),
+        ("vamp", ModelConfig { prior: Prior::Vamp { pseudo_inputs: 10 }, ..ModelConfig::tutorial(ModelKind::Vae) }),
+        ("mog", ModelConfig { prior: Prior::Mog { components: 4 }, ..ModelConfig::tutorial(ModelKind::Vae) }),
+        (
+            "logistic mixture",
+            ModelConfig {
+                likelihood: Likelihood::LogisticMixture { mixtures: 3 },
+                ..small_conv(ModelConfig::conv(ModelKind::Vae, mnist, 8))
+            },
+        ),
+    ];
+    for (label, config) in configs {
+        let make = || small_trainer_of(config.clone(), 4, 1, Objective::Elbo);
+        let mut alone = make();
+        alone.train_epoch(&mut |_, _, _| {}).unwrap();
+        let want = alone.test_loss().unwrap().unwrap();
+        let workers: Vec<(Vec<f32>, vae::train::TestLoss)> = std::thread::scope(|s| {
+            let handles: Vec<_> = vae::core::collective::LocalGroup::new(2)
+                .into_iter()
+                .map(|g| {
+                    s.spawn(move || {
+                        let mut t = make();
+                        t.join(Box::new(g)).unwrap();
+                        t.train_epoch(&mut |_, _, _| {}).unwrap();
+                        let test = t.test_loss().unwrap().unwrap();
+                        (t.model.params, test)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(workers[0] == workers[1], "{label}: the workers differ");
+        let (g, w) = (workers[0].1.bce + workers[0].1.kl, want.bce + want.kl);
+        assert!((g - w).abs() < 1e-4 * w.abs(), "{label}: test loss {g} with two workers, {w} alone");
     }
 }
