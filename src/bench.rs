@@ -2,6 +2,7 @@
 //! images of any shape (as `reference/torch_conv_reference.py` does with `SHAPE`), and
 //! reports throughput, achieved GFLOP/s and peak memory.
 
+use crate::core::collective::{Collective, Timed};
 use crate::core::{AdamConfig, AdamState, Purpose, Rng, Shape};
 use crate::data::{Dataset, Source, Split};
 use crate::model::{Model, ModelConfig};
@@ -80,6 +81,15 @@ pub fn cpu_json() -> serde_json::Value {
 /// # Errors
 /// If the embedded MNIST cannot be decoded, or the loss stops being finite (a diverged epoch).
 pub fn bench(o: &BenchOptions) -> Result<()> {
+    bench_in(o, None)
+}
+
+/// [`bench`] as one of the data-parallel workers of `workers` (MPI ranks under `mpirun`):
+/// each trains its part of every batch; worker 0 prints, with the time spent summing.
+///
+/// # Errors
+/// As [`bench`], and when the batch does not split evenly across the workers.
+pub fn bench_in(o: &BenchOptions, workers: Option<Box<dyn Collective>>) -> Result<()> {
     let t0 = Instant::now();
     let (objective, epochs, json, batch) = (o.objective, o.epochs, o.json, o.batch);
     let config = o.model.clone();
@@ -112,6 +122,13 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());
     let mut trainer = Trainer::new(train, model, adam, 0, data);
+    let (mut rank, mut world, mut stopwatch) = (0, 1, None);
+    if let Some(w) = workers {
+        (rank, world) = (w.rank(), w.size());
+        let (timed, watch) = Timed::new(w);
+        trainer.join(Box::new(timed)).map_err(anyhow::Error::msg)?;
+        stopwatch = Some(watch);
+    }
     let setup = t0.elapsed().as_secs_f64();
     let mut epoch_secs = Vec::new();
     let mut last = None;
@@ -121,6 +138,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         epoch_secs.push(t.elapsed().as_secs_f64());
         last = Some(e);
     }
+    let summing = stopwatch.as_ref().map(|w| w.seconds() * 1e3 / (trainer.steps_per_epoch().max(1) * epochs) as f64);
     let t = Instant::now();
     let test = trainer.test_loss()?.unwrap_or_default();
     let test_secs = t.elapsed().as_secs_f64();
@@ -139,6 +157,9 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
     let peak = if o.precision.runs_bf16() { crate::core::bf16::peak_gflops(&trainer.pool, 0.2) } else { None };
     let rss = peak_rss_mb();
     let train_loss = last.map_or(0.0, |e| (e.loss.bce + e.loss.kl) / e.examples as f64);
+    if rank > 0 {
+        return Ok(());
+    }
     if json {
         println!(
             "{}",
@@ -154,6 +175,8 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
                 "images_per_sec": images_per_sec,
                 "objective": objective,
                 "threads": threads,
+                "world_size": world,
+                "summing_ms_per_step": summing,
                 "epochs": epochs,
                 "secs_per_epoch": mean,
                 "best_secs_per_epoch": best,
@@ -175,6 +198,7 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         let list: Vec<String> = epoch_secs.iter().map(|s| format!("{s:.3}")).collect();
         let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
         let (t, e) = (plural(threads, "thread"), plural(epochs, "epoch"));
+        let t = if world > 1 { format!("{world} processes × {t}") } else { t };
         let trained = match objective {
             Objective::Elbo => String::new(),
             Objective::Iwae { k } => format!(" on IWAE-{k}"),
@@ -192,6 +216,12 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
         println!("precision           {path}");
         println!("seconds per epoch   {mean:.3} (best {best:.3}; each: {})", list.join(", "));
         println!("steps per second    {:.1}", steps as f64 / mean);
+        if let Some(ms) = summing {
+            let share = 100.0 * ms * steps as f64 / 1e3 / mean;
+            println!(
+                "summing per step    {ms:.2} ms ({share:.0}% of a step, waiting for the slowest process included)"
+            );
+        }
         println!("images per second   {images_per_sec:.0}");
         println!("achieved GFLOP/s    {gflops:.1} ({:.1} GFLOP per epoch)", flops_per_epoch / 1e9);
         if let Some(peak) = peak {

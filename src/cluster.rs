@@ -17,15 +17,11 @@ use mpi::datatype::{Equivalence, Partition, PartitionMut};
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 /// MPI, started once per process: dropping it finalizes MPI. Keep it for as long as any
 /// [`Ranks`] is in use.
 pub struct Cluster {
     universe: Universe,
-    spent: Arc<AtomicU64>,
 }
 
 impl Cluster {
@@ -33,7 +29,7 @@ impl Cluster {
     /// started in this process.
     pub fn start() -> Option<Cluster> {
         let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
-        Some(Cluster { universe, spent: Arc::new(AtomicU64::new(0)) })
+        Some(Cluster { universe })
     }
 
     /// This process's rank and the world size.
@@ -42,16 +38,10 @@ impl Cluster {
         (world.rank() as usize, world.size() as usize)
     }
 
-    /// The world's ranks as a [`Collective`] for [`crate::train::Trainer::join`].
+    /// The world's ranks as a [`Collective`], for a trainer to join (`Trainer::join`).
     pub fn ranks(&self) -> Ranks {
         let world = self.universe.world();
-        Ranks { rank: world.rank() as usize, size: world.size() as usize, world, spent: self.spent.clone() }
-    }
-
-    /// Seconds every [`Ranks`] of this process has spent in its sums and gathers (waiting for
-    /// the slowest rank included).
-    pub fn seconds_communicating(&self) -> f64 {
-        self.spent.load(Ordering::Relaxed) as f64 * 1e-9
+        Ranks { rank: world.rank() as usize, size: world.size() as usize, world }
     }
 
     /// Ends every rank's process at once with exit status `code` (after a failure on this
@@ -66,7 +56,6 @@ pub struct Ranks {
     world: SimpleCommunicator,
     rank: usize,
     size: usize,
-    spent: Arc<AtomicU64>,
 }
 
 // SAFETY: the communicator is a handle to MPI_COMM_WORLD, which outlives every `Ranks` (it
@@ -83,7 +72,6 @@ impl Ranks {
         wide: impl Fn(T) -> f64,
         narrow: impl Fn(f64) -> T,
     ) {
-        let start = Instant::now();
         let n = self.size;
         let parts: Vec<_> = (0..n).map(|r| part(values.len(), r, n)).collect();
         let counts: Vec<Count> = parts.iter().map(|p| p.len() as Count).collect();
@@ -101,7 +89,6 @@ impl Ranks {
             (0..mine).map(|i| narrow(rank_order_sum((0..n).map(|r| wide(copies[r * mine + i]))))).collect();
         let mut all = PartitionMut::new(values, &counts[..], &displs[..]);
         self.world.all_gather_varcount_into(&summed[..], &mut all);
-        self.spent.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 /// Lowest first. Within a layer no module uses another.
 const LAYERS: &[&[&str]] = &[
     &["core", "clock", "io", "lock", "text", "export", "schedule", "metrics"],
-    &["nn", "progress", "gmm"],
+    &["nn", "progress", "gmm", "cluster"],
     &["data"],
     &["images", "model"],
     &["train"],

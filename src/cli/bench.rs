@@ -114,15 +114,20 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     };
     model.classes = 10;
     model.validate().map_err(anyhow::Error::msg)?;
+    // Under `mpirun` (an MPI build), every rank trains its part of each batch.
+    let mut group = super::launch::Group::from_launcher()?;
+    let threads = if a.threads == 0 { group.default_threads() } else { a.threads };
     let opts = crate::bench::BenchOptions {
         model,
         objective,
         epochs: a.epochs as usize,
-        threads: a.threads,
+        threads,
         batch: a.batch_size as usize,
         random_steps: a.shape.map(|_| a.steps as usize),
         json: a.json,
         precision: a.precision,
     };
-    crate::bench::bench(&opts)
+    let workers = group.take_collective();
+    let result = crate::bench::bench_in(&opts, workers);
+    group.conclude(result)
 }

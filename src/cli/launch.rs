@@ -3,7 +3,7 @@
 //! data-parallel across them ([`crate::cluster`]); a build without it refuses to be one of
 //! several.
 
-use crate::core::collective::Collective;
+use crate::core::collective::{Collective, Stopwatch};
 use crate::run::Role;
 use anyhow::{Result, bail};
 
@@ -18,6 +18,8 @@ pub struct Group {
     /// Processes of the run on this machine (they share its cores).
     pub local: usize,
     collective: Option<Box<dyn Collective>>,
+    /// The time `collective` spends summing.
+    stopwatch: Stopwatch,
     #[cfg(feature = "mpi")]
     cluster: Option<crate::cluster::Cluster>,
 }
@@ -31,6 +33,7 @@ impl Group {
             size: 1,
             local: 1,
             collective: None,
+            stopwatch: Stopwatch::default(),
             #[cfg(feature = "mpi")]
             cluster: None,
         }
@@ -54,8 +57,9 @@ impl Group {
             let (rank, size) = cluster.rank_and_size();
             let local = local_size(var).unwrap_or(1).clamp(1, size);
             let role = if rank == 0 { Role::Writer } else { Role::Follower };
-            let collective = (size > 1).then(|| Box::new(cluster.ranks()) as Box<dyn Collective>);
-            Ok(Group { role, rank, size, local, collective, cluster: Some(cluster) })
+            let (timed, stopwatch) = crate::core::collective::Timed::new(Box::new(cluster.ranks()));
+            let collective = (size > 1).then(|| Box::new(timed) as Box<dyn Collective>);
+            Ok(Group { role, rank, size, local, collective, stopwatch, cluster: Some(cluster) })
         }
         #[cfg(not(feature = "mpi"))]
         {
@@ -106,11 +110,15 @@ impl Group {
         result
     }
 
+    /// Seconds this process has spent in the group's sums so far.
+    pub fn seconds_summing(&self) -> f64 {
+        self.stopwatch.seconds()
+    }
+
     /// What the ranks spent summing, said after training on rank 0 (nothing alone).
     pub fn report(&self, steps: u64, seconds: f64) {
-        #[cfg(feature = "mpi")]
-        if let Some(cluster) = self.cluster.as_ref().filter(|_| self.size > 1 && self.role == Role::Writer) {
-            let spent = cluster.seconds_communicating();
+        if self.size > 1 && self.role == Role::Writer {
+            let spent = self.seconds_summing();
             println!(
                 "mpi: {} ranks; summing gradients and losses took {spent:.2} s of {seconds:.2} s ({:.2} ms per step, \
                  {:.0}%, waiting for the slowest rank included)",
@@ -119,7 +127,6 @@ impl Group {
                 100.0 * spent / seconds.max(1e-9)
             );
         }
-        let _ = (steps, seconds);
     }
 }
 

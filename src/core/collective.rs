@@ -7,6 +7,7 @@
 //! implementation adds the workers' contributions in rank order (0, 1, …), so the result is
 //! the same bits on every worker and from run to run, whatever order they arrive in.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
 /// Why a collective operation failed.
@@ -108,6 +109,55 @@ impl Collective for Alone {
     }
     fn gather_u64(&mut self, value: u64) -> Result<Vec<u64>, CollectiveError> {
         Ok(vec![value])
+    }
+}
+
+/// A [`Collective`] that clocks the time its sums and gathers take (waiting for the slowest
+/// worker included), readable through the [`Stopwatch`] [`Timed::new`] returns.
+pub struct Timed {
+    inner: Box<dyn Collective>,
+    nanos: Arc<AtomicU64>,
+}
+
+/// The seconds a [`Timed`] collective has spent so far.
+#[derive(Clone, Debug, Default)]
+pub struct Stopwatch(Arc<AtomicU64>);
+
+impl Stopwatch {
+    pub fn seconds(&self) -> f64 {
+        self.0.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+}
+
+impl Timed {
+    pub fn new(inner: Box<dyn Collective>) -> (Timed, Stopwatch) {
+        let nanos = Arc::new(AtomicU64::new(0));
+        (Timed { inner, nanos: nanos.clone() }, Stopwatch(nanos))
+    }
+
+    fn time<T>(&mut self, f: impl FnOnce(&mut dyn Collective) -> T) -> T {
+        let start = std::time::Instant::now();
+        let out = f(&mut *self.inner);
+        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+}
+
+impl Collective for Timed {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn sum_f32(&mut self, values: &mut [f32]) -> Result<(), CollectiveError> {
+        self.time(|c| c.sum_f32(values))
+    }
+    fn sum_f64(&mut self, values: &mut [f64]) -> Result<(), CollectiveError> {
+        self.time(|c| c.sum_f64(values))
+    }
+    fn gather_u64(&mut self, value: u64) -> Result<Vec<u64>, CollectiveError> {
+        self.time(|c| c.gather_u64(value))
     }
 }
 
