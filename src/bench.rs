@@ -84,11 +84,11 @@ pub fn bench(o: &BenchOptions) -> Result<()> {
     bench_in(o, None)
 }
 
-/// [`bench`] as one of the data-parallel workers of `workers` (MPI ranks under `mpirun`):
+/// [`bench()`] as one of the data-parallel workers of `workers` (MPI ranks under `mpirun`):
 /// each trains its part of every batch; worker 0 prints, with the time spent summing.
 ///
 /// # Errors
-/// As [`bench`], and when the batch does not split evenly across the workers.
+/// As [`bench()`], and when the batch does not split evenly across the workers.
 pub fn bench_in(o: &BenchOptions, workers: Option<Box<dyn Collective>>) -> Result<()> {
     let t0 = Instant::now();
     let (objective, epochs, json, batch) = (o.objective, o.epochs, o.json, o.batch);

@@ -1,6 +1,6 @@
 //! How a `vae train` process takes part in its run: alone, or as one of the ranks a launcher
 //! (`mpirun -n N`, Slurm's `srun`) started. A build with the `mpi` feature trains
-//! data-parallel across them ([`crate::cluster`]); a build without it refuses to be one of
+//! data-parallel across them (the `cluster` module); a build without it refuses to be one of
 //! several.
 
 use crate::core::collective::{Collective, Stopwatch};
