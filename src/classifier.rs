@@ -51,6 +51,7 @@ pub fn default_dir(dataset: &Source) -> PathBuf {
     let name = match dataset {
         Source::Mnist => "mnist".to_string(),
         Source::FashionMnist => "fashion-mnist".to_string(),
+        Source::Dsprites => "dsprites".to_string(),
         Source::Dir(d) | Source::Arrays(d) => {
             d.file_name().map_or("custom".into(), |n| n.to_string_lossy().into_owned())
         }

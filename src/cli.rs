@@ -91,6 +91,9 @@ pub enum DatasetName {
     Mnist,
     /// Fashion-MNIST from Debian's `dataset-fashion-mnist` package.
     FashionMnist,
+    /// dSprites (Matthey et al. 2017): 737,280 binary 64x64 shapes with their five factors,
+    /// generated (not downloaded); the shape is the label
+    Dsprites,
 }
 
 #[derive(Args, Debug, Default)]
@@ -145,6 +148,7 @@ impl DataArgs {
                 split_seed: seed,
             }),
             (None, Some(DatasetName::FashionMnist)) => Source::FashionMnist,
+            (None, Some(DatasetName::Dsprites)) => Source::Dsprites,
             _ => Source::Mnist,
         };
         if let Source::Dir(d) | Source::Arrays(d) = &source

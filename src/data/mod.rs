@@ -7,6 +7,7 @@ pub const MAX_CLASSES: usize = 256;
 pub mod augment;
 pub mod binarize;
 pub mod cache;
+pub mod dsprites;
 pub mod folder;
 pub mod idx;
 pub mod npy;
@@ -63,6 +64,8 @@ pub enum Source {
     Folder(FolderSource),
     /// A folder of NumPy arrays ([`npy`]): what `vae.train` in Python trains on.
     Arrays(PathBuf),
+    /// dSprites, generated ([`dsprites`]).
+    Dsprites,
 }
 
 impl Source {
@@ -86,7 +89,9 @@ impl Source {
             _ => a == b,
         };
         match (self, other) {
-            (Source::Mnist, Source::Mnist) | (Source::FashionMnist, Source::FashionMnist) => true,
+            (Source::Mnist, Source::Mnist)
+            | (Source::FashionMnist, Source::FashionMnist)
+            | (Source::Dsprites, Source::Dsprites) => true,
             (Source::Dir(a), Source::Dir(b)) | (Source::Arrays(a), Source::Arrays(b)) => same_dir(a, b),
             (Source::Folder(a), Source::Folder(b)) => same_dir(&a.dir, &b.dir),
             _ => false,
@@ -99,6 +104,7 @@ impl Source {
         match self {
             Source::Mnist => String::new(),
             Source::FashionMnist => " --dataset fashion-mnist".to_string(),
+            Source::Dsprites => " --dataset dsprites".to_string(),
             Source::Dir(d) | Source::Arrays(d) => format!(" --data-dir {}", d.display()),
             Source::Folder(f) => {
                 let size = f.image_size.map(|s| format!(" --image-size {s}")).unwrap_or_default();
@@ -113,7 +119,7 @@ impl Source {
         match self {
             Source::Dir(d) | Source::Arrays(d) => Some(d),
             Source::Folder(f) => Some(&f.dir),
-            Source::Mnist | Source::FashionMnist => None,
+            Source::Mnist | Source::FashionMnist | Source::Dsprites => None,
         }
     }
 
@@ -124,7 +130,7 @@ impl Source {
             Source::Dir(_) => Some(Source::Dir(dir.to_owned())),
             Source::Arrays(_) => Some(Source::Arrays(dir.to_owned())),
             Source::Folder(f) => Some(Source::Folder(FolderSource { dir: dir.to_owned(), ..f.clone() })),
-            Source::Mnist | Source::FashionMnist => None,
+            Source::Mnist | Source::FashionMnist | Source::Dsprites => None,
         }
     }
 
@@ -133,6 +139,7 @@ impl Source {
         match self {
             Source::FashionMnist => Some(FASHION_CLASSES.iter().map(|s| s.to_string()).collect()),
             Source::Mnist | Source::Dir(_) => Some((0..NUM_CLASSES).map(|d| d.to_string()).collect()),
+            Source::Dsprites => Some(dsprites::SHAPES.iter().map(|s| s.to_string()).collect()),
             Source::Folder(_) | Source::Arrays(_) => None,
         }
     }
@@ -143,6 +150,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Mnist => write!(f, "MNIST (embedded)"),
             Source::FashionMnist => write!(f, "Fashion-MNIST ({FASHION_MNIST_DIR})"),
+            Source::Dsprites => write!(f, "dSprites (generated)"),
             Source::Dir(d) => write!(f, "{}", d.display()),
             Source::Arrays(d) => write!(f, "arrays in {}", d.display()),
             Source::Folder(s) => write!(f, "{}", s.dir.display()),
@@ -267,8 +275,11 @@ impl Dataset {
         if let Source::Arrays(dir) = source {
             return npy::load(dir);
         }
+        if let Source::Dsprites = source {
+            return Ok(dsprites::dataset());
+        }
         let (files, dir): ([Vec<u8>; 4], PathBuf) = match source {
-            Source::Folder(_) | Source::Arrays(_) => unreachable!("handled above"),
+            Source::Folder(_) | Source::Arrays(_) | Source::Dsprites => unreachable!("handled above"),
             Source::Mnist => {
                 let dir = PathBuf::from("<embedded>/data/mnist");
                 let files = std::array::from_fn(|i| (EMBEDDED[i], dir.join(FILE_NAMES[i])));
