@@ -51,6 +51,8 @@ pub enum Purpose {
     Augment = 13,
     /// The uniform noise that dequantizes 8-bit values for a continuous likelihood.
     Dequantize = 14,
+    /// The factor draws of the disentanglement scores (`vae disentanglement`).
+    Disentanglement = 15,
 }
 
 impl Rng {

@@ -175,9 +175,9 @@ mod tests {
         // A 20 px square at scale 1, its centre on a pixel corner (position 0 → pixel 16):
         // exactly 400 pixel centres inside.
         assert_eq!(area(&image([0, 5, 0, 0, 0])), 400);
-        for shape in 0..3 {
+        for (shape, name) in SHAPES.iter().enumerate() {
             let (big, small) = (area(&image([shape, 5, 0, 15, 15])) as f64, area(&image([shape, 0, 0, 15, 15])) as f64);
-            assert!((big / small - 4.0).abs() < 0.4, "{}: {big} against {small}", SHAPES[shape]);
+            assert!((big / small - 4.0).abs() < 0.4, "{name}: {big} against {small}");
         }
         // The ellipse: π · 14 · 7 ≈ 308 px at scale 1.
         let e = area(&image([1, 5, 0, 15, 15])) as f64;
@@ -186,9 +186,9 @@ mod tests {
 
     #[test]
     fn the_first_and_last_orientations_draw_the_same_image() {
-        for shape in 0..3 {
+        for (shape, name) in SHAPES.iter().enumerate() {
             assert_eq!(image([shape, 3, 0, 7, 20]), image([shape, 3, 39, 7, 20]));
-            assert_ne!(image([shape, 3, 0, 7, 20]), image([shape, 3, 5, 7, 20]), "{}", SHAPES[shape]);
+            assert_ne!(image([shape, 3, 0, 7, 20]), image([shape, 3, 5, 7, 20]), "{name}");
         }
     }
 

@@ -5,11 +5,15 @@
 //! printed as they are — negative numbers of nats per example, higher is better; `kl` is
 //! positive; `nll` = −IWAE_k is the positive "test NLL" of papers, lower is better.
 
+pub mod factor_scores;
 pub mod frechet;
 pub mod history;
 pub mod iwae;
+pub mod logistic;
+pub mod mig;
 pub mod report;
 pub mod scores;
+pub mod truth;
 
 use crate::core::{Pool, Purpose, Rng};
 use crate::data::Split;
