@@ -13,6 +13,7 @@ pub mod args;
 pub mod bench;
 pub mod cache;
 pub mod curves;
+pub mod disentangle;
 pub mod encode;
 pub mod explore;
 pub mod fit_sampler;
@@ -46,6 +47,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Measure a trained run: ELBO, importance-weighted NLL bound, active units, sample scores.
     Eval(EvalArgs),
+    /// Score how well a run's codes separate its data's known factors (dSprites): MIG, the
+    /// β-VAE score and the FactorVAE score, as disentanglement_lib computes them.
+    Disentanglement(disentangle::DisentanglementArgs),
     /// Test images (or your PNGs) beside their reconstructions.
     Reconstruct(reconstruct::ReconstructArgs),
     /// Walk the latent space between two images (linear and spherical), or across labels.
@@ -198,6 +202,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(a) => bench::bench(a),
         Command::Eval(a) => measure::eval(a),
+        Command::Disentanglement(a) => disentangle::disentanglement(a),
         Command::Classifier(ClassifierCommand::Train(a)) => measure::classifier_train(a),
         Command::Completions(a) => {
             clap_complete::generate(

@@ -52,6 +52,10 @@ fn row(path: &Path) -> Row {
                     _ => "-".to_string(),
                 }
             });
+            let nll = match crate::eval::history::latest(&evals, "disentanglement") {
+                Some(d) => format!("{nll}; MIG {:.3}", d["mig"]["mean"].as_f64().unwrap_or(f64::NAN)),
+                None => nll,
+            };
             [
                 name,
                 {
@@ -108,7 +112,7 @@ pub fn runs(a: RunsArgs) -> Result<()> {
         return Ok(());
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.modified));
-    let header = ["run", "model", "data", "epochs", "test loss", "best NLL (IWAE)"].map(String::from);
+    let header = ["run", "model", "data", "epochs", "test loss", "best NLL (IWAE); MIG"].map(String::from);
     let all: Vec<&[String; 6]> = std::iter::once(&header).chain(rows.iter().map(|r| &r.cells)).collect();
     let widths: Vec<usize> = (0..6).map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     for r in all {

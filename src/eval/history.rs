@@ -36,7 +36,12 @@ fn fullness(r: &Value) -> (bool, u64, u64) {
 /// most importance samples; ties go to the latest.
 pub fn fullest(reports: &[Value]) -> Option<&Value> {
     // `max_by_key` keeps the last of equal maxima: the latest.
-    reports.iter().max_by_key(|r| fullness(r))
+    reports.iter().filter(|r| r.get("kind").is_none()).max_by_key(|r| fullness(r))
+}
+
+/// The latest record of `kind` (e.g. `"disentanglement"`; `vae eval`'s records have none).
+pub fn latest<'a>(reports: &'a [Value], kind: &str) -> Option<&'a Value> {
+    reports.iter().rev().find(|r| r["kind"] == kind)
 }
 
 /// Appends `report` to `dir`'s history and makes it the latest. Both files are rewritten

@@ -5,6 +5,7 @@
 //! printed as they are — negative numbers of nats per example, higher is better; `kl` is
 //! positive; `nll` = −IWAE_k is the positive "test NLL" of papers, lower is better.
 
+pub mod disentanglement;
 pub mod factor_scores;
 pub mod frechet;
 pub mod history;

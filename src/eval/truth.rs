@@ -42,8 +42,11 @@ impl GroundTruth for Dsprites {
     }
 }
 
+/// Images encoded at a time: a workspace small enough for the allocator to reuse.
+const CHUNK: usize = 128;
+
 /// The codes a model gives the images of `factors`: the means of q(z|x), `[n, latent]`, in
-/// batches of 1,000 images.
+/// batches of [`CHUNK`] images.
 ///
 /// # Errors
 /// If the images do not fit the model.
@@ -51,7 +54,7 @@ pub fn codes(model: &Model, pool: &Pool, truth: &dyn GroundTruth, factors: &[usi
     let f = truth.levels().len();
     let conditional = model.config().kind.conditional();
     let mut out = Vec::with_capacity(factors.len() / f * model.config().latent_dim);
-    for chunk in factors.chunks(1000 * f) {
+    for chunk in factors.chunks(CHUNK * f) {
         let (images, labels) = truth.observe(chunk);
         out.extend(model.encode(pool, &images, conditional.then_some(&labels[..]))?.mu);
     }

@@ -1,0 +1,126 @@
+//! `vae disentanglement`: how well a run's codes separate the data's ground-truth factors, by
+//! the scores of disentanglement_lib (Locatello et al. 2019): MIG ([`super::mig`]), the β-VAE
+//! score and the FactorVAE score ([`super::factor_scores`]), each repeated on fresh draws and
+//! reported with its standard error over the repeats. (DCI is not computed yet.)
+
+use super::Estimate;
+use super::factor_scores::{self, Accuracy, Counts};
+use super::mig;
+use super::truth::{GroundTruth, codes};
+use crate::core::{Pool, Purpose, Rng};
+use crate::model::{InputError, Model};
+use serde_json::{Value, json};
+
+/// What to draw, and how often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Sample counts of the two classifier scores (disentanglement_lib's by default).
+    pub counts: Counts,
+    /// Images MIG is estimated from (10,000 in disentanglement_lib).
+    pub mig_images: usize,
+    /// Repeats, each on fresh draws: the standard errors come from their spread.
+    pub repeats: usize,
+    /// Seeds the draws.
+    pub seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { counts: Counts::default(), mig_images: 10_000, repeats: 3, seed: 1 }
+    }
+}
+
+/// The scores of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub factors: Vec<String>,
+    pub mig: Estimate,
+    /// Each factor's normalised gap, averaged over the repeats.
+    pub mig_gaps: Vec<f64>,
+    /// Each factor's most informative code dimension (the first repeat's), for labelling
+    /// traversals.
+    pub best_dims: Vec<usize>,
+    /// I(z_i; v_k) of the first repeat, `[latent][factors]`, nats.
+    pub information: Vec<Vec<f64>>,
+    /// Accuracies on the held-out points (the scores) and on the fitting points.
+    pub beta_vae: Estimate,
+    pub beta_vae_train: Estimate,
+    pub factor_vae: Estimate,
+    pub factor_vae_train: Estimate,
+    pub settings: Settings,
+}
+
+/// Scores `model`'s codes on `truth`. `progress(what, done, total)` follows each score.
+///
+/// # Errors
+/// If the images do not fit the model.
+pub fn evaluate(
+    model: &Model,
+    pool: &Pool,
+    truth: &dyn GroundTruth,
+    settings: Settings,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<Report, InputError> {
+    let latent = model.config().latent_dim;
+    let f = truth.levels().len();
+    let mut encode = |factors: &[usize]| codes(model, pool, truth, factors);
+    let (mut migs, mut gaps, mut first): (Vec<f64>, Vec<Vec<f64>>, Option<mig::Mig>) = (Vec::new(), Vec::new(), None);
+    let (mut beta, mut factor): (Vec<Accuracy>, Vec<Accuracy>) = (Vec::new(), Vec::new());
+    for r in 0..settings.repeats.max(1) {
+        let mut rng = Rng::stream(settings.seed, Purpose::Disentanglement, r as u64);
+        let factors = truth.sample(settings.mig_images, &mut rng);
+        progress("MIG", 0, 1);
+        let m = mig::mig(&encode(&factors)?, latent, &factors, f, mig::BINS);
+        progress("MIG", 1, 1);
+        migs.push(m.score);
+        gaps.push(m.gaps.clone());
+        first.get_or_insert(m);
+        let counts = settings.counts;
+        beta.push(factor_scores::beta_vae(truth, latent, &mut encode, counts, &mut rng, &mut |d, t| {
+            progress("β-VAE score", d, t)
+        })?);
+        factor.push(factor_scores::factor_vae(truth, latent, &mut encode, counts, &mut rng, &mut |d, t| {
+            progress("FactorVAE score", d, t)
+        })?);
+    }
+    let first = first.expect("at least one repeat");
+    let n = gaps.len() as f64;
+    let est = |v: &[Accuracy], pick: fn(&Accuracy) -> f64| Estimate::of(&v.iter().map(pick).collect::<Vec<_>>());
+    Ok(Report {
+        factors: truth.names(),
+        mig: Estimate::of(&migs),
+        mig_gaps: (0..f).map(|k| gaps.iter().map(|g| g[k]).sum::<f64>() / n).collect(),
+        best_dims: first.best,
+        information: first.information,
+        beta_vae: est(&beta, |a| a.eval),
+        beta_vae_train: est(&beta, |a| a.train),
+        factor_vae: est(&factor, |a| a.eval),
+        factor_vae_train: est(&factor, |a| a.train),
+        settings,
+    })
+}
+
+impl Report {
+    /// The record `evals.jsonl` keeps (`"kind": "disentanglement"`, beside `vae eval`'s).
+    pub fn to_json(&self) -> Value {
+        let e = |x: Estimate| json!({ "mean": x.mean, "se": x.se });
+        let c = self.settings.counts;
+        json!({
+            "kind": "disentanglement",
+            "factors": self.factors,
+            "mig": e(self.mig),
+            "mig_gaps": self.mig_gaps,
+            "best_dims": self.best_dims,
+            "mutual_information": self.information,
+            "beta_vae": e(self.beta_vae),
+            "beta_vae_train": e(self.beta_vae_train),
+            "factor_vae": e(self.factor_vae),
+            "factor_vae_train": e(self.factor_vae_train),
+            "settings": {
+                "batch": c.batch, "train_points": c.train, "eval_points": c.eval,
+                "variance_images": c.variance, "mig_images": self.settings.mig_images,
+                "mig_bins": mig::BINS, "repeats": self.settings.repeats, "seed": self.settings.seed,
+            },
+        })
+    }
+}
