@@ -155,7 +155,10 @@ fn conv_mnist_runs_and_the_mistakes_users_make_get_one_clear_error() {
         &["train", "--out", o, "--arch", "conv", "--widths", "32,64,128"],
         &["divisible by 2^3 = 8", "--image-size 24"],
     );
-    fails(&["train", "--out", o, "--arch", "conv", "--hidden-dim", "100"], &["--hidden-dim sizes an mlp", "--widths"]);
+    fails(
+        &["train", "--out", o, "--arch", "conv", "--hidden-layers", "2"],
+        &["--hidden-layers sizes an mlp", "--widths"],
+    );
     fails(&["train", "--out", o, "--widths", "8"], &["--widths sets the channels of --arch conv"]);
     fails(&["train", "--out", o, "--blocks", "2"], &["--blocks sets the residual blocks of --arch resnet"]);
     fails(&["train", "--out", o, "--arch", "conv", "--blocks", "2"], &["--blocks", "--arch resnet"]);

@@ -103,3 +103,29 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
     train(&mnist, &["--epochs", "1"]);
     fails(&["disentanglement", mnist.to_str().unwrap()], &["no known factors", "--dataset dsprites"]);
 }
+
+/// `--dataset dsprites` alone trains disentanglement_lib's model (Locatello et al. 2019):
+/// 4x4 stride-2 convolutions of 32, 32, 64, 64 channels, a 256-unit layer each way, 10
+/// latents, under PyTorch-style names.
+#[test]
+fn dsprites_defaults_to_disentanglement_libs_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("lib");
+    let quick = ["--train-limit", "128", "--test-limit", "64", "--epochs", "1", "--fit-sampler", "0"];
+    let out = vae().args(["train", "--dataset", "dsprites", "--out"]).arg(&run).args(quick).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("764,245 parameters") && stdout.contains("dSprites (generated)"), "{stdout}");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    let m = &config["model"];
+    assert_eq!(
+        (m["arch"].as_str(), m["hidden_dim"].as_u64(), m["latent_dim"].as_u64()),
+        (Some("conv"), Some(256), Some(10))
+    );
+    assert_eq!(m["widths"], serde_json::json!([32, 32, 64, 64]));
+    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("encoder_fc.weight").unwrap().shape(), [256, 1024]);
+    assert_eq!(st.tensor("decoder_input.weight").unwrap().shape(), [256, 10]);
+    assert_eq!(st.tensor("decoder_fc.weight").unwrap().shape(), [1024, 256]);
+    assert_eq!(st.tensor("decoder.3.weight").unwrap().shape(), [32, 1, 4, 4]);
+}

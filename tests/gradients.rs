@@ -209,6 +209,17 @@ fn conv_gradients_match_finite_differences() {
     }
 }
 
+/// disentanglement_lib's shape of conv model: a fully connected layer between the feature
+/// maps and the heads, and between z and the first map (`encoder_fc`, `decoder_fc`), for
+/// every kind (a cvae's label joins after `encoder_fc`), and with residual blocks.
+#[test]
+fn conv_gradients_with_a_hidden_layer_match_finite_differences() {
+    for kind in KINDS {
+        check(ModelConfig { hidden_dim: 5, ..small_conv(kind) });
+    }
+    check(ModelConfig { arch: vae::model::Arch::Resnet, blocks: 1, hidden_dim: 3, ..small_conv(ModelKind::Cvae) });
+}
+
 /// Residual blocks: the skip's gradient meeting the first convolution's, for every kind, both
 /// activations, the importance-weighted bound, the VampPrior (through the blocks to the
 /// pseudo-inputs) and the RGB mixture.

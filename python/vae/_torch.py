@@ -126,18 +126,25 @@ class ResBlock(nn.Module):
 
 class ConvVAE(_Base):
     """The conv reference (``--arch conv``; ``blocks`` > 0: ``--arch resnet``), with the
-    logistic-mixture output when ``mixtures`` > 0."""
+    logistic-mixture output when ``mixtures`` > 0, and ``hidden`` > 0 a fully connected layer
+    after the convolutions and before the transposed ones (``encoder_fc``, ``decoder_fc``:
+    disentanglement_lib's model for dSprites)."""
 
-    def __init__(self, C, S, widths, latent, classes, mixtures=0, blocks=0):
+    def __init__(self, C, S, widths, latent, classes, mixtures=0, blocks=0, hidden=0):
         super().__init__()
         self.C, self.H, self.W, self.CH, self.classes, self.K, self.R = C, S, S, list(widths), classes, mixtures, blocks
         self.s = S >> len(widths)
         CH = self.CH
         self.encoder = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip([C] + CH[:-1], CH))
         flat = CH[-1] * self.s * self.s
-        self.fc_mu = nn.Linear(flat + classes, latent)
-        self.fc_logvar = nn.Linear(flat + classes, latent)
-        self.decoder_input = nn.Linear(latent + classes, flat)
+        self.hidden = hidden
+        if hidden:
+            self.encoder_fc = nn.Linear(flat, hidden)
+            self.decoder_fc = nn.Linear(hidden, flat)
+        features = hidden or flat
+        self.fc_mu = nn.Linear(features + classes, latent)
+        self.fc_logvar = nn.Linear(features + classes, latent)
+        self.decoder_input = nn.Linear(latent + classes, features)
         rev = CH[::-1]
         out = mixture_params(C, mixtures) if mixtures else C
         self.decoder = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(rev, rev[1:] + [out]))
@@ -152,13 +159,18 @@ class ConvVAE(_Base):
             if self.R:
                 h = self.encoder_res[i](h)
         h = h.flatten(1)
+        if self.hidden:
+            h = F.relu(self.encoder_fc(h))
         if self.classes:
             h = torch.cat((h, y), 1)
         return self.fc_mu(h), self.fc_logvar(h)
 
     def decode(self, z, y=None):
         """The decoder's output [B, P, H, W]: Bernoulli logits, or the mixture's parameters."""
-        g = F.relu(self.decoder_input(torch.cat((z, y), 1) if self.classes else z)).view(-1, self.CH[-1], self.s, self.s)
+        g = F.relu(self.decoder_input(torch.cat((z, y), 1) if self.classes else z))
+        if self.hidden:
+            g = F.relu(self.decoder_fc(g))
+        g = g.view(-1, self.CH[-1], self.s, self.s)
         for i, dc in enumerate(self.decoder):
             if self.R:
                 g = self.decoder_res[i](g)
@@ -191,7 +203,7 @@ def module_for(model: dict) -> nn.Module:
                                   f"square images, not {lik_name}")
     K = lik[lik_name]["mixtures"] if lik_name == "logistic-mixture" else 0
     blocks = model.get("blocks", 0) if arch == "resnet" else 0
-    return ConvVAE(C, H, model["widths"], model["latent_dim"], classes, K, blocks)
+    return ConvVAE(C, H, model["widths"], model["latent_dim"], classes, K, blocks, model.get("hidden_dim", 0))
 
 
 def to_torch(run) -> nn.Module:

@@ -28,13 +28,16 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
     /// Layers of the encoder and decoder: fully connected (the tutorial's), stride-2
-    /// convolutions, or those with residual blocks at each resolution [default: mlp]
+    /// convolutions, or those with residual blocks at each resolution [default: mlp; conv for
+    /// --dataset dsprites]
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
-    /// Dimension of the latent space z, 1 to 16384 [default: 20]
+    /// Dimension of the latent space z, 1 to 16384 [default: 20; 10 for --dataset dsprites]
     #[arg(long, value_name = "D", value_parser = count(1, 1 << 14))]
     pub latent_dim: Option<usize>,
-    /// mlp: width of the hidden layers, 1 to 65536 [default: 400]
+    /// mlp: width of the hidden layers, 1 to 65536 [default: 400]; conv, resnet: a fully
+    /// connected layer of this width after the convolutions and before the transposed ones
+    /// [default: none; 256 for --dataset dsprites]
     #[arg(long, value_name = "H", value_parser = count(1, 1 << 16))]
     pub hidden_dim: Option<usize>,
     /// mlp: hidden layers in the encoder and in the decoder, 1 to 16 [default: 1]
@@ -45,7 +48,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", value_parser = count(1, crate::model::config::MAX_BLOCKS))]
     pub blocks: Option<usize>,
     /// conv, resnet: channels of each stride-2 4x4 convolution, mirrored by the decoder [default:
-    /// 32,64 for 28x28; 32,64,128 for 32; 32,64,128,256 for 64; 32,64,128,256,256 for 128]
+    /// 32,64 for 28x28; 32,64,128 for 32; 32,64,128,256 for 64; 32,64,128,256,256 for 128;
+    /// 32,32,64,64 for --dataset dsprites, disentanglement_lib's]
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
     /// The decoder's likelihood p(x|z) [default: bernoulli]
@@ -239,11 +243,15 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
         let flag = if a.beta.is_some() { "--beta" } else { "--kl-warmup" };
         bail!("{flag} weights the KL term, and an ae has none; drop {flag}, or train --model vae");
     }
-    let latent = a.latent_dim.unwrap_or(20);
+    // dSprites defaults to disentanglement_lib's model: 4x4 stride-2 convolutions of 32, 32,
+    // 64 and 64 channels, a 256-unit layer, 10 latents (Locatello et al. 2019).
+    let dsprites = a.data.dataset == Some(super::DatasetName::Dsprites);
+    let latent = a.latent_dim.unwrap_or(if dsprites { 10 } else { 20 });
     if a.blocks.is_some() && a.arch != Some(Arch::Resnet) {
         bail!("--blocks sets the residual blocks of --arch resnet; add --arch resnet");
     }
-    let mut config = match a.arch.unwrap_or_default() {
+    let arch = a.arch.unwrap_or(if dsprites { Arch::Conv } else { Arch::default() });
+    let mut config = match arch {
         Arch::Mlp => {
             if a.widths.is_some() {
                 bail!("--widths sets the channels of --arch conv; add --arch conv, or use --hidden-dim for an mlp");
@@ -260,21 +268,19 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
             }
         }
         arch @ (Arch::Conv | Arch::Resnet) => {
-            if let Some(flag) =
-                [("--hidden-dim", a.hidden_dim.is_some()), ("--hidden-layers", a.hidden_layers.is_some())]
-                    .iter()
-                    .find_map(|(f, given)| given.then_some(f))
-            {
-                bail!("{flag} sizes an mlp; a conv model's layers are set by --widths (e.g. --widths 32,64)");
+            if a.hidden_layers.is_some() {
+                bail!(
+                    "--hidden-layers sizes an mlp; a conv model's layers are set by --widths (e.g. --widths 32,64), \
+                     and --hidden-dim adds one fully connected layer"
+                );
             }
             let blocks = a.blocks.unwrap_or(crate::model::config::DEFAULT_BLOCKS);
             let mut c = match arch {
                 Arch::Resnet => ModelConfig::resnet(kind, shape, latent, blocks),
                 _ => ModelConfig::conv(kind, shape, latent),
             };
-            if let Some(w) = &a.widths {
-                c.widths = w.clone();
-            }
+            c.widths = a.widths.clone().unwrap_or(if dsprites { vec![32, 32, 64, 64] } else { c.widths });
+            c.hidden_dim = a.hidden_dim.unwrap_or(if dsprites { 256 } else { 0 });
             c
         }
     };
@@ -649,6 +655,7 @@ fn warn_small_classes(data: &crate::data::Dataset, batch: usize, limit: Option<u
 /// otherwise: either is valid). The class count is checked once the data is loaded.
 fn check_early(a: &TrainArgs) -> Result<()> {
     let shape = match (&a.data.data_dir, a.data.image_size) {
+        (None, _) if a.data.dataset == Some(super::DatasetName::Dsprites) => crate::data::dsprites::shape(),
         (None, _) => Shape::mnist(),
         (Some(_), Some(s)) => {
             let channels = if a.data.color == Some(crate::data::Color::Grey) { 1 } else { 3 };

@@ -117,7 +117,10 @@ pub struct ModelConfig {
     pub class_names: Vec<String>,
     #[serde(default)]
     pub arch: Arch,
-    /// MLP: width of the encoder's and decoder's hidden layers (400 in the tutorial).
+    /// MLP: width of the encoder's and decoder's hidden layers (400 in the tutorial). Conv:
+    /// the width of a fully connected layer between the feature maps and the heads, and
+    /// between z and the decoder's first map (`encoder_fc`, `decoder_fc`; 256 in
+    /// disentanglement_lib's model), 0 for none (the reference conv model's).
     pub hidden_dim: usize,
     /// Dimension of z (20 in the tutorial).
     pub latent_dim: usize,
@@ -283,6 +286,7 @@ impl ModelConfig {
         match self.arch {
             Arch::Mlp if self.hidden_layers > 1 => format!("mlp {}x{}", self.hidden_dim, self.hidden_layers),
             Arch::Mlp => format!("mlp {}", self.hidden_dim),
+            Arch::Conv if self.hidden_dim > 0 => format!("conv {} fc {}", widths(), self.hidden_dim),
             Arch::Conv => format!("conv {}", widths()),
             Arch::Resnet => format!("resnet {} x{}", widths(), self.blocks),
         }
@@ -403,7 +407,12 @@ impl ModelConfig {
                     return Err("--hidden-dim is too large (max 65536)".into());
                 }
             }
-            Arch::Conv | Arch::Resnet => check_widths(&self.widths, self.shape())?,
+            Arch::Conv | Arch::Resnet => {
+                check_widths(&self.widths, self.shape())?;
+                if self.hidden_dim > 1 << 16 {
+                    return Err("--hidden-dim is too large (max 65536)".into());
+                }
+            }
         }
         match (self.arch, self.blocks) {
             (Arch::Resnet, 1..=MAX_BLOCKS) | (Arch::Mlp | Arch::Conv, 0) => {}
@@ -476,8 +485,17 @@ impl ModelConfig {
                         encoder.extend(b.residual_block(&format!("encoder_res.{i}.{j}"), c, h, w));
                     }
                 }
-                // The flattened features, then a cvae's one-hot label (the reference's torch.cat).
-                (encoder, c * h * w + self.cond_dim())
+                // With a hidden layer (disentanglement_lib's conv encoder), the flattened
+                // features through `encoder_fc` first.
+                let features = match self.hidden_dim {
+                    0 => c * h * w,
+                    hidden => {
+                        encoder.push(b.linear("encoder_fc", c * h * w, hidden));
+                        hidden
+                    }
+                };
+                // The features, then a cvae's one-hot label (the reference's torch.cat).
+                (encoder, features + self.cond_dim())
             }
         };
         let head = self.head(&mut b, head_in);
@@ -493,7 +511,14 @@ impl ModelConfig {
                 let n = self.widths.len();
                 let side = |i: usize| (self.image_rows >> i, self.image_cols >> i);
                 let (h, w) = side(n);
-                let mut decoder = vec![b.linear("decoder_input", self.decoder_in(), self.widths[n - 1] * h * w)];
+                let map = self.widths[n - 1] * h * w;
+                let mut decoder = match self.hidden_dim {
+                    0 => vec![b.linear("decoder_input", self.decoder_in(), map)],
+                    // decoder_input to the hidden layer, decoder_fc to the first feature map.
+                    hidden => {
+                        vec![b.linear("decoder_input", self.decoder_in(), hidden), b.linear("decoder_fc", hidden, map)]
+                    }
+                };
                 // decoder_res.{j}, then decoder.{j}: ConvTranspose2d(w_{n−j} → w_{n−j−1}), back up
                 // to the image's channels.
                 for j in 0..n {

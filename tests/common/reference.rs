@@ -149,7 +149,10 @@ impl<'a> Reference<'a> {
                     (rows, cols) = (rows / 2, cols / 2);
                     h = self.residual_blocks(&format!("encoder_res.{i}"), h, rows, cols);
                 }
-                h.extend(self.onehot(label)); // flatten, then torch.cat((h, y), 1)
+                if c.hidden_dim > 0 {
+                    h = self.act(self.linear("encoder_fc", &h)); // flatten, then the hidden layer
+                }
+                h.extend(self.onehot(label)); // then torch.cat((h, y), 1)
                 h
             }
         };
@@ -174,7 +177,11 @@ impl<'a> Reference<'a> {
             }
             Arch::Conv | Arch::Resnet => {
                 let n = c.widths.len();
-                let mut h = self.act(self.linear("decoder_input", &input)); // then .view(-1, C, s, s)
+                let mut h = self.act(self.linear("decoder_input", &input));
+                if c.hidden_dim > 0 {
+                    h = self.act(self.linear("decoder_fc", &h));
+                }
+                // then .view(-1, C, s, s)
                 let (mut rows, mut cols) = (c.image_rows >> n, c.image_cols >> n);
                 for j in 0..n {
                     h = self.residual_blocks(&format!("decoder_res.{j}"), h, rows, cols);
