@@ -203,6 +203,7 @@ pub fn bench_in(o: &BenchOptions, workers: Option<Box<dyn Collective>>) -> Resul
             Objective::Elbo => String::new(),
             Objective::Iwae { k } => format!(" on IWAE-{k}"),
             Objective::ElboK { k } => format!(" on the {k}-draw ELBO"),
+            Objective::Tcvae => " on β-TCVAE's objective".to_string(),
         };
         let arch = config.layers_summary();
         println!(

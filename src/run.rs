@@ -134,6 +134,12 @@ impl Run {
         config.model.validate().map_err(RunError::Invalid)?;
         config.train.validate().map_err(RunError::Invalid)?;
         config.train.objective.check_model(config.model.kind).map_err(RunError::Invalid)?;
+        if config.train.objective == crate::train::Objective::Tcvae && !config.model.prior.is_standard() {
+            return Err(RunError::Invalid(
+                "--objective tcvae adds the total correlation to the standard prior's closed-form KL; drop --prior"
+                    .into(),
+            ));
+        }
         let dir = RunDir::new(dir);
         if role == Role::Writer {
             check_new(&dir)?;

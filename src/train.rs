@@ -120,6 +120,10 @@ pub enum Objective {
     /// sampled KL.
     #[serde(rename = "elbo_k")]
     ElboK { k: usize },
+    /// β-TCVAE (Chen et al. 2018): −ELBO + (β − 1)·TC, the total correlation of the batch's
+    /// draws estimated by minibatch-weighted sampling with the training set's size
+    /// ([`crate::core::tc`]); `--beta` weights the TC, the KL's other parts keep weight 1.
+    Tcvae,
 }
 
 /// Most importance samples per example `--objective iwae` accepts (Burda et al. use 5 and 50).
@@ -148,7 +152,7 @@ impl Objective {
     /// Draws of z per example.
     pub fn samples(&self) -> usize {
         match self {
-            Objective::Elbo => 1,
+            Objective::Elbo | Objective::Tcvae => 1,
             Objective::Iwae { k } | Objective::ElboK { k } => *k,
         }
     }
@@ -157,6 +161,7 @@ impl Objective {
     pub fn label(&self) -> String {
         match self {
             Objective::Elbo => "elbo".to_string(),
+            Objective::Tcvae => "tcvae".to_string(),
             Objective::Iwae { k } => format!("iwae k={k}"),
             Objective::ElboK { k } => format!("elbo k={k}"),
         }
@@ -210,6 +215,13 @@ impl TrainConfig {
         {
             return Err(format!("--k must be between 1 and {MAX_IWAE_SAMPLES}, got {k}"));
         }
+        if self.objective == Objective::Tcvae && self.kl_warmup > 0 {
+            return Err(
+                "--kl-warmup ramps the KL's weight, but β-TCVAE keeps the KL at weight 1 and weights the total \
+                 correlation by --beta; drop --kl-warmup"
+                    .into(),
+            );
+        }
         if let Objective::Iwae { .. } = self.objective
             && (self.beta != 1.0 || self.kl_warmup > 0)
         {
@@ -255,6 +267,8 @@ pub enum EpochError {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EpochTrain {
     pub loss: BatchLoss,
+    /// Objective terms beyond BCE + β·KL, summed: β-TCVAE's (β − 1)·TC.
+    pub penalty: f64,
     pub examples: usize,
     pub steps: usize,
 }
@@ -415,18 +429,23 @@ impl Trainer {
             if c.kind.variational() {
                 Rng::fill_example_normals(&self.pool, noise, idx, self.config.objective.samples(), &mut self.ws.eps);
             }
-            let iwae = !self.config.objective.is_elbo();
+            let tcvae = self.config.objective == Objective::Tcvae;
+            let iwae = !self.config.objective.is_elbo() && !tcvae;
             let importance = matches!(self.config.objective, Objective::Iwae { .. });
             let mut loss = if iwae {
                 net.forward_samples(&self.pool, &self.model.params, &mut self.ws, importance)
             } else {
                 net.forward(&self.pool, &self.model.params, &mut self.ws)
             };
+            // β-TCVAE: the KL at weight 1, and (β − 1)·TC (over this worker's part of the batch).
+            let (kl_weight, tc_weight) = if tcvae { (1.0, beta - 1.0) } else { (beta, 0.0) };
+            let tc = if tcvae { net.total_correlation(&mut self.ws, self.data.train.len(), tc_weight) } else { 0.0 };
             // The batch's loss over every worker, so that all agree on a divergence.
-            let mut sums = [loss.bce, loss.kl];
+            let mut sums = [loss.bce, loss.kl, tc];
             self.collective.sum_f64(&mut sums)?;
             (loss.bce, loss.kl) = (sums[0], sums[1]);
-            let objective = loss.bce + beta as f64 * loss.kl;
+            let penalty = tc_weight as f64 * sums[2];
+            let objective = loss.bce + kl_weight as f64 * loss.kl + penalty;
             if !objective.is_finite() {
                 return Err(EpochError::Diverged(Diverged {
                     value: objective,
@@ -438,6 +457,8 @@ impl Trainer {
             }
             if iwae {
                 net.backward_iwae(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
+            } else if tcvae {
+                net.backward_tc(&self.pool, &self.model.params, &mut self.grads, &mut self.ws);
             } else {
                 net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
             }
@@ -445,9 +466,10 @@ impl Trainer {
             adam_step(&self.pool, &adam, &mut self.model.params, &self.grads, &mut self.adam);
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;
+            total.penalty += penalty;
             total.examples += b;
             total.steps += 1;
-            let running = (total.loss.bce + beta as f64 * total.loss.kl) / total.examples as f64;
+            let running = (total.loss.bce + kl_weight as f64 * total.loss.kl + total.penalty) / total.examples as f64;
             progress(step + 1, steps, running);
         }
         self.epoch += 1;
@@ -519,7 +541,8 @@ impl Trainer {
     pub fn metrics(&self, t: &EpochTrain, test: Option<TestLoss>, seconds: f64) -> EpochMetrics {
         let n = t.examples.max(1) as f64;
         let beta = self.beta_at(self.epoch);
-        let objective = (t.loss.bce + beta as f64 * t.loss.kl) / n;
+        let kl_weight = if self.config.objective == Objective::Tcvae { 1.0 } else { beta };
+        let objective = (t.loss.bce + kl_weight as f64 * t.loss.kl + t.penalty) / n;
         EpochMetrics {
             epoch: self.epoch,
             step: self.adam.step,

@@ -454,3 +454,51 @@ fn bf16_products_stay_within_bf16_rounding_of_f32() {
         assert_eq!(core_gradients(&model, &c, 2), (l32, g32), "{what}: f32 after bf16");
     }
 }
+
+/// TC of the batch by its definition (Chen et al. 2018, minibatch-weighted sampling), in
+/// f64 from the reference's posteriors and draws.
+fn reference_tc(config: &ModelConfig, params: &[f64], c: &Case, dataset: usize) -> f64 {
+    let r = common::reference::Reference::new(config, params);
+    let (p, l) = (config.pixels(), config.latent_dim);
+    let posteriors: Vec<(Vec<f64>, Vec<f64>)> =
+        (0..BATCH).map(|b| r.encode(&c.x[b * p..(b + 1) * p], c.labels[b])).collect();
+    let z: Vec<Vec<f64>> = (0..BATCH)
+        .map(|b| (0..l).map(|d| posteriors[b].0[d] + (0.5 * posteriors[b].1[d]).exp() * c.eps[b * l + d]).collect())
+        .collect();
+    let density = |i: usize, j: usize, d: usize| {
+        let var = posteriors[j].1[d].exp();
+        let x = z[i][d] - posteriors[j].0[d];
+        (-(x * x) / (2.0 * var)).exp() / (2.0 * std::f64::consts::PI * var).sqrt()
+    };
+    let nb = (dataset * BATCH) as f64;
+    (0..BATCH)
+        .map(|i| {
+            let joint: f64 = (0..BATCH).map(|j| (0..l).map(|d| density(i, j, d)).product::<f64>()).sum::<f64>() / nb;
+            let marginals: f64 = (0..l).map(|d| ((0..BATCH).map(|j| density(i, j, d)).sum::<f64>() / nb).ln()).sum();
+            joint.ln() - marginals
+        })
+        .sum()
+}
+
+/// β-TCVAE's objective, −ELBO + w·TC: the TC's gradient through the draws and through every
+/// posterior of the batch, against finite differences of the f64 reference.
+#[test]
+fn tcvae_gradients_match_finite_differences() {
+    let (weight, dataset) = (5.0, 1000);
+    for config in [small(ModelKind::Vae), small_conv(ModelKind::Cvae)] {
+        let model = test_model(&config);
+        let c = case(&config);
+        let core = |threads: usize| {
+            let pool = Pool::new(threads);
+            let mut ws = Workspace::new(model.config(), BATCH, pool.threads());
+            fill(&mut ws, model.config(), &c, &c.eps, 1);
+            let mut grads = vec![f32::NAN; model.params.len()];
+            let loss = model.network.forward(&pool, &model.params, &mut ws);
+            let tc = model.network.total_correlation(&mut ws, dataset, weight as f32);
+            model.network.backward_tc(&pool, &model.params, &mut grads, &mut ws);
+            (loss.bce + loss.kl + weight * tc, grads)
+        };
+        let reference = |p: &[f64]| elbo_loss(&config, p, &c, 1.0) + weight * reference_tc(&config, p, &c, dataset);
+        compare(&format!("tcvae {:?} {}", config.arch, config.kind), &model, core, reference);
+    }
+}

@@ -29,6 +29,7 @@ fn train_label(config: &crate::checkpoint::RunConfig) -> String {
             format!("train (reconstruction + {weighted}, KL at the draw)")
         }
         Objective::Elbo => format!("train (reconstruction + {weighted})"),
+        Objective::Tcvae => "train (reconstruction + KL + (β − 1)·TC)".to_string(),
     }
 }
 

@@ -307,6 +307,9 @@ pub enum ObjectiveName {
     Elbo,
     /// The importance-weighted bound with --k samples (Burda, Grosse & Salakhutdinov 2015)
     Iwae,
+    /// β-TCVAE (Chen et al. 2018): the ELBO with the total correlation of the codes weighted
+    /// by --beta (β = 6 in Locatello et al. 2019), estimated on each batch
+    Tcvae,
 }
 
 /// Importance samples per example when `--objective iwae` is given without `--k`.
@@ -318,6 +321,7 @@ impl ObjectiveName {
         match self {
             ObjectiveName::Elbo => Objective::Elbo,
             ObjectiveName::Iwae => Objective::Iwae { k },
+            ObjectiveName::Tcvae => Objective::Tcvae,
         }
     }
 }
@@ -327,6 +331,9 @@ impl ObjectiveName {
 fn objective(a: &TrainArgs) -> Result<Objective> {
     Ok(match (a.objective.unwrap_or(ObjectiveName::Elbo), a.k) {
         (ObjectiveName::Elbo, Some(k)) => Objective::ElboK { k },
+        (ObjectiveName::Tcvae, Some(_)) => {
+            bail!("--k sets the draws of --objective elbo or iwae; β-TCVAE takes one draw")
+        }
         (name, k) => name.with_k(k.unwrap_or(DEFAULT_K)),
     })
 }

@@ -24,6 +24,7 @@ pub mod pool;
 pub mod rng;
 pub mod shape;
 pub mod simd;
+pub mod tc;
 pub mod vamp;
 
 pub use adam::{AdamConfig, AdamState, adam_step};

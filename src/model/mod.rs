@@ -7,6 +7,7 @@ pub mod likelihood;
 pub mod network;
 mod prior;
 mod sampled;
+mod tcvae;
 
 pub use crate::nn::TensorInfo;
 pub use config::{Arch, Layout, ModelConfig, ModelKind};

@@ -79,6 +79,10 @@ pub struct Workspace {
     /// A mixture prior's buffers (a VampPrior's pass of the pseudo-inputs through the encoder, the mixture's
     /// terms); `None` for the standard prior.
     pub(super) prior: Option<Box<PriorWork>>,
+    /// β-TCVAE's weighted TC gradients, with respect to z `[latent, batch]` and to (μ,
+    /// log σ²) `[2·latent, batch]` ([`Network::total_correlation`]); empty until used.
+    pub(super) tc_dz: Vec<f32>,
+    pub(super) tc_denc: Vec<f32>,
     /// Whether the backward pass's buffers exist ([`Workspace::inference`] leaves them out).
     trains: bool,
 }
@@ -170,6 +174,8 @@ impl Workspace {
             dlogvar_rows: vec![0.0; p],
             col: vec![0.0; col_len],
             prior: PriorWork::new(config, cols, threads, gradients),
+            tc_dz: Vec::new(),
+            tc_denc: Vec::new(),
             trains: gradients,
         }
     }
