@@ -238,7 +238,8 @@ def train(out: Optional[Union[str, os.PathLike]] = None, data: Any = "mnist", la
     """Trains a model as ``vae train`` does and returns the run.
 
     out: the run directory to create [default: runs/<model>-<UTC time>].
-    data: "mnist" (embedded), "fashion-mnist" (Debian's dataset-fashion-mnist), a folder (of
+    data: "mnist" (embedded), "fashion-mnist" (Debian's dataset-fashion-mnist), "dsprites"
+        (generated, with its five factors; see ``vae disentanglement``), a folder (of
         pictures, or of MNIST-format files), or a NumPy array of images ``[N, C, H, W]`` or
         ``[N, H, W]`` (float32 in [0, 1], or uint8) with ``labels`` (ints or names, or None),
         written into ``out/arrays`` as the run's data.
@@ -292,11 +293,12 @@ def _data_flags(out: str, data: Any, labels: Labels, test_data: Any, test_labels
     if labels is not None or test_data is not None or test_labels is not None or classes is not None:
         raise ValueError("labels, test_data, test_labels and classes go with an array as data; "
                          "a folder or dataset brings its own")
-    if isinstance(data, str) and data in ("mnist", "fashion-mnist"):
-        return [] if data == "mnist" else ["--dataset", "fashion-mnist"]
+    if isinstance(data, str) and data in ("mnist", "fashion-mnist", "dsprites"):
+        return [] if data == "mnist" else ["--dataset", data]
     if isinstance(data, (str, os.PathLike)):
         return ["--data-dir", os.fspath(data)]
-    raise ValueError(f'data must be "mnist", "fashion-mnist", a folder, or a NumPy array of images; got {_describe(data)}')
+    raise ValueError(f'data must be "mnist", "fashion-mnist", "dsprites", a folder, or a NumPy array of images; '
+                     f'got {_describe(data)}')
 
 
 def evaluate(run: Union[Run, str, os.PathLike], **options: Any) -> Dict[str, Any]:
