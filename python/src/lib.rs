@@ -51,10 +51,17 @@ fn train(py: Python<'_>, args: Vec<String>, observer: Py<PyAny>) -> PyResult<Str
     let mut watcher = observe::PyObserver::new(observer, run.trainer.interrupt.clone());
     let trained = py.detach(|| run.train_observed(&mut watcher));
     match (trained, watcher.take_error()) {
-        // Ctrl-C: KeyboardInterrupt, saying what was kept and how to go on.
-        (Err(stop @ vae::run::RunError::Interrupted { .. }), Some(e))
-            if e.is_instance_of::<PyKeyboardInterrupt>(py) =>
-        {
+        // Ctrl-C: KeyboardInterrupt, saying what was kept and how to go on — whether it came
+        // between steps or while an observer's hook ran (then after the epoch just saved).
+        (trained, Some(e)) if e.is_instance_of::<PyKeyboardInterrupt>(py) => {
+            let stop = match trained {
+                Err(stop @ vae::run::RunError::Interrupted { .. }) => stop,
+                _ => vae::run::RunError::Interrupted {
+                    epoch: run.trainer.epoch + 1,
+                    last_saved: run.trainer.epoch,
+                    dir: run.dir.path.clone(),
+                },
+            };
             return Err(PyKeyboardInterrupt::new_err(stop.to_string()));
         }
         (_, Some(e)) => return Err(e),
