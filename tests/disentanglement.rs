@@ -98,6 +98,10 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
     let listing = String::from_utf8_lossy(&listing.get_output().stdout).into_owned();
     assert!(listing.contains(&format!("MIG {mig:.3}")), "{listing}");
 
+    // The traversal names each row's factor (drawn into the picture; here: that it is made).
+    vae().args(["traverse"]).arg(&run).assert().success();
+    assert!(png_size(&run.join("traverse.png")).1 > 4 * 64, "four rows of 64-pixel images at least");
+
     // A run on data without known factors is refused, saying which data would do.
     let mnist = tmp.path().join("digits");
     train(&mnist, &["--epochs", "1"]);

@@ -22,6 +22,10 @@ pub struct BenchArgs {
     /// conv, resnet: channels per stride-2 layer [default: by image side, as `vae train`]
     #[arg(long, value_name = "W1,W2,...", value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
+    /// conv, resnet: a fully connected layer of this width after the convolutions and before
+    /// the transposed ones (256 in disentanglement_lib's dSprites model) [default: none]
+    #[arg(long, value_name = "H", value_parser = args::count(1, 1 << 16))]
+    pub hidden_dim: Option<usize>,
     /// resnet: residual blocks per resolution, 1 to 16 [default: 1]
     #[arg(long, value_name = "N", value_parser = args::count(1, crate::model::config::MAX_BLOCKS))]
     pub blocks: Option<usize>,
@@ -93,6 +97,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             }
             let t = crate::model::ModelConfig::tutorial(a.model);
             crate::model::ModelConfig {
+                hidden_dim: a.hidden_dim.unwrap_or(t.hidden_dim),
                 image_rows: shape.height,
                 image_cols: shape.width,
                 channels: shape.channels,
@@ -109,6 +114,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             if let Some(w) = a.widths {
                 c.widths = w;
             }
+            c.hidden_dim = a.hidden_dim.unwrap_or(0);
             c
         }
     };
