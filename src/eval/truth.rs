@@ -43,7 +43,7 @@ impl GroundTruth for Dsprites {
 }
 
 /// Images encoded at a time: a workspace small enough for the allocator to reuse.
-const CHUNK: usize = 128;
+pub const CHUNK: usize = 128;
 
 /// The codes a model gives the images of `factors`: the means of q(z|x), `[n, latent]`, in
 /// batches of [`CHUNK`] images.
