@@ -102,7 +102,8 @@ pub fn evaluate(
 
 /// Each code dimension's factor: the one it carries most information about, as a fraction
 /// of that factor's entropy (the normalisation MIG uses), estimated from `images` draws;
-/// `None` for a dimension that carries less than 5% of every factor.
+/// `None` for an inactive dimension (its means' variance at most 0.05, the FactorVAE score's
+/// pruning) or one that carries less than 5% of every factor.
 ///
 /// # Errors
 /// If the images do not fit the model.
@@ -116,14 +117,17 @@ pub fn factor_of_each_dimension(
     let f = truth.levels().len();
     let factors = truth.sample(images, &mut Rng::stream(seed, Purpose::Disentanglement, u64::MAX));
     let latent = model.config().latent_dim;
-    let m = mig::mig(&codes(model, pool, truth, &factors)?, latent, &factors, f, mig::BINS);
+    let z = codes(model, pool, truth, &factors)?;
+    let active: Vec<bool> = factor_scores::variances(&z, latent).iter().map(|&v| v > 0.05).collect();
+    let m = mig::mig(&z, latent, &factors, f, mig::BINS);
     let entropy: Vec<f64> =
         (0..f).map(|k| mig::entropy(&factors.chunks_exact(f).map(|v| v[k]).collect::<Vec<_>>())).collect();
     Ok(m.information
         .iter()
-        .map(|row| {
+        .zip(active)
+        .map(|(row, active)| {
             let share = |k: usize| if entropy[k] > 0.0 { row[k] / entropy[k] } else { 0.0 };
-            (0..f).max_by(|&a, &b| share(a).total_cmp(&share(b))).filter(|&k| share(k) >= 0.05)
+            (0..f).max_by(|&a, &b| share(a).total_cmp(&share(b))).filter(|&k| active && share(k) >= 0.05)
         })
         .collect())
 }

@@ -102,7 +102,7 @@ pub fn beta_vae(
 
 /// Per-dimension variance of `codes` (`[n, latent]`), with n − 1 in the denominator (numpy's
 /// `ddof=1`, as disentanglement_lib).
-fn variances(codes: &[f32], latent: usize) -> Vec<f64> {
+pub fn variances(codes: &[f32], latent: usize) -> Vec<f64> {
     let n = codes.len() / latent;
     (0..latent)
         .map(|d| {
