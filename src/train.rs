@@ -521,10 +521,9 @@ impl Trainer {
         if self.collective.size() == 1 {
             return Ok(());
         }
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let words = [bits(&self.model.params), bits(&self.adam.m), bits(&self.adam.v)];
+        let state = self.model.params.iter().chain(&self.adam.m).chain(&self.adam.v).map(|x| x.to_bits());
         let step = [self.adam.step as u32, (self.adam.step >> 32) as u32];
-        let mine = crate::core::collective::checksum(words.iter().flatten().copied().chain(step));
+        let mine = crate::core::collective::checksum(state.chain(step));
         let all = self.collective.gather_u64(mine)?;
         match all.iter().position(|&c| c != all[0]) {
             None => Ok(()),
