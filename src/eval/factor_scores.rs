@@ -65,39 +65,65 @@ pub fn beta_vae(
     let (f, b) = (truth.levels().len(), counts.batch);
     let total = counts.train + counts.eval;
     let (mut features, mut labels) = (Vec::with_capacity(total * latent), Vec::with_capacity(total));
-    while labels.len() < total {
-        let points = POINTS_PER_PASS.min(total - labels.len());
-        let mut factors = Vec::with_capacity(points * 2 * b * f);
-        let mut ks = Vec::with_capacity(points);
-        for _ in 0..points {
-            let k = rng.below(f as u64) as usize;
-            let first = truth.sample(b, rng);
-            let mut second = truth.sample(b, rng);
-            for (s, t) in second.chunks_exact_mut(f).zip(first.chunks_exact(f)) {
-                s[k] = t[k];
-            }
-            factors.extend(first);
-            factors.extend(second);
-            ks.push(k);
+    // A point: 64 pairs agreeing on factor k, the first images then their partners.
+    let draw = |k: usize, rng: &mut Rng| {
+        let mut pairs = truth.sample(b, rng);
+        let mut second = truth.sample(b, rng);
+        for (s, t) in second.chunks_exact_mut(f).zip(pairs.chunks_exact(f)) {
+            s[k] = t[k];
         }
-        let z = encode(&factors)?;
-        for (p, &k) in ks.iter().enumerate() {
-            let point = &z[p * 2 * b * latent..(p + 1) * 2 * b * latent];
-            let (first, second) = point.split_at(b * latent);
-            for d in 0..latent {
-                let sum: f64 = (0..b).map(|i| (first[i * latent + d] - second[i * latent + d]).abs() as f64).sum();
-                features.push(sum / b as f64);
-            }
-            labels.push(k);
+        pairs.extend(second);
+        pairs
+    };
+    in_passes(f, total, encode, rng, draw, progress, |_, k, point| {
+        let (first, second) = point.split_at(b * latent);
+        for d in 0..latent {
+            let sum: f64 = (0..b).map(|i| (first[i * latent + d] - second[i * latent + d]).abs() as f64).sum();
+            features.push(sum / b as f64);
         }
-        progress(labels.len(), total);
-    }
+        labels.push(k);
+    })?;
     let split = counts.train * latent;
     let classifier = Logistic::fit(&features[..split], &labels[..counts.train], latent, f, 1.0);
     Ok(Accuracy {
         train: classifier.accuracy(&features[..split], &labels[..counts.train]),
         eval: classifier.accuracy(&features[split..], &labels[counts.train..]),
     })
+}
+
+/// Both scores' points, `total` of them, [`POINTS_PER_PASS`] encoded at a time: each a
+/// factor k drawn uniformly from the `f` and the images `draw(k, rng)` gives (`[n, F]`
+/// levels); `each(index, k, codes)` gets its codes `[n, latent]` in order, and `progress`
+/// the count after each pass.
+fn in_passes(
+    f: usize,
+    total: usize,
+    encode: &mut Encode,
+    rng: &mut Rng,
+    draw: impl Fn(usize, &mut Rng) -> Vec<usize>,
+    progress: &mut dyn FnMut(usize, usize),
+    mut each: impl FnMut(usize, usize, &[f32]),
+) -> Result<(), InputError> {
+    let mut done = 0;
+    while done < total {
+        let points = POINTS_PER_PASS.min(total - done);
+        let mut factors = Vec::new();
+        let ks: Vec<usize> = (0..points)
+            .map(|_| {
+                let k = rng.below(f as u64) as usize;
+                factors.extend(draw(k, rng));
+                k
+            })
+            .collect();
+        let z = encode(&factors)?;
+        let per = z.len() / points;
+        for (p, (&k, codes)) in ks.iter().zip(z.chunks_exact(per)).enumerate() {
+            each(done + p, k, codes);
+        }
+        done += points;
+        progress(done, total);
+    }
+    Ok(())
 }
 
 /// Per-dimension variance of `codes` (`[n, latent]`), with n − 1 in the denominator (numpy's
@@ -134,33 +160,21 @@ pub fn factor_vae(
     let total = counts.train + counts.eval;
     // votes[(dimension, factor)], for the fitting points and the scoring points.
     let (mut fit, mut score) = (vec![0usize; active.len() * f], vec![0usize; active.len() * f]);
-    let mut done = 0;
-    while done < total {
-        let points = POINTS_PER_PASS.min(total - done);
-        let mut factors = Vec::with_capacity(points * b * f);
-        let mut ks = Vec::with_capacity(points);
-        for _ in 0..points {
-            let k = rng.below(f as u64) as usize;
-            let mut batch = truth.sample(b, rng);
-            let fixed = batch[k];
-            batch.chunks_exact_mut(f).for_each(|row| row[k] = fixed);
-            factors.extend(batch);
-            ks.push(k);
-        }
-        let z = encode(&factors)?;
-        for (p, &k) in ks.iter().enumerate() {
-            let local = variances(&z[p * b * latent..(p + 1) * b * latent], latent);
-            let vote = (0..active.len())
-                .min_by(|&i, &j| {
-                    (local[active[i]] / global[active[i]]).total_cmp(&(local[active[j]] / global[active[j]]))
-                })
-                .unwrap_or(0);
-            let votes = if done + p < counts.train { &mut fit } else { &mut score };
-            votes[vote * f + k] += 1;
-        }
-        done += points;
-        progress(done, total);
-    }
+    // A point: 64 images sharing the first one's factor k.
+    let draw = |k: usize, rng: &mut Rng| {
+        let mut batch = truth.sample(b, rng);
+        let fixed = batch[k];
+        batch.chunks_exact_mut(f).for_each(|row| row[k] = fixed);
+        batch
+    };
+    in_passes(f, total, encode, rng, draw, progress, |index, k, point| {
+        let local = variances(point, latent);
+        let vote = (0..active.len())
+            .min_by(|&i, &j| (local[active[i]] / global[active[i]]).total_cmp(&(local[active[j]] / global[active[j]])))
+            .unwrap_or(0);
+        let votes = if index < counts.train { &mut fit } else { &mut score };
+        votes[vote * f + k] += 1;
+    })?;
     // Each dimension's factor: the one it voted for most while fitting.
     let map: Vec<usize> = (0..active.len())
         .map(|d| (0..f).max_by_key(|&k| (fit[d * f + k], std::cmp::Reverse(k))).unwrap_or(0))
