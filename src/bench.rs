@@ -118,6 +118,7 @@ pub fn bench_in(o: &BenchOptions, workers: Option<Box<dyn Collective>>) -> Resul
         augment: Default::default(),
         precision: o.precision,
         world_size: 1,
+        micro_batches: 1,
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());

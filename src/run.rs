@@ -84,6 +84,8 @@ pub struct ResumeChanges {
     /// Data-parallel workers from now on (MPI ranks). Another count splits each batch
     /// differently, so sums run in another order, as with `threads`.
     pub world_size: Option<usize>,
+    /// Micro-batches per worker from now on; with `world_size` it fixes the order of the sums.
+    pub micro_batches: Option<usize>,
 }
 
 /// A process's part in a run trained by several data-parallel workers (MPI ranks).
@@ -190,7 +192,7 @@ impl Run {
     /// # Errors
     /// As [`Run::resume`].
     pub fn resume_as(dir: PathBuf, changes: ResumeChanges, data: Dataset, role: Role) -> Result<Run, RunError> {
-        let ResumeChanges { epochs, lr, threads, moved, world_size } = changes;
+        let ResumeChanges { epochs, lr, threads, moved, world_size, micro_batches } = changes;
         let writes = role == Role::Writer;
         let dir = RunDir::new(dir);
         dir.load_config()?; // a clear error before taking a lock in the wrong directory
@@ -222,6 +224,10 @@ impl Run {
         }
         if let Some(n) = world_size.filter(|&n| n != config.train.world_size) {
             config.train.world_size = n;
+            save_config(&config)?;
+        }
+        if let Some(k) = micro_batches.filter(|&k| k != config.train.micro_batches) {
+            config.train.micro_batches = k;
             save_config(&config)?;
         }
         if let Some(source) = moved {

@@ -69,6 +69,13 @@ pub struct TrainConfig {
     /// threads and world size.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub world_size: usize,
+    /// Micro-batches each worker computes its part of a batch in, one after another
+    /// (`--micro-batches`): their f32 gradients are added in f64 in order and rounded once,
+    /// exactly as `world_size × micro_batches` workers' would be, so one process with
+    /// `micro_batches = N` trains an N-worker run's bits, and activations need 1/N of the
+    /// memory. 1 = the whole part at once.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub micro_batches: usize,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -201,6 +208,10 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
         }
+        if self.micro_batches == 0 {
+            return Err("--micro-batches must be at least 1".into());
+        }
+        crate::core::collective::check_split(self.batch_size, self.world_size.max(1), self.micro_batches)?;
         if !(self.adam.lr.is_finite() && self.adam.lr > 0.0) {
             return Err(format!("--lr must be a positive number, got {}", self.adam.lr));
         }
@@ -280,6 +291,13 @@ pub struct TestLoss {
     pub kl: f64,
 }
 
+/// `acc += g` in f64 (`acc = g` when `first`): micro-batch gradients added in order.
+fn add_f64(acc: &mut [f64], g: &[f32], first: bool) {
+    for (a, &v) in acc.iter_mut().zip(g) {
+        *a = if first { v as f64 } else { *a + v as f64 };
+    }
+}
+
 /// Test-pass batch size: large batches keep `gemm` efficient; memory stays ~10 MB.
 pub const EVAL_BATCH: usize = 500;
 
@@ -299,6 +317,8 @@ pub struct Trainer {
     /// ([`EpochMetrics::watched`]); the run (`run::Run`) appends to it.
     pub watched: Vec<f64>,
     grads: Vec<f32>,
+    /// The f64 sum of a step's micro-batch gradients (empty with one micro-batch).
+    grads_f64: Vec<f64>,
     ws: Workspace,
     order: Vec<u32>,
     /// The batch's augmented images `[batch, pixels]` ([`Augment::batch`]).
@@ -313,8 +333,10 @@ impl Trainer {
     pub fn new(config: TrainConfig, model: Model, adam: AdamState, epoch: usize, mut data: Dataset) -> Trainer {
         config.prepare(&mut data);
         let pool = Pool::new(config.threads);
-        let ws = Workspace::with_samples(model.config(), config.batch_size, config.objective.samples(), pool.threads());
+        let micro = config.batch_size / config.micro_batches.max(1);
+        let ws = Workspace::with_samples(model.config(), micro, config.objective.samples(), pool.threads());
         let grads = vec![0.0; model.params.len()];
+        let grads_f64 = if config.micro_batches > 1 { vec![0.0; model.params.len()] } else { Vec::new() };
         let order = (0..data.train.len() as u32).collect();
         let interrupt = Arc::new(AtomicBool::new(false));
         let watched = Vec::new();
@@ -330,6 +352,7 @@ impl Trainer {
             interrupt,
             watched,
             grads,
+            grads_f64,
             ws,
             order,
             augmented,
@@ -345,12 +368,12 @@ impl Trainer {
     /// every draw belongs to its example, not to the worker computing it.
     ///
     /// # Errors
-    /// If the batch does not split evenly across the workers.
+    /// If the batch does not split evenly across the workers and their micro-batches.
     pub fn join(&mut self, collective: Box<dyn Collective>) -> Result<(), String> {
-        let (b, n) = (self.config.batch_size, collective.size());
-        crate::core::collective::check_split(b, n)?;
+        let (b, n, k) = (self.config.batch_size, collective.size(), self.config.micro_batches);
+        crate::core::collective::check_split(b, n, k)?;
         let c = self.model.config();
-        self.ws = Workspace::with_samples(c, b / n, self.config.objective.samples(), self.pool.threads());
+        self.ws = Workspace::with_samples(c, b / (n * k), self.config.objective.samples(), self.pool.threads());
         self.collective = collective;
         Ok(())
     }
@@ -414,36 +437,63 @@ impl Trainer {
             if self.interrupt.load(Ordering::Relaxed) {
                 return Err(EpochError::Interrupted { epoch: epoch as usize, step: step + 1 });
             }
-            let idx = &self.order[step * b + mine.start..step * b + mine.end];
-            let (train, coins) = (&self.data.train, (dynamic.then_some(coins), dequantize));
-            let labels = idx.iter().map(|&i| train.labels[i as usize]);
-            if self.config.augment.is_none() {
-                let batch = Batch { images: &train.images, idx, ids: idx };
-                fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
-            } else {
-                // The batch's images flipped and shifted, one after another, then read in order.
-                self.config.augment.batch(&train.images, idx, train.shape, moves, &mut self.augmented);
-                let batch = Batch { images: &self.augmented, idx: &self.order_identity[..idx.len()], ids: idx };
-                fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
-            }
-            if c.kind.variational() {
-                Rng::fill_example_normals(&self.pool, noise, idx, self.config.objective.samples(), &mut self.ws.eps);
-            }
+            // This worker's part, in `micro_batches` micro-batches one after another: each
+            // one's gradient in f32, added up in f64 in order.
+            let micro = self.config.micro_batches;
+            let shard = mine.len() / micro;
             let tcvae = self.config.objective == Objective::Tcvae;
-            let iwae = !self.config.objective.is_elbo() && !tcvae;
-            let importance = matches!(self.config.objective, Objective::Iwae { .. });
-            let mut loss = if iwae {
-                net.forward_samples(&self.pool, &self.model.params, &mut self.ws, importance)
-            } else {
-                net.forward(&self.pool, &self.model.params, &mut self.ws)
-            };
-            // β-TCVAE: the KL at weight 1, and (β − 1)·TC (over this worker's part of the batch).
+            // β-TCVAE: the KL at weight 1, and (β − 1)·TC (over each micro-batch of each worker).
             let (kl_weight, tc_weight) = if tcvae { (1.0, beta - 1.0) } else { (beta, 0.0) };
-            let tc = if tcvae { net.total_correlation(&mut self.ws, self.data.train.len(), tc_weight) } else { 0.0 };
+            let mut sums = [0.0f64; 3];
+            for m in 0..micro {
+                let start = step * b + mine.start + m * shard;
+                let idx = &self.order[start..start + shard];
+                let (train, coins) = (&self.data.train, (dynamic.then_some(coins), dequantize));
+                let labels = idx.iter().map(|&i| train.labels[i as usize]);
+                if self.config.augment.is_none() {
+                    let batch = Batch { images: &train.images, idx, ids: idx };
+                    fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
+                } else {
+                    // The batch's images flipped and shifted, one after another, then read in order.
+                    self.config.augment.batch(&train.images, idx, train.shape, moves, &mut self.augmented);
+                    let batch = Batch { images: &self.augmented, idx: &self.order_identity[..idx.len()], ids: idx };
+                    fill_from(&self.pool, batch, labels, &c, &mut self.ws, coins);
+                }
+                if c.kind.variational() {
+                    Rng::fill_example_normals(
+                        &self.pool,
+                        noise,
+                        idx,
+                        self.config.objective.samples(),
+                        &mut self.ws.eps,
+                    );
+                }
+                let iwae = !self.config.objective.is_elbo() && !tcvae;
+                let importance = matches!(self.config.objective, Objective::Iwae { .. });
+                let loss = if iwae {
+                    net.forward_samples(&self.pool, &self.model.params, &mut self.ws, importance)
+                } else {
+                    net.forward(&self.pool, &self.model.params, &mut self.ws)
+                };
+                let tc =
+                    if tcvae { net.total_correlation(&mut self.ws, self.data.train.len(), tc_weight) } else { 0.0 };
+                for (s, v) in sums.iter_mut().zip([loss.bce, loss.kl, tc]) {
+                    *s += v;
+                }
+                if iwae {
+                    net.backward_iwae(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
+                } else if tcvae {
+                    net.backward_tc(&self.pool, &self.model.params, &mut self.grads, &mut self.ws);
+                } else {
+                    net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
+                }
+                if micro > 1 {
+                    add_f64(&mut self.grads_f64, &self.grads, m == 0);
+                }
+            }
             // The batch's loss over every worker, so that all agree on a divergence.
-            let mut sums = [loss.bce, loss.kl, tc];
             self.collective.sum_f64(&mut sums)?;
-            (loss.bce, loss.kl) = (sums[0], sums[1]);
+            let loss = BatchLoss { bce: sums[0], kl: sums[1] };
             let penalty = tc_weight as f64 * sums[2];
             let objective = loss.bce + kl_weight as f64 * loss.kl + penalty;
             if !objective.is_finite() {
@@ -455,14 +505,15 @@ impl Trainer {
                     lr: adam.lr,
                 }));
             }
-            if iwae {
-                net.backward_iwae(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
-            } else if tcvae {
-                net.backward_tc(&self.pool, &self.model.params, &mut self.grads, &mut self.ws);
+            if micro > 1 {
+                // Unrounded across workers too: one rounding, as for that many workers' f32 sums.
+                self.collective.sum_f64(&mut self.grads_f64)?;
+                for (g, &s) in self.grads.iter_mut().zip(&self.grads_f64) {
+                    *g = s as f32;
+                }
             } else {
-                net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
+                self.collective.sum_f32(&mut self.grads)?;
             }
-            self.collective.sum_f32(&mut self.grads)?;
             adam_step(&self.pool, &adam, &mut self.model.params, &self.grads, &mut self.adam);
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;

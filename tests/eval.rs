@@ -34,6 +34,7 @@ fn trained_with(config: ModelConfig) -> (Model, Split) {
         augment: Default::default(),
         precision: Default::default(),
         world_size: 1,
+        micro_batches: 1,
     };
     let model = Model::init(config, 3);
     let adam = AdamState::new(model.params.len());

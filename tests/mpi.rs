@@ -80,6 +80,15 @@ fn two_ranks_train_what_one_process_trains() {
     // makes them: 0.12 nats on this slice at epoch 10, 0.035 on all of MNIST).
     assert!((a[0] - b[0]).abs() < 0.02, "epoch 1: {} alone, {} on two ranks", a[0], b[0]);
     assert!((a[9] - b[9]).abs() < 0.5, "epoch 10: {} alone, {} on two ranks", a[9], b[9]);
+    // One process computing each batch in two micro-batches sums as the two ranks do: the
+    // same weights to the byte, the same test losses at every epoch (the test pass, split
+    // across ranks, adds its f64 sums in another order: 1e-12 at most).
+    let micro = tmp.path().join("micro");
+    ok(train_alone(&micro, &["--epochs", "10", "--micro-batches", "2"]));
+    assert!(weights(&micro) == weights(&two), "one process in two micro-batches must equal two ranks");
+    for (e, (m, r)) in test_losses(&micro).iter().zip(&b).enumerate() {
+        assert!((m - r).abs() < 1e-9, "epoch {}: {m} in micro-batches, {r} on two ranks", e + 1);
+    }
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(two.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["train"]["world_size"], 2, "config.json records the world size");
 }
@@ -133,17 +142,35 @@ fn resume_under_mpirun_with_the_same_count_or_another() {
     assert!(weights(&whole) == weights(&split), "2 + 2 epochs on two ranks must equal 4 uninterrupted");
     assert_eq!(test_losses(&whole), test_losses(&split));
 
-    // One process from here: said, recorded, and trained on.
+    // One process from here in two micro-batches: the same bits as two ranks.
+    let mut c = mpirun(2).unwrap();
+    c.arg(VAE).args(["train", "--quiet", "--fit-sampler", "0", "--epochs", "5", "--resume"]).arg(&whole);
+    ok(c.output().unwrap());
     let o = ok(Command::new(VAE)
-        .args(["train", "--epochs", "5", "--fit-sampler", "0", "--resume"])
+        .args(["train", "--epochs", "5", "--fit-sampler", "0", "--micro-batches", "2", "--resume"])
         .arg(&split)
         .output()
         .unwrap());
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("resuming on 1 process where the run used 2"), "{stderr}");
-    assert_eq!(test_losses(&split).len(), 5);
+    assert!(!stderr.contains("note: resuming"), "processes × micro-batches kept: nothing to say: {stderr}");
+    assert!(weights(&whole) == weights(&split), "epoch 5 in two micro-batches must equal epoch 5 on two ranks");
+
+    // One process, whole batches: said, recorded, and trained on.
+    let o = ok(Command::new(VAE)
+        .args(["train", "--epochs", "6", "--fit-sampler", "0", "--micro-batches", "1", "--resume"])
+        .arg(&split)
+        .output()
+        .unwrap());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("resuming with each batch in 1 part (processes × micro-batches) where the run used 2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--micro-batches 2 keeps them"), "{stderr}");
+    assert_eq!(test_losses(&split).len(), 6);
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(split.join("config.json")).unwrap()).unwrap();
     assert!(config["train"].get("world_size").is_none(), "one process is the default: {config}");
+    assert!(config["train"].get("micro_batches").is_none(), "whole batches are the default: {config}");
 }
 
 #[test]

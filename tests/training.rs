@@ -61,6 +61,11 @@ fn small_trainer_with(kind: ModelKind, seed: u64, threads: usize, objective: Obj
 }
 
 fn small_trainer_of(config: ModelConfig, seed: u64, threads: usize, objective: Objective) -> Trainer {
+    small_trainer_micro(config, seed, threads, objective, 1)
+}
+
+/// [`small_trainer_of`] computing each batch in `micro` micro-batches.
+fn small_trainer_micro(config: ModelConfig, seed: u64, threads: usize, objective: Objective, micro: usize) -> Trainer {
     let train = TrainConfig {
         epochs: 2,
         batch_size: 64,
@@ -80,6 +85,7 @@ fn small_trainer_of(config: ModelConfig, seed: u64, threads: usize, objective: O
         augment: Default::default(),
         precision: Default::default(),
         world_size: 1,
+        micro_batches: micro,
     };
     let model = Model::init(config, seed);
     let adam = AdamState::new(model.params.len());
@@ -185,11 +191,12 @@ fn two_workers_train_what_one_trainer_trains() {
         (Objective::Elbo, Binarize::None, Augment { hflip: true, crop: 2 }),
     ];
     for (objective, binarize, augment) in setups {
-        let make = || {
-            let mut t = small_trainer_with(ModelKind::Cvae, 3, 1, objective);
+        let make_micro = |micro: usize| {
+            let mut t = small_trainer_micro(ModelConfig::tutorial(ModelKind::Cvae), 3, 1, objective, micro);
             (t.config.binarize, t.config.augment) = (binarize, augment);
             t
         };
+        let make = || make_micro(1);
         let mut alone = make();
         let epochs = |t: &mut Trainer| {
             let mut tests = Vec::new();
@@ -223,6 +230,15 @@ fn two_workers_train_what_one_trainer_trains() {
         }
         let drift = workers[0].0.iter().zip(&alone.model.params).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(drift < 1e-3, "{label}: weights drift {drift} from the single trainer's");
+        // One trainer computing each batch in two micro-batches adds the same f32 gradients
+        // in the same f64 order as the two workers: the same weights, bit for bit.
+        let mut micro = make_micro(2);
+        let tests = epochs(&mut micro);
+        assert!(micro.model.params == workers[0].0, "{label}: two micro-batches differ from two workers");
+        for (got, want) in tests.iter().zip(&workers[0].1) {
+            let (g, w) = (got.bce + got.kl, want.bce + want.kl);
+            assert!((g - w).abs() < 1e-9 * w, "{label}: test loss {g} in micro-batches, {w} on two workers");
+        }
     }
 }
 
@@ -231,6 +247,16 @@ fn a_batch_that_does_not_split_evenly_is_refused() {
     let mut t = small_trainer(ModelKind::Vae, 1, 1);
     let err = t.join(Box::new(vae::core::collective::LocalGroup::new(3).remove(0))).unwrap_err();
     assert!(err.contains("--batch-size 64 does not split evenly across 3 workers") && err.contains("e.g. 66"), "{err}");
+    let mut t = small_trainer_micro(ModelConfig::tutorial(ModelKind::Vae), 1, 1, Objective::Elbo, 4);
+    let err = t.join(Box::new(vae::core::collective::LocalGroup::new(3).remove(0))).unwrap_err();
+    assert!(err.contains("4 equal micro-batches on each of 3 workers") && err.contains("e.g. 72"), "{err}");
+    let mut c = t.config.clone();
+    c.micro_batches = 3;
+    let err = c.validate().unwrap_err();
+    assert!(
+        err.contains("--batch-size 64 does not split into 3 equal micro-batches") && err.contains("e.g. 66"),
+        "{err}"
+    );
 }
 
 /// The per-image losses of a test pass add up to the pass's own sums.
@@ -307,6 +333,9 @@ fn two_workers_train_every_architecture_prior_and_likelihood_as_one_trainer() {
         let mut alone = make();
         alone.train_epoch(&mut |_, _, _| {}).unwrap();
         let want = alone.test_loss().unwrap().unwrap();
+        // Two micro-batches on one trainer: the workers' bits.
+        let mut micro = small_trainer_micro(config.clone(), 4, 1, Objective::Elbo, 2);
+        micro.train_epoch(&mut |_, _, _| {}).unwrap();
         let workers: Vec<(Vec<f32>, vae::train::TestLoss)> = std::thread::scope(|s| {
             let handles: Vec<_> = vae::core::collective::LocalGroup::new(2)
                 .into_iter()
@@ -323,6 +352,7 @@ fn two_workers_train_every_architecture_prior_and_likelihood_as_one_trainer() {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(workers[0] == workers[1], "{label}: the workers differ");
+        assert!(micro.model.params == workers[0].0, "{label}: two micro-batches differ from two workers");
         let (g, w) = (workers[0].1.bce + workers[0].1.kl, want.bce + want.kl);
         assert!((g - w).abs() < 1e-4 * w.abs(), "{label}: test loss {g} with two workers, {w} alone");
     }

@@ -151,8 +151,8 @@ fn local_size(var: impl Fn(&str) -> Option<String>) -> Option<usize> {
 ///
 /// # Errors
 /// Naming the nearest batch size that splits.
-pub fn check_batch(batch: usize, size: usize) -> Result<()> {
-    if let Err(why) = crate::core::collective::check_split(batch, size) {
+pub fn check_batch(batch: usize, size: usize, micro: usize) -> Result<()> {
+    if let Err(why) = crate::core::collective::check_split(batch, size, micro) {
         bail!("{why}");
     }
     Ok(())
@@ -177,8 +177,16 @@ mod tests {
 
     #[test]
     fn a_batch_must_split_evenly() {
-        assert!(check_batch(128, 2).is_ok());
-        let e = check_batch(100, 3).unwrap_err().to_string();
+        assert!(check_batch(128, 2, 1).is_ok());
+        assert!(check_batch(128, 2, 4).is_ok());
+        let e = check_batch(100, 3, 1).unwrap_err().to_string();
         assert!(e.contains("--batch-size 100 does not split evenly across 3 workers") && e.contains("e.g. 102"), "{e}");
+        let e = check_batch(100, 1, 3).unwrap_err().to_string();
+        assert!(e.contains("does not split into 3 equal micro-batches") && e.contains("e.g. 102"), "{e}");
+        let e = check_batch(100, 2, 3).unwrap_err().to_string();
+        assert!(
+            e.contains("3 equal micro-batches on each of 2 workers") && e.contains("multiple of 6 (e.g. 102)"),
+            "{e}"
+        );
     }
 }

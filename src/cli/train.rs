@@ -122,6 +122,12 @@ pub struct TrainArgs {
     /// (its results then differ in the last bits from an uninterrupted run)
     #[arg(long, value_parser = threads_arg)]
     pub threads: Option<usize>,
+    /// Compute each batch in N micro-batches, one after another, their gradients added up in
+    /// f64: the same step with 1/N of the activation memory, and the same bits as N MPI
+    /// processes (`mpirun -n N`) would train. With --resume it may change: keeping processes ×
+    /// micro-batches the same keeps the bits [default: 1]
+    #[arg(long, value_name = "N", value_parser = crate::cli::args::count(1, 1 << 16))]
+    pub micro_batches: Option<usize>,
     /// Number format of the products (linear layers and convolutions): f32, or bf16 with f32
     /// sums where the CPU has AVX512_BF16 (AMD Zen 4/5, Intel Xeon from Cooper Lake on;
     /// elsewhere the run trains in f32 and says so). Weights, Adam, losses and checkpoints
@@ -433,11 +439,12 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
         ];
         if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
             bail!(
-                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs, --lr, --threads, and --data-dir for a folder that moved, may be given with --resume)"
+                "{flag} cannot be changed when resuming: the run's config.json fixes it (only --epochs, --lr, --threads, --micro-batches, and --data-dir for a folder that moved, may be given with --resume)"
             );
         }
         let config = RunDir::new(&dir).load_config()?;
-        check_batch(config.train.batch_size, group.size)?;
+        let micro = a.micro_batches.unwrap_or(config.train.micro_batches);
+        check_batch(config.train.batch_size, group.size, micro)?;
         let threads = a.threads.map(|t| resolve_threads(t, group));
         if let Some(t) = threads.filter(|&t| t != config.train.threads)
             && !quiet
@@ -449,15 +456,14 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
                 config.train.threads
             );
         }
-        if group.size != config.train.world_size && !quiet {
+        let (parts, recorded) = (group.size * micro, config.train.world_size * config.train.micro_batches);
+        if parts != recorded && !quiet {
             eprintln!(
-                "note: resuming on {} where the run used {}: each batch splits differently, so from here on the \
-                 figures and weights differ in the last bits from an uninterrupted run",
-                match group.size {
-                    1 => "1 process".to_string(),
-                    n => format!("{n} processes"),
-                },
-                config.train.world_size
+                "note: resuming with each batch in {parts} part{} (processes × micro-batches) where the run used \
+                 {recorded}: sums now add up in another order, so from here on the figures and weights differ in the \
+                 last bits from an uninterrupted run (--micro-batches {} keeps them)",
+                if parts == 1 { "" } else { "s" },
+                if recorded.is_multiple_of(group.size) { (recorded / group.size).to_string() } else { "N".into() },
             );
         }
         let run_dir = RunDir::new(&dir);
@@ -469,11 +475,13 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
         crate::rundata::check(&run_dir, &source, &data, moved_to.is_some(), quiet)?;
         let moved = moved_to.map(|_| source);
         let world_size = Some(group.size);
-        Run::resume_as(dir, ResumeChanges { epochs: a.epochs, lr: a.lr, threads, moved, world_size }, data, group.role)?
+        let changes =
+            ResumeChanges { epochs: a.epochs, lr: a.lr, threads, moved, world_size, micro_batches: Some(micro) };
+        Run::resume_as(dir, changes, data, group.role)?
     } else {
         let seed = a.seed.unwrap_or(1);
         check_early(a)?;
-        check_batch(a.batch_size.unwrap_or(128), group.size)?;
+        check_batch(a.batch_size.unwrap_or(128), group.size, a.micro_batches.unwrap_or(1))?;
         let (data, source) = load_data(&a.data.source(seed)?, quiet)?;
         let kind = a.model.unwrap_or(ModelKind::Vae);
         let mut model = model_config(a, data.train.shape, data.classes.len())?;
@@ -508,6 +516,7 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
             augment: a.augment.unwrap_or_default().resolve(data.train.shape).map_err(anyhow::Error::msg)?,
             precision: recorded_precision(a.precision.unwrap_or_default()),
             world_size: group.size,
+            micro_batches: a.micro_batches.unwrap_or(1),
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {

@@ -76,18 +76,30 @@ pub fn part(n: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
     start..start + base + usize::from(rank < extra)
 }
 
-/// Whether a batch of `batch` examples splits evenly across `size` workers.
+/// Whether a batch of `batch` examples splits evenly across `size` workers, each computing
+/// its part in `micro` micro-batches.
 ///
 /// # Errors
 /// A message naming the next batch size that does.
-pub fn check_split(batch: usize, size: usize) -> Result<(), String> {
-    if batch.is_multiple_of(size) {
+pub fn check_split(batch: usize, size: usize, micro: usize) -> Result<(), String> {
+    let parts = size * micro;
+    if batch.is_multiple_of(parts) {
         return Ok(());
     }
-    Err(format!(
-        "--batch-size {batch} does not split evenly across {size} workers; use a multiple of {size} (e.g. {})",
-        batch.div_ceil(size) * size
-    ))
+    let next = batch.div_ceil(parts) * parts;
+    Err(match (size, micro) {
+        (_, 1) => format!(
+            "--batch-size {batch} does not split evenly across {size} workers; use a multiple of {size} (e.g. {next})"
+        ),
+        (1, _) => format!(
+            "--batch-size {batch} does not split into {micro} equal micro-batches; use a multiple of {micro} (e.g. \
+             {next}) or another --micro-batches"
+        ),
+        _ => format!(
+            "--batch-size {batch} does not split into {micro} equal micro-batches on each of {size} workers; use a \
+             multiple of {parts} (e.g. {next}) or another --micro-batches"
+        ),
+    })
 }
 
 /// One worker alone: sums are the values themselves.
