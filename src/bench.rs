@@ -119,6 +119,7 @@ pub fn bench_in(o: &BenchOptions, workers: Option<Box<dyn Collective>>) -> Resul
         precision: o.precision,
         world_size: 1,
         micro_batches: 1,
+        gamma: None,
     };
     let model = Model::init(config.clone(), train.seed);
     let adam = AdamState::new(model.params.len());
@@ -205,6 +206,7 @@ pub fn bench_in(o: &BenchOptions, workers: Option<Box<dyn Collective>>) -> Resul
             Objective::Iwae { k } => format!(" on IWAE-{k}"),
             Objective::ElboK { k } => format!(" on the {k}-draw ELBO"),
             Objective::Tcvae => " on β-TCVAE's objective".to_string(),
+            Objective::Factorvae => " on FactorVAE's objective".to_string(),
         };
         let arch = config.layers_summary();
         println!(

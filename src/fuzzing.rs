@@ -133,6 +133,7 @@ fn states() -> &'static [Arc<AppState>; 2] {
                 precision: Default::default(),
                 world_size: 1,
                 micro_batches: 1,
+                gamma: None,
             };
             let config = RunConfig { kind: DirKind::VaeRun, model: model.clone(), train, version: "fuzz".into() };
             let model = Model::init(model, 1);

@@ -136,10 +136,21 @@ impl Run {
         config.model.validate().map_err(RunError::Invalid)?;
         config.train.validate().map_err(RunError::Invalid)?;
         config.train.objective.check_model(config.model.kind).map_err(RunError::Invalid)?;
-        if config.train.objective == crate::train::Objective::Tcvae && !config.model.prior.is_standard() {
+        use crate::train::Objective;
+        if matches!(config.train.objective, Objective::Tcvae | Objective::Factorvae)
+            && !config.model.prior.is_standard()
+        {
+            return Err(RunError::Invalid(format!(
+                "--objective {} adds the total correlation to the standard prior's closed-form KL; drop --prior",
+                config.train.objective.label()
+            )));
+        }
+        if (config.train.objective == Objective::Factorvae) != config.model.discriminator.is_some() {
+            return Err(RunError::Invalid("FactorVAE's model and its discriminator come together".into()));
+        }
+        if config.train.objective == Objective::Factorvae && config.model.kind.conditional() {
             return Err(RunError::Invalid(
-                "--objective tcvae adds the total correlation to the standard prior's closed-form KL; drop --prior"
-                    .into(),
+                "--objective factorvae permutes unconditioned codes; train it with --model vae".into(),
             ));
         }
         let dir = RunDir::new(dir);

@@ -5,7 +5,7 @@
 //! Adam on the summed batch loss.
 
 use crate::core::collective::{Alone, Collective, part};
-use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, kernels};
+use crate::core::{AdamConfig, AdamState, Pool, Purpose, Rng, adam_step, adam_step_parts, kernels};
 use crate::data::binarize::{binarize_split, gather_binarized};
 use crate::data::{Augment, Binarize, Dataset, Source, Split};
 use crate::metrics::EpochMetrics;
@@ -76,6 +76,10 @@ pub struct TrainConfig {
     /// memory. 1 = the whole part at once.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub micro_batches: usize,
+    /// FactorVAE's weight of the total correlation, γ (`--gamma`; Kim & Mnih's dSprites
+    /// figures use 35 among others); `None` for every other objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f32>,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -131,6 +135,9 @@ pub enum Objective {
     /// draws estimated by minibatch-weighted sampling with the training set's size
     /// ([`crate::core::tc`]); `--beta` weights the TC, the KL's other parts keep weight 1.
     Tcvae,
+    /// FactorVAE (Kim & Mnih 2018): −ELBO + γ·TC, the TC estimated by a discriminator trained
+    /// beside the model ([`crate::model::factorvae`]); γ is [`TrainConfig::gamma`].
+    Factorvae,
 }
 
 /// Most importance samples per example `--objective iwae` accepts (Burda et al. use 5 and 50).
@@ -159,7 +166,7 @@ impl Objective {
     /// Draws of z per example.
     pub fn samples(&self) -> usize {
         match self {
-            Objective::Elbo | Objective::Tcvae => 1,
+            Objective::Elbo | Objective::Tcvae | Objective::Factorvae => 1,
             Objective::Iwae { k } | Objective::ElboK { k } => *k,
         }
     }
@@ -169,6 +176,7 @@ impl Objective {
         match self {
             Objective::Elbo => "elbo".to_string(),
             Objective::Tcvae => "tcvae".to_string(),
+            Objective::Factorvae => "factorvae".to_string(),
             Objective::Iwae { k } => format!("iwae k={k}"),
             Objective::ElboK { k } => format!("elbo k={k}"),
         }
@@ -225,6 +233,18 @@ impl TrainConfig {
             && !(1..=MAX_IWAE_SAMPLES).contains(&k)
         {
             return Err(format!("--k must be between 1 and {MAX_IWAE_SAMPLES}, got {k}"));
+        }
+        match (self.objective, self.gamma) {
+            (Objective::Factorvae, Some(g)) if !(g.is_finite() && g >= 0.0) => {
+                return Err(format!("--gamma must be a non-negative number, got {g}"));
+            }
+            (Objective::Factorvae, Some(_)) => {}
+            (Objective::Factorvae, None) => return Err("--objective factorvae needs --gamma".into()),
+            (_, Some(_)) => {
+                return Err("--gamma weights FactorVAE's total correlation; add --objective factorvae, or drop --gamma"
+                    .into());
+            }
+            (_, None) => {}
         }
         if self.objective == Objective::Tcvae && self.kl_warmup > 0 {
             return Err(
@@ -319,6 +339,8 @@ pub struct Trainer {
     grads: Vec<f32>,
     /// The f64 sum of a step's micro-batch gradients (empty with one micro-batch).
     grads_f64: Vec<f64>,
+    /// FactorVAE's discriminator buffers (empty for the other objectives).
+    disc: crate::model::factorvae::DiscWork,
     ws: Workspace,
     order: Vec<u32>,
     /// The batch's augmented images `[batch, pixels]` ([`Augment::batch`]).
@@ -353,6 +375,7 @@ impl Trainer {
             watched,
             grads,
             grads_f64,
+            disc: Default::default(),
             ws,
             order,
             augmented,
@@ -442,8 +465,14 @@ impl Trainer {
             let micro = self.config.micro_batches;
             let shard = mine.len() / micro;
             let tcvae = self.config.objective == Objective::Tcvae;
-            // β-TCVAE: the KL at weight 1, and (β − 1)·TC (over each micro-batch of each worker).
-            let (kl_weight, tc_weight) = if tcvae { (1.0, beta - 1.0) } else { (beta, 0.0) };
+            let factorvae = self.config.objective == Objective::Factorvae;
+            // β-TCVAE: the KL at weight 1, and (β − 1)·TC; FactorVAE: β·KL and γ·TC (over each
+            // micro-batch of each worker).
+            let (kl_weight, tc_weight) = match self.config.objective {
+                Objective::Tcvae => (1.0, beta - 1.0),
+                Objective::Factorvae => (beta, self.config.gamma.unwrap_or(0.0)),
+                _ => (beta, 0.0),
+            };
             let mut sums = [0.0f64; 3];
             for m in 0..micro {
                 let start = step * b + mine.start + m * shard;
@@ -468,21 +497,29 @@ impl Trainer {
                         &mut self.ws.eps,
                     );
                 }
-                let iwae = !self.config.objective.is_elbo() && !tcvae;
+                let iwae = matches!(self.config.objective, Objective::Iwae { .. } | Objective::ElboK { .. });
                 let importance = matches!(self.config.objective, Objective::Iwae { .. });
                 let loss = if iwae {
                     net.forward_samples(&self.pool, &self.model.params, &mut self.ws, importance)
                 } else {
                     net.forward(&self.pool, &self.model.params, &mut self.ws)
                 };
-                let tc =
-                    if tcvae { net.total_correlation(&mut self.ws, self.data.train.len(), tc_weight) } else { 0.0 };
+                let tc = if tcvae {
+                    net.total_correlation(&mut self.ws, self.data.train.len(), tc_weight)
+                } else if factorvae {
+                    let part = self.collective.rank() * micro + m;
+                    let mut rng = crate::model::factorvae::permutation_rng(seed, epoch, step, part);
+                    let (params, disc) = (&self.model.params, &mut self.disc);
+                    net.factorvae(&self.pool, params, &mut self.grads, &mut self.ws, disc, tc_weight, &mut rng).tc
+                } else {
+                    0.0
+                };
                 for (s, v) in sums.iter_mut().zip([loss.bce, loss.kl, tc]) {
                     *s += v;
                 }
                 if iwae {
                     net.backward_iwae(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
-                } else if tcvae {
+                } else if tcvae || factorvae {
                     net.backward_tc(&self.pool, &self.model.params, &mut self.grads, &mut self.ws);
                 } else {
                     net.backward(&self.pool, &self.model.params, &mut self.grads, &mut self.ws, beta);
@@ -514,7 +551,17 @@ impl Trainer {
             } else {
                 self.collective.sum_f32(&mut self.grads)?;
             }
-            adam_step(&self.pool, &adam, &mut self.model.params, &self.grads, &mut self.adam);
+            let layout = &net.layout;
+            if layout.discriminator.is_empty() {
+                adam_step(&self.pool, &adam, &mut self.model.params, &self.grads, &mut self.adam);
+            } else {
+                // The model by the run's Adam, the discriminator by its own (fixed) settings.
+                let parts = [
+                    (0..layout.model_len, adam),
+                    (layout.model_len..layout.len, crate::model::factorvae::DISCRIMINATOR_ADAM),
+                ];
+                adam_step_parts(&self.pool, &parts, &mut self.model.params, &self.grads, &mut self.adam);
+            }
             total.loss.bce += loss.bce;
             total.loss.kl += loss.kl;
             total.penalty += penalty;

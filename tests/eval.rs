@@ -35,6 +35,7 @@ fn trained_with(config: ModelConfig) -> (Model, Split) {
         precision: Default::default(),
         world_size: 1,
         micro_batches: 1,
+        gamma: None,
     };
     let model = Model::init(config, 3);
     let adam = AdamState::new(model.params.len());

@@ -28,6 +28,7 @@ fn decoding_the_encoding_mean_reconstructs_better_than_a_random_z() {
         precision: Default::default(),
         world_size: 1,
         micro_batches: 1,
+        gamma: None,
     };
     let model = Model::init(ModelConfig::tutorial(ModelKind::Vae), 4);
     let adam = AdamState::new(model.params.len());

@@ -212,5 +212,13 @@ def to_torch(run) -> nn.Module:
     from safetensors.torch import load_file
 
     m = module_for(run.config["model"])
+    d = run.config["model"].get("discriminator")
+    if d:
+        # FactorVAE's discriminator (Kim & Mnih 2018): Linear and LeakyReLU(0.2), then 2 logits.
+        sizes = [run.config["model"]["latent_dim"]] + [d["hidden"]] * d["layers"]
+        layers = []
+        for i, o in zip(sizes, sizes[1:]):
+            layers += [nn.Linear(i, o), nn.LeakyReLU(0.2)]
+        m.discriminator = nn.Sequential(*layers, nn.Linear(sizes[-1], 2))
     m.load_state_dict(load_file(os.path.join(run.path, "model.safetensors")), strict=True)
     return m.eval()

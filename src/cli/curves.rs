@@ -30,6 +30,7 @@ fn train_label(config: &crate::checkpoint::RunConfig) -> String {
         }
         Objective::Elbo => format!("train (reconstruction + {weighted})"),
         Objective::Tcvae => "train (reconstruction + KL + (β − 1)·TC)".to_string(),
+        Objective::Factorvae => format!("train (reconstruction + {weighted} + γ·TC)"),
     }
 }
 

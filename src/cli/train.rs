@@ -77,6 +77,10 @@ pub struct TrainArgs {
     /// Weight of the KL term, ≥ 0; 1 is the ELBO [default: 1.0]
     #[arg(long, value_parser = non_negative)]
     pub beta: Option<f32>,
+    /// FactorVAE's weight of the total correlation, γ ≥ 0 (Kim & Mnih 2018; only with
+    /// --objective factorvae) [default: 35]
+    #[arg(long, value_parser = non_negative)]
+    pub gamma: Option<f32>,
     /// Epochs of KL warm-up: the KL weight rises linearly from β/N in epoch 1 to β in epoch N
     /// (Sønderby et al. 2016; Tomczak & Welling use 100 for the VampPrior) [default: none]
     #[arg(long, value_name = "N", value_parser = count(1, MAX_EPOCHS))]
@@ -296,6 +300,9 @@ fn model_config(a: &TrainArgs, shape: Shape, classes: usize) -> Result<ModelConf
     config.likelihood = likelihood(a)?;
     // A density is fitted to dequantized values, so its bound is a code length for the bytes.
     config.dequantize = config.likelihood.is_continuous();
+    if a.objective == Some(ObjectiveName::Factorvae) {
+        config.discriminator = Some(crate::model::config::Discriminator::default());
+    }
     if !config.likelihood.is_continuous() || a.binarize.is_none_or(|b| b.is_none()) {
         return Ok(config);
     }
@@ -316,7 +323,14 @@ pub enum ObjectiveName {
     /// β-TCVAE (Chen et al. 2018): the ELBO with the total correlation of the codes weighted
     /// by --beta (β = 6 in Locatello et al. 2019), estimated on each batch
     Tcvae,
+    /// FactorVAE (Kim & Mnih 2018): the ELBO plus --gamma times the total correlation, estimated
+    /// by a discriminator (6 layers of 1,000 units) trained beside the model
+    Factorvae,
 }
+
+/// FactorVAE's γ when `--objective factorvae` is given without `--gamma` (Locatello et al.
+/// 2019 sweep 10–100; Kim & Mnih's dSprites figures include 35).
+pub const DEFAULT_GAMMA: f32 = 35.0;
 
 /// Importance samples per example when `--objective iwae` is given without `--k`.
 pub const DEFAULT_K: usize = 5;
@@ -328,6 +342,7 @@ impl ObjectiveName {
             ObjectiveName::Elbo => Objective::Elbo,
             ObjectiveName::Iwae => Objective::Iwae { k },
             ObjectiveName::Tcvae => Objective::Tcvae,
+            ObjectiveName::Factorvae => Objective::Factorvae,
         }
     }
 }
@@ -337,8 +352,9 @@ impl ObjectiveName {
 fn objective(a: &TrainArgs) -> Result<Objective> {
     Ok(match (a.objective.unwrap_or(ObjectiveName::Elbo), a.k) {
         (ObjectiveName::Elbo, Some(k)) => Objective::ElboK { k },
-        (ObjectiveName::Tcvae, Some(_)) => {
-            bail!("--k sets the draws of --objective elbo or iwae; β-TCVAE takes one draw")
+        (name @ (ObjectiveName::Tcvae | ObjectiveName::Factorvae), Some(_)) => {
+            let name = if name == ObjectiveName::Tcvae { "β-TCVAE" } else { "FactorVAE" };
+            bail!("--k sets the draws of --objective elbo or iwae; {name} takes one draw")
         }
         (name, k) => name.with_k(k.unwrap_or(DEFAULT_K)),
     })
@@ -401,7 +417,7 @@ pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
 fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
     let quiet = a.quiet || group.role == Role::Follower;
     let run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 34] = [
+        let fixed: [(&str, bool); 35] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
@@ -426,6 +442,7 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
             ("--latent-dim", a.latent_dim.is_some()),
             ("--hidden-dim", a.hidden_dim.is_some()),
             ("--beta", a.beta.is_some()),
+            ("--gamma", a.gamma.is_some()),
             ("--batch-size", a.batch_size.is_some()),
             ("--seed", a.seed.is_some()),
             ("--dataset", a.data.dataset.is_some()),
@@ -517,6 +534,10 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
             precision: recorded_precision(a.precision.unwrap_or_default()),
             world_size: group.size,
             micro_batches: a.micro_batches.unwrap_or(1),
+            gamma: match a.objective {
+                Some(ObjectiveName::Factorvae) => Some(a.gamma.unwrap_or(DEFAULT_GAMMA)),
+                _ => a.gamma,
+            },
         };
         let out = a.out.clone().unwrap_or_else(|| default_run_dir(kind));
         let config = RunConfig {
@@ -553,9 +574,13 @@ pub fn announce(run: &Run) {
     let verb = if t.epoch > 0 { format!("resuming after epoch {}", t.epoch) } else { "training".into() };
     let augment = t.config.augment;
     println!(
-        "{verb} {} ({} parameters) on {}: {} train{} / {} test images, {} steps/epoch, {} -> {}",
+        "{verb} {} ({} parameters{}) on {}: {} train{} / {} test images, {} steps/epoch, {} -> {}",
         t.model.config().kind,
-        group(t.model.params.len()),
+        group(t.model.network.layout.model_len),
+        match t.model.network.layout.len - t.model.network.layout.model_len {
+            0 => String::new(),
+            d => format!(", and a discriminator of {}", group(d)),
+        },
         t.config.dataset,
         t.data.train.len(),
         if augment.is_none() { String::new() } else { format!(" ({})", augment.label()) },

@@ -68,20 +68,37 @@ simd_fn! {
 /// One Adam step on all parameters. Shapes: `params`, `grads`, `state.m`, `state.v` all \[n\].
 pub fn adam_step(pool: &Pool, config: &AdamConfig, params: &mut [f32], grads: &[f32], state: &mut AdamState) {
     let n = params.len();
+    adam_step_parts(pool, &[(0..n, *config)], params, grads, state);
+}
+
+/// One Adam step with its own settings for each part of the buffer (FactorVAE's model and
+/// discriminator): one step count, `parts` disjoint ranges covering what is to move.
+pub fn adam_step_parts(
+    pool: &Pool,
+    parts: &[(std::ops::Range<usize>, AdamConfig)],
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut AdamState,
+) {
+    let n = params.len();
     assert!(grads.len() == n && state.m.len() == n && state.v.len() == n, "Adam buffers differ in length");
     state.step += 1;
     let t = state.step as i32;
-    let bc1 = 1.0 - (config.beta1 as f64).powi(t);
-    let bc2 = 1.0 - (config.beta2 as f64).powi(t);
-    let step_size = (config.lr as f64 / bc1) as f32;
-    let bc2_sqrt = bc2.sqrt() as f32;
-    let (pp, mp, vp) = (SyncMut::new(params), SyncMut::new(&mut state.m), SyncMut::new(&mut state.v));
-    let c = *config;
-    pool.for_ranges(n, 16, 4096, &|_, r| {
-        // SAFETY: ranges of different parts are disjoint.
-        let (p, m, v) = unsafe { (pp.slice(r.clone()), mp.slice(r.clone()), vp.slice(r.clone())) };
-        adam_block(p, &grads[r], m, v, c, step_size, bc2_sqrt);
-    });
+    for (range, config) in parts {
+        let bc1 = 1.0 - (config.beta1 as f64).powi(t);
+        let bc2 = 1.0 - (config.beta2 as f64).powi(t);
+        let step_size = (config.lr as f64 / bc1) as f32;
+        let bc2_sqrt = bc2.sqrt() as f32;
+        let (p, g) = (&mut params[range.clone()], &grads[range.clone()]);
+        let (m, v) = (&mut state.m[range.clone()], &mut state.v[range.clone()]);
+        let (pp, mp, vp) = (SyncMut::new(p), SyncMut::new(m), SyncMut::new(v));
+        let c = *config;
+        pool.for_ranges(range.len(), 16, 4096, &|_, r| {
+            // SAFETY: ranges of different parts are disjoint.
+            let (p, m, v) = unsafe { (pp.slice(r.clone()), mp.slice(r.clone()), vp.slice(r.clone())) };
+            adam_block(p, &g[r], m, v, c, step_size, bc2_sqrt);
+        });
+    }
 }
 
 #[cfg(test)]

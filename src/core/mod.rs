@@ -27,7 +27,7 @@ pub mod simd;
 pub mod tc;
 pub mod vamp;
 
-pub use adam::{AdamConfig, AdamState, adam_step};
+pub use adam::{AdamConfig, AdamState, adam_step, adam_step_parts};
 pub use buffer::Buffer;
 pub use fpmode::FlushDenormals;
 pub use matmul::{Mat, matmul};

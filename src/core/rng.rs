@@ -53,6 +53,8 @@ pub enum Purpose {
     Dequantize = 14,
     /// The factor draws of the disentanglement scores (`vae disentanglement`).
     Disentanglement = 15,
+    /// FactorVAE's permutations of the codes across a batch.
+    Permute = 16,
 }
 
 impl Rng {

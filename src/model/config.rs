@@ -147,6 +147,26 @@ pub struct ModelConfig {
     /// log-likelihood is a code length. Absent in runs made before (which saw v/255).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dequantize: bool,
+    /// FactorVAE's discriminator (Kim & Mnih 2018), trained beside the model: its weights
+    /// follow the model's in the flat buffer, as `discriminator.{2j}` of an `nn.Sequential`
+    /// of linear layers and LeakyReLU(0.2). `None` for every other objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discriminator: Option<Discriminator>,
+}
+
+/// FactorVAE's discriminator: `layers` hidden linear layers of `hidden` units with
+/// LeakyReLU(0.2), then 2 logits (q(z) against the product of its marginals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discriminator {
+    pub hidden: usize,
+    pub layers: usize,
+}
+
+impl Default for Discriminator {
+    /// Kim & Mnih's and disentanglement_lib's: 6 layers of 1,000 units.
+    fn default() -> Self {
+        Discriminator { hidden: 1000, layers: 6 }
+    }
 }
 
 /// The prior over z.
@@ -231,6 +251,11 @@ pub struct Layout {
     /// `prior.logvars`).
     pub prior_means: Option<Range<usize>>,
     pub prior_logvars: Option<Range<usize>>,
+    /// FactorVAE's discriminator layers, input first (empty without one); all of them after
+    /// the model's own parameters, from [`Layout::model_len`] on.
+    pub discriminator: Vec<Layer>,
+    /// Where the model's own parameters end (the discriminator's begin).
+    pub model_len: usize,
     pub tensors: Vec<TensorInfo>,
     pub len: usize,
 }
@@ -255,6 +280,7 @@ impl ModelConfig {
             likelihood: Likelihood::Bernoulli,
             prior: Prior::Standard,
             dequantize: false,
+            discriminator: None,
         }
     }
 
@@ -551,6 +577,18 @@ impl ModelConfig {
             }
             _ => (None, None),
         };
+        let model_len = b.len;
+        let discriminator = match self.discriminator {
+            None => Vec::new(),
+            Some(d) => (0..=d.layers)
+                .map(|j| {
+                    let inputs = if j == 0 { self.latent_dim } else { d.hidden };
+                    let outputs = if j == d.layers { 2 } else { d.hidden };
+                    // nn.Sequential(Linear, LeakyReLU, Linear, …): the linear layers are 0, 2, 4, …
+                    b.linear(&format!("discriminator.{}", 2 * j), inputs, outputs)
+                })
+                .collect(),
+        };
         Layout {
             encoder,
             head,
@@ -560,6 +598,8 @@ impl ModelConfig {
             pseudo_inputs,
             prior_means,
             prior_logvars,
+            discriminator,
+            model_len,
             tensors: b.tensors,
             len: b.len,
         }

@@ -7,6 +7,7 @@ pub mod likelihood;
 pub mod network;
 mod prior;
 mod sampled;
+pub mod factorvae;
 mod tcvae;
 
 pub use crate::nn::TensorInfo;
