@@ -241,8 +241,9 @@ impl TrainConfig {
             (Objective::Factorvae, Some(_)) => {}
             (Objective::Factorvae, None) => return Err("--objective factorvae needs --gamma".into()),
             (_, Some(_)) => {
-                return Err("--gamma weights FactorVAE's total correlation; add --objective factorvae, or drop --gamma"
-                    .into());
+                return Err(
+                    "--gamma weights FactorVAE's total correlation; add --objective factorvae, or drop --gamma".into(),
+                );
             }
             (_, None) => {}
         }

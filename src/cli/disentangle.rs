@@ -103,6 +103,13 @@ pub fn disentanglement(a: DisentanglementArgs) -> Result<()> {
             pm(report.factor_vae),
             pm(report.factor_vae_train)
         );
+        println!(
+            "DCI               disentanglement {}, completeness {}, informativeness {} (on the fitting points {})",
+            pm(report.dci_disentanglement),
+            pm(report.dci_completeness),
+            pm(report.dci_informativeness),
+            pm(report.dci_informativeness_train)
+        );
         println!("kept in {}", dir.file(crate::eval::history::HISTORY_FILE).display());
     }
     Ok(())

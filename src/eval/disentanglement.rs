@@ -1,12 +1,12 @@
 //! `vae disentanglement`: how well a run's codes separate the data's ground-truth factors, by
 //! the scores of disentanglement_lib (Locatello et al. 2019): MIG ([`super::mig`]), the β-VAE
-//! score and the FactorVAE score ([`super::factor_scores`]), each repeated on fresh draws and
-//! reported with its standard error over the repeats. (DCI is not computed yet.)
+//! score and the FactorVAE score ([`super::factor_scores`]), and DCI ([`super::dci`]), each
+//! repeated on fresh draws and reported with its standard error over the repeats.
 
 use super::Estimate;
 use super::factor_scores::{self, Accuracy, Counts};
-use super::mig;
 use super::truth::{GroundTruth, codes};
+use super::{dci, mig};
 use crate::core::{Pool, Purpose, Rng};
 use crate::model::{InputError, Model};
 use serde_json::{Value, json};
@@ -47,6 +47,14 @@ pub struct Report {
     pub beta_vae_train: Estimate,
     pub factor_vae: Estimate,
     pub factor_vae_train: Estimate,
+    /// DCI's disentanglement, completeness and informativeness (held-out accuracy, and on
+    /// the fitting points), from `counts.train` and `counts.eval` single images.
+    pub dci_disentanglement: Estimate,
+    pub dci_completeness: Estimate,
+    pub dci_informativeness: Estimate,
+    pub dci_informativeness_train: Estimate,
+    /// The first repeat's importance matrix \[latent\]\[factors\].
+    pub dci_importance: Vec<Vec<f64>>,
     pub settings: Settings,
 }
 
@@ -66,6 +74,7 @@ pub fn evaluate(
     let mut encode = |factors: &[usize]| codes(model, pool, truth, factors);
     let (mut migs, mut gaps, mut first): (Vec<f64>, Vec<Vec<f64>>, Option<mig::Mig>) = (Vec::new(), Vec::new(), None);
     let (mut beta, mut factor): (Vec<Accuracy>, Vec<Accuracy>) = (Vec::new(), Vec::new());
+    let mut dcis: Vec<dci::Dci> = Vec::new();
     for r in 0..settings.repeats.max(1) {
         let mut rng = Rng::stream(settings.seed, Purpose::Disentanglement, r as u64);
         let factors = truth.sample(settings.mig_images, &mut rng);
@@ -82,6 +91,11 @@ pub fn evaluate(
         factor.push(factor_scores::factor_vae(truth, latent, &mut encode, counts, &mut rng, &mut |d, t| {
             progress("FactorVAE score", d, t)
         })?);
+        progress("DCI", 0, f);
+        let (train_y, test_y) = (truth.sample(counts.train, &mut rng), truth.sample(counts.eval, &mut rng));
+        let (train, test) = (encode(&train_y)?, encode(&test_y)?);
+        dcis.push(dci::dci(&train, &train_y, &test, &test_y, latent, &truth.levels()));
+        progress("DCI", f, f);
     }
     let first = first.expect("at least one repeat");
     let n = gaps.len() as f64;
@@ -96,6 +110,11 @@ pub fn evaluate(
         beta_vae_train: est(&beta, |a| a.train),
         factor_vae: est(&factor, |a| a.eval),
         factor_vae_train: est(&factor, |a| a.train),
+        dci_disentanglement: Estimate::of(&dcis.iter().map(|d| d.disentanglement).collect::<Vec<_>>()),
+        dci_completeness: Estimate::of(&dcis.iter().map(|d| d.completeness).collect::<Vec<_>>()),
+        dci_informativeness: Estimate::of(&dcis.iter().map(|d| d.informativeness).collect::<Vec<_>>()),
+        dci_informativeness_train: Estimate::of(&dcis.iter().map(|d| d.informativeness_train).collect::<Vec<_>>()),
+        dci_importance: dcis.first().map(|d| d.importance.clone()).unwrap_or_default(),
         settings,
     })
 }
@@ -148,6 +167,13 @@ impl Report {
             "beta_vae_train": e(self.beta_vae_train),
             "factor_vae": e(self.factor_vae),
             "factor_vae_train": e(self.factor_vae_train),
+            "dci": {
+                "disentanglement": e(self.dci_disentanglement),
+                "completeness": e(self.dci_completeness),
+                "informativeness": e(self.dci_informativeness),
+                "informativeness_train": e(self.dci_informativeness_train),
+                "importance": self.dci_importance,
+            },
             "settings": {
                 "batch": c.batch, "train_points": c.train, "eval_points": c.eval,
                 "variance_images": c.variance, "mig_images": self.settings.mig_images,

@@ -5,9 +5,11 @@
 //! printed as they are — negative numbers of nats per example, higher is better; `kl` is
 //! positive; `nll` = −IWAE_k is the positive "test NLL" of papers, lower is better.
 
+pub mod dci;
 pub mod disentanglement;
 pub mod factor_scores;
 pub mod frechet;
+pub mod gbt;
 pub mod history;
 pub mod iwae;
 pub mod logistic;

@@ -102,6 +102,7 @@ impl Network {
     /// draws and their permutation (drawn from `rng`), writes the discriminator's gradient
     /// into its part of `grads`, and leaves γ times the TC estimate's gradient with respect
     /// to z for [`Network::backward_tc`]. Shapes: z \[L, B\] in `ws.z`.
+    #[allow(clippy::too_many_arguments)]
     pub fn factorvae(
         &self,
         pool: &Pool,
@@ -280,7 +281,9 @@ mod tests {
         }
         let col = |m: &[f64], c: usize| (0..l).map(|r| m[r * b + c]).collect::<Vec<f64>>();
         let disc_loss = |p: &[f64], z: &[f64]| -> f64 {
-            (0..b).map(|c| 0.5 * nll(logits_f64(net, p, &col(z, c)), 0) + 0.5 * nll(logits_f64(net, p, &col(&zt, c)), 1)).sum()
+            (0..b)
+                .map(|c| 0.5 * nll(logits_f64(net, p, &col(z, c)), 0) + 0.5 * nll(logits_f64(net, p, &col(&zt, c)), 1))
+                .sum()
         };
         let tc = |p: &[f64], z: &[f64]| -> f64 {
             (0..b).map(|c| logits_f64(net, p, &col(z, c))).map(|[l0, l1]| l0 - l1).sum()

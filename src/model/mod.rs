@@ -3,11 +3,11 @@
 
 pub mod classifier;
 pub mod config;
+pub mod factorvae;
 pub mod likelihood;
 pub mod network;
 mod prior;
 mod sampled;
-pub mod factorvae;
 mod tcvae;
 
 pub use crate::nn::TensorInfo;
