@@ -153,7 +153,8 @@ fn bad_requests_get_one_clear_error() {
     fails(&["reconstruct", r, "--input", empty.to_str().unwrap()], &["holds no pictures (PNG, JPEG"]);
     fails(&["reconstruct", r, "-n", "0"], &["0 is not in 1..=10000"]);
     fails(&["sample", r, "-o", "x.gif"], &["samples are written as .png, .jpg or .npy"]);
-    fails(&["traverse", r, "-o", "x.gif"], &["end the name in .png or .jpg"]);
+    fails(&["traverse", r, "-o", "x.bmp"], &["end the name in .png or .jpg", "or .gif for an animation"]);
+    fails(&["traverse", r, "--gif", "-o", "x.png"], &["--gif writes an animation: end -o in .gif"]);
     fails(&["scatter", empty.to_str().unwrap()], &["not a run directory"]);
 }
 

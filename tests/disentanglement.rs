@@ -81,7 +81,8 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    for needle in ["2 repeats of 40 points (8 images each)", "MIG ", "β-VAE score ", "FactorVAE score ", "position x"]
+    for needle in
+        ["2 repeats of 40 points (8 images each)", "MIG ", "β-VAE score ", "FactorVAE score ", "DCI ", "position x"]
     {
         assert!(stdout.contains(needle), "{needle:?} missing: {stdout}");
     }
@@ -92,6 +93,16 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
     assert!(d["beta_vae"]["se"].as_f64().unwrap() >= 0.0);
     assert_eq!(d["factors"].as_array().unwrap().len(), 5);
     assert_eq!(d["settings"]["repeats"], 2);
+    for part in ["disentanglement", "completeness", "informativeness"] {
+        let v = d["dci"][part]["mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "DCI {part} {v}: {d}");
+    }
+    let importance = d["dci"]["importance"].as_array().unwrap();
+    assert_eq!(
+        (importance.len(), importance[0].as_array().unwrap().len()),
+        (4, 5),
+        "[latent][factors] of the 4-latent run"
+    );
     // Not an evaluation of the likelihood: `vae eval`'s readers pass it by.
     assert!(vae::eval::history::fullest(&evals).is_none());
     let listing = vae().args(["runs"]).arg(tmp.path()).assert().success();
@@ -101,6 +112,17 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
     // The traversal names each row's factor (drawn into the picture; here: that it is made).
     vae().args(["traverse"]).arg(&run).assert().success();
     assert!(png_size(&run.join("traverse.png")).1 > 4 * 64, "four rows of 64-pixel images at least");
+    // Animated: 5 steps forth and 3 back, every frame the same size, looping.
+    let out = vae().args(["traverse", "--gif", "--steps", "5"]).arg(&run).assert().success();
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("(8 frames of"));
+    {
+        use image::AnimationDecoder;
+        let file = std::io::BufReader::new(std::fs::File::open(run.join("traverse.gif")).unwrap());
+        let frames = image::codecs::gif::GifDecoder::new(file).unwrap().into_frames().collect_frames().unwrap();
+        assert_eq!(frames.len(), 8);
+        assert!(frames.iter().all(|f| f.buffer().dimensions() == frames[0].buffer().dimensions()));
+        assert!(frames[0].buffer().height() > 4 * 64);
+    }
 
     // A run on data without known factors is refused, saying which data would do.
     let mnist = tmp.path().join("digits");

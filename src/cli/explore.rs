@@ -76,11 +76,27 @@ pub struct TraverseArgs {
     /// Class for cvae, by number or name [default: the image's, or 0]
     #[arg(long)]
     pub label: Option<String>,
-    /// Output picture, .png or .jpg [default: RUN_DIR/traverse.png, or
-    /// RUN_DIR/traverse-<image>.png]
-    #[arg(short, long, value_name = "FILE.png", value_parser = crate::cli::picture_path)]
+    /// Output picture, .png or .jpg, or .gif for an animation [default: RUN_DIR/traverse.png,
+    /// RUN_DIR/traverse-<image>.png, or traverse.gif with --gif]
+    #[arg(short, long, value_name = "FILE.png", value_parser = traverse_path)]
     pub output: Option<PathBuf>,
+    /// Write an animated GIF instead: each frame sets every swept dimension to the same value,
+    /// one image per dimension (rows labelled as in the picture), sweeping forth and back
+    #[arg(long)]
+    pub gif: bool,
 }
+
+/// `vae traverse -o`: a picture's path, or a `.gif` for the animation.
+fn traverse_path(s: &str) -> std::result::Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("gif")) {
+        return Ok(path);
+    }
+    crate::cli::picture_path(s).map_err(|e| format!("{e}, or .gif for an animation"))
+}
+
+/// Milliseconds each frame of a `--gif` traversal shows.
+const GIF_FRAME_MS: u32 = 120;
 
 #[derive(Args, Debug)]
 #[command(next_line_help = true)]
@@ -401,17 +417,25 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
         Some(s) => parse_dims(s, c.latent_dim)?,
         None => (0..c.latent_dim.min(10)).collect(),
     };
+    let gif = a.gif || a.output.as_ref().is_some_and(|o| o.extension().is_some_and(|e| e.eq_ignore_ascii_case("gif")));
+    if a.gif && a.output.as_ref().is_some_and(|o| !o.extension().is_some_and(|e| e.eq_ignore_ascii_case("gif"))) {
+        bail!("--gif writes an animation: end -o in .gif, or drop --gif for a picture");
+    }
+    let ext = if gif { "gif" } else { "png" };
     let (base, label, around, file) = match &a.image {
         Some(spec) => {
             let (img, label, name) = resolve_image(&l, &LazyTest::default(), spec, "--image", label)?;
-            (l.encode(&img, &[label])?, label, format!("{name}'s code"), format!("traverse-{}.png", spec_name(spec)))
+            (l.encode(&img, &[label])?, label, format!("{name}'s code"), format!("traverse-{}.{ext}", spec_name(spec)))
         }
-        None => (vec![0.0; c.latent_dim], label.unwrap_or(0), "z = 0".to_string(), "traverse.png".to_string()),
+        None => (vec![0.0; c.latent_dim], label.unwrap_or(0), "z = 0".to_string(), format!("traverse.{ext}")),
     };
     let steps = a.steps as usize;
     let zs = traversal(&base, &dims, a.range, steps);
     let n = zs.len() / c.latent_dim;
     let imgs = l.model.decode(&l.pool, &zs, l.labels_for(n, label).as_deref())?;
+    if gif {
+        return traverse_gif(&l, &imgs, &dims, a.range, steps, &around, label, &l.out(a.output, &file));
+    }
     let captions = Captions {
         title: Some(format!(
             "each row sets one latent dimension from {} to {}, the others held at {around}{}",
@@ -424,6 +448,51 @@ pub fn traverse(a: TraverseArgs) -> Result<()> {
         footer: None,
     };
     save(&l.annotated(&imgs, steps, &captions)?, &l.out(a.output, &file))
+}
+
+/// The frames of a traversal, forth and back: frame t shows each swept dimension's image at
+/// step t (`images` as decoded, dimension-major), one per row.
+#[allow(clippy::too_many_arguments)]
+fn traverse_gif(
+    l: &Loaded,
+    images: &[f32],
+    dims: &[usize],
+    range: f32,
+    steps: usize,
+    around: &str,
+    label: u8,
+    path: &Path,
+) -> Result<()> {
+    let pixels = l.model.config().pixels();
+    let rows = row_names(l, dims)?;
+    let values = sweep(-range, range, steps);
+    let order: Vec<usize> = (0..steps).chain((1..steps.saturating_sub(1)).rev()).collect();
+    let mut frames = Vec::with_capacity(order.len());
+    for &t in &order {
+        let frame: Vec<f32> =
+            (0..dims.len()).flat_map(|d| images[(d * steps + t) * pixels..][..pixels].iter().copied()).collect();
+        let captions = Captions {
+            title: Some(format!(
+                "each row's dimension at {:>5}, the others at {around}{}",
+                values[t],
+                class_note(l, label)
+            )),
+            rows: rows.clone(),
+            columns: Vec::new(),
+            footer: None,
+        };
+        frames.push(l.annotated(&frame, 1, &captions)?);
+    }
+    // Titles of different widths make frames of different sizes: pad all to the largest.
+    let (w, h) = frames.iter().fold((0, 0), |(w, h), f| (f.width.max(w), f.height.max(h)));
+    let frames: Vec<Image> = frames.iter().map(|f| f.padded(w, h)).collect();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    crate::io::write_atomic(path, &crate::images::gif::animated_gif(&frames, GIF_FRAME_MS))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {} ({} frames of {}x{})", path.display(), frames.len(), frames[0].width, frames[0].height);
+    Ok(())
 }
 
 /// The traversal's row captions: `z3`, or for a run on data with known factors (dSprites)

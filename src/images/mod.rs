@@ -2,6 +2,7 @@
 //! pictures match the tutorial's pixel for pixel, in grey or colour; and (`picture`) the
 //! conversion of a user's picture into a model's input.
 
+pub mod gif;
 pub mod picture;
 
 pub use picture::{PictureError, Preparation, load_picture};
