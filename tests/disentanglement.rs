@@ -124,6 +124,14 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
         assert!(frames[0].buffer().height() > 4 * 64);
     }
 
+    // The page's sliders carry the same labels as the traversal's rows.
+    let state = vae::serve::AppState::load(&run).unwrap();
+    assert_eq!(state.slider_labels.len(), 4, "{:?}", state.slider_labels);
+    for (d, label) in state.slider_labels.iter().enumerate() {
+        let factor = label.strip_prefix(&format!("z{d} ")).unwrap_or_else(|| panic!("{label}"));
+        assert!(factor == "–" || d_names().contains(&factor), "{label}");
+    }
+
     // A run on data without known factors is refused, saying which data would do.
     let mnist = tmp.path().join("digits");
     train(&mnist, &["--epochs", "1"]);
@@ -154,4 +162,9 @@ fn dsprites_defaults_to_disentanglement_libs_model() {
     assert_eq!(st.tensor("decoder_input.weight").unwrap().shape(), [256, 10]);
     assert_eq!(st.tensor("decoder_fc.weight").unwrap().shape(), [1024, 256]);
     assert_eq!(st.tensor("decoder.3.weight").unwrap().shape(), [32, 1, 4, 4]);
+}
+
+/// dSprites' factor names, as labels show them.
+fn d_names() -> Vec<&'static str> {
+    vae::data::dsprites::FACTORS.to_vec()
 }

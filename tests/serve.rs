@@ -56,6 +56,7 @@ fn page_and_model_info() {
         (Some("vae"), Some(20), Some(false))
     );
     assert_eq!(m["sliders"]["axes"].as_array().unwrap().len(), 20);
+    assert!(m["sliders"]["labels"].as_array().unwrap().is_empty(), "MNIST has no known factors to name sliders by");
     assert_eq!(m["metrics"].as_array().unwrap().len(), 1);
     assert!(m["eval"].is_null(), "no eval.json, no eval");
     let cm = get(c, "/api/model").json();

@@ -6,7 +6,7 @@ use crate::checkpoint::RunDir;
 use crate::data::Source;
 use crate::eval::disentanglement::{Settings, evaluate};
 use crate::eval::factor_scores::Counts;
-use crate::eval::truth::{Dsprites, GroundTruth};
+use crate::eval::truth::GroundTruth;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -43,10 +43,10 @@ pub struct DisentanglementArgs {
 /// # Errors
 /// When that data has no known factors.
 pub fn truth_of(dir: &std::path::Path, source: &Source) -> Result<Box<dyn GroundTruth>> {
-    match source {
-        Source::Dsprites => Ok(Box::new(Dsprites)),
-        other => bail!(
-            "{} trained on {other}, whose images have no known factors; the disentanglement scores need a run \
+    match crate::eval::truth::known_factors(source) {
+        Some(truth) => Ok(truth),
+        None => bail!(
+            "{} trained on {source}, whose images have no known factors; the disentanglement scores need a run \
              trained with --dataset dsprites",
             dir.display()
         ),

@@ -42,6 +42,14 @@ impl GroundTruth for Dsprites {
     }
 }
 
+/// The ground truth of `source`'s images, where their factors are known (dSprites).
+pub fn known_factors(source: &crate::data::Source) -> Option<Box<dyn GroundTruth>> {
+    match source {
+        crate::data::Source::Dsprites => Some(Box::new(Dsprites)),
+        _ => None,
+    }
+}
+
 /// Images encoded at a time: a workspace small enough for the allocator to reuse.
 pub const CHUNK: usize = 128;
 

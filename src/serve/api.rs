@@ -184,7 +184,10 @@ pub async fn model_info(State(s): St) -> Response {
         "config": s.config,
         "eval": eval,
         "evaluations": evals.len(),
-        "sliders": { "principal": s.principal, "origin": s.sliders.origin, "axes": s.sliders.axes, "scales": s.sliders.scales },
+        "sliders": {
+            "principal": s.principal, "origin": s.sliders.origin, "axes": s.sliders.axes, "scales": s.sliders.scales,
+            "labels": s.slider_labels,
+        },
         "test_images": s.test.len(),
         "limits": { "max_images": MAX_IMAGES, "max_body_bytes": super::MAX_BODY, "max_upload_pixels": MAX_UPLOAD_PIXELS },
     }))

@@ -46,6 +46,9 @@ pub struct AppState {
     pub sliders: Basis,
     /// Whether `sliders` are principal directions (else the identity).
     pub principal: bool,
+    /// Each slider's label where the data's factors are known (`z3 position x`, `z4 –`, as
+    /// `vae traverse` labels its rows); empty otherwise (the page names them z0, z1, …).
+    pub slider_labels: Vec<String>,
     /// The run directory, whose evaluations (`evals.jsonl`) `/api/model` reads on every
     /// request, so an eval made while serving shows at the next page load (`None`: no run
     /// directory, no evaluations).
@@ -107,7 +110,18 @@ impl AppState {
                 if data.test.is_empty() { data.test } else { eval_split(&config, &data, SplitName::Test, None)? }
             }
         };
+        let truth = crate::eval::truth::known_factors(&config.train.dataset);
         let mut state = AppState::new(dir.display().to_string(), config, model, metrics, test, Some(dir.to_owned()))?;
+        if let Some(truth) = truth.filter(|_| !state.principal) {
+            // The factor each dimension carries most, by MIG's mutual information (10,000 draws).
+            let pool = Pool::new(0);
+            let factors =
+                crate::eval::disentanglement::factor_of_each_dimension(&state.model, &pool, truth.as_ref(), 10_000, 1)?;
+            let names = truth.names();
+            state.slider_labels = (0..state.sliders.axes.len())
+                .map(|d| format!("z{d} {}", factors[d].map_or("–", |k| names[k].as_str())))
+                .collect();
+        }
         state.sampler = sampler;
         Ok(state)
     }
@@ -139,7 +153,8 @@ impl AppState {
         };
         let sampler = crate::sampler::LatentSampler::Prior;
         let heavy = Arc::new(tokio::sync::Semaphore::new(heavy_slots()));
-        Ok(AppState { run, config, model, metrics, test, sliders, principal, dir, sampler, heavy })
+        let slider_labels = Vec::new();
+        Ok(AppState { run, config, model, metrics, test, sliders, principal, slider_labels, dir, sampler, heavy })
     }
 }
 
