@@ -77,7 +77,7 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
     let out = vae()
         .args(["disentanglement"])
         .arg(&run)
-        .args(["--points", "40", "--batch", "8", "--repeats", "2"])
+        .args(["--points", "40", "--batch", "8", "--repeats", "2", "--dci-points", "60"])
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();

@@ -24,6 +24,11 @@ pub struct DisentanglementArgs {
     /// disentanglement_lib]
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = count(10, 1_000_000))]
     pub points: usize,
+    /// Images DCI's trees are fitted on (half as many score them), one per point, apart from
+    /// --points: the trees need many to not overfit, and single images encode quickly
+    /// [default: 10000, as disentanglement_lib]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = count(10, 1_000_000))]
+    pub dci_points: usize,
     /// Images per point of the classifier scores
     #[arg(long, default_value_t = 64, value_parser = count(2, 4096))]
     pub batch: usize,
@@ -64,7 +69,8 @@ pub fn disentanglement(a: DisentanglementArgs) -> Result<()> {
     crate::io::check_writable(&dir.file(crate::eval::history::HISTORY_FILE))?;
     let pool = crate::core::Pool::new(a.threads);
     let counts = Counts { batch: a.batch, train: a.points, eval: a.points / 2, variance: a.points };
-    let settings = Settings { counts, mig_images: a.points, repeats: a.repeats, seed: a.seed };
+    let settings =
+        Settings { counts, mig_images: a.points, dci_points: a.dci_points, repeats: a.repeats, seed: a.seed };
     let start = std::time::Instant::now();
     let mut bar: Option<(String, indicatif::ProgressBar)> = None;
     let mut progress = |what: &str, done: usize, total: usize| {
