@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::collections::HashMap;
+use std::path::Path;
 use vae::core::Rng;
 use vae::eval::truth::{Dsprites, GroundTruth};
 
@@ -167,4 +168,80 @@ fn dsprites_defaults_to_disentanglement_libs_model() {
 /// dSprites' factor names, as labels show them.
 fn d_names() -> Vec<&'static str> {
     vae::data::dsprites::FACTORS.to_vec()
+}
+
+/// A folder of 16×16 grey squares whose position (4 values) and brightness (2) are the
+/// factors, three pictures of each combination, and `factors.csv` naming them.
+fn factor_folder(dir: &Path) -> std::path::PathBuf {
+    let mut csv = String::from("file,position,brightness\n");
+    for (x, left) in [1u32, 4, 7, 10].iter().enumerate() {
+        for (b, level) in [120u8, 255].iter().enumerate() {
+            for copy in 0..3 {
+                let name = format!("p{x}b{b}c{copy}.png");
+                let img = image::GrayImage::from_fn(16, 16, |c, r| {
+                    image::Luma([if (*left..left + 5).contains(&c) && (5..10).contains(&r) { *level } else { 0 }])
+                });
+                img.save(dir.join(&name)).unwrap();
+                csv += &format!("{name},{},{}\n", [1, 4, 7, 10][x], [120, 255][b]);
+            }
+        }
+    }
+    let file = dir.parent().unwrap().join("factors.csv");
+    std::fs::write(&file, csv).unwrap();
+    file
+}
+
+#[test]
+fn a_folder_with_a_factors_file_is_scored_like_dsprites() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pictures = tmp.path().join("pictures");
+    std::fs::create_dir(&pictures).unwrap();
+    let csv = factor_folder(&pictures);
+    let run = tmp.path().join("run");
+    let data = ["--data-dir", pictures.to_str().unwrap(), "--test-fraction", "0.25"];
+    let quick = ["--arch", "conv", "--widths", "8,8", "--latent-dim", "3", "--epochs", "1", "--batch-size", "6"];
+    vae()
+        .args(["train", "--quiet", "--fit-sampler", "0", "--out"])
+        .arg(&run)
+        .args(data)
+        .args(quick)
+        .arg("--factors")
+        .arg(&csv)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(run.join("factors.csv")).unwrap(), std::fs::read(&csv).unwrap(), "kept in the run");
+    let out = vae()
+        .args(["disentanglement"])
+        .arg(&run)
+        .args(["--points", "20", "--batch", "4", "--repeats", "1", "--dci-points", "40"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("position ") && stdout.contains("brightness "), "{stdout}");
+    vae().args(["traverse", "--gif", "--steps", "3"]).arg(&run).assert().success();
+
+    // Mistakes: no folder, a combination without a picture, a picture not in the folder; each
+    // refused before a run directory is made.
+    let r = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let c = csv.to_str().unwrap();
+    fails(
+        &["train", "--out", &r("a"), "--factors", c, "--epochs", "1"],
+        &["--factors gives the factors of an image folder", "--data-dir"],
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let partial: String = text.lines().filter(|l| !l.starts_with("p3b1")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(tmp.path().join("partial.csv"), partial).unwrap();
+    let p = r("partial.csv");
+    let d = pictures.to_str().unwrap();
+    fails(
+        &["train", "--out", &r("b"), "--data-dir", d, "--factors", &p],
+        &["gives 7 of the 8 combinations", "position=10 brightness=255"],
+    );
+    std::fs::write(tmp.path().join("extra.csv"), format!("{text}ghost.png,1,120\n")).unwrap();
+    let e = r("extra.csv");
+    fails(
+        &["train", "--out", &r("c"), "--data-dir", d, "--factors", &e],
+        &["names 1 pictures the folder does not hold (e.g. ghost.png)"],
+    );
+    assert!(!tmp.path().join("a").exists() && !tmp.path().join("b").exists() && !tmp.path().join("c").exists());
 }

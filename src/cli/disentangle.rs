@@ -48,11 +48,11 @@ pub struct DisentanglementArgs {
 /// # Errors
 /// When that data has no known factors.
 pub fn truth_of(dir: &std::path::Path, source: &Source) -> Result<Box<dyn GroundTruth>> {
-    match crate::eval::truth::known_factors(source) {
+    match crate::eval::truth::known_factors(dir, source)? {
         Some(truth) => Ok(truth),
         None => bail!(
             "{} trained on {source}, whose images have no known factors; the disentanglement scores need a run \
-             trained with --dataset dsprites",
+             trained with --dataset dsprites, or on a folder with --factors FILE.csv",
             dir.display()
         ),
     }

@@ -16,6 +16,7 @@ use crate::model::config::Activation;
 use crate::model::{Arch, Likelihood, ModelConfig, ModelKind};
 use crate::run::{RECONSTRUCTIONS, ResumeChanges, Role, Run};
 use crate::train::{Objective, TrainConfig};
+use anyhow::Context as _;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -77,6 +78,11 @@ pub struct TrainArgs {
     /// Weight of the KL term, ≥ 0; 1 is the ELBO [default: 1.0]
     #[arg(long, value_parser = non_negative)]
     pub beta: Option<f32>,
+    /// A CSV of the ground-truth factors of the folder's pictures (header `file,<factor>,…`,
+    /// then each picture's path in the folder and its value of each factor; every combination
+    /// of values needs a picture), kept in the run as factors.csv for `vae disentanglement`
+    #[arg(long, value_name = "FILE.csv")]
+    pub factors: Option<PathBuf>,
     /// FactorVAE's weight of the total correlation, γ ≥ 0 (Kim & Mnih 2018; only with
     /// --objective factorvae) [default: 35]
     #[arg(long, value_parser = non_negative)]
@@ -417,7 +423,7 @@ pub fn open(a: &TrainArgs) -> Result<Option<Run>> {
 fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
     let quiet = a.quiet || group.role == Role::Follower;
     let run = if let Some(dir) = a.resume.clone() {
-        let fixed: [(&str, bool); 35] = [
+        let fixed: [(&str, bool); 36] = [
             ("--augment", a.augment.is_some()),
             ("--kl-warmup", a.kl_warmup.is_some()),
             ("--prior", a.prior.is_some()),
@@ -443,6 +449,7 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
             ("--hidden-dim", a.hidden_dim.is_some()),
             ("--beta", a.beta.is_some()),
             ("--gamma", a.gamma.is_some()),
+            ("--factors", a.factors.is_some()),
             ("--batch-size", a.batch_size.is_some()),
             ("--seed", a.seed.is_some()),
             ("--dataset", a.data.dataset.is_some()),
@@ -546,7 +553,25 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
             train,
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        Run::create_as(out, config, data, group.role)?
+        // The folder's factors, checked against its pictures before anything is written.
+        let factors = match (&a.factors, &config.train.dataset) {
+            (None, _) => None,
+            (Some(csv), Source::Folder(folder)) => {
+                crate::eval::truth::FolderFactors::load(csv, folder)?;
+                Some(std::fs::read(csv).with_context(|| format!("cannot read {}", csv.display()))?)
+            }
+            (Some(_), _) => {
+                bail!(
+                    "--factors gives the factors of an image folder's pictures; add --data-dir DIR, or drop --factors"
+                )
+            }
+        };
+        let run = Run::create_as(out, config, data, group.role)?;
+        if let Some(bytes) = factors.filter(|_| group.role == Role::Writer) {
+            let path = run.dir.file(crate::eval::truth::FACTORS_FILE);
+            crate::io::write_atomic(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        run
     };
     let t = &run.trainer;
     if t.epoch >= t.config.epochs {

@@ -496,8 +496,9 @@ struct Decoded {
 /// class folders, [`FolderError::MixedSizes`] if the images differ in size and no `image_size` is
 /// set, [`FolderError::Empty`] if no image is readable, and [`FolderError::EmptySplit`] if the
 /// training or test split would be empty.
-pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadReport), FolderError> {
-    let start = Instant::now();
+/// Every picture of the folder as `source` reads it, in file order: from the cache, or
+/// decoded (and cached); with its labels and whether it came from the cache.
+fn decoded(source: &FolderSource, progress: bool) -> Result<(cache::Meta, Vec<u8>, Vec<u8>, bool), FolderError> {
     let dir = &source.dir;
     if !dir.is_dir() {
         return Err(FolderError::NotADir(dir.clone()));
@@ -513,7 +514,7 @@ pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadRepor
         .bytes(&source.image_size.unwrap_or(0).to_le_bytes())
         .bytes(format!("{:?} {:?}", source.color, source.background).as_bytes());
     let key = key.value();
-    let (meta, labels, images, was_cached) = match cache::read(key) {
+    Ok(match cache::read(key) {
         Some((meta, labels, images)) => (meta, labels, images, true),
         None => {
             let Decoded { shape, images, kept, files } = decode_all(&entries, source, &mut skipped, progress)?;
@@ -534,7 +535,25 @@ pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadRepor
             }
             (meta, labels, images, false)
         }
-    };
+    })
+}
+
+/// Every picture of the folder in file order, as training reads them: their shape, their
+/// paths relative to the folder (`/` between components), their pixels `[n, pixels]` and
+/// labels (for `--factors`, which names pictures by path).
+///
+/// # Errors
+/// As [`load`].
+pub fn pictures(source: &FolderSource) -> Result<(Shape, Vec<String>, Vec<u8>, Vec<u8>), FolderError> {
+    let (meta, labels, images, _) = decoded(source, false)?;
+    let shape = Shape::new(meta.channels, meta.height, meta.width);
+    Ok((shape, meta.files.into_iter().map(|f| f.path).collect(), images, labels))
+}
+
+pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadReport), FolderError> {
+    let start = Instant::now();
+    let dir = &source.dir;
+    let (meta, labels, images, was_cached) = decoded(source, progress)?;
     let shape = Shape::new(meta.channels, meta.height, meta.width);
     if labels.is_empty() {
         return Err(FolderError::Empty { dir: dir.clone(), skipped: meta.report.describe() });

@@ -8,6 +8,7 @@ pub mod augment;
 pub mod binarize;
 pub mod cache;
 pub mod dsprites;
+pub mod factors;
 pub mod folder;
 pub mod idx;
 pub mod npy;

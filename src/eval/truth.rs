@@ -42,11 +42,89 @@ impl GroundTruth for Dsprites {
     }
 }
 
-/// The ground truth of `source`'s images, where their factors are known (dSprites).
-pub fn known_factors(source: &crate::data::Source) -> Option<Box<dyn GroundTruth>> {
+/// The file in a run directory holding the factors of its folder's pictures (`--factors`).
+pub const FACTORS_FILE: &str = "factors.csv";
+
+/// Why a run's ground truth could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TruthError {
+    #[error(transparent)]
+    Factors(#[from] crate::data::factors::FactorsError),
+    #[error(transparent)]
+    Folder(#[from] crate::data::folder::FolderError),
+}
+
+/// The ground truth of the run in `dir` trained on `source`, where its pictures' factors are
+/// known: dSprites', or an image folder's from the run's [`FACTORS_FILE`]; `None` otherwise.
+///
+/// # Errors
+/// If the factors file or the folder cannot be read, or they do not fit together.
+pub fn known_factors(
+    dir: &std::path::Path,
+    source: &crate::data::Source,
+) -> Result<Option<Box<dyn GroundTruth>>, TruthError> {
     match source {
-        crate::data::Source::Dsprites => Some(Box::new(Dsprites)),
-        _ => None,
+        crate::data::Source::Dsprites => Ok(Some(Box::new(Dsprites))),
+        crate::data::Source::Folder(folder) if dir.join(FACTORS_FILE).is_file() => {
+            Ok(Some(Box::new(FolderFactors::load(&dir.join(FACTORS_FILE), folder)?)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An image folder's pictures, each combination of the factors of a CSV file
+/// ([`crate::data::factors`]) shown by the first picture listed with it.
+pub struct FolderFactors {
+    names: Vec<String>,
+    counts: Vec<usize>,
+    /// Combination (mixed radix, the last factor fastest) → picture.
+    picture: Vec<usize>,
+    pixels: usize,
+    images: Vec<u8>,
+    labels: Vec<u8>,
+}
+
+impl FolderFactors {
+    /// Reads the factors in `csv` of the pictures of `folder`.
+    ///
+    /// # Errors
+    /// As [`crate::data::factors::Factors::read`] and [`crate::data::folder::pictures`], and if a
+    /// listed picture is not in the folder or a combination has no picture.
+    pub fn load(
+        csv: &std::path::Path,
+        folder: &crate::data::folder::FolderSource,
+    ) -> Result<FolderFactors, TruthError> {
+        let factors = crate::data::factors::Factors::read(csv)?;
+        let (shape, paths, images, labels) = crate::data::folder::pictures(folder)?;
+        let picture = factors.index_pictures(&paths, csv)?;
+        Ok(FolderFactors {
+            names: factors.names.clone(),
+            counts: factors.counts(),
+            picture,
+            pixels: shape.size(),
+            images,
+            labels,
+        })
+    }
+}
+
+impl GroundTruth for FolderFactors {
+    fn names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+    fn levels(&self) -> Vec<usize> {
+        self.counts.clone()
+    }
+    fn observe(&self, factors: &[usize]) -> (Vec<f32>, Vec<u8>) {
+        let f = self.counts.len();
+        let mut images = Vec::with_capacity(factors.len() / f * self.pixels);
+        let mut labels = Vec::with_capacity(factors.len() / f);
+        for levels in factors.chunks_exact(f) {
+            let p = self.picture[crate::data::factors::combination(levels, &self.counts)];
+            images.extend(self.images[p * self.pixels..(p + 1) * self.pixels].iter().map(|&v| v as f32 / 255.0));
+            labels.push(self.labels[p]);
+        }
+        (images, labels)
     }
 }
 

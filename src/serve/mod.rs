@@ -110,7 +110,10 @@ impl AppState {
                 if data.test.is_empty() { data.test } else { eval_split(&config, &data, SplitName::Test, None)? }
             }
         };
-        let truth = crate::eval::truth::known_factors(&config.train.dataset);
+        let truth = crate::eval::truth::known_factors(dir, &config.train.dataset).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; the sliders go unlabelled");
+            None
+        });
         let mut state = AppState::new(dir.display().to_string(), config, model, metrics, test, Some(dir.to_owned()))?;
         if let Some(truth) = truth.filter(|_| !state.principal) {
             // The factor each dimension carries most, by MIG's mutual information (10,000 draws).
