@@ -486,16 +486,6 @@ struct Decoded {
     files: Vec<FileRecord>,
 }
 
-/// Loads an image folder (from the cache when nothing changed); `progress` shows bars on a
-/// terminal.
-///
-/// # Errors
-/// [`FolderError::NotADir`] if the folder does not exist, [`FolderError::BadSize`] or
-/// [`FolderError::BadFraction`] for an out-of-range option, [`FolderError::Io`] if a folder cannot
-/// be listed, [`FolderError::UnknownTestClass`] or [`FolderError::TooManyClasses`] for unusable
-/// class folders, [`FolderError::MixedSizes`] if the images differ in size and no `image_size` is
-/// set, [`FolderError::Empty`] if no image is readable, and [`FolderError::EmptySplit`] if the
-/// training or test split would be empty.
 /// Every picture of the folder as `source` reads it, in file order: from the cache, or
 /// decoded (and cached); with its labels and whether it came from the cache.
 fn decoded(source: &FolderSource, progress: bool) -> Result<(cache::Meta, Vec<u8>, Vec<u8>, bool), FolderError> {
@@ -538,18 +528,37 @@ fn decoded(source: &FolderSource, progress: bool) -> Result<(cache::Meta, Vec<u8
     })
 }
 
-/// Every picture of the folder in file order, as training reads them: their shape, their
-/// paths relative to the folder (`/` between components), their pixels `[n, pixels]` and
-/// labels (for `--factors`, which names pictures by path).
+/// Every picture of a folder in file order, as training reads them ([`pictures`]).
+pub struct Pictures {
+    pub shape: Shape,
+    /// Paths relative to the folder, `/` between components.
+    pub paths: Vec<String>,
+    /// `[n, pixels]` bytes.
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+/// Every picture of the folder in file order, as training reads them (for `--factors`, which
+/// names pictures by path).
 ///
 /// # Errors
 /// As [`load`].
-pub fn pictures(source: &FolderSource) -> Result<(Shape, Vec<String>, Vec<u8>, Vec<u8>), FolderError> {
+pub fn pictures(source: &FolderSource) -> Result<Pictures, FolderError> {
     let (meta, labels, images, _) = decoded(source, false)?;
     let shape = Shape::new(meta.channels, meta.height, meta.width);
-    Ok((shape, meta.files.into_iter().map(|f| f.path).collect(), images, labels))
+    Ok(Pictures { shape, paths: meta.files.into_iter().map(|f| f.path).collect(), images, labels })
 }
 
+/// Loads an image folder (from the cache when nothing changed); `progress` shows bars on a
+/// terminal.
+///
+/// # Errors
+/// [`FolderError::NotADir`] if the folder does not exist, [`FolderError::BadSize`] or
+/// [`FolderError::BadFraction`] for an out-of-range option, [`FolderError::Io`] if a folder cannot
+/// be listed, [`FolderError::UnknownTestClass`] or [`FolderError::TooManyClasses`] for unusable
+/// class folders, [`FolderError::MixedSizes`] if the images differ in size and no `image_size` is
+/// set, [`FolderError::Empty`] if no image is readable, and [`FolderError::EmptySplit`] if the
+/// training or test split would be empty.
 pub fn load(source: &FolderSource, progress: bool) -> Result<(Dataset, LoadReport), FolderError> {
     let start = Instant::now();
     let dir = &source.dir;

@@ -95,16 +95,10 @@ impl FolderFactors {
         folder: &crate::data::folder::FolderSource,
     ) -> Result<FolderFactors, TruthError> {
         let factors = crate::data::factors::Factors::read(csv)?;
-        let (shape, paths, images, labels) = crate::data::folder::pictures(folder)?;
-        let picture = factors.index_pictures(&paths, csv)?;
-        Ok(FolderFactors {
-            names: factors.names.clone(),
-            counts: factors.counts(),
-            picture,
-            pixels: shape.size(),
-            images,
-            labels,
-        })
+        let p = crate::data::folder::pictures(folder)?;
+        let picture = factors.index_pictures(&p.paths, csv)?;
+        let (names, counts, pixels) = (factors.names.clone(), factors.counts(), p.shape.size());
+        Ok(FolderFactors { names, counts, picture, pixels, images: p.images, labels: p.labels })
     }
 }
 
