@@ -61,6 +61,13 @@ fn test_losses(dir: &Path) -> Vec<f64> {
         .collect()
 }
 
+/// `vae train --resume dir` in one process to `epochs` in `micro` micro-batches; its stderr.
+fn resume_alone(dir: &Path, epochs: &str, micro: &str) -> String {
+    let args = ["train", "--epochs", epochs, "--fit-sampler", "0", "--micro-batches", micro, "--resume"];
+    let o = ok(Command::new(VAE).args(args).arg(dir).output().unwrap());
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 fn weights(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("model.safetensors")).unwrap()
 }
@@ -146,22 +153,12 @@ fn resume_under_mpirun_with_the_same_count_or_another() {
     let mut c = mpirun(2).unwrap();
     c.arg(VAE).args(["train", "--quiet", "--fit-sampler", "0", "--epochs", "5", "--resume"]).arg(&whole);
     ok(c.output().unwrap());
-    let o = ok(Command::new(VAE)
-        .args(["train", "--epochs", "5", "--fit-sampler", "0", "--micro-batches", "2", "--resume"])
-        .arg(&split)
-        .output()
-        .unwrap());
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = resume_alone(&split, "5", "2");
     assert!(!stderr.contains("note: resuming"), "processes × micro-batches kept: nothing to say: {stderr}");
     assert!(weights(&whole) == weights(&split), "epoch 5 in two micro-batches must equal epoch 5 on two ranks");
 
     // One process, whole batches: said, recorded, and trained on.
-    let o = ok(Command::new(VAE)
-        .args(["train", "--epochs", "6", "--fit-sampler", "0", "--micro-batches", "1", "--resume"])
-        .arg(&split)
-        .output()
-        .unwrap());
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = resume_alone(&split, "6", "1");
     assert!(
         stderr.contains("resuming with each batch in 1 part (processes × micro-batches) where the run used 2"),
         "{stderr}"
