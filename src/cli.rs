@@ -47,8 +47,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Measure a trained run: ELBO, importance-weighted NLL bound, active units, sample scores.
     Eval(EvalArgs),
-    /// Score how well a run's codes separate its data's known factors (dSprites): MIG, the
-    /// β-VAE score and the FactorVAE score, as disentanglement_lib computes them.
+    /// Score how well a run's codes separate its data's known factors (dSprites, or a folder
+    /// trained with --factors): MIG, the β-VAE and FactorVAE scores and DCI, as
+    /// disentanglement_lib computes them.
     Disentanglement(disentangle::DisentanglementArgs),
     /// Test images (or your PNGs) beside their reconstructions.
     Reconstruct(reconstruct::ReconstructArgs),

@@ -14,19 +14,19 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 #[command(next_line_help = true)]
 pub struct DisentanglementArgs {
-    /// The run directory (trained on --dataset dsprites)
+    /// The run directory (trained on --dataset dsprites, or on a folder with --factors)
     pub run_dir: PathBuf,
     /// Repeats on fresh draws; the standard errors come from their spread
     #[arg(long, default_value_t = 3, value_parser = count(1, 100))]
     pub repeats: usize,
     /// Points the β-VAE and FactorVAE classifiers are fitted on (half as many score them), and
-    /// images MIG and the FactorVAE variances are estimated from [default: 10000, as
-    /// disentanglement_lib]
+    /// images MIG and the FactorVAE variances are estimated from (the default is
+    /// disentanglement_lib's)
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = count(10, 1_000_000))]
     pub points: usize,
     /// Images DCI's trees are fitted on (half as many score them), one per point, apart from
-    /// --points: the trees need many to not overfit, and single images encode quickly
-    /// [default: 10000, as disentanglement_lib]
+    /// --points: the trees need many to not overfit, and single images encode quickly (the
+    /// default is disentanglement_lib's)
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = count(10, 1_000_000))]
     pub dci_points: usize,
     /// Images per point of the classifier scores

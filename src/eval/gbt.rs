@@ -3,11 +3,13 @@
 //! "L_K-TreeBoost"), for DCI's importance matrix ([`super::dci`]): 100 stages of one
 //! depth-3 regression tree per class, fitted to the residuals y_k − p_k of the softmax of the
 //! raw scores, learning rate 0.1, each leaf's value one Newton step
-//! γ = (K − 1)/K · Σ r / Σ p(1 − p); raw scores start at the log class priors. A split
-//! minimises the squared error of the residuals (Friedman's improvement n_l·n_r/n ·
-//! (ȳ_l − ȳ_r)², the same ordering); a feature's importance is the squared error its splits
-//! remove, each tree's normalised to sum 1, averaged over the trees and normalised again
-//! (`feature_importances_`).
+//! γ = (K − 1)/K · Σ r / Σ p(1 − p); raw scores start at the log class priors. Two classes
+//! take scikit-learn's binomial route instead: one tree per stage on y − σ(raw), raw starting
+//! at the log-odds, γ = Σ r / Σ p(1 − p). Only the classes present in the sample exist for
+//! the trees, as in scikit-learn. A split minimises the squared error of the residuals
+//! ([`grow`]); a feature's importance is the squared error its splits remove, summed over all
+//! trees and normalised to sum 1 (`feature_importances_`). `dci_agrees_with_scikit_learn` in
+//! tests/disentanglement.rs checks all of it against scikit-learn 1.9.1.
 
 /// Boosting stages (scikit-learn's `n_estimators`).
 pub const STAGES: usize = 100;
@@ -18,18 +20,21 @@ pub const DEPTH: usize = 3;
 
 #[derive(Clone, Debug)]
 enum Node {
-    Split { feature: usize, threshold: f32, left: usize, right: usize },
+    Split { feature: usize, threshold: f64, left: usize, right: usize },
     Leaf(f64),
 }
 
-/// A fitted classifier: for each stage, one tree per class.
+/// A fitted classifier: for each stage, one tree per class (one in all for two classes).
 #[derive(Clone, Debug)]
 pub struct Boosted {
-    classes: usize,
+    /// The labels present in the fitting sample, in order (scikit-learn's `classes_`): the
+    /// trees know only these.
+    present: Vec<usize>,
     features: usize,
     init: Vec<f64>,
     trees: Vec<Vec<Node>>,
-    /// Σ over trees of each tree's normalised importances, then normalised.
+    /// Each feature's squared error removed, summed over all trees, normalised to sum 1 (or
+    /// all zero when no tree split).
     pub importances: Vec<f64>,
 }
 
@@ -38,6 +43,22 @@ pub struct Boosted {
 struct Stats {
     n: f64,
     sum: f64,
+    sq: f64,
+}
+
+impl Stats {
+    /// n × the variance of the node's targets (scikit-learn's `weighted_n · impurity`).
+    fn weighted_impurity(&self) -> f64 {
+        self.n * (self.sq / self.n - (self.sum / self.n).powi(2))
+    }
+}
+
+/// scikit-learn's `FEATURE_THRESHOLD`: values closer than this are not split between.
+const FEATURE_THRESHOLD: f64 = 1e-7;
+
+/// Clipped to \[ε, 1 − ε\] as scikit-learn's intercept-only fit does.
+fn clip_probability(p: f64) -> f64 {
+    p.clamp(f64::EPSILON, 1.0 - f64::EPSILON)
 }
 
 impl Boosted {
@@ -49,71 +70,87 @@ impl Boosted {
         let n = y.len();
         assert!(x.len() == n * features && n > 0 && y.iter().all(|&c| c < classes), "bad shapes or labels");
         let col = |f: usize, i: usize| x[i * features + f];
-        // Each feature's sample order, sorted once.
-        let order: Vec<Vec<u32>> = (0..features)
-            .map(|f| {
-                let mut o: Vec<u32> = (0..n as u32).collect();
-                o.sort_by(|&a, &b| col(f, a as usize).total_cmp(&col(f, b as usize)));
-                o
-            })
-            .collect();
         let mut counts = vec![0usize; classes];
         y.iter().for_each(|&c| counts[c] += 1);
-        // log priors (a class absent from the sample gets a very low score).
-        let init: Vec<f64> = counts.iter().map(|&c| ((c.max(1)) as f64 / n as f64).ln()).collect();
-        let mut raw: Vec<f64> = (0..n).flat_map(|_| init.iter().copied()).collect();
-        let (mut trees, mut importances) = (Vec::new(), vec![0.0; features]);
-        let mut p = vec![0.0f64; n * classes];
-        let (mut residual, mut leaf_of) = (vec![0.0f64; n], vec![0usize; n]);
-        let k = classes as f64;
-        for _ in 0..STAGES {
-            for i in 0..n {
-                let row = &raw[i * classes..(i + 1) * classes];
-                let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
-                for c in 0..classes {
-                    p[i * classes + c] = (row[c] - m).exp() / z;
-                }
-            }
-            for c in 0..classes {
-                for i in 0..n {
-                    residual[i] = f64::from(u8::from(y[i] == c)) - p[i * classes + c];
-                }
-                let (mut tree, gains) = grow(&order, x, features, &residual, &mut leaf_of);
-                // Newton leaves: (K − 1)/K · Σ r / Σ p(1 − p) over each leaf's samples.
-                let mut num = vec![0.0f64; tree.len()];
-                let mut den = vec![0.0f64; tree.len()];
-                for i in 0..n {
-                    let q = p[i * classes + c];
-                    num[leaf_of[i]] += residual[i];
-                    den[leaf_of[i]] += q * (1.0 - q);
-                }
-                for (j, node) in tree.iter_mut().enumerate() {
-                    if let Node::Leaf(v) = node {
-                        *v = if den[j].abs() < 1e-150 { 0.0 } else { (k - 1.0) / k * num[j] / den[j] };
+        let present: Vec<usize> = (0..classes).filter(|&c| counts[c] > 0).collect();
+        let k = present.len();
+        let mut index = vec![0; classes];
+        present.iter().enumerate().for_each(|(j, &c)| index[c] = j);
+        let y: Vec<usize> = y.iter().map(|&c| index[c]).collect();
+        let prior = |j: usize| clip_probability(counts[present[j]] as f64 / n as f64);
+        // Raw scores: K log priors (multinomial deviance, softmax), or for two classes one
+        // log-odds of the second (binomial deviance, one tree per stage); one class, no trees.
+        let (init, per_stage): (Vec<f64>, usize) = match k {
+            1 => (vec![], 0),
+            2 => (vec![(prior(1) / (1.0 - prior(1))).ln()], 1),
+            _ => ((0..k).map(|j| prior(j).ln()).collect(), k),
+        };
+        let mut trees = Vec::new();
+        let mut importances = vec![0.0; features];
+        if per_stage > 0 {
+            // Each feature's sample order, sorted once.
+            let order: Vec<Vec<u32>> = (0..features)
+                .map(|f| {
+                    let mut o: Vec<u32> = (0..n as u32).collect();
+                    o.sort_by(|&a, &b| col(f, a as usize).total_cmp(&col(f, b as usize)));
+                    o
+                })
+                .collect();
+            let mut raw: Vec<f64> = (0..n).flat_map(|_| init.iter().copied()).collect();
+            let mut p = vec![0.0f64; n * per_stage];
+            let (mut residual, mut leaf_of) = (vec![0.0f64; n], vec![0usize; n]);
+            // Friedman's (K − 1)/K on the multinomial leaves; none on the binomial ones.
+            let shrink = if per_stage == 1 { 1.0 } else { (k as f64 - 1.0) / k as f64 };
+            for _ in 0..STAGES {
+                for (row, q) in raw.chunks_exact(per_stage).zip(p.chunks_exact_mut(per_stage)) {
+                    if per_stage == 1 {
+                        q[0] = 1.0 / (1.0 + (-row[0]).exp());
+                    } else {
+                        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
+                        q.iter_mut().zip(row).for_each(|(q, v)| *q = (v - m).exp() / z);
                     }
                 }
-                for i in 0..n {
-                    if let Node::Leaf(v) = tree[leaf_of[i]] {
-                        raw[i * classes + c] += LEARNING_RATE * v;
+                for c in 0..per_stage {
+                    // The class this tree scores: the second of two, else its own.
+                    let class = if per_stage == 1 { 1 } else { c };
+                    for i in 0..n {
+                        residual[i] = f64::from(u8::from(y[i] == class)) - p[i * per_stage + c];
                     }
+                    let (mut tree, gains) = grow(&order, x, features, &residual, &mut leaf_of);
+                    // Newton leaves: shrink · Σ r / Σ p(1 − p) over each leaf's samples.
+                    let mut num = vec![0.0f64; tree.len()];
+                    let mut den = vec![0.0f64; tree.len()];
+                    for i in 0..n {
+                        let q = p[i * per_stage + c];
+                        num[leaf_of[i]] += residual[i];
+                        den[leaf_of[i]] += q * (1.0 - q);
+                    }
+                    for (j, node) in tree.iter_mut().enumerate() {
+                        if let Node::Leaf(v) = node {
+                            *v = if den[j].abs() < 1e-150 { 0.0 } else { shrink * num[j] / den[j] };
+                        }
+                    }
+                    for i in 0..n {
+                        if let Node::Leaf(v) = tree[leaf_of[i]] {
+                            raw[i * per_stage + c] += LEARNING_RATE * v;
+                        }
+                    }
+                    importances.iter_mut().zip(&gains).for_each(|(s, g)| *s += g);
+                    trees.push(tree);
                 }
-                let total: f64 = gains.iter().sum();
-                if total > 0.0 {
-                    importances.iter_mut().zip(&gains).for_each(|(s, g)| *s += g / total);
-                }
-                trees.push(tree);
             }
         }
         let total: f64 = importances.iter().sum();
         if total > 0.0 {
             importances.iter_mut().for_each(|v| *v /= total);
         }
-        Boosted { classes, features, init, trees, importances }
+        Boosted { present, features, init, trees, importances }
     }
 
-    /// The most likely class of each row of `x` \[n, features\].
+    /// The most likely class of each row of `x` \[n, features\] (the first on a tie).
     pub fn predict(&self, x: &[f32]) -> Vec<usize> {
+        let per_stage = self.init.len();
         x.chunks_exact(self.features)
             .map(|row| {
                 let mut raw = self.init.clone();
@@ -122,14 +159,19 @@ impl Boosted {
                     let v = loop {
                         match tree[j] {
                             Node::Split { feature, threshold, left, right } => {
-                                j = if row[feature] <= threshold { left } else { right }
+                                j = if f64::from(row[feature]) <= threshold { left } else { right }
                             }
                             Node::Leaf(v) => break v,
                         }
                     };
-                    raw[t % self.classes] += LEARNING_RATE * v;
+                    raw[t % per_stage] += LEARNING_RATE * v;
                 }
-                (0..self.classes).max_by(|&a, &b| raw[a].total_cmp(&raw[b]).then(b.cmp(&a))).unwrap_or(0)
+                let j = match per_stage {
+                    0 => 0,
+                    1 => usize::from(raw[0] > 0.0),
+                    _ => (0..per_stage).max_by(|&a, &b| raw[a].total_cmp(&raw[b]).then(b.cmp(&a))).unwrap_or(0),
+                };
+                self.present[j]
             })
             .collect()
     }
@@ -141,9 +183,13 @@ impl Boosted {
     }
 }
 
-/// Grows one regression tree of depth [`DEPTH`] on `target`, level by level; returns its
-/// nodes (leaves' values unset) and the squared error each feature's splits removed, and
-/// leaves each sample's leaf in `leaf_of`.
+/// Grows one regression tree of depth [`DEPTH`] on `target` as scikit-learn's
+/// `DecisionTreeRegressor(criterion="friedman_mse", max_depth=3)` does, level by level: a node
+/// whose variance is within f64's ε of zero stays a leaf; otherwise it splits where Friedman's
+/// improvement (Σ_l·n_r − Σ_r·n_l)² / (n_l·n_r) is largest (the first such place), halfway
+/// between two values at least [`FEATURE_THRESHOLD`] apart. Returns its nodes (leaves' values
+/// unset) and the squared error each feature's splits removed (n·var − n_l·var_l −
+/// n_r·var_r), and leaves each sample's leaf in `leaf_of`.
 fn grow(
     order: &[Vec<u32>],
     x: &[f32],
@@ -164,11 +210,13 @@ fn grow(
             if let Some(s) = slot(leaf_of[i]) {
                 total[s].n += 1.0;
                 total[s].sum += target[i];
+                total[s].sq += target[i] * target[i];
             }
         }
-        let slots: Vec<Option<usize>> = (0..nodes.len()).map(slot).collect();
-        // Best (gain, feature, threshold) per slot.
-        let mut best: Vec<Option<(f64, usize, f32)>> = vec![None; frontier.len()];
+        let splittable: Vec<bool> = total.iter().map(|t| t.weighted_impurity() / t.n > f64::EPSILON).collect();
+        let slots: Vec<Option<usize>> = (0..nodes.len()).map(|id| slot(id).filter(|&s| splittable[s])).collect();
+        // Best (proxy improvement, feature, threshold, left's stats) per slot.
+        let mut best: Vec<Option<(f64, usize, f64, Stats)>> = vec![None; frontier.len()];
         for (f, o) in order.iter().enumerate() {
             let mut left = vec![Stats::default(); frontier.len()];
             let mut last: Vec<Option<f32>> = vec![None; frontier.len()];
@@ -176,32 +224,40 @@ fn grow(
                 let i = i as usize;
                 let Some(s) = slots[leaf_of[i]] else { continue };
                 let v = x[i * features + f];
-                if let Some(prev) = last[s].filter(|&p| p < v) {
+                if let Some(prev) = last[s].filter(|&p| f64::from(v) > f64::from(p) + FEATURE_THRESHOLD) {
                     let (l, t) = (left[s], total[s]);
                     let (nr, sr) = (t.n - l.n, t.sum - l.sum);
-                    let gain = l.n * nr / t.n * (l.sum / l.n - sr / nr).powi(2);
-                    if best[s].is_none_or(|(g, _, _)| gain > g) {
-                        best[s] = Some((gain, f, prev + (v - prev) / 2.0));
+                    let diff = l.sum * nr - sr * l.n;
+                    let proxy = diff * diff / (l.n * nr);
+                    if best[s].is_none_or(|(g, ..)| proxy > g) {
+                        let mut threshold = f64::from(prev) / 2.0 + f64::from(v) / 2.0;
+                        if threshold == f64::from(v) || threshold.is_infinite() {
+                            threshold = f64::from(prev);
+                        }
+                        best[s] = Some((proxy, f, threshold, l));
                     }
                 }
                 left[s].n += 1.0;
                 left[s].sum += target[i];
+                left[s].sq += target[i] * target[i];
                 last[s] = Some(v);
             }
         }
         let mut next = Vec::new();
         for (s, &id) in frontier.iter().enumerate() {
-            let Some((gain, feature, threshold)) = best[s].filter(|b| b.0 > 0.0) else { continue };
+            let Some((_, feature, threshold, l)) = best[s] else { continue };
+            let t = total[s];
+            let r = Stats { n: t.n - l.n, sum: t.sum - l.sum, sq: t.sq - l.sq };
             let (left, right) = (nodes.len(), nodes.len() + 1);
             nodes.push(Node::Leaf(0.0));
             nodes.push(Node::Leaf(0.0));
             nodes[id] = Node::Split { feature, threshold, left, right };
-            gains[feature] += gain;
+            gains[feature] += t.weighted_impurity() - l.weighted_impurity() - r.weighted_impurity();
             next.extend([left, right]);
         }
         for i in 0..n {
             if let Node::Split { feature, threshold, left, right } = nodes[leaf_of[i]] {
-                leaf_of[i] = if x[i * features + feature] <= threshold { left } else { right };
+                leaf_of[i] = if f64::from(x[i * features + feature]) <= threshold { left } else { right };
             }
         }
         frontier = next;
