@@ -106,9 +106,14 @@ fn disentanglement_scores_a_dsprites_run_and_keeps_them() {
     );
     // Not an evaluation of the likelihood: `vae eval`'s readers pass it by.
     assert!(vae::eval::history::fullest(&evals).is_none());
+    // A FactorVAE beside it: `vae runs` names its objective and γ.
+    let factor = tmp.path().join("factor");
+    let objective = ["--objective", "factorvae", "--gamma", "7"];
+    vae().args(["train", "--out"]).arg(&factor).args(shape).args(quick).args(objective).assert().success();
     let listing = vae().args(["runs"]).arg(tmp.path()).assert().success();
     let listing = String::from_utf8_lossy(&listing.get_output().stdout).into_owned();
     assert!(listing.contains(&format!("MIG {mig:.3}")), "{listing}");
+    assert!(listing.contains("z4, factorvae, γ 7"), "{listing}");
 
     // The traversal names each row's factor (drawn into the picture; here: that it is made).
     vae().args(["traverse"]).arg(&run).assert().success();

@@ -68,9 +68,10 @@ fn row(path: &Path) -> Row {
                     };
                     let t = &config.train;
                     let beta = if t.beta == 1.0 { String::new() } else { format!(", β {}", t.beta) };
+                    let gamma = t.gamma.map_or(String::new(), |g| format!(", γ {g}"));
                     let warmup = if t.kl_warmup == 0 { String::new() } else { format!(", warm-up {}", t.kl_warmup) };
                     let bf16 = if t.precision.is_f32() { "" } else { ", bf16" };
-                    format!("{} {layers}, z{}{trained}{prior}{beta}{warmup}{bf16}", m.kind, m.latent_dim)
+                    format!("{} {layers}, z{}{trained}{prior}{beta}{gamma}{warmup}{bf16}", m.kind, m.latent_dim)
                 },
                 match config.train.binarize.to_possible_value().filter(|_| !config.train.binarize.is_none()) {
                     // The flag's own value name (`--binarize dynamic`).

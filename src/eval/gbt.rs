@@ -7,7 +7,7 @@
 //! take scikit-learn's binomial route instead: one tree per stage on y − σ(raw), raw starting
 //! at the log-odds, γ = Σ r / Σ p(1 − p). Only the classes present in the sample exist for
 //! the trees, as in scikit-learn. A split minimises the squared error of the residuals
-//! ([`grow`]); a feature's importance is the squared error its splits remove, summed over all
+//! (`grow`); a feature's importance is the squared error its splits remove, summed over all
 //! trees and normalised to sum 1 (`feature_importances_`). `dci_agrees_with_scikit_learn` in
 //! tests/disentanglement.rs checks all of it against scikit-learn 1.9.1.
 
