@@ -85,60 +85,61 @@ impl Boosted {
             2 => (vec![(prior(1) / (1.0 - prior(1))).ln()], 1),
             _ => ((0..k).map(|j| prior(j).ln()).collect(), k),
         };
-        let mut trees = Vec::new();
         let mut importances = vec![0.0; features];
-        if per_stage > 0 {
-            // Each feature's sample order, sorted once.
-            let order: Vec<Vec<u32>> = (0..features)
-                .map(|f| {
-                    let mut o: Vec<u32> = (0..n as u32).collect();
-                    o.sort_by(|&a, &b| col(f, a as usize).total_cmp(&col(f, b as usize)));
-                    o
-                })
-                .collect();
-            let mut raw: Vec<f64> = (0..n).flat_map(|_| init.iter().copied()).collect();
-            let mut p = vec![0.0f64; n * per_stage];
-            let (mut residual, mut leaf_of) = (vec![0.0f64; n], vec![0usize; n]);
-            // Friedman's (K − 1)/K on the multinomial leaves; none on the binomial ones.
-            let shrink = if per_stage == 1 { 1.0 } else { (k as f64 - 1.0) / k as f64 };
-            for _ in 0..STAGES {
-                for (row, q) in raw.chunks_exact(per_stage).zip(p.chunks_exact_mut(per_stage)) {
-                    if per_stage == 1 {
-                        q[0] = 1.0 / (1.0 + (-row[0]).exp());
-                    } else {
-                        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                        let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
-                        q.iter_mut().zip(row).for_each(|(q, v)| *q = (v - m).exp() / z);
+        if per_stage == 0 {
+            return Boosted { present, features, init, trees: Vec::new(), importances };
+        }
+        let mut trees = Vec::new();
+        // Each feature's sample order, sorted once.
+        let order: Vec<Vec<u32>> = (0..features)
+            .map(|f| {
+                let mut o: Vec<u32> = (0..n as u32).collect();
+                o.sort_by(|&a, &b| col(f, a as usize).total_cmp(&col(f, b as usize)));
+                o
+            })
+            .collect();
+        let mut raw: Vec<f64> = (0..n).flat_map(|_| init.iter().copied()).collect();
+        let mut p = vec![0.0f64; n * per_stage];
+        let (mut residual, mut leaf_of) = (vec![0.0f64; n], vec![0usize; n]);
+        // Friedman's (K − 1)/K on the multinomial leaves; none on the binomial ones.
+        let shrink = if per_stage == 1 { 1.0 } else { (k as f64 - 1.0) / k as f64 };
+        for _ in 0..STAGES {
+            for (row, q) in raw.chunks_exact(per_stage).zip(p.chunks_exact_mut(per_stage)) {
+                if per_stage == 1 {
+                    q[0] = 1.0 / (1.0 + (-row[0]).exp());
+                } else {
+                    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
+                    q.iter_mut().zip(row).for_each(|(q, v)| *q = (v - m).exp() / z);
+                }
+            }
+            for c in 0..per_stage {
+                // The class this tree scores: the second of two, else its own.
+                let class = if per_stage == 1 { 1 } else { c };
+                for i in 0..n {
+                    residual[i] = f64::from(u8::from(y[i] == class)) - p[i * per_stage + c];
+                }
+                let (mut tree, gains) = grow(&order, x, features, &residual, &mut leaf_of);
+                // Newton leaves: shrink · Σ r / Σ p(1 − p) over each leaf's samples.
+                let mut num = vec![0.0f64; tree.len()];
+                let mut den = vec![0.0f64; tree.len()];
+                for i in 0..n {
+                    let q = p[i * per_stage + c];
+                    num[leaf_of[i]] += residual[i];
+                    den[leaf_of[i]] += q * (1.0 - q);
+                }
+                for (j, node) in tree.iter_mut().enumerate() {
+                    if let Node::Leaf(v) = node {
+                        *v = if den[j].abs() < 1e-150 { 0.0 } else { shrink * num[j] / den[j] };
                     }
                 }
-                for c in 0..per_stage {
-                    // The class this tree scores: the second of two, else its own.
-                    let class = if per_stage == 1 { 1 } else { c };
-                    for i in 0..n {
-                        residual[i] = f64::from(u8::from(y[i] == class)) - p[i * per_stage + c];
+                for i in 0..n {
+                    if let Node::Leaf(v) = tree[leaf_of[i]] {
+                        raw[i * per_stage + c] += LEARNING_RATE * v;
                     }
-                    let (mut tree, gains) = grow(&order, x, features, &residual, &mut leaf_of);
-                    // Newton leaves: shrink · Σ r / Σ p(1 − p) over each leaf's samples.
-                    let mut num = vec![0.0f64; tree.len()];
-                    let mut den = vec![0.0f64; tree.len()];
-                    for i in 0..n {
-                        let q = p[i * per_stage + c];
-                        num[leaf_of[i]] += residual[i];
-                        den[leaf_of[i]] += q * (1.0 - q);
-                    }
-                    for (j, node) in tree.iter_mut().enumerate() {
-                        if let Node::Leaf(v) = node {
-                            *v = if den[j].abs() < 1e-150 { 0.0 } else { shrink * num[j] / den[j] };
-                        }
-                    }
-                    for i in 0..n {
-                        if let Node::Leaf(v) = tree[leaf_of[i]] {
-                            raw[i * per_stage + c] += LEARNING_RATE * v;
-                        }
-                    }
-                    importances.iter_mut().zip(&gains).for_each(|(s, g)| *s += g);
-                    trees.push(tree);
                 }
+                importances.iter_mut().zip(&gains).for_each(|(s, g)| *s += g);
+                trees.push(tree);
             }
         }
         let total: f64 = importances.iter().sum();
@@ -306,5 +307,22 @@ mod tests {
         assert_eq!(gains, vec![1.0]);
         assert_eq!(leaf_of[0], leaf_of[1]);
         assert_ne!(leaf_of[1], leaf_of[2]);
+    }
+
+    /// Classes absent from the sample do not exist for the trees (as scikit-learn's
+    /// `classes_`): labels 1 and 3 of 5 are fitted as two classes and predicted by their own
+    /// names; a factor with one level needs no tree and has no important feature.
+    #[test]
+    fn only_the_classes_present_are_fitted() {
+        let x: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        let y: Vec<usize> = (0..40).map(|i| if i < 20 { 1 } else { 3 }).collect();
+        let model = Boosted::fit(&x, 1, &y, 5);
+        assert_eq!(model.trees.len(), STAGES, "one binomial tree per stage");
+        assert_eq!(model.predict(&[0.0, 39.0]), vec![1, 3]);
+        assert_eq!(model.importances, vec![1.0]);
+        let single = Boosted::fit(&x, 1, &[2; 40], 5);
+        assert!(single.trees.is_empty());
+        assert_eq!(single.importances, vec![0.0]);
+        assert_eq!(single.accuracy(&x, &[2; 40]), 1.0);
     }
 }
