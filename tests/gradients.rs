@@ -502,3 +502,50 @@ fn tcvae_gradients_match_finite_differences() {
         compare(&format!("tcvae {:?} {}", config.arch, config.kind), &model, core, reference);
     }
 }
+
+/// Loss and gradients of one step at `batch` images on `pool`, the inputs drawn from `seed`.
+fn step_on(pool: &Pool, model: &Model, batch: usize, seed: u64) -> (f64, Vec<f32>) {
+    let config = model.config();
+    let mut ws = Workspace::new(config, batch, pool.threads());
+    let mut rng = Rng::new(seed);
+    ws.x.iter_mut().for_each(|v| *v = rng.uniform() as f32);
+    rng.fill_normal(&mut ws.eps);
+    let mut grads = vec![f32::NAN; model.params.len()];
+    let loss = model.network.forward(pool, &model.params, &mut ws);
+    model.network.backward(pool, &model.params, &mut grads, &mut ws, 1.0);
+    (loss.bce + loss.kl, grads)
+}
+
+/// A pool's parts go to whichever thread claims them first (the caller takes those no worker
+/// has started), so a step must not depend on which thread runs a part: with the workers
+/// held back, the caller running every part, the loss and gradients are the same bits, for
+/// the MLP, conv and resnet products at batches large enough to be split, in f32 and bf16.
+#[test]
+fn a_step_does_not_depend_on_which_thread_runs_a_part() {
+    let configs = [
+        ModelConfig::tutorial(ModelKind::Vae),
+        ModelConfig::conv(ModelKind::Cvae, Shape::new(3, 16, 16), 8),
+        ModelConfig {
+            arch: vae::model::Arch::Resnet,
+            blocks: 1,
+            ..ModelConfig::conv(ModelKind::Vae, Shape::new(1, 16, 16), 8)
+        },
+    ];
+    let pool = Pool::new(3);
+    for config in configs {
+        let model = test_model(&config);
+        for bf16 in [false, true] {
+            vae::core::bf16::set_enabled(bf16);
+            let what = format!("{:?} {:?}, bf16 {bf16}", config.arch, config.kind);
+            let free = step_on(&pool, &model, 96, 3);
+            pool.hold_workers(true);
+            let held = step_on(&pool, &model, 96, 3);
+            pool.hold_workers(false);
+            vae::core::bf16::set_enabled(false);
+            assert!(free.0.is_finite() && free.1.iter().all(|g| g.is_finite()), "{what}: not finite");
+            assert!(free.0.to_bits() == held.0.to_bits(), "{what}: loss {} vs {} with held workers", free.0, held.0);
+            let differ = free.1.iter().zip(&held.1).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differ, 0, "{what}: {differ} gradients differ with held workers");
+        }
+    }
+}
