@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Issue 23's side by side on real colour pictures: for each likelihood and seed, `vae` and
+# PyTorch (bench/torch_colour.py) train the same resnet on the same split for the same
+# epochs, and each reports the test set's IWAE-1000 bound in bits per dimension.
+#
+#   python3 bench/icon_folder.py /tmp/icons       # the pictures (see its header)
+#   VAE=target/release/vae ICONS=/tmp/icons OUT=/tmp/side bench/icons_side_by_side.sh
+#
+# Environment: VAE (a built binary; default target/release/vae), ICONS, OUT (results: one run
+# directory and one PyTorch log per likelihood and seed, and table.md), EPOCHS (30), K (1000,
+# importance samples of the test bound), SEEDS ("1 2 3"), LIKELIHOODS ("logistic-mixture gaussian"), THREADS (2), PYTHON (python3, with
+# torch). Finished pieces are kept: run it again to go on where it stopped. Each run trains
+# alone on THREADS threads, vae's and PyTorch's one after the other.
+set -euo pipefail
+
+vae=${VAE:-target/release/vae}
+icons=${ICONS:-/tmp/icons}
+out=${OUT:-/tmp/side}
+epochs=${EPOCHS:-30}
+k=${K:-1000}
+seeds=${SEEDS:-"1 2 3"}
+likelihoods=${LIKELIHOODS:-"logistic-mixture gaussian"}
+threads=${THREADS:-2}
+python=${PYTHON:-python3}
+here=$(cd "$(dirname "$0")" && pwd)
+
+[ -d "$icons/train" ] && [ -d "$icons/test" ] || { echo "error: $icons has no train/ and test/: run bench/icon_folder.py $icons first" >&2; exit 2; }
+"$python" -c "import torch" 2>/dev/null || { echo "error: $python cannot import torch (pip install torch)" >&2; exit 2; }
+mkdir -p "$out"
+model="--data-dir $icons --image-size 32 --arch resnet --batch-size 32 --epochs $epochs --threads $threads"
+
+for lik in $likelihoods; do
+  for seed in $seeds; do
+    run=$out/vae-$lik-$seed
+    if [ ! -f "$run/eval.json" ]; then
+      rm -rf "$run"
+      echo "$(date +%T) vae     $lik seed $seed"
+      # shellcheck disable=SC2086
+      "$vae" train $model --likelihood "$lik" --seed "$seed" --out "$run" > "$run.log" 2>&1
+      "$vae" eval "$run" --k "$k" --generated 0 --threads "$threads" >> "$run.log" 2>&1
+    fi
+    if [ ! -f "$out/data/test.npy" ]; then
+      # The split is the folder's (train/, test/), the same for every seed and likelihood.
+      (cd "$here/.." && cargo run --release --quiet --example run_data_npy -- "$run" "$out/data")
+    fi
+    log=$out/torch-$lik-$seed.log
+    if ! grep -q "^IWAE-" "$log" 2>/dev/null; then
+      echo "$(date +%T) PyTorch $lik seed $seed"
+      DATA=$out/data LIKELIHOOD=$lik ARCH=resnet EPOCHS=$epochs BATCH=32 K_EVAL=$k THREADS=$threads SEED=$seed \
+        "$python" "$here/torch_colour.py" > "$log" 2>&1
+    fi
+  done
+done
+
+# The table: bits per dimension of each run, the mean over seeds, and seconds per epoch.
+"$python" - "$out" "$likelihoods" "$seeds" > "$out/table.md" <<'EOF'
+import json, re, statistics as st, sys
+out, liks, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+def vae(lik, seed):
+    run = f"{out}/vae-{lik}-{seed}"
+    bits = json.load(open(f"{run}/eval.json"))["bits_per_dim"]["value"]
+    secs = [json.loads(l)["seconds"] for l in open(f"{run}/metrics.jsonl")]
+    return bits, st.median(secs)
+def torch(lik, seed):
+    text = open(f"{out}/torch-{lik}-{seed}.log").read()
+    bits = float(re.search(r"^IWAE-\d+ .* ([0-9.]+) bits/dim", text, re.M).group(1))
+    secs = [float(s) for s in re.findall(r"^epoch .*?([0-9.]+) s ", text, re.M)]
+    return bits, st.median(secs)
+def mean(xs):
+    return f"{st.mean(xs):.3f}" + (f" ± {st.stdev(xs) / len(xs) ** 0.5:.3f}" if len(xs) > 1 else "")
+print("| likelihood | seed | vae bits/dim | PyTorch bits/dim | vae − PyTorch | s/epoch vae / PyTorch |")
+print("|---|---|---|---|---|---|")
+for lik in liks:
+    rows = [(s, vae(lik, s), torch(lik, s)) for s in seeds]
+    for s, (vb, vs), (tb, ts) in rows:
+        print(f"| {lik} | {s} | {vb:.3f} | {tb:.3f} | {vb - tb:+.3f} | {vs:.2f} / {ts:.2f} ({ts / vs:.2f}×) |")
+    vb, tb = [r[1][0] for r in rows], [r[2][0] for r in rows]
+    print(f"| {lik} | mean ± s.e. | {mean(vb)} | {mean(tb)} | {mean([a - b for a, b in zip(vb, tb)])} | |")
+EOF
+cat "$out/table.md"
