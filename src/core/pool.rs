@@ -215,8 +215,9 @@ impl Pool {
         self.workers.len() + 1
     }
 
-    /// Runs `f(part)` for every `part in 0..self.threads()`, part 0 on the calling thread,
-    /// and returns when all parts are done. Calls from several threads take turns. Every
+    /// Runs `f(part)` for every `part in 0..self.threads()`, part 0 and any part no worker
+    /// has claimed by the time part 0 is done on the calling thread, the others each on the
+    /// worker that claimed it, and returns when all parts are done. Calls from several threads take turns. Every
     /// part runs with subnormals flushed to zero ([`super::fpmode`]); the calling thread's
     /// floating-point mode is restored on return.
     ///
