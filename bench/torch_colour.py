@@ -11,7 +11,9 @@ trained as vae trains it, then the test set's IWAE-k bound in bits per dimension
 Environment (defaults as `vae train`'s): DATA (train.npy, test.npy: uint8 [N, C, S, S]),
 LIKELIHOOD (logistic-mixture | gaussian), MIXTURES (10), ARCH (conv | resnet), BLOCKS (1),
 WIDTHS (vae's default for the side: 32,64,128 at 32), LATENT (20), EPOCHS, BATCH (128),
-LR (1e-3), SEED (1), K_EVAL (importance samples for the test bound, 0 to skip), THREADS.
+LR (1e-3), SEED (1), K_EVAL (importance samples for the test bound, 0 to skip), THREADS,
+LOAD (a vae run directory: its model.safetensors, `likelihood.logvar` included, replaces the
+initial weights, so that EPOCHS=0 evaluates vae's trained model with this script's bound).
 
 What matches vae: PyTorch's default initialisation, with vae's two exceptions (the mixture's
 log-scale biases start at -2.5, a learned Gaussian log-variance per channel at -4); the
@@ -47,6 +49,13 @@ if K:
         per = 3 if C == 3 else 2
         for c in range(C):
             m.decoder[-1].bias[K + (c * per + 1) * K: K + (c * per + 2) * K] = -2.5
+if env("LOAD"):
+    from safetensors.torch import load_file
+    state = load_file(os.path.join(env("LOAD"), "model.safetensors"))
+    lv = state.pop("likelihood.logvar", None)
+    m.load_state_dict(state, strict=True)
+    if not K:
+        logvar.data.copy_(lv)
 params = list(m.parameters()) + ([] if K else [logvar])
 opt = torch.optim.Adam(params, lr=float(env("LR", "1e-3")), eps=1e-8)
 print(f"{env('ARCH', 'resnet')} {WIDTHS} blocks {BLOCKS}, {LIK} (K={K}), latent {LATENT}: "
