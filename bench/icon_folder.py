@@ -10,14 +10,17 @@ The split is fixed by the folder, not by a run's seed, so runs with different se
 and test on the same pictures: a picture goes to OUT/test when the first 8 hex digits of its
 key (below) are 0 modulo 10 (~10%), to OUT/train otherwise. Each theme is a sub-folder of
 both (so `vae train --data-dir OUT` sees seven classes, which an unconditional VAE ignores),
-each kept picture a copy of its PNG named after its path in the theme. Two pictures are the same when their 32×32 RGB versions, drawn on white as
-`vae train --image-size 32` reads them (bilinear, antialiased), are equal to the byte: symbolic links,
-copies between themes and sizes (MATE and GNOME share much of their artwork) all collapse
-to one. Near-copies (a recoloured or re-drawn variant) stay. Prints what each theme gave."""
+each kept picture a copy of its PNG named after its path in the theme.
+
+Two pictures are the same when their 32×32 RGB versions (drawn on white and resized
+bilinearly with antialiasing by Pillow: as `vae train --image-size 32` reads them, up to
+rounding) are equal to the byte: symbolic links, copies between themes and sizes (MATE and
+GNOME share much of their artwork) all collapse to one. Near-copies (a recoloured or
+re-drawn variant) stay. Prints what each theme gave."""
 import hashlib, os, shutil, sys
 from PIL import Image
 
-THEMES = [  # (folder under /usr/share/icons, the one size read, sub-folder name)
+THEMES = [  # (the one size read, a folder under /usr/share/icons; the sub-folder name)
     ("oxygen/base/64x64", "oxygen"),
     ("Tango/32x32", "tango"),
     ("mate/48x48", "mate"),
