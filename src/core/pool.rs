@@ -217,9 +217,9 @@ impl Pool {
 
     /// Runs `f(part)` for every `part in 0..self.threads()`, part 0 and any part no worker
     /// has claimed by the time part 0 is done on the calling thread, the others each on the
-    /// worker that claimed it, and returns when all parts are done. Calls from several threads take turns. Every
-    /// part runs with subnormals flushed to zero ([`super::fpmode`]); the calling thread's
-    /// floating-point mode is restored on return.
+    /// worker that claimed it, and returns when all parts are done. Calls from several
+    /// threads take turns. Every part runs with subnormals flushed to zero
+    /// ([`super::fpmode`]); the calling thread's floating-point mode is restored on return.
     ///
     /// # Panics
     /// When called from inside one of this pool's own jobs (nested parallelism on one pool
@@ -254,12 +254,12 @@ impl Pool {
             let erased: Job = std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f);
             *shared.job.get() = Some(erased);
         }
-        let g = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let g = shared.generation.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
         self.workers.iter().for_each(|(_, p)| p.wake());
         let mut first_panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0))).err();
         // The parts no worker has claimed yet: run here rather than wait for their thread.
         for (i, claim) in shared.claims.iter().enumerate() {
-            if claim.compare_exchange(g - 1, g, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if claim.compare_exchange(g.wrapping_sub(1), g, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i + 1)));
                 if let (Err(payload), None) = (result, &first_panic) {
                     first_panic = Some(payload);
