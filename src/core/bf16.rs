@@ -23,6 +23,9 @@
 mod kernel;
 mod pack;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use kernel::kernel_rows;
+pub(crate) use kernel::{CHUNKS, ZEROS};
 pub(crate) use pack::{give_back, run_pairs, take, transpose, zip_hi, zip_one, zip_two};
 
 use super::matmul::Mat;
@@ -186,6 +189,12 @@ impl PackedA {
     /// (M, K).
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.depth)
+    }
+
+    /// Row block `block`'s ⌈K/2⌉·[`MR`] pairs.
+    pub(crate) fn block(&self, block: usize) -> &[u32] {
+        let len = self.depth.div_ceil(2) * MR;
+        &self.pairs[block * len..(block + 1) * len]
     }
 }
 

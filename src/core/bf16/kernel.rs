@@ -234,3 +234,60 @@ pub(super) unsafe fn peak_loop(iters: usize) -> f32 {
     }
     acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }
+
+/// Chunks of 16 lanes in a [`kernel_rows`] block: its [`NR`] columns.
+pub(crate) const CHUNKS: usize = NR / 16;
+
+/// 16 zero pairs: the right operand's row chunk where a tap falls in the padding.
+#[repr(align(64))]
+pub(crate) struct Zeros(pub [u32; 16]);
+pub(crate) static ZEROS: Zeros = Zeros([0; 16]);
+
+/// The [`kernel`] with its right operand read in place through pointers and its output
+/// stored by chunk: pair row `q`'s lanes `16·v .. 16·v + 16` are the 16 pairs at
+/// `rows[q·CHUNKS + v]` (which may be [`ZEROS`]), and the block's row `i`, chunk `v` goes to
+/// `c + i·ldc + cols[v]` for `v < chunks` (the others are computed and dropped). A
+/// convolution whose activations are paired along the channels (`core::conv::paired`)
+/// reads each pair row straight from the image this way, with no column matrix.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16 available; `a` holds `p·MR` pairs; `rows` `p·CHUNKS` pointers
+/// each valid for 16 reads; `c + i·ldc + cols[v]` valid for 16 writes for `i < mr`, `v <
+/// chunks`, owned by the caller.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn kernel_rows(
+    p: usize,
+    a: &[u32],
+    rows: &[*const u32],
+    c: *mut f32,
+    ldc: usize,
+    cols: [usize; CHUNKS],
+    chunks: usize,
+    mr: usize,
+) {
+    use std::arch::x86_64::*;
+    assert!(a.len() >= p * MR && rows.len() >= p * CHUNKS, "bf16 kernel_rows: operands");
+    let (a, rows) = (a.as_ptr(), rows.as_ptr());
+    let mut acc = [[_mm512_setzero_ps(); CHUNKS]; MR];
+    for q in 0..p {
+        // SAFETY: q < p, checked above; each pointer valid for 16 reads per the contract.
+        let bv: [__m512bh; CHUNKS] = std::array::from_fn(|v| unsafe {
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512((*rows.add(q * CHUNKS + v)).cast()))
+        });
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: q·MR + i < p·MR, checked above; a bit pattern of 32 bf16 values.
+            let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*a.add(q * MR + i) as i32)) };
+            for (s, &bvv) in row.iter_mut().zip(&bv) {
+                *s = _mm512_dpbf16_ps(*s, av, bvv);
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        for (&s, &col) in row.iter().zip(&cols).take(chunks) {
+            // SAFETY: per the contract.
+            unsafe { _mm512_storeu_ps(c.add(i * ldc + col), s) };
+        }
+    }
+}

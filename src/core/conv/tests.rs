@@ -248,14 +248,15 @@ fn every_path_matches_naive_loops() {
         eprintln!("no AVX-512 here: the portable path alone is checked");
     }
     let pool = Pool::new(2);
-    // (portable, bf16): the implicit kernels, the blocked ones, and the blocked ones in bf16
-    // (against the loops fed the same bf16-rounded operands).
-    for (portable, bf16) in [(false, false), (true, false), (false, true)] {
+    // (portable, bf16): the implicit kernels, the blocked ones, and in bf16 (against the
+    // loops fed the same bf16-rounded operands) the paired ones (batches of whole 16-lane
+    // chunks, on vdpbf16ps) or the blocked ones, and the blocked ones forced.
+    for (portable, bf16) in [(false, false), (true, false), (false, true), (true, true)] {
         force_portable(portable);
         crate::core::bf16::set_enabled(bf16);
         let rounded = |v: Vec<f32>| if bf16 { v.into_iter().map(crate::core::bf16::round).collect() } else { v };
         for g in naive_geometries() {
-            for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65)] {
+            for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65), (13, 48)] {
                 let (k, n) = (g.col_rows(), g.out_plane() * batch);
                 let (x, a, e) = (random(g.in_size() * batch, 21), random(m * k, 22), random(m * n, 23));
                 let [y, d, t] = naive(&g, m, &rounded(a.clone()), &rounded(x.clone()), &rounded(e.clone()), batch);

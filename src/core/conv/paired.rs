@@ -1,0 +1,221 @@
+//! The bf16 convolution products without a column matrix (`--precision bf16` on AVX512_BF16):
+//! the forward product and the gathering transposed one read their right operand straight
+//! from a copy of the activations paired along the channels.
+//!
+//! `vdpbf16ps` multiplies pairs of values adjacent along the reduction. Ordered (channel,
+//! tap), as the column matrix is, the two values of a pair are two taps of one channel, a
+//! batch apart in `x [C, H, W, B]`, so the blocked path gathers and zips every pair of the
+//! column matrix (9 or 16 times per value, once per tap that reads it). Ordered (tap,
+//! channel pair) instead, a pair is two channels at one pixel: with the activations copied
+//! once into `x2 [⌈C/2⌉, H, W, B]` of bf16 pairs `(x[2c'], x[2c' + 1])`, the 16 lanes of a
+//! pair row at one pixel are 16 consecutive images, contiguous in `x2`. So the kernel
+//! (`bf16::kernel_rows`) reads each row of a block of 64 columns through four pointers into
+//! `x2` (or into zeros where a tap falls in the padding), and the weights are packed once per
+//! product in the matching order:
+//!
+//! ```text
+//! forward      y[o, (oy, ox, b)]  = Σ_(t, c')  (a[o, 2c'·k² + t], a[o, (2c'+1)·k² + t]) · x2[c', iy_t, ix_t, b]
+//! transposed   out[c, (iy, ix, b)] = Σ_(t, o') (a[2o', c·k² + t], a[2o'+1, c·k² + t]) · e2[o', oy_t, ox_t, b]
+//! ```
+//!
+//! The transposed product (a convolution's input gradient, a transposed convolution's
+//! forward) gathers as `core::implicit::transposed` does: a pixel receives exactly the taps
+//! of its parity class, so its output blocks hold pixels of one class and each is written
+//! once. Both need a batch of whole 16-lane chunks ([`applies`]); others take the blocked path.
+
+use super::ConvGeometry;
+use crate::core::bf16::{self, CHUNKS, MR, PackedA, ZEROS, zip_one, zip_two};
+use crate::core::matmul::Mat;
+use crate::core::pool::{Pool, SyncMut, split_range};
+
+/// Lanes of a chunk: images at one pixel in one register.
+const LANES: usize = 16;
+
+/// `bf16::kernel_rows` where it exists ([`applies`] is false elsewhere).
+///
+/// # Safety
+/// As `kernel_rows`'s.
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_rows(
+    p: usize,
+    a: &[u32],
+    rows: &[*const u32],
+    c: *mut f32,
+    ldc: usize,
+    cols: [usize; CHUNKS],
+    chunks: usize,
+    mr: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: per the contract.
+    unsafe {
+        bf16::kernel_rows(p, a, rows, c, ldc, cols, chunks, mr)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("paired products run on x86-64 only: {:?}", (p, a.len(), rows.len(), c, ldc, cols, chunks, mr))
+}
+
+/// Whether the paired products run for this batch: bf16 on `vdpbf16ps` and whole chunks.
+pub(super) fn applies(batch: usize) -> bool {
+    bf16::hardware() && batch.is_multiple_of(LANES)
+}
+
+/// `v` (`[channels, plane]`) as bf16 pairs along the channels, `[⌈channels/2⌉, plane]`:
+/// `out[c'·plane + j] = (v[2c'·plane + j], v[(2c' + 1)·plane + j])`, the high half 0 past the
+/// last channel. One pass over `v`, split across the pool.
+fn pair_channels(pool: &Pool, v: &[f32], channels: usize, plane: usize) -> Vec<u32> {
+    let pairs = channels.div_ceil(2);
+    let mut out = vec![0u32; pairs * plane];
+    let op = SyncMut::new(&mut out);
+    pool.for_ranges(pairs * plane, LANES, 1 << 14, &|_, range| {
+        // SAFETY: the parts' ranges are disjoint.
+        let dst = unsafe { op.slice(range.clone()) };
+        let mut i = range.start;
+        while i < range.end {
+            let (c2, j) = (i / plane, i % plane);
+            let run = (plane - j).min(range.end - i);
+            let lo = &v[2 * c2 * plane + j..][..run];
+            let d = &mut dst[i - range.start..][..run];
+            if 2 * c2 + 1 < channels {
+                zip_two(lo, &v[(2 * c2 + 1) * plane + j..][..run], d);
+            } else {
+                zip_one(lo, d);
+            }
+            i += run;
+        }
+    });
+    out
+}
+
+/// A weight reordered for pairing along the channels and packed for the kernel: `[rows,
+/// taps·2⌈C/2⌉]` with column `t·2⌈C/2⌉ + c` = `read(r, c, taps[t])` (row, reduction channel,
+/// tap), 0 for `c ≥ C`.
+fn reordered(
+    pool: &Pool,
+    read: &dyn Fn(usize, usize, usize) -> f32,
+    rows: usize,
+    channels: usize,
+    taps: &[usize],
+) -> PackedA {
+    let width = 2 * channels.div_ceil(2);
+    let mut r = vec![0.0f32; rows * taps.len() * width];
+    for (i, row) in r.chunks_exact_mut(taps.len() * width).enumerate() {
+        for (t, &tap) in taps.iter().enumerate() {
+            for c in 0..channels {
+                row[t * width + c] = read(i, c, tap);
+            }
+        }
+    }
+    PackedA::new(pool, Mat::new(&r, rows, taps.len() * width))
+}
+
+/// `y [M, Ho·Wo·B] = a [M, C·k²] · im2col_g(x)`, overwriting `y`; the 64-column blocks split
+/// across the pool. No epilogue (the caller applies it).
+pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut [f32], batch: usize) {
+    assert!(applies(batch), "paired forward: needs vdpbf16ps and a batch of whole chunks");
+    let (m, kk, k) = (a.rows(), g.kernel() * g.kernel(), g.kernel());
+    let (h, w, wo) = (g.height(), g.width(), g.out_width());
+    let (n, cp) = (g.out_plane() * batch, g.channels().div_ceil(2));
+    let taps: Vec<usize> = (0..kk).collect();
+    let packed = reordered(pool, &|o, c, t| a.at(o, c * kk + t), m, g.channels(), &taps);
+    let x2 = pair_channels(pool, x, g.channels(), h * w * batch);
+    let (p, chunks) = (kk * cp, n / LANES);
+    let blocks = chunks.div_ceil(CHUNKS);
+    let yp = SyncMut::new(&mut y[..m * n]);
+    pool.run(&|part| {
+        let mut rows = vec![ZEROS.0.as_ptr(); p * CHUNKS];
+        for block in split_range(blocks, pool.threads(), part, 1) {
+            let (first, count) = (block * CHUNKS, CHUNKS.min(chunks - block * CHUNKS));
+            for v in 0..CHUNKS {
+                // Chunks past the last repeat it (read, never stored).
+                let j = (first + v.min(count - 1)) * LANES;
+                let (pos, b0) = (j / batch, j % batch);
+                for t in 0..kk {
+                    let src = g.source(pos / wo, t / k, h).zip(g.source(pos % wo, t % k, w));
+                    for c2 in 0..cp {
+                        rows[(t * cp + c2) * CHUNKS + v] = match src {
+                            Some((iy, ix)) => x2[((c2 * h + iy) * w + ix) * batch + b0..].as_ptr(),
+                            None => ZEROS.0.as_ptr(),
+                        };
+                    }
+                }
+            }
+            let cols = std::array::from_fn(|v| (first + v) * LANES);
+            for rb in 0..m.div_ceil(MR) {
+                let c = yp.ptr().wrapping_add(rb * MR * n);
+                // SAFETY: `applies` checked the features; the rows point at 16 pairs inside
+                // x2 or at ZEROS; the block's `count` chunks of rows rb·MR.. are this part's
+                // own columns of y.
+                unsafe { kernel_rows(p, packed.block(rb), &rows, c, n, cols, count, MR.min(m - rb * MR)) };
+            }
+        }
+    });
+}
+
+/// `out = col2im_g(aᵀ · e)` (`[C, H, W, B]`) with `a` `[M, C·k²]` and `e` `[M, Ho·Wo·B]`,
+/// overwriting `out`, gathered per parity class; the blocks split across the pool. No
+/// epilogue (the caller applies it).
+pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: &mut [f32], batch: usize) {
+    assert!(applies(batch), "paired transposed: needs vdpbf16ps and a batch of whole chunks");
+    let (m, k, s, pad) = (a.rows(), g.kernel(), g.stride(), g.padding());
+    let (h, w, ho, wo, channels) = (g.height(), g.width(), g.out_height(), g.out_width(), g.channels());
+    let (plane, mp, kk) = (h * w * batch, m.div_ceil(2), k * k);
+    // Pixel (iy, ix) is read through tap (ky, kx) by output (oy, ox) = ((iy + pad − ky)/s, …)
+    // when s divides: ky ≡ iy + pad (mod s). Class (ry, rx) = ((iy + pad) mod s, (ix + pad) mod s).
+    let classes: Vec<Vec<usize>> =
+        (0..s * s).map(|cl| (0..kk).filter(|&t| t / k % s == cl / s && t % k % s == cl % s).collect()).collect();
+    let packed: Vec<Option<PackedA>> = classes
+        .iter()
+        .map(|taps| (!taps.is_empty()).then(|| reordered(pool, &|c, o, t| a.at(o, c * kk + t), channels, m, taps)))
+        .collect();
+    let e2 = pair_channels(pool, e, m, ho * wo * batch);
+    // The chunks (pixel, first image) of each class in raster order, cut into blocks.
+    let per = batch / LANES;
+    let mut chunks: Vec<Vec<usize>> = vec![Vec::new(); s * s];
+    for pixel in 0..h * w {
+        let cl = ((pixel / w + pad) % s) * s + (pixel % w + pad) % s;
+        chunks[cl].extend((0..per).map(|i| pixel * per + i));
+    }
+    let blocks: Vec<(usize, usize)> =
+        (0..s * s).flat_map(|cl| (0..chunks[cl].len().div_ceil(CHUNKS)).map(move |b| (cl, b * CHUNKS))).collect();
+    let op = SyncMut::new(&mut out[..channels * plane]);
+    pool.run(&|part| {
+        let mut rows = Vec::new();
+        for &(cl, first) in &blocks[split_range(blocks.len(), pool.threads(), part, 1)] {
+            let mine = &chunks[cl][first..(first + CHUNKS).min(chunks[cl].len())];
+            // (pixel, first image) of chunk v; chunks past the last repeat it (never stored).
+            let at = |v: usize| (mine[v.min(mine.len() - 1)] / per, mine[v.min(mine.len() - 1)] % per * LANES);
+            let cols = std::array::from_fn(|v| at(v).0 * batch + at(v).1);
+            let Some(pa) = &packed[cl] else {
+                // No tap reaches this class (kernel < stride): zeros.
+                for c in 0..channels {
+                    for &col in &cols[..mine.len()] {
+                        // SAFETY: this block's own chunks of `out`.
+                        unsafe { op.slice(c * plane + col..c * plane + col + LANES).fill(0.0) };
+                    }
+                }
+                continue;
+            };
+            let p = classes[cl].len() * mp;
+            rows.clear();
+            rows.resize(p * CHUNKS, ZEROS.0.as_ptr());
+            for v in 0..CHUNKS {
+                let (pixel, b0) = at(v);
+                let (iy, ix) = (pixel / w, pixel % w);
+                for (ti, &t) in classes[cl].iter().enumerate() {
+                    let oy = (iy + pad).checked_sub(t / k).map(|v| v / s).filter(|&o| o < ho);
+                    let ox = (ix + pad).checked_sub(t % k).map(|v| v / s).filter(|&o| o < wo);
+                    let Some((oy, ox)) = oy.zip(ox) else { continue };
+                    for o2 in 0..mp {
+                        rows[(ti * mp + o2) * CHUNKS + v] = e2[((o2 * ho + oy) * wo + ox) * batch + b0..].as_ptr();
+                    }
+                }
+            }
+            for rb in 0..channels.div_ceil(MR) {
+                let c = op.ptr().wrapping_add(rb * MR * plane);
+                // SAFETY: as in `forward`; blocks hold disjoint chunks of pixels.
+                unsafe { kernel_rows(p, pa.block(rb), &rows, c, plane, cols, mine.len(), MR.min(channels - rb * MR)) };
+            }
+        }
+    });
+}
