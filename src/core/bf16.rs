@@ -23,9 +23,9 @@
 mod kernel;
 mod pack;
 
-#[cfg(target_arch = "x86_64")]
-pub(crate) use kernel::kernel_rows;
 pub(crate) use kernel::{CHUNKS, ZEROS};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use kernel::{kernel_rows, kernel_segments};
 pub(crate) use pack::{give_back, run_pairs, take, transpose, zip_hi, zip_one, zip_two};
 
 use super::matmul::Mat;
@@ -196,6 +196,14 @@ impl PackedA {
         let len = self.depth.div_ceil(2) * MR;
         &self.pairs[block * len..(block + 1) * len]
     }
+}
+
+/// `b` [K, N] rounded to bf16 and packed in column panels of [`NR`] on the pool (pairs along
+/// K): `out[(panel·⌈K/2⌉ + q)·NR + j] = (b[2q, panel·NR + j], b[2q + 1, …])`.
+pub(crate) fn pack_b(pool: &Pool, b: Mat) -> Vec<u32> {
+    let mut out = vec![0; pack::b_len(&b)];
+    pack::pack(pool, None, Some((b, &mut out)));
+    out
 }
 
 /// The bf16 peak of this CPU on `pool`'s threads, in GFLOP/s (2 per multiply-add), measured

@@ -218,6 +218,9 @@ pub fn columns_product_t(
         // SAFETY: `implicit` checked for AVX-512.
         return unsafe { super::implicit::weight_grad(pool, g, e, m, x, d, batch) };
     }
+    if paired(batch) {
+        return paired::weight_grad(pool, g, e, m, x, d, batch);
+    }
     blocked::blocked_columns_product_t(pool, g, e, m, x, d, scratch, batch);
 }
 

@@ -291,3 +291,64 @@ pub(crate) unsafe fn kernel_rows(
         }
     }
 }
+
+/// The [`kernel`] for a weight gradient, `R` rows × `V`·16 lanes (24 accumulators), with its
+/// left operand read in place a segment at a time: over segments `s < segs` and pairs `q <
+/// half`, `c[i, lanes] (+)= Σ a[s·R + i][q] · b[(s·half + q)·NR + lanes]`, where `a[s·R + i]`
+/// points at row `i`'s `half` pairs in segment `s` (a convolution's input at one output
+/// position, rows its (channel, tap)s; or zeros) and `b` at a panel of packed pairs (the
+/// output gradient, transposed). Only `mr` rows and `nc` lanes are stored.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16 available; `a` holds `segs·R` pointers each valid for `half`
+/// reads, `b` `segs·half·NR` values from the pointer; `c` as [`kernel`]'s.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn kernel_segments<const R: usize, const V: usize>(
+    segs: usize,
+    half: usize,
+    a: &[*const u32],
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    assert!(a.len() >= segs * R && V * 16 <= NR, "bf16 kernel_segments: operands");
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for s in 0..segs {
+        let rows: [*const u32; R] = std::array::from_fn(|i| a[s * R + i]);
+        let b = b.wrapping_add(s * half * NR);
+        for q in 0..half {
+            // SAFETY: per the contract, b holds `half` rows of NR pairs for this segment.
+            let bv: [__m512bh; V] = std::array::from_fn(|v| unsafe {
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(q * NR + 16 * v).cast()))
+            });
+            for (row, &r) in acc.iter_mut().zip(&rows) {
+                // SAFETY: each row pointer holds `half` pairs; a bit pattern of 32 bf16 values.
+                let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*r.add(q) as i32)) };
+                for (s, &bvv) in row.iter_mut().zip(&bv) {
+                    *s = _mm512_dpbf16_ps(*s, av, bvv);
+                }
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        for (v, &s) in row.iter().enumerate() {
+            let lanes = nc.saturating_sub(16 * v).min(16);
+            if lanes == 0 {
+                break;
+            }
+            let mask = ((1u32 << lanes) - 1) as __mmask16;
+            // SAFETY: per the contract, the masked lanes stay inside the block's row.
+            unsafe {
+                let d = c.add(i * ldc + 16 * v);
+                let s = if accumulate { _mm512_add_ps(s, _mm512_maskz_loadu_ps(mask, d)) } else { s };
+                _mm512_mask_storeu_ps(d, mask, s);
+            }
+        }
+    }
+}

@@ -219,3 +219,111 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
         }
     });
 }
+
+/// Bytes of the output gradient's packed panel that a weight-gradient pass streams per
+/// block of rows (a slice of L2 that each row block rereads).
+const PASS_BYTES: usize = 128 << 10;
+
+/// `d [M, C·k²] = e [M, Ho·Wo·B] · im2col_g(x)ᵀ`, overwriting `d`; the K rows split across
+/// the pool. The reduction runs over the batch: a pair is two images at one position, so
+/// the column matrix's rows are read in place from `x` rounded to bf16 (`x16`, pairs of
+/// consecutive images) a position at a time, and `eᵀ` is packed once. Computed as `dᵀ` in
+/// row blocks of (channel, tap)s against panels of `e`'s rows, then transposed into `d`.
+pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x: &[f32], d: &mut [f32], batch: usize) {
+    assert!(applies(batch), "paired weight_grad: needs vdpbf16ps and a batch of whole chunks");
+    let (k, kk, kw) = (g.col_rows(), g.kernel() * g.kernel(), g.kernel());
+    let (h, w, wo, positions) = (g.height(), g.width(), g.out_width(), g.out_plane());
+    let (n, half) = (positions * batch, batch / 2);
+    let pb = bf16::pack_b(pool, Mat::new(e, m, n).t());
+    let x16 = pair_images(pool, x);
+    let zeros = vec![0u32; half];
+    let mut dt = vec![0.0f32; k * m];
+    let dp = SyncMut::new(&mut dt);
+    // Narrow outputs (32 rows of e or fewer) in 12 × 32 blocks, others in 6 × 64.
+    let narrow = m <= 32;
+    let r = if narrow { 12 } else { MR };
+    let panels = m.div_ceil(bf16::NR);
+    let chunk = (PASS_BYTES / (half * bf16::NR * 4)).max(1);
+    pool.run(&|part| {
+        let mine = split_range(k, pool.threads(), part, 12);
+        let mut table = vec![zeros.as_ptr(); chunk * r];
+        for p0 in (0..positions).step_by(chunk) {
+            let segs = chunk.min(positions - p0);
+            for r0 in mine.clone().step_by(r) {
+                for (s, pos) in (p0..p0 + segs).enumerate() {
+                    for i in 0..r {
+                        // Rows past the part's last repeat it (computed, never stored).
+                        let row = (r0 + i).min(mine.end - 1);
+                        let (c, t) = (row / kk, row % kk);
+                        let src = g.source(pos / wo, t / kw, h).zip(g.source(pos % wo, t % kw, w));
+                        table[s * r + i] = match src {
+                            Some((iy, ix)) => x16[((c * h + iy) * w + ix) * half..].as_ptr(),
+                            None => zeros.as_ptr(),
+                        };
+                    }
+                }
+                let mr = r.min(mine.end - r0);
+                for panel in 0..panels {
+                    let nc = bf16::NR.min(m - panel * bf16::NR);
+                    let b = pb[(panel * n.div_ceil(2) + p0 * half) * bf16::NR..].as_ptr();
+                    let c = dp.ptr().wrapping_add(r0 * m + panel * bf16::NR);
+                    // SAFETY: `applies` checked the features; the table's pointers hold `half`
+                    // pairs (x16 at one position, or zeros), b `segs·half` rows of the panel;
+                    // rows r0.. of dt are this part's own.
+                    unsafe { segments(narrow, segs, half, &table, b, c, m, mr, nc, p0 > 0) };
+                }
+            }
+        }
+    });
+    for (row, dr) in d[..m * k].chunks_exact_mut(k).enumerate() {
+        for (j, v) in dr.iter_mut().enumerate() {
+            *v = dt[j * m + row];
+        }
+    }
+}
+
+/// `x` rounded to bf16, read as pairs of consecutive values (with the batch innermost, two
+/// images at one pixel).
+fn pair_images(pool: &Pool, x: &[f32]) -> Vec<u32> {
+    let mut out = vec![0u32; x.len().div_ceil(2)];
+    let op = SyncMut::new(&mut out);
+    pool.for_ranges(x.len().div_ceil(2), LANES, 1 << 14, &|_, range| {
+        // SAFETY: the parts' ranges are disjoint.
+        let dst = unsafe { op.slice(range.clone()) };
+        bf16::run_pairs(&x[2 * range.start..(2 * range.end).min(x.len())], dst);
+    });
+    out
+}
+
+/// `bf16::kernel_segments` in 12 × 32 (`narrow`) or 6 × 64 blocks, where it exists.
+///
+/// # Safety
+/// As `kernel_segments`'s.
+#[allow(clippy::too_many_arguments)]
+unsafe fn segments(
+    narrow: bool,
+    segs: usize,
+    half: usize,
+    a: &[*const u32],
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: per the contract.
+    unsafe {
+        if narrow {
+            bf16::kernel_segments::<12, 2>(segs, half, a, b, c, ldc, mr, nc, accumulate)
+        } else {
+            bf16::kernel_segments::<MR, 4>(segs, half, a, b, c, ldc, mr, nc, accumulate)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "paired products run on x86-64 only: {:?}",
+        (narrow, segs, half, a.len(), b, c, ldc, mr, nc, accumulate)
+    )
+}

@@ -256,7 +256,7 @@ fn every_path_matches_naive_loops() {
         crate::core::bf16::set_enabled(bf16);
         let rounded = |v: Vec<f32>| if bf16 { v.into_iter().map(crate::core::bf16::round).collect() } else { v };
         for g in naive_geometries() {
-            for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65), (13, 48)] {
+            for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65), (13, 48), (70, 16)] {
                 let (k, n) = (g.col_rows(), g.out_plane() * batch);
                 let (x, a, e) = (random(g.in_size() * batch, 21), random(m * k, 22), random(m * n, 23));
                 let [y, d, t] = naive(&g, m, &rounded(a.clone()), &rounded(x.clone()), &rounded(e.clone()), batch);
