@@ -25,7 +25,7 @@ mod pack;
 
 pub(crate) use kernel::{CHUNKS, ZEROS};
 #[cfg(target_arch = "x86_64")]
-pub(crate) use kernel::{kernel_rows, kernel_segments};
+pub(crate) use kernel::{kernel_segments, kernel_taps};
 pub(crate) use pack::{give_back, run_pairs, take, transpose, zip_hi, zip_one, zip_two};
 
 use super::matmul::Mat;
@@ -184,6 +184,12 @@ impl PackedA {
         let mut pairs = vec![0; pack::a_len(&a)];
         pack::pack_a_serial(a, &mut pairs);
         PackedA { rows: a.rows(), depth: a.cols(), pairs }
+    }
+
+    /// Pairs already in [`PackedA`]'s layout for an `[rows, depth]` operand.
+    pub(crate) fn from_pairs(rows: usize, depth: usize, pairs: Vec<u32>) -> PackedA {
+        assert_eq!(pairs.len(), rows.div_ceil(MR) * depth.div_ceil(2) * MR, "PackedA::from_pairs: length");
+        PackedA { rows, depth, pairs }
     }
 
     /// (M, K).

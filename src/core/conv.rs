@@ -182,7 +182,7 @@ pub fn columns_product(
         };
         return with_mask(pool, mask, m, scratch, run);
     }
-    if paired(batch) {
+    if paired(batch) && a.is_row_major() {
         paired::forward(pool, g, a, x, y, batch);
     } else {
         blocked_columns_product(pool, g, a, x, y, scratch, batch);
@@ -256,7 +256,7 @@ pub fn col2im_product(
         };
         return with_mask(pool, mask, g.channels(), scratch, run);
     }
-    if paired(batch) {
+    if paired(batch) && a.is_row_major() {
         paired::transposed(pool, g, a, e, out, batch);
     } else {
         blocked_col2im_product(pool, g, a, e, out, scratch, batch);

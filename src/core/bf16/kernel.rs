@@ -243,24 +243,24 @@ pub(crate) const CHUNKS: usize = NR / 16;
 pub(crate) struct Zeros(pub [u32; 16]);
 pub(crate) static ZEROS: Zeros = Zeros([0; 16]);
 
-/// The [`kernel`] with its right operand read in place through pointers and its output
-/// stored by chunk: pair row `q`'s lanes `16·v .. 16·v + 16` are the 16 pairs at
-/// `rows[q·CHUNKS + v]` (which may be [`ZEROS`]), and the block's row `i`, chunk `v` goes to
-/// `c + i·ldc + cols[v]` for `v < chunks` (the others are computed and dropped). A
-/// convolution whose activations are paired along the channels (`core::conv::paired`)
-/// reads each pair row straight from the image this way, with no column matrix.
+/// The [`kernel`] with its right operand read in place, a tap at a time, and its output
+/// stored by chunk: for tap `t < taps` and chunk `v`, `bases[t·CHUNKS + v]` = `(p, step)`
+/// says where pair row `t·pairs + j` finds its lanes `16·v .. 16·v + 16`: the 16 pairs at
+/// `p + j·step` (a convolution's channel pairs at one pixel, `step` a channel plane apart;
+/// [`ZEROS`] with step 0 where the tap falls in the padding). The block's row `i`, chunk `v`
+/// goes to `c + i·ldc + cols[v]` for `v < chunks` (the others are computed and dropped).
 ///
 /// # Safety
-/// AVX-512F and AVX512_BF16 available; `a` holds `p·MR` pairs; `rows` `p·CHUNKS` pointers
-/// each valid for 16 reads; `c + i·ldc + cols[v]` valid for 16 writes for `i < mr`, `v <
-/// chunks`, owned by the caller.
+/// AVX-512F and AVX512_BF16 available; `a` holds `taps·pairs·MR` pairs; each `(p, step)`
+/// valid for 16 reads at `p + j·step`, `j < pairs`; `c + i·ldc + cols[v]` valid for 16
+/// writes for `i < mr`, `v < chunks`, owned by the caller.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn kernel_rows(
-    p: usize,
+pub(crate) unsafe fn kernel_taps(
+    (taps, pairs): (usize, usize),
     a: &[u32],
-    rows: &[*const u32],
+    bases: &[(*const u32, usize)],
     c: *mut f32,
     ldc: usize,
     cols: [usize; CHUNKS],
@@ -268,20 +268,28 @@ pub(crate) unsafe fn kernel_rows(
     mr: usize,
 ) {
     use std::arch::x86_64::*;
-    assert!(a.len() >= p * MR && rows.len() >= p * CHUNKS, "bf16 kernel_rows: operands");
-    let (a, rows) = (a.as_ptr(), rows.as_ptr());
+    assert!(a.len() >= taps * pairs * MR && bases.len() >= taps * CHUNKS, "bf16 kernel_taps: operands");
+    let mut a = a.as_ptr();
     let mut acc = [[_mm512_setzero_ps(); CHUNKS]; MR];
-    for q in 0..p {
-        // SAFETY: q < p, checked above; each pointer valid for 16 reads per the contract.
-        let bv: [__m512bh; CHUNKS] = std::array::from_fn(|v| unsafe {
-            std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512((*rows.add(q * CHUNKS + v)).cast()))
-        });
-        for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: q·MR + i < p·MR, checked above; a bit pattern of 32 bf16 values.
-            let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*a.add(q * MR + i) as i32)) };
-            for (s, &bvv) in row.iter_mut().zip(&bv) {
-                *s = _mm512_dpbf16_ps(*s, av, bvv);
+    for t in 0..taps {
+        let mut ptr: [*const u32; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].0);
+        let step: [usize; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].1);
+        for _ in 0..pairs {
+            // SAFETY: each pointer valid for 16 reads per the contract.
+            let bv: [__m512bh; CHUNKS] = std::array::from_fn(|v| unsafe {
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(ptr[v].cast()))
+            });
+            for (p, s) in ptr.iter_mut().zip(&step) {
+                *p = p.wrapping_add(*s);
             }
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: `a` holds taps·pairs·MR pairs (checked); a bit pattern of 32 bf16.
+                let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*a.add(i) as i32)) };
+                for (s, &bvv) in row.iter_mut().zip(&bv) {
+                    *s = _mm512_dpbf16_ps(*s, av, bvv);
+                }
+            }
+            a = a.wrapping_add(MR);
         }
     }
     for (i, row) in acc.iter().enumerate().take(mr) {

@@ -31,15 +31,15 @@ use crate::core::pool::{Pool, SyncMut, split_range};
 /// Lanes of a chunk: images at one pixel in one register.
 const LANES: usize = 16;
 
-/// `bf16::kernel_rows` where it exists ([`applies`] is false elsewhere).
+/// `bf16::kernel_taps` where it exists ([`applies`] is false elsewhere).
 ///
 /// # Safety
-/// As `kernel_rows`'s.
+/// As `kernel_taps`'s.
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_rows(
-    p: usize,
+unsafe fn kernel_taps(
+    shape: (usize, usize),
     a: &[u32],
-    rows: &[*const u32],
+    bases: &[(*const u32, usize)],
     c: *mut f32,
     ldc: usize,
     cols: [usize; CHUNKS],
@@ -49,10 +49,19 @@ unsafe fn kernel_rows(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: per the contract.
     unsafe {
-        bf16::kernel_rows(p, a, rows, c, ldc, cols, chunks, mr)
+        bf16::kernel_taps(shape, a, bases, c, ldc, cols, chunks, mr)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("paired products run on x86-64 only: {:?}", (p, a.len(), rows.len(), c, ldc, cols, chunks, mr))
+    unreachable!("paired products run on x86-64 only: {:?}", (shape, a.len(), bases.len(), c, ldc, cols, chunks, mr))
+}
+
+/// Where a tap's pair rows start for one chunk and how far apart they lie: `Some(offset)`
+/// into a paired tensor of planes `plane` apart, or `None` (the padding: zeros, step 0).
+fn base(paired: &[u32], at: Option<usize>, plane: usize) -> (*const u32, usize) {
+    match at {
+        Some(at) => (paired[at..].as_ptr(), plane),
+        None => (ZEROS.0.as_ptr(), 0),
+    }
 }
 
 /// Whether the paired products run for this batch: bf16 on `vdpbf16ps` and whole chunks.
@@ -87,26 +96,38 @@ fn pair_channels(pool: &Pool, v: &[f32], channels: usize, plane: usize) -> Vec<u
     out
 }
 
-/// A weight reordered for pairing along the channels and packed for the kernel: `[rows,
-/// taps·2⌈C/2⌉]` with column `t·2⌈C/2⌉ + c` = `read(r, c, taps[t])` (row, reduction channel,
-/// tap), 0 for `c ≥ C`.
-fn reordered(
+/// A convolution weight (row-major `w`) packed for pairing along the channels, straight into
+/// the kernel's layout: the operand `[rows, taps·2⌈C/2⌉]` whose pair `t·⌈C/2⌉ + c'` of row
+/// `r` is `(w[r·rs + 2c'·cs + taps[t]], w[r·rs + (2c'+1)·cs + taps[t]])` (row, reduction
+/// channel, tap; 0 past `C` channels or `rows` rows). The forward reads `w [M, C·k²]` with
+/// `(rs, cs) = (C·k², k²)`, the transposed product its transpose, `(rs, cs) = (k², C·k²)`.
+fn pack_weight(
     pool: &Pool,
-    read: &dyn Fn(usize, usize, usize) -> f32,
-    rows: usize,
-    channels: usize,
+    w: &[f32],
+    (rs, cs): (usize, usize),
+    (rows, channels): (usize, usize),
     taps: &[usize],
 ) -> PackedA {
-    let width = 2 * channels.div_ceil(2);
-    let mut r = vec![0.0f32; rows * taps.len() * width];
-    for (i, row) in r.chunks_exact_mut(taps.len() * width).enumerate() {
-        for (t, &tap) in taps.iter().enumerate() {
-            for c in 0..channels {
-                row[t * width + c] = read(i, c, tap);
+    let (cp, blocks) = (channels.div_ceil(2), rows.div_ceil(MR));
+    let block_len = taps.len() * cp * MR;
+    let mut pairs = vec![0u32; blocks * block_len];
+    let out = SyncMut::new(&mut pairs);
+    pool.for_ranges(blocks, 1, 8, &|_, range| {
+        // SAFETY: the parts' block ranges are disjoint.
+        let dst = unsafe { out.slice(range.start * block_len..range.end * block_len) };
+        for (block, dst) in range.zip(dst.chunks_exact_mut(block_len)) {
+            for i in 0..MR.min(rows - block * MR) {
+                let row = &w[(block * MR + i) * rs..];
+                let at = |c: usize, t: usize| if c < channels { row[c * cs + t] } else { 0.0 };
+                for (ti, &t) in taps.iter().enumerate() {
+                    for c2 in 0..cp {
+                        dst[(ti * cp + c2) * MR + i] = bf16::pair(at(2 * c2, t), at(2 * c2 + 1, t));
+                    }
+                }
             }
         }
-    }
-    PackedA::new(pool, Mat::new(&r, rows, taps.len() * width))
+    });
+    PackedA::from_pairs(rows, taps.len() * 2 * cp, pairs)
 }
 
 /// `y [M, Ho·Wo·B] = a [M, C·k²] · im2col_g(x)`, overwriting `y`; the 64-column blocks split
@@ -117,13 +138,14 @@ pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut 
     let (h, w, wo) = (g.height(), g.width(), g.out_width());
     let (n, cp) = (g.out_plane() * batch, g.channels().div_ceil(2));
     let taps: Vec<usize> = (0..kk).collect();
-    let packed = reordered(pool, &|o, c, t| a.at(o, c * kk + t), m, g.channels(), &taps);
+    assert!(a.is_row_major(), "paired forward: a row-major weight");
+    let packed = pack_weight(pool, a.data(), (g.col_rows(), kk), (m, g.channels()), &taps);
     let x2 = pair_channels(pool, x, g.channels(), h * w * batch);
-    let (p, chunks) = (kk * cp, n / LANES);
+    let (plane, chunks) = (h * w * batch, n / LANES);
     let blocks = chunks.div_ceil(CHUNKS);
     let yp = SyncMut::new(&mut y[..m * n]);
     pool.run(&|part| {
-        let mut rows = vec![ZEROS.0.as_ptr(); p * CHUNKS];
+        let mut bases = vec![(ZEROS.0.as_ptr(), 0); kk * CHUNKS];
         for block in split_range(blocks, pool.threads(), part, 1) {
             let (first, count) = (block * CHUNKS, CHUNKS.min(chunks - block * CHUNKS));
             for v in 0..CHUNKS {
@@ -132,21 +154,17 @@ pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut 
                 let (pos, b0) = (j / batch, j % batch);
                 for t in 0..kk {
                     let src = g.source(pos / wo, t / k, h).zip(g.source(pos % wo, t % k, w));
-                    for c2 in 0..cp {
-                        rows[(t * cp + c2) * CHUNKS + v] = match src {
-                            Some((iy, ix)) => x2[((c2 * h + iy) * w + ix) * batch + b0..].as_ptr(),
-                            None => ZEROS.0.as_ptr(),
-                        };
-                    }
+                    bases[t * CHUNKS + v] = base(&x2, src.map(|(iy, ix)| (iy * w + ix) * batch + b0), plane);
                 }
             }
             let cols = std::array::from_fn(|v| (first + v) * LANES);
             for rb in 0..m.div_ceil(MR) {
                 let c = yp.ptr().wrapping_add(rb * MR * n);
-                // SAFETY: `applies` checked the features; the rows point at 16 pairs inside
-                // x2 or at ZEROS; the block's `count` chunks of rows rb·MR.. are this part's
-                // own columns of y.
-                unsafe { kernel_rows(p, packed.block(rb), &rows, c, n, cols, count, MR.min(m - rb * MR)) };
+                // SAFETY: `applies` checked the features; the bases step through x2's channel
+                // planes (or read ZEROS); the block's `count` chunks of rows rb·MR.. are this
+                // part's own columns of y.
+                let shape = (kk, cp);
+                unsafe { kernel_taps(shape, packed.block(rb), &bases, c, n, cols, count, MR.min(m - rb * MR)) };
             }
         }
     });
@@ -160,15 +178,17 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
     let (m, k, s, pad) = (a.rows(), g.kernel(), g.stride(), g.padding());
     let (h, w, ho, wo, channels) = (g.height(), g.width(), g.out_height(), g.out_width(), g.channels());
     let (plane, mp, kk) = (h * w * batch, m.div_ceil(2), k * k);
+    assert!(a.is_row_major(), "paired transposed: a row-major weight");
     // Pixel (iy, ix) is read through tap (ky, kx) by output (oy, ox) = ((iy + pad − ky)/s, …)
     // when s divides: ky ≡ iy + pad (mod s). Class (ry, rx) = ((iy + pad) mod s, (ix + pad) mod s).
     let classes: Vec<Vec<usize>> =
         (0..s * s).map(|cl| (0..kk).filter(|&t| t / k % s == cl / s && t % k % s == cl % s).collect()).collect();
     let packed: Vec<Option<PackedA>> = classes
         .iter()
-        .map(|taps| (!taps.is_empty()).then(|| reordered(pool, &|c, o, t| a.at(o, c * kk + t), channels, m, taps)))
+        .map(|taps| (!taps.is_empty()).then(|| pack_weight(pool, a.data(), (kk, g.col_rows()), (channels, m), taps)))
         .collect();
-    let e2 = pair_channels(pool, e, m, ho * wo * batch);
+    let e_plane = ho * wo * batch;
+    let e2 = pair_channels(pool, e, m, e_plane);
     // The chunks (pixel, first image) of each class in raster order, cut into blocks.
     let per = batch / LANES;
     let mut chunks: Vec<Vec<usize>> = vec![Vec::new(); s * s];
@@ -180,7 +200,7 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
         (0..s * s).flat_map(|cl| (0..chunks[cl].len().div_ceil(CHUNKS)).map(move |b| (cl, b * CHUNKS))).collect();
     let op = SyncMut::new(&mut out[..channels * plane]);
     pool.run(&|part| {
-        let mut rows = Vec::new();
+        let mut bases = Vec::new();
         for &(cl, first) in &blocks[split_range(blocks.len(), pool.threads(), part, 1)] {
             let mine = &chunks[cl][first..(first + CHUNKS).min(chunks[cl].len())];
             // (pixel, first image) of chunk v; chunks past the last repeat it (never stored).
@@ -196,25 +216,24 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
                 }
                 continue;
             };
-            let p = classes[cl].len() * mp;
-            rows.clear();
-            rows.resize(p * CHUNKS, ZEROS.0.as_ptr());
+            let taps = &classes[cl];
+            bases.clear();
+            bases.resize(taps.len() * CHUNKS, (ZEROS.0.as_ptr(), 0));
             for v in 0..CHUNKS {
                 let (pixel, b0) = at(v);
                 let (iy, ix) = (pixel / w, pixel % w);
-                for (ti, &t) in classes[cl].iter().enumerate() {
+                for (ti, &t) in taps.iter().enumerate() {
                     let oy = (iy + pad).checked_sub(t / k).map(|v| v / s).filter(|&o| o < ho);
                     let ox = (ix + pad).checked_sub(t % k).map(|v| v / s).filter(|&o| o < wo);
-                    let Some((oy, ox)) = oy.zip(ox) else { continue };
-                    for o2 in 0..mp {
-                        rows[(ti * mp + o2) * CHUNKS + v] = e2[((o2 * ho + oy) * wo + ox) * batch + b0..].as_ptr();
-                    }
+                    let at = oy.zip(ox).map(|(oy, ox)| (oy * wo + ox) * batch + b0);
+                    bases[ti * CHUNKS + v] = base(&e2, at, e_plane);
                 }
             }
             for rb in 0..channels.div_ceil(MR) {
                 let c = op.ptr().wrapping_add(rb * MR * plane);
+                let (shape, mr) = ((taps.len(), mp), MR.min(channels - rb * MR));
                 // SAFETY: as in `forward`; blocks hold disjoint chunks of pixels.
-                unsafe { kernel_rows(p, pa.block(rb), &rows, c, plane, cols, mine.len(), MR.min(channels - rb * MR)) };
+                unsafe { kernel_taps(shape, pa.block(rb), &bases, c, plane, cols, mine.len(), mr) };
             }
         }
     });
@@ -250,13 +269,17 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
         for p0 in (0..positions).step_by(chunk) {
             let segs = chunk.min(positions - p0);
             for r0 in mine.clone().step_by(r) {
+                // (channel, ky, kx) of the block's rows; rows past the part's last repeat it
+                // (computed, never stored).
+                let taps: [(usize, usize, usize); 12] = std::array::from_fn(|i| {
+                    let row = (r0 + i).min(mine.end - 1);
+                    (row / kk, row % kk / kw, row % kw)
+                });
                 for (s, pos) in (p0..p0 + segs).enumerate() {
-                    for i in 0..r {
-                        // Rows past the part's last repeat it (computed, never stored).
-                        let row = (r0 + i).min(mine.end - 1);
-                        let (c, t) = (row / kk, row % kk);
-                        let src = g.source(pos / wo, t / kw, h).zip(g.source(pos % wo, t % kw, w));
-                        table[s * r + i] = match src {
+                    let (oy, ox) = (pos / wo, pos % wo);
+                    for (slot, &(c, ky, kx)) in table[s * r..(s + 1) * r].iter_mut().zip(&taps) {
+                        let src = g.source(oy, ky, h).zip(g.source(ox, kx, w));
+                        *slot = match src {
                             Some((iy, ix)) => x16[((c * h + iy) * w + ix) * half..].as_ptr(),
                             None => zeros.as_ptr(),
                         };
