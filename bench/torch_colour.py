@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conv_fixture import ConvVAE, mixture_nll  # noqa: E402
 
 env = os.environ.get
+AUTOCAST = env("AUTOCAST") == "bf16"  # AUTOCAST=bf16: PyTorch's own bf16 for training (oneDNN)
 torch.set_num_threads(int(env("THREADS", torch.get_num_threads())))
 torch.manual_seed(int(env("SEED", "1")))
 D = env("DATA", "/tmp/data")
@@ -122,7 +123,8 @@ for ep in range(1, EPOCHS + 1):
     m.train()
     for s in range(steps):
         x = inputs(xtr[perm[s * BATCH:(s + 1) * BATCH]])
-        loss = batch_loss(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
+            loss = batch_loss(x)
         opt.zero_grad()
         loss.backward()
         opt.step()

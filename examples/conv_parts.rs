@@ -1,7 +1,8 @@
 //! Times the three convolution products (`core::conv`) on the shapes of the reference models,
 //! for both implementations: the portable blocked one and, on AVX-512 CPUs, the implicit-GEMM
-//! kernels. `cargo run --release --example conv_parts [BATCH]` (default 128). Best of 7 rounds of
-//! 8 calls, in ms.
+//! kernels, and in bf16 the blocked products on gathered pairs and, with AVX512_BF16, the
+//! paired ones. `cargo run --release --example conv_parts [BATCH [THREADS]]` (default 128, all
+//! cores). Best of 7 rounds of 8 calls, in ms.
 
 #[path = "common/timing.rs"]
 mod timing;
@@ -11,8 +12,8 @@ use vae::core::im2col::ConvGeometry;
 use vae::core::{Mat, Pool};
 
 fn main() {
-    let pool = Pool::new(0);
     let b: usize = std::env::args().nth(1).map_or(128, |s| s.parse().expect("a batch size"));
+    let pool = Pool::new(std::env::args().nth(2).map_or(0, |s| s.parse().expect("a thread count")));
     // (input channels, side, output channels, kernel, stride): MNIST's two convolutions, a
     // 64x64 colour model's first, second, third and fourth; a 32x32 resnet's block
     // convolutions (3x3, stride 1) at each resolution.
@@ -35,8 +36,16 @@ fn main() {
         let mut s = vec![0.0f32; scratch_len(pool.threads())];
         let gflops = |ms: f64| 2.0 * (m * k * n) as f64 / ms / 1e6;
         println!("C={c} side={side} M={m} kernel {kernel} stride {stride}: K={k} N={n}");
-        for (name, portable) in [("blocked ", true), ("implicit", false)] {
+        let bf16 = vae::core::bf16::hardware();
+        let paths = [
+            ("blocked f32  ", true, false),
+            ("implicit f32 ", false, false),
+            ("blocked bf16 ", true, true),
+            ("paired bf16  ", false, true),
+        ];
+        for (name, portable, half) in paths.into_iter().filter(|p| bf16 || !p.2) {
             force_portable(portable);
+            vae::core::bf16::set_enabled(half);
             let f = time(&mut || columns_product(&pool, &g, Mat::new(&a, m, k), &x, &mut y, &mut s, b, None, None));
             let w = time(&mut || columns_product_t(&pool, &g, &e, m, &x, &mut d, &mut s, b));
             let t = time(&mut || col2im_product(&pool, &g, Mat::new(&a, m, k), &e, &mut dx, &mut s, b, None, None));

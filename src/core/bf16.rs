@@ -205,10 +205,13 @@ impl PackedA {
 }
 
 /// `b` [K, N] rounded to bf16 and packed in column panels of [`NR`] on the pool (pairs along
-/// K): `out[(panel·⌈K/2⌉ + q)·NR + j] = (b[2q, panel·NR + j], b[2q + 1, …])`.
+/// K): `out[(panel·⌈K/2⌉ + q)·NR + j] = (b[2q, panel·NR + j], b[2q + 1, …])`, 0 past N.
+/// A spare buffer of this thread's ([`give_back`] it), longer than that perhaps: the packing
+/// writes every value it needs, so it is not zeroed first.
 pub(crate) fn pack_b(pool: &Pool, b: Mat) -> Vec<u32> {
-    let mut out = vec![0; pack::b_len(&b)];
-    pack::pack(pool, None, Some((b, &mut out)));
+    let len = pack::b_len(&b);
+    let mut out = take(len);
+    pack::pack(pool, None, Some((b, &mut out[..len])));
     out
 }
 

@@ -74,8 +74,10 @@ pub(super) fn applies(batch: usize) -> bool {
 /// last channel. One pass over `v`, split across the pool.
 fn pair_channels(pool: &Pool, v: &[f32], channels: usize, plane: usize) -> Vec<u32> {
     let pairs = channels.div_ceil(2);
-    let mut out = vec![0u32; pairs * plane];
-    let op = SyncMut::new(&mut out);
+    // Every value is written: a spare buffer (at least this long), not a zeroed one; the
+    // caller gives it back (`bf16::give_back`).
+    let mut out = bf16::take(pairs * plane);
+    let op = SyncMut::new(&mut out[..pairs * plane]);
     pool.for_ranges(pairs * plane, LANES, 1 << 14, &|_, range| {
         // SAFETY: the parts' ranges are disjoint.
         let dst = unsafe { op.slice(range.clone()) };
@@ -168,6 +170,7 @@ pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut 
             }
         }
     });
+    bf16::give_back(x2);
 }
 
 /// `out = col2im_g(aᵀ · e)` (`[C, H, W, B]`) with `a` `[M, C·k²]` and `e` `[M, Ho·Wo·B]`,
@@ -237,6 +240,7 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
             }
         }
     });
+    bf16::give_back(e2);
 }
 
 /// Bytes of the output gradient's packed panel that a weight-gradient pass streams per
@@ -303,13 +307,16 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
             *v = dt[j * m + row];
         }
     }
+    bf16::give_back(x16);
+    bf16::give_back(pb);
 }
 
 /// `x` rounded to bf16, read as pairs of consecutive values (with the batch innermost, two
 /// images at one pixel).
 fn pair_images(pool: &Pool, x: &[f32]) -> Vec<u32> {
-    let mut out = vec![0u32; x.len().div_ceil(2)];
-    let op = SyncMut::new(&mut out);
+    // As in `pair_channels`.
+    let mut out = bf16::take(x.len().div_ceil(2));
+    let op = SyncMut::new(&mut out[..x.len().div_ceil(2)]);
     pool.for_ranges(x.len().div_ceil(2), LANES, 1 << 14, &|_, range| {
         // SAFETY: the parts' ranges are disjoint.
         let dst = unsafe { op.slice(range.clone()) };
