@@ -22,6 +22,10 @@
 //!   the rows of output positions in two passes (even rows, then odd) so that no two threads
 //!   add into the same pixels at once.
 //!
+//! In bf16 on `vdpbf16ps`, at batches of whole 16-lane chunks, the three products read the
+//! activations in place instead, paired along the channels (or, for the weight gradient, along
+//! the batch) once per call (`paired`); the blocked products gather bf16 pairs elsewhere.
+//!
 //! Every split depends on the thread count only, and each pixel's terms are added in a fixed
 //! order, so results are reproducible for a given thread count.
 
