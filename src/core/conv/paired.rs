@@ -161,12 +161,11 @@ pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut 
             }
             let cols = std::array::from_fn(|v| (first + v) * LANES);
             for rb in 0..m.div_ceil(MR) {
-                let c = yp.ptr().wrapping_add(rb * MR * n);
+                let (c, mr) = (yp.ptr().wrapping_add(rb * MR * n), MR.min(m - rb * MR));
                 // SAFETY: `applies` checked the features; the bases step through x2's channel
                 // planes (or read ZEROS); the block's `count` chunks of rows rb·MR.. are this
                 // part's own columns of y.
-                let shape = (kk, cp);
-                unsafe { kernel_taps(shape, packed.block(rb), &bases, c, n, cols, count, MR.min(m - rb * MR)) };
+                unsafe { kernel_taps((kk, cp), packed.block(rb), &bases, c, n, cols, count, mr) };
             }
         }
     });
