@@ -235,7 +235,7 @@ pub(super) unsafe fn peak_loop(iters: usize) -> f32 {
     acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }
 
-/// Chunks of 16 lanes in a [`kernel_rows`] block: its [`NR`] columns.
+/// Chunks of 16 lanes in a [`kernel_taps`] block: its [`NR`] columns.
 pub(crate) const CHUNKS: usize = NR / 16;
 
 /// 16 zero pairs: the right operand's row chunk where a tap falls in the padding.
@@ -254,8 +254,8 @@ pub(crate) static ZEROS: Zeros = Zeros([0; 16]);
 /// AVX-512F and AVX512_BF16 available; `a` holds `taps·pairs·MR` pairs; each `(p, step)`
 /// valid for 16 reads at `p + j·step`, `j < pairs`; `c + i·ldc + cols[v]` valid for 16
 /// writes for `i < mr`, `v < chunks`, owned by the caller.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bf16"))]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn kernel_taps(
     (taps, pairs): (usize, usize),
@@ -267,35 +267,40 @@ pub(crate) unsafe fn kernel_taps(
     chunks: usize,
     mr: usize,
 ) {
-    use std::arch::x86_64::*;
-    assert!(a.len() >= taps * pairs * MR && bases.len() >= taps * CHUNKS, "bf16 kernel_taps: operands");
-    let mut a = a.as_ptr();
-    let mut acc = [[_mm512_setzero_ps(); CHUNKS]; MR];
-    for t in 0..taps {
-        let mut ptr: [*const u32; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].0);
-        let step: [usize; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].1);
-        for _ in 0..pairs {
-            // SAFETY: each pointer valid for 16 reads per the contract.
-            let bv: [__m512bh; CHUNKS] = std::array::from_fn(|v| unsafe {
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(ptr[v].cast()))
-            });
-            for (p, s) in ptr.iter_mut().zip(&step) {
-                *p = p.wrapping_add(*s);
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: `a` holds taps·pairs·MR pairs (checked); a bit pattern of 32 bf16.
-                let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*a.add(i) as i32)) };
-                for (s, &bvv) in row.iter_mut().zip(&bv) {
-                    *s = _mm512_dpbf16_ps(*s, av, bvv);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the bf16 kernels run on x86-64 only");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        assert!(a.len() >= taps * pairs * MR && bases.len() >= taps * CHUNKS, "bf16 kernel_taps: operands");
+        let mut a = a.as_ptr();
+        let mut acc = [[_mm512_setzero_ps(); CHUNKS]; MR];
+        for t in 0..taps {
+            let mut ptr: [*const u32; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].0);
+            let step: [usize; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].1);
+            for _ in 0..pairs {
+                // SAFETY: each pointer valid for 16 reads per the contract.
+                let bv: [__m512bh; CHUNKS] = std::array::from_fn(|v| unsafe {
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(ptr[v].cast()))
+                });
+                for (p, s) in ptr.iter_mut().zip(&step) {
+                    *p = p.wrapping_add(*s);
                 }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: `a` holds taps·pairs·MR pairs (checked); a bit pattern of 32 bf16.
+                    let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*a.add(i) as i32)) };
+                    for (s, &bvv) in row.iter_mut().zip(&bv) {
+                        *s = _mm512_dpbf16_ps(*s, av, bvv);
+                    }
+                }
+                a = a.wrapping_add(MR);
             }
-            a = a.wrapping_add(MR);
         }
-    }
-    for (i, row) in acc.iter().enumerate().take(mr) {
-        for (&s, &col) in row.iter().zip(&cols).take(chunks) {
-            // SAFETY: per the contract.
-            unsafe { _mm512_storeu_ps(c.add(i * ldc + col), s) };
+        for (i, row) in acc.iter().enumerate().take(mr) {
+            for (&s, &col) in row.iter().zip(&cols).take(chunks) {
+                // SAFETY: per the contract.
+                unsafe { _mm512_storeu_ps(c.add(i * ldc + col), s) };
+            }
         }
     }
 }
@@ -310,8 +315,8 @@ pub(crate) unsafe fn kernel_taps(
 /// # Safety
 /// AVX-512F and AVX512_BF16 available; `a` holds `segs·R` pointers each valid for `half`
 /// reads, `b` `segs·half·NR` values from the pointer; `c` as [`kernel`]'s.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bf16"))]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn kernel_segments<const R: usize, const V: usize>(
     segs: usize,
@@ -324,38 +329,43 @@ pub(crate) unsafe fn kernel_segments<const R: usize, const V: usize>(
     nc: usize,
     accumulate: bool,
 ) {
-    use std::arch::x86_64::*;
-    assert!(a.len() >= segs * R && V * 16 <= NR, "bf16 kernel_segments: operands");
-    let mut acc = [[_mm512_setzero_ps(); V]; R];
-    for s in 0..segs {
-        let rows: [*const u32; R] = std::array::from_fn(|i| a[s * R + i]);
-        let b = b.wrapping_add(s * half * NR);
-        for q in 0..half {
-            // SAFETY: per the contract, b holds `half` rows of NR pairs for this segment.
-            let bv: [__m512bh; V] = std::array::from_fn(|v| unsafe {
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(q * NR + 16 * v).cast()))
-            });
-            for (row, &r) in acc.iter_mut().zip(&rows) {
-                // SAFETY: each row pointer holds `half` pairs; a bit pattern of 32 bf16 values.
-                let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*r.add(q) as i32)) };
-                for (s, &bvv) in row.iter_mut().zip(&bv) {
-                    *s = _mm512_dpbf16_ps(*s, av, bvv);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the bf16 kernels run on x86-64 only");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        assert!(a.len() >= segs * R && V * 16 <= NR, "bf16 kernel_segments: operands");
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for s in 0..segs {
+            let rows: [*const u32; R] = std::array::from_fn(|i| a[s * R + i]);
+            let b = b.wrapping_add(s * half * NR);
+            for q in 0..half {
+                // SAFETY: per the contract, b holds `half` rows of NR pairs for this segment.
+                let bv: [__m512bh; V] = std::array::from_fn(|v| unsafe {
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(q * NR + 16 * v).cast()))
+                });
+                for (row, &r) in acc.iter_mut().zip(&rows) {
+                    // SAFETY: each row pointer holds `half` pairs; a bit pattern of 32 bf16 values.
+                    let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*r.add(q) as i32)) };
+                    for (s, &bvv) in row.iter_mut().zip(&bv) {
+                        *s = _mm512_dpbf16_ps(*s, av, bvv);
+                    }
                 }
             }
         }
-    }
-    for (i, row) in acc.iter().enumerate().take(mr) {
-        for (v, &s) in row.iter().enumerate() {
-            let lanes = nc.saturating_sub(16 * v).min(16);
-            if lanes == 0 {
-                break;
-            }
-            let mask = ((1u32 << lanes) - 1) as __mmask16;
-            // SAFETY: per the contract, the masked lanes stay inside the block's row.
-            unsafe {
-                let d = c.add(i * ldc + 16 * v);
-                let s = if accumulate { _mm512_add_ps(s, _mm512_maskz_loadu_ps(mask, d)) } else { s };
-                _mm512_mask_storeu_ps(d, mask, s);
+        for (i, row) in acc.iter().enumerate().take(mr) {
+            for (v, &s) in row.iter().enumerate() {
+                let lanes = nc.saturating_sub(16 * v).min(16);
+                if lanes == 0 {
+                    break;
+                }
+                let mask = ((1u32 << lanes) - 1) as __mmask16;
+                // SAFETY: per the contract, the masked lanes stay inside the block's row.
+                unsafe {
+                    let d = c.add(i * ldc + 16 * v);
+                    let s = if accumulate { _mm512_add_ps(s, _mm512_maskz_loadu_ps(mask, d)) } else { s };
+                    _mm512_mask_storeu_ps(d, mask, s);
+                }
             }
         }
     }

@@ -31,30 +31,6 @@ use crate::core::pool::{Pool, SyncMut, split_range};
 /// Lanes of a chunk: images at one pixel in one register.
 const LANES: usize = 16;
 
-/// `bf16::kernel_taps` where it exists ([`applies`] is false elsewhere).
-///
-/// # Safety
-/// As `kernel_taps`'s.
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_taps(
-    shape: (usize, usize),
-    a: &[u32],
-    bases: &[(*const u32, usize)],
-    c: *mut f32,
-    ldc: usize,
-    cols: [usize; CHUNKS],
-    chunks: usize,
-    mr: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: per the contract.
-    unsafe {
-        bf16::kernel_taps(shape, a, bases, c, ldc, cols, chunks, mr)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("paired products run on x86-64 only: {:?}", (shape, a.len(), bases.len(), c, ldc, cols, chunks, mr))
-}
-
 /// Where a tap's pair rows start for one chunk and how far apart they lie: `Some(offset)`
 /// into a paired tensor of planes `plane` apart, or `None` (the padding: zeros, step 0).
 fn base(paired: &[u32], at: Option<usize>, plane: usize) -> (*const u32, usize) {
@@ -165,7 +141,7 @@ pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut 
                 // SAFETY: `applies` checked the features; the bases step through x2's channel
                 // planes (or read ZEROS); the block's `count` chunks of rows rb·MR.. are this
                 // part's own columns of y.
-                unsafe { kernel_taps((kk, cp), packed.block(rb), &bases, c, n, cols, count, mr) };
+                unsafe { bf16::kernel_taps((kk, cp), packed.block(rb), &bases, c, n, cols, count, mr) };
             }
         }
     });
@@ -235,7 +211,7 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
                 let c = op.ptr().wrapping_add(rb * MR * plane);
                 let (shape, mr) = ((taps.len(), mp), MR.min(channels - rb * MR));
                 // SAFETY: as in `forward`; blocks hold disjoint chunks of pixels.
-                unsafe { kernel_taps(shape, pa.block(rb), &bases, c, plane, cols, mine.len(), mr) };
+                unsafe { bf16::kernel_taps(shape, pa.block(rb), &bases, c, plane, cols, mine.len(), mr) };
             }
         }
     });
@@ -296,7 +272,13 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                     // SAFETY: `applies` checked the features; the table's pointers hold `half`
                     // pairs (x16 at one position, or zeros), b `segs·half` rows of the panel;
                     // rows r0.. of dt are this part's own.
-                    unsafe { segments(narrow, segs, half, &table, b, c, m, mr, nc, p0 > 0) };
+                    unsafe {
+                        if narrow {
+                            bf16::kernel_segments::<12, 2>(segs, half, &table, b, c, m, mr, nc, p0 > 0)
+                        } else {
+                            bf16::kernel_segments::<MR, 4>(segs, half, &table, b, c, m, mr, nc, p0 > 0)
+                        }
+                    };
                 }
             }
         }
@@ -322,37 +304,4 @@ fn pair_images(pool: &Pool, x: &[f32]) -> Vec<u32> {
         bf16::run_pairs(&x[2 * range.start..(2 * range.end).min(x.len())], dst);
     });
     out
-}
-
-/// `bf16::kernel_segments` in 12 × 32 (`narrow`) or 6 × 64 blocks, where it exists.
-///
-/// # Safety
-/// As `kernel_segments`'s.
-#[allow(clippy::too_many_arguments)]
-unsafe fn segments(
-    narrow: bool,
-    segs: usize,
-    half: usize,
-    a: &[*const u32],
-    b: *const u32,
-    c: *mut f32,
-    ldc: usize,
-    mr: usize,
-    nc: usize,
-    accumulate: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: per the contract.
-    unsafe {
-        if narrow {
-            bf16::kernel_segments::<12, 2>(segs, half, a, b, c, ldc, mr, nc, accumulate)
-        } else {
-            bf16::kernel_segments::<MR, 4>(segs, half, a, b, c, ldc, mr, nc, accumulate)
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!(
-        "paired products run on x86-64 only: {:?}",
-        (narrow, segs, half, a.len(), b, c, ldc, mr, nc, accumulate)
-    )
 }
