@@ -24,7 +24,6 @@ mod kernel;
 mod pack;
 
 pub(crate) use kernel::{CHUNKS, ZEROS};
-#[cfg(target_arch = "x86_64")]
 pub(crate) use kernel::{kernel_segments, kernel_taps};
 pub(crate) use pack::{give_back, run_pairs, take, transpose, zip_hi, zip_one, zip_two};
 
