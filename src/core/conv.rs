@@ -132,6 +132,12 @@ fn paired(batch: usize) -> bool {
 /// products 0.43 vs 1.33 and 6.2 vs 10.7 ms). The weight gradient is faster paired for all.
 const PAIRED_MIN_CHANNELS: usize = 8;
 
+/// Whether the paired forward or transposed product runs (a row-major weight, enough
+/// channels: [`PAIRED_MIN_CHANNELS`]).
+fn paired_gather(a: Mat, g: &ConvGeometry, batch: usize) -> bool {
+    paired(batch) && a.is_row_major() && g.channels() >= PAIRED_MIN_CHANNELS
+}
+
 /// The gathering `col2im_product` fills blocks of 6 output channels: below 8 channels (an
 /// image's 1 or 3) most of each block is wasted, and the blocked scatter is faster
 /// (`examples/conv_parts.rs`: 0.11 vs 0.39 ms for MNIST's first layer).
@@ -193,7 +199,7 @@ pub fn columns_product(
         };
         return with_mask(pool, mask, m, scratch, run);
     }
-    if paired(batch) && a.is_row_major() && g.channels() >= PAIRED_MIN_CHANNELS {
+    if paired_gather(a, g, batch) {
         paired::forward(pool, g, a, x, y, batch);
     } else {
         blocked_columns_product(pool, g, a, x, y, scratch, batch);
@@ -267,7 +273,7 @@ pub fn col2im_product(
         };
         return with_mask(pool, mask, g.channels(), scratch, run);
     }
-    if paired(batch) && a.is_row_major() && g.channels() >= PAIRED_MIN_CHANNELS {
+    if paired_gather(a, g, batch) {
         paired::transposed(pool, g, a, e, out, batch);
     } else {
         blocked_col2im_product(pool, g, a, e, out, scratch, batch);
