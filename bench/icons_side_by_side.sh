@@ -9,8 +9,13 @@
 # Environment: VAE (a built binary; default target/release/vae), ICONS, OUT (results: one run
 # directory and one PyTorch log per likelihood and seed, and table.md), EPOCHS (30), K (1000,
 # importance samples of the test bound), SEEDS ("1 2 3"), LIKELIHOODS ("logistic-mixture gaussian"), THREADS (2), PYTHON (python3, with
-# torch). Finished pieces are kept: run it again to go on where it stopped. Each run trains
-# alone on THREADS threads, vae's and PyTorch's one after the other.
+# torch), SAME_NOISE (1: common random numbers. PyTorch starts from vae's initial weights for
+# the seed, draws what vae draws (bench/vae_rng.py: shuffle, noise, dequantization), and its
+# trained weights are evaluated by `vae eval` with the same evaluation noise as vae's, so the
+# two figures differ only by the frameworks' rounding; PyTorch's weights go to
+# OUT/torch-LIK-SEED/, a run directory). Finished pieces are kept: run it again to go on
+# where it stopped. Each run trains alone on THREADS threads, vae's and PyTorch's one after
+# the other.
 set -euo pipefail
 
 vae=${VAE:-target/release/vae}
@@ -22,12 +27,13 @@ seeds=${SEEDS:-"1 2 3"}
 likelihoods=${LIKELIHOODS:-"logistic-mixture gaussian"}
 threads=${THREADS:-2}
 python=${PYTHON:-python3}
+same=${SAME_NOISE:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 
 [ -d "$icons/train" ] && [ -d "$icons/test" ] || { echo "error: $icons has no train/ and test/: run bench/icon_folder.py $icons first" >&2; exit 2; }
 "$python" -c "import torch" 2>/dev/null || { echo "error: $python cannot import torch (pip install torch)" >&2; exit 2; }
 mkdir -p "$out"
-model="--data-dir $icons --image-size 32 --arch resnet --batch-size 32 --epochs $epochs --threads $threads"
+model="--data-dir $icons --image-size 32 --arch resnet --batch-size 32 --threads $threads"
 
 for lik in $likelihoods; do
   for seed in $seeds; do
@@ -36,7 +42,7 @@ for lik in $likelihoods; do
       rm -rf "$run"
       echo "$(date +%T) vae     $lik seed $seed"
       # shellcheck disable=SC2086
-      "$vae" train $model --likelihood "$lik" --seed "$seed" --out "$run" > "$run.log" 2>&1
+      "$vae" train $model --epochs "$epochs" --likelihood "$lik" --seed "$seed" --out "$run" > "$run.log" 2>&1
       "$vae" eval "$run" --k "$k" --generated 0 --threads "$threads" >> "$run.log" 2>&1
     fi
     if [ ! -f "$out/data/test.npy" ]; then
@@ -44,7 +50,21 @@ for lik in $likelihoods; do
       (cd "$here/.." && cargo run --release --quiet --example run_data_npy -- "$run" "$out/data")
     fi
     log=$out/torch-$lik-$seed.log
-    if ! grep -q "^IWAE-" "$log" 2>/dev/null; then
+    if [ "$same" = 1 ]; then
+      init=$out/vae-init-$lik-$seed trun=$out/torch-$lik-$seed
+      if [ ! -f "$init/model.safetensors" ]; then
+        # One epoch at a learning rate of 1e-30 leaves the seed's initial weights as they were.
+        # shellcheck disable=SC2086
+        "$vae" train $model --epochs 1 --lr 1e-30 --likelihood "$lik" --seed "$seed" --out "$init" > "$init.log" 2>&1
+      fi
+      if [ ! -f "$trun/eval.json" ]; then
+        echo "$(date +%T) PyTorch $lik seed $seed (vae's noise)"
+        rm -rf "$trun" && mkdir -p "$trun" && cp "$run/config.json" "$trun/"
+        DATA=$out/data LIKELIHOOD=$lik ARCH=resnet EPOCHS=$epochs BATCH=32 K_EVAL=0 THREADS=$threads SEED=$seed \
+          SAME_NOISE=1 LOAD=$init SAVE=$trun/model.safetensors "$python" "$here/torch_colour.py" > "$log" 2>&1
+        "$vae" eval "$trun" --k "$k" --generated 0 --threads "$threads" >> "$log" 2>&1
+      fi
+    elif ! grep -q "^IWAE-" "$log" 2>/dev/null; then
       echo "$(date +%T) PyTorch $lik seed $seed"
       DATA=$out/data LIKELIHOOD=$lik ARCH=resnet EPOCHS=$epochs BATCH=32 K_EVAL=$k THREADS=$threads SEED=$seed \
         "$python" "$here/torch_colour.py" > "$log" 2>&1
@@ -63,7 +83,10 @@ def vae(lik, seed):
     return bits, st.median(secs)
 def torch(lik, seed):
     text = open(f"{out}/torch-{lik}-{seed}.log").read()
-    bits = float(re.search(r"^IWAE-\d+ .* ([0-9.]+) bits/dim", text, re.M).group(1))
+    try:  # SAME_NOISE=1: PyTorch's weights evaluated by `vae eval`
+        bits = json.load(open(f"{out}/torch-{lik}-{seed}/eval.json"))["bits_per_dim"]["value"]
+    except FileNotFoundError:
+        bits = float(re.search(r"^IWAE-\d+ .* ([0-9.]+) bits/dim", text, re.M).group(1))
     secs = [float(s) for s in re.findall(r"^epoch .*?([0-9.]+) s ", text, re.M)]
     return bits, st.median(secs)
 def mean(xs):

@@ -13,7 +13,11 @@ LIKELIHOOD (logistic-mixture | gaussian), MIXTURES (10), ARCH (conv | resnet), B
 WIDTHS (vae's default for the side: 32,64,128 at 32), LATENT (20), EPOCHS, BATCH (128),
 LR (1e-3), SEED (1), K_EVAL (importance samples for the test bound, 0 to skip), THREADS,
 LOAD (a vae run directory: its model.safetensors, `likelihood.logvar` included, replaces the
-initial weights, so that EPOCHS=0 evaluates vae's trained model with this script's bound).
+initial weights, so that EPOCHS=0 evaluates vae's trained model with this script's bound),
+SAME_NOISE=1 (draw what `vae train --seed SEED` draws: its shuffle, each example's N(0, 1)
+noise and each value's dequantization u, through bench/vae_rng.py; with LOAD= a run that
+holds vae's initial weights for that seed, the two trainings differ only by rounding),
+SAVE (a file: the trained weights in vae's safetensors names, for `vae eval`).
 
 What matches vae: PyTorch's default initialisation, with vae's two exceptions (the mixture's
 log-scale biases start at -2.5, a learned Gaussian log-variance per channel at -4); the
@@ -27,6 +31,7 @@ import numpy as np, torch, torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conv_fixture import ConvVAE, mixture_nll  # noqa: E402
+import vae_rng  # noqa: E402
 
 env = os.environ.get
 AUTOCAST = env("AUTOCAST") == "bf16"  # AUTOCAST=bf16: PyTorch's own bf16 for training (oneDNN)
@@ -63,12 +68,27 @@ print(f"{env('ARCH', 'resnet')} {WIDTHS} blocks {BLOCKS}, {LIK} (K={K}), latent 
       f"{sum(p.numel() for p in params):,} parameters; {N} train / {len(xte)} test images {C}x{S}x{S}")
 
 
+SAME_NOISE = env("SAME_NOISE") == "1"
+SEED = int(env("SEED", "1"))
+
+
 def inputs(v, u=None):
     """The values the likelihood sees: v/255 for the mixture, (v + u)/256 for the Gaussian."""
     v = v.float()
     if K:
         return v / 255
     return (v + (torch.rand_like(v) if u is None else u)) / 256
+
+
+def vae_draws(ep, ids):
+    """vae's dequantization u [B, C, S, S] (None for the mixture) and noise eps [B, LATENT]
+    for the training examples `ids` in epoch `ep` (bench/vae_rng.py)."""
+    u = None
+    if not K:
+        key = vae_rng.Rng.example_key(SEED, "dequantize", ep)
+        u = torch.from_numpy(vae_rng.dequantize_u(key, ids, P)).view(len(ids), C, S, S)
+    key = vae_rng.Rng.example_key(SEED, "train_noise", ep)
+    return u, torch.from_numpy(vae_rng.example_normals(key, ids, LATENT))
 
 
 def log_px(g, x):
@@ -80,10 +100,10 @@ def log_px(g, x):
     return (-0.5 * (math.log(2 * math.pi) + lv + (x - g) ** 2 / lv.exp())).flatten(1).sum(1)
 
 
-def batch_loss(x):
-    """-ELBO summed over the batch (one draw of z, the analytic KL)."""
+def batch_loss(x, eps=None):
+    """-ELBO summed over the batch (one draw of z, `eps` or a fresh one; the analytic KL)."""
     mu, lv = m.encode(x, None)
-    z = mu + torch.randn_like(mu) * torch.exp(lv / 2)
+    z = mu + (torch.randn_like(mu) if eps is None else eps) * torch.exp(lv / 2)
     kl = -0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2)
     return -log_px(m.decode(z, None), x).sum().float() + kl
 
@@ -119,12 +139,15 @@ g = torch.Generator().manual_seed(12345)
 u_test = torch.rand(xte.shape, generator=g)
 steps = N // BATCH
 for ep in range(1, EPOCHS + 1):
-    perm, total, t0 = torch.randperm(N), 0.0, time.perf_counter()
+    perm = torch.tensor(vae_rng.epoch_order(SEED, ep, N)) if SAME_NOISE else torch.randperm(N)
+    total, t0 = 0.0, time.perf_counter()
     m.train()
     for s in range(steps):
-        x = inputs(xtr[perm[s * BATCH:(s + 1) * BATCH]])
+        ids = perm[s * BATCH:(s + 1) * BATCH]
+        u, eps = vae_draws(ep, ids.numpy()) if SAME_NOISE else (None, None)
+        x = inputs(xtr[ids], u)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
-            loss = batch_loss(x)
+            loss = batch_loss(x, eps)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -134,6 +157,13 @@ for ep in range(1, EPOCHS + 1):
         test = batch_loss(inputs(xte, u_test)).item() / len(xte)
     print(f"epoch {ep:3}  train {total / (steps * BATCH):10.2f}  test {test:10.2f}  {secs:6.2f} s  "
           f"{steps * BATCH / secs:7.0f} img/s", flush=True)
+
+if env("SAVE"):
+    from safetensors.torch import save_file
+    state = {n: t.detach().contiguous() for n, t in m.state_dict().items()}
+    if not K:
+        state["likelihood.logvar"] = logvar.detach().clone()
+    save_file(state, env("SAVE"))
 
 k = int(env("K_EVAL", "1000"))
 if k:

@@ -224,6 +224,22 @@ mod tests {
         assert_eq!(v, (0..1000).collect::<Vec<_>>());
     }
 
+    /// Values bench/vae_rng.py (the Python port PyTorch runs use to draw what `vae train`
+    /// draws) pins: change a stream here and that port must change with it.
+    #[test]
+    fn python_port_reference_values() {
+        assert_eq!(Rng::stream(1, Purpose::Shuffle, 1).next_u64(), 0x9961_CA2C_7512_2DF8);
+        let mut order: Vec<u32> = (0..10).collect();
+        Rng::stream(1, Purpose::Shuffle, 1).shuffle(&mut order);
+        assert_eq!(order, [0, 7, 1, 8, 6, 3, 4, 2, 9, 5]);
+        let mut eps = [0.0f32; 3];
+        Rng::fill_example_normals(&Pool::new(1), Rng::example_key(1, Purpose::TrainNoise, 1), &[7], 1, &mut eps);
+        assert_eq!(eps, [0.396_002_9, -1.515_474_3, 0.864_199_4]);
+        let key = Rng::example_key(1, Purpose::Dequantize, 1);
+        let x = [0, 1].map(|f| crate::core::kernels::dequantized(0, key, 3, f) * 256.0);
+        assert_eq!(x, [0.669_622_6, 0.195_441_66]);
+    }
+
     /// Each example's normals are its own: a sub-batch, or the batch in another order, gets
     /// the same columns for the same examples; k samples are k columns of one stream.
     #[test]
