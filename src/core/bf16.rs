@@ -210,7 +210,7 @@ impl PackedA {
 pub(crate) fn pack_b(pool: &Pool, b: Mat) -> Vec<u32> {
     let len = pack::b_len(&b);
     let mut out = take(len);
-    pack::pack(pool, None, Some((b, &mut out[..len])));
+    pack::pack_b_by_pairs(pool, b, &mut out[..len]);
     out
 }
 

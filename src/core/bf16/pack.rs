@@ -116,7 +116,7 @@ fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u3
         // (vectorised), then deal the pairs out to their groups.
         let end = lines.min(first + count * G);
         let span = end.saturating_sub(first);
-        tmp.resize(span, 0);
+        grow(tmp, span);
         for q in 0..p {
             let lo = &across(2 * q)[first..end];
             let hi = (2 * q + 1 < k).then(|| &across(2 * q + 1)[first..end]);
@@ -135,11 +135,12 @@ fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u3
         let n = G.min(lines.saturating_sub(start));
         let out = &mut dst[g * p * G..(g + 1) * p * G];
         if n < G {
-            out.fill(0);
+            // The lines past `m`'s end: 0 in every pair's lanes n..G (the rest is written below).
+            out.chunks_exact_mut(G).for_each(|lanes| lanes[n..].fill(0));
         }
         match &runs {
             Runs::Contiguous(line) => {
-                tmp.resize(p * G, 0);
+                grow(tmp, p * G);
                 for l in 0..n {
                     run_pairs(line(start + l), &mut tmp[l * p..(l + 1) * p]);
                 }
@@ -155,6 +156,15 @@ fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u3
                 }
             }
         }
+    }
+}
+
+/// Makes the scratch `tmp` at least `len` long. Never shrinks it: products of different
+/// sizes share each thread's scratch, and a shrink followed by a regrow would zero the
+/// regrown part on every call (its contents are always written before they are read).
+fn grow(tmp: &mut Vec<u32>, len: usize) {
+    if tmp.len() < len {
+        tmp.resize(len, 0);
     }
 }
 
@@ -275,6 +285,33 @@ pub(super) fn pack(pool: &Pool, a: Option<(Mat, &mut [u32])>, b: Option<(Mat, &m
         })
     };
     pool.run_parts(parts, &job);
+}
+
+/// Packs `b` [K, N] in column panels of [`NR`] into `dst` on the pool, each panel's pairs
+/// split across the parts: a weight gradient's `eᵀ` is one or two panels wide (64 or 128
+/// output channels) and tens of thousands of pairs deep, so splitting by panel, as [`pack`]
+/// does, would leave it to one thread. Part `i` packs pairs `q ∈ Q_i` of every panel, which
+/// are `dst[panel·P·NR + q·NR ..]`: `pack_lines` of the rows `2·Q_i` of `b` lays them out so.
+pub(super) fn pack_b_by_pairs(pool: &Pool, b: Mat, dst: &mut [u32]) {
+    let (k, panels) = (b.rows(), b.cols().div_ceil(NR));
+    let p = k.div_ceil(2);
+    let parts = if panels * p * NR < 64 * 1024 { 1 } else { pool.threads() };
+    let d = SyncMut::new(&mut dst[..panels * p * NR]);
+    pool.run_parts(parts, &|part| {
+        let q = split_range(p, parts, part, 16);
+        if q.is_empty() {
+            return;
+        }
+        let rows = b.rows_range(2 * q.start..(2 * q.end).min(k)).t();
+        TMP.with_borrow_mut(|tmp| {
+            for panel in 0..panels {
+                let at = panel * p * NR;
+                // SAFETY: each part owns its pairs' range in every panel.
+                let dst = unsafe { d.slice(at + q.start * NR..at + q.end * NR) };
+                pack_lines::<NR>(&rows, panel * NR, 1, dst, tmp);
+            }
+        })
+    });
 }
 
 /// Packs `a` [M, K] in row blocks of [`MR`] into `dst` on the calling thread.

@@ -162,3 +162,32 @@ fn narrow_products_run_transposed_with_the_same_bits() {
         assert_eq!(got, direct, "[{m}, {k}] x [{k}, {n}]");
     }
 }
+
+/// `pack_b` against its definition, `out[(panel·P + q)·NR + j] = (b[2q, panel·NR + j],
+/// b[2q + 1, …])` with 0 past N and past an odd K, on shapes large enough that the pool splits
+/// each panel's pairs (a weight gradient's eᵀ, viewed transposed as it is there), with a
+/// partial panel and an odd K; stale spare buffers (all ones) must be overwritten.
+#[test]
+fn pack_b_splits_each_panel_by_pairs() {
+    for threads in [1, 2, 3] {
+        let pool = Pool::new(threads);
+        for (k, n) in [(4097, 64), (3001, 100), (20, 5)] {
+            let e = random(n * k, 31);
+            let b = Mat::new(&e, n, k).t(); // [K, N], each column contiguous
+            give_back(vec![u32::MAX; 2 * NR * k]);
+            let out = pack_b(&pool, b);
+            let p = k.div_ceil(2);
+            let at = |r: usize, c: usize| if r < k && c < n { b.at(r, c) } else { 0.0 };
+            for panel in 0..n.div_ceil(NR) {
+                for q in 0..p {
+                    for j in 0..NR {
+                        let (c, got) = (panel * NR + j, out[(panel * p + q) * NR + j]);
+                        let want = pair(at(2 * q, c), at(2 * q + 1, c));
+                        assert_eq!(got, want, "threads {threads} K {k} N {n}: panel {panel} pair {q} lane {j}");
+                    }
+                }
+            }
+            give_back(out);
+        }
+    }
+}
