@@ -77,21 +77,24 @@ impl ReluGrad<'_> {
     }
 }
 
-/// Runs an implicit product with a fused ReLU backward: per-part row sums in the scratch
-/// (the implicit path needs no other), added in part order into `db`.
-#[cfg(target_arch = "x86_64")]
-fn with_mask(
-    pool: &Pool,
-    mask: Option<ReluGrad>,
-    rows: usize,
-    scratch: &mut [f32],
-    run: impl FnOnce(Option<super::implicit::Mask>),
-) {
+/// A ReLU backward fused into a product that computes a layer's output gradient, as the
+/// kernels see it: `h` is the layer's output (the product's output layout) and `sums`
+/// `[threads, rows]` receives each part's row sums (the layer's bias gradient), zeroed by the
+/// caller.
+#[derive(Clone, Copy)]
+pub struct Mask<'a> {
+    pub h: &'a [f32],
+    pub sums: SyncMut<'a, f32>,
+}
+
+/// Runs a product with a fused ReLU backward (the implicit or the paired one): per-part row
+/// sums in the scratch (neither path needs other scratch), added in part order into `db`.
+fn with_mask(pool: &Pool, mask: Option<ReluGrad>, rows: usize, scratch: &mut [f32], run: impl FnOnce(Option<Mask>)) {
     let Some(ReluGrad { h, db }) = mask else { return run(None) };
     let parts = pool.threads();
     let sums = &mut scratch[..parts * rows];
     sums.fill(0.0);
-    run(Some(super::implicit::Mask { h, sums: SyncMut::new(sums) }));
+    run(Some(Mask { h, sums: SyncMut::new(sums) }));
     db.copy_from_slice(&sums[..rows]);
     for p in 1..parts {
         db.iter_mut().zip(&sums[p * rows..(p + 1) * rows]).for_each(|(a, b)| *a += b);
@@ -194,16 +197,15 @@ pub fn columns_product(
     #[cfg(target_arch = "x86_64")]
     if implicit(a) {
         // SAFETY: `implicit` checked for AVX-512.
-        let run = |mk: Option<super::implicit::Mask>| unsafe {
-            super::implicit::forward(pool, g, a.data(), m, x, y, batch, epilogue, mk)
-        };
+        let run =
+            |mk: Option<Mask>| unsafe { super::implicit::forward(pool, g, a.data(), m, x, y, batch, epilogue, mk) };
         return with_mask(pool, mask, m, scratch, run);
     }
     if paired_gather(a, g, batch) {
-        paired::forward(pool, g, a, x, y, batch);
-    } else {
-        blocked_columns_product(pool, g, a, x, y, scratch, batch);
+        let run = |mk: Option<Mask>| paired::forward(pool, g, a, x, y, batch, epilogue, mk);
+        return with_mask(pool, mask, m, scratch, run);
     }
+    blocked_columns_product(pool, g, a, x, y, scratch, batch);
     if let Some(e) = epilogue {
         e.apply(pool, &mut y[..m * n], n);
     }
@@ -268,16 +270,16 @@ pub fn col2im_product(
     #[cfg(target_arch = "x86_64")]
     if implicit(a) && g.channels() >= IMPLICIT_MIN_CHANNELS && (batch >= IMPLICIT_MIN_BATCH || g.stride() == 1) {
         // SAFETY: `implicit` checked for AVX-512.
-        let run = |mk: Option<super::implicit::Mask>| unsafe {
+        let run = |mk: Option<Mask>| unsafe {
             super::implicit::transposed(pool, g, a.data(), m, e, out, batch, epilogue, mk)
         };
         return with_mask(pool, mask, g.channels(), scratch, run);
     }
     if paired_gather(a, g, batch) {
-        paired::transposed(pool, g, a, e, out, batch);
-    } else {
-        blocked_col2im_product(pool, g, a, e, out, scratch, batch);
+        let run = |mk: Option<Mask>| paired::transposed(pool, g, a, e, out, batch, epilogue, mk);
+        return with_mask(pool, mask, g.channels(), scratch, run);
     }
+    blocked_col2im_product(pool, g, a, e, out, scratch, batch);
     if let Some(ep) = epilogue {
         ep.apply(pool, &mut out[..g.channels() * plane], plane);
     }

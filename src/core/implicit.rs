@@ -22,7 +22,7 @@
 //! Callers check `simd::level()`; `core::conv` keeps the portable blocked products for CPUs
 //! without AVX-512.
 
-use super::conv::Epilogue;
+use super::conv::{Epilogue, Mask};
 use super::cpu::MAX_KC;
 use super::im2col::ConvGeometry;
 use super::pool::{Pool, SyncMut, split_range};
@@ -127,15 +127,6 @@ fn lane_mask(nc: usize, v: usize) -> __mmask16 {
     ((1u32 << lanes) - 1) as __mmask16
 }
 
-/// A ReLU backward fused into a product that computes a layer's output gradient: `h` is the
-/// layer's output (the product's output layout) and `sums` `[threads, rows]` receives each
-/// part's row sums (the layer's bias gradient), zeroed by the caller.
-#[derive(Clone, Copy)]
-pub struct Mask<'a> {
-    pub h: &'a [f32],
-    pub sums: SyncMut<'a, f32>,
-}
-
 /// Where the kernel finds `A[i, j]` (row i of its block, reduction index j).
 trait Coefficients: Copy {
     /// # Safety
@@ -229,7 +220,15 @@ unsafe fn broadcast_kernel<const R: usize, const V: usize>(
 /// `mr` values.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn mask_tile(c: *mut f32, ldc: usize, h: *const f32, ldh: usize, nc: usize, mr: usize, sums: *mut f32) {
+pub(crate) unsafe fn mask_tile(
+    c: *mut f32,
+    ldc: usize,
+    h: *const f32,
+    ldh: usize,
+    nc: usize,
+    mr: usize,
+    sums: *mut f32,
+) {
     for i in 0..mr {
         let mut acc = _mm512_setzero_ps();
         for v in 0..nc.div_ceil(16) {
@@ -255,7 +254,7 @@ unsafe fn mask_tile(c: *mut f32, ldc: usize, h: *const f32, ldh: usize, nc: usiz
 /// # Safety
 /// AVX-512F; `bias` holds `mr` values; `c` is valid for `mr` rows of `nc` at stride `ldc`.
 #[target_feature(enable = "avx512f")]
-unsafe fn epilogue_tile(c: *mut f32, ldc: usize, nc: usize, mr: usize, bias: *const f32, relu: bool) {
+pub(crate) unsafe fn epilogue_tile(c: *mut f32, ldc: usize, nc: usize, mr: usize, bias: *const f32, relu: bool) {
     for i in 0..mr {
         // SAFETY: per the contract.
         let b = _mm512_set1_ps(unsafe { *bias.add(i) });

@@ -23,7 +23,7 @@
 //! of its parity class, so its output blocks hold pixels of one class and each is written
 //! once. Both need a batch of whole 16-lane chunks ([`applies`]); others take the blocked path.
 
-use super::ConvGeometry;
+use super::{ConvGeometry, Epilogue, Mask};
 use crate::core::bf16::{self, CHUNKS, MR, PackedA, ZEROS, zip_one, zip_two};
 use crate::core::matmul::Mat;
 use crate::core::pool::{Pool, SyncMut, split_range};
@@ -37,6 +37,42 @@ fn base(paired: &[u32], at: Option<usize>, plane: usize) -> (*const u32, usize) 
     match at {
         Some(at) => (paired[at..].as_ptr(), plane),
         None => (ZEROS.0.as_ptr(), 0),
+    }
+}
+
+/// A layer's bias and ReLU (`epilogue`) or ReLU backward (`mask`, with `part`'s row sums) on
+/// rows `r0..r0 + mr` of chunks `cols` (16 lanes each) of an output `[rows, ld]` at `c`, just
+/// stored by the kernel and still in L1, so neither needs a pass of its own over the output.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    c: *mut f32,
+    (ld, rows): (usize, usize),
+    (r0, mr): (usize, usize),
+    cols: &[usize],
+    epilogue: Option<Epilogue>,
+    mask: Option<Mask>,
+    part: usize,
+) {
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "the paired products run on x86-64 only ({c:?} {ld} {rows} {r0} {mr} {cols:?} {part} {})",
+        epilogue.is_some() || mask.is_some()
+    );
+    #[cfg(target_arch = "x86_64")]
+    for &col in cols {
+        let at = r0 * ld + col;
+        // SAFETY: the paired products run on AVX-512 (`applies`); the caller's block owns
+        // these rows and chunks of the output, `h` has the output's layout (checked by the
+        // caller), the bias a value per row, and `sums` a row of `rows` per part.
+        unsafe {
+            if let Some(e) = epilogue {
+                crate::core::implicit::epilogue_tile(c.add(at), ld, LANES, mr, e.bias[r0..].as_ptr(), e.relu);
+            }
+            if let Some(mk) = mask {
+                let (h, sums) = (mk.h[at..].as_ptr(), mk.sums.ptr().add(part * rows + r0));
+                crate::core::implicit::mask_tile(c.add(at), ld, h, ld, LANES, mr, sums);
+            }
+        }
     }
 }
 
@@ -120,9 +156,19 @@ fn pack_weight(
     PackedA::from_pairs(rows, taps.len() * 2 * cp, pairs)
 }
 
-/// `y [M, Ho·Wo·B] = a [M, C·k²] · im2col_g(x)`, overwriting `y`; the 64-column blocks split
-/// across the pool. No epilogue (the caller applies it).
-pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut [f32], batch: usize) {
+/// `y [M, Ho·Wo·B] = a [M, C·k²] · im2col_g(x)`, overwriting `y`, then the layer's
+/// `epilogue` or `mask` ([`finish`]); the 64-column blocks split across the pool.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward(
+    pool: &Pool,
+    g: &ConvGeometry,
+    a: Mat,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    epilogue: Option<Epilogue>,
+    mask: Option<Mask>,
+) {
     assert!(applies(batch), "paired forward: needs vdpbf16ps and a batch of whole chunks");
     let (m, kk, k) = (a.rows(), g.kernel() * g.kernel(), g.kernel());
     let (h, w, wo) = (g.height(), g.width(), g.out_width());
@@ -154,6 +200,9 @@ pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut 
                 // planes (or read ZEROS); the block's `count` chunks of rows rb·MR.. are this
                 // part's own columns of y.
                 unsafe { bf16::kernel_taps((kk, cp), packed.block(rb), &bases, c, n, cols, count, mr) };
+                if epilogue.is_some() || mask.is_some() {
+                    finish(yp.ptr(), (n, m), (rb * MR, mr), &cols[..count], epilogue, mask, part);
+                }
             }
         }
     });
@@ -161,9 +210,19 @@ pub(super) fn forward(pool: &Pool, g: &ConvGeometry, a: Mat, x: &[f32], y: &mut 
 }
 
 /// `out = col2im_g(aᵀ · e)` (`[C, H, W, B]`) with `a` `[M, C·k²]` and `e` `[M, Ho·Wo·B]`,
-/// overwriting `out`, gathered per parity class; the blocks split across the pool. No
-/// epilogue (the caller applies it).
-pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: &mut [f32], batch: usize) {
+/// overwriting `out`, gathered per parity class, then the layer's `epilogue` or `mask`
+/// ([`finish`]); the blocks split across the pool.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn transposed(
+    pool: &Pool,
+    g: &ConvGeometry,
+    a: Mat,
+    e: &[f32],
+    out: &mut [f32],
+    batch: usize,
+    epilogue: Option<Epilogue>,
+    mask: Option<Mask>,
+) {
     assert!(applies(batch), "paired transposed: needs vdpbf16ps and a batch of whole chunks");
     let (m, k, s, pad) = (a.rows(), g.kernel(), g.stride(), g.padding());
     let (h, w, ho, wo, channels) = (g.height(), g.width(), g.out_height(), g.out_width(), g.channels());
@@ -204,6 +263,12 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
                         unsafe { op.slice(c * plane + col..c * plane + col + LANES).fill(0.0) };
                     }
                 }
+                if epilogue.is_some() || mask.is_some() {
+                    for r0 in (0..channels).step_by(MR) {
+                        let mr = MR.min(channels - r0);
+                        finish(op.ptr(), (plane, channels), (r0, mr), &cols[..mine.len()], epilogue, mask, part);
+                    }
+                }
                 continue;
             };
             let taps = &classes[cl];
@@ -224,6 +289,9 @@ pub(super) fn transposed(pool: &Pool, g: &ConvGeometry, a: Mat, e: &[f32], out: 
                 let (shape, mr) = ((taps.len(), mp), MR.min(channels - rb * MR));
                 // SAFETY: as in `forward`; blocks hold disjoint chunks of pixels.
                 unsafe { bf16::kernel_taps(shape, pa.block(rb), &bases, c, plane, cols, mine.len(), mr) };
+                if epilogue.is_some() || mask.is_some() {
+                    finish(op.ptr(), (plane, channels), (rb * MR, mr), &cols[..mine.len()], epilogue, mask, part);
+                }
             }
         }
     });
