@@ -134,20 +134,22 @@ fn pack_lines<const G: usize>(m: &Mat, first: usize, count: usize, dst: &mut [u3
         let start = first + g * G;
         let n = G.min(lines.saturating_sub(start));
         let out = &mut dst[g * p * G..(g + 1) * p * G];
-        if n < G {
-            // The lines past `m`'s end: 0 in every pair's lanes n..G (the rest is written below).
-            out.chunks_exact_mut(G).for_each(|lanes| lanes[n..].fill(0));
-        }
         match &runs {
             Runs::Contiguous(line) => {
                 grow(tmp, p * G);
                 for l in 0..n {
                     run_pairs(line(start + l), &mut tmp[l * p..(l + 1) * p]);
                 }
-                transpose(&tmp[..n * p], n, p, out, G);
+                // The lines past `m`'s end as runs of zeros, so the transpose writes every
+                // lane (in whole tiles, and with one fill rather than one per pair).
+                tmp[n * p..G * p].fill(0);
+                transpose(&tmp[..G * p], G, p, out, G);
             }
             Runs::Across(_) => unreachable!("handled above"),
             Runs::Strided => {
+                if n < G {
+                    out.fill(0);
+                }
                 for q in 0..p {
                     for l in 0..n {
                         let hi = if 2 * q + 1 < k { m.at(start + l, 2 * q + 1) } else { 0.0 };
