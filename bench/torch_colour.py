@@ -17,7 +17,8 @@ initial weights, so that EPOCHS=0 evaluates vae's trained model with this script
 SAME_NOISE=1 (draw what `vae train --seed SEED` draws: its shuffle, each example's N(0, 1)
 noise and each value's dequantization u, through bench/vae_rng.py; with LOAD= a run that
 holds vae's initial weights for that seed, the two trainings differ only by rounding),
-SAVE (a file: the trained weights in vae's safetensors names, for `vae eval`).
+SAVE (a file: the trained weights in vae's safetensors names, for `vae eval`),
+MIXTURE_DTYPE (float32, or float64: the mixture's training likelihood computed exactly).
 
 What matches vae: PyTorch's default initialisation, with vae's two exceptions (the mixture's
 log-scale biases start at -2.5, a learned Gaussian log-variance per channel at -4); the
@@ -69,6 +70,10 @@ print(f"{env('ARCH', 'resnet')} {WIDTHS} blocks {BLOCKS}, {LIK} (K={K}), latent 
 
 
 SAME_NOISE = env("SAME_NOISE") == "1"
+# The mixture's training likelihood: float32 as a PyTorch user writes it (bin masses floored
+# at 1e-12, so a value far out in a narrow component's tail stops giving a gradient), or
+# MIXTURE_DTYPE=float64, computed from the definition as vae computes it.
+TRAIN_DTYPE = {"float32": torch.float32, "float64": torch.float64}[env("MIXTURE_DTYPE", "float32")]
 SEED = int(env("SEED", "1"))
 
 
@@ -95,7 +100,7 @@ def log_px(g, x):
     """log p(x|z) per image [B], from the decoder's output g: the mixture in float32 (float64
     at evaluation, as conv_fixture's port), the Gaussian with its learned log-variance."""
     if K:
-        return -mixture_nll(g, x, K, per_image=True, dtype=torch.float32 if torch.is_grad_enabled() else torch.float64)
+        return -mixture_nll(g, x, K, per_image=True, dtype=TRAIN_DTYPE if torch.is_grad_enabled() else torch.float64)
     lv = logvar.view(1, C, 1, 1)
     return (-0.5 * (math.log(2 * math.pi) + lv + (x - g) ** 2 / lv.exp())).flatten(1).sum(1)
 
