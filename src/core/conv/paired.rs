@@ -44,6 +44,7 @@ fn base(paired: &[u32], at: Option<usize>, plane: usize) -> (*const u32, usize) 
 /// rows `r0..r0 + mr` of chunks `cols` (16 lanes each) of an output `[rows, ld]` at `c`, just
 /// stored by the kernel and still in L1, so neither needs a pass of its own over the output.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn finish(
     c: *mut f32,
     (ld, rows): (usize, usize),
@@ -54,10 +55,7 @@ fn finish(
     part: usize,
 ) {
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!(
-        "the paired products run on x86-64 only ({c:?} {ld} {rows} {r0} {mr} {cols:?} {part} {})",
-        epilogue.is_some() || mask.is_some()
-    );
+    unreachable!("the paired products run on x86-64 only");
     #[cfg(target_arch = "x86_64")]
     for &col in cols {
         let at = r0 * ld + col;
