@@ -42,7 +42,8 @@ fn base(paired: &[u32], at: Option<usize>, plane: usize) -> (*const u32, usize) 
 
 /// A layer's bias and ReLU (`epilogue`) or ReLU backward (`mask`, with `part`'s row sums) on
 /// rows `r0..r0 + mr` of chunks `cols` (16 lanes each) of an output `[rows, ld]` at `c`, just
-/// stored by the kernel and still in L1, so neither needs a pass of its own over the output.
+/// stored by the kernel and still in L1, so neither needs a pass of its own over the output
+/// (nothing without either). The tiles take any number of rows.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn finish(
@@ -54,6 +55,9 @@ fn finish(
     mask: Option<Mask>,
     part: usize,
 ) {
+    if epilogue.is_none() && mask.is_none() {
+        return;
+    }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("the paired products run on x86-64 only");
     #[cfg(target_arch = "x86_64")]
@@ -198,9 +202,7 @@ pub(super) fn forward(
                 // planes (or read ZEROS); the block's `count` chunks of rows rb·MR.. are this
                 // part's own columns of y.
                 unsafe { bf16::kernel_taps((kk, cp), packed.block(rb), &bases, c, n, cols, count, mr) };
-                if epilogue.is_some() || mask.is_some() {
-                    finish(yp.ptr(), (n, m), (rb * MR, mr), &cols[..count], epilogue, mask, part);
-                }
+                finish(yp.ptr(), (n, m), (rb * MR, mr), &cols[..count], epilogue, mask, part);
             }
         }
     });
@@ -261,12 +263,7 @@ pub(super) fn transposed(
                         unsafe { op.slice(c * plane + col..c * plane + col + LANES).fill(0.0) };
                     }
                 }
-                if epilogue.is_some() || mask.is_some() {
-                    for r0 in (0..channels).step_by(MR) {
-                        let mr = MR.min(channels - r0);
-                        finish(op.ptr(), (plane, channels), (r0, mr), &cols[..mine.len()], epilogue, mask, part);
-                    }
-                }
+                finish(op.ptr(), (plane, channels), (0, channels), &cols[..mine.len()], epilogue, mask, part);
                 continue;
             };
             let taps = &classes[cl];
@@ -287,9 +284,7 @@ pub(super) fn transposed(
                 let (shape, mr) = ((taps.len(), mp), MR.min(channels - rb * MR));
                 // SAFETY: as in `forward`; blocks hold disjoint chunks of pixels.
                 unsafe { bf16::kernel_taps(shape, pa.block(rb), &bases, c, plane, cols, mine.len(), mr) };
-                if epilogue.is_some() || mask.is_some() {
-                    finish(op.ptr(), (plane, channels), (rb * MR, mr), &cols[..mine.len()], epilogue, mask, part);
-                }
+                finish(op.ptr(), (plane, channels), (rb * MR, mr), &cols[..mine.len()], epilogue, mask, part);
             }
         }
     });
