@@ -18,7 +18,9 @@ SAME_NOISE=1 (draw what `vae train --seed SEED` draws: its shuffle, each example
 noise and each value's dequantization u, through bench/vae_rng.py; with LOAD= a run that
 holds vae's initial weights for that seed, the two trainings differ only by rounding),
 SAVE (a file: the trained weights in vae's safetensors names, for `vae eval`),
-MIXTURE_DTYPE (float32, or float64: the mixture's training likelihood computed exactly).
+MIXTURE_DTYPE (float32, or float64: the mixture's training likelihood computed exactly),
+STEPS_LOG (a file: one line per training step, `epoch step loss`, the step's -ELBO per
+image, as `cargo run --release --example step_losses` prints vae's).
 
 What matches vae: PyTorch's default initialisation, with vae's two exceptions (the mixture's
 log-scale biases start at -2.5, a learned Gaussian log-variance per channel at -4); the
@@ -143,6 +145,7 @@ def bits_per_dim(log_lik):
 g = torch.Generator().manual_seed(12345)
 u_test = torch.rand(xte.shape, generator=g)
 steps = N // BATCH
+steps_log = open(env("STEPS_LOG"), "w") if env("STEPS_LOG") else None
 for ep in range(1, EPOCHS + 1):
     perm = torch.tensor(vae_rng.epoch_order(SEED, ep, N)) if SAME_NOISE else torch.randperm(N)
     total, t0 = 0.0, time.perf_counter()
@@ -157,6 +160,8 @@ for ep in range(1, EPOCHS + 1):
         loss.backward()
         opt.step()
         total += loss.item()
+        if steps_log:
+            print(f"{ep} {s + 1} {loss.item() / BATCH:.6f}", file=steps_log, flush=True)
     secs = time.perf_counter() - t0
     with torch.no_grad():
         test = batch_loss(inputs(xte, u_test)).item() / len(xte)
