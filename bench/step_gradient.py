@@ -60,12 +60,19 @@ ours = load_file(vae_grad)
 theirs = {n: p.grad for n, p in m.named_parameters()}
 if logvar is not None:
     theirs["likelihood.logvar"] = logvar.grad
-worst = 0.0
-print(f"{'tensor':40} {'max |grad|':>12} {'max |diff|':>12} {'relative':>10}")
+worst, flips = 0.0, []
+print(f"{'tensor':40} {'max |grad|':>12} {'max |diff|':>12} {'relative':>10} {'signs differ':>12}")
 for name in sorted(theirs):
     t, o = theirs[name], ours[name].double()
     top, diff = t.abs().max().item(), (t - o).abs().max().item()
     rel = diff / top if top > 0 else diff
     worst = max(worst, rel)
-    print(f"{name:40} {top:12.4e} {diff:12.4e} {rel:10.2e}")
+    # Adam's first steps move a weight by about lr·sign(gradient): where the two disagree in
+    # sign (or one is exactly 0), the trainings part at once.
+    differ = (torch.sign(t) != torch.sign(o)).flatten()
+    flips += list(zip(t.flatten()[differ].tolist(), o.flatten()[differ].tolist(), [name] * int(differ.sum())))
+    print(f"{name:40} {top:12.4e} {diff:12.4e} {rel:10.2e} {int(differ.sum()):12}")
 print(f"largest difference relative to its tensor's largest gradient: {worst:.2e}")
+print(f"{len(flips)} weights whose gradients differ in sign (PyTorch, vae), largest first:")
+for t, o, name in sorted(flips, key=lambda f: -abs(f[0]))[:10]:
+    print(f"  {name:40} {t:+.4e} {o:+.4e}")

@@ -28,7 +28,7 @@ loss summed over the batch (-log p(x|z) + the analytic KL); Adam(1e-3, eps 1e-8)
 shuffle per epoch with the last incomplete batch dropped; the Gaussian fitted to dequantized
 values x = (v + u)/256 with a fresh u at every use, and evaluated with one seeded u per test
 image; the mixture on v/255, its bins as vae's. Prints per epoch the training loss per
-image, the test ELBO per image and the seconds of the training steps alone."""
+image, the test ELBO and KL per image and the seconds of the training steps alone."""
 import math, os, sys, time
 import numpy as np, torch, torch.nn.functional as F
 
@@ -164,8 +164,11 @@ for ep in range(1, EPOCHS + 1):
             print(f"{ep} {s + 1} {loss.item() / BATCH:.6f}", file=steps_log, flush=True)
     secs = time.perf_counter() - t0
     with torch.no_grad():
-        test = batch_loss(inputs(xte, u_test)).item() / len(xte)
-    print(f"epoch {ep:3}  train {total / (steps * BATCH):10.2f}  test {test:10.2f}  {secs:6.2f} s  "
+        xt = inputs(xte, u_test)
+        test = batch_loss(xt).item() / len(xte)
+        mu, lv = m.encode(xt, None)  # the test KL: near 0 when the code has collapsed
+        test_kl = (-0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2)).item() / len(xte)
+    print(f"epoch {ep:3}  train {total / (steps * BATCH):10.2f}  test {test:10.2f} kl {test_kl:7.2f}  {secs:6.2f} s  "
           f"{steps * BATCH / secs:7.0f} img/s", flush=True)
 
 if env("SAVE"):

@@ -96,27 +96,75 @@ fn tanh(r: f32) -> f32 {
     1.0 - 2.0 / (simd::exp(2.0 * r) + 1.0)
 }
 
+/// sinh y for |y| < 1, by its series to y⁹ (the next term is below 3e-8 of it there).
+#[inline(always)]
+fn sinh_small(y: f32) -> f32 {
+    let u = y * y;
+    y * (1.0 + u * (1.0 / 6.0 + u * (1.0 / 120.0 + u * (1.0 / 5040.0 + u * (1.0 / 362_880.0)))))
+}
+
+/// tanh r as `whole + part` with `whole` ∈ {−1, 0, 1}, and 1 − tanh² r, each to a few ulps
+/// of its own size: below |r| = 1 the [7/6] Padé approximant of Lambert's continued fraction
+/// (whole 0; within 5e-10 relative there), above it ±(1 − t) with t = 2/(e^(2|r|) + 1) kept
+/// apart, so that tanh(r)·x near ±x loses nothing to rounding tanh r itself (RGB's
+/// coefficients learn values near ±1: green's mean is red's value and a little more).
+#[inline(always)]
+fn tanh_parts(r: f32) -> (f32, f32, f32) {
+    let u = r * r;
+    let pade = r * (10395.0 + u * (1260.0 + 21.0 * u)) / (10395.0 + u * (4725.0 + u * (210.0 + u)));
+    let t = 2.0 / (simd::exp(2.0 * r.abs()) + 1.0);
+    let sign = if r < 0.0 { -1.0 } else { 1.0 };
+    if r.abs() < 1.0 { (0.0, pade, 1.0 - pade * pade) } else { (sign, -sign * t, t * (2.0 - t)) }
+}
+
+/// Where one channel value v lies against the mean of one logistic, in grey levels: for
+/// μ = m + Σᵢ tanh(coefᵢ)·xᵢ/255 (RGB's later channels add earlier ones' values xᵢ), the
+/// bin's lower edge, centre and upper edge less 255·Σᵢ tanh(coefᵢ)·xᵢ, from v − ½, v and
+/// v + ½: first the whole parts of the tanhs times the values (exact: integers and halves),
+/// then a fused multiply-add per fractional part (`deps` holds (whole, part, xᵢ) from
+/// [`tanh_parts`]). With [`bin`]'s one more fused multiply-add by m, an edge less 255μ
+/// carries a rounding or two of its own size, where rounding μ first would cost an ulp of
+/// 255μ (up to 1.5e-5 grey levels: 5e-3 of a gradient near a narrow component's centre).
+/// Bin v's upper edge is bin v+1's lower edge bit for bit (the same operations on the same
+/// v + ½), so the 256 masses telescope to 1.
+#[inline(always)]
+pub fn offsets(v: f32, deps: &[(f32, f32, f32)]) -> (f32, f32, f32) {
+    let (mut lo, mut mid, mut hi) = (v - 0.5, v, v + 0.5);
+    for &(whole, _, x) in deps {
+        (lo, mid, hi) = (lo - whole * x, mid - whole * x, hi - whole * x);
+    }
+    for &(_, part, x) in deps {
+        lo = (-part).mul_add(x, lo);
+        mid = (-part).mul_add(x, mid);
+        hi = (-part).mul_add(x, hi);
+    }
+    (lo, mid, hi)
+}
+
 /// One channel value's bin under one logistic: (log P(v), ∂log P/∂μ, ∂log P/∂log s) for
-/// mean μ, raw log-scale `log_scale` (clamped at [`MIN_LOG_SCALE`], with no gradient below
-/// it) and the value v ∈ {0, …, 255} as a float.
+/// raw mean `m`, the bin's [`offsets`] `(lo, mid, hi)` against the rest of the mean, raw
+/// log-scale `log_scale` (clamped at [`MIN_LOG_SCALE`], with no gradient below it) and the
+/// value v ∈ {0, …, 255} as a float. For a channel without dependencies `offsets(v, &[])`.
 ///
 /// With g_a = ∂log P/∂a and g_b = ∂log P/∂b: ∂/∂μ = −(g_a + g_b)/s and ∂/∂log s =
 /// −(a·g_a + b·g_b). In the middle g_a = −σ′(a)/P and g_b = σ′(b)/P, which nearly cancel for
 /// a wide logistic, so the sums are taken in closed form: σ′(b) − σ′(a) = (σ(b) − σ(a))(1 −
 /// σ(a) − σ(b)) gives g_a + g_b = 1 − σ(a) − σ(b), and a·g_a + b·g_b = a(g_a + g_b) + d·g_b
-/// with d = b − a, g_b = e^(b − 2 softplus(b) − log P) (log σ′(t) = t − 2 softplus(t)). At
-/// v = 0, log P = log σ(b) and g_b = σ(−b) = e^(−softplus(b)); at v = 255, log P =
-/// −softplus(a) and g_a = −σ(a).
+/// with d = b − a, g_b = e^(b − 2 softplus(b) − log P) (log σ′(t) = t − 2 softplus(t)). Near
+/// the centre (|y| < 1 with y = (a + b)/2, the centre's offset over s) 1 − σ(a) − σ(b) is
+/// itself a difference of near-equal terms, so it is taken as σ(−a) − σ(b) = (e^−b −
+/// e^a)·σ(−a)·σ(b) = −2·e^(−d/2)·sinh(y)·σ(−a)·σ(b), exact to a few ulps. At v = 0, log P =
+/// log σ(b) and g_b = σ(−b) = e^(−softplus(b)); at v = 255, log P = −softplus(a) and g_a =
+/// −σ(a).
 #[inline(always)]
-pub fn bin(mu: f32, log_scale: f32, v: f32) -> (f32, f32, f32) {
+pub fn bin(m: f32, (lo, mid, hi): (f32, f32, f32), log_scale: f32, v: f32) -> (f32, f32, f32) {
     let ls = log_scale.max(MIN_LOG_SCALE);
     let inv = simd::exp(-ls);
-    // a = (v − ½ − 255μ)·s⁻¹/255 with one rounding in the bracket (a fused multiply-add), so
-    // that bin v's upper edge is bit for bit bin v+1's lower edge and the 256 masses
-    // telescope to 1; (v/255 − h − μ)/s would round each edge its own way, off by ~1e-7/s.
+    // a = (v − ½ − 255μ)·s⁻¹/255 with one rounding in the bracket (a fused multiply-add).
     let d = inv * (1.0 / 255.0);
-    let a = (-255.0f32).mul_add(mu, v - 0.5) * d;
-    let b = (-255.0f32).mul_add(mu, v + 0.5) * d;
+    let a = (-255.0f32).mul_add(m, lo) * d;
+    let b = (-255.0f32).mul_add(m, hi) * d;
+    let y = (-255.0f32).mul_add(m, mid) * d;
     let (spa, siga) = simd::softplus_sigmoid(a);
     let (spb, sigb) = simd::softplus_sigmoid(b);
     let mid = log_expm1(d) - (spa - a) - spb;
@@ -124,7 +172,8 @@ pub fn bin(mu: f32, log_scale: f32, v: f32) -> (f32, f32, f32) {
     // lanes' loop stays branch-free.
     let gb_mid = simd::exp(b - 2.0 * spb - mid);
     let gb_lo = simd::exp(-spb);
-    let sum_mid = 1.0 - siga - sigb;
+    let near = -2.0 * simd::exp(-0.5 * d) * sinh_small(y.clamp(-1.0, 1.0)) * (1.0 - siga) * sigb;
+    let sum_mid = if y.abs() < 1.0 { near } else { 1.0 - siga - sigb };
     let (lo, hi) = (v < 0.5, v > 254.5);
     let logp = if lo {
         b - spb
@@ -175,31 +224,34 @@ simd_fn! {
                 };
                 // Lane arrays throughout, one simple loop per step, so that each loop
                 // vectorises across the columns.
-                let mut mu = lanes(&g[mi..]);
-                // tanh of each dependency's coefficient, for the mean and its gradient.
-                let mut ths = [[0.0f32; LANES]; 2];
-                for (&(i, from), th) in deps.iter().zip(&mut ths) {
-                    let (coef, x) = (lanes(&g[m.coef(i, k) * LANES..]), lanes(&xs[from * LANES..]));
+                let (mu, ls, v) = (lanes(&g[mi..]), lanes(&g[si..]), lanes(&xs[c * LANES..]));
+                // tanh of each dependency's coefficient in parts (`tanh_parts`), for the mean,
+                // and 1 − tanh², for its gradient.
+                let (mut whole, mut part, mut slope) = ([[0.0f32; LANES]; 2], [[0.0f32; LANES]; 2], [[0.0f32; LANES]; 2]);
+                for (n, &(i, _)) in deps.iter().enumerate() {
+                    let coef = lanes(&g[m.coef(i, k) * LANES..]);
                     for j in 0..LANES {
-                        th[j] = tanh(coef[j]);
-                        mu[j] += th[j] * (x[j] * (1.0 / 255.0));
+                        (whole[n][j], part[n][j], slope[n][j]) = tanh_parts(coef[j]);
                     }
                 }
-                let (ls, v) = (lanes(&g[si..]), lanes(&xs[c * LANES..]));
+                let xd = [0, 1].map(|n| deps.get(n).map_or([0.0; LANES], |&(_, from)| lanes(&xs[from * LANES..])));
                 let (mut logp, mut dmu, mut dls) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
                 for j in 0..LANES {
-                    (logp[j], dmu[j], dls[j]) = bin(mu[j], ls[j], v[j]);
+                    // Absent dependencies are (0, 0, 0): e − 0·0 and −0·0 + e are e, bit for bit.
+                    let dep = |n: usize| (whole[n][j], part[n][j], xd[n][j]);
+                    let edges = offsets(v[j], &[dep(0), dep(1)]);
+                    (logp[j], dmu[j], dls[j]) = bin(mu[j], edges, ls[j], v[j]);
                 }
                 for j in 0..LANES {
                     t[k * LANES + j] += logp[j];
                 }
                 g[mi..mi + LANES].copy_from_slice(&dmu);
                 g[si..si + LANES].copy_from_slice(&dls);
-                for (&(i, from), th) in deps.iter().zip(&ths) {
+                for (&(i, from), slope) in deps.iter().zip(&slope) {
                     let (slot, x) = (m.coef(i, k) * LANES, lanes(&xs[from * LANES..]));
                     let mut d = [0.0f32; LANES];
                     for j in 0..LANES {
-                        d[j] = dmu[j] * (x[j] * (1.0 / 255.0)) * (1.0 - th[j] * th[j]);
+                        d[j] = dmu[j] * (x[j] * (1.0 / 255.0)) * slope[j];
                     }
                     g[slot..slot + LANES].copy_from_slice(&d);
                 }
