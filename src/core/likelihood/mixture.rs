@@ -109,7 +109,7 @@ fn sinh_small(y: f32) -> f32 {
 /// apart, so that tanh(r)·x near ±x loses nothing to rounding tanh r itself (RGB's
 /// coefficients learn values near ±1: green's mean is red's value and a little more).
 #[inline(always)]
-fn tanh_parts(r: f32) -> (f32, f32, f32) {
+pub fn tanh_parts(r: f32) -> (f32, f32, f32) {
     let u = r * r;
     let pade = r * (10395.0 + u * (1260.0 + 21.0 * u)) / (10395.0 + u * (4725.0 + u * (210.0 + u)));
     let t = 2.0 / (simd::exp(2.0 * r.abs()) + 1.0);
