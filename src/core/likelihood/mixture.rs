@@ -79,14 +79,14 @@ impl Mixture {
     }
 }
 
-/// log(e^d − 1) for d > 0: a series below ½ (log d + d/2 + d²/24 − d⁴/2880 + d⁶/181440,
-/// the next term < 1e-10 there), else d + log(1 − e^−d).
+/// log(e^d − 1) for d > 0, given `em` = e^−d: a series below ½ (log d + d/2 + d²/24 −
+/// d⁴/2880 + d⁶/181440, the next term < 1e-10 there), else d + log(1 − e^−d).
 #[inline(always)]
-fn log_expm1(d: f32) -> f32 {
+fn log_expm1(d: f32, em: f32) -> f32 {
     let d = d.max(1e-30);
     let u = d * d;
     let series = simd::ln(d) + 0.5 * d + u * (1.0 / 24.0 + u * (-1.0 / 2880.0 + u * (1.0 / 181_440.0)));
-    let closed = d + simd::ln(1.0 - simd::exp(-d));
+    let closed = d + simd::ln(1.0 - em);
     if d < 0.5 { series } else { closed }
 }
 
@@ -167,12 +167,14 @@ pub fn bin(m: f32, (lo, mid, hi): (f32, f32, f32), log_scale: f32, v: f32) -> (f
     let y = (-255.0f32).mul_add(m, mid) * d;
     let (spa, siga) = simd::softplus_sigmoid(a);
     let (spb, sigb) = simd::softplus_sigmoid(b);
-    let mid = log_expm1(d) - (spa - a) - spb;
+    // e^−d, for log(e^d − 1) and (its square root) the sum near the centre.
+    let em = simd::exp(-d);
+    let mid = log_expm1(d, em) - (spa - a) - spb;
     // (log P, g_a + g_b, a·g_a + b·g_b), every case computed and one selected, so the
     // lanes' loop stays branch-free.
     let gb_mid = simd::exp(b - 2.0 * spb - mid);
     let gb_lo = simd::exp(-spb);
-    let near = -2.0 * simd::exp(-0.5 * d) * sinh_small(y.clamp(-1.0, 1.0)) * (1.0 - siga) * sigb;
+    let near = -2.0 * em.sqrt() * sinh_small(y.clamp(-1.0, 1.0)) * (1.0 - siga) * sigb;
     let sum_mid = if y.abs() < 1.0 { near } else { 1.0 - siga - sigb };
     let (lo, hi) = (v < 0.5, v > 254.5);
     let logp = if lo {
