@@ -157,14 +157,14 @@ pub fn offsets(v: f32, deps: &[(f32, f32, f32)]) -> (f32, f32, f32) {
 /// log σ(b) and g_b = σ(−b) = e^(−softplus(b)); at v = 255, log P = −softplus(a) and g_a =
 /// −σ(a).
 #[inline(always)]
-pub fn bin(m: f32, (lo, mid, hi): (f32, f32, f32), log_scale: f32, v: f32) -> (f32, f32, f32) {
+pub fn bin(m: f32, (edge_lo, centre, edge_hi): (f32, f32, f32), log_scale: f32, v: f32) -> (f32, f32, f32) {
     let ls = log_scale.max(MIN_LOG_SCALE);
     let inv = simd::exp(-ls);
     // a = (v − ½ − 255μ)·s⁻¹/255 with one rounding in the bracket (a fused multiply-add).
     let d = inv * (1.0 / 255.0);
-    let a = (-255.0f32).mul_add(m, lo) * d;
-    let b = (-255.0f32).mul_add(m, hi) * d;
-    let y = (-255.0f32).mul_add(m, mid) * d;
+    let a = (-255.0f32).mul_add(m, edge_lo) * d;
+    let b = (-255.0f32).mul_add(m, edge_hi) * d;
+    let y = (-255.0f32).mul_add(m, centre) * d;
     let (spa, siga) = simd::softplus_sigmoid(a);
     let (spb, sigb) = simd::softplus_sigmoid(b);
     // e^−d, for log(e^d − 1) and (its square root) the sum near the centre.
