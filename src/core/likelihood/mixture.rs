@@ -90,12 +90,6 @@ fn log_expm1(d: f32, em: f32) -> f32 {
     if d < 0.5 { series } else { closed }
 }
 
-/// tanh r = 1 − 2/(e^(2r) + 1).
-#[inline(always)]
-fn tanh(r: f32) -> f32 {
-    1.0 - 2.0 / (simd::exp(2.0 * r) + 1.0)
-}
-
 /// sinh y for |y| < 1, by its series to y⁹ (the next term is below 3e-8 of it there).
 #[inline(always)]
 fn sinh_small(y: f32) -> f32 {
@@ -478,7 +472,10 @@ fn softmax_weights(m: &Mixture, param: &impl Fn(usize) -> f32) -> Vec<f64> {
 /// Component k's logistic mean for channel c given the earlier channels' values `prev`
 /// (in [0, 1]).
 fn component_mean(m: &Mixture, param: &impl Fn(usize) -> f32, c: usize, k: usize, prev: &[f32]) -> f32 {
-    let coef = |i: usize| tanh(param(m.coef(i, k)));
+    let coef = |i: usize| {
+        let (whole, part, _) = tanh_parts(param(m.coef(i, k)));
+        whole + part
+    };
     let base = param(m.mean(c, k));
     match (m.channels, c) {
         (3, 1) => base + coef(0) * prev[0],
