@@ -14,8 +14,9 @@
 # trained weights are evaluated by `vae eval` with the same evaluation noise as vae's, so the
 # two figures differ only by the frameworks' rounding; PyTorch's weights go to
 # OUT/torch-LIK-SEED/, a run directory). Finished pieces are kept: run it again to go on
-# where it stopped. Each run trains alone on THREADS threads, vae's and PyTorch's one after
-# the other.
+# where it stopped. KL_WARMUP (0; N: both train with the KL term's weight warmed up over N
+# epochs, `vae train --kl-warmup N` and torch_colour.py's KL_WARMUP=N). Each run trains
+# alone on THREADS threads, vae's and PyTorch's one after the other.
 set -euo pipefail
 
 vae=${VAE:-target/release/vae}
@@ -28,12 +29,15 @@ likelihoods=${LIKELIHOODS:-"logistic-mixture gaussian"}
 threads=${THREADS:-2}
 python=${PYTHON:-python3}
 same=${SAME_NOISE:-0}
+warmup=${KL_WARMUP:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 
 [ -d "$icons/train" ] && [ -d "$icons/test" ] || { echo "error: $icons has no train/ and test/: run bench/icon_folder.py $icons first" >&2; exit 2; }
 "$python" -c "import torch" 2>/dev/null || { echo "error: $python cannot import torch (pip install torch)" >&2; exit 2; }
 mkdir -p "$out"
 model="--data-dir $icons --image-size 32 --arch resnet --batch-size 32 --threads $threads"
+anneal=""
+[ "$warmup" = 0 ] || anneal="--kl-warmup $warmup"
 
 for lik in $likelihoods; do
   for seed in $seeds; do
@@ -42,7 +46,7 @@ for lik in $likelihoods; do
       rm -rf "$run"
       echo "$(date +%T) vae     $lik seed $seed"
       # shellcheck disable=SC2086
-      "$vae" train $model --epochs "$epochs" --likelihood "$lik" --seed "$seed" --out "$run" > "$run.log" 2>&1
+      "$vae" train $model $anneal --epochs "$epochs" --likelihood "$lik" --seed "$seed" --out "$run" > "$run.log" 2>&1
       "$vae" eval "$run" --k "$k" --generated 0 --threads "$threads" >> "$run.log" 2>&1
     fi
     if [ ! -f "$out/data/test.npy" ]; then
@@ -61,13 +65,13 @@ for lik in $likelihoods; do
         echo "$(date +%T) PyTorch $lik seed $seed (vae's noise)"
         rm -rf "$trun" && mkdir -p "$trun" && cp "$run/config.json" "$trun/"
         DATA=$out/data LIKELIHOOD=$lik ARCH=resnet EPOCHS=$epochs BATCH=32 K_EVAL=0 THREADS=$threads SEED=$seed \
-          SAME_NOISE=1 LOAD=$init SAVE=$trun/model.safetensors "$python" "$here/torch_colour.py" > "$log" 2>&1
+          KL_WARMUP=$warmup SAME_NOISE=1 LOAD=$init SAVE=$trun/model.safetensors "$python" "$here/torch_colour.py" > "$log" 2>&1
         "$vae" eval "$trun" --k "$k" --generated 0 --threads "$threads" >> "$log" 2>&1
       fi
     elif ! grep -q "^IWAE-" "$log" 2>/dev/null; then
       echo "$(date +%T) PyTorch $lik seed $seed"
       DATA=$out/data LIKELIHOOD=$lik ARCH=resnet EPOCHS=$epochs BATCH=32 K_EVAL=$k THREADS=$threads SEED=$seed \
-        "$python" "$here/torch_colour.py" > "$log" 2>&1
+        KL_WARMUP=$warmup "$python" "$here/torch_colour.py" > "$log" 2>&1
     fi
   done
 done

@@ -20,7 +20,8 @@ holds vae's initial weights for that seed, the two trainings differ only by roun
 SAVE (a file: the trained weights in vae's safetensors names, for `vae eval`),
 MIXTURE_DTYPE (float32, or float64: the mixture's training likelihood computed exactly),
 STEPS_LOG (a file: one line per training step, `epoch step loss`, the step's -ELBO per
-image, as `cargo run --release --example step_losses` prints vae's).
+image, as `cargo run --release --example step_losses` prints vae's),
+KL_WARMUP (0: as `vae train --kl-warmup N`, the KL term weighted min(epoch/N, 1) in training).
 
 What matches vae: PyTorch's default initialisation, with vae's two exceptions (the mixture's
 log-scale biases start at -2.5, a learned Gaussian log-variance per channel at -4); the
@@ -107,12 +108,13 @@ def log_px(g, x):
     return (-0.5 * (math.log(2 * math.pi) + lv + (x - g) ** 2 / lv.exp())).flatten(1).sum(1)
 
 
-def batch_loss(x, eps=None):
-    """-ELBO summed over the batch (one draw of z, `eps` or a fresh one; the analytic KL)."""
+def batch_loss(x, eps=None, beta=1.0):
+    """-ELBO summed over the batch (one draw of z, `eps` or a fresh one; the analytic KL,
+    weighted by `beta`)."""
     mu, lv = m.encode(x, None)
     z = mu + (torch.randn_like(mu) if eps is None else eps) * torch.exp(lv / 2)
     kl = -0.5 * torch.sum(1 + lv - lv.exp() - mu ** 2)
-    return -log_px(m.decode(z, None), x).sum().float() + kl
+    return -log_px(m.decode(z, None), x).sum().float() + (kl if beta == 1.0 else beta * kl)
 
 
 @torch.no_grad()
@@ -146,7 +148,10 @@ g = torch.Generator().manual_seed(12345)
 u_test = torch.rand(xte.shape, generator=g)
 steps = N // BATCH
 steps_log = open(env("STEPS_LOG"), "w") if env("STEPS_LOG") else None
+KL_WARMUP = int(env("KL_WARMUP", "0"))
 for ep in range(1, EPOCHS + 1):
+    # vae's Trainer::beta_at: the weight computed in f64, used in f32
+    beta = float(np.float32(min(ep / KL_WARMUP, 1.0))) if KL_WARMUP else 1.0
     perm = torch.tensor(vae_rng.epoch_order(SEED, ep, N)) if SAME_NOISE else torch.randperm(N)
     total, t0 = 0.0, time.perf_counter()
     m.train()
@@ -155,7 +160,7 @@ for ep in range(1, EPOCHS + 1):
         u, eps = vae_draws(ep, ids.numpy()) if SAME_NOISE else (None, None)
         x = inputs(xtr[ids], u)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
-            loss = batch_loss(x, eps)
+            loss = batch_loss(x, eps, beta)
         opt.zero_grad()
         loss.backward()
         opt.step()
