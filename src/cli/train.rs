@@ -643,6 +643,13 @@ pub fn finish(run: &Run, fit_sampler_k: usize, quiet: bool) -> Result<()> {
             curves.display()
         );
         let (d, vae) = (run.dir.path.display(), crate::text::command_name());
+        let kl = run.metrics.last().map(|m| m.test_kl.unwrap_or(m.train_kl));
+        if let Some(note) = kl
+            .filter(|_| run.config.model.kind.variational())
+            .and_then(|kl| crate::eval::collapse_note(kl, run.config.train.beta, run.config.train.kl_warmup))
+        {
+            eprintln!("{note}");
+        }
         if fitted {
             println!(
                 "next: `{vae} sample {d}` draws new images from the fitted mixture (`--sampler prior` from N(0, I)), \

@@ -104,9 +104,51 @@ pub fn active_units(activity: &[f64]) -> Vec<usize> {
     activity.iter().enumerate().filter(|(_, a)| **a > ACTIVE_THRESHOLD).map(|(u, _)| u).collect()
 }
 
+/// A KL per example below which the latent code counts as collapsed, in nats: ln 10. The
+/// average KL(q(z|x) ‖ p(z)) bounds the information z carries about x, I(x; z), for any prior
+/// (Hoffman & Johnson 2016, "ELBO surgery"), and telling ten equally likely kinds of picture
+/// apart takes ln 10 nats: a code under it cannot even do that.
+pub const COLLAPSED_KL: f64 = std::f64::consts::LN_10;
+
+/// What to tell a user whose variational model's KL per example is `kl` (the last epoch's
+/// test KL, or `vae eval`'s), when it is below [`COLLAPSED_KL`]: the decoder models the
+/// pictures without the code (posterior collapse: Bowman et al. 2016). The remedy named
+/// follows the run's KL weight `beta` and warm-up `warmup` (epochs, 0 for none): a β above 1
+/// pushes towards collapse itself; otherwise a KL warm-up is the usual cure.
+pub fn collapse_note(kl: f64, beta: f32, warmup: usize) -> Option<String> {
+    if kl.is_nan() || kl >= COLLAPSED_KL {
+        return None;
+    }
+    let remedy = match warmup {
+        _ if beta > 1.0 => format!("a smaller `--beta` than this run's {beta} lets the code carry more"),
+        0 => "train it again with `--kl-warmup 5` (the KL's weight rising over 5 epochs) to keep the code in use"
+            .to_string(),
+        n => format!("more epochs, or a longer `--kl-warmup` than this run's {n}, may bring the code into use"),
+    };
+    Some(format!(
+        "note: the latent code is nearly unused: KL {kl:.2} nats per image, which bounds what z says about x; \
+         the likelihood models the pictures on its own (posterior collapse); {remedy}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Below ln 10 nats a note, naming the remedy for the run's β and warm-up; at or above
+    /// it (and for a NaN) none.
+    #[test]
+    fn a_collapsed_code_gets_a_note_naming_the_remedy() {
+        let note = collapse_note(0.369, 1.0, 0).expect("0.37 nats is collapsed");
+        assert!(note.contains("KL 0.37 nats") && note.contains("--kl-warmup 5"), "{note}");
+        let longer = collapse_note(2.3, 1.0, 5).expect("2.3 < ln 10");
+        assert!(longer.contains("longer `--kl-warmup` than this run's 5,"), "{longer}");
+        let heavy = collapse_note(0.04, 200.0, 5).expect("0.04 nats is collapsed");
+        assert!(heavy.contains("smaller `--beta` than this run's 200"), "{heavy}");
+        assert_eq!(collapse_note(std::f64::consts::LN_10, 1.0, 0), None);
+        assert_eq!(collapse_note(25.0, 1.0, 0), None);
+        assert_eq!(collapse_note(f64::NAN, 1.0, 0), None);
+    }
 
     #[test]
     fn estimate_has_the_textbook_standard_error() {
