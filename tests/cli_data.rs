@@ -171,12 +171,24 @@ fn a_discretized_gaussian_run_reports_bits_as_a_probability() {
     let value: f64 = bits.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(value > 0.0 && value.is_finite(), "{bits}");
     run(&["sample", r.to_str().unwrap(), "-n", "4"]);
+    let warmup = |run: &std::path::Path| {
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        config["train"]["kl_warmup"].as_u64().unwrap_or(0) // written only when not 0
+    };
+    assert_eq!(warmup(&r), 0, "no warm-up by default but for the mixture");
     for likelihood in ["discretized-gaussian", "logistic-mixture"] {
         let iwae = tmp.path().join(format!("iwae-{likelihood}"));
         train(&data, &iwae, &["--epochs", "1", "--likelihood", likelihood, "--objective", "iwae", "--k", "3"]);
         let config = std::fs::read_to_string(iwae.join("config.json")).unwrap();
         assert!(config.contains("\"iwae\""), "{config}");
+        assert_eq!(warmup(&iwae), 0, "the importance-weighted bound has no KL term to warm up");
     }
+    // The mixture on the ELBO warms its KL up over 5 epochs unless told otherwise.
+    let (mixture, off) = (tmp.path().join("mixture"), tmp.path().join("mixture-off"));
+    train(&data, &mixture, &["--epochs", "1", "--likelihood", "logistic-mixture"]);
+    train(&data, &off, &["--epochs", "1", "--likelihood", "logistic-mixture", "--kl-warmup", "0"]);
+    assert_eq!((warmup(&mixture), warmup(&off)), (5, 0));
 }
 
 /// A folder of NumPy arrays (what `vae.train` in Python writes): colour images with named
