@@ -172,7 +172,7 @@ fn impossible_flags_get_one_clear_error() {
     fails(&["train", "--out", o, "--threads", "100000"], &["--threads", "more than the", "cores here"]);
     let iwae_kl = "the importance-weighted bound has none to weight";
     fails(&["train", "--out", o, "--objective", "iwae", "--kl-warmup", "10"], &["--kl-warmup", iwae_kl]);
-    fails(&["train", "--out", o, "--kl-warmup", "0"], &["--kl-warmup <N>", "0 is not in 1..=100000"]);
+    fails(&["train", "--out", o, "--kl-warmup", "100001"], &["--kl-warmup <N>", "100001 is not in 0..=100000"]);
     fails(&["train", "--out", o, "--k", "3", "--model", "ae"], &["--objective elbo k=3 needs a variational model"]);
     fails(&["train", "--out", o, "--lr-schedule", "cosine"], &["--lr-schedule", "'cosine' is not a schedule", "burda"]);
     fails(&["train", "--out", o, "--lr-schedule", "stages:30:3:0.5"], &["spans more than 100000 epochs"]);
