@@ -533,6 +533,7 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
         }
         let threads = resolve_threads(a.threads.unwrap_or(0), group);
         let schedule = a.lr_schedule.unwrap_or_default();
+        let objective = objective(a)?;
         let train = TrainConfig {
             epochs: a.epochs.or(schedule.epochs()).unwrap_or(50),
             batch_size: a.batch_size.unwrap_or(128),
@@ -548,11 +549,11 @@ fn open_as(a: &TrainArgs, group: &Group) -> Result<Option<Run>> {
             train_limit: a.train_limit,
             test_limit: a.test_limit,
             binarize: a.binarize.unwrap_or_default(),
-            objective: objective(a)?,
+            objective,
             lr_schedule: schedule,
             init: a.init.unwrap_or_default(),
             output_bias: a.output_bias.unwrap_or_default(),
-            kl_warmup: a.kl_warmup.unwrap_or_else(|| default_warmup(&model, objective(a).unwrap_or_default())),
+            kl_warmup: a.kl_warmup.unwrap_or_else(|| default_warmup(&model, objective)),
             augment: a.augment.unwrap_or_default().resolve(data.train.shape).map_err(anyhow::Error::msg)?,
             precision: recorded_precision(a.precision.unwrap_or_default()),
             world_size: group.size,
@@ -659,10 +660,11 @@ pub fn finish(run: &Run, fit_sampler_k: usize, quiet: bool) -> Result<()> {
             curves.display()
         );
         let (d, vae) = (run.dir.path.display(), crate::text::command_name());
-        let kl = run.metrics.last().map(|m| m.test_kl.unwrap_or(m.train_kl));
-        if let Some(note) = kl
-            .filter(|_| run.config.model.kind.variational())
-            .and_then(|kl| crate::eval::collapse_note(kl, run.config.train.beta, run.config.train.kl_warmup))
+        let (c, last) = (&run.config, run.metrics.last());
+        if let Some(m) = last
+            && c.model.kind.variational()
+            && let Some(note) =
+                crate::eval::collapse_note(m.test_kl.unwrap_or(m.train_kl), c.train.beta, c.train.kl_warmup)
         {
             eprintln!("{note}");
         }

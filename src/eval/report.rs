@@ -328,12 +328,8 @@ pub fn run_eval(dir: &RunDir, opts: &EvalOptions) -> anyhow::Result<EvalReport> 
     // The table first: whatever happens to the file, the figures are on the screen.
     if !opts.quiet {
         print!("{}", table(&report, &model));
-        if let Some(note) = model
-            .config()
-            .kind
-            .variational()
-            .then(|| super::collapse_note(report.elbo.kl, config.train.beta, config.train.kl_warmup))
-            .flatten()
+        if model.config().kind.variational()
+            && let Some(note) = super::collapse_note(report.elbo.kl, config.train.beta, config.train.kl_warmup)
         {
             eprintln!("{note}");
         }

@@ -243,8 +243,8 @@ simd_fn! {
                 }
                 g[mi..mi + LANES].copy_from_slice(&dmu);
                 g[si..si + LANES].copy_from_slice(&dls);
-                for (&(i, from), slope) in deps.iter().zip(&slope) {
-                    let (slot, x) = (m.coef(i, k) * LANES, lanes(&xs[from * LANES..]));
+                for ((&(i, _), slope), x) in deps.iter().zip(&slope).zip(&xd) {
+                    let slot = m.coef(i, k) * LANES;
                     let mut d = [0.0f32; LANES];
                     for j in 0..LANES {
                         d[j] = dmu[j] * (x[j] * (1.0 / 255.0)) * slope[j];
