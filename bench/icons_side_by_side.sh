@@ -15,7 +15,9 @@
 # two figures differ only by the frameworks' rounding; PyTorch's weights go to
 # OUT/torch-LIK-SEED/, a run directory). Finished pieces are kept: run it again to go on
 # where it stopped. KL_WARMUP (0; N: both train with the KL term's weight warmed up over N
-# epochs, `vae train --kl-warmup N` and torch_colour.py's KL_WARMUP=N). Each run trains
+# epochs, `vae train --kl-warmup N` and torch_colour.py's KL_WARMUP=N). LR_SCHEDULE (constant;
+# step:N:F: both multiply the learning rate by F every N epochs, `vae train --lr-schedule`
+# and torch_colour.py's LR_SCHEDULE). Each run trains
 # alone on THREADS threads, vae's and PyTorch's one after the other.
 set -euo pipefail
 
@@ -30,6 +32,7 @@ threads=${THREADS:-2}
 python=${PYTHON:-python3}
 same=${SAME_NOISE:-0}
 warmup=${KL_WARMUP:-0}
+schedule=${LR_SCHEDULE:-constant}
 here=$(cd "$(dirname "$0")" && pwd)
 
 [ -d "$icons/train" ] && [ -d "$icons/test" ] || { echo "error: $icons has no train/ and test/: run bench/icon_folder.py $icons first" >&2; exit 2; }
@@ -37,7 +40,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 model="--data-dir $icons --image-size 32 --arch resnet --batch-size 32 --threads $threads"
 # Always passed: vae's default warm-up for the mixture is 5, PyTorch's script has none.
-anneal="--kl-warmup $warmup"
+anneal="--kl-warmup $warmup --lr-schedule $schedule"
 
 for lik in $likelihoods; do
   for seed in $seeds; do
@@ -65,13 +68,13 @@ for lik in $likelihoods; do
         echo "$(date +%T) PyTorch $lik seed $seed (vae's noise)"
         rm -rf "$trun" && mkdir -p "$trun" && cp "$run/config.json" "$trun/"
         DATA=$out/data LIKELIHOOD=$lik ARCH=resnet EPOCHS=$epochs BATCH=32 K_EVAL=0 THREADS=$threads SEED=$seed \
-          KL_WARMUP=$warmup SAME_NOISE=1 LOAD=$init SAVE=$trun/model.safetensors "$python" "$here/torch_colour.py" > "$log" 2>&1
+          KL_WARMUP=$warmup LR_SCHEDULE=$schedule SAME_NOISE=1 LOAD=$init SAVE=$trun/model.safetensors "$python" "$here/torch_colour.py" > "$log" 2>&1
         "$vae" eval "$trun" --k "$k" --generated 0 --threads "$threads" >> "$log" 2>&1
       fi
     elif ! grep -q "^IWAE-" "$log" 2>/dev/null; then
       echo "$(date +%T) PyTorch $lik seed $seed"
       DATA=$out/data LIKELIHOOD=$lik ARCH=resnet EPOCHS=$epochs BATCH=32 K_EVAL=$k THREADS=$threads SEED=$seed \
-        KL_WARMUP=$warmup "$python" "$here/torch_colour.py" > "$log" 2>&1
+        KL_WARMUP=$warmup LR_SCHEDULE=$schedule "$python" "$here/torch_colour.py" > "$log" 2>&1
     fi
   done
 done

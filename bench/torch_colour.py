@@ -21,7 +21,9 @@ SAVE (a file: the trained weights in vae's safetensors names, for `vae eval`),
 MIXTURE_DTYPE (float32, or float64: the mixture's training likelihood computed exactly),
 STEPS_LOG (a file: one line per training step, `epoch step loss`, the step's -ELBO per
 image, as `cargo run --release --example step_losses` prints vae's),
-KL_WARMUP (0: as `vae train --kl-warmup N`, the KL term weighted min(epoch/N, 1) in training).
+KL_WARMUP (0: as `vae train --kl-warmup N`, the KL term weighted min(epoch/N, 1) in training),
+LR_SCHEDULE (constant, or step:N:F: as `vae train --lr-schedule step:N:F`, the rate of epoch
+e is LR·F^((e−1) div N), PyTorch's StepLR).
 
 What matches vae: PyTorch's default initialisation, with vae's two exceptions (the mixture's
 log-scale biases start at -2.5, a learned Gaussian log-variance per channel at -4); the
@@ -67,7 +69,19 @@ if env("LOAD"):
     if not K:
         logvar.data.copy_(lv)
 params = list(m.parameters()) + ([] if K else [logvar])
-opt = torch.optim.Adam(params, lr=float(env("LR", "1e-3")), eps=1e-8)
+LR = float(np.float32(env("LR", "1e-3")))  # vae keeps --lr in f32
+opt = torch.optim.Adam(params, lr=LR, eps=1e-8)
+
+
+def lr_factor(ep, schedule=env("LR_SCHEDULE", "constant")):
+    """vae's LrSchedule::factor for the schedules this script knows (constant, step:N:F)."""
+    if schedule == "constant":
+        return 1.0
+    kind, every, factor = schedule.split(":")
+    assert kind == "step", f"LR_SCHEDULE={schedule}: only constant and step:N:F are ported"
+    return float(factor) ** ((ep - 1) // int(every))
+
+
 print(f"{env('ARCH', 'resnet')} {WIDTHS} blocks {BLOCKS}, {LIK} (K={K}), latent {LATENT}: "
       f"{sum(p.numel() for p in params):,} parameters; {N} train / {len(xte)} test images {C}x{S}x{S}")
 
@@ -152,6 +166,8 @@ KL_WARMUP = int(env("KL_WARMUP", "0"))
 for ep in range(1, EPOCHS + 1):
     # vae's Trainer::beta_at: the weight computed in f64, used in f32
     beta = float(np.float32(min(ep / KL_WARMUP, 1.0))) if KL_WARMUP else 1.0
+    for group in opt.param_groups:  # vae's Trainer::adam_config: the f64 product, used in f32
+        group["lr"] = float(np.float32(LR * lr_factor(ep)))
     perm = torch.tensor(vae_rng.epoch_order(SEED, ep, N)) if SAME_NOISE else torch.randperm(N)
     total, t0 = 0.0, time.perf_counter()
     m.train()
