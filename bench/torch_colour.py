@@ -77,9 +77,17 @@ def lr_factor(ep, schedule=env("LR_SCHEDULE", "constant")):
     """vae's LrSchedule::factor for the schedules this script knows (constant, step:N:F)."""
     if schedule == "constant":
         return 1.0
-    kind, every, factor = schedule.split(":")
-    assert kind == "step", f"LR_SCHEDULE={schedule}: only constant and step:N:F are ported"
-    return float(factor) ** ((ep - 1) // int(every))
+    try:
+        kind, every, factor = schedule.split(":")
+        if kind == "step" and int(every) >= 1 and float(factor) > 0:
+            return float(factor) ** ((ep - 1) // int(every))
+    except ValueError:
+        pass
+    sys.exit(f"error: LR_SCHEDULE={schedule}: use constant or step:N:F (N ≥ 1 epochs, F > 0), "
+             "the forms of `vae train --lr-schedule` ported here")
+
+
+lr_factor(1)  # a bad LR_SCHEDULE stops here, before any training
 
 
 print(f"{env('ARCH', 'resnet')} {WIDTHS} blocks {BLOCKS}, {LIK} (K={K}), latent {LATENT}: "
