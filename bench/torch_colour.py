@@ -73,21 +73,26 @@ LR = float(np.float32(env("LR", "1e-3")))  # vae keeps --lr in f32
 opt = torch.optim.Adam(params, lr=LR, eps=1e-8)
 
 
-def lr_factor(ep, schedule=env("LR_SCHEDULE", "constant")):
-    """vae's LrSchedule::factor for the schedules this script knows (constant, step:N:F)."""
+def parse_schedule(schedule):
+    """vae's `--lr-schedule` forms ported here, as (N, F) for step:N:F; constant is (1, 1)."""
     if schedule == "constant":
-        return 1.0
+        return 1, 1.0
     try:
         kind, every, factor = schedule.split(":")
         if kind == "step" and int(every) >= 1 and float(factor) > 0:
-            return float(factor) ** ((ep - 1) // int(every))
+            return int(every), float(factor)
     except ValueError:
         pass
     sys.exit(f"error: LR_SCHEDULE={schedule}: use constant or step:N:F (N ≥ 1 epochs, F > 0), "
              "the forms of `vae train --lr-schedule` ported here")
 
 
-lr_factor(1)  # a bad LR_SCHEDULE stops here, before any training
+LR_EVERY, LR_FACTOR = parse_schedule(env("LR_SCHEDULE", "constant"))  # before any training
+
+
+def lr_factor(ep):
+    """vae's LrSchedule::factor: F^((ep − 1) div N)."""
+    return LR_FACTOR ** ((ep - 1) // LR_EVERY)
 
 
 print(f"{env('ARCH', 'resnet')} {WIDTHS} blocks {BLOCKS}, {LIK} (K={K}), latent {LATENT}: "
