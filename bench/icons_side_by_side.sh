@@ -39,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$python" -c "import torch" 2>/dev/null || { echo "error: $python cannot import torch (pip install torch)" >&2; exit 2; }
 mkdir -p "$out"
 model="--data-dir $icons --image-size 32 --arch resnet --batch-size 32 --threads $threads"
-# Always passed: vae's default warm-up for the mixture is 5, PyTorch's script has none.
+# Always passed, so both sides train alike whatever vae's defaults (the mixture's warm-up is 5).
 anneal="--kl-warmup $warmup --lr-schedule $schedule"
 
 for lik in $likelihoods; do
@@ -86,8 +86,8 @@ out, liks, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 def vae(lik, seed):
     run = f"{out}/vae-{lik}-{seed}"
     bits = json.load(open(f"{run}/eval.json"))["bits_per_dim"]["value"]
-    secs = [json.loads(l)["seconds"] for l in open(f"{run}/metrics.jsonl")]
-    return bits, st.median(secs)
+    epochs = [json.loads(l) for l in open(f"{run}/metrics.jsonl")]
+    return bits, st.median(e["seconds"] for e in epochs), epochs[-1]["test_kl"]
 def torch(lik, seed):
     text = open(f"{out}/torch-{lik}-{seed}.log").read()
     try:  # SAME_NOISE=1: PyTorch's weights evaluated by `vae eval`
@@ -95,15 +95,16 @@ def torch(lik, seed):
     except FileNotFoundError:
         bits = float(re.search(r"^IWAE-\d+ .* ([0-9.]+) bits/dim", text, re.M).group(1))
     secs = [float(s) for s in re.findall(r"^epoch .*?([0-9.]+) s ", text, re.M)]
-    return bits, st.median(secs)
+    kl = float(re.findall(r"^epoch .* kl +([0-9.]+)", text, re.M)[-1])  # the last epoch's test KL
+    return bits, st.median(secs), kl
 def mean(xs):
     return f"{st.mean(xs):.3f}" + (f" ± {st.stdev(xs) / len(xs) ** 0.5:.3f}" if len(xs) > 1 else "")
-print("| likelihood | seed | vae bits/dim | PyTorch bits/dim | vae − PyTorch | s/epoch vae / PyTorch |")
+print("| likelihood | seed | vae bits/dim (test KL) | PyTorch bits/dim (test KL) | vae − PyTorch | s/epoch vae / PyTorch |")
 print("|---|---|---|---|---|---|")
 for lik in liks:
     rows = [(s, vae(lik, s), torch(lik, s)) for s in seeds]
-    for s, (vb, vs), (tb, ts) in rows:
-        print(f"| {lik} | {s} | {vb:.3f} | {tb:.3f} | {vb - tb:+.3f} | {vs:.2f} / {ts:.2f} ({ts / vs:.2f}×) |")
+    for s, (vb, vs, vk), (tb, ts, tk) in rows:
+        print(f"| {lik} | {s} | {vb:.3f} ({vk:.1f}) | {tb:.3f} ({tk:.1f}) | {vb - tb:+.3f} | {vs:.2f} / {ts:.2f} ({ts / vs:.2f}×) |")
     vb, tb = [r[1][0] for r in rows], [r[2][0] for r in rows]
     print(f"| {lik} | mean ± s.e. | {mean(vb)} | {mean(tb)} | {mean([a - b for a, b in zip(vb, tb)])} | |")
 EOF
