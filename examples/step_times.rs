@@ -1,7 +1,8 @@
 //! Where a training step's time goes: input gather, forward, backward and Adam, for the
 //! MNIST conv VAE, the 64x64 colour one, or Burda et al.'s 784-200-200-50 tanh MLP at batch
 //! 20 (with K > 1: the K-sample IWAE step).
-//! `cargo run --release --example step_times [colour | burda [K]]`.
+//! `cargo run --release --example step_times [colour | burda [K]]`; `PRECISION=bf16` runs the
+//! products as `--precision bf16` does.
 use std::time::Instant;
 use vae::bench::random_dataset;
 use vae::core::{AdamConfig, AdamState, Pool, Rng, Shape, adam_step};
@@ -28,6 +29,11 @@ fn main() {
     let model = Model::init(config, 1);
     let mut params = model.params.clone();
     let pool = Pool::new(0);
+    let precision = match std::env::var("PRECISION").as_deref() {
+        Ok("bf16") => vae::core::bf16::Precision::Bf16,
+        _ => vae::core::bf16::Precision::F32,
+    };
+    let _scope = precision.scope();
     let mut ws = Workspace::with_samples(model.config(), b, k, pool.threads());
     let mut grads = vec![0.0; params.len()];
     let mut adam = AdamState::new(params.len());

@@ -20,6 +20,7 @@
 //! convolution gathers its column matrix straight into the right operand's layout
 //! (`core::conv`).
 
+pub mod amx;
 mod kernel;
 mod pack;
 
@@ -96,6 +97,9 @@ impl Precision {
     pub fn path(self) -> Result<&'static str, String> {
         match self {
             Precision::F32 => Ok("f32"),
+            Precision::Bf16 if amx_engaged() => {
+                Ok("bf16 (AMX tiles for the linear layers, vdpbf16ps for the convolutions; f32 sums)")
+            }
             Precision::Bf16 if hardware() => Ok("bf16 (vdpbf16ps, f32 sums)"),
             Precision::Bf16 => Err(format!(
                 "bf16 needs AVX512_BF16 (vdpbf16ps: AMD Zen 4/5, Intel Xeon from Cooper Lake on), which this CPU {}",
@@ -161,6 +165,18 @@ pub fn hardware() -> bool {
     })
 }
 
+/// Whether the linear layers' bf16 products run on AMX tiles ([`amx`]): the CPU has them,
+/// Linux granted this process the tile state, and `VAE_SIMD=amx` asks for them (opt-in
+/// until a session on an AMX machine has run the tile path's tests there).
+pub fn amx_engaged() -> bool {
+    static ENGAGED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENGAGED.get_or_init(|| {
+        hardware()
+            && super::simd::bf16_requested() == Ok(Some(super::simd::Bf16Path::Amx))
+            && amx::hardware()
+    })
+}
+
 /// A left operand `a` [M, K] packed once (a layer's weight after each update), for any
 /// number of products [`matmul_packed`].
 pub struct PackedA {
@@ -215,18 +231,21 @@ pub(crate) fn pack_b(pool: &Pool, b: Mat) -> Vec<u32> {
 }
 
 /// The bf16 peak of this CPU on `pool`'s threads, in GFLOP/s (2 per multiply-add), measured
-/// by a probe of independent `vdpbf16ps` on registers for about `seconds`: what the kernel
-/// could reach at best (`None` without the instruction).
+/// by a probe of independent `vdpbf16ps` on registers (`tdpbf16ps` on tiles where
+/// [`amx_engaged`]) for about `seconds`: what the kernel could reach at best (`None` without
+/// the instruction).
 pub fn peak_gflops(pool: &Pool, seconds: f64) -> Option<f64> {
     if !hardware() {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
     {
-        // FLOP per round: 16 instructions × 16 lanes × 2 multiply-adds × 2.
-        const ROUND: f64 = 16.0 * 16.0 * 4.0;
-        // SAFETY: `hardware` checked the features.
-        let probe = |iters: usize| unsafe { kernel::peak_loop(iters) };
+        let tiles = amx_engaged();
+        // FLOP per round: 16 instructions × 16 lanes × 2 multiply-adds × 2, or on tiles four
+        // instructions × 16 × 16 outputs × 32 multiply-adds × 2.
+        let round = if tiles { 4.0 * 16.0 * 16.0 * 64.0 } else { 16.0 * 16.0 * 4.0 };
+        // SAFETY: `hardware` checked the features, `amx_engaged` the tiles.
+        let probe = |iters: usize| unsafe { if tiles { amx::peak_loop(iters) } else { kernel::peak_loop(iters) } };
         // Size the run from a short one, then time it on every thread at once.
         let t = std::time::Instant::now();
         std::hint::black_box(probe(10_000));
@@ -237,7 +256,7 @@ pub fn peak_gflops(pool: &Pool, seconds: f64) -> Option<f64> {
             std::hint::black_box(probe(iters));
         });
         let elapsed = t.elapsed().as_secs_f64();
-        Some(iters as f64 * ROUND * pool.threads() as f64 / elapsed / 1e9)
+        Some(iters as f64 * round * pool.threads() as f64 / elapsed / 1e9)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -254,6 +273,19 @@ pub fn matmul_bf16(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: boo
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     assert_eq!(b.rows(), k, "inner dimensions differ: [{m}, {k}] x [{}, {n}]", b.rows());
     assert!(m.checked_mul(n).is_some_and(|mn| dst.len() >= mn), "destination too small for [{m}, {n}]");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if amx_engaged() {
+        return amx::product(pool, dst, a, b, accumulate, amx::Engine::Tiles);
+    }
+    matmul_vector(pool, dst, a, b, accumulate);
+}
+
+/// [`matmul_bf16`] on `vdpbf16ps` (or its portable loop) whatever `VAE_SIMD` says of AMX: the
+/// path the convolutions' products share, which their tests compare against bit for bit.
+pub(crate) fn matmul_vector(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, n) = (a.rows(), b.cols());
     if m == 0 || n == 0 {
         return;
     }

@@ -90,7 +90,9 @@ pub const OVERRIDE_VAR: &str = "VAE_SIMD";
 /// The bf16 paths `VAE_SIMD` can force (`--precision bf16`'s products).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bf16Path {
-    /// AMX tiles (`tdpbf16ps`): not built yet, so refused.
+    /// AMX tiles (`tdpbf16ps`) for the linear layers' products, `vdpbf16ps` for the rest:
+    /// opt-in until a session on an AMX machine has run its tests there
+    /// (`core::bf16::amx`).
     Amx,
     /// `vdpbf16ps` (AVX512_BF16), at SIMD level v4.
     Avx512Bf16,
@@ -114,7 +116,7 @@ impl Bf16Path {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OverrideError {
     #[error(
-        "VAE_SIMD={0:?} is not a SIMD level or bf16 path: set it to v4, v3, baseline, avx512bf16 or fp32, or unset it"
+        "VAE_SIMD={0:?} is not a SIMD level or bf16 path: set it to v4, v3, baseline, amx, avx512bf16 or fp32, or unset it"
     )]
     Unknown(String),
     #[error("VAE_SIMD={asked} asks for more than this CPU has ({has}): set it to {has} or lower, or unset it")]
@@ -122,7 +124,7 @@ pub enum OverrideError {
     #[error("VAE_SIMD=avx512bf16 asks for vdpbf16ps, which this CPU lacks: set it to fp32, or unset it")]
     NoBf16,
     #[error(
-        "VAE_SIMD=amx: this build has no AMX tile path yet (bf16 runs on vdpbf16ps): set it to avx512bf16 or fp32, or unset it"
+        "VAE_SIMD=amx asks for AMX tiles (tdpbf16ps, Intel Xeon from Sapphire Rapids on), which this CPU lacks: set it to avx512bf16 or fp32, or unset it"
     )]
     NoAmx,
 }
@@ -137,12 +139,18 @@ fn override_value() -> Option<String> {
 /// checked against the CPU.
 ///
 /// # Errors
-/// `amx` (not built), or `avx512bf16` on a CPU without it.
+/// `amx` or `avx512bf16` on a CPU without it.
 pub fn bf16_requested() -> Result<Option<Bf16Path>, OverrideError> {
-    let Some(value) = override_value() else { return Ok(None) };
+    override_value().map_or(Ok(None), |value| bf16_requested_of(&value))
+}
+
+/// [`bf16_requested`] for `VAE_SIMD=value`.
+fn bf16_requested_of(value: &str) -> Result<Option<Bf16Path>, OverrideError> {
     let path = [Bf16Path::Amx, Bf16Path::Avx512Bf16, Bf16Path::Fp32].into_iter().find(|p| p.name() == value);
     match path {
-        Some(Bf16Path::Amx) => Err(OverrideError::NoAmx),
+        Some(Bf16Path::Amx) if !(detected() == Level::V4 && has_avx512_bf16() && super::cpu::cpu().amx_bf16) => {
+            Err(OverrideError::NoAmx)
+        }
         Some(Bf16Path::Avx512Bf16) if !(detected() == Level::V4 && has_avx512_bf16()) => Err(OverrideError::NoBf16),
         other => Ok(other),
     }
@@ -341,6 +349,24 @@ mod tests {
         assert!((ln_1p(1e-3) as f64 - (1e-3f64).ln_1p()).abs() < 1e-10);
     }
 
+    /// `VAE_SIMD=amx` is taken where the CPU has AMX-BF16 (beside AVX512_BF16, which every
+    /// AMX Xeon has), and refused with the fix elsewhere; the names are exact.
+    #[test]
+    fn the_amx_override_is_taken_only_with_amx() {
+        let has = detected() == Level::V4 && has_avx512_bf16() && super::super::cpu::cpu().amx_bf16;
+        match bf16_requested_of("amx") {
+            Ok(Some(Bf16Path::Amx)) => assert!(has, "amx taken on a CPU without it"),
+            Err(e) => {
+                assert!(!has, "amx refused on a CPU with it: {e}");
+                assert_eq!(e, OverrideError::NoAmx);
+                assert!(e.to_string().contains("set it to avx512bf16 or fp32, or unset it"), "{e}");
+            }
+            other => panic!("VAE_SIMD=amx gave {other:?}"),
+        }
+        assert_eq!(bf16_requested_of("fp32"), Ok(Some(Bf16Path::Fp32)));
+        assert_eq!(bf16_requested_of("v3"), Ok(None));
+    }
+
     #[test]
     fn the_override_sets_the_level() {
         // Under `kernel_tests_pass_at_every_lower_simd_level` this runs with VAE_SIMD set.
@@ -364,9 +390,11 @@ mod tests {
         }
         let exe = std::env::current_exe().expect("the test binary's path");
         let lower = Level::ALL.into_iter().filter(|l| l.rank() < detected().rank()).map(Level::name);
-        // With vdpbf16ps: also without it (the bf16 products' portable loop in every test).
+        // With vdpbf16ps: also without it (the bf16 products' portable loop in every test);
+        // with AMX, also on its tiles.
         let no_bf16 = (detected() == Level::V4 && has_avx512_bf16()).then_some(Bf16Path::Fp32.name());
-        for name in lower.chain(no_bf16) {
+        let amx = (bf16_requested_of("amx") == Ok(Some(Bf16Path::Amx))).then_some(Bf16Path::Amx.name());
+        for name in lower.chain(no_bf16).chain(amx) {
             let out = std::process::Command::new(&exe)
                 .args(["core::", "nn::", "--skip", "kernel_tests_pass_at_every_lower_simd_level"])
                 .args(["--test-threads", "2"])

@@ -316,6 +316,13 @@ pub(super) fn pack_b_by_pairs(pool: &Pool, b: Mat, dst: &mut [u32]) {
     });
 }
 
+/// Packs lines `first..first + G·count` of `m` (K columns) in groups of `G` into `dst` on the
+/// calling thread: `dst[(g·P + q)·G + l] = (m[first + g·G + l, 2q], m[…, 2q + 1])`, 0 past
+/// `m`'s lines (a right operand is passed transposed).
+pub(super) fn pack_groups<const G: usize>(m: Mat, first: usize, count: usize, dst: &mut [u32]) {
+    TMP.with_borrow_mut(|tmp| pack_lines::<G>(&m, first, count, dst, tmp));
+}
+
 /// Packs `a` [M, K] in row blocks of [`MR`] into `dst` on the calling thread.
 pub(super) fn pack_a_serial(a: Mat, dst: &mut [u32]) {
     pack_a_blocks(a, 0..a.rows().div_ceil(MR), dst);

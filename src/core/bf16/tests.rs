@@ -117,7 +117,7 @@ fn a_prepacked_operand_gives_identical_products() {
         let b = random(k * n, seed);
         let (mut once, mut each) = (vec![0.0; m * n], vec![0.0; m * n]);
         matmul_packed(&pool, &mut once, &packed, Mat::new(&b, k, n), false);
-        matmul_bf16(&pool, &mut each, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
+        matmul_vector(&pool, &mut each, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
         assert_eq!(once, each);
     }
 }
@@ -135,7 +135,7 @@ fn a_column_range_of_a_whole_packing_multiplies_as_the_range_alone() {
         let b = random(k * n, 9);
         let range = Mat::new(&a, m, depth).cols_range(cols.clone());
         let mut want = vec![0.0; m * n];
-        matmul_bf16(&pool, &mut want, range, Mat::new(&b, k, n), false);
+        matmul_vector(&pool, &mut want, range, Mat::new(&b, k, n), false);
         let (mut got, mut alone) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
         let single = PackedA::serial(range);
         // SAFETY: both destinations hold m rows of n.
@@ -148,7 +148,7 @@ fn a_column_range_of_a_whole_packing_multiplies_as_the_range_alone() {
     }
 }
 
-/// A narrow product runs transposed ([`matmul_bf16`]'s choice by block use) and gives the
+/// A narrow product runs transposed ([`matmul_vector`]'s choice by block use) and gives the
 /// bits of the direct orientation, accumulating too.
 #[test]
 fn narrow_products_run_transposed_with_the_same_bits() {
@@ -157,7 +157,7 @@ fn narrow_products_run_transposed_with_the_same_bits() {
         let (a, b) = (random(m * k, 10), random(k * n, 11));
         assert!(block_use(n, m) > 1.25 * block_use(m, n), "[{m}, {n}] should run transposed");
         let (mut got, mut direct) = (random(m * n, 12), random(m * n, 12));
-        matmul_bf16(&pool, &mut got, Mat::new(&a, m, k), Mat::new(&b, k, n), true);
+        matmul_vector(&pool, &mut got, Mat::new(&a, m, k), Mat::new(&b, k, n), true);
         product(&pool, &mut direct, Mat::new(&a, m, k), Mat::new(&b, k, n), true);
         assert_eq!(got, direct, "[{m}, {k}] x [{k}, {n}]");
     }

@@ -322,7 +322,7 @@ fn the_gathered_weight_gradient_block_equals_the_packed_column_block() {
         im2col_block(&g, &x, batch, rows.clone(), cols.clone(), &mut col);
         let colt = Mat::new(&col, rows.len(), cols.len()).t();
         let mut want = vec![0.0f32; m * rows.len()];
-        crate::core::bf16::matmul_bf16(&pool, &mut want, Mat::new(&e, m, n).cols_range(cols.clone()), colt, false);
+        crate::core::bf16::matmul_vector(&pool, &mut want, Mat::new(&e, m, n).cols_range(cols.clone()), colt, false);
         let mut pb = vec![u32::MAX; rows.len().div_ceil(bf16::NR) * cols.len().div_ceil(2) * bf16::NR];
         pairs::im2col_pairs_t(&g, &x, batch, rows.clone(), cols.clone(), &mut pb);
         let mut got = vec![f32::NAN; m * rows.len()];
