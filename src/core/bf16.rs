@@ -171,9 +171,7 @@ pub fn hardware() -> bool {
 pub fn amx_engaged() -> bool {
     static ENGAGED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ENGAGED.get_or_init(|| {
-        hardware()
-            && super::simd::bf16_requested() == Ok(Some(super::simd::Bf16Path::Amx))
-            && amx::hardware()
+        hardware() && super::simd::bf16_requested() == Ok(Some(super::simd::Bf16Path::Amx)) && amx::hardware()
     })
 }
 

@@ -26,7 +26,13 @@
 //! in Rust as [`Engine::Emulated`] (the same addresses, the same sums in the same order), so
 //! the packing and blocking are tested on every machine and the asm against it on AMX ones.
 
-use super::{from_bf16, pack};
+mod tiles;
+
+pub(crate) use tiles::Block;
+#[cfg(target_arch = "x86_64")]
+pub(super) use tiles::peak_loop;
+
+use super::pack;
 use crate::core::matmul::Mat;
 use crate::core::pool::{Pool, SyncMut, split_range};
 
@@ -184,13 +190,12 @@ pub(crate) fn product(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: 
         // SAFETY: `hardware` holds for `Tiles` (asserted above); each part's blocks are its own
         // rows or columns of `dst`, and the packings hold every tile a block reads.
         unsafe {
-            begin(engine);
+            let mut tiles = Block::begin(engine);
             for bi in rr {
                 for bj in cr.clone() {
-                    block(engine, (pa, pp), pb, (bi, bj), (out.ptr(), m, n), accumulate, &mut scratch);
+                    block(&mut tiles, (pa, pp), pb, (bi, bj), (out.ptr(), m, n), accumulate, &mut scratch);
                 }
             }
-            end(engine);
         }
     });
     pack::give_back(pa_buf);
@@ -202,9 +207,9 @@ pub(crate) fn product(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: 
 ///
 /// # Safety
 /// `c` valid for `m` rows of `n` floats, this block owned by the caller; `pa` and `pb` hold
-/// the block's tiles; for [`Engine::Tiles`], [`begin`] ran on this thread.
+/// the block's tiles.
 unsafe fn block(
-    engine: Engine,
+    tiles: &mut Block,
     (pa, pp): (&[u32], usize),
     pb: &[u32],
     (bi, bj): (usize, usize),
@@ -215,200 +220,39 @@ unsafe fn block(
     let (r0, c0) = (bi * BLOCK, bj * BLOCK);
     assert!((r0 + BLOCK) * pp <= pa.len() && (c0 + BLOCK) * pp <= pb.len(), "AMX block outside the packings");
     let (rows, cols) = ((m - r0).min(BLOCK), (n - c0).min(BLOCK));
-    let (a0, b0) = (pa[r0 * pp..].as_ptr(), pb[c0 * pp..].as_ptr());
-    let at = c.wrapping_add(r0 * n + c0);
-    if rows == BLOCK && cols == BLOCK {
-        // SAFETY: the block is 32 whole rows of 32 columns of `c`, per the contract.
-        unsafe { tiles(engine, a0, pp, b0, at, n, accumulate) };
-        return;
-    }
-    for r in 0..rows {
-        for j in 0..cols {
+    let whole = rows == BLOCK && cols == BLOCK;
+    if accumulate && !whole {
+        for r in 0..rows {
             // SAFETY: inside the block's valid rows and columns.
-            scratch[r * BLOCK + j] = if accumulate { unsafe { *at.add(r * n + j) } } else { 0.0 };
+            let src = unsafe { std::slice::from_raw_parts(c.add((r0 + r) * n + c0), cols) };
+            scratch[r * BLOCK..r * BLOCK + cols].copy_from_slice(src);
         }
     }
-    // SAFETY: the scratch is a whole 32 × 32 block.
-    unsafe { tiles(engine, a0, pp, b0, scratch.as_mut_ptr(), BLOCK, true) };
-    for r in 0..rows {
-        for j in 0..cols {
+    let (at, ldc) = if whole { (c.wrapping_add(r0 * n + c0), n) } else { (scratch.as_mut_ptr(), BLOCK) };
+    let corners = [at, at.wrapping_add(TILE), at.wrapping_add(TILE * ldc), at.wrapping_add(TILE * ldc + TILE)];
+    // `at` is 32 whole rows of 32 columns of `c` (the contract) or the scratch; the tiles
+    // read lie inside the packings (asserted).
+    if accumulate {
+        // SAFETY: as just said.
+        unsafe { tiles.load(corners.map(|p| p.cast_const()), ldc) };
+    } else {
+        tiles.zero();
+    }
+    let (a0, b0) = (pa[r0 * pp..].as_ptr(), pb[c0 * pp..].as_ptr());
+    for t in 0..pp / TILE {
+        let b = [(b0.wrapping_add(t * TILE * TILE), TILE), (b0.wrapping_add((pp + t * TILE) * TILE), TILE)];
+        // SAFETY: as said above.
+        unsafe { tiles.step(a0.wrapping_add(t * TILE), pp, b) };
+    }
+    // SAFETY: as said above.
+    unsafe { tiles.store(corners.map(Some), ldc) };
+    if !whole {
+        for r in 0..rows {
             // SAFETY: as above.
-            unsafe { *at.add(r * n + j) = scratch[r * BLOCK + j] };
+            let dst = unsafe { std::slice::from_raw_parts_mut(c.add((r0 + r) * n + c0), cols) };
+            dst.copy_from_slice(&scratch[r * BLOCK..r * BLOCK + cols]);
         }
     }
-}
-
-/// Loads the tile configuration on this thread.
-///
-/// # Safety
-/// For [`Engine::Tiles`], [`hardware`] holds.
-unsafe fn begin(engine: Engine) {
-    #[cfg(target_arch = "x86_64")]
-    if engine == Engine::Tiles {
-        let cfg = config();
-        // SAFETY: AMX present and permitted (the contract); `cfg` is a valid palette-1 config.
-        unsafe { std::arch::asm!("ldtilecfg [{0}]", in(reg) cfg.as_ptr(), options(nostack, readonly)) };
-    }
-    let _ = engine;
-}
-
-/// Returns the tile registers to their initial state (so the kernel need not save them).
-///
-/// # Safety
-/// As [`begin`].
-unsafe fn end(engine: Engine) {
-    #[cfg(target_arch = "x86_64")]
-    if engine == Engine::Tiles {
-        // SAFETY: AMX present (the contract).
-        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
-    }
-    let _ = engine;
-}
-
-/// The 2 × 2 tiles of `c` at `c` (rows `ldc` floats apart) loaded (`load`) or zeroed, the
-/// products of `kt = pp / 16` tile pairs added (`a` rows from `a0`, `4·pp` bytes apart; `b`
-/// tiles from `b0`, contiguous), and stored back.
-///
-/// # Safety
-/// `c` valid for 32 rows of 32 floats at stride `ldc`; `a0` for 32 rows of `pp` pairs, `b0`
-/// for two groups of `pp·16` pairs; `pp` a positive multiple of 16; for [`Engine::Tiles`],
-/// [`begin`] ran on this thread.
-unsafe fn tiles(engine: Engine, a0: *const u32, pp: usize, b0: *const u32, c: *mut f32, ldc: usize, load: bool) {
-    match engine {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: per the contract.
-        Engine::Tiles => unsafe { tiles_amx(a0, pp, b0, c, ldc, load) },
-        // SAFETY: per the contract.
-        _ => unsafe { tiles_emulated(a0, pp, b0, c, ldc, load) },
-    }
-}
-
-/// [`tiles`] in Rust: per output, the pairs' exact products added one at a time in f32
-/// (low half, then high), pair by pair along K, as the SDM's pseudocode does.
-///
-/// # Safety
-/// As [`tiles`].
-unsafe fn tiles_emulated(a0: *const u32, pp: usize, b0: *const u32, c: *mut f32, ldc: usize, load: bool) {
-    let half = |v: u32, hi: bool| from_bf16(if hi { (v >> 16) as u16 } else { v as u16 });
-    for ti in 0..2 {
-        for tj in 0..2 {
-            for r in 0..TILE {
-                for col in 0..TILE {
-                    // SAFETY: inside the block, per the contract.
-                    unsafe {
-                        let d = c.add((ti * TILE + r) * ldc + tj * TILE + col);
-                        let mut s = if load { *d } else { 0.0 };
-                        for q in 0..pp {
-                            let x = *a0.add((ti * TILE + r) * pp + q);
-                            let y = *b0.add((tj * pp + q) * TILE + col);
-                            s += half(x, false) * half(y, false);
-                            s += half(x, true) * half(y, true);
-                        }
-                        *d = s;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// [`tiles`] on the tile registers: tmm0–3 the block of `c`, tmm4–5 `a`'s tiles, tmm6–7
-/// `b`'s, four `tdpbf16ps` per 16 pairs of K.
-///
-/// # Safety
-/// As [`tiles`], with AMX present and configured on this thread.
-#[cfg(target_arch = "x86_64")]
-unsafe fn tiles_amx(a0: *const u32, pp: usize, b0: *const u32, c: *mut f32, ldc: usize, load: bool) {
-    use std::arch::asm;
-    let (sc, sa, sb) = (ldc * 4, pp * 4, TILE * 4);
-    let (c01, c10) = (c.wrapping_add(TILE), c.wrapping_add(TILE * ldc));
-    let c11 = c10.wrapping_add(TILE);
-    // SAFETY (all four blocks): AMX configured (the contract); every address is inside the
-    // block of `c` or the packings, per the contract.
-    unsafe {
-        if load {
-            asm!(
-                "tileloadd tmm0, [{c00} + {sc}*1]",
-                "tileloadd tmm1, [{c01} + {sc}*1]",
-                "tileloadd tmm2, [{c10} + {sc}*1]",
-                "tileloadd tmm3, [{c11} + {sc}*1]",
-                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11, sc = in(reg) sc,
-                options(nostack, readonly),
-            );
-        } else {
-            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
-        }
-        asm!(
-            "2:",
-            "tileloadd tmm4, [{a0} + {sa}*1]",
-            "tileloadd tmm5, [{a1} + {sa}*1]",
-            "tileloadd tmm6, [{b0} + {sb}*1]",
-            "tileloadd tmm7, [{b1} + {sb}*1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            "add {a0}, 64",
-            "add {a1}, 64",
-            "add {b0}, 1024",
-            "add {b1}, 1024",
-            "dec {kt}",
-            "jnz 2b",
-            a0 = inout(reg) a0 => _,
-            a1 = inout(reg) a0.wrapping_add(TILE * pp) => _,
-            b0 = inout(reg) b0 => _,
-            b1 = inout(reg) b0.wrapping_add(pp * TILE) => _,
-            kt = inout(reg) pp / TILE => _,
-            sa = in(reg) sa,
-            sb = in(reg) sb,
-            options(nostack, readonly),
-        );
-        asm!(
-            "tilestored [{c00} + {sc}*1], tmm0",
-            "tilestored [{c01} + {sc}*1], tmm1",
-            "tilestored [{c10} + {sc}*1], tmm2",
-            "tilestored [{c11} + {sc}*1], tmm3",
-            c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11, sc = in(reg) sc,
-            options(nostack),
-        );
-    }
-}
-
-/// `iters` rounds of four `tdpbf16ps` on tiles already loaded (each 16 × 16 outputs × 32
-/// multiply-adds = 16,384 FLOP): the instruction's throughput, the ceiling of [`product`].
-/// Returns a value of the result so the work is kept.
-///
-/// # Safety
-/// [`hardware`] holds.
-#[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn peak_loop(iters: usize) -> f32 {
-    use std::arch::asm;
-    let ones = vec![0x3f80_3f80u32; TILE * TILE]; // pairs of bf16 1.0
-    let mut out = [0.0f32; TILE * TILE];
-    // SAFETY: AMX present (the contract); the loads read `ones`, the store writes `out`.
-    unsafe {
-        begin(Engine::Tiles);
-        asm!(
-            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-            "tileloadd tmm4, [{p} + {s}*1]",
-            "tileloadd tmm5, [{p} + {s}*1]",
-            "tileloadd tmm6, [{p} + {s}*1]",
-            "tileloadd tmm7, [{p} + {s}*1]",
-            "2:",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            "dec {n}",
-            "jnz 2b",
-            "tilestored [{o} + {s}*1], tmm0",
-            p = in(reg) ones.as_ptr(), o = in(reg) out.as_mut_ptr(), s = in(reg) TILE * 4,
-            n = inout(reg) iters.max(1) => _,
-            options(nostack),
-        );
-        end(Engine::Tiles);
-    }
-    out[0]
 }
 
 #[cfg(test)]
