@@ -291,6 +291,9 @@ pub fn col2im_product(
 mod blocked;
 mod paired;
 mod pairs;
+mod tiles;
+
+pub use tiles::force_emulated as force_emulated_tiles;
 
 #[cfg(test)]
 use blocked::im2col_block;

@@ -23,13 +23,20 @@
 //! of its parity class, so its output blocks hold pixels of one class and each is written
 //! once. Both need a batch of whole 16-lane chunks ([`applies`]); others take the blocked path.
 
-use super::{ConvGeometry, Epilogue, Mask};
+use super::{ConvGeometry, Epilogue, Mask, tiles};
+use crate::core::bf16::amx::Block;
 use crate::core::bf16::{self, CHUNKS, MR, PackedA, ZEROS, zip_one, zip_two};
 use crate::core::matmul::Mat;
 use crate::core::pool::{Pool, SyncMut, split_range};
 
 /// Lanes of a chunk: images at one pixel in one register.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
+
+/// A weight packed for the `vdpbf16ps` kernel (in row blocks) or for the tiles.
+enum Packed {
+    Blocks(PackedA),
+    Tiles(tiles::Weight),
+}
 
 /// Where a tap's pair rows start for one chunk and how far apart they lie: `Some(offset)`
 /// into a paired tensor of planes `plane` apart, or `None` (the padding: zeros, step 0).
@@ -177,12 +184,19 @@ pub(super) fn forward(
     let (n, cp) = (g.out_plane() * batch, g.channels().div_ceil(2));
     let taps: Vec<usize> = (0..kk).collect();
     assert!(a.is_row_major(), "paired forward: a row-major weight");
-    let packed = pack_weight(pool, a.data(), (g.col_rows(), kk), (m, g.channels()), &taps);
+    let engine = tiles::engine(g.channels());
+    let strides = (g.col_rows(), kk);
+    let packed = match engine {
+        Some(_) => Packed::Tiles(tiles::pack_weight(pool, a.data(), strides, (m, g.channels()), &taps)),
+        None => Packed::Blocks(pack_weight(pool, a.data(), strides, (m, g.channels()), &taps)),
+    };
     let (x2, plane) = pair_channels(pool, x, g.channels(), h * w * batch);
     let chunks = n / LANES;
     let blocks = chunks.div_ceil(CHUNKS);
     let yp = SyncMut::new(&mut y[..m * n]);
     pool.run(&|part| {
+        // SAFETY: an engine of `Tiles` only where AMX is present (`tiles::engine`).
+        let mut block_tiles = engine.map(|e| unsafe { Block::begin(e) });
         let mut bases = vec![(ZEROS.0.as_ptr(), 0); kk * CHUNKS];
         for block in split_range(blocks, pool.threads(), part, 1) {
             let (first, count) = (block * CHUNKS, CHUNKS.min(chunks - block * CHUNKS));
@@ -196,6 +210,15 @@ pub(super) fn forward(
                 }
             }
             let cols = std::array::from_fn(|v| (first + v) * LANES);
+            if let (Packed::Tiles(tw), Some(bt)) = (&packed, block_tiles.as_mut()) {
+                for r0 in (0..m).step_by(32) {
+                    // SAFETY: as below.
+                    unsafe { tiles::block(bt, tw, (r0, m), &bases, yp.ptr(), n, &cols, count) };
+                    finish(yp.ptr(), (n, m), (r0, 32.min(m - r0)), &cols[..count], epilogue, mask, part);
+                }
+                continue;
+            }
+            let Packed::Blocks(packed) = &packed else { unreachable!("tiles have an engine") };
             for rb in 0..m.div_ceil(MR) {
                 let (c, mr) = (yp.ptr().wrapping_add(rb * MR * n), MR.min(m - rb * MR));
                 // SAFETY: `applies` checked the features; the bases step through x2's channel
@@ -232,9 +255,16 @@ pub(super) fn transposed(
     // when s divides: ky ≡ iy + pad (mod s). Class (ry, rx) = ((iy + pad) mod s, (ix + pad) mod s).
     let classes: Vec<Vec<usize>> =
         (0..s * s).map(|cl| (0..kk).filter(|&t| t / k % s == cl / s && t % k % s == cl % s).collect()).collect();
-    let packed: Vec<Option<PackedA>> = classes
+    let engine = tiles::engine(m);
+    let strides = (kk, g.col_rows());
+    let packed: Vec<Option<Packed>> = classes
         .iter()
-        .map(|taps| (!taps.is_empty()).then(|| pack_weight(pool, a.data(), (kk, g.col_rows()), (channels, m), taps)))
+        .map(|taps| {
+            (!taps.is_empty()).then(|| match engine {
+                Some(_) => Packed::Tiles(tiles::pack_weight(pool, a.data(), strides, (channels, m), taps)),
+                None => Packed::Blocks(pack_weight(pool, a.data(), strides, (channels, m), taps)),
+            })
+        })
         .collect();
     let e_plane = ho * wo * batch;
     let (e2, e_stride) = pair_channels(pool, e, m, e_plane);
@@ -249,6 +279,8 @@ pub(super) fn transposed(
         (0..s * s).flat_map(|cl| (0..chunks[cl].len().div_ceil(CHUNKS)).map(move |b| (cl, b * CHUNKS))).collect();
     let op = SyncMut::new(&mut out[..channels * plane]);
     pool.run(&|part| {
+        // SAFETY: an engine of `Tiles` only where AMX is present (`tiles::engine`).
+        let mut block_tiles = engine.map(|e| unsafe { Block::begin(e) });
         let mut bases = Vec::new();
         for &(cl, first) in &blocks[split_range(blocks.len(), pool.threads(), part, 1)] {
             let mine = &chunks[cl][first..(first + CHUNKS).min(chunks[cl].len())];
@@ -279,6 +311,17 @@ pub(super) fn transposed(
                     bases[ti * CHUNKS + v] = base(&e2, at, e_stride);
                 }
             }
+            if let (Packed::Tiles(tw), Some(bt)) = (pa, block_tiles.as_mut()) {
+                for r0 in (0..channels).step_by(32) {
+                    let count = mine.len();
+                    // SAFETY: as below.
+                    unsafe { tiles::block(bt, tw, (r0, channels), &bases, op.ptr(), plane, &cols, count) };
+                    let rows = 32.min(channels - r0);
+                    finish(op.ptr(), (plane, channels), (r0, rows), &cols[..count], epilogue, mask, part);
+                }
+                continue;
+            }
+            let Packed::Blocks(pa) = pa else { unreachable!("tiles have an engine") };
             for rb in 0..channels.div_ceil(MR) {
                 let c = op.ptr().wrapping_add(rb * MR * plane);
                 let (shape, mr) = ((taps.len(), mp), MR.min(channels - rb * MR));

@@ -254,48 +254,78 @@ fn every_path_matches_naive_loops() {
     for (portable, bf16) in [(false, false), (true, false), (false, true), (true, true)] {
         force_portable(portable);
         crate::core::bf16::set_enabled(bf16);
-        let rounded = |v: Vec<f32>| if bf16 { v.into_iter().map(crate::core::bf16::round).collect() } else { v };
         for g in naive_geometries() {
             for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65), (13, 48), (70, 16)] {
-                let (k, n) = (g.col_rows(), g.out_plane() * batch);
-                let (x, a, e) = (random(g.in_size() * batch, 21), random(m * k, 22), random(m * n, 23));
-                let [y, d, t] = naive(&g, m, &rounded(a.clone()), &rounded(x.clone()), &rounded(e.clone()), batch);
-                let what = format!("{g:?} m {m} batch {batch} portable {portable} bf16 {bf16}");
-                let mut scratch = vec![f32::NAN; scratch_len(2)];
-                let mut got = vec![f32::NAN; m * k];
-                columns_product_t(&pool, &g, &e, m, &x, &mut got, &mut scratch, batch);
-                close_f64(&got, &d, &format!("columns_product_t {what}"));
-                for fused in [Fused::None, Fused::Bias, Fused::BiasRelu, Fused::Mask] {
-                    for forward in [true, false] {
-                        let (rows, want, len) = if forward { (m, &y, m * n) } else { (g.channels(), &t, x.len()) };
-                        let (bias, h) = (random(rows, 24), random(len, 25));
-                        let (want, want_sums) = finish(want, rows, fused, &bias, &h);
-                        let mut db = vec![f32::NAN; rows];
-                        let ep = match fused {
-                            Fused::Bias | Fused::BiasRelu => {
-                                Some(Epilogue { bias: &bias, relu: fused == Fused::BiasRelu })
-                            }
-                            _ => None,
-                        };
-                        let mk = (fused == Fused::Mask).then(|| ReluGrad { h: &h, db: &mut db });
-                        let mut out = vec![f32::NAN; len];
-                        let am = Mat::new(&a, m, k);
-                        if forward {
-                            columns_product(&pool, &g, am, &x, &mut out, &mut scratch, batch, ep, mk);
-                        } else {
-                            col2im_product(&pool, &g, am, &e, &mut out, &mut scratch, batch, ep, mk);
-                        }
-                        let name = if forward { "columns_product" } else { "col2im_product" };
-                        close_f64(&out, &want, &format!("{name} {fused:?} {what}"));
-                        if fused == Fused::Mask {
-                            close_f64(&db, &want_sums, &format!("{name} bias gradient {what}"));
-                        }
-                    }
-                }
+                check_against_naive(&pool, g, m, batch, &format!("portable {portable} bf16 {bf16}"));
             }
         }
     }
     force_portable(false);
+    crate::core::bf16::set_enabled(false);
+}
+
+/// The three products of one geometry, `m` rows and `batch` images against the naive f64
+/// loops (fed bf16-rounded operands when this thread's products run in bf16), without and
+/// with each fused pass, from NaN-filled outputs.
+fn check_against_naive(pool: &Pool, g: ConvGeometry, m: usize, batch: usize, label: &str) {
+    let bf16 = crate::core::bf16::enabled();
+    let rounded = |v: Vec<f32>| if bf16 { v.into_iter().map(crate::core::bf16::round).collect() } else { v };
+    let (k, n) = (g.col_rows(), g.out_plane() * batch);
+    let (x, a, e) = (random(g.in_size() * batch, 21), random(m * k, 22), random(m * n, 23));
+    let [y, d, t] = naive(&g, m, &rounded(a.clone()), &rounded(x.clone()), &rounded(e.clone()), batch);
+    let what = format!("{g:?} m {m} batch {batch} {label}");
+    let mut scratch = vec![f32::NAN; scratch_len(pool.threads())];
+    let mut got = vec![f32::NAN; m * k];
+    columns_product_t(pool, &g, &e, m, &x, &mut got, &mut scratch, batch);
+    close_f64(&got, &d, &format!("columns_product_t {what}"));
+    for fused in [Fused::None, Fused::Bias, Fused::BiasRelu, Fused::Mask] {
+        for forward in [true, false] {
+            let (rows, want, len) = if forward { (m, &y, m * n) } else { (g.channels(), &t, x.len()) };
+            let (bias, h) = (random(rows, 24), random(len, 25));
+            let (want, want_sums) = finish(want, rows, fused, &bias, &h);
+            let mut db = vec![f32::NAN; rows];
+            let ep = match fused {
+                Fused::Bias | Fused::BiasRelu => Some(Epilogue { bias: &bias, relu: fused == Fused::BiasRelu }),
+                _ => None,
+            };
+            let mk = (fused == Fused::Mask).then(|| ReluGrad { h: &h, db: &mut db });
+            let mut out = vec![f32::NAN; len];
+            let am = Mat::new(&a, m, k);
+            if forward {
+                columns_product(pool, &g, am, &x, &mut out, &mut scratch, batch, ep, mk);
+            } else {
+                col2im_product(pool, &g, am, &e, &mut out, &mut scratch, batch, ep, mk);
+            }
+            let name = if forward { "columns_product" } else { "col2im_product" };
+            close_f64(&out, &want, &format!("{name} {fused:?} {what}"));
+            if fused == Fused::Mask {
+                close_f64(&db, &want_sums, &format!("{name} bias gradient {what}"));
+            }
+        }
+    }
+}
+
+/// The paired forward and transposed products on emulated AMX tiles (where their reduction
+/// fills whole tiles: 32 or 64 channels in pairs) against the naive loops: rows that fill
+/// the 32-row blocks and rows that do not (the scratch path), odd and even counts of 16-image
+/// chunks per block, taps in the padding (a tile of zeros), stride 2 and a 3 × 3 stride-1
+/// kernel. With AVX512_BF16 only: elsewhere the paired products do not run.
+#[test]
+fn paired_products_on_emulated_tiles_match_naive_loops() {
+    if !crate::core::bf16::hardware() {
+        eprintln!("no AVX512_BF16 here: the paired products (and their tiles) do not run");
+        return;
+    }
+    let pool = Pool::new(2);
+    crate::core::bf16::set_enabled(true);
+    force_emulated_tiles(true);
+    let g = |channels, side, kernel, stride| ConvGeometry::new(channels, side, side, kernel, stride, 1).unwrap();
+    for (geometry, m, batch) in
+        [(g(32, 6, 4, 2), 64, 16), (g(32, 5, 4, 2), 40, 48), (g(64, 4, 3, 1), 32, 32), (g(31, 4, 4, 2), 33, 16)]
+    {
+        check_against_naive(&pool, geometry, m, batch, "emulated tiles");
+    }
+    force_emulated_tiles(false);
     crate::core::bf16::set_enabled(false);
 }
 

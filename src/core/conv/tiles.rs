@@ -1,0 +1,141 @@
+//! The paired forward and transposed products (`paired`) on AMX tiles (`bf16::amx`): the
+//! same sums over (tap, channel pair), with the right operand's tiles loaded straight from
+//! the channel-paired activations. A tile of `b` is 16 channel pairs × 16 images at one
+//! pixel: row `r` is pair `c' + r`'s 16 lanes, which lie one channel plane apart in `x2`, so
+//! one strided `tileloadd` reads it (a tap in the padding reads a row of zeros 16 times).
+//! The weight is packed once per product as rows of pairs, `[rows, taps·cp]`, so a tile of
+//! `a` is 16 rows × 16 channel pairs of one tap. A block is 32 rows × two 16-image chunks.
+//!
+//! Where it runs: `VAE_SIMD=amx` on a CPU with AMX (or [`force_emulated`], tests), when the
+//! reduction's channel pairs fill whole tiles (a multiple of 16: 32, 64, … channels); the
+//! vdpbf16ps kernel takes the rest.
+
+use super::paired::LANES;
+use crate::core::bf16::amx::{Block, Engine, TILE};
+use crate::core::bf16::{self, CHUNKS};
+use crate::core::pool::{Pool, SyncMut};
+
+/// Rows of a block: two tiles.
+const ROWS: usize = 2 * TILE;
+
+thread_local! {
+    /// Whether this thread's paired products run on emulated tiles ([`force_emulated`]).
+    static EMULATED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs the paired products that this thread starts on emulated tiles where the shapes
+/// allow (`false` restores the default), so the tile path's packing and blocking are tested
+/// on any CPU. Per thread, as `conv::force_portable`.
+pub fn force_emulated(on: bool) {
+    EMULATED.set(on);
+}
+
+/// The tiles that run a paired product of `rows` output rows reducing over `channels`
+/// channels (in pairs), or `None` for the `vdpbf16ps` kernel.
+pub(super) fn engine(channels: usize) -> Option<Engine> {
+    if !channels.div_ceil(2).is_multiple_of(TILE) {
+        return None;
+    }
+    if EMULATED.get() { Some(Engine::Emulated) } else { bf16::amx_engaged().then_some(Engine::Tiles) }
+}
+
+/// A weight packed for the tiles: row `r`'s pair `t·cp + c'` is `(w[r·rs + 2c'·cs + taps[t]],
+/// w[r·rs + (2c' + 1)·cs + taps[t]])`, rows rounded up to 32 with zeros.
+pub(super) struct Weight {
+    pairs: Vec<u32>,
+    /// Pairs per row: taps · cp.
+    lda: usize,
+    /// Channel pairs per tap.
+    cp: usize,
+}
+
+/// Packs `w` (row-major, `(rs, cs)` its row and channel strides) for `rows` outputs over
+/// `channels` channels and the taps `taps`, on the pool.
+pub(super) fn pack_weight(
+    pool: &Pool,
+    w: &[f32],
+    (rs, cs): (usize, usize),
+    (rows, channels): (usize, usize),
+    taps: &[usize],
+) -> Weight {
+    let cp = channels.div_ceil(2);
+    let lda = taps.len() * cp;
+    let padded = rows.div_ceil(ROWS) * ROWS;
+    let mut pairs = vec![0u32; padded * lda];
+    let out = SyncMut::new(&mut pairs[..rows * lda]);
+    pool.for_ranges(rows, 1, 8, &|_, range| {
+        // SAFETY: the parts' row ranges are disjoint.
+        let dst = unsafe { out.slice(range.start * lda..range.end * lda) };
+        for (r, dst) in range.zip(dst.chunks_exact_mut(lda)) {
+            let row = &w[r * rs..];
+            let at = |c: usize, t: usize| if c < channels { row[c * cs + t] } else { 0.0 };
+            for (ti, &t) in taps.iter().enumerate() {
+                for c2 in 0..cp {
+                    dst[ti * cp + c2] = bf16::pair(at(2 * c2, t), at(2 * c2 + 1, t));
+                }
+            }
+        }
+    });
+    Weight { pairs, lda, cp }
+}
+
+/// Rows `r0..min(r0 + 32, rows)` × chunks `cols[..count]` of `c` (rows `ldc` apart; chunk
+/// `v` the 16 columns from `cols[v]`) overwritten with `Σ_(t, c') w[r, t·cp + c']·b_t,v[c']`,
+/// where `bases[t·CHUNKS + v]` = (first row, step) of chunk `v`'s pairs at tap `t` (channel
+/// pair `c'` at `first + c'·step`; chunks from `count` on repeat the last, read and never
+/// stored).
+///
+/// # Safety
+/// `c`'s rows and chunks are the caller's; each base holds `cp` rows of 16 pairs at its step;
+/// `bases` has `taps·CHUNKS` entries.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn block(
+    tiles: &mut Block,
+    w: &Weight,
+    (r0, rows): (usize, usize),
+    bases: &[(*const u32, usize)],
+    c: *mut f32,
+    ldc: usize,
+    cols: &[usize; CHUNKS],
+    count: usize,
+) {
+    let taps = w.lda / w.cp.max(1);
+    assert!(bases.len() >= taps * CHUNKS && (r0 + ROWS) * w.lda <= w.pairs.len(), "tile block: operands");
+    assert!(LANES == TILE && (1..=CHUNKS).contains(&count), "tile block: chunks");
+    let live = ROWS.min(rows - r0);
+    let mut scratch = [0.0f32; ROWS * 2 * TILE];
+    let a = w.pairs[r0 * w.lda..].as_ptr();
+    for v0 in (0..count).step_by(2) {
+        tiles.zero();
+        for t in 0..taps {
+            let (b0, b1) = (bases[t * CHUNKS + v0], bases[t * CHUNKS + (v0 + 1).min(CHUNKS - 1)]);
+            for ct in (0..w.cp).step_by(TILE) {
+                let b = [(b0.0.wrapping_add(ct * b0.1), b0.1), (b1.0.wrapping_add(ct * b1.1), b1.1)];
+                // SAFETY: `a` holds 32 rows of `lda` pairs (asserted); the bases hold `cp`
+                // rows at their steps (the contract).
+                unsafe { tiles.step(a.wrapping_add(t * w.cp + ct), w.lda, b) };
+            }
+        }
+        let pair = (count - v0).min(2);
+        if live == ROWS {
+            let at = |i: usize, j: usize| (j < pair).then(|| c.wrapping_add((r0 + TILE * i) * ldc + cols[v0 + j]));
+            // SAFETY: the caller's rows and chunks.
+            unsafe { tiles.store([at(0, 0), at(0, 1), at(1, 0), at(1, 1)], ldc) };
+            continue;
+        }
+        // The last rows: through the scratch, [32 rows, 32 columns].
+        let s = scratch.as_mut_ptr();
+        let corners =
+            [s, s.wrapping_add(TILE), s.wrapping_add(TILE * 2 * TILE), s.wrapping_add(TILE * 2 * TILE + TILE)];
+        // SAFETY: the scratch holds the four tiles.
+        unsafe { tiles.store(corners.map(Some), 2 * TILE) };
+        for r in 0..live {
+            for j in 0..pair {
+                let src = &scratch[r * 2 * TILE + j * TILE..][..TILE];
+                // SAFETY: the caller's rows and chunks.
+                unsafe { std::slice::from_raw_parts_mut(c.add((r0 + r) * ldc + cols[v0 + j]), TILE) }
+                    .copy_from_slice(src);
+            }
+        }
+    }
+}
