@@ -350,6 +350,14 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
     let (n, half) = (positions * batch, batch / 2);
     let pb = bf16::pack_b(pool, Mat::new(e, m, n).t());
     let x16 = pair_images(pool, x);
+    if let Some(engine) = tiles::weight_engine(g.channels(), batch) {
+        let mut dt = vec![0.0f32; k * m];
+        tiles::weight_grad(pool, engine, g, &pb, m, &x16, batch, &mut dt);
+        transpose_sums(&dt, 1, (m, k), d);
+        bf16::give_back(x16);
+        bf16::give_back(pb);
+        return;
+    }
     let zeros = vec![0u32; half];
     // Narrow outputs (32 rows of e or fewer) in 12 × 32 blocks, others in 6 × 64.
     let narrow = m <= 32;
@@ -408,14 +416,18 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
             }
         }
     });
-    let sums = if by_position { parts } else { 1 };
+    transpose_sums(&dt, if by_position { parts } else { 1 }, (m, k), d);
+    bf16::give_back(x16);
+    bf16::give_back(pb);
+}
+
+/// `d [m, k]` = the sum of the `sums` transposed parts `dt [sums][k, m]`.
+fn transpose_sums(dt: &[f32], sums: usize, (m, k): (usize, usize), d: &mut [f32]) {
     for (row, dr) in d[..m * k].chunks_exact_mut(k).enumerate() {
         for (j, v) in dr.iter_mut().enumerate() {
             *v = (0..sums).map(|p| dt[p * k * m + j * m + row]).sum();
         }
     }
-    bf16::give_back(x16);
-    bf16::give_back(pb);
 }
 
 /// `x` rounded to bf16, read as pairs of consecutive values (with the batch innermost, two

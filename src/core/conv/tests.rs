@@ -305,11 +305,12 @@ fn check_against_naive(pool: &Pool, g: ConvGeometry, m: usize, batch: usize, lab
     }
 }
 
-/// The paired forward and transposed products on emulated AMX tiles (where their reduction
-/// fills whole tiles: 32 or 64 channels in pairs) against the naive loops: rows that fill
-/// the 32-row blocks and rows that do not (the scratch path), odd and even counts of 16-image
-/// chunks per block, taps in the padding (a tile of zeros), stride 2 and a 3 × 3 stride-1
-/// kernel. With AVX512_BF16 only: elsewhere the paired products do not run.
+/// The paired products on emulated AMX tiles (the forward and transposed ones where their
+/// reduction fills whole tiles: 32 or 64 channels in pairs; the weight gradient at 32·i
+/// channels and batches of 32·j) against the naive loops: rows that fill the 32-row blocks
+/// and rows that do not (the scratch path), odd and even counts of 16-image chunks per
+/// block, taps in the padding (a tile of zeros, or a skipped one), stride 2 and a 3 × 3
+/// stride-1 kernel. With AVX512_BF16 only: elsewhere the paired products do not run.
 #[test]
 fn paired_products_on_emulated_tiles_match_naive_loops() {
     if !crate::core::bf16::hardware() {

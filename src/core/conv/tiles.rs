@@ -139,3 +139,80 @@ pub(super) unsafe fn block(
         }
     }
 }
+
+/// The tiles that run a paired weight gradient over `channels` input channels at `batch`
+/// images, or `None` for the `vdpbf16ps` kernel: whole 32-row blocks of channels, and 16
+/// pairs of images (a tile's depth) at each position.
+pub(super) fn weight_engine(channels: usize, batch: usize) -> Option<Engine> {
+    let fits = channels.is_multiple_of(ROWS) && batch.is_multiple_of(2 * TILE);
+    if fits { engine(channels) } else { None }
+}
+
+/// `dᵀ [C·k², M]` (row `c·k² + t`) of the weight gradient `d = e · im2col_g(x)ᵀ`, overwritten,
+/// on the tiles: each block is 32 channels at one tap × 32 rows of `e`, summed over every
+/// position and image. A tile of `a` is 16 channels × 16 image pairs of `x16` (`x` as pairs
+/// of consecutive images, channel planes `h·w·B/2` pairs apart); a tile of `b` is 16 image
+/// pairs × 16 rows of `e` from `pb` (`eᵀ` packed in the bf16 module's 64-column panels).
+/// The blocks split across the pool.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn weight_grad(
+    pool: &Pool,
+    engine: Engine,
+    g: &super::ConvGeometry,
+    pb: &[u32],
+    m: usize,
+    x16: &[u32],
+    batch: usize,
+    dt: &mut [f32],
+) {
+    let (kw, kk, k) = (g.kernel(), g.kernel() * g.kernel(), g.col_rows());
+    let (h, w, wo, positions) = (g.height(), g.width(), g.out_width(), g.out_plane());
+    let (half, nr) = (batch / 2, bf16::NR);
+    let (p, plane) = (positions * half, h * w * half);
+    let (ctiles, otiles) = (g.channels() / ROWS, m.div_ceil(ROWS));
+    assert!(x16.len() >= g.channels() * plane && pb.len() >= m.div_ceil(nr) * p * nr, "tile weight_grad: operands");
+    let blocks = kk * ctiles * otiles;
+    let out = SyncMut::new(&mut dt[..k * m]);
+    let ldc = kk * m;
+    pool.run(&|part| {
+        // SAFETY: an engine of `Tiles` only where AMX is present (`engine`).
+        let mut tiles = unsafe { Block::begin(engine) };
+        let mut scratch = [0.0f32; ROWS * ROWS];
+        for block in crate::core::pool::split_range(blocks, pool.threads(), part, 1) {
+            let (t, rest) = (block / (ctiles * otiles), block % (ctiles * otiles));
+            let (c0, o0) = (rest / otiles * ROWS, rest % otiles * ROWS);
+            let (ky, kx) = (t / kw, t % kw);
+            tiles.zero();
+            for pos in 0..positions {
+                let Some((iy, ix)) = g.source(pos / wo, ky, h).zip(g.source(pos % wo, kx, w)) else { continue };
+                let a = x16[((c0 * h + iy) * w + ix) * half..].as_ptr();
+                for j0 in (0..half).step_by(TILE) {
+                    let q = pos * half + j0;
+                    // Rows o and o + 16 of e lie in one panel (32-row blocks never straddle one).
+                    let b = |o: usize| (pb[((o / nr) * p + q) * nr + o % nr..].as_ptr(), nr);
+                    // SAFETY: 32 channel planes of x16 from c0 at this pixel and 16 pairs
+                    // from j0; 16 pair rows of the panel from q (asserted sizes).
+                    unsafe { tiles.step(a.wrapping_add(j0), plane, [b(o0), b(o0 + TILE)]) };
+                }
+            }
+            let c = out.ptr().wrapping_add((c0 * kk + t) * m + o0);
+            if o0 + ROWS <= m {
+                let at = |i: usize, j: usize| Some(c.wrapping_add(TILE * i * ldc + TILE * j));
+                // SAFETY: rows c·k² + t (c in c0..c0 + 32) and columns o0..o0 + 32 of dᵀ are
+                // this block's own.
+                unsafe { tiles.store([at(0, 0), at(0, 1), at(1, 0), at(1, 1)], ldc) };
+                continue;
+            }
+            let s = scratch.as_mut_ptr();
+            let corners = [s, s.wrapping_add(TILE), s.wrapping_add(TILE * ROWS), s.wrapping_add(TILE * ROWS + TILE)];
+            // SAFETY: the scratch holds the four tiles.
+            unsafe { tiles.store(corners.map(Some), ROWS) };
+            let live = m - o0;
+            for r in 0..ROWS {
+                // SAFETY: as above, the block's own columns of its own rows.
+                unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), live) }
+                    .copy_from_slice(&scratch[r * ROWS..r * ROWS + live]);
+            }
+        }
+    });
+}
