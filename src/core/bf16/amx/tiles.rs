@@ -23,7 +23,8 @@ struct Registers {
 /// released when dropped.
 pub(crate) struct Block {
     engine: Engine,
-    emulated: Box<Registers>,
+    /// The emulated tiles (`None` on AMX).
+    emulated: Option<Box<Registers>>,
 }
 
 /// A tile of `b` to load: its first row and the distance between rows, in u32s (0 repeats
@@ -43,8 +44,14 @@ impl Block {
             // SAFETY: AMX present and permitted (the contract); `cfg` is a palette-1 config.
             unsafe { std::arch::asm!("ldtilecfg [{0}]", in(reg) cfg.as_ptr(), options(nostack, readonly)) };
         }
-        let emulated = Box::new(Registers { c: [[0.0; LANES]; 4], a: [[0; LANES]; 2], b: [[0; LANES]; 2] });
+        let emulated = (engine == Engine::Emulated)
+            .then(|| Box::new(Registers { c: [[0.0; LANES]; 4], a: [[0; LANES]; 2], b: [[0; LANES]; 2] }));
         Block { engine, emulated }
+    }
+
+    /// The emulated tiles.
+    fn registers(&mut self) -> &mut Registers {
+        self.emulated.as_deref_mut().expect("emulated tiles on the emulated engine")
     }
 
     /// Whether the instructions run (else the emulation).
@@ -68,7 +75,7 @@ impl Block {
             };
             return;
         }
-        self.emulated.c = [[0.0; LANES]; 4];
+        self.registers().c = [[0.0; LANES]; 4];
     }
 
     /// Loads `c`'s tiles from `c[i]` (tile i = 2·row + column), rows `ldc` floats apart.
@@ -91,7 +98,7 @@ impl Block {
             };
             return;
         }
-        for (tile, &at) in self.emulated.c.iter_mut().zip(&c) {
+        for (tile, &at) in self.registers().c.iter_mut().zip(&c) {
             for (r, row) in tile.chunks_exact_mut(TILE).enumerate() {
                 // SAFETY: per the contract.
                 row.copy_from_slice(unsafe { std::slice::from_raw_parts(at.add(r * ldc), TILE) });
@@ -131,7 +138,7 @@ impl Block {
             };
             return;
         }
-        let e = &mut *self.emulated;
+        let e = self.registers();
         for (i, tile) in e.a.iter_mut().enumerate() {
             for (r, row) in tile.chunks_exact_mut(TILE).enumerate() {
                 // SAFETY: per the contract.
@@ -185,7 +192,7 @@ impl Block {
                 }
                 continue;
             }
-            for (r, row) in self.emulated.c[i].chunks_exact(TILE).enumerate() {
+            for (r, row) in self.registers().c[i].chunks_exact(TILE).enumerate() {
                 // SAFETY: per the contract.
                 unsafe { std::slice::from_raw_parts_mut(at.add(r * ldc), TILE) }.copy_from_slice(row);
             }
