@@ -186,14 +186,13 @@ pub(crate) fn product(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: 
         if rr.is_empty() || cr.is_empty() {
             return;
         }
-        let mut scratch = [0.0f32; BLOCK * BLOCK];
         // SAFETY: `hardware` holds for `Tiles` (asserted above); each part's blocks are its own
         // rows or columns of `dst`, and the packings hold every tile a block reads.
         unsafe {
             let mut tiles = Block::begin(engine);
             for bi in rr {
                 for bj in cr.clone() {
-                    block(&mut tiles, (pa, pp), pb, (bi, bj), (out.ptr(), m, n), accumulate, &mut scratch);
+                    block(&mut tiles, (pa, pp), pb, (bi, bj), (out.ptr(), m, n), accumulate);
                 }
             }
         }
@@ -203,7 +202,7 @@ pub(crate) fn product(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: 
 }
 
 /// Block (`bi`, `bj`) of `c [m, n] (+)= a·b` from the packings: straight into `c` when the
-/// block lies wholly inside it, else through `scratch` (32 × 32).
+/// block lies wholly inside it, else through a scratch block.
 ///
 /// # Safety
 /// `c` valid for `m` rows of `n` floats, this block owned by the caller; `pa` and `pb` hold
@@ -215,42 +214,46 @@ unsafe fn block(
     (bi, bj): (usize, usize),
     (c, m, n): (*mut f32, usize, usize),
     accumulate: bool,
-    scratch: &mut [f32; BLOCK * BLOCK],
 ) {
     let (r0, c0) = (bi * BLOCK, bj * BLOCK);
     assert!((r0 + BLOCK) * pp <= pa.len() && (c0 + BLOCK) * pp <= pb.len(), "AMX block outside the packings");
     let (rows, cols) = ((m - r0).min(BLOCK), (n - c0).min(BLOCK));
     let whole = rows == BLOCK && cols == BLOCK;
-    if accumulate && !whole {
+    let at = c.wrapping_add(r0 * n + c0);
+    let corners = [at, at.wrapping_add(TILE), at.wrapping_add(TILE * n), at.wrapping_add(TILE * n + TILE)];
+    if accumulate && whole {
+        // SAFETY: 32 whole rows of 32 columns of `c` (the contract).
+        unsafe { tiles.load(corners.map(|p| p.cast_const()), n) };
+    } else if accumulate {
+        let mut part = [0.0f32; BLOCK * BLOCK];
         for r in 0..rows {
             // SAFETY: inside the block's valid rows and columns.
-            let src = unsafe { std::slice::from_raw_parts(c.add((r0 + r) * n + c0), cols) };
-            scratch[r * BLOCK..r * BLOCK + cols].copy_from_slice(src);
+            part[r * BLOCK..r * BLOCK + cols]
+                .copy_from_slice(unsafe { std::slice::from_raw_parts(at.add(r * n), cols) });
         }
-    }
-    let (at, ldc) = if whole { (c.wrapping_add(r0 * n + c0), n) } else { (scratch.as_mut_ptr(), BLOCK) };
-    let corners = [at, at.wrapping_add(TILE), at.wrapping_add(TILE * ldc), at.wrapping_add(TILE * ldc + TILE)];
-    // `at` is 32 whole rows of 32 columns of `c` (the contract) or the scratch; the tiles
-    // read lie inside the packings (asserted).
-    if accumulate {
-        // SAFETY: as just said.
-        unsafe { tiles.load(corners.map(|p| p.cast_const()), ldc) };
+        let p = part.as_ptr();
+        // SAFETY: `part` is a whole block.
+        unsafe {
+            tiles.load(
+                [p, p.wrapping_add(TILE), p.wrapping_add(TILE * BLOCK), p.wrapping_add(TILE * BLOCK + TILE)],
+                BLOCK,
+            )
+        };
     } else {
         tiles.zero();
     }
     let (a0, b0) = (pa[r0 * pp..].as_ptr(), pb[c0 * pp..].as_ptr());
     for t in 0..pp / TILE {
         let b = [(b0.wrapping_add(t * TILE * TILE), TILE), (b0.wrapping_add((pp + t * TILE) * TILE), TILE)];
-        // SAFETY: as said above.
+        // SAFETY: 32 rows of 16 pairs of `a` and two tiles of `b` inside the packings (asserted).
         unsafe { tiles.step(a0.wrapping_add(t * TILE), pp, b) };
     }
-    // SAFETY: as said above.
-    unsafe { tiles.store(corners.map(Some), ldc) };
-    if !whole {
-        for r in 0..rows {
-            // SAFETY: as above.
-            let dst = unsafe { std::slice::from_raw_parts_mut(c.add((r0 + r) * n + c0), cols) };
-            dst.copy_from_slice(&scratch[r * BLOCK..r * BLOCK + cols]);
+    // SAFETY: the block's own rows and columns of `c` (the contract).
+    unsafe {
+        if whole {
+            tiles.store(corners.map(Some), n);
+        } else {
+            tiles.store_clipped(rows, cols, |r, j| at.add(r * n + TILE * j));
         }
     }
 }

@@ -103,7 +103,6 @@ pub(super) unsafe fn block(
     assert!(bases.len() >= taps * CHUNKS && (r0 + ROWS) * w.lda <= w.pairs.len(), "tile block: operands");
     assert!(LANES == TILE && (1..=CHUNKS).contains(&count), "tile block: chunks");
     let live = ROWS.min(rows - r0);
-    let mut scratch = [0.0f32; ROWS * 2 * TILE];
     let a = w.pairs[r0 * w.lda..].as_ptr();
     for v0 in (0..count).step_by(2) {
         tiles.zero();
@@ -123,20 +122,9 @@ pub(super) unsafe fn block(
             unsafe { tiles.store([at(0, 0), at(0, 1), at(1, 0), at(1, 1)], ldc) };
             continue;
         }
-        // The last rows: through the scratch, [32 rows, 32 columns].
-        let s = scratch.as_mut_ptr();
-        let corners =
-            [s, s.wrapping_add(TILE), s.wrapping_add(TILE * 2 * TILE), s.wrapping_add(TILE * 2 * TILE + TILE)];
-        // SAFETY: the scratch holds the four tiles.
-        unsafe { tiles.store(corners.map(Some), 2 * TILE) };
-        for r in 0..live {
-            for j in 0..pair {
-                let src = &scratch[r * 2 * TILE + j * TILE..][..TILE];
-                // SAFETY: the caller's rows and chunks.
-                unsafe { std::slice::from_raw_parts_mut(c.add((r0 + r) * ldc + cols[v0 + j]), TILE) }
-                    .copy_from_slice(src);
-            }
-        }
+        // The last rows: clipped.
+        // SAFETY: the caller's rows and chunks.
+        unsafe { tiles.store_clipped(live, pair * TILE, |r, j| c.add((r0 + r) * ldc + cols[v0 + j])) };
     }
 }
 
@@ -177,7 +165,6 @@ pub(super) fn weight_grad(
     pool.run(&|part| {
         // SAFETY: an engine of `Tiles` only where AMX is present (`engine`).
         let mut tiles = unsafe { Block::begin(engine) };
-        let mut scratch = [0.0f32; ROWS * ROWS];
         for block in crate::core::pool::split_range(blocks, pool.threads(), part, 1) {
             let (t, rest) = (block / (ctiles * otiles), block % (ctiles * otiles));
             let (c0, o0) = (rest / otiles * ROWS, rest % otiles * ROWS);
@@ -203,16 +190,8 @@ pub(super) fn weight_grad(
                 unsafe { tiles.store([at(0, 0), at(0, 1), at(1, 0), at(1, 1)], ldc) };
                 continue;
             }
-            let s = scratch.as_mut_ptr();
-            let corners = [s, s.wrapping_add(TILE), s.wrapping_add(TILE * ROWS), s.wrapping_add(TILE * ROWS + TILE)];
-            // SAFETY: the scratch holds the four tiles.
-            unsafe { tiles.store(corners.map(Some), ROWS) };
-            let live = m - o0;
-            for r in 0..ROWS {
-                // SAFETY: as above, the block's own columns of its own rows.
-                unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), live) }
-                    .copy_from_slice(&scratch[r * ROWS..r * ROWS + live]);
-            }
+            // SAFETY: as above, the block's own columns of its own rows.
+            unsafe { tiles.store_clipped(ROWS, m - o0, |r, j| c.add(r * ldc + TILE * j)) };
         }
     });
 }

@@ -200,6 +200,32 @@ impl Block {
     }
 }
 
+impl Block {
+    /// Stores rows `..rows` and columns `..cols` of the 2 × 2 tiles of `c` (32 × 32 at most)
+    /// through a scratch block: row `r`'s values of column tile `j` (16, fewer in the last)
+    /// go to `at(r, j)`. For blocks at the edge of an output, or whose rows or column tiles
+    /// do not lie at one stride.
+    ///
+    /// # Safety
+    /// Each `at(r, j)` valid for writes of the values it receives, owned by the caller.
+    pub(crate) unsafe fn store_clipped(&mut self, rows: usize, cols: usize, at: impl Fn(usize, usize) -> *mut f32) {
+        const SIDE: usize = 2 * TILE;
+        let mut scratch = [0.0f32; SIDE * SIDE];
+        let s = scratch.as_mut_ptr();
+        let corners = [s, s.wrapping_add(TILE), s.wrapping_add(TILE * SIDE), s.wrapping_add(TILE * SIDE + TILE)];
+        // SAFETY: the scratch holds the four tiles.
+        unsafe { self.store(corners.map(Some), SIDE) };
+        for r in 0..rows.min(SIDE) {
+            for j in 0..cols.min(SIDE).div_ceil(TILE) {
+                let n = (cols - TILE * j).min(TILE);
+                // SAFETY: per the contract.
+                unsafe { std::slice::from_raw_parts_mut(at(r, j), n) }
+                    .copy_from_slice(&scratch[r * SIDE + TILE * j..][..n]);
+            }
+        }
+    }
+}
+
 impl Drop for Block {
     fn drop(&mut self) {
         #[cfg(target_arch = "x86_64")]
