@@ -24,7 +24,9 @@
 //!
 //! In bf16 on `vdpbf16ps`, at batches of whole 16-lane chunks, the three products read the
 //! activations in place instead, paired along the channels (or, for the weight gradient, along
-//! the batch) once per call (`paired`); the blocked products gather bf16 pairs elsewhere.
+//! the batch) once per call (`paired`, `paired_grad`); the blocked products gather bf16 pairs
+//! elsewhere. With `VAE_SIMD=amx` on an AMX CPU the paired products run on tiles where their
+//! shapes fill them (`tiles`).
 //!
 //! Every split depends on the thread count only, and each pixel's terms are added in a fixed
 //! order, so results are reproducible for a given thread count.
@@ -238,7 +240,7 @@ pub fn columns_product_t(
         return unsafe { super::implicit::weight_grad(pool, g, e, m, x, d, batch) };
     }
     if paired(batch) {
-        return paired::weight_grad(pool, g, e, m, x, d, batch);
+        return paired_grad::weight_grad(pool, g, e, m, x, d, batch);
     }
     blocked::blocked_columns_product_t(pool, g, e, m, x, d, scratch, batch);
 }
@@ -290,6 +292,7 @@ pub fn col2im_product(
 
 mod blocked;
 mod paired;
+mod paired_grad;
 mod pairs;
 mod tiles;
 
