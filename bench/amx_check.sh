@@ -12,7 +12,7 @@ fi
 grep -m1 'model name' /proc/cpuinfo
 cargo build --release --examples --bins
 echo "== 1. the tile instructions against their emulation, and every conv path against the naive loops"
-cargo test --release --lib -- amx:: conv::
+VAE_TEST_AMX=1 cargo test --release --lib -- amx:: conv:: --nocapture
 echo "== 2. every kernel and layer test with the tiles engaged (the linear layers' products and the paired convolutions)"
 VAE_SIMD=amx cargo test --release --lib -- core:: nn::
 echo "== 3. the peaks: vdpbf16ps, then tdpbf16ps"

@@ -296,8 +296,6 @@ mod paired_grad;
 mod pairs;
 mod tiles;
 
-pub use tiles::force_emulated as force_emulated_tiles;
-
 #[cfg(test)]
 use blocked::im2col_block;
 use blocked::{blocked_col2im_product, blocked_columns_product};

@@ -391,9 +391,10 @@ mod tests {
         let exe = std::env::current_exe().expect("the test binary's path");
         let lower = Level::ALL.into_iter().filter(|l| l.rank() < detected().rank()).map(Level::name);
         // With vdpbf16ps: also without it (the bf16 products' portable loop in every test);
-        // with AMX, also on its tiles.
+        // with AMX and `VAE_TEST_AMX=1`, also on its tiles (`bf16::amx`'s tests say why asked).
         let no_bf16 = (detected() == Level::V4 && has_avx512_bf16()).then_some(Bf16Path::Fp32.name());
-        let amx = (bf16_requested_of("amx") == Ok(Some(Bf16Path::Amx))).then_some(Bf16Path::Amx.name());
+        let amx_asked = std::env::var_os("VAE_TEST_AMX").is_some();
+        let amx = (amx_asked && bf16_requested_of("amx") == Ok(Some(Bf16Path::Amx))).then_some(Bf16Path::Amx.name());
         for name in lower.chain(no_bf16).chain(amx) {
             let out = std::process::Command::new(&exe)
                 .args(["core::", "nn::", "--skip", "kernel_tests_pass_at_every_lower_simd_level"])

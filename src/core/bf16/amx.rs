@@ -258,5 +258,21 @@ unsafe fn block(
     }
 }
 
+/// Whether this run executes the tile instructions: on a CPU with AMX, when asked with
+/// `VAE_TEST_AMX=1` (`bench/amx_check.sh` sets it). Until a session on an AMX machine has
+/// run them there, a plain `cargo test` (CI's, on whichever CPU it gets) does not.
+#[cfg(test)]
+pub(crate) fn tiles_tested() -> bool {
+    if std::env::var_os("VAE_TEST_AMX").is_none() {
+        println!("VAE_TEST_AMX unset: the AMX instructions are not run (bench/amx_check.sh runs them)");
+        return false;
+    }
+    if !hardware() {
+        println!("no AMX-BF16 here (or Linux refused the tile state): the emulated tiles alone are checked");
+        return false;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests;

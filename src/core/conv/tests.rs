@@ -1,6 +1,7 @@
 //! Each product against the full column matrix's, every path against naive f64 loops.
 
 use super::*;
+use crate::core::bf16::amx::Engine;
 use crate::core::bf16::{PackedA, matmul_panels_serial};
 use crate::core::im2col::{col2im, im2col};
 use crate::core::matmul;
@@ -305,12 +306,13 @@ fn check_against_naive(pool: &Pool, g: ConvGeometry, m: usize, batch: usize, lab
     }
 }
 
-/// The paired products on emulated AMX tiles (the forward and transposed ones where their
-/// reduction fills whole tiles: 32 or 64 channels in pairs; the weight gradient at 32·i
-/// channels and batches of 32·j) against the naive loops: rows that fill the 32-row blocks
-/// and rows that do not (the scratch path), odd and even counts of 16-image chunks per
-/// block, taps in the padding (a tile of zeros, or a skipped one), stride 2 and a 3 × 3
-/// stride-1 kernel. With AVX512_BF16 only: elsewhere the paired products do not run.
+/// The paired products on emulated AMX tiles (and, with `VAE_TEST_AMX=1` on an AMX CPU, on
+/// the tiles themselves) against the naive loops: the forward and transposed ones where
+/// their reduction fills whole tiles (32 or 64 channels in pairs), the weight gradient at
+/// 32·i channels and batches of 32·j; rows that fill the 32-row blocks and rows that do not
+/// (the clipped stores), odd and even counts of 16-image chunks per block, taps in the
+/// padding (a tile of zeros, or a skipped one), stride 2 and a 3 × 3 stride-1 kernel. With
+/// AVX512_BF16 only: elsewhere the paired products do not run.
 #[test]
 fn paired_products_on_emulated_tiles_match_naive_loops() {
     if !crate::core::bf16::hardware() {
@@ -319,14 +321,25 @@ fn paired_products_on_emulated_tiles_match_naive_loops() {
     }
     let pool = Pool::new(2);
     crate::core::bf16::set_enabled(true);
-    force_emulated_tiles(true);
     let g = |channels, side, kernel, stride| ConvGeometry::new(channels, side, side, kernel, stride, 1).unwrap();
-    for (geometry, m, batch) in
-        [(g(32, 6, 4, 2), 64, 16), (g(32, 5, 4, 2), 40, 48), (g(64, 4, 3, 1), 32, 32), (g(31, 4, 4, 2), 33, 16)]
-    {
-        check_against_naive(&pool, geometry, m, batch, "emulated tiles");
+    let mut engines = vec![Engine::Emulated];
+    if crate::core::bf16::amx::tiles_tested() {
+        engines.push(Engine::Tiles);
     }
-    force_emulated_tiles(false);
+    for engine in engines {
+        tiles::force_engine(Some(engine));
+        for (geometry, m, batch) in [
+            (g(32, 6, 4, 2), 64, 16),
+            (g(32, 5, 4, 2), 40, 48),
+            (g(64, 4, 3, 1), 32, 32),
+            (g(31, 4, 4, 2), 33, 16),
+            (g(32, 5, 4, 2), 40, 32),
+            (g(32, 6, 4, 2), 96, 64),
+        ] {
+            check_against_naive(&pool, geometry, m, batch, &format!("{engine:?} tiles"));
+        }
+    }
+    tiles::force_engine(None);
     crate::core::bf16::set_enabled(false);
 }
 

@@ -6,7 +6,7 @@
 //! The weight is packed once per product as rows of pairs, `[rows, taps·cp]`, so a tile of
 //! `a` is 16 rows × 16 channel pairs of one tap. A block is 32 rows × two 16-image chunks.
 //!
-//! Where it runs: `VAE_SIMD=amx` on a CPU with AMX (or [`force_emulated`], tests), when the
+//! Where it runs: `VAE_SIMD=amx` on a CPU with AMX (or [`force_engine`], tests), when the
 //! reduction's channel pairs fill whole tiles (a multiple of 16: 32, 64, … channels); the
 //! vdpbf16ps kernel takes the rest.
 
@@ -19,15 +19,16 @@ use crate::core::pool::{Pool, SyncMut};
 const ROWS: usize = 2 * TILE;
 
 thread_local! {
-    /// Whether this thread's paired products run on emulated tiles ([`force_emulated`]).
-    static EMULATED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The engine this thread's paired products are forced onto ([`force_engine`]).
+    static FORCED: std::cell::Cell<Option<Engine>> = const { std::cell::Cell::new(None) };
 }
 
-/// Runs the paired products that this thread starts on emulated tiles where the shapes
-/// allow (`false` restores the default), so the tile path's packing and blocking are tested
-/// on any CPU. Per thread, as `conv::force_portable`.
-pub fn force_emulated(on: bool) {
-    EMULATED.set(on);
+/// Runs the paired products that this thread starts on `engine` where the shapes allow
+/// (`None` restores the default: the tiles with `VAE_SIMD=amx` on an AMX CPU), so the tile
+/// path's packing and blocking are tested on emulated tiles on any CPU. Per thread, as
+/// `conv::force_portable`.
+pub(crate) fn force_engine(engine: Option<Engine>) {
+    FORCED.set(engine);
 }
 
 /// The tiles that run a paired product of `rows` output rows reducing over `channels`
@@ -36,7 +37,7 @@ pub(super) fn engine(channels: usize) -> Option<Engine> {
     if !channels.div_ceil(2).is_multiple_of(TILE) {
         return None;
     }
-    if EMULATED.get() { Some(Engine::Emulated) } else { bf16::amx_engaged().then_some(Engine::Tiles) }
+    FORCED.get().or_else(|| bf16::amx_engaged().then_some(Engine::Tiles))
 }
 
 /// A weight packed for the tiles: row `r`'s pair `t·cp + c'` is `(w[r·rs + 2c'·cs + taps[t]],
