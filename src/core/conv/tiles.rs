@@ -27,6 +27,7 @@ thread_local! {
 /// (`None` restores the default: the tiles with `VAE_SIMD=amx` on an AMX CPU), so the tile
 /// path's packing and blocking are tested on emulated tiles on any CPU. Per thread, as
 /// `conv::force_portable`.
+#[cfg_attr(not(test), allow(dead_code))] // the tests force it; nothing else does yet
 pub(crate) fn force_engine(engine: Option<Engine>) {
     FORCED.set(engine);
 }
