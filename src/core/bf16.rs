@@ -100,6 +100,9 @@ impl Precision {
             Precision::Bf16 if amx_engaged() => {
                 Ok("bf16 (AMX tiles for the linear layers, vdpbf16ps for the convolutions; f32 sums)")
             }
+            Precision::Bf16 if hardware() && amx_asked() => Ok(
+                "bf16 (vdpbf16ps, f32 sums): VAE_SIMD=amx asked for AMX tiles, which Linux did not grant this process (arch_prctl ARCH_REQ_XCOMP_PERM needs Linux 5.16 or later)",
+            ),
             Precision::Bf16 if hardware() => Ok("bf16 (vdpbf16ps, f32 sums)"),
             Precision::Bf16 => Err(format!(
                 "bf16 needs AVX512_BF16 (vdpbf16ps: AMD Zen 4/5, Intel Xeon from Cooper Lake on), which this CPU {}",
@@ -170,9 +173,12 @@ pub fn hardware() -> bool {
 /// until a session on an AMX machine has run the tile path's tests there).
 pub fn amx_engaged() -> bool {
     static ENGAGED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENGAGED.get_or_init(|| {
-        hardware() && super::simd::bf16_requested() == Ok(Some(super::simd::Bf16Path::Amx)) && amx::hardware()
-    })
+    *ENGAGED.get_or_init(|| hardware() && amx_asked() && amx::hardware())
+}
+
+/// Whether `VAE_SIMD=amx` asks for the tiles (on a CPU that has them: it is refused elsewhere).
+fn amx_asked() -> bool {
+    super::simd::bf16_requested() == Ok(Some(super::simd::Bf16Path::Amx))
 }
 
 /// A left operand `a` [M, K] packed once (a layer's weight after each update), for any
