@@ -102,31 +102,61 @@ pub(crate) fn pack_a(pool: &Pool, a: Mat, pp: usize, out: &mut [u32]) {
         let range = split_range(groups, parts, part, 1);
         // SAFETY: each part owns its groups' rows.
         let dst = unsafe { out.slice(range.start * TILE * pp..range.end * TILE * pp) };
-        let mut lines = pack::take(TILE * p);
+        if let Some(rs) = a.unit_col_stride() {
+            let data = a.data();
+            for (i, row) in (range.start * TILE..).zip(dst.chunks_exact_mut(pp)) {
+                let filled = if i < m { p } else { 0 };
+                if i < m {
+                    pack::run_pairs(&data[i * rs..i * rs + a.cols()], row);
+                }
+                row[filled..].fill(0);
+            }
+            return;
+        }
+        // All the part's groups interleaved at once ([p][16] each), then each line's pairs
+        // into its row.
+        let lines = interleaved(a, range.clone());
         for (g, dst) in range.zip(dst.chunks_exact_mut(TILE * pp)) {
-            if let Some(rs) = a.unit_col_stride() {
-                let data = a.data();
-                for (r, row) in dst.chunks_exact_mut(pp).enumerate() {
-                    let i = g * TILE + r;
-                    let filled = if i < m { p } else { 0 };
-                    if i < m {
-                        pack::run_pairs(&data[i * rs..i * rs + a.cols()], row);
-                    }
-                    row[filled..].fill(0);
+            match lines.group(g) {
+                Some(group) => {
+                    pack::transpose(group, p, TILE, dst, pp);
+                    dst.chunks_exact_mut(pp).for_each(|row| row[p..].fill(0));
                 }
-            } else if g * TILE >= m {
-                dst.fill(0);
-            } else {
-                // [p][16] interleaved, then each line's pairs into its row.
-                pack::pack_groups::<TILE>(a, g * TILE, 1, &mut lines[..TILE * p]);
-                pack::transpose(&lines[..TILE * p], p, TILE, dst, pp);
-                for row in dst.chunks_exact_mut(pp) {
-                    row[p..].fill(0);
-                }
+                None => dst.fill(0),
             }
         }
-        pack::give_back(lines);
+        pack::give_back(lines.pairs);
     });
+}
+
+/// Groups `groups` of 16 lines of `m` (lines × K) in the `vdpbf16ps` interleaved layout,
+/// packed in one call (each K pair of all their lines zipped at once where a K run is
+/// contiguous across the lines); groups wholly past `m`'s lines are left out.
+struct Interleaved {
+    pairs: Vec<u32>,
+    /// The first group and the number packed.
+    first: usize,
+    live: usize,
+    /// Pairs per line.
+    p: usize,
+}
+
+impl Interleaved {
+    /// Group `g`'s `[p][16]` pairs, or `None` past the lines.
+    fn group(&self, g: usize) -> Option<&[u32]> {
+        let i = g.checked_sub(self.first).filter(|&i| i < self.live)?;
+        Some(&self.pairs[i * self.p * TILE..(i + 1) * self.p * TILE])
+    }
+}
+
+fn interleaved(m: Mat, groups: std::ops::Range<usize>) -> Interleaved {
+    let p = m.cols().div_ceil(2);
+    let live = groups.end.min(m.rows().div_ceil(TILE)).saturating_sub(groups.start);
+    let mut pairs = pack::take(live * p * TILE);
+    if live > 0 {
+        pack::pack_groups::<TILE>(m, groups.start * TILE, live, &mut pairs[..live * p * TILE]);
+    }
+    Interleaved { pairs, first: groups.start, live, p }
 }
 
 /// `b` [K, N] in groups of 16 columns of `pp` pairs (the module's layout) into `out [N
@@ -140,14 +170,16 @@ pub(crate) fn pack_b(pool: &Pool, b: Mat, pp: usize, out: &mut [u32]) {
         let range = split_range(groups, parts, part, 1);
         // SAFETY: each part owns its groups.
         let dst = unsafe { out.slice(range.start * pp * TILE..range.end * pp * TILE) };
+        let columns = interleaved(b.t(), range.clone());
         for (g, dst) in range.zip(dst.chunks_exact_mut(pp * TILE)) {
             // A group wholly past N (N rounded up to 32) is all padding.
-            let filled = if g * TILE < n { p * TILE } else { 0 };
-            if filled > 0 {
-                pack::pack_groups::<TILE>(b.t(), g * TILE, 1, &mut dst[..filled]);
-            }
+            let filled = columns.group(g).map_or(0, |group| {
+                dst[..p * TILE].copy_from_slice(group);
+                p * TILE
+            });
             dst[filled..].fill(0);
         }
+        pack::give_back(columns.pairs);
     });
 }
 
