@@ -97,9 +97,9 @@ impl Precision {
     pub fn path(self) -> Result<&'static str, String> {
         match self {
             Precision::F32 => Ok("f32"),
-            Precision::Bf16 if amx_engaged() => {
-                Ok("bf16 (AMX tiles for the linear layers, vdpbf16ps for the convolutions; f32 sums)")
-            }
+            Precision::Bf16 if amx_engaged() => Ok(
+                "bf16 (AMX tiles for the linear layers and the convolutions over 32·i channels, vdpbf16ps for the rest; f32 sums)",
+            ),
             Precision::Bf16 if hardware() && amx_asked() => Ok(
                 "bf16 (vdpbf16ps, f32 sums): VAE_SIMD=amx asked for AMX tiles, which Linux did not grant this process (arch_prctl ARCH_REQ_XCOMP_PERM needs Linux 5.16 or later)",
             ),
@@ -168,7 +168,8 @@ pub fn hardware() -> bool {
     })
 }
 
-/// Whether the linear layers' bf16 products run on AMX tiles ([`amx`]): the CPU has them,
+/// Whether the bf16 products run on AMX tiles where their shapes fill them ([`amx`], and
+/// `core::conv`'s paired products): the CPU has them,
 /// Linux granted this process the tile state, and `VAE_SIMD=amx` asks for them (opt-in
 /// until a session on an AMX machine has run the tile path's tests there).
 pub fn amx_engaged() -> bool {

@@ -90,7 +90,8 @@ pub const OVERRIDE_VAR: &str = "VAE_SIMD";
 /// The bf16 paths `VAE_SIMD` can force (`--precision bf16`'s products).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bf16Path {
-    /// AMX tiles (`tdpbf16ps`) for the linear layers' products, `vdpbf16ps` for the rest:
+    /// AMX tiles (`tdpbf16ps`) for the linear layers' products and the convolutions over
+    /// 32·i channels, `vdpbf16ps` for the rest:
     /// opt-in until a session on an AMX machine has run its tests there
     /// (`core::bf16::amx`).
     Amx,

@@ -1,6 +1,7 @@
-//! bf16 products on AMX tiles (`tdpbf16ps`: Intel Xeon from Sapphire Rapids on), for the
-//! linear layers' products under `--precision bf16` with `VAE_SIMD=amx` (opt-in until a
-//! session on an AMX machine has run its tests there; README, "bf16").
+//! bf16 products on AMX tiles (`tdpbf16ps`: Intel Xeon from Sapphire Rapids on) under
+//! `--precision bf16` with `VAE_SIMD=amx` (opt-in until a session on an AMX machine has run
+//! its tests there; README, "bf16"): the general product here (the linear layers'), and the
+//! tile registers ([`Block`]) that `core::conv::tiles` builds the convolutions' on.
 //!
 //! A tile register holds 16 rows of 64 bytes. `tdpbf16ps c, a, b` adds to the f32 tile
 //! `c [16, 16]` the products of `a [16, 16 pairs]` (each row 32 bf16 values along K) and
