@@ -1,7 +1,7 @@
 //! bf16 products on AMX tiles (`tdpbf16ps`: Intel Xeon from Sapphire Rapids on) under
 //! `--precision bf16` with `VAE_SIMD=amx` (opt-in until a session on an AMX machine has run
 //! its tests there; README, "bf16"): the general product here (the linear layers'), and the
-//! tile registers ([`Block`]) that `core::conv::tiles` builds the convolutions' on.
+//! tile registers (`Block`) that `core::conv::tiles` builds the convolutions' on.
 //!
 //! A tile register holds 16 rows of 64 bytes. `tdpbf16ps c, a, b` adds to the f32 tile
 //! `c [16, 16]` the products of `a [16, 16 pairs]` (each row 32 bf16 values along K) and
@@ -24,7 +24,7 @@
 //! so the result does not depend on the thread count. Stable Rust has no AMX intrinsics, so
 //! the block is `asm!`; Linux hands out tile state only after
 //! `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)` ([`hardware`]). The same block runs
-//! in Rust as [`Engine::Emulated`] (the same addresses, the same sums in the same order), so
+//! in Rust as `Engine::Emulated` (the same addresses, the same sums in the same order), so
 //! the packing and blocking are tested on every machine and the asm against it on AMX ones.
 
 mod tiles;
