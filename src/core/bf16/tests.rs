@@ -46,25 +46,25 @@ fn products_match_f64_sums_of_the_rounded_operands() {
             };
             let mut got = vec![f32::NAN; m * n];
             matmul_bf16(&pool, &mut got, va, vb, false);
+            // Accumulating adds the product to what is there (here: the product itself; on
+            // AMX tiles the sums start from it, elsewhere it is added after them).
+            let mut twice = got.clone();
+            matmul_bf16(&pool, &mut twice, va, vb, true);
             let mut fp32 = vec![0.0; m * n];
             matmul(&pool, &mut fp32, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
             for i in 0..m {
                 for j in 0..n {
                     let terms = (0..k).map(|p| round(a[i * k + p]) as f64 * round(b[p * n + j]) as f64);
                     let (want, scale) = terms.fold((0.0, 0.0), |(s, t), v| (s + v, t + v.abs()));
-                    let g = got[i * n + j] as f64;
+                    let (g, t) = (got[i * n + j] as f64, twice[i * n + j] as f64);
                     let what = format!("[{m}, {k}] x [{k}, {n}] transposed {transposed} ({i}, {j})");
-                    assert!((g - want).abs() <= 1e-6 * k as f64 * scale + 1e-30, "{what}: {g} vs f64 {want}");
+                    let tol = 1e-6 * k as f64 * scale + 1e-30;
+                    assert!((g - want).abs() <= tol, "{what}: {g} vs f64 {want}");
+                    assert!((t - 2.0 * want).abs() <= 3.0 * tol, "{what}: accumulated {t} vs f64 2·{want}");
                     // Against the f32 product: each operand's relative rounding is ≤ 2^-9.
                     let f = fp32[i * n + j] as f64;
                     assert!((g - f).abs() <= 2.0 * 2f64.powi(-8) * scale + 1e-6, "{what}: {g} vs f32 {f}");
                 }
-            }
-            // Accumulating adds the product to what is there.
-            let mut twice = got.clone();
-            matmul_bf16(&pool, &mut twice, va, vb, true);
-            for (t, g) in twice.iter().zip(&got) {
-                assert!((t - 2.0 * g).abs() <= 1e-6 * g.abs().max(1e-3), "accumulate: {t} vs 2·{g}");
             }
         }
     }
