@@ -113,8 +113,14 @@ pub mod http {
             Conn { reader: BufReader::new(s) }
         }
 
+        /// Writes `bytes`. A server may answer and close before it has taken all of a large
+        /// body (a 413 at the body limit): the write then fails with a broken pipe or a reset,
+        /// and what the server answered is still there to read.
         pub fn send_raw(&mut self, bytes: &[u8]) {
-            self.reader.get_mut().write_all(bytes).unwrap();
+            if let Err(e) = self.reader.get_mut().write_all(bytes) {
+                use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+                assert!(matches!(e.kind(), BrokenPipe | ConnectionReset), "writing the request: {e}");
+            }
         }
 
         pub fn request(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Response {
