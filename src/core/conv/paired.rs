@@ -22,6 +22,8 @@
 //! forward) gathers as `core::implicit::transposed` does: a pixel receives exactly the taps
 //! of its parity class, so its output blocks hold pixels of one class and each is written
 //! once. Both need a batch of whole 16-lane chunks ([`applies`]); others take the blocked path.
+//! With `VAE_SIMD=amx` on an AMX CPU both run on tiles where their reduction fills them
+//! (`tiles`: the same bases, a weight packed as rows of pairs).
 
 use super::{ConvGeometry, Epilogue, Mask, tiles};
 use crate::core::bf16::amx::Block;
@@ -211,10 +213,11 @@ pub(super) fn forward(
             }
             let cols = std::array::from_fn(|v| (first + v) * LANES);
             if let (Packed::Tiles(tw), Some(bt)) = (&packed, block_tiles.as_mut()) {
-                for r0 in (0..m).step_by(32) {
+                for r0 in (0..m).step_by(tiles::ROWS) {
                     // SAFETY: as below.
                     unsafe { tiles::block(bt, tw, (r0, m), &bases, yp.ptr(), n, &cols, count) };
-                    finish(yp.ptr(), (n, m), (r0, 32.min(m - r0)), &cols[..count], epilogue, mask, part);
+                    let rows = tiles::ROWS.min(m - r0);
+                    finish(yp.ptr(), (n, m), (r0, rows), &cols[..count], epilogue, mask, part);
                 }
                 continue;
             }
@@ -312,11 +315,11 @@ pub(super) fn transposed(
                 }
             }
             if let (Packed::Tiles(tw), Some(bt)) = (pa, block_tiles.as_mut()) {
-                for r0 in (0..channels).step_by(32) {
+                for r0 in (0..channels).step_by(tiles::ROWS) {
                     let count = mine.len();
                     // SAFETY: as below.
                     unsafe { tiles::block(bt, tw, (r0, channels), &bases, op.ptr(), plane, &cols, count) };
-                    let rows = 32.min(channels - r0);
+                    let rows = tiles::ROWS.min(channels - r0);
                     finish(op.ptr(), (plane, channels), (r0, rows), &cols[..count], epilogue, mask, part);
                 }
                 continue;

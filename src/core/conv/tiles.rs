@@ -16,7 +16,7 @@ use crate::core::bf16::{self, CHUNKS};
 use crate::core::pool::{Pool, SyncMut};
 
 /// Rows of a block: two tiles.
-const ROWS: usize = 2 * TILE;
+pub(super) const ROWS: usize = 2 * TILE;
 
 thread_local! {
     /// The engine this thread's paired products are forced onto ([`force_engine`]).
