@@ -133,6 +133,14 @@ fn pair_channels(pool: &Pool, v: &[f32], channels: usize, plane: usize) -> (Vec<
     (out, stride)
 }
 
+/// Channel pair `c2` of tap `t` of a weight row (`row[c·cs + t]` for channel `c`, 0 past
+/// `channels`), as bf16: `(row[2c2·cs + t], row[(2c2 + 1)·cs + t])`. Both weight packings
+/// (the kernel's row blocks here, the tiles' rows in `tiles`) are made of these.
+pub(super) fn weight_pair(row: &[f32], (cs, channels): (usize, usize), c2: usize, t: usize) -> u32 {
+    let at = |c: usize| if c < channels { row[c * cs + t] } else { 0.0 };
+    bf16::pair(at(2 * c2), at(2 * c2 + 1))
+}
+
 /// A convolution weight (row-major `w`) packed for pairing along the channels, straight into
 /// the kernel's layout: the operand `[rows, taps·2⌈C/2⌉]` whose pair `t·⌈C/2⌉ + c'` of row
 /// `r` is `(w[r·rs + 2c'·cs + taps[t]], w[r·rs + (2c'+1)·cs + taps[t]])` (row, reduction
@@ -155,10 +163,9 @@ fn pack_weight(
         for (block, dst) in range.zip(dst.chunks_exact_mut(block_len)) {
             for i in 0..MR.min(rows - block * MR) {
                 let row = &w[(block * MR + i) * rs..];
-                let at = |c: usize, t: usize| if c < channels { row[c * cs + t] } else { 0.0 };
                 for (ti, &t) in taps.iter().enumerate() {
                     for c2 in 0..cp {
-                        dst[(ti * cp + c2) * MR + i] = bf16::pair(at(2 * c2, t), at(2 * c2 + 1, t));
+                        dst[(ti * cp + c2) * MR + i] = weight_pair(row, (cs, channels), c2, t);
                     }
                 }
             }

@@ -70,10 +70,9 @@ pub(super) fn pack_weight(
         let dst = unsafe { out.slice(range.start * lda..range.end * lda) };
         for (r, dst) in range.zip(dst.chunks_exact_mut(lda)) {
             let row = &w[r * rs..];
-            let at = |c: usize, t: usize| if c < channels { row[c * cs + t] } else { 0.0 };
             for (ti, &t) in taps.iter().enumerate() {
                 for c2 in 0..cp {
-                    dst[ti * cp + c2] = bf16::pair(at(2 * c2, t), at(2 * c2 + 1, t));
+                    dst[ti * cp + c2] = super::paired::weight_pair(row, (cs, channels), c2, t);
                 }
             }
         }
