@@ -91,43 +91,57 @@ pub(crate) fn depth_pairs(k: usize) -> usize {
     k.div_ceil(2).div_ceil(TILE) * TILE
 }
 
-/// `a` [M, K] as rows of `pp` pairs (the module's layout) into `out [M rounded up to 32, pp]`,
-/// on the pool. Rows contiguous in memory are rounded a run at a time; others are packed 16
-/// at a time in `vdpbf16ps`'s interleaved layout and transposed.
-pub(crate) fn pack_a(pool: &Pool, a: Mat, pp: usize, out: &mut [u32]) {
-    let (m, p) = (a.rows(), a.cols().div_ceil(2));
-    let groups = m.div_ceil(BLOCK) * BLOCK / TILE;
-    let out = SyncMut::new(&mut out[..groups * TILE * pp]);
-    let parts = if groups * TILE * pp < 64 * 1024 { 1 } else { pool.threads() };
+/// Groups of 16 lines (rows of `a`, columns of `b`) in a packing: M or N rounded up to 32.
+fn groups(lines: usize) -> usize {
+    lines.div_ceil(BLOCK) * BLOCK / TILE
+}
+
+/// `a` [M, K] and `b` [K, N] packed in the module's layouts, `pp` pairs deep, into `pa [M
+/// rounded up to 32, pp]` and `pb [N rounded up to 32, pp]`, in one hand-off to the pool:
+/// each part packs its share of the groups of both.
+pub(crate) fn pack(pool: &Pool, (a, pa): (Mat, &mut [u32]), (b, pb): (Mat, &mut [u32]), pp: usize) {
+    let (ga, gb) = (groups(a.rows()), groups(b.cols()));
+    let (pa, pb) = (SyncMut::new(&mut pa[..ga * TILE * pp]), SyncMut::new(&mut pb[..gb * TILE * pp]));
+    let parts = if (ga + gb) * TILE * pp < 64 * 1024 { 1 } else { pool.threads() };
     pool.run_parts(parts, &|part| {
-        let range = split_range(groups, parts, part, 1);
-        // SAFETY: each part owns its groups' rows.
-        let dst = unsafe { out.slice(range.start * TILE * pp..range.end * TILE * pp) };
-        if let Some(rs) = a.unit_col_stride() {
-            let data = a.data();
-            for (i, row) in (range.start * TILE..).zip(dst.chunks_exact_mut(pp)) {
-                let filled = if i < m { p } else { 0 };
-                if i < m {
-                    pack::run_pairs(&data[i * rs..i * rs + a.cols()], row);
-                }
-                row[filled..].fill(0);
-            }
-            return;
+        let (ra, rb) = (split_range(ga, parts, part, 1), split_range(gb, parts, part, 1));
+        // SAFETY: each part owns its groups of both.
+        unsafe {
+            pack_a_groups(a, pp, ra.clone(), pa.slice(ra.start * TILE * pp..ra.end * TILE * pp));
+            pack_b_groups(b, pp, rb.clone(), pb.slice(rb.start * TILE * pp..rb.end * TILE * pp));
         }
-        // All the part's groups interleaved at once ([p][16] each), then each line's pairs
-        // into its row.
-        let lines = interleaved(a, range.clone());
-        for (g, dst) in range.zip(dst.chunks_exact_mut(TILE * pp)) {
-            match lines.group(g) {
-                Some(group) => {
-                    pack::transpose(group, p, TILE, dst, pp);
-                    dst.chunks_exact_mut(pp).for_each(|row| row[p..].fill(0));
-                }
-                None => dst.fill(0),
-            }
-        }
-        pack::give_back(lines.pairs);
     });
+}
+
+/// Row groups `range` of `a` [M, K] as rows of `pp` pairs into `dst` (group `range.start`
+/// first), on the calling thread. Rows contiguous in memory are rounded a run at a time;
+/// others are packed 16 at a time in `vdpbf16ps`'s interleaved layout and transposed.
+fn pack_a_groups(a: Mat, pp: usize, range: std::ops::Range<usize>, dst: &mut [u32]) {
+    let (m, p) = (a.rows(), a.cols().div_ceil(2));
+    if let Some(rs) = a.unit_col_stride() {
+        let data = a.data();
+        for (i, row) in (range.start * TILE..).zip(dst.chunks_exact_mut(pp)) {
+            let filled = if i < m { p } else { 0 };
+            if i < m {
+                pack::run_pairs(&data[i * rs..i * rs + a.cols()], row);
+            }
+            row[filled..].fill(0);
+        }
+        return;
+    }
+    // All the part's groups interleaved at once ([p][16] each), then each line's pairs
+    // into its row.
+    let lines = interleaved(a, range.clone());
+    for (g, dst) in range.zip(dst.chunks_exact_mut(TILE * pp)) {
+        match lines.group(g) {
+            Some(group) => {
+                pack::transpose(group, p, TILE, dst, pp);
+                dst.chunks_exact_mut(pp).for_each(|row| row[p..].fill(0));
+            }
+            None => dst.fill(0),
+        }
+    }
+    pack::give_back(lines.pairs);
 }
 
 /// Groups `groups` of 16 lines of `m` (lines × K) in the `vdpbf16ps` interleaved layout,
@@ -160,28 +174,20 @@ fn interleaved(m: Mat, groups: std::ops::Range<usize>) -> Interleaved {
     Interleaved { pairs, first: groups.start, live, p }
 }
 
-/// `b` [K, N] in groups of 16 columns of `pp` pairs (the module's layout) into `out [N
-/// rounded up to 32, pp]`, on the pool.
-pub(crate) fn pack_b(pool: &Pool, b: Mat, pp: usize, out: &mut [u32]) {
-    let (n, p) = (b.cols(), b.rows().div_ceil(2));
-    let groups = n.div_ceil(BLOCK) * BLOCK / TILE;
-    let out = SyncMut::new(&mut out[..groups * pp * TILE]);
-    let parts = if groups * pp * TILE < 64 * 1024 { 1 } else { pool.threads() };
-    pool.run_parts(parts, &|part| {
-        let range = split_range(groups, parts, part, 1);
-        // SAFETY: each part owns its groups.
-        let dst = unsafe { out.slice(range.start * pp * TILE..range.end * pp * TILE) };
-        let columns = interleaved(b.t(), range.clone());
-        for (g, dst) in range.zip(dst.chunks_exact_mut(pp * TILE)) {
-            // A group wholly past N (N rounded up to 32) is all padding.
-            let filled = columns.group(g).map_or(0, |group| {
-                dst[..p * TILE].copy_from_slice(group);
-                p * TILE
-            });
-            dst[filled..].fill(0);
-        }
-        pack::give_back(columns.pairs);
-    });
+/// Column groups `range` of `b` [K, N], `pp` pairs deep, into `dst` (group `range.start`
+/// first), on the calling thread.
+fn pack_b_groups(b: Mat, pp: usize, range: std::ops::Range<usize>, dst: &mut [u32]) {
+    let p = b.rows().div_ceil(2);
+    let columns = interleaved(b.t(), range.clone());
+    for (g, dst) in range.zip(dst.chunks_exact_mut(pp * TILE)) {
+        // A group wholly past N (N rounded up to 32) is all padding.
+        let filled = columns.group(g).map_or(0, |group| {
+            dst[..p * TILE].copy_from_slice(group);
+            p * TILE
+        });
+        dst[filled..].fill(0);
+    }
+    pack::give_back(columns.pairs);
 }
 
 /// `dst [m, n] = a·b` (or `+=` when `accumulate`) with the operands rounded to bf16 and the
@@ -203,8 +209,7 @@ pub(crate) fn product(pool: &Pool, dst: &mut [f32], a: Mat, b: Mat, accumulate: 
     let pp = depth_pairs(k);
     let (mp, np) = (m.div_ceil(BLOCK) * BLOCK, n.div_ceil(BLOCK) * BLOCK);
     let (mut pa_buf, mut pb_buf) = (pack::take(mp * pp), pack::take(np * pp));
-    pack_a(pool, a, pp, &mut pa_buf);
-    pack_b(pool, b, pp, &mut pb_buf);
+    pack(pool, (a, &mut pa_buf), (b, &mut pb_buf), pp);
     let (rows, cols) = (mp / BLOCK, np / BLOCK);
     let by_rows = rows >= cols;
     let parts = if m.saturating_mul(n).saturating_mul(k) < 64 * 1024 { 1 } else { pool.threads() };

@@ -4,10 +4,44 @@
 use super::*;
 use crate::core::{Rng, matmul};
 
-fn random(n: usize, seed: u64) -> Vec<f32> {
+pub(super) fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut v = vec![0.0f32; n];
     Rng::new(seed).fill_normal(&mut v);
     v
+}
+
+/// `v` [rows, cols] stored transposed, so that `Mat::new(&t, cols, rows).t()` views `v`.
+pub(super) fn transposed(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols).map(|i| v[(i % rows) * cols + i / rows]).collect()
+}
+
+/// `got = a·b` and `twice` (`got` with the product accumulated onto it) against f64 sums of
+/// the bf16-rounded operands (`a` [m, k], `b` [k, n] row-major): within f32 accumulation
+/// error, and within bf16's rounding of the f32 product `fp32` where given. Accumulation is
+/// checked against 2·(the f64 sum), which holds whether the sums start from what is there
+/// (AMX tiles) or are added to it after (`vdpbf16ps`).
+pub(super) fn check_products(
+    (a, b): (&[f32], &[f32]),
+    (m, k, n): (usize, usize, usize),
+    (got, twice, fp32): (&[f32], &[f32], Option<&[f32]>),
+    label: &str,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let terms = (0..k).map(|p| round(a[i * k + p]) as f64 * round(b[p * n + j]) as f64);
+            let (want, scale) = terms.fold((0.0, 0.0), |(s, t), v| (s + v, t + v.abs()));
+            let (g, t) = (got[i * n + j] as f64, twice[i * n + j] as f64);
+            let what = format!("[{m}, {k}] x [{k}, {n}] {label} ({i}, {j})");
+            let tol = 1e-6 * k as f64 * scale + 1e-30;
+            assert!((g - want).abs() <= tol, "{what}: {g} vs f64 {want}");
+            assert!((t - 2.0 * want).abs() <= 3.0 * tol, "{what}: accumulated {t} vs f64 2·{want}");
+            // Against the f32 product: each operand's relative rounding is ≤ 2^-9.
+            if let Some(fp32) = fp32 {
+                let f = fp32[i * n + j] as f64;
+                assert!((g - f).abs() <= 2.0 * 2f64.powi(-8) * scale + 1e-6, "{what}: {g} vs f32 {f}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -33,39 +67,22 @@ fn products_match_f64_sums_of_the_rounded_operands() {
     // The last is above the fused products' size: packed on the pool first.
     for (m, k, n) in [(1, 1, 1), (7, 13, 37), (6, 64, 64), (13, 200, 130), (400, 33, 9), (260, 301, 230)] {
         let (a, b) = (random(m * k, m as u64), random(k * n, n as u64 + 100));
-        for transposed in [false, true] {
+        for transposed_views in [false, true] {
             // The same matrices, stored transposed and viewed back.
-            let (at, bt): (Vec<f32>, Vec<f32>) = (
-                (0..k * m).map(|i| a[(i % m) * k + i / m]).collect(),
-                (0..n * k).map(|i| b[(i % k) * n + i / k]).collect(),
-            );
-            let (va, vb) = if transposed {
+            let (at, bt) = (transposed(&a, m, k), transposed(&b, k, n));
+            let (va, vb) = if transposed_views {
                 (Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t())
             } else {
                 (Mat::new(&a, m, k), Mat::new(&b, k, n))
             };
             let mut got = vec![f32::NAN; m * n];
             matmul_bf16(&pool, &mut got, va, vb, false);
-            // Accumulating adds the product to what is there (here: the product itself; on
-            // AMX tiles the sums start from it, elsewhere it is added after them).
             let mut twice = got.clone();
             matmul_bf16(&pool, &mut twice, va, vb, true);
             let mut fp32 = vec![0.0; m * n];
             matmul(&pool, &mut fp32, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
-            for i in 0..m {
-                for j in 0..n {
-                    let terms = (0..k).map(|p| round(a[i * k + p]) as f64 * round(b[p * n + j]) as f64);
-                    let (want, scale) = terms.fold((0.0, 0.0), |(s, t), v| (s + v, t + v.abs()));
-                    let (g, t) = (got[i * n + j] as f64, twice[i * n + j] as f64);
-                    let what = format!("[{m}, {k}] x [{k}, {n}] transposed {transposed} ({i}, {j})");
-                    let tol = 1e-6 * k as f64 * scale + 1e-30;
-                    assert!((g - want).abs() <= tol, "{what}: {g} vs f64 {want}");
-                    assert!((t - 2.0 * want).abs() <= 3.0 * tol, "{what}: accumulated {t} vs f64 2·{want}");
-                    // Against the f32 product: each operand's relative rounding is ≤ 2^-9.
-                    let f = fp32[i * n + j] as f64;
-                    assert!((g - f).abs() <= 2.0 * 2f64.powi(-8) * scale + 1e-6, "{what}: {g} vs f32 {f}");
-                }
-            }
+            let label = format!("transposed {transposed_views}");
+            check_products((&a, &b), (m, k, n), (&got, &twice, Some(&fp32)), &label);
         }
     }
 }

@@ -3,19 +3,8 @@
 //! against the emulation where the CPU has them.
 
 use super::*;
-use crate::core::Rng;
-use crate::core::bf16::{matmul_bf16, pair, round};
-
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut v = vec![0.0f32; n];
-    Rng::new(seed).fill_normal(&mut v);
-    v
-}
-
-/// `v` [rows, cols] stored transposed, so that `Mat::new(&t, cols, rows).t()` views `v`.
-fn transposed(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..rows * cols).map(|i| v[(i % rows) * cols + i / rows]).collect()
-}
+use crate::core::bf16::tests::{check_products, random, transposed};
+use crate::core::bf16::{matmul_bf16, pair};
 
 #[test]
 fn the_configuration_is_palette_1_with_eight_tiles_of_16_rows_of_64_bytes() {
@@ -49,19 +38,16 @@ fn the_packings_lay_out_whole_tiles_with_zero_padding() {
         let get = |v: &[f32], cols: usize, r: usize, c: usize, rows: usize| {
             if r < rows && c < cols { v[r * cols + c] } else { 0.0 }
         };
-        for view in [Mat::new(&a, m, k), Mat::new(&at, k, m).t()] {
-            let mut pa = vec![u32::MAX; mp * pp];
-            pack_a(&pool, view, pp, &mut pa);
+        let views = [(Mat::new(&a, m, k), Mat::new(&b, k, n)), (Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t())];
+        for (va, vb) in views {
+            let (mut pa, mut pb) = (vec![u32::MAX; mp * pp], vec![u32::MAX; np * pp]);
+            pack(&pool, (va, &mut pa), (vb, &mut pb), pp);
             for i in 0..mp {
                 for q in 0..pp {
                     let want = pair(get(&a, k, i, 2 * q, m), get(&a, k, i, 2 * q + 1, m));
                     assert_eq!(pa[i * pp + q], want, "a [{m}, {k}] row {i} pair {q}");
                 }
             }
-        }
-        for view in [Mat::new(&b, k, n), Mat::new(&bt, n, k).t()] {
-            let mut pb = vec![u32::MAX; np * pp];
-            pack_b(&pool, view, pp, &mut pb);
             for g in 0..np / 16 {
                 for q in 0..pp {
                     for j in 0..16 {
@@ -96,17 +82,7 @@ fn emulated_tile_products_match_f64_sums_of_the_rounded_operands() {
             // the tiles: the sums start from it.
             twice.copy_from_slice(&got);
             product(&two, &mut twice, va, vb, true, Engine::Emulated);
-            for i in 0..m {
-                for j in 0..n {
-                    let terms = (0..k).map(|p| round(a[i * k + p]) as f64 * round(b[p * n + j]) as f64);
-                    let (want, scale) = terms.fold((0.0, 0.0), |(s, t), v| (s + v, t + v.abs()));
-                    let (g, t) = (got[i * n + j] as f64, twice[i * n + j] as f64);
-                    let what = format!("[{m}, {k}] x [{k}, {n}] transposed {flipped} ({i}, {j})");
-                    let tol = 1e-6 * k as f64 * scale + 1e-30;
-                    assert!((g - want).abs() <= tol, "{what}: {g} vs f64 {want}");
-                    assert!((t - 2.0 * want).abs() <= 3.0 * tol, "{what}: accumulated {t} vs f64 2·{want}");
-                }
-            }
+            check_products((&a, &b), (m, k, n), (&got, &twice, None), &format!("transposed {flipped}"));
             let mut serial = vec![f32::NAN; m * n];
             product(&one, &mut serial, va, vb, false, Engine::Emulated);
             assert_eq!(serial, got, "[{m}, {k}] x [{k}, {n}]: one thread against two");
