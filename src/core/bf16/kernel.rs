@@ -247,8 +247,10 @@ pub(crate) static ZEROS: Zeros = Zeros([0; 16]);
 /// stored by chunk: for tap `t < taps` and chunk `v`, `bases[t·CHUNKS + v]` = `(p, step)`
 /// says where pair row `t·pairs + j` finds its lanes `16·v .. 16·v + 16`: the 16 pairs at
 /// `p + j·step` (a convolution's channel pairs at one pixel, `step` a channel plane apart;
-/// [`ZEROS`] with step 0 where the tap falls in the padding). The block's row `i`, chunk `v`
-/// goes to `c + i·ldc + cols[v]` for `v < chunks` (the others are computed and dropped).
+/// [`ZEROS`] with step 0 where the tap falls in the padding; a tap in the padding for all
+/// chunks is skipped, sparing the border positions' zero products: 14% of MNIST's 14 → 7
+/// convolutions). The block's row `i`, chunk `v` goes to `c + i·ldc + cols[v]` for `v <
+/// chunks` (the others are computed and dropped).
 ///
 /// # Safety
 /// AVX-512F and AVX512_BF16 available; `a` holds `taps·pairs·MR` pairs; each `(p, step)`
@@ -278,6 +280,11 @@ pub(crate) unsafe fn kernel_taps(
         for t in 0..taps {
             let mut ptr: [*const u32; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].0);
             let step: [usize; CHUNKS] = std::array::from_fn(|v| bases[t * CHUNKS + v].1);
+            if step == [0; CHUNKS] {
+                // The tap falls in the padding for every chunk: its products are all zero.
+                a = a.wrapping_add(pairs * MR);
+                continue;
+            }
             for _ in 0..pairs {
                 // SAFETY: each pointer valid for 16 reads per the contract.
                 let bv: [__m512bh; CHUNKS] = std::array::from_fn(|v| unsafe {

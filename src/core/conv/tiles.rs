@@ -109,6 +109,10 @@ pub(super) unsafe fn block(
         tiles.zero();
         for t in 0..taps {
             let (b0, b1) = (bases[t * CHUNKS + v0], bases[t * CHUNKS + (v0 + 1).min(CHUNKS - 1)]);
+            if b0.1 == 0 && b1.1 == 0 {
+                // In the padding for both chunks (as `kernel_taps` skips it).
+                continue;
+            }
             for ct in (0..w.cp).step_by(TILE) {
                 let b = [(b0.0.wrapping_add(ct * b0.1), b0.1), (b1.0.wrapping_add(ct * b1.1), b1.1)];
                 // SAFETY: `a` holds 32 rows of `lda` pairs (asserted); the bases hold `cp`
