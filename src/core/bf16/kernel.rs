@@ -317,7 +317,8 @@ pub(crate) unsafe fn kernel_taps(
 /// half`, `c[i, lanes] (+)= Σ a[s·R + i][q] · b[(s·half + q)·NR + lanes]`, where `a[s·R + i]`
 /// points at row `i`'s `half` pairs in segment `s` (a convolution's input at one output
 /// position, rows its (channel, tap)s; or zeros) and `b` at a panel of packed pairs (the
-/// output gradient, transposed). Only `mr` rows and `nc` lanes are stored.
+/// output gradient, transposed). A segment whose rows all point at `zero` (zeros: taps in
+/// the padding) is skipped. Only `mr` rows and `nc` lanes are stored, rows `ldc` apart.
 ///
 /// # Safety
 /// AVX-512F and AVX512_BF16 available; `a` holds `segs·R` pointers each valid for `half`
@@ -329,6 +330,7 @@ pub(crate) unsafe fn kernel_segments<const R: usize, const V: usize>(
     segs: usize,
     half: usize,
     a: &[*const u32],
+    zero: *const u32,
     b: *const u32,
     c: *mut f32,
     ldc: usize,
@@ -345,6 +347,10 @@ pub(crate) unsafe fn kernel_segments<const R: usize, const V: usize>(
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         for s in 0..segs {
             let rows: [*const u32; R] = std::array::from_fn(|i| a[s * R + i]);
+            if rows == [zero; R] {
+                // Every row zero (a tap in the padding): nothing to add.
+                continue;
+            }
             let b = b.wrapping_add(s * half * NR);
             for q in 0..half {
                 // SAFETY: per the contract, b holds `half` rows of NR pairs for this segment.

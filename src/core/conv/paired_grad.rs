@@ -33,9 +33,8 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
         return;
     }
     let zeros = vec![0u32; half];
-    // Narrow outputs (32 rows of e or fewer) in 12 × 32 blocks, others in 6 × 64.
-    let narrow = m <= 32;
-    let r = if narrow { 12 } else { MR };
+    let order = Order::of(g.channels(), m);
+    let r = order.rows();
     let panels = m.div_ceil(bf16::NR);
     let chunk = (PASS_BYTES / (half * bf16::NR * 4)).max(1);
     // The parts share the rows of dᵀ, or, when there are too few to share evenly (an
@@ -48,7 +47,7 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
         let (mine, places, own) = if by_position {
             (0..k, split_range(positions, parts, part, 1), part * k * m)
         } else {
-            (split_range(k, parts, part, 12), 0..positions, 0)
+            (split_range(k, parts, part, order.align()), 0..positions, 0)
         };
         let mut table = vec![zeros.as_ptr(); chunk * r];
         for p0 in places.clone().step_by(chunk) {
@@ -57,8 +56,8 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                 // (channel, ky, kx) of the block's rows; rows past the part's last repeat it
                 // (computed, never stored).
                 let taps: [(usize, usize, usize); 12] = std::array::from_fn(|i| {
-                    let row = (r0 + i).min(mine.end - 1);
-                    (row / kk, row % kk / kw, row % kw)
+                    let (c, t) = order.row((r0 + i.min(r - 1)).min(mine.end - 1), g.channels(), kk);
+                    (c, t / kw, t % kw)
                 });
                 for (s, pos) in (p0..p0 + segs).enumerate() {
                     let (oy, ox) = (pos / wo, pos % wo);
@@ -71,19 +70,26 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                     }
                 }
                 let (mr, accumulate) = (r.min(mine.end - r0), p0 > places.start);
+                // dᵀ's row of the block's first row, and the distance between its rows.
+                let (first, ldc) = match order {
+                    Order::TapMajor => (taps[0].0 * kk + taps[0].1 * kw + taps[0].2, kk * m),
+                    _ => (r0, m),
+                };
+                let z = zeros.as_ptr();
                 for panel in 0..panels {
                     let nc = bf16::NR.min(m - panel * bf16::NR);
                     let b = pb[(panel * n.div_ceil(2) + p0 * half) * bf16::NR..].as_ptr();
-                    let c = dp.ptr().wrapping_add(own + r0 * m + panel * bf16::NR);
+                    let c = dp.ptr().wrapping_add(own + first * m + panel * bf16::NR);
+                    let run = (segs, half, &table[..], z, b, c, ldc, mr, nc, accumulate);
                     // SAFETY: `applies` checked the features; the table's pointers hold `half`
                     // pairs (x16 at one position, or zeros), b `segs·half` rows of the panel;
-                    // rows r0.. of dt (of this part's own dt when split by position) are
-                    // this part's own.
+                    // the block's rows of dt (of this part's own dt when split by position)
+                    // are this part's own.
                     unsafe {
-                        if narrow {
-                            bf16::kernel_segments::<12, 2>(segs, half, &table, b, c, m, mr, nc, accumulate)
-                        } else {
-                            bf16::kernel_segments::<MR, 4>(segs, half, &table, b, c, m, mr, nc, accumulate)
+                        match order {
+                            Order::Narrow => segments::<12, 2>(run),
+                            Order::Wide => segments::<MR, 4>(run),
+                            Order::TapMajor => segments::<4, 4>(run),
                         }
                     };
                 }
@@ -93,6 +99,70 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
     transpose_sums(&dt, if by_position { parts } else { 1 }, (m, k), d);
     bf16::give_back(x16);
     bf16::give_back(pb);
+}
+
+/// [`bf16::kernel_segments`]'s arguments, in its order.
+type Segments<'a> = (usize, usize, &'a [*const u32], *const u32, *const u32, *mut f32, usize, usize, usize, bool);
+
+/// [`bf16::kernel_segments`] on a tuple of its arguments.
+///
+/// # Safety
+/// As [`bf16::kernel_segments`].
+unsafe fn segments<const R: usize, const V: usize>((segs, half, a, zero, b, c, ldc, mr, nc, accumulate): Segments) {
+    // SAFETY: per the contract.
+    unsafe { bf16::kernel_segments::<R, V>(segs, half, a, zero, b, c, ldc, mr, nc, accumulate) }
+}
+
+/// How the weight gradient walks the rows of `dᵀ` (the (channel, tap)s) and which kernel
+/// shape it runs them in.
+#[derive(Clone, Copy)]
+enum Order {
+    /// Channel-major (dᵀ's own order), 12 × 32 blocks: outputs of 32 rows or fewer.
+    Narrow,
+    /// Channel-major, 6 × 64 blocks: wider outputs over a channel count not in fours.
+    Wide,
+    /// Tap-major, 4 × 64 blocks of 4 channels at one tap: where the tap falls in the padding
+    /// at a position, every row of the block is zero there and the kernel skips the position
+    /// (14% of the products of MNIST's 14 → 7 convolution, 23% at 8 → 4). For channel counts
+    /// in fours, so that no block straddles two taps.
+    TapMajor,
+}
+
+impl Order {
+    fn of(channels: usize, m: usize) -> Order {
+        if m <= 32 {
+            Order::Narrow
+        } else if channels.is_multiple_of(4) {
+            Order::TapMajor
+        } else {
+            Order::Wide
+        }
+    }
+
+    /// Rows per block.
+    fn rows(self) -> usize {
+        match self {
+            Order::Narrow => 12,
+            Order::Wide => MR,
+            Order::TapMajor => 4,
+        }
+    }
+
+    /// The multiple the parts' row ranges start at (tap-major: whole blocks).
+    fn align(self) -> usize {
+        match self {
+            Order::TapMajor => 4,
+            _ => 12,
+        }
+    }
+
+    /// (channel, tap) of row `r` in this order.
+    fn row(self, r: usize, channels: usize, kk: usize) -> (usize, usize) {
+        match self {
+            Order::TapMajor => (r % channels, r / channels),
+            _ => (r / kk, r % kk),
+        }
+    }
 }
 
 /// `d [m, k]` = the sum of the `sums` transposed parts `dt [sums][k, m]`.

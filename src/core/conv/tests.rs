@@ -157,7 +157,7 @@ fn results_repeat_exactly_for_a_thread_count() {
 /// The geometries of the naive comparison: kernel < stride (pixels no tap reaches), = and >,
 /// with channel and row counts on both sides of the implicit kernels' thresholds
 /// (`IMPLICIT_MIN_CHANNELS` for the transposed product, `IMPLICIT_MIN_E_ROWS` and
-/// `IMPLICIT_MIN_COLUMNS` for the weight gradient).
+/// `IMPLICIT_MIN_COLUMNS` for the weight gradient), and channels in multiples of 4.
 fn naive_geometries() -> Vec<ConvGeometry> {
     let g = |channels, height, width, kernel, stride, padding| {
         ConvGeometry::new(channels, height, width, kernel, stride, padding).unwrap()
@@ -170,6 +170,9 @@ fn naive_geometries() -> Vec<ConvGeometry> {
         g(9, 8, 6, 4, 2, 1),
         g(3, 5, 5, 3, 1, 1),
         g(9, 6, 5, 3, 1, 1), // a residual block's convolution, past the implicit thresholds
+        // Channels in fours: the paired weight gradient's tap-major order (with 70 rows).
+        g(8, 7, 7, 4, 2, 1),
+        g(12, 5, 6, 3, 1, 1),
     ]
 }
 
