@@ -319,8 +319,10 @@ fn add_f64(acc: &mut [f64], g: &[f32], first: bool) {
     }
 }
 
-/// Test-pass batch size: large batches keep `gemm` efficient; memory stays ~10 MB.
-pub const EVAL_BATCH: usize = 500;
+/// Test-pass batch size: large batches keep `gemm` efficient; memory stays ~10 MB. A multiple
+/// of 16, so that in bf16 the convolutions take their paired products (whole 16-image chunks;
+/// at 500 they took the blocked ones: the conv MNIST test pass 0.354 → 0.300 s).
+pub const EVAL_BATCH: usize = 512;
 
 /// A model being trained, with every buffer it needs.
 pub struct Trainer {
