@@ -666,6 +666,46 @@ unsafe fn weight_pass<const R: usize, const V: usize>(
     }
 }
 
+/// Rows of the tap-major weight-gradient blocks ([`weight_pass_taps`]): 4 × 64 and, for
+/// narrow outputs, 8 × 32 (16 accumulators each).
+const TAP_ROWS: usize = 4;
+const TAP_ROWS2: usize = 8;
+
+/// [`weight_pass`] over dᵀ's rows tap-major, for `channels` in multiples of `R`: each block
+/// is `R` channels at one tap, so where the tap falls in the padding (`column(j)` is None
+/// for every channel alike) the block is skipped instead of multiplied by zeros (14% of the
+/// products of MNIST's 14 → 7 convolution, 23% at 8 → 4). `column(c·taps + t)` is column
+/// (c, t) of the column matrix; the block's rows of `dt` are `taps·m` apart.
+///
+/// # Safety
+/// As [`weight_pass`]; `channels` a multiple of `R`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weight_pass_taps<const R: usize, const V: usize>(
+    (channels, taps): (usize, usize),
+    rb: usize,
+    column: &dyn Fn(usize) -> Option<*const f32>,
+    rows: &[*const f32],
+    dt: *mut f32,
+    m: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    debug_assert!(channels.is_multiple_of(R), "weight_pass_taps: channels in blocks of {R}");
+    for t in 0..taps {
+        if column(t).is_none() {
+            // In the padding at this position: zero for every channel.
+            continue;
+        }
+        for c0 in (0..channels).step_by(R) {
+            let cols = std::array::from_fn(|i| column((c0 + i) * taps + t).expect("a tap inside for every channel"));
+            let c = dt.wrapping_add((c0 * taps + t) * m);
+            // SAFETY: per the contract.
+            unsafe { broadcast_kernel::<R, V>(rb, InPlace::<R>(cols), rows.as_ptr(), c, taps * m, nc, R, accumulate) };
+        }
+    }
+}
+
 /// Batch values of one position per weight-gradient block (the reduction rows of a pass).
 const RB: usize = 128;
 
@@ -778,11 +818,12 @@ pub(crate) unsafe fn weight_grad(
                     let src: Vec<*const f32> = (0..m).map(|i| e[i * n + p * batch + b0..].as_ptr()).collect();
                     // SAFETY: AVX-512F per the contract; every row holds rb floats.
                     unsafe { transpose_rows(&src, rb, t, stride) };
-                    // Column j of the column matrix, in place in x (zeros in the padding).
+                    // Column j of the column matrix, in place in x (None in the padding).
                     let column = |j: usize| {
                         let off = if interior { Some(base + offsets[j]) } else { g.pixel(p, j).map(|o| o * batch) };
-                        off.map_or(zeros.as_ptr(), |o| x[o + b0..].as_ptr())
+                        off.map(|o| x[o + b0..].as_ptr())
                     };
+                    let filled = |j: usize| column(j).unwrap_or(zeros.as_ptr());
                     let width = if m <= NR2 { NR2 } else { NR };
                     let mut m0 = 0;
                     while m0 < m {
@@ -790,13 +831,20 @@ pub(crate) unsafe fn weight_grad(
                         rows.clear();
                         rows.extend((0..rb).map(|r| t[r * stride + m0..].as_ptr()));
                         let c = dt.as_mut_ptr().wrapping_add(m0);
+                        let taps = (g.channels(), kk * kk);
                         // SAFETY: AVX-512F; columns point into x or the zeros (rb values each),
                         // rows into t; `c` into this part's own dᵀ.
                         unsafe {
-                            if width == NR2 {
-                                weight_pass::<MR2, 2>(k, rb, &column, rows, c, m, nc, !first)
-                            } else {
-                                weight_pass::<MR, 4>(k, rb, &column, rows, c, m, nc, !first)
+                            let in_blocks = |r: usize| g.channels().is_multiple_of(r);
+                            match width {
+                                NR2 if in_blocks(TAP_ROWS2) => {
+                                    weight_pass_taps::<TAP_ROWS2, 2>(taps, rb, &column, rows, c, m, nc, !first)
+                                }
+                                NR2 => weight_pass::<MR2, 2>(k, rb, &filled, rows, c, m, nc, !first),
+                                _ if in_blocks(TAP_ROWS) => {
+                                    weight_pass_taps::<TAP_ROWS, 4>(taps, rb, &column, rows, c, m, nc, !first)
+                                }
+                                _ => weight_pass::<MR, 4>(k, rb, &filled, rows, c, m, nc, !first),
                             }
                         };
                         m0 += nc;

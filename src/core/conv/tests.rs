@@ -170,7 +170,7 @@ fn naive_geometries() -> Vec<ConvGeometry> {
         g(9, 8, 6, 4, 2, 1),
         g(3, 5, 5, 3, 1, 1),
         g(9, 6, 5, 3, 1, 1), // a residual block's convolution, past the implicit thresholds
-        // Channels in fours: the paired weight gradient's tap-major order (with 70 rows).
+        // Channels in fours and eights: the weight gradients' tap-major orders (at 70 and 32 rows).
         g(8, 7, 7, 4, 2, 1),
         g(12, 5, 6, 3, 1, 1),
     ]
@@ -259,7 +259,7 @@ fn every_path_matches_naive_loops() {
         force_portable(portable);
         crate::core::bf16::set_enabled(bf16);
         for g in naive_geometries() {
-            for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65), (13, 48), (70, 16)] {
+            for (m, batch) in [(5, 3), (40, 17), (9, 32), (6, 65), (13, 48), (70, 16), (32, 16)] {
                 check_against_naive(&pool, g, m, batch, &format!("portable {portable} bf16 {bf16}"));
             }
         }
