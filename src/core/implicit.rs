@@ -672,17 +672,18 @@ const TAP_ROWS: usize = 4;
 const TAP_ROWS2: usize = 8;
 
 /// [`weight_pass`] over dᵀ's rows tap-major, for `channels` in multiples of `R`: each block
-/// is `R` channels at one tap, so where the tap falls in the padding (`column(j)` is None
-/// for every channel alike) the block is skipped instead of multiplied by zeros (14% of the
-/// products of MNIST's 14 → 7 convolution, 23% at 8 → 4). `column(c·taps + t)` is column
-/// (c, t) of the column matrix; the block's rows of `dt` are `taps·m` apart.
+/// is `R` channels at one tap, so where the tap falls in the padding (`column(t)`, channel 0's
+/// column (0, t), is None, and so is every channel's) the block is skipped instead of
+/// multiplied by zeros (14% of the products of MNIST's 14 → 7 convolution, 23% at 8 → 4).
+/// Channel c's column is channel 0's moved `c·plane` values (a channel plane of `x`); the
+/// block's rows of `dt` are `taps·m` apart.
 ///
 /// # Safety
 /// As [`weight_pass`]; `channels` a multiple of `R`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn weight_pass_taps<const R: usize, const V: usize>(
-    (channels, taps): (usize, usize),
+    (channels, taps, plane): (usize, usize, usize),
     rb: usize,
     column: &dyn Fn(usize) -> Option<*const f32>,
     rows: &[*const f32],
@@ -693,12 +694,10 @@ unsafe fn weight_pass_taps<const R: usize, const V: usize>(
 ) {
     debug_assert!(channels.is_multiple_of(R), "weight_pass_taps: channels in blocks of {R}");
     for t in 0..taps {
-        if column(t).is_none() {
-            // In the padding at this position: zero for every channel.
-            continue;
-        }
+        // None: in the padding at this position, zero for every channel.
+        let Some(at) = column(t) else { continue };
         for c0 in (0..channels).step_by(R) {
-            let cols = std::array::from_fn(|i| column((c0 + i) * taps + t).expect("a tap inside for every channel"));
+            let cols = std::array::from_fn(|i| at.wrapping_add((c0 + i) * plane));
             let c = dt.wrapping_add((c0 * taps + t) * m);
             // SAFETY: per the contract.
             unsafe { broadcast_kernel::<R, V>(rb, InPlace::<R>(cols), rows.as_ptr(), c, taps * m, nc, R, accumulate) };
@@ -831,7 +830,7 @@ pub(crate) unsafe fn weight_grad(
                         rows.clear();
                         rows.extend((0..rb).map(|r| t[r * stride + m0..].as_ptr()));
                         let c = dt.as_mut_ptr().wrapping_add(m0);
-                        let taps = (g.channels(), kk * kk);
+                        let taps = (g.channels(), kk * kk, g.height() * g.width() * batch);
                         // SAFETY: AVX-512F; columns point into x or the zeros (rb values each),
                         // rows into t; `c` into this part's own dᵀ.
                         unsafe {

@@ -82,16 +82,21 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                     let nc = bf16::NR.min(m - panel * bf16::NR);
                     let b = pb[(panel * n.div_ceil(2) + p0 * half) * bf16::NR..].as_ptr();
                     let c = dp.ptr().wrapping_add(own + first * m + panel * bf16::NR);
-                    let run = (segs, half, &table[..], z, b, c, ldc, mr, nc, accumulate);
                     // SAFETY: `applies` checked the features; the table's pointers hold `half`
                     // pairs (x16 at one position, or zeros), b `segs·half` rows of the panel;
                     // the block's rows of dt (of this part's own dt when split by position)
                     // are this part's own.
                     unsafe {
                         match order {
-                            Order::Narrow => segments::<12, 2>(run),
-                            Order::Wide => segments::<MR, 4>(run),
-                            Order::TapMajor => segments::<4, 4>(run),
+                            Order::Narrow => {
+                                bf16::kernel_segments::<12, 2>(segs, half, &table, z, b, c, ldc, mr, nc, accumulate)
+                            }
+                            Order::Wide => {
+                                bf16::kernel_segments::<MR, 4>(segs, half, &table, z, b, c, ldc, mr, nc, accumulate)
+                            }
+                            Order::TapMajor => {
+                                bf16::kernel_segments::<4, 4>(segs, half, &table, z, b, c, ldc, mr, nc, accumulate)
+                            }
                         }
                     };
                 }
@@ -101,18 +106,6 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
     transpose_sums(&dt, if by_position { parts } else { 1 }, (m, k), d);
     bf16::give_back(x16);
     bf16::give_back(pb);
-}
-
-/// [`bf16::kernel_segments`]'s arguments, in its order.
-type Segments<'a> = (usize, usize, &'a [*const u32], *const u32, *const u32, *mut f32, usize, usize, usize, bool);
-
-/// [`bf16::kernel_segments`] on a tuple of its arguments.
-///
-/// # Safety
-/// As [`bf16::kernel_segments`].
-unsafe fn segments<const R: usize, const V: usize>((segs, half, a, zero, b, c, ldc, mr, nc, accumulate): Segments) {
-    // SAFETY: per the contract.
-    unsafe { bf16::kernel_segments::<R, V>(segs, half, a, zero, b, c, ldc, mr, nc, accumulate) }
 }
 
 /// How the weight gradient walks the rows of `dᵀ` (the (channel, tap)s) and which kernel
