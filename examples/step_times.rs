@@ -1,7 +1,7 @@
 //! Where a training step's time goes: input gather, forward, backward and Adam, for the
-//! MNIST conv VAE, the 64x64 colour one, or Burda et al.'s 784-200-200-50 tanh MLP at batch
+//! MNIST conv VAE, the 64x64 colour one, the tutorial's MLP (`mlp`, an epoch's 469 steps), or Burda et al.'s 784-200-200-50 tanh MLP at batch
 //! 20 (with K > 1: the K-sample IWAE step).
-//! `cargo run --release --example step_times [colour | burda [K]]`; `PRECISION=bf16` runs the
+//! `cargo run --release --example step_times [colour | mlp | burda [K]]`; `PRECISION=bf16` runs the
 //! products as `--precision bf16` does.
 use std::time::Instant;
 use vae::bench::random_dataset;
@@ -23,6 +23,7 @@ fn main() {
             };
             (ModelConfig { activation: vae::model::config::Activation::Tanh, ..c }, 20, 3000)
         }
+        "mlp" => (ModelConfig::tutorial(ModelKind::Vae), 128, 469),
         _ => (ModelConfig::conv(ModelKind::Vae, Shape::mnist(), 20), 128, 30),
     };
     let data = random_dataset(config.shape(), steps, b, 10);
