@@ -174,11 +174,20 @@ unsafe fn zip_across<'a, const G: usize>(
         let hi = (2 * q + 1 < k).then(|| &across(2 * q + 1)[first..end]);
         zip_pairs(lo, hi, &mut tmp[..span]);
         for g in 0..count {
-            let n = G.min(span.saturating_sub(g * G));
             // SAFETY: pair q of group g, in `dst` and this call's (the contract).
             let out = unsafe { dst.slice((g * p + q) * G..(g * p + q + 1) * G) };
-            out[..n].copy_from_slice(&tmp[g * G..g * G + n]);
-            out[n..].fill(0);
+            let out: &mut [u32; G] = out.try_into().expect("a group's G pairs");
+            match tmp[..span].get(g * G..(g + 1) * G) {
+                // A whole group: a copy of G values the compiler lays out inline (a call to
+                // `memcpy` for MR = 6 values, and one to `memset` for none, cost 4% of the
+                // tutorial's bf16 step).
+                Some(whole) => *out = whole.try_into().expect("G values"),
+                None => {
+                    let n = span.saturating_sub(g * G);
+                    out[..n].copy_from_slice(&tmp[g * G..g * G + n]);
+                    out[n..].fill(0);
+                }
+            }
         }
     }
 }
