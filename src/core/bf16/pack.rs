@@ -231,13 +231,21 @@ fn grow(tmp: &mut Vec<u32>, len: usize) {
 
 /// `dst[q·ld + l] = src[l·p + q]` for `l < n`, `q < p`: the `n` runs of `p` pairs dealt
 /// out to their lanes. In 16 × 16 tiles transposed in registers where the CPU has AVX-512
-/// (a run per lane is the layout's slow direction), element by element elsewhere and for the
-/// edges.
+/// (a run per lane is the layout's slow direction), six runs of a row block ([`MR`]) by
+/// [`interleave6`], element by element elsewhere and for the edges.
 pub(crate) fn transpose(src: &[u32], n: usize, p: usize, dst: &mut [u32], ld: usize) {
     assert!(src.len() >= n * p && (p == 0 || dst.len() >= (p - 1) * ld + n), "transpose: buffers");
     let (mut tn, mut tp) = (0, 0);
     #[cfg(target_arch = "x86_64")]
-    if crate::core::simd::level() == crate::core::simd::Level::V4 {
+    if crate::core::simd::level() == crate::core::simd::Level::V4 && n == MR && ld == MR {
+        // A row block of the left operand: its 16 pairs of 6 runs are 96 consecutive values.
+        (tn, tp) = (MR, p / 16 * 16);
+        for q in (0..tp).step_by(16) {
+            // SAFETY: AVX-512 checked; the 6 runs hold pairs q..q+16, and dst the 96 values
+            // from q·6 (asserted above).
+            unsafe { interleave6(src.as_ptr().add(q), p, dst.as_mut_ptr().add(q * MR)) };
+        }
+    } else if crate::core::simd::level() == crate::core::simd::Level::V4 {
         (tn, tp) = (n / 16 * 16, p / 16 * 16);
         for l in (0..tn).step_by(16) {
             for q in (0..tp).step_by(16) {
@@ -252,6 +260,52 @@ pub(crate) fn transpose(src: &[u32], n: usize, p: usize, dst: &mut [u32], ld: us
         for q in qs {
             dst[q * ld + l] = src[l * p + q];
         }
+    }
+}
+
+/// 16 values of each of 6 runs interleaved in registers: `dst[q·6 + l] = src[l·ls + q]` for
+/// `q < 16`. Output value `o` of the 96 is run `o mod 6`'s lane `o / 6`: each of the six
+/// output vectors is six masked lane permutations, one per run, sharing one index vector
+/// (the lane does not depend on the run). About twice the speed of moving the values one by
+/// one, which made this 7% of the tutorial's bf16 step.
+///
+/// # Safety
+/// AVX-512F available; `src` valid for 6 runs of 16 at stride `ls`, `dst` for 96 writes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave6(src: *const u32, ls: usize, dst: *mut u32) {
+    use std::arch::x86_64::*;
+    const { assert!(MR == 6, "interleave6 serves row blocks of 6") };
+    // SAFETY: per the contract.
+    let runs: [__m512i; 6] = std::array::from_fn(|l| unsafe { _mm512_loadu_si512(src.add(l * ls).cast()) });
+    // Output vector k's lane j is value o = 16k + j: lane o / 6 of run o mod 6.
+    const INDEX: [[i32; 16]; 6] = {
+        let mut t = [[0; 16]; 6];
+        let mut o = 0;
+        while o < 96 {
+            t[o / 16][o % 16] = (o / 6) as i32;
+            o += 1;
+        }
+        t
+    };
+    const MASK: [[u16; 6]; 6] = {
+        let mut t = [[0; 6]; 6];
+        let mut o = 0;
+        while o < 96 {
+            t[o / 16][o % 6] |= 1 << (o % 16);
+            o += 1;
+        }
+        t
+    };
+    for k in 0..6 {
+        // SAFETY: a table of 16 i32.
+        let index = unsafe { _mm512_loadu_si512(INDEX[k].as_ptr().cast()) };
+        let mut out = _mm512_setzero_si512();
+        for (l, &run) in runs.iter().enumerate() {
+            out = _mm512_mask_permutexvar_epi32(out, MASK[k][l], index, run);
+        }
+        // SAFETY: per the contract.
+        unsafe { _mm512_storeu_si512(dst.add(16 * k).cast(), out) };
     }
 }
 
@@ -416,7 +470,10 @@ mod tests {
     /// on both sides and a wider destination stride.
     #[test]
     fn transpose_deals_every_run_to_its_lane() {
-        for (n, p, ld) in [(16, 16, 16), (64, 64, 64), (37, 50, 64), (6, 9, 6), (64, 17, 64), (33, 16, 40)] {
+        let blocks = [(6, 9, 6), (6, 16, 6), (6, 50, 6), (6, 392, 6)];
+        for (n, p, ld) in
+            [(16, 16, 16), (64, 64, 64), (37, 50, 64), (64, 17, 64), (33, 16, 40)].into_iter().chain(blocks)
+        {
             let src: Vec<u32> = (0..(n * p) as u32).map(|v| v.wrapping_mul(2_654_435_761)).collect();
             let mut dst = vec![u32::MAX; p * ld];
             transpose(&src, n, p, &mut dst, ld);
