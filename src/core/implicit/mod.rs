@@ -37,7 +37,7 @@ mod weight_grad;
 pub(crate) use kernel::stream_bytes;
 use kernel::{Packed, broadcast_kernel, stream_tile};
 pub(crate) use kernel::{epilogue_tile, mask_tile, streams};
-pub(crate) use weight_grad::weight_grad;
+pub(crate) use weight_grad::{transpose16, weight_grad};
 
 /// Rows and columns of the broadcast kernel's output block.
 const MR: usize = 6;
