@@ -1,8 +1,8 @@
 //! Where a training step's time goes: input gather, forward, backward and Adam, for the
-//! MNIST conv VAE, the 64x64 colour one, the tutorial's MLP (`mlp`, an epoch's 469 steps), or Burda et al.'s 784-200-200-50 tanh MLP at batch
-//! 20 (with K > 1: the K-sample IWAE step).
-//! `cargo run --release --example step_times [colour | mlp | burda [K]]`; `PRECISION=bf16` runs the
-//! products as `--precision bf16` does.
+//! MNIST conv VAE, the 64x64 colour one, the tutorial's MLP (`mlp`, an epoch's 469 steps),
+//! or Burda et al.'s 784-200-200-50 tanh MLP at batch 20 (with K > 1: the K-sample IWAE
+//! step). `cargo run --release --example step_times [colour | mlp | burda [K]]`;
+//! `PRECISION=bf16` runs the products as `--precision bf16` does.
 use std::time::Instant;
 use vae::bench::random_dataset;
 use vae::core::{AdamConfig, AdamState, Pool, Rng, Shape, adam_step};
