@@ -309,7 +309,8 @@ unsafe fn interleave6(src: *const u32, ls: usize, dst: *mut u32) {
     }
 }
 
-/// A 16 × 16 tile of u32s transposed in registers: `dst[j·lds + i] = src[i·ls + j]`.
+/// A 16 × 16 tile of u32s transposed in registers: `dst[j·lds + i] = src[i·ls + j]`, by the
+/// implicit products' float transpose (shuffles only, so every bit pattern moves unchanged).
 ///
 /// # Safety
 /// AVX-512F available; `src` valid for 16 rows of 16 at stride `ls`, `dst` for 16 rows of
@@ -319,27 +320,10 @@ unsafe fn interleave6(src: *const u32, ls: usize, dst: *mut u32) {
 unsafe fn transpose16(src: *const u32, ls: usize, dst: *mut u32, lds: usize) {
     use std::arch::x86_64::*;
     // SAFETY: per the contract.
-    let r: [__m512i; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_si512(src.add(i * ls).cast()) });
-    // Pairs of rows interleaved 32 bits at a time, then 64, then 128-bit lanes twice.
-    let t: [__m512i; 16] = std::array::from_fn(|i| {
-        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-        if i % 2 == 0 { _mm512_unpacklo_epi32(a, b) } else { _mm512_unpackhi_epi32(a, b) }
-    });
-    let u: [__m512i; 16] = std::array::from_fn(|i| {
-        let base = i / 4 * 4;
-        let (a, b) = (t[base + (i % 4) / 2], t[base + 2 + (i % 4) / 2]);
-        if i % 2 == 0 { _mm512_unpacklo_epi64(a, b) } else { _mm512_unpackhi_epi64(a, b) }
-    });
-    let v: [__m512i; 16] = std::array::from_fn(|i| {
-        let base = i / 8 * 8;
-        let (a, b) = (u[base + i % 4], u[base + 4 + i % 4]);
-        if i % 8 < 4 { _mm512_shuffle_i32x4::<0x88>(a, b) } else { _mm512_shuffle_i32x4::<0xdd>(a, b) }
-    });
-    for j in 0..16 {
-        let (a, b) = (v[j % 8], v[8 + j % 8]);
-        let row = if j < 8 { _mm512_shuffle_i32x4::<0x88>(a, b) } else { _mm512_shuffle_i32x4::<0xdd>(a, b) };
+    let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * ls).cast()) });
+    for (j, row) in crate::core::implicit::transpose16(r).into_iter().enumerate() {
         // SAFETY: per the contract.
-        unsafe { _mm512_storeu_si512(dst.add(j * lds).cast(), row) };
+        unsafe { _mm512_storeu_ps(dst.add(j * lds).cast(), row) };
     }
 }
 
