@@ -1,6 +1,7 @@
 //! Each layer's forward and backward timed inside a chain (inputs fresh from the layer
-//! before, as in a training step), for the 64x64 colour conv VAE's encoder and decoder.
-//! `cargo run --release --example chain_times`.
+//! before, as in a training step), for the 64x64 colour conv VAE's encoder and decoder, or
+//! the MNIST one's (`mnist`). `cargo run --release --example chain_times [mnist]`;
+//! `PRECISION=bf16` runs the products as `--precision bf16` does.
 use std::time::Instant;
 use vae::core::activations::Activation;
 use vae::core::{Buffer, Pool, Rng, Shape};
@@ -8,8 +9,17 @@ use vae::model::{Model, ModelConfig, ModelKind};
 
 fn main() {
     let b = 128;
-    let model = Model::init(ModelConfig::conv(ModelKind::Vae, Shape::new(3, 64, 64), 128), 1);
+    let config = match std::env::args().nth(1).as_deref() {
+        Some("mnist") => ModelConfig::conv(ModelKind::Vae, Shape::mnist(), 20),
+        _ => ModelConfig::conv(ModelKind::Vae, Shape::new(3, 64, 64), 128),
+    };
+    let model = Model::init(config, 1);
     let pool = Pool::new(0);
+    let precision = match std::env::var("PRECISION").as_deref() {
+        Ok("bf16") => vae::core::bf16::Precision::Bf16,
+        _ => vae::core::bf16::Precision::F32,
+    };
+    let _scope = precision.scope();
     let lay = &model.network.layout;
     let layers: Vec<_> = lay.encoder.iter().chain(lay.decoder.iter().skip(1)).chain([&lay.output]).collect();
     let mut x = vec![0.0f32; layers[0].inputs() * b];

@@ -206,21 +206,9 @@ impl PackedA {
         PackedA { rows: a.rows(), depth: a.cols(), pairs }
     }
 
-    /// Pairs already in [`PackedA`]'s layout for an `[rows, depth]` operand.
-    pub(crate) fn from_pairs(rows: usize, depth: usize, pairs: Vec<u32>) -> PackedA {
-        assert_eq!(pairs.len(), rows.div_ceil(MR) * depth.div_ceil(2) * MR, "PackedA::from_pairs: length");
-        PackedA { rows, depth, pairs }
-    }
-
     /// (M, K).
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.depth)
-    }
-
-    /// Row block `block`'s ⌈K/2⌉·[`MR`] pairs.
-    pub(crate) fn block(&self, block: usize) -> &[u32] {
-        let len = self.depth.div_ceil(2) * MR;
-        &self.pairs[block * len..(block + 1) * len]
     }
 }
 

@@ -295,6 +295,7 @@ mod paired;
 mod paired_grad;
 mod pairs;
 mod tiles;
+mod weights;
 
 #[cfg(test)]
 use blocked::im2col_block;

@@ -25,9 +25,10 @@
 //! With `VAE_SIMD=amx` on an AMX CPU both run on tiles where their reduction fills them
 //! (`tiles`: the same bases, a weight packed as rows of pairs).
 
+use super::weights::RowBlocks;
 use super::{ConvGeometry, Epilogue, Mask, tiles};
 use crate::core::bf16::amx::Block;
-use crate::core::bf16::{self, CHUNKS, MR, PackedA, ZEROS, zip_one, zip_two};
+use crate::core::bf16::{self, CHUNKS, ZEROS, zip_one, zip_two};
 use crate::core::matmul::Mat;
 use crate::core::pool::{Pool, SyncMut, split_range};
 
@@ -36,7 +37,7 @@ pub(super) const LANES: usize = 16;
 
 /// A weight packed for the `vdpbf16ps` kernel (in row blocks) or for the tiles.
 enum Packed {
-    Blocks(PackedA),
+    Blocks(RowBlocks),
     Tiles(tiles::Weight),
 }
 
@@ -133,47 +134,6 @@ fn pair_channels(pool: &Pool, v: &[f32], channels: usize, plane: usize) -> (Vec<
     (out, stride)
 }
 
-/// Channel pair `c2` of tap `t` of a weight row (`row[c·cs + t]` for channel `c`, 0 past
-/// `channels`), as bf16: `(row[2c2·cs + t], row[(2c2 + 1)·cs + t])`. Both weight packings
-/// (the kernel's row blocks here, the tiles' rows in `tiles`) are made of these.
-pub(super) fn weight_pair(row: &[f32], (cs, channels): (usize, usize), c2: usize, t: usize) -> u32 {
-    let at = |c: usize| if c < channels { row[c * cs + t] } else { 0.0 };
-    bf16::pair(at(2 * c2), at(2 * c2 + 1))
-}
-
-/// A convolution weight (row-major `w`) packed for pairing along the channels, straight into
-/// the kernel's layout: the operand `[rows, taps·2⌈C/2⌉]` whose pair `t·⌈C/2⌉ + c'` of row
-/// `r` is `(w[r·rs + 2c'·cs + taps[t]], w[r·rs + (2c'+1)·cs + taps[t]])` (row, reduction
-/// channel, tap; 0 past `C` channels or `rows` rows). The forward reads `w [M, C·k²]` with
-/// `(rs, cs) = (C·k², k²)`, the transposed product its transpose, `(rs, cs) = (k², C·k²)`.
-fn pack_weight(
-    pool: &Pool,
-    w: &[f32],
-    (rs, cs): (usize, usize),
-    (rows, channels): (usize, usize),
-    taps: &[usize],
-) -> PackedA {
-    let (cp, blocks) = (channels.div_ceil(2), rows.div_ceil(MR));
-    let block_len = taps.len() * cp * MR;
-    let mut pairs = vec![0u32; blocks * block_len];
-    let out = SyncMut::new(&mut pairs);
-    pool.for_ranges(blocks, 1, 8, &|_, range| {
-        // SAFETY: the parts' block ranges are disjoint.
-        let dst = unsafe { out.slice(range.start * block_len..range.end * block_len) };
-        for (block, dst) in range.zip(dst.chunks_exact_mut(block_len)) {
-            for i in 0..MR.min(rows - block * MR) {
-                let row = &w[(block * MR + i) * rs..];
-                for (ti, &t) in taps.iter().enumerate() {
-                    for c2 in 0..cp {
-                        dst[(ti * cp + c2) * MR + i] = weight_pair(row, (cs, channels), c2, t);
-                    }
-                }
-            }
-        }
-    });
-    PackedA::from_pairs(rows, taps.len() * 2 * cp, pairs)
-}
-
 /// `y [M, Ho·Wo·B] = a [M, C·k²] · im2col_g(x)`, overwriting `y`, then the layer's
 /// `epilogue` or `mask` ([`finish`]); the 64-column blocks split across the pool.
 #[allow(clippy::too_many_arguments)]
@@ -190,14 +150,14 @@ pub(super) fn forward(
     assert!(applies(batch), "paired forward: needs vdpbf16ps and a batch of whole chunks");
     let (m, kk, k) = (a.rows(), g.kernel() * g.kernel(), g.kernel());
     let (h, w, wo) = (g.height(), g.width(), g.out_width());
-    let (n, cp) = (g.out_plane() * batch, g.channels().div_ceil(2));
+    let n = g.out_plane() * batch;
     let taps: Vec<usize> = (0..kk).collect();
     assert!(a.is_row_major(), "paired forward: a row-major weight");
     let engine = tiles::engine(g.channels());
     let strides = (g.col_rows(), kk);
     let packed = match engine {
         Some(_) => Packed::Tiles(tiles::pack_weight(pool, a.data(), strides, (m, g.channels()), &taps)),
-        None => Packed::Blocks(pack_weight(pool, a.data(), strides, (m, g.channels()), &taps)),
+        None => Packed::Blocks(RowBlocks::pack(pool, a.data(), strides, (m, g.channels()), &taps)),
     };
     let (x2, plane) = pair_channels(pool, x, g.channels(), h * w * batch);
     let chunks = n / LANES;
@@ -229,13 +189,12 @@ pub(super) fn forward(
                 continue;
             }
             let Packed::Blocks(packed) = &packed else { unreachable!("tiles have an engine") };
-            for rb in 0..m.div_ceil(MR) {
-                let (c, mr) = (yp.ptr().wrapping_add(rb * MR * n), MR.min(m - rb * MR));
+            for (rb, (r0, mr)) in packed.blocks().enumerate() {
                 // SAFETY: `applies` checked the features; the bases step through x2's channel
-                // planes (or read ZEROS); the block's `count` chunks of rows rb·MR.. are this
+                // planes (or read ZEROS); the block's `count` chunks of rows r0.. are this
                 // part's own columns of y.
-                unsafe { bf16::kernel_taps((kk, cp), packed.block(rb), &bases, c, n, cols, count, mr) };
-                finish(yp.ptr(), (n, m), (rb * MR, mr), &cols[..count], epilogue, mask, part);
+                unsafe { packed.product(rb, kk, &bases, yp.ptr(), n, cols, count) };
+                finish(yp.ptr(), (n, m), (r0, mr), &cols[..count], epilogue, mask, part);
             }
         }
     });
@@ -259,7 +218,7 @@ pub(super) fn transposed(
     assert!(applies(batch), "paired transposed: needs vdpbf16ps and a batch of whole chunks");
     let (m, k, s, pad) = (a.rows(), g.kernel(), g.stride(), g.padding());
     let (h, w, ho, wo, channels) = (g.height(), g.width(), g.out_height(), g.out_width(), g.channels());
-    let (plane, mp, kk) = (h * w * batch, m.div_ceil(2), k * k);
+    let (plane, kk) = (h * w * batch, k * k);
     assert!(a.is_row_major(), "paired transposed: a row-major weight");
     // Pixel (iy, ix) is read through tap (ky, kx) by output (oy, ox) = ((iy + pad − ky)/s, …)
     // when s divides: ky ≡ iy + pad (mod s). Class (ry, rx) = ((iy + pad) mod s, (ix + pad) mod s).
@@ -272,7 +231,7 @@ pub(super) fn transposed(
         .map(|taps| {
             (!taps.is_empty()).then(|| match engine {
                 Some(_) => Packed::Tiles(tiles::pack_weight(pool, a.data(), strides, (channels, m), taps)),
-                None => Packed::Blocks(pack_weight(pool, a.data(), strides, (channels, m), taps)),
+                None => Packed::Blocks(RowBlocks::pack(pool, a.data(), strides, (channels, m), taps)),
             })
         })
         .collect();
@@ -332,12 +291,10 @@ pub(super) fn transposed(
                 continue;
             }
             let Packed::Blocks(pa) = pa else { unreachable!("tiles have an engine") };
-            for rb in 0..channels.div_ceil(MR) {
-                let c = op.ptr().wrapping_add(rb * MR * plane);
-                let (shape, mr) = ((taps.len(), mp), MR.min(channels - rb * MR));
+            for (rb, (r0, mr)) in pa.blocks().enumerate() {
                 // SAFETY: as in `forward`; blocks hold disjoint chunks of pixels.
-                unsafe { bf16::kernel_taps(shape, pa.block(rb), &bases, c, plane, cols, mine.len(), mr) };
-                finish(op.ptr(), (plane, channels), (rb * MR, mr), &cols[..mine.len()], epilogue, mask, part);
+                unsafe { pa.product(rb, taps.len(), &bases, op.ptr(), plane, cols, mine.len()) };
+                finish(op.ptr(), (plane, channels), (r0, mr), &cols[..mine.len()], epilogue, mask, part);
             }
         }
     });

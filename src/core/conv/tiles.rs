@@ -72,7 +72,7 @@ pub(super) fn pack_weight(
             let row = &w[r * rs..];
             for (ti, &t) in taps.iter().enumerate() {
                 for c2 in 0..cp {
-                    dst[ti * cp + c2] = super::paired::weight_pair(row, (cs, channels), c2, t);
+                    dst[ti * cp + c2] = super::weights::weight_pair(row, (cs, channels), c2, t);
                 }
             }
         }
