@@ -9,9 +9,9 @@
 //! channel pair) instead, a pair is two channels at one pixel: with the activations copied
 //! once into `x2 [⌈C/2⌉, H, W, B]` of bf16 pairs `(x[2c'], x[2c' + 1])`, the 16 lanes of a
 //! pair row at one pixel are 16 consecutive images, contiguous in `x2`. So the kernel
-//! (`bf16::kernel_rows`) reads each row of a block of 64 columns through four pointers into
+//! (`bf16::kernel_taps`) reads each row of a block of 64 columns through four pointers into
 //! `x2` (or into zeros where a tap falls in the padding), and the weights are packed once per
-//! product in the matching order:
+//! product in the matching order, in row blocks of 6 and 4 (`weights`):
 //!
 //! ```text
 //! forward      y[o, (oy, ox, b)]  = Σ_(t, c')  (a[o, 2c'·k² + t], a[o, (2c'+1)·k² + t]) · x2[c', iy_t, ix_t, b]
