@@ -223,6 +223,18 @@ pub(crate) fn pack_b(pool: &Pool, b: Mat) -> Vec<u32> {
     out
 }
 
+/// Pairs `pairs` of [`pack_b`]'s packing of `b` [K, N] (K rows `2·pairs.start ..
+/// 2·pairs.end`), on the calling thread, into `dst` (resized): panel `j` at
+/// `dst[j·len·NR..]`, `len = pairs.len()`. For a part of a product that packs the slice of
+/// the right operand it is about to read, so that the packing stays in cache.
+pub(crate) fn pack_b_pairs(b: Mat, pairs: std::ops::Range<usize>, dst: &mut Vec<u32>) {
+    let panels = b.cols().div_ceil(NR);
+    let len = pairs.len();
+    dst.resize(panels * len * NR, 0);
+    let rows = b.rows_range(2 * pairs.start..(2 * pairs.end).min(b.rows()));
+    pack::pack_b_panels(rows, 0..panels, &mut dst[..panels * len * NR]);
+}
+
 /// The bf16 peak of this CPU on `pool`'s threads, in GFLOP/s (2 per multiply-add), measured
 /// by a probe of independent `vdpbf16ps` on registers (`tdpbf16ps` on tiles where
 /// [`amx_engaged`]) for about `seconds`: what the kernel could reach at best (`None` without

@@ -22,9 +22,9 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
     let (k, kk, kw) = (g.col_rows(), g.kernel() * g.kernel(), g.kernel());
     let (h, w, wo, positions) = (g.height(), g.width(), g.out_width(), g.out_plane());
     let (n, half) = (positions * batch, batch / 2);
-    let pb = bf16::pack_b(pool, Mat::new(e, m, n).t());
     let x16 = pair_images(pool, x);
     if let Some(engine) = tiles::weight_engine(g.channels(), batch) {
+        let pb = bf16::pack_b(pool, Mat::new(e, m, n).t());
         let mut dt = vec![0.0f32; k * m];
         tiles::weight_grad(pool, engine, g, &pb, m, &x16, batch, &mut dt);
         transpose_sums(&dt, 1, (m, k), d);
@@ -43,6 +43,11 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
     // layer, 48 rows at 64×64: 4.1–4.6 → 2.9–4.6 ms, `conv_parts`, two threads).
     let parts = pool.threads();
     let by_position = parts > 1 && k <= 2 * r * parts;
+    // Split by rows, every part reads all of `eᵀ`: packed once, on the pool. Split by
+    // positions (or on one thread), each part packs its own slice of it a pass at a time,
+    // just before reading it: a colour model's first layer's `eᵀ` is 16 MB, and packed whole
+    // it went out to memory and back (its weight gradient, two threads: 3.4–3.8 → 1.9 ms).
+    let pb = (!by_position && parts > 1).then(|| bf16::pack_b(pool, Mat::new(e, m, n).t()));
     let mut dt = vec![0.0f32; if by_position { parts * k * m } else { k * m }];
     let dp = SyncMut::new(&mut dt);
     pool.run(&|part| {
@@ -52,8 +57,17 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
             (split_range(k, parts, part, order.align()), 0..positions, 0)
         };
         let mut table = vec![zeros.as_ptr(); chunk * r];
+        let mut slice = Vec::new();
         for p0 in places.clone().step_by(chunk) {
             let segs = chunk.min(places.end - p0);
+            // The packed `eᵀ` this pass reads: (pairs, the pair of its position p0, pairs per panel).
+            let (pairs, from, per_panel) = match &pb {
+                Some(pb) => (&pb[..], p0 * half, n.div_ceil(2)),
+                None => {
+                    bf16::pack_b_pairs(Mat::new(e, m, n).t(), p0 * half..(p0 + segs) * half, &mut slice);
+                    (&slice[..], 0, segs * half)
+                }
+            };
             for r0 in mine.clone().step_by(r) {
                 // (channel, ky, kx) of the block's rows; rows past the part's last repeat it
                 // (computed, never stored).
@@ -80,7 +94,7 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
                 let z = zeros.as_ptr();
                 for panel in 0..panels {
                     let nc = bf16::NR.min(m - panel * bf16::NR);
-                    let b = pb[(panel * n.div_ceil(2) + p0 * half) * bf16::NR..].as_ptr();
+                    let b = pairs[(panel * per_panel + from) * bf16::NR..].as_ptr();
                     let c = dp.ptr().wrapping_add(own + first * m + panel * bf16::NR);
                     // SAFETY: `applies` checked the features; the table's pointers hold `half`
                     // pairs (x16 at one position, or zeros), b `segs·half` rows of the panel;
@@ -105,7 +119,9 @@ pub(super) fn weight_grad(pool: &Pool, g: &ConvGeometry, e: &[f32], m: usize, x:
     });
     transpose_sums(&dt, if by_position { parts } else { 1 }, (m, k), d);
     bf16::give_back(x16);
-    bf16::give_back(pb);
+    if let Some(pb) = pb {
+        bf16::give_back(pb);
+    }
 }
 
 /// How the weight gradient walks the rows of `dᵀ` (the (channel, tap)s) and which kernel
