@@ -69,11 +69,8 @@ pub(super) fn pack_weight(
         // SAFETY: the parts' row ranges are disjoint.
         let dst = unsafe { out.slice(range.start * lda..range.end * lda) };
         for (r, dst) in range.zip(dst.chunks_exact_mut(lda)) {
-            let row = &w[r * rs..];
-            for (ti, &t) in taps.iter().enumerate() {
-                for c2 in 0..cp {
-                    dst[ti * cp + c2] = super::weights::weight_pair(row, (cs, channels), c2, t);
-                }
+            for (d, v) in dst.iter_mut().zip(super::weights::row_pairs(&w[r * rs..], (cs, channels), taps)) {
+                *d = v;
             }
         }
     });

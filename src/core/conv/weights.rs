@@ -12,12 +12,18 @@ use crate::core::pool::{Pool, SyncMut};
 /// The narrower block's rows.
 const SHORT: usize = 4;
 
-/// Channel pair `c2` of tap `t` of a weight row (`row[c·cs + t]` for channel `c`, 0 past
-/// `channels`), as bf16: `(row[2c2·cs + t], row[(2c2 + 1)·cs + t])`. Both weight packings
-/// (the kernel's row blocks here, the tiles' rows in `tiles`) are made of these.
-pub(super) fn weight_pair(row: &[f32], (cs, channels): (usize, usize), c2: usize, t: usize) -> u32 {
-    let at = |c: usize| if c < channels { row[c * cs + t] } else { 0.0 };
-    bf16::pair(at(2 * c2), at(2 * c2 + 1))
+/// A weight row's pairs in the paired products' order (tap, channel pair): pair `t·cp + c2`
+/// is `(row[2c2·cs + taps[t]], row[(2c2 + 1)·cs + taps[t]])` as bf16, 0 past `channels`
+/// (`cp` = ⌈channels/2⌉). Both weight packings (the kernel's row blocks here, the tiles'
+/// rows in `tiles`) lay these out.
+pub(super) fn row_pairs<'a>(
+    row: &'a [f32],
+    (cs, channels): (usize, usize),
+    taps: &'a [usize],
+) -> impl Iterator<Item = u32> + 'a {
+    let at = move |c: usize, t: usize| if c < channels { row[c * cs + t] } else { 0.0 };
+    taps.iter()
+        .flat_map(move |&t| (0..channels.div_ceil(2)).map(move |c2| bf16::pair(at(2 * c2, t), at(2 * c2 + 1, t))))
 }
 
 /// The heights of the row blocks that cover `rows` rows, blocks of [`MR`] first: with no,
@@ -66,7 +72,7 @@ impl RowBlocks {
         (rows, channels): (usize, usize),
         taps: &[usize],
     ) -> RowBlocks {
-        let (cp, depth) = (channels.div_ceil(2), taps.len() * channels.div_ceil(2));
+        let depth = taps.len() * channels.div_ceil(2);
         let (mut row, mut at) = (0, 0);
         let blocks: Vec<Block> = heights(rows)
             .into_iter()
@@ -83,11 +89,8 @@ impl RowBlocks {
                 // SAFETY: the blocks' spans of `pairs` are disjoint.
                 let dst = unsafe { out.slice(b.at..b.at + depth * b.height) };
                 for i in 0..b.rows {
-                    let row = &w[(b.row + i) * rs..];
-                    for (ti, &t) in taps.iter().enumerate() {
-                        for c2 in 0..cp {
-                            dst[(ti * cp + c2) * b.height + i] = weight_pair(row, (cs, channels), c2, t);
-                        }
+                    for (q, v) in row_pairs(&w[(b.row + i) * rs..], (cs, channels), taps).enumerate() {
+                        dst[q * b.height + i] = v;
                     }
                 }
             }
